@@ -1,0 +1,496 @@
+"""The broker side of the bus: one ROUTER socket that workers and callers connect to.
+
+It lives in the router process. It keeps a table of workers by service (a federation id, for
+actors), forwards each request to a live worker of its service and routes the reply back by
+correlation id. It can also call workers itself (`request`), which is how the router dispatches
+intercepted HTLCs to actors, and it serves broker-local services (`serve_local`), such as the
+built-in "bus" service that reports the liveness table.
+
+Worker states (see `WorkerStatus.State` in proto/bus.proto):
+
+    (unknown) --READY--> ALIVE --silent for liveness*interval--> EXPIRED --any message--> ALIVE
+                           |  \\--DISCONNECT / unroutable--> DISCONNECTED --READY--> ALIVE
+                           +--READY with a new incarnation: requests in flight are lost-->ALIVE
+
+When a worker expires, disconnects or restarts, every request in flight to it is answered with a
+retryable `worker_lost` error, so callers retry at once (de-duplicated by message id) rather
+than wait for their timeout. Requests for a service with no live worker wait in a queue until one
+says READY or their deadline passes (then `service_unavailable`): processes start in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq
+import zmq.asyncio
+
+from gwcore.constants import (
+    BUS_SERVICE,
+    METHOD_BUS_LIVENESS,
+    METHOD_BUS_PING,
+    ROUTER_IDENTITY,
+)
+from gwcore.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    ServiceUnavailable,
+    UnknownMethod,
+    WorkerLost,
+)
+from gwcore.logging import fields
+from gwproto.bus_pb2 import Envelope, LivenessReport, WorkerStatus
+
+from .calls import Call, Handler, PendingCalls
+from .codec import Codec, new_message_id
+from .endpoints import HeartbeatPolicy, configure_socket, endpoint_kind
+from .security import CurveServerConfig, apply_server, start_authenticator
+
+log = logging.getLogger(__name__)
+
+State = WorkerStatus.State
+WorkerEvent = Callable[[str, str, str], None]  # (identity, service, event)
+
+
+@dataclass
+class _Worker:
+    identity: bytes
+    service: str
+    incarnation: str
+    state: int = State.ALIVE
+    last_seen: float = 0.0
+    last_sent: float = 0.0
+    ready_since_ms: int = 0
+    in_flight: set[str] = field(default_factory=set)
+    forwarded: int = 0
+
+
+@dataclass(eq=False)
+class _Forward:
+    """A request the broker passed on; `client` is None for the broker's own calls."""
+
+    client: bytes | None
+    env: Envelope
+    raw: bytes
+    deadline: float  # loop time
+    worker: bytes | None = None
+    timer: asyncio.TimerHandle | None = None  # while queued: answers service_unavailable
+
+
+class Broker:
+    """ROUTER-side of the bus. Create, `await start()`, and `await stop()` when done."""
+
+    def __init__(
+        self,
+        *,
+        endpoints: list[str],
+        ctx: zmq.asyncio.Context,
+        identity: str = ROUTER_IDENTITY,
+        codec: Codec | None = None,
+        heartbeat: HeartbeatPolicy | None = None,
+        curve: CurveServerConfig | None = None,
+        max_queued: int = 10_000,
+        default_deadline_s: float = 30.0,
+        on_worker_event: WorkerEvent | None = None,
+    ) -> None:
+        for ep in endpoints:
+            endpoint_kind(ep)
+        self.endpoints = endpoints
+        self.ctx = ctx
+        self.identity = identity
+        self.codec = codec or Codec()
+        self.stats = self.codec.stats
+        self.heartbeat = heartbeat or HeartbeatPolicy()
+        self.curve = curve
+        self.max_queued = max_queued
+        self.default_deadline_s = default_deadline_s
+        self.on_worker_event = on_worker_event
+        self.started_ms = int(time.time() * 1000)
+        self._workers: dict[bytes, _Worker] = {}
+        self._forwards: dict[str, _Forward] = {}
+        self._queues: dict[str, deque[_Forward]] = {}
+        self._locals: dict[str, Handler] = {BUS_SERVICE: self._bus_service}
+        self._calls = PendingCalls(self.stats)
+        self._sock: zmq.asyncio.Socket | None = None
+        self._auth = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.curve is not None and self.curve.allowed_clients:
+            self._auth = start_authenticator(self.ctx, self.curve)
+        sock = self.ctx.socket(zmq.ROUTER)
+        configure_socket(sock, max_frame_bytes=self.codec.max_frame_bytes)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends fail loudly, not silently
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its identity
+        if self.curve is not None:
+            apply_server(sock, self.curve)
+        for ep in self.endpoints:
+            sock.bind(ep)
+        self._sock = sock
+        self._loops = [
+            asyncio.create_task(self._recv_loop(), name="broker:recv"),
+            asyncio.create_task(self._tick_loop(), name="broker:tick"),
+        ]
+        log.info("broker listening", extra=fields(endpoints=self.endpoints))
+
+    async def stop(self) -> None:
+        for task in (*self._loops, *self._tasks):
+            task.cancel()
+        for task in (*self._loops, *self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        if self._auth is not None:
+            self._auth.stop()
+
+    @property
+    def bound_endpoints(self) -> list[str]:
+        """Endpoints as bound (tcp://127.0.0.1:0 resolved to its real port)."""
+        assert self._sock is not None
+        last = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return [*self.endpoints[:-1], last]
+
+    def serve_local(self, service: str, handler: Handler) -> None:
+        """Answer requests for `service` in this process instead of forwarding them."""
+        self._locals[service] = handler
+
+    # --- the broker's own calls ---------------------------------------------------------------
+    async def request(
+        self,
+        service: str,
+        method: str,
+        payload: bytes = b"",
+        *,
+        timeout: float,
+        retries: int = 2,
+        attempt_timeout: float | None = None,
+        idempotent: bool = True,
+        federation_id: str = "",
+        request_id: str = "",
+        payment_hash: str = "",
+        message_id: str | None = None,
+    ) -> bytes:
+        """Call a worker of `service` from the broker's process; return its reply payload."""
+        env = Envelope(
+            message_id=message_id or new_message_id(),
+            sender=self.identity,
+            federation_id=federation_id,
+            request_id=request_id,
+            payment_hash=payment_hash,
+        )
+        env.request.service = service
+        env.request.method = method
+        env.request.payload = payload
+        env.request.idempotent = idempotent
+
+        async def send(e: Envelope) -> None:
+            self._route(None, e, self.codec.encode(e))
+
+        return await self._calls.call(
+            env, send, timeout=timeout, retries=retries, attempt_timeout=attempt_timeout
+        )
+
+    # --- liveness -----------------------------------------------------------------------------
+    def liveness(self) -> LivenessReport:
+        now = asyncio.get_running_loop().time()
+        report = LivenessReport(broker_started_unix_ms=self.started_ms)
+        for w in sorted(self._workers.values(), key=lambda w: (w.service, w.identity)):
+            report.workers.add(
+                identity=w.identity.decode(errors="replace"),
+                service=w.service,
+                state=w.state,
+                incarnation=w.incarnation,
+                last_seen_age_s=round(now - w.last_seen, 3),
+                ready_since_unix_ms=w.ready_since_ms,
+                in_flight=len(w.in_flight),
+                requests_forwarded=w.forwarded,
+            )
+        for name, value in self.stats.snapshot().items():
+            report.counters[name] = value
+        return report
+
+    def live_services(self) -> set[str]:
+        return {w.service for w in self._workers.values() if w.state == State.ALIVE}
+
+    async def _bus_service(self, call: Call) -> bytes:
+        if call.method == METHOD_BUS_LIVENESS:
+            return self.liveness().SerializeToString()
+        if call.method == METHOD_BUS_PING:
+            return call.payload
+        raise UnknownMethod(f"the bus service has no method {call.method!r}")
+
+    # --- receiving ----------------------------------------------------------------------------
+    async def _recv_loop(self) -> None:
+        assert self._sock is not None
+        sock = self._sock
+        loop = asyncio.get_running_loop()
+        while True:
+            frames = await sock.recv_multipart(copy=True)
+            decoded = self.codec.from_router_frames(frames)
+            if decoded is None:
+                continue
+            peer, env, raw = decoded
+            try:
+                self._dispatch(peer, env, raw, loop.time())
+            except Exception:  # a bug must not stop the broker
+                log.exception("broker failed to dispatch a message")
+                self.stats.incr("dispatch_failures")
+
+    def _dispatch(self, peer: bytes, env: Envelope, raw: bytes, now: float) -> None:
+        body = env.WhichOneof("body")
+        worker = self._workers.get(peer)
+        if worker is not None and body != "request":
+            worker.last_seen = now
+            if worker.state == State.EXPIRED:
+                worker.state = State.ALIVE
+                self._event(worker, "revived")
+                self._drain_queue(worker.service)
+        if body == "request":
+            self._route(peer, env, raw)
+        elif body in ("reply", "error"):
+            self._on_answer(peer, env, raw)
+        elif body == "ready":
+            self._on_ready(peer, env, now)
+        elif body == "heartbeat":
+            if worker is None or worker.state == State.DISCONNECTED:
+                self._send_disconnect(peer, "unknown worker: send READY")
+        elif body == "disconnect" and worker is not None:
+            self._lose(worker, State.DISCONNECTED, "disconnected: " + env.disconnect.reason)
+
+    def _on_ready(self, peer: bytes, env: Envelope, now: float) -> None:
+        service, incarnation = env.ready.service, env.ready.incarnation
+        worker = self._workers.get(peer)
+        if worker is not None and (worker.incarnation != incarnation or worker.service != service):
+            self._lose(worker, State.DISCONNECTED, "restarted")
+            worker = None
+        if worker is None or worker.state == State.DISCONNECTED:
+            worker = _Worker(peer, service, incarnation, ready_since_ms=int(time.time() * 1000))
+            self._workers[peer] = worker
+            self._event(worker, "ready")
+            log.info(
+                "worker ready", extra=fields(worker=peer.decode(errors="replace"), service=service)
+            )
+        worker.state = State.ALIVE
+        worker.last_seen = now
+        self._send(peer, self._control(heartbeat=True))
+        self._drain_queue(service)
+
+    def _on_answer(self, peer: bytes, env: Envelope, raw: bytes) -> None:
+        fwd = self._forwards.get(env.correlation_id)
+        if fwd is None or fwd.worker != peer:
+            self.stats.incr("late_replies")
+            return
+        del self._forwards[env.correlation_id]
+        worker = self._workers.get(peer)
+        if worker is not None:
+            worker.in_flight.discard(env.correlation_id)
+        if fwd.client is None:
+            self._calls.resolve(env)
+        else:
+            self._send(fwd.client, raw)
+            self.stats.incr("replies_forwarded")
+
+    # --- routing requests ---------------------------------------------------------------------
+    def _route(self, client: bytes | None, env: Envelope, raw: bytes) -> None:
+        """Serve locally, forward to a live worker, or queue until one is ready."""
+        loop = asyncio.get_running_loop()
+        service = env.request.service
+        if env.deadline_unix_ms:
+            left = env.deadline_unix_ms / 1000 - time.time()
+        else:
+            left = self.default_deadline_s
+        if left <= 0:
+            self.stats.incr("expired_requests")
+            self._answer_error(client, env, DeadlineExceeded("request arrived after its deadline"))
+            return
+        local = self._locals.get(service)
+        if local is not None:
+            self._spawn(self._serve_local(local, client, env))
+            return
+        fwd = _Forward(client, env, raw, loop.time() + left)
+        previous = self._forwards.get(env.message_id)
+        if previous is not None and previous.worker is not None:  # a retry: forget the old copy
+            old = self._workers.get(previous.worker)
+            if old is not None:
+                old.in_flight.discard(env.message_id)
+        self._forwards[env.message_id] = fwd
+        if not self._forward(fwd):
+            queue = self._queues.setdefault(service, deque())
+            if len(queue) >= self.max_queued:
+                del self._forwards[env.message_id]
+                self.stats.incr("queue_overflow")
+                self._answer_error(client, env, ServiceUnavailable(f"{service}: queue full"))
+                return
+            queue.append(fwd)
+            # Answer just before the caller's deadline, so it learns why rather than timing out.
+            margin = min(0.05, left * 0.1)
+            fwd.timer = loop.call_later(max(0.0, left - margin), self._expire_queued, fwd)
+            self.stats.incr("queued")
+
+    def _forward(self, fwd: _Forward) -> bool:
+        """Send to the live worker of the service with the fewest requests in flight."""
+        candidates = [
+            w
+            for w in self._workers.values()
+            if w.service == fwd.env.request.service and w.state == State.ALIVE
+        ]
+        while candidates:
+            worker = min(candidates, key=lambda w: len(w.in_flight))
+            fwd.worker = worker.identity
+            if self._send(worker.identity, fwd.raw):
+                worker.in_flight.add(fwd.env.message_id)
+                worker.forwarded += 1
+                self.stats.incr("requests_forwarded")
+                return True
+            candidates.remove(worker)
+        fwd.worker = None
+        return False
+
+    def _drain_queue(self, service: str) -> None:
+        queue = self._queues.get(service)
+        while queue:
+            fwd = queue[0]
+            if self._forwards.get(fwd.env.message_id) is not fwd:  # superseded by a retry
+                queue.popleft()
+                continue
+            if not self._forward(fwd):
+                return
+            queue.popleft()
+            if fwd.timer is not None:
+                fwd.timer.cancel()
+
+    async def _serve_local(self, handler: Handler, client: bytes | None, env: Envelope) -> None:
+        answer = self._answer_to(env)
+        try:
+            answer.reply.payload = await handler(Call.from_envelope(env))
+        except GatewayError as exc:
+            answer.error.code, answer.error.message = exc.code, exc.message
+            answer.error.retryable = exc.retryable
+        except Exception as exc:
+            log.exception("broker-local handler of %s raised", env.request.method)
+            answer.error.code, answer.error.message = "internal", f"{type(exc).__name__}: {exc}"
+        self._deliver(client, answer)
+
+    # --- losing workers, expiring requests ----------------------------------------------------
+    def _lose(self, worker: _Worker, state: int, why: str) -> None:
+        worker.state = state
+        self._event(worker, why)
+        log.warning(
+            "worker lost",
+            extra=fields(worker=worker.identity.decode(errors="replace"), service=worker.service,
+                         why=why, in_flight=len(worker.in_flight)),
+        )  # fmt: skip
+        lost, worker.in_flight = worker.in_flight, set()
+        for mid in lost:
+            fwd = self._forwards.pop(mid, None)
+            if fwd is not None:
+                self.stats.incr("requests_lost")
+                self._answer_error(fwd.client, fwd.env, WorkerLost(f"{worker.service}: {why}"))
+
+    def _expire_queued(self, fwd: _Forward) -> None:
+        service = fwd.env.request.service
+        queue = self._queues.get(service)
+        if queue is not None and fwd in queue:
+            queue.remove(fwd)
+        if self._forwards.get(fwd.env.message_id) is fwd and fwd.worker is None:
+            del self._forwards[fwd.env.message_id]
+            self.stats.incr("unavailable")
+            self._answer_error(
+                fwd.client, fwd.env, ServiceUnavailable(f"no live worker for {service}")
+            )
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.heartbeat.interval_s / 2)
+            now = loop.time()
+            for worker in list(self._workers.values()):
+                if worker.state == State.DISCONNECTED:
+                    continue
+                if worker.state == State.ALIVE and now - worker.last_seen > self.heartbeat.expiry_s:
+                    self._lose(worker, State.EXPIRED, "heartbeat expired")
+                if now - worker.last_sent >= self.heartbeat.interval_s:
+                    self._send(worker.identity, self._control(heartbeat=True))
+            for mid, fwd in list(self._forwards.items()):
+                if fwd.worker is not None and fwd.deadline + self.heartbeat.expiry_s < now:
+                    del self._forwards[mid]  # its caller gave up long ago
+                    w = self._workers.get(fwd.worker)
+                    if w is not None:
+                        w.in_flight.discard(mid)
+                    self.stats.incr("forwards_expired")
+
+    # --- sending ------------------------------------------------------------------------------
+    def _answer_to(self, req: Envelope) -> Envelope:
+        return Envelope(
+            message_id=new_message_id(),
+            correlation_id=req.message_id,
+            sender=self.identity,
+            federation_id=req.federation_id,
+            request_id=req.request_id,
+            payment_hash=req.payment_hash,
+        )
+
+    def _answer_error(self, client: bytes | None, req: Envelope, err: GatewayError) -> None:
+        answer = self._answer_to(req)
+        answer.error.code, answer.error.message = err.code, err.message
+        answer.error.retryable = err.retryable
+        self._deliver(client, answer)
+
+    def _deliver(self, client: bytes | None, answer: Envelope) -> None:
+        if client is None:
+            self._calls.resolve(answer)
+        else:
+            self._send(client, self.codec.encode(answer))
+
+    def _control(self, *, heartbeat: bool = False, reason: str = "") -> bytes:
+        env = Envelope(message_id=new_message_id(), sender=self.identity)
+        if heartbeat:
+            env.heartbeat.SetInParent()
+        else:
+            env.disconnect.reason = reason
+        return self.codec.encode(env)
+
+    def _send_disconnect(self, peer: bytes, reason: str) -> None:
+        self._send(peer, self._control(reason=reason))
+
+    def _send(self, peer: bytes, raw: bytes) -> bool:
+        """Send one envelope to `peer` without blocking; False if it cannot be delivered."""
+        assert self._sock is not None
+        # With NOBLOCK, zmq.asyncio attempts the send at once and returns a finished future.
+        done = self._sock.send_multipart([peer, b"", raw], flags=zmq.NOBLOCK, copy=True)
+        exc = done.exception() if done.done() else None
+        if isinstance(exc, zmq.ZMQError):
+            self.stats.incr("unroutable" if exc.errno == zmq.EHOSTUNREACH else "send_failed")
+            worker = self._workers.get(peer)
+            gone = exc.errno == zmq.EHOSTUNREACH  # EAGAIN is backpressure, not death
+            if gone and worker is not None and worker.state != State.DISCONNECTED:
+                self._lose(worker, State.DISCONNECTED, "unroutable")
+            return False
+        worker = self._workers.get(peer)
+        if worker is not None:
+            worker.last_sent = asyncio.get_running_loop().time()
+        return True
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _event(self, worker: _Worker, event: str) -> None:
+        if self.on_worker_event is not None:
+            try:
+                self.on_worker_event(
+                    worker.identity.decode(errors="replace"), worker.service, event
+                )
+            except Exception:
+                log.exception("worker event listener failed")

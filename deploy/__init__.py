@@ -1,0 +1,1 @@
+"""Deployment: supervisor program templates, gunicorn config, the local world's launcher."""

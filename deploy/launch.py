@@ -1,0 +1,41 @@
+"""`make run`: prepare the run directory and run supervisord in the foreground.
+
+Sets GATEWAY_RUN_DIR (default: <repo>/.run) and GATEWAY_BIN_DIR (this virtualenv's bin) for
+supervisord.conf, creates the private run directory (mode 0700) with its logs/ and conf.d/, then
+replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whole tree.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from bus.endpoints import ensure_run_dir
+from gwcore.constants import ENV_RUN_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def prepare_env(run_dir: Path, environ: dict[str, str]) -> dict[str, str]:
+    """Create the run directory tree and return the environment supervisord needs."""
+    run_dir = ensure_run_dir(run_dir)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "conf.d").mkdir(exist_ok=True)
+    env = dict(environ)
+    env[ENV_RUN_DIR] = str(run_dir)
+    env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
+    env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
+    return env
+
+
+def main() -> None:
+    run_dir = Path(os.environ.get(ENV_RUN_DIR) or REPO / ".run")
+    env = prepare_env(run_dir, dict(os.environ))
+    supervisord = str(Path(sys.executable).parent / "supervisord")
+    print(f"supervisord: run dir {env[ENV_RUN_DIR]}; Ctrl-C stops everything", file=sys.stderr)
+    os.execve(supervisord, [supervisord, "-n", "-c", str(REPO / "supervisord.conf")], env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Names shared by servers, CLIs, the dashboard and tests: one spelling for each.
+
+Endpoint names, environment variable names and prefixes, bus service and method names, and
+program-name prefixes live here and nowhere else. Nothing here does anything.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- The bus ---------------------------------------------------------------------------------
+BUS_PROTOCOL_VERSION: Final = 1
+# The router's ROUTER socket: ipc://<run_dir>/bus/<ROUTER_ENDPOINT_NAME>.sock
+ROUTER_ENDPOINT_NAME: Final = "router"
+BUS_SUBDIR: Final = "bus"
+# Bus identity of the router (the broker).
+ROUTER_IDENTITY: Final = "router"
+# Broker-local service answering bus status requests, and its methods.
+BUS_SERVICE: Final = "bus"
+METHOD_BUS_LIVENESS: Final = "bus.liveness"
+METHOD_BUS_PING: Final = "bus.ping"
+
+# Default limits (overridable in each process's settings).
+DEFAULT_MAX_FRAME_BYTES: Final = 1 << 20  # 1 MiB per envelope
+DEFAULT_HEARTBEAT_INTERVAL_S: Final = 1.0
+DEFAULT_HEARTBEAT_LIVENESS: Final = 3  # intervals of silence before a peer is declared dead
+
+# --- Environment ----------------------------------------------------------------------------
+# One env prefix per process kind (pydantic-settings `env_prefix`).
+ENV_PREFIX_ROUTER: Final = "GATEWAY_ROUTER_"
+ENV_PREFIX_BUSCLI: Final = "GATEWAY_BUS_"
+# Shared run directory (bus sockets, supervisor socket, conf.d) and data directory.
+ENV_RUN_DIR: Final = "GATEWAY_RUN_DIR"
+ENV_DATA_DIR: Final = "GATEWAY_DATA_DIR"
+DEFAULT_RUN_DIR: Final = ".run"
+
+# --- Supervisor -----------------------------------------------------------------------------
+PROGRAM_ROUTER: Final = "gateway-router"
+# Each federation actor is its own program: f"{PROGRAM_ACTOR_PREFIX}{federation_id}"
+PROGRAM_ACTOR_PREFIX: Final = "gateway-actor-"

@@ -1,0 +1,159 @@
+"""The one exception hierarchy of the gateway, with stable codes.
+
+Every error that crosses a process boundary is a `GatewayError` subclass with a stable `code`.
+`ERROR_TABLE` maps each code to its HTTP status, gRPC status name and whether a retry of the same
+request (same message id) may succeed. The bus sends `code` and `message` in an `Error` envelope;
+the receiving side rebuilds the same class with `error_from_code`. Public HTTP endpoints show
+`public_message` (redacted); admin endpoints show `message` in full.
+
+Never raise a bare Exception across a boundary: unknown exceptions become `InternalError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """How one error code is shown on each interface."""
+
+    http_status: int
+    grpc_status: str  # name of a grpc.StatusCode member
+    retryable: bool
+    public_message: str
+
+
+class GatewayError(Exception):
+    """Base of every error with a stable code."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str = "", *, retryable: bool | None = None) -> None:
+        super().__init__(message or self.spec().public_message)
+        self.message = message or self.spec().public_message
+        self._retryable = retryable
+
+    @classmethod
+    def spec(cls) -> ErrorSpec:
+        return ERROR_TABLE[cls.code]
+
+    @property
+    def retryable(self) -> bool:
+        return self.spec().retryable if self._retryable is None else self._retryable
+
+    @property
+    def http_status(self) -> int:
+        return self.spec().http_status
+
+    @property
+    def grpc_status(self) -> str:
+        return self.spec().grpc_status
+
+    @property
+    def public_message(self) -> str:
+        return self.spec().public_message
+
+
+class InternalError(GatewayError):
+    """A bug or an unexpected failure; details only on admin interfaces and logs."""
+
+    code = "internal"
+
+
+class InvalidInput(GatewayError):
+    """The request is malformed or violates a rule; nothing was changed."""
+
+    code = "invalid_input"
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+
+
+class Unauthorized(GatewayError):
+    code = "unauthorized"
+
+
+# --- Bus errors -------------------------------------------------------------------------------
+
+
+class BusError(GatewayError):
+    """Base of failures of the message bus itself (not of the work requested)."""
+
+    code = "bus_error"
+
+
+class BusTimeout(BusError):
+    """No reply before the caller's deadline; the request may or may not have run."""
+
+    code = "bus_timeout"
+
+
+class ServiceUnavailable(BusError):
+    """No live worker serves the requested service before the deadline."""
+
+    code = "service_unavailable"
+
+
+class WorkerLost(BusError):
+    """The worker handling the request died or restarted; retrying is safe (de-duplicated)."""
+
+    code = "worker_lost"
+
+
+class DeadlineExceeded(BusError):
+    """The request arrived after its deadline and was not started."""
+
+    code = "deadline_exceeded"
+
+
+class MalformedMessage(BusError):
+    """A frame could not be decoded, was too large, or had an unsupported protocol version."""
+
+    code = "malformed_message"
+
+
+class UnknownMethod(BusError):
+    code = "unknown_method"
+
+
+ERROR_TABLE: dict[str, ErrorSpec] = {
+    "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
+    "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
+    "not_found": ErrorSpec(404, "NOT_FOUND", False, "not found"),
+    "unauthorized": ErrorSpec(401, "UNAUTHENTICATED", False, "unauthorized"),
+    "bus_error": ErrorSpec(502, "UNAVAILABLE", True, "internal communication error"),
+    "bus_timeout": ErrorSpec(504, "DEADLINE_EXCEEDED", True, "timed out"),
+    "service_unavailable": ErrorSpec(503, "UNAVAILABLE", True, "service unavailable"),
+    "worker_lost": ErrorSpec(503, "UNAVAILABLE", True, "service restarted, retry"),
+    "deadline_exceeded": ErrorSpec(504, "DEADLINE_EXCEEDED", False, "timed out"),
+    "malformed_message": ErrorSpec(502, "INTERNAL", False, "internal communication error"),
+    "unknown_method": ErrorSpec(501, "UNIMPLEMENTED", False, "not implemented"),
+}
+
+
+def _all_subclasses(cls: type[GatewayError]) -> list[type[GatewayError]]:
+    out: list[type[GatewayError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class(code: str) -> type[GatewayError]:
+    """The class registered for `code` (InternalError for an unknown code)."""
+    for cls in _all_subclasses(GatewayError):
+        if cls.__dict__.get("code") == code:
+            return cls
+    return InternalError
+
+
+def error_from_code(code: str, message: str, *, retryable: bool | None = None) -> GatewayError:
+    """Rebuild an error received from another process."""
+    cls = error_class(code)
+    err = cls(message, retryable=retryable)
+    if cls is InternalError and code != InternalError.code:
+        err.message = f"[{code}] {message}"
+    return err

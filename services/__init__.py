@@ -1,0 +1,1 @@
+"""One folder per process kind; each has `__main__`, a settings class and a factory."""

@@ -1,0 +1,1 @@
+"""`gateway-bus`: look at the bus from a shell (liveness table, ping a service)."""

@@ -1,0 +1,31 @@
+"""Entry point of the router process (`gateway-router`), run by supervisord."""
+
+from __future__ import annotations
+
+import asyncio
+
+import zmq.asyncio
+
+from gwcore.constants import PROGRAM_ROUTER
+from gwcore.logging import configure_logging
+
+from .app import create_router
+from .settings import RouterSettings
+
+
+def main() -> None:
+    settings = RouterSettings()
+    configure_logging(PROGRAM_ROUTER, settings.log_level)
+
+    async def _run() -> None:
+        ctx = zmq.asyncio.Context()
+        try:
+            await create_router(settings, ctx).run()
+        finally:
+            ctx.term()
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

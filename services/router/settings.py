@@ -1,0 +1,32 @@
+"""Settings of the router process (env prefix GATEWAY_ROUTER_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gwcore.constants import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_HEARTBEAT_LIVENESS,
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_RUN_DIR,
+    ENV_PREFIX_ROUTER,
+)
+
+
+class RouterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX_ROUTER, extra="ignore")
+
+    run_dir: Path = Field(Path(DEFAULT_RUN_DIR), description="private dir for bus sockets")
+    # Extra TCP endpoint for actors on other hosts, e.g. tcp://0.0.0.0:8176 ("" = none).
+    tcp_endpoint: str = ""
+    # CURVE keys (Z85) for the TCP endpoint; required when tcp_endpoint is not loopback.
+    curve_public_key: str = ""
+    curve_secret_key: SecretStr = SecretStr("")
+    curve_allowed_clients: list[str] = Field(default_factory=list)
+    heartbeat_interval_s: float = Field(DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
+    heartbeat_liveness: int = Field(DEFAULT_HEARTBEAT_LIVENESS, ge=2)
+    max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    log_level: str = "INFO"
