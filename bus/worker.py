@@ -28,6 +28,7 @@ import uuid
 import zmq
 import zmq.asyncio
 
+from gwcore.constants import METHOD_BUS_PING
 from gwcore.errors import DeadlineExceeded, GatewayError
 from gwcore.logging import fields, log_context
 from gwproto.bus_pb2 import Envelope
@@ -245,6 +246,9 @@ class Worker:
             self.stats.incr("expired_requests")
             err = DeadlineExceeded(f"{req.request.method} arrived after its deadline")
             reply.error.code, reply.error.message = err.code, err.message
+            return reply
+        if req.request.method == METHOD_BUS_PING:  # liveness probe: answered by the bus itself
+            reply.reply.payload = req.request.payload
             return reply
         call = Call.from_envelope(req)
         async with self._slots:
