@@ -47,6 +47,7 @@ from gwcore.errors import (
 from gwcore.logging import fields
 from gwproto.bus_pb2 import Envelope, LivenessReport, WorkerStatus
 
+from .aiosocket import AioSocket, plain_context
 from .calls import Call, Handler, PendingCalls
 from .codec import Codec, new_message_id
 from .endpoints import HeartbeatPolicy, configure_socket, endpoint_kind
@@ -90,7 +91,7 @@ class Broker:
         self,
         *,
         endpoints: list[str],
-        ctx: zmq.asyncio.Context,
+        ctx: zmq.Context,
         identity: str = ROUTER_IDENTITY,
         codec: Codec | None = None,
         heartbeat: HeartbeatPolicy | None = None,
@@ -117,7 +118,7 @@ class Broker:
         self._queues: dict[str, deque[_Forward]] = {}
         self._locals: dict[str, Handler] = {BUS_SERVICE: self._bus_service}
         self._calls = PendingCalls(self.stats)
-        self._sock: zmq.asyncio.Socket | None = None
+        self._sock: AioSocket | None = None
         self._auth = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -125,8 +126,11 @@ class Broker:
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         if self.curve is not None and self.curve.allowed_clients:
-            self._auth = start_authenticator(self.ctx, self.curve)
-        sock = self.ctx.socket(zmq.ROUTER)
+            actx = self.ctx
+            if not isinstance(actx, zmq.asyncio.Context):
+                actx = zmq.asyncio.Context.shadow(self.ctx.underlying)
+            self._auth = start_authenticator(actx, self.curve)
+        sock = plain_context(self.ctx).socket(zmq.ROUTER)
         configure_socket(sock, max_frame_bytes=self.codec.max_frame_bytes)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends fail loudly, not silently
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its identity
@@ -134,11 +138,9 @@ class Broker:
             apply_server(sock, self.curve)
         for ep in self.endpoints:
             sock.bind(ep)
-        self._sock = sock
-        self._loops = [
-            asyncio.create_task(self._recv_loop(), name="broker:recv"),
-            asyncio.create_task(self._tick_loop(), name="broker:tick"),
-        ]
+        self._sock = AioSocket(sock, self._on_frames)
+        self._sock.start()
+        self._loops = [asyncio.create_task(self._tick_loop(), name="broker:tick")]
         log.info("broker listening", extra=fields(endpoints=self.endpoints))
 
     async def stop(self) -> None:
@@ -148,7 +150,7 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close()
             self._sock = None
         if self._auth is not None:
             self._auth.stop()
@@ -157,7 +159,7 @@ class Broker:
     def bound_endpoints(self) -> list[str]:
         """Endpoints as bound (tcp://127.0.0.1:0 resolved to its real port)."""
         assert self._sock is not None
-        last = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        last = self._sock.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         return [*self.endpoints[:-1], last]
 
     def serve_local(self, service: str, handler: Handler) -> None:
@@ -230,21 +232,16 @@ class Broker:
         raise UnknownMethod(f"the bus service has no method {call.method!r}")
 
     # --- receiving ----------------------------------------------------------------------------
-    async def _recv_loop(self) -> None:
-        assert self._sock is not None
-        sock = self._sock
-        loop = asyncio.get_running_loop()
-        while True:
-            frames = await sock.recv_multipart(copy=True)
-            decoded = self.codec.from_router_frames(frames)
-            if decoded is None:
-                continue
-            peer, env, raw = decoded
-            try:
-                self._dispatch(peer, env, raw, loop.time())
-            except Exception:  # a bug must not stop the broker
-                log.exception("broker failed to dispatch a message")
-                self.stats.incr("dispatch_failures")
+    def _on_frames(self, frames: list[bytes]) -> None:
+        decoded = self.codec.from_router_frames(frames)
+        if decoded is None:
+            return
+        peer, env, raw = decoded
+        try:
+            self._dispatch(peer, env, raw, asyncio.get_running_loop().time())
+        except Exception:  # a bug must not stop the broker
+            log.exception("broker failed to dispatch a message")
+            self.stats.incr("dispatch_failures")
 
     def _dispatch(self, peer: bytes, env: Envelope, raw: bytes, now: float) -> None:
         body = env.WhichOneof("body")
@@ -466,15 +463,17 @@ class Broker:
     def _send(self, peer: bytes, raw: bytes) -> bool:
         """Send one envelope to `peer` without blocking; False if it cannot be delivered."""
         assert self._sock is not None
-        # With NOBLOCK, zmq.asyncio attempts the send at once and returns a finished future.
-        done = self._sock.send_multipart([peer, b"", raw], flags=zmq.NOBLOCK, copy=True)
-        exc = done.exception() if done.done() else None
-        if isinstance(exc, zmq.ZMQError):
+        try:
+            sent = self._sock.send([peer, b"", raw])
+        except zmq.ZMQError as exc:
             self.stats.incr("unroutable" if exc.errno == zmq.EHOSTUNREACH else "send_failed")
             worker = self._workers.get(peer)
-            gone = exc.errno == zmq.EHOSTUNREACH  # EAGAIN is backpressure, not death
+            gone = exc.errno == zmq.EHOSTUNREACH
             if gone and worker is not None and worker.state != State.DISCONNECTED:
                 self._lose(worker, State.DISCONNECTED, "unroutable")
+            return False
+        if not sent:  # the peer's pipe is full: backpressure, not death
+            self.stats.incr("send_full")
             return False
         worker = self._workers.get(peer)
         if worker is not None:

@@ -7,18 +7,16 @@ construction or import, so a client built before `fork()` is safe.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import uuid
 
 import zmq
-import zmq.asyncio
 
 from gwcore.logging import current_context
 from gwproto.bus_pb2 import Envelope
 
+from .aiosocket import AioSocket, plain_context
 from .calls import PendingCalls
 from .codec import Codec, new_message_id
 from .endpoints import configure_socket, endpoint_kind
@@ -35,57 +33,49 @@ class BusClient:
         endpoint: str,
         *,
         identity: str | None = None,
-        ctx: zmq.asyncio.Context | None = None,
+        ctx: zmq.Context | None = None,
         codec: Codec | None = None,
         curve: CurveClientConfig | None = None,
     ) -> None:
         endpoint_kind(endpoint)
         self.endpoint = endpoint
         self.identity = identity or f"client-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._ctx = ctx
+        self._ctx = plain_context(ctx) if ctx is not None else None
         self.codec = codec or Codec()
         self.stats = self.codec.stats
         self.curve = curve
         self._calls = PendingCalls(self.stats)
-        self._sock: zmq.asyncio.Socket | None = None
-        self._recv_task: asyncio.Task[None] | None = None
+        self._sock: AioSocket | None = None
         self._pid = 0
 
-    def _ensure_socket(self) -> zmq.asyncio.Socket:
+    def _ensure_socket(self) -> AioSocket:
         if self._sock is not None and self._pid == os.getpid():
             return self._sock
         if self._ctx is None or self._pid not in (0, os.getpid()):
-            self._ctx = zmq.asyncio.Context()
+            self._ctx = zmq.Context()  # first use, or first use after a fork
         sock = self._ctx.socket(zmq.DEALER)
         configure_socket(sock, max_frame_bytes=self.codec.max_frame_bytes)
         sock.setsockopt(zmq.IDENTITY, self.identity.encode())
         if self.curve is not None:
             apply_client(sock, self.curve)
         sock.connect(self.endpoint)
-        self._sock, self._pid = sock, os.getpid()
-        self._recv_task = asyncio.create_task(self._recv_loop(sock), name="bus-client:recv")
-        return sock
+        self._sock, self._pid = AioSocket(sock, self._on_frames), os.getpid()
+        self._sock.start()
+        return self._sock
 
     async def close(self) -> None:
-        if self._recv_task is not None:
-            self._recv_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recv_task
-            self._recv_task = None
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close()
             self._sock = None
 
-    async def _recv_loop(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            frames = await sock.recv_multipart(copy=True)
-            env = self.codec.from_dealer_frames(frames)
-            if env is None:
-                continue
-            if env.WhichOneof("body") in ("reply", "error"):
-                self._calls.resolve(env)
-            else:
-                self.stats.incr("unexpected_bodies")
+    def _on_frames(self, frames: list[bytes]) -> None:
+        env = self.codec.from_dealer_frames(frames)
+        if env is None:
+            return
+        if env.WhichOneof("body") in ("reply", "error"):
+            self._calls.resolve(env)
+        else:
+            self.stats.incr("unexpected_bodies")
 
     async def request(
         self,
@@ -124,7 +114,8 @@ class BusClient:
         env.request.idempotent = idempotent
 
         async def send(e: Envelope) -> None:
-            await sock.send_multipart(self.codec.to_dealer_frames(e), copy=True)
+            if not await sock.send_wait(self.codec.to_dealer_frames(e), timeout):
+                self.stats.incr("send_dropped")  # the attempt will time out and retry
 
         return await self._calls.call(
             env, send, timeout=timeout, retries=retries, attempt_timeout=attempt_timeout

@@ -26,13 +26,13 @@ import time
 import uuid
 
 import zmq
-import zmq.asyncio
 
 from gwcore.constants import METHOD_BUS_PING
 from gwcore.errors import DeadlineExceeded, GatewayError
 from gwcore.logging import fields, log_context
 from gwproto.bus_pb2 import Envelope
 
+from .aiosocket import AioSocket, plain_context
 from .calls import Call, Handler
 from .codec import Codec, new_message_id
 from .dedup import ReplyStore, StoredReply
@@ -51,7 +51,7 @@ class Worker:
         endpoint: str,
         service: str,
         handler: Handler,
-        ctx: zmq.asyncio.Context,
+        ctx: zmq.Context,
         identity: str | None = None,
         codec: Codec | None = None,
         heartbeat: HeartbeatPolicy | None = None,
@@ -64,7 +64,7 @@ class Worker:
         self.endpoint = endpoint
         self.service = service
         self.handler = handler
-        self.ctx = ctx
+        self.ctx = plain_context(ctx)
         self.identity = identity or service
         self.codec = codec or Codec()
         self.stats = self.codec.stats
@@ -74,13 +74,12 @@ class Worker:
         self.curve = curve
         self.incarnation = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._sock: zmq.asyncio.Socket | None = None
+        self._sock: AioSocket | None = None
         self._last_recv = 0.0
         self._last_send = 0.0
         self._inflight: dict[str, asyncio.Future[Envelope]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
-        self._recv_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.connections = 0  # how many times we (re)connected
 
@@ -93,16 +92,15 @@ class Worker:
         self._stopping = True
         if self._sock is not None:
             with contextlib.suppress(zmq.ZMQError, GatewayError):
-                await self._send(self._envelope(disconnect_reason="shutdown"))
+                self._send_now(self._envelope(disconnect_reason="shutdown"))
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=drain_s)
-        for task in (self._main, self._recv_task, *self._tasks):
+        for task in (self._main, *self._tasks):
             if task is not None:
                 task.cancel()
-        for task in (self._main, self._recv_task):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._main is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
         self._close_socket()
 
     # --- connection ---------------------------------------------------------------------------
@@ -113,12 +111,13 @@ class Worker:
         if self.curve is not None:
             apply_client(sock, self.curve)
         sock.connect(self.endpoint)
-        self._sock = sock
+        self._sock = AioSocket(sock, self._on_frames)
+        self._sock.start()
         self.connections += 1
 
     def _close_socket(self) -> None:
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close()
             self._sock = None
 
     async def _supervise(self) -> None:
@@ -127,8 +126,7 @@ class Worker:
         while not self._stopping:
             self._open_socket()
             self._last_recv = loop.time()
-            self._recv_task = asyncio.create_task(self._recv_loop(self._sock))
-            await self._send(self._ready())
+            self._send_now(self._ready())
             log.info("worker connected", extra=fields(service=self.service, endpoint=self.endpoint))
             while not self._stopping:
                 await asyncio.sleep(self.heartbeat.interval_s / 2)
@@ -138,7 +136,7 @@ class Worker:
                 if now - self._last_recv < self.heartbeat.interval_s:
                     backoff = self.reconnect.initial_s  # healthy: reset the backoff
                 if now - self._last_send >= self.heartbeat.interval_s:
-                    await self._send(self._envelope(heartbeat=True))
+                    self._send_now(self._envelope(heartbeat=True))
             if self._stopping:
                 return
             self.stats.incr("reconnects")
@@ -148,38 +146,40 @@ class Worker:
                     service=self.service, silent_s=round(loop.time() - self._last_recv, 2)
                 ),
             )
-            self._recv_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recv_task
             self._close_socket()
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             backoff = min(backoff * 2, self.reconnect.max_s)
 
-    async def _recv_loop(self, sock: zmq.asyncio.Socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            frames = await sock.recv_multipart(copy=True)
-            env = self.codec.from_dealer_frames(frames)
-            if env is None:
-                continue
-            self._last_recv = loop.time()
-            body = env.WhichOneof("body")
-            if body == "request":
-                task = asyncio.create_task(self._serve(env))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif body == "disconnect":
-                # The broker does not know us (it restarted, or expired us): introduce ourselves.
-                await self._send(self._ready())
-            elif body != "heartbeat":
-                self.stats.incr("unexpected_bodies")
+    def _on_frames(self, frames: list[bytes]) -> None:
+        env = self.codec.from_dealer_frames(frames)
+        if env is None:
+            return
+        self._last_recv = asyncio.get_running_loop().time()
+        body = env.WhichOneof("body")
+        if body == "request":
+            task = asyncio.create_task(self._serve(env))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif body == "disconnect":
+            # The broker does not know us (it restarted, or expired us): introduce ourselves.
+            self._send_now(self._ready())
+        elif body != "heartbeat":
+            self.stats.incr("unexpected_bodies")
+
+    def _send_now(self, env: Envelope) -> bool:
+        """Send a control message at once; dropped (and counted) if the pipe is full."""
+        if self._sock is None or not self._sock.send(self.codec.to_dealer_frames(env)):
+            self.stats.incr("send_dropped")
+            return False
+        self._last_send = asyncio.get_running_loop().time()
+        return True
 
     async def _send(self, env: Envelope) -> None:
+        """Send a reply, waiting out a full pipe; a reply lost here is recovered by a retry."""
         sock = self._sock
-        if sock is None:
-            self.stats.incr("send_dropped_disconnected")
+        if sock is None or not await sock.send_wait(self.codec.to_dealer_frames(env)):
+            self.stats.incr("send_dropped")
             return
-        await sock.send_multipart(self.codec.to_dealer_frames(env), copy=True)
         self._last_send = asyncio.get_running_loop().time()
 
     # --- envelopes ----------------------------------------------------------------------------
@@ -209,30 +209,39 @@ class Worker:
 
     # --- serving ------------------------------------------------------------------------------
     async def _serve(self, req: Envelope) -> None:
-        mid = req.message_id
         with log_context(
             federation_id=req.federation_id,
             request_id=req.request_id,
             payment_hash=req.payment_hash,
         ):
-            existing = self._inflight.get(mid)
-            if existing is not None:  # a retry of a request we are still working on
-                self.stats.incr("duplicates_joined")
-                reply = await asyncio.shield(existing)
-            else:
-                fut: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-                self._inflight[mid] = fut
-                try:
+            try:
+                if req.request.idempotent:
                     reply = await self._execute(req)
-                    fut.set_result(reply)
-                except BaseException as exc:
-                    fut.cancel()
-                    if isinstance(exc, Exception):
-                        log.exception("bus worker failed to answer")
-                    raise
-                finally:
-                    del self._inflight[mid]
+                else:
+                    reply = await self._execute_once(req)
+            except Exception:
+                log.exception("bus worker failed to answer %s", req.request.method)
+                return
             await self._send(reply)
+
+    async def _execute_once(self, req: Envelope) -> Envelope:
+        """Run a non-idempotent request; a duplicate arriving meanwhile joins this run."""
+        mid = req.message_id
+        existing = self._inflight.get(mid)
+        if existing is not None:  # a retry of a request we are still working on
+            self.stats.incr("duplicates_joined")
+            return await asyncio.shield(existing)
+        fut: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        self._inflight[mid] = fut
+        try:
+            reply = await self._execute(req)
+            fut.set_result(reply)
+            return reply
+        except BaseException:
+            fut.cancel()
+            raise
+        finally:
+            del self._inflight[mid]
 
     async def _execute(self, req: Envelope) -> Envelope:
         reply = self._answer(req)
