@@ -38,3 +38,7 @@ DEFAULT_RUN_DIR: Final = ".run"
 PROGRAM_ROUTER: Final = "gateway-router"
 # Each federation actor is its own program: f"{PROGRAM_ACTOR_PREFIX}{federation_id}"
 PROGRAM_ACTOR_PREFIX: Final = "gateway-actor-"
+
+# --- The simulated regtest world ---------------------------------------------------------------
+ENV_PREFIX_REGTEST: Final = "REGTEST_"
+REGTESTD_INFO_FILE: Final = "regtestd.json"  # written into regtestd's data dir
