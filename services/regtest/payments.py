@@ -315,6 +315,10 @@ class Payments:
         edges: dict[
             str, list[tuple[str, int, Policy, int]]
         ] = {}  # to -> [(from, scid, policy, max_msat)]
+        for hint in hints:  # first: on a tie, the payee's fresher view wins
+            for i, (pk, scid, pol) in enumerate(hint):
+                nxt = hint[i + 1][0] if i + 1 < len(hint) else dest
+                edges.setdefault(nxt, []).append((pk, scid, pol, 2**62))
         for ch in self.net.channels.values():
             if ch.state != "active":
                 continue
@@ -329,15 +333,14 @@ class Payments:
                     else min(ch.max_htlc(src), ch.capacity_sat * 1000)
                 )
                 edges.setdefault(d, []).append((s, ch.scid, pol, cap))
-        for hint in hints:
-            for i, (pk, scid, pol) in enumerate(hint):
-                nxt = hint[i + 1][0] if i + 1 < len(hint) else dest
-                edges.setdefault(nxt, []).append((pk, scid, pol, 2**62))
         # state: (amount arriving at node, expiry arriving at node, hops count, node, path)
         best: dict[str, int] = {dest: amount}
-        heap: list[tuple[int, int, int, str, list[Hop]]] = [(amount, final_expiry, 0, dest, [])]
+        tie = itertools.count()
+        heap: list[tuple[int, int, int, int, str, list[Hop]]] = [
+            (amount, final_expiry, 0, next(tie), dest, [])
+        ]
         while heap:
-            amt, exp, n, node, path = heapq.heappop(heap)
+            amt, exp, n, _, node, path = heapq.heappop(heap)
             if node == payer.pubkey:
                 fee = path[0].amount_msat - amount if path else 0
                 if (max_fee is None or fee <= max_fee) and (
@@ -359,7 +362,7 @@ class Payments:
                     continue
                 if nxt_amt < best.get(src, 2**63) or src == payer.pubkey:
                     best[src] = min(nxt_amt, best.get(src, 2**63))
-                    heapq.heappush(heap, (nxt_amt, nxt_exp, n + 1, src, [hop, *path]))
+                    heapq.heappush(heap, (nxt_amt, nxt_exp, n + 1, next(tie), src, [hop, *path]))
         return None
 
     # --- one attempt --------------------------------------------------------------------------
