@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import random
 
@@ -23,7 +24,7 @@ from .conftest import capacity_msat, channel, make_world, node, total_msat
 def line(w: World, names: list[str], policy: Policy | None = None, cap: int = 1_000_000) -> None:
     for n in names:
         node(w, n)
-    for a, b in zip(names, names[1:], strict=False):
+    for a, b in itertools.pairwise(names):
         channel(w, a, b, cap, pa=policy or Policy(), pb=policy or Policy())
 
 
