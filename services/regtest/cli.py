@@ -67,7 +67,7 @@ class World:
             )
         except httpx.HTTPError as exc:
             _fail(f"regtestd unreachable at {self.info['rpc_url']}: {exc}", EXIT_UNREACHABLE)
-        data = json.loads(r.text, parse_float=Decimal) if r.content else {}
+        data = r.json() if r.content else {}  # floats here are for display only
         if data.get("error"):
             _fail(f"{data['error']['message']} (code {data['error']['code']})")
         return data.get("result")

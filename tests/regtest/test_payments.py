@@ -19,6 +19,7 @@ from services.regtest.lightning import Policy
 from services.regtest.payments import CODES, Hop, HtlcFailure
 
 from .conftest import capacity_msat, channel, make_world, node, total_msat
+from .helpers import federation_invoice as make_federation_invoice
 
 
 def line(w: World, names: list[str], policy: Policy | None = None, cap: int = 1_000_000) -> None:
@@ -224,27 +225,7 @@ async def test_hold_invoice_settle_cancel_and_expiry(world: World) -> None:
 
 
 def federation_invoice(w: World, gateway: str, amount: int, preimage: bytes, scid: int = 1) -> dict:
-    """An invoice as a federation user's would be: payee key outside the network, hint through
-    the gateway node's virtual channel."""
-    fed_key = os.urandom(32)
-    from bolt11 import Bolt11, MilliSatoshi, encode
-    from bolt11.models.routehint import Route, RouteHint
-    from bolt11.models.tags import TagChar, Tags
-
-    tags = Tags()
-    tags.add(TagChar.payment_hash, hashlib.sha256(preimage).hexdigest())
-    tags.add(TagChar.payment_secret, os.urandom(32).hex())
-    tags.add(TagChar.description, "fed")
-    tags.add(TagChar.min_final_cltv_expiry, 18)
-    gw = w.net.nodes[gateway]
-    tags.add(TagChar.route_hint, RouteHint([Route(gw.pubkey, f"0x0x{scid}", 0, 0, 40)]))
-    import time
-
-    return {
-        "bolt11": encode(
-            Bolt11("bcrt", int(time.time()), tags, MilliSatoshi(amount)), fed_key.hex()
-        )
-    }
+    return {"bolt11": make_federation_invoice(w.net.nodes[gateway].pubkey, amount, preimage, scid)}
 
 
 async def test_interception_settle_fail_forward_and_timeout(world: World) -> None:
