@@ -1,7 +1,8 @@
 """`make run`: prepare the run directory and run supervisord in the foreground.
 
-Sets GATEWAY_RUN_DIR (default: <repo>/.run) and GATEWAY_BIN_DIR (this virtualenv's bin) for
-supervisord.conf, creates the private run directory (mode 0700) with its logs/ and conf.d/, then
+Sets GATEWAY_RUN_DIR (default: <repo>/.run), GATEWAY_DATA_DIR (default: <repo>/.data: the
+regtest world's and, later, the gateway's databases) and GATEWAY_BIN_DIR (this virtualenv's bin)
+for supervisord.conf, creates the private run directory (mode 0700) with its logs/ and conf.d/, then
 replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whole tree.
 """
 
@@ -12,18 +13,20 @@ import sys
 from pathlib import Path
 
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import ENV_RUN_DIR
+from gwcore.constants import ENV_DATA_DIR, ENV_RUN_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def prepare_env(run_dir: Path, environ: dict[str, str]) -> dict[str, str]:
-    """Create the run directory tree and return the environment supervisord needs."""
+def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[str, str]:
+    """Create the run and data directories and return the environment supervisord needs."""
     run_dir = ensure_run_dir(run_dir)
+    data_dir = ensure_run_dir(data_dir)
     (run_dir / "logs").mkdir(exist_ok=True)
     (run_dir / "conf.d").mkdir(exist_ok=True)
     env = dict(environ)
     env[ENV_RUN_DIR] = str(run_dir)
+    env[ENV_DATA_DIR] = str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
@@ -31,9 +34,14 @@ def prepare_env(run_dir: Path, environ: dict[str, str]) -> dict[str, str]:
 
 def main() -> None:
     run_dir = Path(os.environ.get(ENV_RUN_DIR) or REPO / ".run")
-    env = prepare_env(run_dir, dict(os.environ))
+    data_dir = Path(os.environ.get(ENV_DATA_DIR) or REPO / ".data")
+    env = prepare_env(run_dir, data_dir, dict(os.environ))
     supervisord = str(Path(sys.executable).parent / "supervisord")
-    print(f"supervisord: run dir {env[ENV_RUN_DIR]}; Ctrl-C stops everything", file=sys.stderr)
+    print(
+        f"supervisord: run dir {env[ENV_RUN_DIR]}, data dir {env[ENV_DATA_DIR]}; Ctrl-C stops everything\n"
+        f"  regtest world: .venv/bin/regtest-cli --data-dir {env[ENV_DATA_DIR]}/regtest getblockcount",
+        file=sys.stderr,
+    )
     os.execve(supervisord, [supervisord, "-n", "-c", str(REPO / "supervisord.conf")], env)
 
 

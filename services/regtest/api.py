@@ -218,7 +218,7 @@ class LightningApi:
             route_hints=body.get("route_hints"),
             min_final_cltv=_int_field(body, "min_final_cltv", 18, minimum=1),
         )
-        self.payments.publish_new_invoice(inv)
+        self.payments.publish_new_invoice(self.payments.remember(inv))
         return web.json_response(inv, status=201)
 
     async def list_invoices(self, request: web.Request) -> web.Response:

@@ -28,7 +28,9 @@ import heapq
 import itertools
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from bolt11 import decode as bolt11_decode
 from bolt11.exceptions import Bolt11Exception
@@ -135,6 +137,7 @@ class Payments:
         self._hold_decisions: dict[tuple[str, str], asyncio.Future[bytes | None]] = {}
         self._hold_expiry: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(int(time.time() * 1000))
+        self._decoded: OrderedDict[str, Any] = OrderedDict()
         self._recover()
         chain.on_block(self._on_block)
 
@@ -166,10 +169,7 @@ class Payments:
         """Pay `bolt11` from `payer`. Idempotent per (payer, payment hash): a repeat waits for or
         returns the first attempt; a payment that failed may be tried again."""
         node = self.net.node(payer)
-        try:
-            inv = bolt11_decode(bolt11)
-        except (Bolt11Exception, ValueError, TypeError, KeyError, IndexError) as exc:
-            raise LnError("invalid_invoice", f"cannot decode invoice: {exc}") from None
+        inv = self.decode(bolt11)
         if not inv.is_regtest():
             raise LnError(
                 "invalid_invoice", f"invoice is for network {inv.currency!r}, not regtest"
@@ -205,6 +205,27 @@ class Payments:
             return await asyncio.wait_for(asyncio.shield(task), timeout_s)
         except TimeoutError:
             return self.payment(payer, inv.payment_hash)
+
+    def decode(self, bolt11: str):  # type: ignore[no-untyped-def]
+        """Decode (and check the signature of) an invoice, once: the pure-Python decoder costs
+        milliseconds, so decoded invoices are kept (LRU) and this world's own are decoded when
+        they are made (`remember`)."""
+        inv = self._decoded.get(bolt11)
+        if inv is not None:
+            self._decoded.move_to_end(bolt11)
+            return inv
+        try:
+            inv = bolt11_decode(bolt11)
+        except (Bolt11Exception, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise LnError("invalid_invoice", f"cannot decode invoice: {exc}") from None
+        self._decoded[bolt11] = inv
+        if len(self._decoded) > 20_000:
+            self._decoded.popitem(last=False)
+        return inv
+
+    def remember(self, invoice: dict) -> dict:
+        self.decode(invoice["bolt11"])
+        return invoice
 
     def payment(self, payer: str, payment_hash: str) -> dict:
         row = self.db.one(

@@ -38,7 +38,7 @@ def wait_until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def world(run_dir: Path) -> Iterator[dict[str, str]]:
-    env = prepare_env(run_dir, dict(os.environ))
+    env = prepare_env(run_dir, run_dir / "data", dict(os.environ))
     sup = subprocess.Popen(
         [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
         env=env,
@@ -104,6 +104,16 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     finally:
         worker.terminate()
         worker.wait(10)
+
+    # the regtest world runs beside it
+    cli = [
+        str(BIN / "regtest-cli"),
+        "--data-dir",
+        str(run_dir / "data" / "regtest"),
+        "getblockcount",
+    ]
+    wait_until(lambda: subprocess.run(cli, capture_output=True).returncode == 0, 30, "regtestd")
+    assert subprocess.run(cli, capture_output=True, text=True).stdout.strip() == "0"
 
     # a service nobody serves: a clear one-line error and a distinct exit code
     missing = bus_cli(world, "ping", "no-such-federation")
