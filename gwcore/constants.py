@@ -42,3 +42,7 @@ PROGRAM_ACTOR_PREFIX: Final = "gateway-actor-"
 # --- The simulated regtest world ---------------------------------------------------------------
 ENV_PREFIX_REGTEST: Final = "REGTEST_"
 REGTESTD_INFO_FILE: Final = "regtestd.json"  # written into regtestd's data dir
+
+# --- The development federation ------------------------------------------------------------------
+ENV_PREFIX_FEDERATION: Final = "FED_"
+FEDERATION_INFO_FILE: Final = "federation.json"  # written into guardiand's data dir

@@ -72,6 +72,8 @@ def configure_logging(process: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore"):  # one line per request: only warnings
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def fields(**kw: Any) -> dict[str, Any]:

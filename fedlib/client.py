@@ -1,0 +1,434 @@
+"""Module operations of a federation wallet: peg-in, peg-out, Lightning receive and pay, and the
+gateway role (claim/cancel outgoing contracts, fund/refund incoming ones, register).
+
+Lightning receive (as in Fedimint): the receiver makes a key k; the preimage is k's x-only public
+key, the payment hash its SHA-256; the preimage goes into an offer encrypted to the federation;
+the invoice's last route hint is the gateway's virtual channel for this federation. When a
+gateway funds the incoming contract the federation decrypts the preimage, and only k can claim.
+
+Lightning pay: the payer locks invoice amount + gateway fee in an outgoing contract (timelock =
+height + 500) that the gateway can claim with the preimage, then asks the gateway to pay. If the
+gateway fails it cancels the contract and the payer refunds at once; otherwise the payer refunds
+after the timelock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+import httpx
+from bolt11 import Bolt11, MilliSatoshi
+from bolt11 import decode as bolt11_decode
+from bolt11 import encode as bolt11_encode
+from bolt11.models.features import Feature, Features, FeatureState
+from bolt11.models.routehint import Route, RouteHint
+from bolt11.models.tags import TagChar, Tags
+from coincurve import PrivateKey
+
+from . import crypto
+from .api import FedApiError
+from .tx import cancel_message, registration_message
+from .wallet import FederationWallet, WalletError
+
+OUTGOING_TIMELOCK_DELTA = 500
+DEFAULT_CLTV_DELTA = 40
+
+
+def _scid_str(scid: int) -> str:
+    return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
+
+
+class FederationClient(FederationWallet):
+    # --- peg-in -------------------------------------------------------------------------------
+    def deposit_address(self) -> tuple[str, str]:
+        """(operation id, a new peg-in address). Coins sent there become notes after the
+        federation's required confirmations (`await_deposit`)."""
+        key = PrivateKey()
+        op = self._new_op("pegin", {"user_key": key.secret.hex(), "claimed": []})
+        try:
+            address = self.api.pegin_address(crypto.xonly(key))
+        except FedApiError as exc:
+            self._update_op(op, "failed", error=exc.message)
+            raise WalletError(exc.code, exc.message) from None
+        self._update_op(op, "waiting", address=address)
+        return op, address
+
+    def await_deposit(self, op_id: str, timeout: float = 60.0) -> int:
+        """Claim the deposits to this operation's address once confirmed; the msat credited."""
+        op = self.operation(op_id)
+        if op["kind"] != "pegin":
+            raise WalletError("invalid_input", f"{op_id} is not a deposit")
+        key = PrivateKey(bytes.fromhex(op["data"]["user_key"]))
+        deadline = time.monotonic() + timeout
+        credited = 0
+        while True:
+            for d in self.api.deposits(op["data"]["address"]):
+                if d["claimable"]:
+                    claim = self._new_op(
+                        "pegin-claim", {"pegin_op": op_id, "txid": d["txid"], "vout": d["vout"]}
+                    )
+                    change = self._change_outputs(d["amount_sat"] * 1000, 1, 0)
+                    self._run(
+                        claim,
+                        [{"kind": "pegin", "txid": d["txid"], "vout": d["vout"]}],
+                        [key],
+                        [],
+                        change,
+                    )
+                    credited += sum(change)
+            if credited or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if not credited:
+            raise WalletError(
+                "timeout", "no confirmed deposit yet: mine blocks, then run await-deposit again"
+            )
+        self._update_op(
+            op_id, "waiting", credited_msat=op["data"].get("credited_msat", 0) + credited
+        )
+        return credited
+
+    # --- peg-out ------------------------------------------------------------------------------
+    def withdraw(self, amount_sat: int, address: str, timeout: float = 60.0) -> dict:
+        """Send `amount_sat` on chain; returns {txid, fee_sat}."""
+        if not isinstance(amount_sat, int) or amount_sat <= 0:
+            raise WalletError("invalid_amount", "amount must be a positive number of sats")
+        try:
+            fee = self.api.pegout_fees(address, amount_sat)["fee_sat"]
+        except FedApiError as exc:
+            raise WalletError(exc.code, exc.message) from None
+        need = (amount_sat + fee) * 1000
+        op = self._new_op("pegout", {"amount_sat": amount_sat, "address": address, "fee_sat": fee})
+        with self.lock:
+            notes = self._select(op, need)
+        inputs, signers = self._note_inputs(notes)
+        out = {"kind": "pegout", "amount_sat": amount_sat, "fee_sat": fee, "address": address}
+        change = self._change_outputs(sum(n["amount"] for n in notes) - need, len(inputs), 1)
+        self._run(op, inputs, signers, [out], change)
+        tid = self.operation(op)["data"]["txs"][-1]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            item = self.api.transaction(tid, wait=1.0)["outcome"][0]
+            if item.get("txid"):
+                self._update_op(op, "done", btc_txid=item["txid"])
+                return {"txid": item["txid"], "fee_sat": fee}
+            time.sleep(0.2)
+        raise WalletError(
+            "timeout", f"peg-out accepted (transaction {tid}) but not yet sent on chain"
+        )
+
+    # --- Lightning: receive -------------------------------------------------------------------
+    def pick_gateway(self, gateway_key: str | None = None) -> dict:
+        gateways = self.api.gateways()
+        if gateway_key:
+            gateways = [g for g in gateways if g["gateway_key"] == gateway_key]
+        if not gateways:
+            raise WalletError(
+                "no_gateway",
+                "no gateway is registered with this federation"
+                + (f" as {gateway_key}" if gateway_key else ""),
+            )
+        return gateways[0]
+
+    def ln_receive(
+        self,
+        amount_msat: int,
+        description: str = "",
+        gateway_key: str | None = None,
+        expiry_s: int = 3600,
+    ) -> tuple[str, str]:
+        """(operation id, BOLT11 invoice) to be paid through a gateway into this wallet."""
+        if not isinstance(amount_msat, int) or amount_msat <= 0:
+            raise WalletError("invalid_amount", "amount must be a positive number of msat")
+        gw = self.pick_gateway(gateway_key)
+        k = PrivateKey()
+        preimage = bytes.fromhex(crypto.xonly(k))
+        payment_hash = hashlib.sha256(preimage).hexdigest()
+        enc = crypto.ecies_encrypt(
+            crypto.point(self.cfg["modules"]["ln"]["encryption_key"]), preimage
+        )
+        node_key = PrivateKey()
+        invoice = self._invoice(node_key, payment_hash, amount_msat, description, expiry_s, gw)
+        op = self._new_op(
+            "ln-receive",
+            {
+                "claim_key": k.secret.hex(),
+                "payment_hash": payment_hash,
+                "invoice": invoice,
+                "amount_msat": amount_msat,
+                "gateway": gw["gateway_key"],
+            },
+        )
+        offer = {
+            "kind": "offer",
+            "amount": amount_msat,
+            "payment_hash": payment_hash,
+            "encrypted_preimage": enc.hex(),
+            "expiry": int(time.time()) + expiry_s,
+        }
+        self._run(op, [], [], [offer], [])
+        self._update_op(op, "waiting")
+        return op, invoice
+
+    @staticmethod
+    def _invoice(
+        node_key: PrivateKey,
+        payment_hash: str,
+        amount: int,
+        description: str,
+        expiry_s: int,
+        gw: dict,
+    ) -> str:
+        tags = Tags()
+        tags.add(TagChar.payment_hash, payment_hash)
+        tags.add(TagChar.payment_secret, os.urandom(32).hex())
+        tags.add(TagChar.description, description)
+        tags.add(TagChar.expire_time, expiry_s)
+        tags.add(TagChar.min_final_cltv_expiry, 18)
+        tags.add(
+            TagChar.features,
+            Features.from_feature_list(
+                {
+                    Feature.var_onion_optin: FeatureState.required,
+                    Feature.payment_secret: FeatureState.required,
+                }
+            ),
+        )
+        last = Route(
+            gw["node_pubkey"],
+            _scid_str(gw["scid"]),
+            gw["fees"]["base_msat"],
+            gw["fees"]["proportional_millionths"],
+            gw.get("cltv_delta", DEFAULT_CLTV_DELTA),
+        )
+        hints = gw.get("route_hints") or [[]]
+        for hint in hints:
+            routes = [
+                Route(
+                    h["pubkey"],
+                    _scid_str(int(h["scid"])),
+                    int(h["base_msat"]),
+                    int(h["ppm"]),
+                    int(h["cltv_delta"]),
+                )
+                for h in hint
+            ]
+            tags.add(TagChar.route_hint, RouteHint([*routes, last]))
+        return bolt11_encode(
+            Bolt11("bcrt", int(time.time()), tags, MilliSatoshi(amount)), node_key.secret.hex()
+        )
+
+    def await_ln_receive(self, op_id: str, timeout: float = 60.0) -> int:
+        """Wait for the gateway to fund the incoming contract, then claim it; the msat received."""
+        op = self.operation(op_id)
+        if op["kind"] != "ln-receive":
+            raise WalletError("invalid_input", f"{op_id} is not a Lightning receive")
+        if op["state"] == "done" and op["data"].get("received_msat"):
+            return op["data"]["received_msat"]
+        deadline = time.monotonic() + timeout
+        cid = None
+        while time.monotonic() < deadline:
+            offer = self.api.offer(
+                op["data"]["payment_hash"], wait=min(10.0, max(0.0, deadline - time.monotonic()))
+            )
+            if offer.get("funded_by"):
+                cid = offer["funded_by"]
+                break
+        if cid is None:
+            raise WalletError("timeout", "the invoice has not been paid yet")
+        contract = self.api.contract(cid)
+        if not contract["valid"]:
+            raise WalletError(
+                "invalid_contract", "the federation could not decrypt a valid preimage"
+            )
+        k = PrivateKey(bytes.fromhex(op["data"]["claim_key"]))
+        change = self._change_outputs(contract["amount"], 1, 0)
+        if not contract["spent_by"]:
+            self._run(op_id, [{"kind": "incoming_claim", "contract_id": cid}], [k], [], change)
+        self._update_op(op_id, "done", contract_id=cid, received_msat=sum(change))
+        return sum(change)
+
+    # --- Lightning: pay -----------------------------------------------------------------------
+    def ln_pay(
+        self, bolt11: str, gateway_key: str | None = None, *, refund_wait_s: float = 0.0
+    ) -> dict:
+        """Pay a BOLT11 invoice through a gateway; {preimage} or a refund."""
+        try:
+            inv = bolt11_decode(bolt11)
+        except Exception as exc:
+            raise WalletError("invalid_invoice", f"cannot decode invoice: {exc}") from None
+        if not inv.amount_msat:
+            raise WalletError("invalid_invoice", "invoices without an amount are not supported")
+        if inv.has_expired():
+            raise WalletError("invalid_invoice", "invoice has expired")
+        gw = self.pick_gateway(gateway_key)
+        fee = (
+            gw["fees"]["base_msat"]
+            + inv.amount_msat * gw["fees"]["proportional_millionths"] // 1_000_000
+        )
+        amount = inv.amount_msat + fee
+        user = PrivateKey()
+        timelock = self.api.block_height() + OUTGOING_TIMELOCK_DELTA
+        op = self._new_op(
+            "ln-pay",
+            {
+                "user_key": user.secret.hex(),
+                "invoice": bolt11,
+                "gateway": gw["gateway_key"],
+                "amount_msat": amount,
+                "fee_msat": fee,
+                "timelock": timelock,
+            },
+        )
+        with self.lock:
+            notes = self._select(op, amount)
+        inputs, signers = self._note_inputs(notes)
+        contract = {
+            "kind": "outgoing_contract",
+            "amount": amount,
+            "payment_hash": inv.payment_hash,
+            "gateway_key": gw["gateway_key"],
+            "user_key": crypto.xonly(user),
+            "timelock": timelock,
+            "invoice": bolt11,
+        }
+        change = self._change_outputs(sum(n["amount"] for n in notes) - amount, len(inputs), 1)
+        outcome = self._run(op, inputs, signers, [contract], change)
+        cid = outcome[0]["contract_id"]
+        self._update_op(op, "paying", contract_id=cid)
+        try:
+            r = httpx.post(
+                gw["api_url"].rstrip("/") + "/pay_invoice",
+                json={"federation_id": self.federation_id, "contract_id": cid},
+                timeout=120,
+            )
+            if r.status_code == 200:
+                preimage = (
+                    r.json().get("preimage")
+                    if r.headers.get("content-type", "").startswith("application/json")
+                    else r.text.strip().strip('"')
+                )
+                if (
+                    preimage
+                    and hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == inv.payment_hash
+                ):
+                    self._update_op(op, "done", preimage=preimage)
+                    return {
+                        "operation": op,
+                        "contract_id": cid,
+                        "preimage": preimage,
+                        "fee_msat": fee,
+                    }
+            reason = f"gateway answered HTTP {r.status_code}: {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            reason = f"gateway unreachable: {exc}"
+        self._update_op(op, "failed-paying", error=reason)
+        refunded = self.refund_outgoing(op, wait_s=refund_wait_s)
+        return {
+            "operation": op,
+            "contract_id": cid,
+            "preimage": None,
+            "error": reason,
+            "refunded_msat": refunded,
+        }
+
+    def refund_outgoing(self, op_id: str, wait_s: float = 0.0) -> int:
+        """Refund an outgoing contract once cancelled or past its timelock (0 if not yet)."""
+        op = self.operation(op_id)
+        cid = op["data"]["contract_id"]
+        deadline = time.monotonic() + wait_s
+        while True:
+            c = self.api.contract(cid)
+            if c["spent_by"]:
+                return 0 if c.get("preimage") else op["data"].get("refunded_msat", 0)
+            if c["cancelled"] or self.api.block_height() >= c["timelock"]:
+                break
+            if time.monotonic() >= deadline:
+                self._update_op(op_id, "awaiting-refund")
+                return 0
+            time.sleep(0.5)
+        user = PrivateKey(bytes.fromhex(op["data"]["user_key"]))
+        change = self._change_outputs(c["amount"], 1, 0)
+        self._run(op_id, [{"kind": "outgoing_refund", "contract_id": cid}], [user], [], change)
+        self._update_op(op_id, "refunded", refunded_msat=sum(change))
+        return sum(change)
+
+    # --- gateway role -------------------------------------------------------------------------
+    def claim_outgoing(self, contract_id: str, preimage: str, gateway_key: PrivateKey) -> int:
+        c = self.api.contract(contract_id)
+        op = self._new_op("gw-claim", {"contract_id": contract_id})
+        change = self._change_outputs(c["amount"], 1, 0)
+        self._run(
+            op,
+            [{"kind": "outgoing_claim", "contract_id": contract_id, "preimage": preimage}],
+            [gateway_key],
+            [],
+            change,
+        )
+        return sum(change)
+
+    def cancel_outgoing(self, contract_id: str, gateway_key: PrivateKey) -> None:
+        op = self._new_op("gw-cancel", {"contract_id": contract_id})
+        sig = crypto.schnorr_sign(gateway_key, cancel_message(contract_id))
+        self._run(
+            op,
+            [],
+            [],
+            [{"kind": "cancel_outgoing", "contract_id": contract_id, "gateway_signature": sig}],
+            [],
+        )
+
+    def fund_incoming(self, payment_hash: str, amount_msat: int, gateway_key: PrivateKey) -> dict:
+        """Buy the preimage: fund the incoming contract for `payment_hash`; returns its outcome
+        {contract_id, valid, preimage}."""
+        op = self._new_op("gw-fund", {"payment_hash": payment_hash, "amount_msat": amount_msat})
+        with self.lock:
+            notes = self._select(op, amount_msat)
+        inputs, signers = self._note_inputs(notes)
+        out = {
+            "kind": "incoming_contract",
+            "amount": amount_msat,
+            "payment_hash": payment_hash,
+            "gateway_key": crypto.xonly(gateway_key),
+        }
+        change = self._change_outputs(sum(n["amount"] for n in notes) - amount_msat, len(inputs), 1)
+        return self._run(op, inputs, signers, [out], change)[0]
+
+    def refund_incoming(self, contract_id: str, gateway_key: PrivateKey) -> int:
+        c = self.api.contract(contract_id)
+        op = self._new_op("gw-refund", {"contract_id": contract_id})
+        change = self._change_outputs(c["amount"], 1, 0)
+        self._run(
+            op, [{"kind": "incoming_refund", "contract_id": contract_id}], [gateway_key], [], change
+        )
+        return sum(change)
+
+    def register_gateway(
+        self,
+        gateway_key: PrivateKey,
+        *,
+        scid: int,
+        node_pubkey: str,
+        api_url: str,
+        fees: dict,
+        route_hints: list | None = None,
+        ttl_s: int = 600,
+        cltv_delta: int = DEFAULT_CLTV_DELTA,
+    ) -> dict:
+        reg: dict[str, Any] = {
+            "federation_id": self.federation_id,
+            "gateway_key": crypto.xonly(gateway_key),
+            "scid": scid,
+            "node_pubkey": node_pubkey,
+            "api_url": api_url,
+            "route_hints": route_hints or [],
+            "fees": fees,
+            "cltv_delta": cltv_delta,
+            "valid_until": int(time.time()) + ttl_s,
+        }
+        return self.api.register_gateway(
+            reg, crypto.schnorr_sign(gateway_key, registration_message(reg))
+        )

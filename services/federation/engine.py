@@ -1,0 +1,804 @@
+"""The federation's rules: keys and config, transaction validation and atomic application, the
+Lightning module's contracts and offers, the wallet module's peg-ins and peg-outs, gateways.
+
+`submit` checks a whole transaction before it writes anything, then applies it in one SQLite
+transaction under the lock; a rejected transaction changes nothing. Resubmitting an accepted
+transaction returns its stored outcome. The engine knows nothing of HTTP (api.py does).
+
+Contract states:
+  outgoing:  funded --claim(preimage, gateway key, height < timelock)--> claimed
+                    --cancel_outgoing(gateway signature)--> cancelled --refund(user key)--> refunded
+                    --refund(user key, height >= timelock)--> refunded
+  incoming:  funded against an offer, decrypted at once:
+                    valid   --incoming_claim(key whose x-only key is the preimage)--> claimed
+                    invalid --incoming_refund(gateway key)--> refunded
+  peg-out:   pending --sendtoaddress--> sent
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from coincurve import PrivateKey
+
+from fedlib import crypto
+from fedlib.tx import (
+    DENOMINATIONS,
+    cancel_message,
+    canonical,
+    contract_id,
+    registration_message,
+    removal_message,
+    txid,
+)
+
+from .chain import ChainError, ChainRpc, btc_to_sat
+from .store import FedDB
+
+log = logging.getLogger(__name__)
+
+GATEWAY_TTL_S = 600
+MAX_ITEMS = 1000
+PEGOUT_VSIZE = 141  # 1 P2WPKH input, 2 outputs
+
+
+class FedError(Exception):
+    """A rule the request broke: nothing was changed. `status` is the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class Spend:
+    """A checked input: its amount, the key that must sign, and how to apply it."""
+
+    amount: int
+    signer: str | None
+    apply: Any  # callable(conn, txid)
+
+
+def _hex(value: Any, nbytes: int | None, what: str) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except (ValueError, TypeError):
+        raise FedError("invalid_input", f"{what} must be hex") from None
+    if nbytes is not None and len(raw) != nbytes:
+        raise FedError("invalid_input", f"{what} must be {nbytes} bytes")
+    return value.lower()
+
+
+def _int(value: Any, what: str, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise FedError("invalid_input", f"{what} must be an integer >= {minimum}")
+    return value
+
+
+def _key(value: Any, what: str) -> str:
+    if not crypto.valid_xonly(value):
+        raise FedError("invalid_input", f"{what} must be a 32-byte x-only public key (hex)")
+    return str(value).lower()
+
+
+class Federation:
+    def __init__(
+        self,
+        db: FedDB,
+        chain: ChainRpc,
+        *,
+        name: str,
+        api_url: str,
+        deposit_confirmations: int = 1,
+        input_fee_msat: int = 0,
+        output_fee_msat: int = 0,
+    ) -> None:
+        self.db, self.chain = db, chain
+        self.deposit_confirmations = deposit_confirmations
+        self.input_fee, self.output_fee = input_fee_msat, output_fee_msat
+        self.changed = threading.Condition()
+        secret = db.meta("guardian_secret")
+        if secret is None:
+            secret = PrivateKey().secret.hex()
+            db.set_meta("guardian_secret", secret)
+            db.set_meta("name", name)
+            db.set_meta("created", str(int(time.time())))
+        seed = bytes.fromhex(secret)
+        self.mint_keys = {
+            d: PrivateKey(hashlib.sha256(seed + b"mint" + d.to_bytes(8, "big")).digest())
+            for d in DENOMINATIONS
+        }
+        self.encryption_key = PrivateKey(hashlib.sha256(seed + b"offer-encryption").digest())
+        self.name = db.meta("name") or name
+        public = {
+            "name": self.name,
+            "network": "regtest",
+            "modules": {
+                "mint": {
+                    "denominations": {
+                        str(d): k.public_key.format().hex() for d, k in self.mint_keys.items()
+                    }
+                },
+                "ln": {
+                    "encryption_key": self.encryption_key.public_key.format().hex(),
+                    "gateway_ttl_s": GATEWAY_TTL_S,
+                },
+                "wallet": {"deposit_confirmations": deposit_confirmations, "network": "regtest"},
+            },
+            "fees": {"input_msat": input_fee_msat, "output_msat": output_fee_msat},
+        }
+        self.federation_id = hashlib.sha256(
+            canonical({k: public[k] for k in ("name", "modules")})
+        ).hexdigest()
+        self.config = {"federation_id": self.federation_id, "api_url": api_url, **public}
+
+    def notify(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_until(self, check, timeout: float):  # type: ignore[no-untyped-def]
+        """Long-poll helper: call `check()` until it returns something, or `timeout` passes."""
+        deadline = time.monotonic() + max(0.0, min(timeout, 60.0))
+        while True:
+            result = check()
+            left = deadline - time.monotonic()
+            if result is not None or left <= 0:
+                return result
+            with self.changed:
+                self.changed.wait(min(left, 0.5))
+
+    def height(self) -> int:
+        try:
+            return self.chain.height()
+        except ChainError as exc:
+            raise FedError("chain_unavailable", exc.message, 503) from None
+
+    # --- transactions -------------------------------------------------------------------------
+    def submit(self, tx: Any) -> dict:
+        if (
+            not isinstance(tx, dict)
+            or not isinstance(tx.get("inputs"), list)
+            or not isinstance(tx.get("outputs"), list)
+        ):
+            raise FedError(
+                "invalid_input",
+                "a transaction is {inputs: [...], outputs: [...], signatures: [...]}",
+            )
+        inputs, outputs = tx["inputs"], tx["outputs"]
+        sigs = tx.get("signatures", [])
+        if not inputs and not outputs:
+            raise FedError("invalid_input", "empty transaction")
+        if len(inputs) > MAX_ITEMS or len(outputs) > MAX_ITEMS:
+            raise FedError("invalid_input", f"at most {MAX_ITEMS} inputs and outputs")
+        if not isinstance(sigs, list) or len(sigs) != len(inputs):
+            raise FedError("invalid_input", "one signature per input ('' where none is needed)")
+        if not all(isinstance(x, dict) for x in inputs + outputs):
+            raise FedError("invalid_input", "inputs and outputs are objects")
+        tid = txid(tx)
+        with self.db.tx() as conn:
+            row = conn.execute("SELECT outcome FROM txs WHERE txid = ?", (tid,)).fetchone()
+            if row is not None:
+                return {"txid": tid, "status": "accepted", "outcome": json.loads(row["outcome"])}
+            height, now = self.height(), int(time.time())
+            spends = [self._check_input(conn, i, inp, height) for i, inp in enumerate(inputs)]
+            msg = bytes.fromhex(tid)
+            for i, (spend, sig) in enumerate(zip(spends, sigs, strict=True)):
+                if spend.signer is not None and not (
+                    isinstance(sig, str) and crypto.schnorr_verify(spend.signer, msg, sig)
+                ):
+                    raise FedError(
+                        "invalid_signature", f"input {i}: missing or wrong signature", 400
+                    )
+            makes = [self._check_output(conn, i, out, height, now) for i, out in enumerate(outputs)]
+            fees = self.input_fee * len(inputs) + self.output_fee * len(outputs)
+            total_in, total_out = sum(s.amount for s in spends), sum(m[0] for m in makes)
+            if total_in != total_out + fees:
+                raise FedError(
+                    "unbalanced",
+                    f"inputs {total_in} msat != outputs {total_out} msat + fees {fees} msat",
+                )
+            self._check_reserves(conn, outputs)
+            for spend in spends:
+                spend.apply(conn, tid)
+            outcome = [make(conn, tid, i) for i, (_, make) in enumerate(makes)]
+            conn.execute(
+                "INSERT INTO txs (txid, tx, outcome, created) VALUES (?, ?, ?, ?)",
+                (tid, json.dumps(tx), json.dumps(outcome), now),
+            )
+            if fees:
+                prev = int(self.db.meta("fees_msat") or 0)
+                self.db.set_meta("fees_msat", str(prev + fees))
+        self.notify()
+        return {"txid": tid, "status": "accepted", "outcome": outcome}
+
+    def transaction(self, tid: str) -> dict | None:
+        row = self.db.one("SELECT outcome FROM txs WHERE txid = ?", tid)
+        if row is None:
+            return None
+        outcome = json.loads(row["outcome"])
+        for item in outcome:  # peg-outs learn their bitcoin txid after acceptance
+            if "pegout_id" in item:
+                p = self.db.one(
+                    "SELECT state, btc_txid FROM pegouts WHERE id = ?", item["pegout_id"]
+                )
+                item.update(state=p["state"], txid=p["btc_txid"])
+        return {"txid": tid, "status": "accepted", "outcome": outcome}
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _check_input(self, conn, i: int, inp: dict, height: int) -> Spend:  # type: ignore[no-untyped-def]
+        kind = inp.get("kind")
+        if kind == "note":
+            amount = inp.get("amount")
+            if amount not in self.mint_keys:
+                raise FedError("invalid_input", f"input {i}: {amount!r} is not a denomination")
+            nonce = _key(inp.get("nonce"), f"input {i} nonce")
+            try:
+                sig = crypto.point(_hex(inp.get("signature"), 33, f"input {i} signature"))
+            except crypto.CryptoError:
+                raise FedError(
+                    "invalid_note", f"input {i}: note signature is not a point"
+                ) from None
+            if not crypto.verify_note(self.mint_keys[amount], bytes.fromhex(nonce), sig):
+                raise FedError("invalid_note", f"input {i}: note was not issued by this federation")
+            if conn.execute("SELECT 1 FROM spent_notes WHERE nonce = ?", (nonce,)).fetchone():
+                raise FedError("double_spend", f"input {i}: note already spent", 409)
+
+            def apply(c, tid, nonce=nonce, amount=amount):  # type: ignore[no-untyped-def]
+                try:
+                    c.execute(
+                        "INSERT INTO spent_notes (nonce, amount, txid) VALUES (?, ?, ?)",
+                        (nonce, amount, tid),
+                    )
+                except Exception:
+                    raise FedError(
+                        "double_spend", "a note is spent twice in this transaction", 409
+                    ) from None
+
+            return Spend(amount, nonce, apply)
+        if kind in ("outgoing_claim", "outgoing_refund"):
+            cid = _hex(inp.get("contract_id"), 32, f"input {i} contract_id")
+            row = conn.execute("SELECT * FROM outgoing WHERE contract_id = ?", (cid,)).fetchone()
+            if row is None:
+                raise FedError("unknown_contract", f"input {i}: no outgoing contract {cid}", 404)
+            if row["spent_by"]:
+                raise FedError(
+                    "contract_spent", f"input {i}: contract already claimed or refunded", 409
+                )
+            if kind == "outgoing_claim":
+                pre = _hex(inp.get("preimage"), 32, f"input {i} preimage")
+                if hashlib.sha256(bytes.fromhex(pre)).hexdigest() != row["payment_hash"]:
+                    raise FedError(
+                        "wrong_preimage", f"input {i}: preimage does not match the payment hash"
+                    )
+                if height >= row["timelock"]:
+                    raise FedError(
+                        "timelock_passed",
+                        f"input {i}: timelock {row['timelock']} reached (height {height})",
+                        409,
+                    )
+                if row["cancelled"]:
+                    raise FedError(
+                        "contract_cancelled", f"input {i}: the gateway cancelled this contract", 409
+                    )
+                signer = row["gateway_key"]
+            else:
+                if height < row["timelock"] and not row["cancelled"]:
+                    raise FedError(
+                        "timelock_not_reached",
+                        f"input {i}: refund possible at height {row['timelock']} (now {height})",
+                        409,
+                    )
+                pre, signer = None, row["user_key"]
+
+            def apply(c, tid, cid=cid, pre=pre):  # type: ignore[no-untyped-def]
+                c.execute(
+                    "UPDATE outgoing SET spent_by = ?, preimage = ? WHERE contract_id = ?",
+                    (tid, pre, cid),
+                )
+
+            return Spend(row["amount"], signer, apply)
+        if kind in ("incoming_claim", "incoming_refund"):
+            cid = _hex(inp.get("contract_id"), 32, f"input {i} contract_id")
+            row = conn.execute("SELECT * FROM incoming WHERE contract_id = ?", (cid,)).fetchone()
+            if row is None:
+                raise FedError("unknown_contract", f"input {i}: no incoming contract {cid}", 404)
+            if row["spent_by"]:
+                raise FedError(
+                    "contract_spent", f"input {i}: contract already claimed or refunded", 409
+                )
+            if kind == "incoming_claim":
+                if not row["valid"]:
+                    raise FedError(
+                        "invalid_preimage",
+                        f"input {i}: the offer's preimage was invalid: only the gateway can refund",
+                        409,
+                    )
+                signer = row["preimage"]
+            else:
+                if row["valid"]:
+                    raise FedError(
+                        "contract_valid",
+                        f"input {i}: the preimage was valid: the receiver claims it",
+                        409,
+                    )
+                signer = row["gateway_key"]
+
+            def apply(c, tid, cid=cid):  # type: ignore[no-untyped-def]
+                c.execute("UPDATE incoming SET spent_by = ? WHERE contract_id = ?", (tid, cid))
+
+            return Spend(row["amount"], signer, apply)
+        if kind == "pegin":
+            btxid = _hex(inp.get("txid"), 32, f"input {i} txid")
+            vout = _int(inp.get("vout"), f"input {i} vout")
+            if conn.execute(
+                "SELECT 1 FROM pegins WHERE txid = ? AND vout = ?", (btxid, vout)
+            ).fetchone():
+                raise FedError("double_spend", f"input {i}: deposit already claimed", 409)
+            deposit = self._deposit(btxid, vout)
+            if deposit is None:
+                raise FedError(
+                    "unknown_deposit",
+                    f"input {i}: no deposit {btxid}:{vout} to this federation",
+                    404,
+                )
+            if deposit["confirmations"] < self.deposit_confirmations:
+                raise FedError(
+                    "unconfirmed_deposit",
+                    f"input {i}: {deposit['confirmations']} of {self.deposit_confirmations} confirmations",
+                    409,
+                )
+
+            def apply(c, tid, btxid=btxid, vout=vout, sats=deposit["amount_sat"]):  # type: ignore[no-untyped-def]
+                c.execute(
+                    "INSERT INTO pegins (txid, vout, amount_sat, claimed_by) VALUES (?, ?, ?, ?)",
+                    (btxid, vout, sats, tid),
+                )
+
+            return Spend(deposit["amount_sat"] * 1000, deposit["user_key"], apply)
+        raise FedError("invalid_input", f"input {i}: unknown kind {kind!r}")
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _check_output(self, conn, i: int, out: dict, height: int, now: int):  # type: ignore[no-untyped-def]
+        """(amount msat, make(conn, txid, index) -> outcome) for a checked output."""
+        kind = out.get("kind")
+        if kind == "note":
+            amount = out.get("amount")
+            if amount not in self.mint_keys:
+                raise FedError("invalid_input", f"output {i}: {amount!r} is not a denomination")
+            try:
+                blinded = crypto.point(_hex(out.get("blinded"), 33, f"output {i} blinded"))
+            except crypto.CryptoError:
+                raise FedError(
+                    "invalid_blind_message", f"output {i}: blinded message is not a point"
+                ) from None
+
+            def make(c, tid, idx, amount=amount, blinded=blinded):  # type: ignore[no-untyped-def]
+                c_, e, s = crypto.sign_blinded(self.mint_keys[amount], blinded)
+                c.execute(
+                    "INSERT INTO issued_notes (txid, idx, amount) VALUES (?, ?, ?)",
+                    (tid, idx, amount),
+                )
+                return {
+                    "blind_signature": c_.format().hex(),
+                    "dleq_e": f"{e:064x}",
+                    "dleq_s": f"{s:064x}",
+                }
+
+            return amount, make
+        if kind == "outgoing_contract":
+            amount = _int(out.get("amount"), f"output {i} amount", 1)
+            ph = _hex(out.get("payment_hash"), 32, f"output {i} payment_hash")
+            gw, user = (
+                _key(out.get("gateway_key"), "gateway_key"),
+                _key(out.get("user_key"), "user_key"),
+            )
+            timelock = _int(out.get("timelock"), f"output {i} timelock")
+            if timelock <= height:
+                raise FedError(
+                    "invalid_input", f"output {i}: timelock {timelock} is not above height {height}"
+                )
+            invoice = out.get("invoice", "")
+            if not isinstance(invoice, str) or len(invoice) > 4096:
+                raise FedError(
+                    "invalid_input",
+                    f"output {i}: invoice must be a string of at most 4096 characters",
+                )
+
+            def make(c, tid, idx):  # type: ignore[no-untyped-def]
+                cid = contract_id(tid, idx)
+                c.execute(
+                    "INSERT INTO outgoing (contract_id, amount, payment_hash, gateway_key, user_key, timelock, invoice, txid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (cid, amount, ph, gw, user, timelock, invoice, tid),
+                )
+                return {"contract_id": cid}
+
+            return amount, make
+        if kind == "cancel_outgoing":
+            cid = _hex(out.get("contract_id"), 32, f"output {i} contract_id")
+            row = conn.execute("SELECT * FROM outgoing WHERE contract_id = ?", (cid,)).fetchone()
+            if row is None:
+                raise FedError("unknown_contract", f"output {i}: no outgoing contract {cid}", 404)
+            if row["spent_by"]:
+                raise FedError(
+                    "contract_spent", f"output {i}: contract already claimed or refunded", 409
+                )
+            sig = out.get("gateway_signature")
+            if not (
+                isinstance(sig, str)
+                and crypto.schnorr_verify(row["gateway_key"], cancel_message(cid), sig)
+            ):
+                raise FedError(
+                    "invalid_signature",
+                    f"output {i}: cancellation not signed by the contract's gateway",
+                )
+
+            def make(c, tid, idx, cid=cid):  # type: ignore[no-untyped-def]
+                c.execute("UPDATE outgoing SET cancelled = 1 WHERE contract_id = ?", (cid,))
+                return {"cancelled": cid}
+
+            return 0, make
+        if kind == "offer":
+            amount = _int(out.get("amount"), f"output {i} amount", 1)
+            ph = _hex(out.get("payment_hash"), 32, f"output {i} payment_hash")
+            enc = _hex(out.get("encrypted_preimage"), None, f"output {i} encrypted_preimage")
+            if not 33 + 16 < len(enc) // 2 <= 256:
+                raise FedError(
+                    "invalid_input", f"output {i}: encrypted_preimage has the wrong size"
+                )
+            expiry = _int(out.get("expiry"), f"output {i} expiry")
+            if expiry <= now:
+                raise FedError("invalid_input", f"output {i}: offer expiry is in the past")
+            if conn.execute("SELECT 1 FROM offers WHERE payment_hash = ?", (ph,)).fetchone():
+                raise FedError(
+                    "offer_exists", f"output {i}: an offer for this payment hash exists", 409
+                )
+
+            def make(c, tid, idx):  # type: ignore[no-untyped-def]
+                c.execute(
+                    "INSERT INTO offers (payment_hash, amount, encrypted_preimage, expiry, txid) VALUES (?, ?, ?, ?, ?)",
+                    (ph, amount, enc, expiry, tid),
+                )
+                return {"offer": ph}
+
+            return 0, make
+        if kind == "incoming_contract":
+            amount = _int(out.get("amount"), f"output {i} amount", 1)
+            ph = _hex(out.get("payment_hash"), 32, f"output {i} payment_hash")
+            gw = _key(out.get("gateway_key"), "gateway_key")
+            offer = conn.execute("SELECT * FROM offers WHERE payment_hash = ?", (ph,)).fetchone()
+            if offer is None:
+                raise FedError("unknown_offer", f"output {i}: no offer for this payment hash", 404)
+            if offer["funded_by"]:
+                raise FedError("offer_funded", f"output {i}: offer already funded", 409)
+            if offer["expiry"] <= now:
+                raise FedError("offer_expired", f"output {i}: offer expired", 409)
+            if amount < offer["amount"]:
+                raise FedError(
+                    "underfunded",
+                    f"output {i}: {amount} msat is below the offer's {offer['amount']} msat",
+                )
+            try:
+                pre = crypto.ecies_decrypt(
+                    self.encryption_key, bytes.fromhex(offer["encrypted_preimage"])
+                )
+            except crypto.CryptoError:
+                pre = b""
+            valid = (
+                len(pre) == 32
+                and hashlib.sha256(pre).hexdigest() == ph
+                and crypto.valid_xonly(pre.hex())
+            )
+
+            def make(c, tid, idx):  # type: ignore[no-untyped-def]
+                cid = contract_id(tid, idx)
+                c.execute(
+                    "INSERT INTO incoming (contract_id, amount, payment_hash, gateway_key, preimage, valid, txid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (cid, amount, ph, gw, pre.hex() if valid else None, int(valid), tid),
+                )
+                c.execute("UPDATE offers SET funded_by = ? WHERE payment_hash = ?", (cid, ph))
+                return {
+                    "contract_id": cid,
+                    "valid": valid,
+                    "preimage": pre.hex() if valid else None,
+                }
+
+            return amount, make
+        if kind == "pegout":
+            sats = _int(out.get("amount_sat"), f"output {i} amount_sat", 546)
+            fee = _int(out.get("fee_sat"), f"output {i} fee_sat")
+            address = out.get("address")
+            if not isinstance(address, str) or not address.startswith("bcrt1"):
+                raise FedError("invalid_address", f"output {i}: not a regtest address")
+            quote = self.pegout_fee(address, sats)["fee_sat"]
+            if fee < quote:
+                raise FedError(
+                    "fee_too_low", f"output {i}: fee {fee} sat is below the quote {quote} sat"
+                )
+
+            def make(c, tid, idx):  # type: ignore[no-untyped-def]
+                pid = contract_id(tid, idx)
+                c.execute(
+                    "INSERT INTO pegouts (id, address, amount_sat, fee_sat, state, created) VALUES (?, ?, ?, ?, 'pending', ?)",
+                    (pid, address, sats, fee, now),
+                )
+                return {"pegout_id": pid}
+
+            return (sats + fee) * 1000, make
+        raise FedError("invalid_input", f"output {i}: unknown kind {kind!r}")
+
+    def _check_reserves(self, conn, outputs: list[dict]) -> None:  # type: ignore[no-untyped-def]
+        """The federation never pays out more than its wallet holds (minus peg-outs not yet sent)."""
+        wanted = sum(o["amount_sat"] + o["fee_sat"] for o in outputs if o.get("kind") == "pegout")
+        if not wanted:
+            return
+        try:
+            balance = btc_to_sat(self.chain.call("getbalance", wallet=True))
+        except ChainError as exc:
+            raise FedError("chain_unavailable", exc.message, 503) from None
+        pending = conn.execute(
+            "SELECT COALESCE(SUM(amount_sat + fee_sat), 0) AS s FROM pegouts WHERE state = 'pending'"
+        ).fetchone()["s"]
+        if wanted > balance - pending:
+            raise FedError(
+                "insufficient_reserves",
+                f"the federation holds {balance - pending} sat on chain, {wanted} sat asked",
+                409,
+            )
+
+    # --- wallet -------------------------------------------------------------------------------
+    def pegin_address(self, user_key: Any) -> dict:
+        key = _key(user_key, "user_key")
+        try:
+            address = self.chain.call("getnewaddress", "pegin", wallet=True)
+        except ChainError as exc:
+            raise FedError("chain_unavailable", exc.message, 503) from None
+        with self.db.tx() as c:
+            c.execute(
+                "INSERT INTO pegin_addresses (address, user_key, created) VALUES (?, ?, ?)",
+                (address, key, int(time.time())),
+            )
+        return {"address": address}
+
+    def _deposit(self, btxid: str, vout: int) -> dict | None:
+        try:
+            tx = self.chain.call("gettransaction", btxid, wallet=True)
+        except ChainError:
+            return None
+        for d in tx.get("details", []):
+            if d.get("vout") == vout and d.get("category") == "receive":
+                owner = self.db.one(
+                    "SELECT user_key FROM pegin_addresses WHERE address = ?", d.get("address")
+                )
+                if owner is None:
+                    return None
+                return {
+                    "amount_sat": btc_to_sat(d["amount"]),
+                    "confirmations": int(tx.get("confirmations", 0)),
+                    "user_key": owner["user_key"],
+                    "address": d["address"],
+                }
+        return None
+
+    def deposits(self, address: Any) -> list[dict]:
+        if (
+            not isinstance(address, str)
+            or self.db.one("SELECT 1 FROM pegin_addresses WHERE address = ?", address) is None
+        ):
+            raise FedError("unknown_address", "not a peg-in address of this federation", 404)
+        try:
+            coins = self.chain.call("listunspent", 0, 9_999_999, [address], wallet=True)
+        except ChainError as exc:
+            raise FedError("chain_unavailable", exc.message, 503) from None
+        out = []
+        for coin in coins:
+            claimed = self.db.one(
+                "SELECT claimed_by FROM pegins WHERE txid = ? AND vout = ?",
+                coin["txid"],
+                coin["vout"],
+            )
+            out.append(
+                {
+                    "txid": coin["txid"],
+                    "vout": coin["vout"],
+                    "amount_sat": btc_to_sat(coin["amount"]),
+                    "confirmations": coin["confirmations"],
+                    "claimable": coin["confirmations"] >= self.deposit_confirmations
+                    and not claimed,
+                    "claimed_by": claimed["claimed_by"] if claimed else None,
+                }
+            )
+        return out
+
+    def pegout_fee(self, address: Any, amount_sat: Any) -> dict:
+        if not isinstance(address, str) or not address.startswith("bcrt1"):
+            raise FedError("invalid_address", "not a regtest address")
+        _int(amount_sat, "amount_sat", 546)
+        try:
+            rate = self.chain.call("estimatesmartfee", 2)
+        except ChainError as exc:
+            raise FedError("chain_unavailable", exc.message, 503) from None
+        sat_per_vb = max(1, -(-btc_to_sat(rate.get("feerate", "0.00001")) // 1000))
+        return {"fee_sat": sat_per_vb * PEGOUT_VSIZE, "fee_rate_sat_vb": sat_per_vb}
+
+    def send_pending_pegouts(self) -> int:
+        """Pay accepted peg-outs with sendtoaddress; return how many were sent. Before paying, a
+        peg-out whose payment is already in the wallet (a crash after sending, before recording)
+        is recognised by its address and amount and only recorded."""
+        sent = 0
+        for p in self.db.all("SELECT * FROM pegouts WHERE state = 'pending' ORDER BY created"):
+            try:
+                btxid = self._find_sent(p["address"], p["amount_sat"])
+                if btxid is None:
+                    btxid = self.chain.call(
+                        "sendtoaddress", p["address"], f"{p['amount_sat'] / 1e8:.8f}", wallet=True
+                    )
+            except ChainError as exc:
+                log.warning("peg-out %s not sent yet: %s", p["id"], exc.message)
+                continue
+            with self.db.tx() as c:
+                c.execute(
+                    "UPDATE pegouts SET state = 'sent', btc_txid = ? WHERE id = ?", (btxid, p["id"])
+                )
+            sent += 1
+        if sent:
+            self.notify()
+        return sent
+
+    def _find_sent(self, address: str, amount_sat: int) -> str | None:
+        recorded = {
+            r["btc_txid"]
+            for r in self.db.all("SELECT btc_txid FROM pegouts WHERE btc_txid IS NOT NULL")
+        }
+        for t in self.chain.call("listtransactions", "*", 1000, wallet=True):
+            if (
+                t.get("category") == "send"
+                and t.get("address") == address
+                and -btc_to_sat(t["amount"]) == amount_sat
+                and t["txid"] not in recorded
+            ):
+                return t["txid"]
+        return None
+
+    # --- Lightning module queries -------------------------------------------------------------
+    def contract(self, cid: str) -> dict:
+        _hex(cid, 32, "contract id")
+        row = self.db.one("SELECT * FROM outgoing WHERE contract_id = ?", cid)
+        if row is not None:
+            return {
+                "kind": "outgoing",
+                **dict(row),
+                "cancelled": bool(row["cancelled"]),
+            }
+        row = self.db.one("SELECT * FROM incoming WHERE contract_id = ?", cid)
+        if row is not None:
+            return {
+                "kind": "incoming",
+                **dict(row),
+                "valid": bool(row["valid"]),
+            }
+        raise FedError("unknown_contract", "no such contract", 404)
+
+    def offer(self, payment_hash: str) -> dict | None:
+        _hex(payment_hash, 32, "payment hash")
+        row = self.db.one("SELECT * FROM offers WHERE payment_hash = ?", payment_hash)
+        return None if row is None else dict(row)
+
+    # --- gateways -----------------------------------------------------------------------------
+    def register_gateway(self, body: Any) -> dict:
+        if not isinstance(body, dict) or not isinstance(body.get("registration"), dict):
+            raise FedError("invalid_input", "body is {registration: {...}, signature}")
+        reg = body["registration"]
+        key = _key(reg.get("gateway_key"), "gateway_key")
+        _int(reg.get("scid"), "scid", 1)
+        if not isinstance(reg.get("node_pubkey"), str) or len(reg["node_pubkey"]) != 66:
+            raise FedError("invalid_input", "node_pubkey must be a 33-byte public key (hex)")
+        if not isinstance(reg.get("api_url"), str) or not reg["api_url"].startswith(
+            ("http://", "https://")
+        ):
+            raise FedError("invalid_input", "api_url must be http(s)")
+        fees = reg.get("fees")
+        if not isinstance(fees, dict):
+            raise FedError("invalid_input", "fees is {base_msat, proportional_millionths}")
+        _int(fees.get("base_msat"), "fees.base_msat")
+        _int(fees.get("proportional_millionths"), "fees.proportional_millionths")
+        if not isinstance(reg.get("route_hints", []), list):
+            raise FedError("invalid_input", "route_hints must be a list")
+        now = int(time.time())
+        valid_until = _int(reg.get("valid_until"), "valid_until")
+        if not now < valid_until <= now + GATEWAY_TTL_S + 5:
+            raise FedError(
+                "invalid_input", f"valid_until must be within the next {GATEWAY_TTL_S} s"
+            )
+        if reg.get("federation_id") != self.federation_id:
+            raise FedError("invalid_input", "registration is for another federation")
+        sig = body.get("signature")
+        if not (
+            isinstance(sig, str) and crypto.schnorr_verify(key, registration_message(reg), sig)
+        ):
+            raise FedError("invalid_signature", "registration not signed by the gateway key")
+        with self.db.tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO gateways (gateway_key, registration, valid_until) VALUES (?, ?, ?)",
+                (key, json.dumps(reg), valid_until),
+            )
+        return {"registered": key, "valid_until": valid_until}
+
+    def gateways(self) -> list[dict]:
+        rows = self.db.all(
+            "SELECT registration FROM gateways WHERE valid_until > ? ORDER BY gateway_key",
+            int(time.time()),
+        )
+        return [json.loads(r["registration"]) for r in rows]
+
+    def remove_gateway(self, gateway_key: str, body: Any) -> dict:
+        key = _key(gateway_key, "gateway_key")
+        sig = body.get("signature") if isinstance(body, dict) else None
+        if not (
+            isinstance(sig, str)
+            and crypto.schnorr_verify(key, removal_message(self.federation_id, key), sig)
+        ):
+            raise FedError("invalid_signature", "removal not signed by the gateway key")
+        with self.db.tx() as c:
+            gone = c.execute("DELETE FROM gateways WHERE gateway_key = ?", (key,)).rowcount
+        if not gone:
+            raise FedError("unknown_gateway", "no such gateway", 404)
+        return {"removed": key}
+
+    # --- backups and audit --------------------------------------------------------------------
+    def put_backup(self, body: Any) -> dict:
+        from fedlib.tx import backup_message
+
+        if not isinstance(body, dict):
+            raise FedError("invalid_input", "body is {user_key, data, signature}")
+        key = _key(body.get("user_key"), "user_key")
+        data = _hex(body.get("data"), None, "data")
+        if len(data) > 2 * 256 * 1024:
+            raise FedError("too_large", "backups are at most 256 KiB", 413)
+        sig = body.get("signature")
+        if not (
+            isinstance(sig, str) and crypto.schnorr_verify(key, backup_message(key, data), sig)
+        ):
+            raise FedError("invalid_signature", "backup not signed by the user key")
+        with self.db.tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO backups (user_key, data, updated) VALUES (?, ?, ?)",
+                (key, data, int(time.time())),
+            )
+        return {"stored": key}
+
+    def get_backup(self, user_key: str) -> dict:
+        row = self.db.one(
+            "SELECT data, updated FROM backups WHERE user_key = ?", _key(user_key, "user_key")
+        )
+        if row is None:
+            raise FedError("unknown_backup", "no backup for this key", 404)
+        return {"user_key": user_key, "data": row["data"], "updated": row["updated"]}
+
+    def audit(self) -> dict:
+        """Liabilities and assets, for the conservation check:
+        pegins - pegouts - fees == notes outstanding + open contracts."""
+        one = lambda sql: int(self.db.one(sql)["s"])  # noqa: E731
+        issued = one("SELECT COALESCE(SUM(amount), 0) AS s FROM issued_notes")
+        redeemed = one("SELECT COALESCE(SUM(amount), 0) AS s FROM spent_notes")
+        return {
+            "notes_outstanding_msat": issued - redeemed,
+            "outgoing_open_msat": one(
+                "SELECT COALESCE(SUM(amount), 0) AS s FROM outgoing WHERE spent_by IS NULL"
+            ),
+            "incoming_open_msat": one(
+                "SELECT COALESCE(SUM(amount), 0) AS s FROM incoming WHERE spent_by IS NULL"
+            ),
+            "pegin_msat": one("SELECT COALESCE(SUM(amount_sat), 0) * 1000 AS s FROM pegins"),
+            "pegout_msat": one(
+                "SELECT COALESCE(SUM(amount_sat + fee_sat), 0) * 1000 AS s FROM pegouts"
+            ),
+            "fees_msat": int(self.db.meta("fees_msat") or 0),
+        }
