@@ -44,6 +44,7 @@ from .store import FedDB
 log = logging.getLogger(__name__)
 
 GATEWAY_TTL_S = 600
+TIMED_KINDS = frozenset({"outgoing_claim", "outgoing_refund", "outgoing_contract"})
 MAX_ITEMS = 1000
 PEGOUT_VSIZE = 141  # 1 P2WPKH input, 2 outputs
 
@@ -153,9 +154,9 @@ class Federation:
             with self.changed:
                 self.changed.wait(min(left, 0.5))
 
-    def height(self) -> int:
+    def height(self, *, fresh: bool = False) -> int:
         try:
-            return self.chain.height()
+            return self.chain.height(max_age_s=0.0 if fresh else 0.25)
         except ChainError as exc:
             raise FedError("chain_unavailable", exc.message, 503) from None
 
@@ -185,7 +186,9 @@ class Federation:
             row = conn.execute("SELECT outcome FROM txs WHERE txid = ?", (tid,)).fetchone()
             if row is not None:
                 return {"txid": tid, "status": "accepted", "outcome": json.loads(row["outcome"])}
-            height, now = self.height(), int(time.time())
+            # timelocks are judged against the chain as it is now, not a cached height
+            timed = any(x.get("kind") in TIMED_KINDS for x in inputs + outputs)
+            height, now = self.height(fresh=timed), int(time.time())
             spends = [self._check_input(conn, i, inp, height) for i, inp in enumerate(inputs)]
             msg = bytes.fromhex(tid)
             for i, (spend, sig) in enumerate(zip(spends, sigs, strict=True)):
