@@ -82,8 +82,6 @@ def invoice_for(amount_msat: int, preimage: bytes) -> str:
     from bolt11 import Bolt11, MilliSatoshi, encode
     from bolt11.models.tags import TagChar, Tags
 
-    from services.regtest.lightning import Network  # noqa: F401  (only for its imports' side: none)
-
     tags = Tags()
     tags.add(TagChar.payment_hash, hashlib.sha256(preimage).hexdigest())
     tags.add(TagChar.payment_secret, os.urandom(32).hex())

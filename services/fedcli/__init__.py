@@ -1,0 +1,1 @@
+"""`fed-cli`: a federation user's wallet on the command line (the dev federation's client)."""
