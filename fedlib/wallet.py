@@ -193,17 +193,23 @@ class FederationWallet:
         return chosen
 
     def _change_outputs(self, available: int, n_in: int, n_fixed_out: int) -> list[int]:
-        """Denominations of the change, after every fee of the transaction."""
-        change: list[int] = []
-        for _ in range(8):
-            left = available - self._fees(n_in, n_fixed_out + len(change))
-            if left < 0:
-                raise WalletError("insufficient_funds", "not enough to pay the federation's fees")
-            new = decompose(left)
-            if len(new) == len(change):
-                return new
-            change = new
-        return change
+        """Denominations of the change after every fee of the transaction: the fewest notes k
+        such that the change c = available - fees(k notes more) splits into exactly k notes
+        (possible iff popcount(c) <= k <= c)."""
+        for k in range(0, 128):
+            c = available - self._fees(n_in, n_fixed_out + k)
+            if c < 0:
+                break
+            if c == 0 and k == 0:
+                return []
+            if bin(c).count("1") <= k <= c:
+                notes = decompose(c)
+                while len(notes) < k:  # split the largest splittable note in two
+                    big = max(n for n in notes if n > 1)
+                    notes.remove(big)
+                    notes += [big // 2, big // 2]
+                return sorted(notes)
+        raise WalletError("insufficient_funds", "not enough to pay the federation's fees")
 
     def _run(
         self,
