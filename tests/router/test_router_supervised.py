@@ -57,6 +57,15 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
             sup.wait(5)
 
 
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def bus_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "gateway-bus"), "--run-dir", env["GATEWAY_RUN_DIR"], "--timeout", "2", *args],
@@ -114,6 +123,14 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     ]
     wait_until(lambda: subprocess.run(cli, capture_output=True).returncode == 0, 30, "regtestd")
     assert subprocess.run(cli, capture_output=True, text=True).stdout.strip() == "0"
+
+    # and the two development federations, each with its invite code
+    for name in ("alpha", "beta"):
+        info_file = run_dir / "data" / "federations" / name / "federation.json"
+        wait_until(info_file.exists, 60, f"federation {name}")
+        info = json.loads(info_file.read_text())
+        assert info["invite_code"].startswith("fed1")
+        wait_until(lambda url=info["api_url"]: _healthy(url), 30, f"federation {name} API")
 
     # a service nobody serves: a clear one-line error and a distinct exit code
     missing = bus_cli(world, "ping", "no-such-federation")
