@@ -46,3 +46,8 @@ REGTESTD_INFO_FILE: Final = "regtestd.json"  # written into regtestd's data dir
 # --- The development federation ------------------------------------------------------------------
 ENV_PREFIX_FEDERATION: Final = "FED_"
 FEDERATION_INFO_FILE: Final = "federation.json"  # written into guardiand's data dir
+
+# --- The Lightning extension ---------------------------------------------------------------------
+ENV_PREFIX_LNRPC: Final = "GATEWAY_LNRPC_"
+PROGRAM_LNRPC: Final = "gateway-lnrpc-extension"
+DEFAULT_LNRPC_LISTEN: Final = "127.0.0.1:8177"

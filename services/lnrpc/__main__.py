@@ -1,0 +1,71 @@
+"""`gateway-lnrpc-extension --backend sim|lnd`: the GatewayLightning gRPC server beside a node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from gwcore.constants import PROGRAM_LNRPC
+from gwcore.logging import configure_logging
+
+from .backend import LightningBackend
+from .server import ExtensionServer
+from .settings import LnrpcSettings
+
+
+def create_backend(settings: LnrpcSettings) -> LightningBackend:
+    if settings.backend == "sim":
+        from .sim import SimBackend
+
+        return SimBackend.from_data_dir(settings.sim_regtest_dir, settings.sim_node)
+    raise SystemExit(f"backend {settings.backend!r} is not available in this build yet")
+
+
+def create_server(settings: LnrpcSettings) -> ExtensionServer:
+    tls = None
+    if settings.tls_cert_path and settings.tls_key_path:
+        tls = (settings.tls_cert_path.read_bytes(), settings.tls_key_path.read_bytes())
+    return ExtensionServer(
+        create_backend(settings), settings.listen, reflection_enabled=settings.reflection, tls=tls
+    )
+
+
+async def _wait_for_world(settings: LnrpcSettings) -> None:
+    """Processes start in any order: wait for the regtest world's endpoints file."""
+    info = settings.sim_regtest_dir / "regtestd.json"
+    while settings.backend == "sim" and not info.exists():  # noqa: ASYNC110 - polling a file
+        await asyncio.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=PROGRAM_LNRPC, description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sim", "lnd"])
+    parser.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8177)")
+    parser.add_argument("--sim-regtest-dir", type=Path)
+    parser.add_argument("--sim-node")
+    parser.add_argument("--reflection", action="store_true", default=None)
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = LnrpcSettings(**overrides)
+    configure_logging(PROGRAM_LNRPC, settings.log_level)
+
+    async def run() -> None:
+        await _wait_for_world(settings)
+        server = create_server(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await server.start()
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The port every Lightning backend implements, and the values that cross it.
+
+Contract (every backend, checked by tests/contract/):
+* `node_info()` says who the node is and whether it is synced.
+* `route_hints(n)` gives one-hop hints into the node from its active channels, with the *peer's*
+  fee policy on each channel.
+* `pay(...)` pays a BOLT11 invoice at most once per payment hash and reports one of four states:
+  SETTLED (with preimage), FAILED (only when the node says so definitely), PENDING, UNKNOWN.
+  `track(hash)` reports the state of an earlier payment without paying.
+* `intercepted()` yields every HTLC the node holds for an unknown next-hop short channel id;
+  `complete(htlc, action)` resolves one exactly once (settle / fail / forward).
+
+Payment status mapping of each backend is one explicit table in that backend's module.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+class PaymentState(enum.Enum):
+    SETTLED = "settled"
+    FAILED = "failed"
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    pub_key: bytes
+    alias: str
+    network: str
+    block_height: int
+    synced: bool
+
+
+@dataclass(frozen=True)
+class HintHop:
+    src_node_id: bytes
+    short_channel_id: int
+    base_msat: int
+    proportional_millionths: int
+    cltv_expiry_delta: int
+    htlc_minimum_msat: int
+    htlc_maximum_msat: int
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    state: PaymentState
+    preimage: bytes = b""
+    fee_msat: int = 0
+    failure_reason: str = ""
+    failure_code: int = 0
+
+
+@dataclass
+class InterceptedHtlc:
+    payment_hash: bytes
+    incoming_amount_msat: int
+    outgoing_amount_msat: int
+    incoming_expiry: int
+    outgoing_expiry: int
+    short_channel_id: int
+    incoming_chan_id: int
+    htlc_id: int
+    ref: object = field(default=None, compare=False, repr=False)  # the backend's own handle
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.incoming_chan_id, self.htlc_id)
+
+
+class HtlcAction(enum.Enum):
+    SETTLE = "settle"
+    FAIL = "fail"
+    FORWARD = "forward"
+
+
+INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS = 0x400F
+
+
+class BackendError(Exception):
+    """The node refused or could not be reached. `retryable` tells which."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, invalid_input: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.invalid_input = invalid_input
+
+
+class LightningBackend(abc.ABC):
+    """One node implementation behind the extension. Capability flags are class attributes."""
+
+    name: str = "abstract"
+    supports_interception: bool = True
+
+    async def start(self) -> None:  # noqa: B027 - optional
+        """Connect to the node (called once, before anything else)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def node_info(self) -> NodeInfo: ...
+
+    @abc.abstractmethod
+    async def route_hints(self, num: int) -> list[list[HintHop]]: ...
+
+    @abc.abstractmethod
+    async def pay(
+        self, invoice: str, payment_hash: bytes, max_delay: int, max_fee_msat: int
+    ) -> PaymentResult: ...
+
+    @abc.abstractmethod
+    async def track(self, payment_hash: bytes) -> PaymentResult | None:
+        """The state of an earlier payment of this hash, or None if the node never saw one."""
+
+    @abc.abstractmethod
+    def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
+        """HTLCs held for unknown next-hop scids, as they arrive (reconnecting as needed)."""
+
+    @abc.abstractmethod
+    async def complete(self, htlc: InterceptedHtlc, action: HtlcAction, *, preimage: bytes = b"",
+                       failure_code: int = INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS) -> None: ...  # fmt: skip

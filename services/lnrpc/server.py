@@ -1,0 +1,206 @@
+"""The GatewayLightning gRPC server (grpc.aio), its health service and optional reflection.
+
+Health: NOT_SERVING until the backend answers `node_info` with synced=true (checked every
+`health_interval_s`), and again on shutdown. Errors map to status codes: bad input ->
+INVALID_ARGUMENT, a second RouteHtlcs -> ALREADY_EXISTS, unknown or already completed HTLC ->
+NOT_FOUND, node unreachable -> UNAVAILABLE. Deadlines are honoured: PayInvoice answers PENDING
+just before the caller's deadline rather than letting it expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from bolt11 import decode as bolt11_decode
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gwproto import gateway_lnrpc_pb2 as pb
+from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+
+from .backend import BackendError, HtlcAction, LightningBackend, PaymentState
+from .hub import AlreadySubscribed, HtlcHub, UnknownHtlc
+from .payments import PaymentRegistry
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
+STATES = {
+    PaymentState.SETTLED: pb.SETTLED,
+    PaymentState.FAILED: pb.FAILED,
+    PaymentState.PENDING: pb.PENDING,
+    PaymentState.UNKNOWN: pb.UNKNOWN,
+}
+
+
+class GatewayLightningService(pb_grpc.GatewayLightningServicer):
+    def __init__(self, backend: LightningBackend, hub: HtlcHub, payments: PaymentRegistry) -> None:
+        self.backend, self.hub, self.payments = backend, hub, payments
+
+    async def _call(self, context: grpc.aio.ServicerContext, coro):  # type: ignore[no-untyped-def]
+        try:
+            return await coro
+        except BackendError as exc:
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if exc.invalid_input
+                else grpc.StatusCode.UNAVAILABLE
+            )
+            await context.abort(code, str(exc))
+
+    async def GetNodeInfo(
+        self, request: pb.GetNodeInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetNodeInfoResponse:
+        info = await self._call(context, self.backend.node_info())
+        return pb.GetNodeInfoResponse(pub_key=info.pub_key, alias=info.alias, network=info.network,
+                                      block_height=info.block_height, synced=info.synced)  # fmt: skip
+
+    async def GetRouteHints(
+        self, request: pb.GetRouteHintsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRouteHintsResponse:
+        hints = await self._call(context, self.backend.route_hints(request.num_route_hints))
+        out = pb.GetRouteHintsResponse()
+        for hint in hints:
+            rh = out.route_hints.add()
+            for h in hint:
+                rh.hops.add(src_node_id=h.src_node_id, short_channel_id=h.short_channel_id, base_msat=h.base_msat,
+                            proportional_millionths=h.proportional_millionths, cltv_expiry_delta=h.cltv_expiry_delta,
+                            htlc_minimum_msat=h.htlc_minimum_msat, htlc_maximum_msat=h.htlc_maximum_msat)  # fmt: skip
+        return out
+
+    async def PayInvoice(
+        self, request: pb.PayInvoiceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PayInvoiceResponse:
+        try:
+            inv = bolt11_decode(request.invoice)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode invoice: {exc}")
+        if len(request.payment_hash) != 32 or request.payment_hash.hex() != inv.payment_hash:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "payment_hash does not match the invoice"
+            )
+        left = context.time_remaining()
+        wait = 3600.0 if left is None else max(0.0, left - 0.25)
+        result = await self._call(context, self.payments.pay(request.invoice, request.payment_hash, request.max_delay,
+                                                              request.max_fee_msat, wait))  # fmt: skip
+        if (
+            result.state == PaymentState.SETTLED
+            and hashlib.sha256(result.preimage).digest() != request.payment_hash
+        ):
+            log.error("backend returned a preimage that does not match: reporting UNKNOWN")
+            return pb.PayInvoiceResponse(status=pb.UNKNOWN)
+        return pb.PayInvoiceResponse(status=STATES[result.state], preimage=result.preimage, fee_msat=result.fee_msat,
+                                     failure_reason=result.failure_reason, failure_code=result.failure_code)  # fmt: skip
+
+    async def RouteHtlcs(
+        self, request: pb.RouteHtlcsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.InterceptedHtlc]:
+        try:
+            async for h in self.hub.subscribe():
+                yield pb.InterceptedHtlc(payment_hash=h.payment_hash, incoming_amount_msat=h.incoming_amount_msat,
+                                         outgoing_amount_msat=h.outgoing_amount_msat, incoming_expiry=h.incoming_expiry,
+                                         short_channel_id=h.short_channel_id, incoming_chan_id=h.incoming_chan_id,
+                                         htlc_id=h.htlc_id, outgoing_expiry=h.outgoing_expiry)  # fmt: skip
+        except AlreadySubscribed as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+
+    async def CompleteHtlc(
+        self, request: pb.CompleteHtlcRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteHtlcResponse:
+        which = request.WhichOneof("action")
+        kwargs: dict = {}
+        if which == "settle":
+            if len(request.settle.preimage) != 32:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "preimage must be 32 bytes")
+            action, kwargs["preimage"] = HtlcAction.SETTLE, request.settle.preimage
+        elif which == "cancel":
+            action, kwargs["failure_code"] = HtlcAction.FAIL, request.cancel.failure_code or 0x400F
+        elif which == "forward":
+            action = HtlcAction.FORWARD
+        else:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "one of settle, cancel, forward")
+        try:
+            await self.hub.complete(request.incoming_chan_id, request.htlc_id, action, **kwargs)
+        except UnknownHtlc as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except BackendError as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.invalid_input else (
+                grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.NOT_FOUND)  # fmt: skip
+            await context.abort(code, str(exc))
+        return pb.CompleteHtlcResponse()
+
+
+class ExtensionServer:
+    """The gRPC server with its hub, payments, health and reflection. `start()`, `stop()`."""
+
+    def __init__(self, backend: LightningBackend, listen: str, *, reflection_enabled: bool = False,
+                 tls: tuple[bytes, bytes] | None = None, health_interval_s: float = 2.0) -> None:  # fmt: skip
+        self.backend = backend
+        self.hub = HtlcHub(backend)
+        self.payments = PaymentRegistry(backend)
+        self.server = grpc.aio.server()
+        self.health = (
+            health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        )
+        pb_grpc.add_GatewayLightningServicer_to_server(
+            GatewayLightningService(backend, self.hub, self.payments), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        if reflection_enabled:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), self.server
+            )
+        if tls is not None:
+            creds = grpc.ssl_server_credentials([(tls[1], tls[0])])  # (key, cert)
+            self.port = self.server.add_secure_port(listen, creds)
+        else:
+            self.port = self.server.add_insecure_port(listen)
+        self.listen = listen.rsplit(":", 1)[0] + f":{self.port}"
+        self.health_interval_s = health_interval_s
+        self._watch: asyncio.Task[None] | None = None
+
+    async def _set_health(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            result = self.health.set(name, status)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _watch_node(self) -> None:
+        while True:
+            try:
+                serving = (await self.backend.node_info()).synced
+            except Exception as exc:
+                log.warning("node not reachable: %s", exc)
+                serving = False
+            await self._set_health(serving)
+            await asyncio.sleep(self.health_interval_s)
+
+    async def start(self) -> None:
+        await self._set_health(False)
+        await self.backend.start()
+        self.hub.start()
+        await self.server.start()
+        self._watch = asyncio.create_task(self._watch_node())
+        log.info(
+            "lightning extension listening",
+            extra={"fields": {"listen": self.listen, "backend": self.backend.name}},
+        )
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._set_health(False)
+        await self.server.stop(grace_s)
+        await self.hub.stop()
+        await self.backend.close()

@@ -1,0 +1,260 @@
+"""The GatewayLightning contract, one suite for every backend (parametrized by `backend`).
+
+The regtest world runs for real (regtestd process): alice pays through the gateway's node and
+bob is paid by it. The extension's gRPC server runs in the test's loop on a free port and is
+reached through a real gRPC channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gwproto import gateway_lnrpc_pb2 as pb
+from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+from services.lnrpc.server import ExtensionServer
+from services.lnrpc.sim import SimBackend
+from tests.regtest.helpers import federation_invoice
+from tests.regtest.test_regtestd_process import Regtestd
+
+BACKENDS = ["sim"]
+
+
+class World:
+    def __init__(self, info: dict) -> None:
+        self.info = info
+        self.http = httpx.AsyncClient(
+            base_url=info["api_url"],
+            headers={"Authorization": f"Bearer {info['api_token']}"},
+            timeout=60,
+        )
+
+    async def post(self, path: str, body: dict) -> dict:
+        r = await self.http.post(path, json=body)
+        assert r.status_code < 400, r.text
+        return r.json()
+
+    async def get(self, path: str) -> dict:
+        return (await self.http.get(path)).json()
+
+
+@pytest.fixture(scope="module")
+def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    r = Regtestd(tmp_path_factory.mktemp("contract") / "rt")
+    r.info = r.start()
+    yield r
+    r.kill()
+
+
+@pytest.fixture
+async def world(regtestd) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+    w = World(regtestd.info)
+    yield w
+    await w.http.aclose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def stub(
+    request, world: World, regtestd
+) -> AsyncIterator[tuple[pb_grpc.GatewayLightningStub, World, str]]:  # type: ignore[no-untyped-def]
+    node = f"gw{os.urandom(3).hex()}"
+    if request.param == "sim":
+        backend = SimBackend.from_data_dir(regtestd.data_dir, node)
+    server = ExtensionServer(backend, "127.0.0.1:0", reflection_enabled=True, health_interval_s=0.2)
+    await server.start()
+    alice, bob = f"alice{node}", f"bob{node}"
+    await world.post("/v1/nodes", {"name": alice})
+    await world.post(f"/v1/nodes/{alice}/fund", {"amount_sat": 5_000_000})
+    await world.post("/v1/nodes", {"name": bob})
+    await world.post(f"/v1/nodes/{node}/fund", {"amount_sat": 5_000_000})
+    await world.post("/v1/channels", {"from": alice, "to": node, "capacity_sat": 2_000_000,
+                                      "policy_from": {"base_msat": 500, "ppm": 100, "cltv_delta": 34}})  # fmt: skip
+    await world.post("/v1/channels", {"from": node, "to": bob, "capacity_sat": 2_000_000})
+    channel = grpc.aio.insecure_channel(server.listen)
+    try:
+        yield pb_grpc.GatewayLightningStub(channel), world, node
+    finally:
+        await channel.close()
+        await server.stop(0.5)
+
+
+async def test_node_info_health_and_route_hints(stub) -> None:  # type: ignore[no-untyped-def]
+    s, world, node = stub
+    info = await s.GetNodeInfo(pb.GetNodeInfoRequest())
+    me = await world.get(f"/v1/nodes/{node}")
+    assert (
+        info.pub_key.hex() == me["pubkey"]
+        and info.network == "regtest"
+        and info.synced
+        and info.block_height > 100
+    )
+    hints = (await s.GetRouteHints(pb.GetRouteHintsRequest(num_route_hints=5))).route_hints
+    alice = await world.get(f"/v1/nodes/alice{node}")
+    (hint,) = [h for h in hints if h.hops[0].src_node_id.hex() == alice["pubkey"]]
+    hop = hint.hops[0]
+    assert (hop.base_msat, hop.proportional_millionths, hop.cltv_expiry_delta) == (500, 100, 34)
+    assert (
+        hop.short_channel_id == alice["channels"][0]["scid_int"]
+        and hop.htlc_maximum_msat == 2_000_000_000
+    )
+
+
+async def test_pay_invoice_success_is_idempotent(stub) -> None:  # type: ignore[no-untyped-def]
+    s, world, node = stub
+    inv = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 1_234_000})
+    req = pb.PayInvoiceRequest(
+        invoice=inv["bolt11"],
+        max_delay=200,
+        max_fee_msat=10_000,
+        payment_hash=bytes.fromhex(inv["payment_hash"]),
+    )
+    first, second = await asyncio.gather(
+        s.PayInvoice(req, timeout=30), s.PayInvoice(req, timeout=30)
+    )
+    third = await s.PayInvoice(req, timeout=30)
+    for r in (first, second, third):
+        assert r.status == pb.SETTLED and r.preimage.hex() == inv["preimage"]
+    bob = await world.get(f"/v1/nodes/bob{node}")
+    assert bob["lightning_balance_msat"] == 1_234_000  # paid once
+
+
+async def test_pay_invoice_failures(stub) -> None:  # type: ignore[no-untyped-def]
+    s, world, node = stub
+    inv = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 1000})
+    await world.post(f"/v1/nodes/bob{node}/invoices/{inv['payment_hash']}/cancel", {})
+    r = await s.PayInvoice(pb.PayInvoiceRequest(invoice=inv["bolt11"], max_delay=200, max_fee_msat=1000,
+                                                payment_hash=bytes.fromhex(inv["payment_hash"])), timeout=30)  # fmt: skip
+    assert (
+        r.status == pb.FAILED
+        and r.failure_reason == "incorrect_or_unknown_payment_details"
+        and r.failure_code == 0x400F
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await s.PayInvoice(
+            pb.PayInvoiceRequest(invoice="lnbcrt1nope", payment_hash=b"x" * 32), timeout=10
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    other = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 1000})
+    with pytest.raises(grpc.aio.AioRpcError) as mismatch:
+        await s.PayInvoice(
+            pb.PayInvoiceRequest(invoice=other["bolt11"], payment_hash=b"\x01" * 32), timeout=10
+        )
+    assert mismatch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _pay_in_background(
+    world: World, node: str, amount: int, preimage: bytes
+) -> tuple[asyncio.Task, bytes]:  # type: ignore[type-arg]
+    me = await world.get(f"/v1/nodes/{node}")
+    bolt11 = federation_invoice(me["pubkey"], amount, preimage, scid=7)
+    task = asyncio.create_task(
+        world.post(f"/v1/nodes/alice{node}/pay", {"bolt11": bolt11, "timeout_s": 60})
+    )
+    return task, hashlib.sha256(preimage).digest()
+
+
+async def test_intercept_settle_cancel_forward_and_exactly_once(stub) -> None:  # type: ignore[no-untyped-def]
+    s, world, node = stub
+    stream = s.RouteHtlcs(pb.RouteHtlcsRequest())
+    second = s.RouteHtlcs(pb.RouteHtlcsRequest())
+    with pytest.raises(grpc.aio.AioRpcError) as dup:
+        await second.read()
+    assert dup.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    outcomes = {}
+    for action in ("settle", "cancel", "forward"):
+        pre = os.urandom(32)
+        pay, ph = await _pay_in_background(world, node, 40_000, pre)
+        htlc = await asyncio.wait_for(stream.read(), 10)
+        assert (
+            htlc.payment_hash == ph
+            and htlc.short_channel_id == 7
+            and htlc.outgoing_amount_msat == 40_000
+        )
+        assert htlc.incoming_amount_msat >= 40_000 and htlc.incoming_expiry > htlc.outgoing_expiry
+        req = pb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        if action == "settle":
+            bad = pb.CompleteHtlcRequest(
+                incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id
+            )
+            bad.settle.preimage = os.urandom(32)
+            with pytest.raises(grpc.aio.AioRpcError) as wrong:
+                await s.CompleteHtlc(bad, timeout=10)
+            assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            req.settle.preimage = pre
+        elif action == "cancel":
+            req.cancel.reason = "no such offer"
+        else:
+            req.forward.SetInParent()
+        await s.CompleteHtlc(req, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await s.CompleteHtlc(req, timeout=10)
+        assert again.value.code() == grpc.StatusCode.NOT_FOUND
+        outcomes[action] = await asyncio.wait_for(pay, 10)
+    assert outcomes["settle"]["status"] == "succeeded" and outcomes["settle"]["preimage"]
+    assert outcomes["cancel"]["failure"] == "incorrect_or_unknown_payment_details"
+    assert outcomes["forward"]["failure"] == "unknown_next_peer"
+    stream.cancel()
+
+
+async def test_held_while_nobody_listens_and_timeout(stub) -> None:  # type: ignore[no-untyped-def]
+    s, world, node = stub
+    pre = os.urandom(32)
+    pay, ph = await _pay_in_background(world, node, 10_000, pre)
+    await asyncio.sleep(0.5)  # intercepted before anyone subscribed
+    stream = s.RouteHtlcs(pb.RouteHtlcsRequest())
+    htlc = await asyncio.wait_for(stream.read(), 10)
+    assert htlc.payment_hash == ph
+    stream.cancel()
+    await asyncio.sleep(0.2)
+    stream2 = s.RouteHtlcs(
+        pb.RouteHtlcsRequest()
+    )  # not completed: offered again to the next subscriber
+    again = await asyncio.wait_for(stream2.read(), 10)
+    assert again.htlc_id == htlc.htlc_id
+    info = await s.GetNodeInfo(pb.GetNodeInfoRequest())
+    await world.post(
+        "/v1/mine", {"blocks": htlc.incoming_expiry - info.block_height}
+    )  # nobody answers: it times out
+    result = await asyncio.wait_for(pay, 10)
+    assert result["status"] == "failed"
+    req = pb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+    req.settle.preimage = pre
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await s.CompleteHtlc(req, timeout=10)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    stream2.cancel()
+
+
+async def test_health_and_reflection(regtestd) -> None:  # type: ignore[no-untyped-def]
+    """SERVING only while the node answers; NOT_SERVING after shutdown begins."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    server = ExtensionServer(SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"), "127.0.0.1:0",
+                             reflection_enabled=True, health_interval_s=0.1)  # fmt: skip
+    await server.start()
+    async with grpc.aio.insecure_channel(server.listen) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        req = health_pb2.HealthCheckRequest(service="fmgw.lnrpc.v1.GatewayLightning")
+        for _ in range(50):
+            if (await health.Check(req)).status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            await asyncio.sleep(0.05)
+        assert (await health.Check(req)).status == health_pb2.HealthCheckResponse.SERVING
+        refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+        names = []
+        async for r in refl.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        ):
+            names = [x.name for x in r.list_services_response.service]
+        assert "fmgw.lnrpc.v1.GatewayLightning" in names
+        server._watch.cancel()  # as stop() does first
+        await server._set_health(False)
+        assert (await health.Check(req)).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    await server.stop(0.1)
