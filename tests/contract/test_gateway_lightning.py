@@ -163,10 +163,6 @@ async def _pay_in_background(
 async def test_intercept_settle_cancel_forward_and_exactly_once(stub) -> None:  # type: ignore[no-untyped-def]
     s, world, node = stub
     stream = s.RouteHtlcs(pb.RouteHtlcsRequest())
-    second = s.RouteHtlcs(pb.RouteHtlcsRequest())
-    with pytest.raises(grpc.aio.AioRpcError) as dup:
-        await second.read()
-    assert dup.value.code() == grpc.StatusCode.ALREADY_EXISTS
     outcomes = {}
     for action in ("settle", "cancel", "forward"):
         pre = os.urandom(32)
@@ -178,6 +174,11 @@ async def test_intercept_settle_cancel_forward_and_exactly_once(stub) -> None:  
             and htlc.outgoing_amount_msat == 40_000
         )
         assert htlc.incoming_amount_msat >= 40_000 and htlc.incoming_expiry > htlc.outgoing_expiry
+        if action == "settle":  # the first stream is surely subscribed now: a second is refused
+            second = s.RouteHtlcs(pb.RouteHtlcsRequest())
+            with pytest.raises(grpc.aio.AioRpcError) as dup:
+                await asyncio.wait_for(second.read(), 10)
+            assert dup.value.code() == grpc.StatusCode.ALREADY_EXISTS
         req = pb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
         if action == "settle":
             bad = pb.CompleteHtlcRequest(
