@@ -132,6 +132,25 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
         assert info["invite_code"].startswith("fed1")
         wait_until(lambda url=info["api_url"]: _healthy(url), 30, f"federation {name} API")
 
+    # and the Lightning extension (sim backend) answers gRPC with the regtest node "gateway"
+    import grpc
+
+    from gwproto import gateway_lnrpc_pb2 as pb
+    from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+
+    def extension_info() -> bool:
+        with grpc.insecure_channel("127.0.0.1:8177") as ch:
+            try:
+                return (
+                    pb_grpc.GatewayLightningStub(ch)
+                    .GetNodeInfo(pb.GetNodeInfoRequest(), timeout=2)
+                    .synced
+                )
+            except grpc.RpcError:
+                return False
+
+    wait_until(extension_info, 30, "the Lightning extension")
+
     # a service nobody serves: a clear one-line error and a distinct exit code
     missing = bus_cli(world, "ping", "no-such-federation")
     assert missing.returncode == 3 and "service_unavailable" in missing.stderr
