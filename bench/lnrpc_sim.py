@@ -74,8 +74,13 @@ async def measure(data_dir: Path, n: int) -> dict:
         pay_lat = []
         for i, inv in enumerate(invoices):
             t0 = time.perf_counter()
-            r = await stub.PayInvoice(pb.PayInvoiceRequest(invoice=inv["bolt11"], max_delay=500, max_fee_msat=10_000,
-                                                           payment_hash=bytes.fromhex(inv["payment_hash"])), timeout=30)  # fmt: skip
+            req = pb.PayInvoiceRequest(
+                invoice=inv["bolt11"],
+                max_delay=500,
+                max_fee_msat=10_000,
+                payment_hash=bytes.fromhex(inv["payment_hash"]),
+            )
+            r = await stub.PayInvoice(req, timeout=30)
             assert r.status == pb.SETTLED
             if i >= 10:
                 pay_lat.append(time.perf_counter() - t0)

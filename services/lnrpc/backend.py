@@ -126,5 +126,11 @@ class LightningBackend(abc.ABC):
         """HTLCs held for unknown next-hop scids, as they arrive (reconnecting as needed)."""
 
     @abc.abstractmethod
-    async def complete(self, htlc: InterceptedHtlc, action: HtlcAction, *, preimage: bytes = b"",
-                       failure_code: int = INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS) -> None: ...  # fmt: skip
+    async def complete(
+        self,
+        htlc: InterceptedHtlc,
+        action: HtlcAction,
+        *,
+        preimage: bytes = b"",
+        failure_code: int = INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
+    ) -> None: ...

@@ -80,8 +80,15 @@ class HtlcHub:
         finally:
             self._queue = None
 
-    async def complete(self, chan_id: int, htlc_id: int, action: HtlcAction, *, preimage: bytes = b"",
-                       failure_code: int = 0x400F) -> None:  # fmt: skip
+    async def complete(
+        self,
+        chan_id: int,
+        htlc_id: int,
+        action: HtlcAction,
+        *,
+        preimage: bytes = b"",
+        failure_code: int = 0x400F,
+    ) -> None:
         key = (chan_id, htlc_id)
         htlc = self._held.get(key)
         if htlc is None or key in self._completing:

@@ -56,8 +56,13 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
         self, request: pb.GetNodeInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetNodeInfoResponse:
         info = await self._call(context, self.backend.node_info())
-        return pb.GetNodeInfoResponse(pub_key=info.pub_key, alias=info.alias, network=info.network,
-                                      block_height=info.block_height, synced=info.synced)  # fmt: skip
+        return pb.GetNodeInfoResponse(
+            pub_key=info.pub_key,
+            alias=info.alias,
+            network=info.network,
+            block_height=info.block_height,
+            synced=info.synced,
+        )
 
     async def GetRouteHints(
         self, request: pb.GetRouteHintsRequest, context: grpc.aio.ServicerContext
@@ -67,9 +72,15 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
         for hint in hints:
             rh = out.route_hints.add()
             for h in hint:
-                rh.hops.add(src_node_id=h.src_node_id, short_channel_id=h.short_channel_id, base_msat=h.base_msat,
-                            proportional_millionths=h.proportional_millionths, cltv_expiry_delta=h.cltv_expiry_delta,
-                            htlc_minimum_msat=h.htlc_minimum_msat, htlc_maximum_msat=h.htlc_maximum_msat)  # fmt: skip
+                rh.hops.add(
+                    src_node_id=h.src_node_id,
+                    short_channel_id=h.short_channel_id,
+                    base_msat=h.base_msat,
+                    proportional_millionths=h.proportional_millionths,
+                    cltv_expiry_delta=h.cltv_expiry_delta,
+                    htlc_minimum_msat=h.htlc_minimum_msat,
+                    htlc_maximum_msat=h.htlc_maximum_msat,
+                )
         return out
 
     async def PayInvoice(
@@ -85,26 +96,41 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
             )
         left = context.time_remaining()
         wait = 3600.0 if left is None else max(0.0, left - 0.25)
-        result = await self._call(context, self.payments.pay(request.invoice, request.payment_hash, request.max_delay,
-                                                              request.max_fee_msat, wait))  # fmt: skip
+        result = await self._call(
+            context,
+            self.payments.pay(
+                request.invoice, request.payment_hash, request.max_delay, request.max_fee_msat, wait
+            ),
+        )
         if (
             result.state == PaymentState.SETTLED
             and hashlib.sha256(result.preimage).digest() != request.payment_hash
         ):
             log.error("backend returned a preimage that does not match: reporting UNKNOWN")
             return pb.PayInvoiceResponse(status=pb.UNKNOWN)
-        return pb.PayInvoiceResponse(status=STATES[result.state], preimage=result.preimage, fee_msat=result.fee_msat,
-                                     failure_reason=result.failure_reason, failure_code=result.failure_code)  # fmt: skip
+        return pb.PayInvoiceResponse(
+            status=STATES[result.state],
+            preimage=result.preimage,
+            fee_msat=result.fee_msat,
+            failure_reason=result.failure_reason,
+            failure_code=result.failure_code,
+        )
 
     async def RouteHtlcs(
         self, request: pb.RouteHtlcsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InterceptedHtlc]:
         try:
             async for h in self.hub.subscribe():
-                yield pb.InterceptedHtlc(payment_hash=h.payment_hash, incoming_amount_msat=h.incoming_amount_msat,
-                                         outgoing_amount_msat=h.outgoing_amount_msat, incoming_expiry=h.incoming_expiry,
-                                         short_channel_id=h.short_channel_id, incoming_chan_id=h.incoming_chan_id,
-                                         htlc_id=h.htlc_id, outgoing_expiry=h.outgoing_expiry)  # fmt: skip
+                yield pb.InterceptedHtlc(
+                    payment_hash=h.payment_hash,
+                    incoming_amount_msat=h.incoming_amount_msat,
+                    outgoing_amount_msat=h.outgoing_amount_msat,
+                    incoming_expiry=h.incoming_expiry,
+                    short_channel_id=h.short_channel_id,
+                    incoming_chan_id=h.incoming_chan_id,
+                    htlc_id=h.htlc_id,
+                    outgoing_expiry=h.outgoing_expiry,
+                )
         except AlreadySubscribed as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
 
@@ -128,8 +154,11 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
         except UnknownHtlc as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except BackendError as exc:
-            code = grpc.StatusCode.INVALID_ARGUMENT if exc.invalid_input else (
-                grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.NOT_FOUND)  # fmt: skip
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if exc.invalid_input
+                else (grpc.StatusCode.UNAVAILABLE if exc.retryable else grpc.StatusCode.NOT_FOUND)
+            )
             await context.abort(code, str(exc))
         return pb.CompleteHtlcResponse()
 
@@ -137,8 +166,15 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
 class ExtensionServer:
     """The gRPC server with its hub, payments, health and reflection. `start()`, `stop()`."""
 
-    def __init__(self, backend: LightningBackend, listen: str, *, reflection_enabled: bool = False,
-                 tls: tuple[bytes, bytes] | None = None, health_interval_s: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: LightningBackend,
+        listen: str,
+        *,
+        reflection_enabled: bool = False,
+        tls: tuple[bytes, bytes] | None = None,
+        health_interval_s: float = 2.0,
+    ) -> None:
         self.backend = backend
         self.hub = HtlcHub(backend)
         self.payments = PaymentRegistry(backend)

@@ -172,11 +172,16 @@ class SimBackend(LightningBackend):
                         if "id" not in h:
                             continue  # an ack
                         yield InterceptedHtlc(
-                            payment_hash=bytes.fromhex(h["payment_hash"]), incoming_amount_msat=h["incoming_amount_msat"],
-                            outgoing_amount_msat=h["outgoing_amount_msat"], incoming_expiry=h["incoming_expiry"],
-                            outgoing_expiry=h["outgoing_expiry"], short_channel_id=h["short_channel_id"],
-                            incoming_chan_id=h["incoming_chan_id"], htlc_id=h["incoming_htlc_id"], ref=h["id"],
-                        )  # fmt: skip
+                            payment_hash=bytes.fromhex(h["payment_hash"]),
+                            incoming_amount_msat=h["incoming_amount_msat"],
+                            outgoing_amount_msat=h["outgoing_amount_msat"],
+                            incoming_expiry=h["incoming_expiry"],
+                            outgoing_expiry=h["outgoing_expiry"],
+                            short_channel_id=h["short_channel_id"],
+                            incoming_chan_id=h["incoming_chan_id"],
+                            htlc_id=h["incoming_htlc_id"],
+                            ref=h["id"],
+                        )
             except (aiohttp.ClientError, OSError) as exc:
                 log.warning("interception stream: %s; reconnecting", exc)
             await asyncio.sleep(delay)

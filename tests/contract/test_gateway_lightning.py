@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -21,10 +23,11 @@ from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from services.lnrpc.server import ExtensionServer
 from services.lnrpc.sim import SimBackend
+from tests.contract.cln_harness import FakeLightningd
 from tests.regtest.helpers import federation_invoice
 from tests.regtest.test_regtestd_process import Regtestd
 
-BACKENDS = ["sim"]
+BACKENDS = ["sim", "cln"]
 
 
 class World:
@@ -60,29 +63,57 @@ async def world(regtestd) -> AsyncIterator[World]:  # type: ignore[no-untyped-de
     await w.http.aclose()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(params=BACKENDS)
 async def stub(
-    request, world: World, regtestd
+    request, world: World, regtestd, tmp_path
 ) -> AsyncIterator[tuple[pb_grpc.GatewayLightningStub, World, str]]:  # type: ignore[no-untyped-def]
     node = f"gw{os.urandom(3).hex()}"
-    if request.param == "sim":
-        backend = SimBackend.from_data_dir(regtestd.data_dir, node)
-    server = ExtensionServer(backend, "127.0.0.1:0", reflection_enabled=True, health_interval_s=0.2)
-    await server.start()
+    await world.post("/v1/nodes", {"name": node, "hold_unknown_scids": True})
     alice, bob = f"alice{node}", f"bob{node}"
     await world.post("/v1/nodes", {"name": alice})
     await world.post(f"/v1/nodes/{alice}/fund", {"amount_sat": 5_000_000})
     await world.post("/v1/nodes", {"name": bob})
     await world.post(f"/v1/nodes/{node}/fund", {"amount_sat": 5_000_000})
-    await world.post("/v1/channels", {"from": alice, "to": node, "capacity_sat": 2_000_000,
-                                      "policy_from": {"base_msat": 500, "ppm": 100, "cltv_delta": 34}})  # fmt: skip
+    await world.post(
+        "/v1/channels",
+        {
+            "from": alice,
+            "to": node,
+            "capacity_sat": 2_000_000,
+            "policy_from": {"base_msat": 500, "ppm": 100, "cltv_delta": 34},
+        },
+    )
     await world.post("/v1/channels", {"from": node, "to": bob, "capacity_sat": 2_000_000})
-    channel = grpc.aio.insecure_channel(server.listen)
+    server = harness = None
+    if request.param == "sim":
+        server = ExtensionServer(
+            SimBackend.from_data_dir(regtestd.data_dir, node), "127.0.0.1:0", health_interval_s=0.2
+        )
+        await server.start()
+        listen = server.listen
+    else:  # cln: the real plugin process, driven by lightningd's side of the protocol
+        listen = f"127.0.0.1:{_free_port()}"
+        harness = FakeLightningd(regtestd.info, node, Path(f"/tmp/fmgw-cln-{node}"), listen)
+        await asyncio.to_thread(harness.start)
+    channel = grpc.aio.insecure_channel(listen)
     try:
         yield pb_grpc.GatewayLightningStub(channel), world, node
     finally:
         await channel.close()
-        await server.stop(0.5)
+        if server is not None:
+            await server.stop(0.5)
+        if harness is not None:
+            assert await asyncio.to_thread(harness.shutdown) == 0  # exits cleanly on `shutdown`
+            assert harness.stdout_garbage == []  # never wrote anything but JSON-RPC to stdout
+            shutil.rmtree(harness.dir, ignore_errors=True)
 
 
 async def test_node_info_health_and_route_hints(stub) -> None:  # type: ignore[no-untyped-def]
@@ -129,8 +160,15 @@ async def test_pay_invoice_failures(stub) -> None:  # type: ignore[no-untyped-de
     s, world, node = stub
     inv = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 1000})
     await world.post(f"/v1/nodes/bob{node}/invoices/{inv['payment_hash']}/cancel", {})
-    r = await s.PayInvoice(pb.PayInvoiceRequest(invoice=inv["bolt11"], max_delay=200, max_fee_msat=1000,
-                                                payment_hash=bytes.fromhex(inv["payment_hash"])), timeout=30)  # fmt: skip
+    r = await s.PayInvoice(
+        pb.PayInvoiceRequest(
+            invoice=inv["bolt11"],
+            max_delay=200,
+            max_fee_msat=1000,
+            payment_hash=bytes.fromhex(inv["payment_hash"]),
+        ),
+        timeout=30,
+    )
     assert (
         r.status == pb.FAILED
         and r.failure_reason == "incorrect_or_unknown_payment_details"
@@ -237,8 +275,12 @@ async def test_health_and_reflection(regtestd) -> None:  # type: ignore[no-untyp
     """SERVING only while the node answers; NOT_SERVING after shutdown begins."""
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    server = ExtensionServer(SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"), "127.0.0.1:0",
-                             reflection_enabled=True, health_interval_s=0.1)  # fmt: skip
+    server = ExtensionServer(
+        SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"),
+        "127.0.0.1:0",
+        reflection_enabled=True,
+        health_interval_s=0.1,
+    )
     await server.start()
     async with grpc.aio.insecure_channel(server.listen) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -259,3 +301,23 @@ async def test_health_and_reflection(regtestd) -> None:  # type: ignore[no-untyp
         await server._set_health(False)
         assert (await health.Check(req)).status == health_pb2.HealthCheckResponse.NOT_SERVING
     await server.stop(0.1)
+
+
+def test_cln_plugin_manifest(regtestd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What lightningd learns at getmanifest: the hook, the option, the shutdown subscription."""
+    harness = FakeLightningd(
+        regtestd.info,
+        "nobody",
+        Path(f"/tmp/fmgw-cln-m{os.urandom(3).hex()}"),
+        f"127.0.0.1:{_free_port()}",
+    )
+    harness.start()
+    try:
+        m = harness.manifest
+        assert any(h["name"] == "htlc_accepted" for h in m["hooks"])
+        assert any(o["name"] == "fm-gateway-listen" for o in m["options"])
+        assert "shutdown" in m["subscriptions"]
+    finally:
+        assert harness.shutdown() == 0
+        assert harness.stdout_garbage == []
+        shutil.rmtree(harness.dir, ignore_errors=True)
