@@ -21,7 +21,11 @@ def create_backend(settings: LnrpcSettings) -> LightningBackend:
         from .sim import SimBackend
 
         return SimBackend.from_data_dir(settings.sim_regtest_dir, settings.sim_node)
-    raise SystemExit(f"backend {settings.backend!r} is not available in this build yet")
+    from .lnd import LndBackend
+
+    return LndBackend.from_files(
+        settings.lnd_host, settings.lnd_tls_cert.expanduser(), settings.lnd_macaroon.expanduser()
+    )
 
 
 def create_server(settings: LnrpcSettings) -> ExtensionServer:
@@ -46,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8177)")
     parser.add_argument("--sim-regtest-dir", type=Path)
     parser.add_argument("--sim-node")
+    parser.add_argument("--lnd-host")
+    parser.add_argument("--lnd-tls-cert", type=Path)
+    parser.add_argument("--lnd-macaroon", type=Path)
     parser.add_argument("--reflection", action="store_true", default=None)
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}

@@ -21,4 +21,8 @@ class LnrpcSettings(BaseSettings):
     # sim: the regtest world's data dir (regtestd.json) and the node to drive
     sim_regtest_dir: Path = Path(".data/regtest")
     sim_node: str = "gateway"
+    # lnd: its gRPC address, TLS certificate and (admin or custom) macaroon
+    lnd_host: str = "127.0.0.1:10009"
+    lnd_tls_cert: Path = Path("~/.lnd/tls.cert")
+    lnd_macaroon: Path = Path("~/.lnd/data/chain/bitcoin/regtest/admin.macaroon")
     log_level: str = "INFO"

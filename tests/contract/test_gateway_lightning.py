@@ -21,13 +21,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+from services.lnrpc.lnd import LndBackend
 from services.lnrpc.server import ExtensionServer
 from services.lnrpc.sim import SimBackend
 from tests.contract.cln_harness import FakeLightningd
+from tests.contract.lnd_standin import LndStandIn
 from tests.regtest.helpers import federation_invoice
 from tests.regtest.test_regtestd_process import Regtestd
 
-BACKENDS = ["sim", "cln"]
+BACKENDS = ["sim", "cln", "lnd"]
 
 
 class World:
@@ -92,8 +94,15 @@ async def stub(
         },
     )
     await world.post("/v1/channels", {"from": node, "to": bob, "capacity_sat": 2_000_000})
-    server = harness = None
-    if request.param == "sim":
+    server = harness = standin = None
+    if request.param == "lnd":  # the real LND backend against LND's gRPC services (stand-in node)
+        standin = LndStandIn(regtestd.info, node)
+        host = await standin.start()
+        backend = LndBackend(host.replace("127.0.0.1", "localhost"), standin.cert, standin.macaroon)
+        server = ExtensionServer(backend, "127.0.0.1:0", health_interval_s=0.2)
+        await server.start()
+        listen = server.listen
+    elif request.param == "sim":
         server = ExtensionServer(
             SimBackend.from_data_dir(regtestd.data_dir, node), "127.0.0.1:0", health_interval_s=0.2
         )
@@ -110,6 +119,8 @@ async def stub(
         await channel.close()
         if server is not None:
             await server.stop(0.5)
+        if standin is not None:
+            await standin.stop()
         if harness is not None:
             assert await asyncio.to_thread(harness.shutdown) == 0  # exits cleanly on `shutdown`
             assert harness.stdout_garbage == []  # never wrote anything but JSON-RPC to stdout
@@ -321,3 +332,16 @@ def test_cln_plugin_manifest(regtestd, tmp_path) -> None:  # type: ignore[no-unt
         assert harness.shutdown() == 0
         assert harness.stdout_garbage == []
         shutil.rmtree(harness.dir, ignore_errors=True)
+
+
+async def test_lnd_refuses_a_wrong_macaroon(regtestd) -> None:  # type: ignore[no-untyped-def]
+    standin = LndStandIn(regtestd.info, "nobody")
+    host = await standin.start()
+    backend = LndBackend(host.replace("127.0.0.1", "localhost"), standin.cert, os.urandom(32))
+    await backend.start()
+    from services.lnrpc.backend import BackendError
+
+    with pytest.raises(BackendError, match="UNAUTHENTICATED"):
+        await backend.node_info()
+    await backend.close()
+    await standin.stop()

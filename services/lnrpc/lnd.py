@@ -1,0 +1,288 @@
+"""The LND backend: LND's own gRPC services (lnrpc.Lightning, routerrpc.Router) over one
+long-lived TLS channel with the macaroon as call credentials.
+
+Status mapping (lnrpc.Payment.PaymentStatus -> PaymentState), the only place it is decided:
+    SUCCEEDED -> SETTLED    FAILED -> FAILED    IN_FLIGHT, INITIATED -> PENDING    UNKNOWN -> UNKNOWN
+Interception: `HtlcInterceptor` sees every forwarded HTLC; those for the node's own channels are
+resumed at once, the others (the gateway's virtual scids) are held and streamed. The stream is
+reopened with backoff when it drops; lnd redelivers the HTLCs it still holds (set
+`requireinterceptor=true` so it holds them while we are away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from gwproto import lnd_lightning_pb2 as ln
+from gwproto import lnd_lightning_pb2_grpc as ln_grpc
+from gwproto import lnd_router_pb2 as router
+from gwproto import lnd_router_pb2_grpc as router_grpc
+
+from .backend import (
+    BackendError,
+    HintHop,
+    HtlcAction,
+    InterceptedHtlc,
+    LightningBackend,
+    NodeInfo,
+    PaymentResult,
+    PaymentState,
+)
+
+log = logging.getLogger(__name__)
+LND_STATUS = {
+    ln.Payment.SUCCEEDED: PaymentState.SETTLED,
+    ln.Payment.FAILED: PaymentState.FAILED,
+    ln.Payment.IN_FLIGHT: PaymentState.PENDING,
+    ln.Payment.INITIATED: PaymentState.PENDING,
+    ln.Payment.UNKNOWN: PaymentState.UNKNOWN,
+}
+# BOLT-4 code -> lnrpc.Failure.FailureCode for HtlcInterceptor's FAIL
+LND_FAILURE = {
+    0x400F: ln.Failure.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
+    0x1007: ln.Failure.TEMPORARY_CHANNEL_FAILURE,
+    0x400A: ln.Failure.UNKNOWN_NEXT_PEER,
+    0x2002: ln.Failure.TEMPORARY_NODE_FAILURE,
+}
+
+
+class _Macaroon(grpc.AuthMetadataPlugin):
+    def __init__(self, macaroon_hex: str) -> None:
+        self.macaroon_hex = macaroon_hex
+
+    def __call__(
+        self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
+    ) -> None:
+        callback((("macaroon", self.macaroon_hex),), None)
+
+
+class LndBackend(LightningBackend):
+    name = "lnd"
+
+    def __init__(self, host: str, tls_cert: bytes, macaroon: bytes) -> None:
+        self.host, self.tls_cert, self.macaroon_hex = host, tls_cert, macaroon.hex()
+        self.channel: grpc.aio.Channel | None = None
+        self._responses: asyncio.Queue[router.ForwardHtlcInterceptResponse] | None = None
+        self._held: dict[tuple[int, int], InterceptedHtlc] = {}
+        self._own: set[int] = set()
+
+    @classmethod
+    def from_files(cls, host: str, tls_cert_path: Path, macaroon_path: Path) -> LndBackend:
+        return cls(host, tls_cert_path.read_bytes(), macaroon_path.read_bytes())
+
+    async def start(self) -> None:
+        creds = grpc.composite_channel_credentials(
+            grpc.ssl_channel_credentials(root_certificates=self.tls_cert),
+            grpc.metadata_call_credentials(_Macaroon(self.macaroon_hex)),
+        )
+        self.channel = grpc.aio.secure_channel(
+            self.host, creds, options=[("grpc.max_receive_message_length", 50 << 20)]
+        )
+        self.ln = ln_grpc.LightningStub(self.channel)
+        self.router = router_grpc.RouterStub(self.channel)
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
+    async def _rpc(self, coro):  # type: ignore[no-untyped-def]
+        try:
+            return await coro
+        except grpc.aio.AioRpcError as exc:
+            raise BackendError(
+                f"lnd: {exc.code().name}: {exc.details()}",
+                retryable=exc.code() == grpc.StatusCode.UNAVAILABLE,
+            ) from None
+
+    async def node_info(self) -> NodeInfo:
+        r = await self._rpc(self.ln.GetInfo(ln.GetInfoRequest(), timeout=10))
+        network = r.chains[0].network if r.chains else "bitcoin"
+        return NodeInfo(
+            bytes.fromhex(r.identity_pubkey),
+            r.alias,
+            network,
+            r.block_height,
+            r.synced_to_chain and r.synced_to_graph,
+        )
+
+    async def route_hints(self, num: int) -> list[list[HintHop]]:
+        chans = (
+            await self._rpc(
+                self.ln.ListChannels(ln.ListChannelsRequest(active_only=True), timeout=10)
+            )
+        ).channels
+        self._own = {c.chan_id for c in chans}
+        hints = []
+        for c in sorted(chans, key=lambda c: -c.remote_balance)[: num or None]:
+            edge = await self._rpc(
+                self.ln.GetChanInfo(ln.ChanInfoRequest(chan_id=c.chan_id), timeout=10)
+            )
+            pol = edge.node1_policy if edge.node1_pub == c.remote_pubkey else edge.node2_policy
+            if pol.disabled:
+                continue
+            hints.append(
+                [
+                    HintHop(
+                        bytes.fromhex(c.remote_pubkey),
+                        c.chan_id,
+                        pol.fee_base_msat,
+                        pol.fee_rate_milli_msat,
+                        pol.time_lock_delta,
+                        pol.min_htlc,
+                        pol.max_htlc_msat or c.capacity * 1000,
+                    )
+                ]
+            )
+        return hints
+
+    @staticmethod
+    def _result(p: ln.Payment) -> PaymentResult:
+        state = LND_STATUS.get(p.status, PaymentState.UNKNOWN)
+        if state == PaymentState.SETTLED:
+            return PaymentResult(state, bytes.fromhex(p.payment_preimage), p.fee_msat)
+        if state == PaymentState.FAILED:
+            reason = (
+                ln.PaymentFailureReason.Name(p.failure_reason)
+                .removeprefix("FAILURE_REASON_")
+                .lower()
+            )
+            code = 0x400F if p.failure_reason == ln.FAILURE_REASON_INCORRECT_PAYMENT_DETAILS else 0
+            if code:
+                reason = "incorrect_or_unknown_payment_details"
+            return PaymentResult(state, failure_reason=reason, failure_code=code)
+        return PaymentResult(state)
+
+    async def pay(
+        self, invoice: str, payment_hash: bytes, max_delay: int, max_fee_msat: int
+    ) -> PaymentResult:
+        req = router.SendPaymentRequest(
+            payment_request=invoice,
+            fee_limit_msat=max_fee_msat,
+            cltv_limit=max_delay,
+            timeout_seconds=60,
+            no_inflight_updates=True,
+        )
+        last = None
+        try:
+            async for p in self.router.SendPaymentV2(req):
+                last = p
+                if LND_STATUS.get(p.status) in (PaymentState.SETTLED, PaymentState.FAILED):
+                    break
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT,):
+                raise BackendError(f"lnd: {exc.details()}", invalid_input=True) from None
+            known = await self.track(payment_hash)  # already paid / in flight: ask, never pay again
+            return known if known is not None else PaymentResult(PaymentState.UNKNOWN)
+        return self._result(last) if last is not None else PaymentResult(PaymentState.UNKNOWN)
+
+    async def track(self, payment_hash: bytes) -> PaymentResult | None:
+        call = self.router.TrackPaymentV2(
+            router.TrackPaymentRequest(payment_hash=payment_hash, no_inflight_updates=True)
+        )
+        try:
+            p = await asyncio.wait_for(call.read(), 5)
+        except TimeoutError:
+            call.cancel()
+            return PaymentResult(PaymentState.PENDING)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND or "not initiated" in (exc.details() or ""):
+                return None
+            return PaymentResult(PaymentState.UNKNOWN)
+        call.cancel()
+        if p is grpc.aio.EOF:
+            return None
+        return self._result(p)
+
+    async def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
+        delay = 0.1
+        while True:
+            queue: asyncio.Queue[router.ForwardHtlcInterceptResponse] = asyncio.Queue()
+
+            async def responses(
+                q: asyncio.Queue[router.ForwardHtlcInterceptResponse] = queue,
+            ) -> AsyncIterator[router.ForwardHtlcInterceptResponse]:
+                while True:
+                    yield await q.get()
+
+            call = self.router.HtlcInterceptor(responses())
+            self._responses = queue
+            try:
+                async for req in call:
+                    delay = 0.1
+                    key = req.incoming_circuit_key
+                    if (
+                        req.outgoing_requested_chan_id in self._own
+                    ):  # a normal forward: not ours to judge
+                        queue.put_nowait(
+                            router.ForwardHtlcInterceptResponse(
+                                incoming_circuit_key=key, action=router.RESUME
+                            )
+                        )
+                        continue
+                    h = InterceptedHtlc(
+                        req.payment_hash,
+                        req.incoming_amount_msat,
+                        req.outgoing_amount_msat,
+                        req.incoming_expiry,
+                        req.outgoing_expiry,
+                        req.outgoing_requested_chan_id,
+                        key.chan_id,
+                        key.htlc_id,
+                        ref=req.auto_fail_height,
+                    )
+                    self._held[h.key] = h
+                    yield h
+            except grpc.aio.AioRpcError as exc:
+                log.warning(
+                    "HtlcInterceptor stream ended: %s %s; reconnecting",
+                    exc.code().name,
+                    exc.details(),
+                )
+            finally:
+                self._responses = None
+                with contextlib.suppress(Exception):
+                    call.cancel()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def complete(
+        self,
+        htlc: InterceptedHtlc,
+        action: HtlcAction,
+        *,
+        preimage: bytes = b"",
+        failure_code: int = 0x400F,
+    ) -> None:
+        if htlc.key not in self._held:
+            raise BackendError("lnd no longer holds this HTLC")
+        if self._responses is None:
+            raise BackendError("the interceptor stream is down", retryable=True)
+        if htlc.ref and (await self.node_info()).block_height >= int(htlc.ref):  # type: ignore[call-overload]
+            del self._held[htlc.key]  # lnd failed it back itself at auto_fail_height
+            raise BackendError("lnd failed this HTLC back at its auto-fail height")
+        key = router.CircuitKey(chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        if action == HtlcAction.SETTLE:
+            if hashlib.sha256(preimage).digest() != htlc.payment_hash:
+                raise BackendError("preimage does not hash to the payment hash", invalid_input=True)
+            resp = router.ForwardHtlcInterceptResponse(
+                incoming_circuit_key=key, action=router.SETTLE, preimage=preimage
+            )
+        elif action == HtlcAction.FAIL:
+            resp = router.ForwardHtlcInterceptResponse(
+                incoming_circuit_key=key,
+                action=router.FAIL,
+                failure_code=LND_FAILURE.get(failure_code, ln.Failure.TEMPORARY_CHANNEL_FAILURE),
+            )
+        else:
+            resp = router.ForwardHtlcInterceptResponse(
+                incoming_circuit_key=key, action=router.RESUME
+            )
+        self._responses.put_nowait(resp)
+        del self._held[htlc.key]
