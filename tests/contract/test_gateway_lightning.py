@@ -345,3 +345,30 @@ async def test_lnd_refuses_a_wrong_macaroon(regtestd) -> None:  # type: ignore[n
         await backend.node_info()
     await backend.close()
     await standin.stop()
+
+
+async def test_tls_listener(regtestd) -> None:  # type: ignore[no-untyped-def]
+    """With a certificate and key the extension serves TLS only."""
+    from tests.contract.lnd_standin import self_signed
+
+    cert, key = self_signed()
+    server = ExtensionServer(
+        SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"),
+        "127.0.0.1:0",
+        tls=(cert, key),
+    )
+    await server.start()
+    port = server.listen.rsplit(":", 1)[1]
+    async with grpc.aio.secure_channel(
+        f"localhost:{port}", grpc.ssl_channel_credentials(root_certificates=cert)
+    ) as channel:
+        info = await pb_grpc.GatewayLightningStub(channel).GetNodeInfo(
+            pb.GetNodeInfoRequest(), timeout=10
+        )
+        assert len(info.pub_key) == 33
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await pb_grpc.GatewayLightningStub(plain).GetNodeInfo(
+                pb.GetNodeInfoRequest(), timeout=3
+            )
+    await server.stop(0.1)
