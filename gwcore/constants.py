@@ -51,3 +51,16 @@ FEDERATION_INFO_FILE: Final = "federation.json"  # written into guardiand's data
 ENV_PREFIX_LNRPC: Final = "GATEWAY_LNRPC_"
 PROGRAM_LNRPC: Final = "gateway-lnrpc-extension"
 DEFAULT_LNRPC_LISTEN: Final = "127.0.0.1:8177"
+
+# --- Actors and the gateway service ---------------------------------------------------------------
+ENV_PREFIX_ACTOR: Final = "GATEWAY_ACTOR_"
+GATEWAY_SERVICE: Final = "gateway"  # router-local bus service for gateway-level requests
+METHOD_CONNECT_FED: Final = "gateway.connect_fed"
+METHOD_LIST_FEDS: Final = "gateway.list_feds"
+METHOD_LEAVE_FED: Final = "gateway.leave_fed"
+METHOD_ACTOR_INFO: Final = "actor.info"
+METHOD_ACTOR_HTLC: Final = "actor.htlc"
+METHOD_ACTOR_PAY: Final = "actor.pay_invoice"
+METHOD_ACTOR_SET_FEES: Final = "actor.set_fees"
+METHOD_ACTOR_ADDRESS: Final = "actor.address"
+METHOD_ACTOR_DEPOSIT: Final = "actor.deposit"

@@ -119,6 +119,18 @@ class UnknownMethod(BusError):
     code = "unknown_method"
 
 
+class PaymentFailed(GatewayError):
+    """A Lightning payment definitely failed; the contract was cancelled so the user can refund."""
+
+    code = "payment_failed"
+
+
+class ServiceNotReady(GatewayError):
+    """The gateway (or the part asked) is not running yet."""
+
+    code = "not_ready"
+
+
 ERROR_TABLE: dict[str, ErrorSpec] = {
     "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
     "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
@@ -131,6 +143,8 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "deadline_exceeded": ErrorSpec(504, "DEADLINE_EXCEEDED", False, "timed out"),
     "malformed_message": ErrorSpec(502, "INTERNAL", False, "internal communication error"),
     "unknown_method": ErrorSpec(501, "UNIMPLEMENTED", False, "not implemented"),
+    "payment_failed": ErrorSpec(502, "ABORTED", False, "payment failed"),
+    "not_ready": ErrorSpec(503, "UNAVAILABLE", True, "not ready"),
 }
 
 

@@ -1,20 +1,24 @@
-"""Builds the router from its settings. So far it is the bus broker; the registry, the Lightning
-extension connection and HTLC dispatch arrive with the issue on gatewayd's core."""
+"""Builds the router from its settings: the bus broker, the federation registry, the supervisor
+control for actors, and HTLC dispatch from the Lightning extension (gateway.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import zmq.asyncio
 
 from bus import Broker, Codec, CurveKeyPair, CurveServerConfig, HeartbeatPolicy, ipc_endpoint
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import ROUTER_ENDPOINT_NAME
+from gwcore.constants import ENV_PREFIX_ACTOR, GATEWAY_SERVICE, ROUTER_ENDPOINT_NAME
 
+from .gateway import GatewayCore
+from .registry import FederationRegistry
 from .settings import RouterSettings
+from .supervisor import SupervisorControl
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +26,10 @@ log = logging.getLogger(__name__)
 class Router:
     """The router process's object graph; `run()` serves until SIGTERM/SIGINT."""
 
-    def __init__(self, settings: RouterSettings, broker: Broker) -> None:
+    def __init__(self, settings: RouterSettings, broker: Broker, core: GatewayCore) -> None:
         self.settings = settings
         self.broker = broker
+        self.core = core
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -33,11 +38,13 @@ class Router:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
+        dispatch = asyncio.create_task(self.core.route_htlcs(), name="route-htlcs")
         log.info("router running")
         try:
             await stop.wait()
         finally:
             log.info("router stopping")
+            dispatch.cancel()
             await self.broker.stop()
 
 
@@ -63,4 +70,21 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         heartbeat=HeartbeatPolicy(settings.heartbeat_interval_s, settings.heartbeat_liveness),
         curve=curve,
     )
-    return Router(settings, broker)
+    registry = FederationRegistry(settings.data_dir / "router.sqlite")
+    supervisor_url = os.environ.get("SUPERVISOR_SERVER_URL", "")
+    supervisor = (
+        SupervisorControl(supervisor_url, settings.run_dir / "conf.d")
+        if supervisor_url.startswith("unix://")
+        else None
+    )
+    actor_env = {
+        f"{ENV_PREFIX_ACTOR}RUN_DIR": str(settings.run_dir.resolve()),
+        f"{ENV_PREFIX_ACTOR}DATA_DIR": str(settings.data_dir.resolve()),
+        f"{ENV_PREFIX_ACTOR}LNRPC_ADDRESS": settings.lnrpc_address,
+        f"{ENV_PREFIX_ACTOR}PUBLIC_API_URL": settings.public_api_url,
+    }
+    core = GatewayCore(
+        broker, registry, supervisor, lnrpc_address=settings.lnrpc_address, actor_env=actor_env
+    )
+    broker.serve_local(GATEWAY_SERVICE, core.handle)
+    return Router(settings, broker, core)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gwcore.constants import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_HEARTBEAT_LIVENESS,
+    DEFAULT_LNRPC_LISTEN,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_RUN_DIR,
     ENV_PREFIX_ROUTER,
@@ -29,4 +30,8 @@ class RouterSettings(BaseSettings):
     heartbeat_interval_s: float = Field(DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
     heartbeat_liveness: int = Field(DEFAULT_HEARTBEAT_LIVENESS, ge=2)
     max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    # where databases live (the registry: <data_dir>/router.sqlite; actors: <data_dir>/actors/)
+    data_dir: Path = Path(".data")
+    lnrpc_address: str = DEFAULT_LNRPC_LISTEN
+    public_api_url: str = "http://127.0.0.1:8175"
     log_level: str = "INFO"

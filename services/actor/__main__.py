@@ -1,0 +1,35 @@
+"""`gateway-actor --federation-id ID`: the actor of one federation, run by supervisord as its own
+program (written by the router into conf.d)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import zmq.asyncio
+
+from gwcore.logging import configure_logging
+
+from .app import Actor
+from .settings import ActorSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway-actor", description=__doc__.splitlines()[0])
+    parser.add_argument("--federation-id", required=True)
+    args = parser.parse_args(argv)
+    settings = ActorSettings(federation_id=args.federation_id)
+    configure_logging(f"gateway-actor:{settings.federation_id[:16]}", settings.log_level)
+
+    async def run() -> None:
+        ctx = zmq.asyncio.Context()
+        try:
+            await Actor(settings, ctx).run()
+        finally:
+            ctx.destroy(linger=0)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

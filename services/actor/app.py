@@ -1,0 +1,230 @@
+"""Builds and runs one federation actor: its federation client (gateway role), registration
+loop, bus worker (service = the federation id) and payment flows.
+
+The actor says READY on the bus only after its first successful registration with the
+federation, so the router marks it running only then. Registration is renewed every third of
+its TTL, and at once when fees or route hints change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+
+import grpc
+import zmq.asyncio
+from coincurve import PrivateKey
+
+from bus import Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
+from fedlib import crypto
+from fedlib.client import FederationClient
+from fedlib.wallet import WalletError
+from gwcore.constants import (
+    METHOD_ACTOR_ADDRESS,
+    METHOD_ACTOR_DEPOSIT,
+    METHOD_ACTOR_HTLC,
+    METHOD_ACTOR_INFO,
+    METHOD_ACTOR_PAY,
+    METHOD_ACTOR_SET_FEES,
+    ROUTER_ENDPOINT_NAME,
+)
+from gwcore.errors import InvalidInput, UnknownMethod
+from gwcore.logging import log_context
+from gwproto import gateway_lnrpc_pb2 as lnpb
+from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
+
+from .flows import FlowRunner
+from .settings import ActorSettings
+from .store import ActorStore
+
+log = logging.getLogger(__name__)
+
+
+class Actor:
+    def __init__(self, settings: ActorSettings, ctx: zmq.asyncio.Context) -> None:
+        self.settings = settings
+        home = settings.data_dir / "actors" / settings.federation_id[:16]
+        self.store = ActorStore(home / "actor.sqlite")
+        secret = self.store.meta("gateway_key")
+        if secret is None:
+            secret = PrivateKey().secret.hex()
+            self.store.set_meta("gateway_key", secret)
+        self.key = PrivateKey(bytes.fromhex(secret))
+        fees = self.store.meta("fees")
+        self.fees = (
+            json.loads(fees)
+            if fees
+            else {"base_msat": settings.fee_base_msat, "proportional_millionths": settings.fee_ppm}
+        )
+        self.client = FederationClient.join(home / "wallet.sqlite", settings.invite_code)
+        if self.client.federation_id != settings.federation_id:
+            raise SystemExit("the invite code names another federation")
+        self.channel = grpc.aio.insecure_channel(settings.lnrpc_address)
+        self.lnrpc = lnpb_grpc.GatewayLightningStub(self.channel)
+        self.flows = FlowRunner(self.client, self.store, self.key, self.lnrpc, self.fees)
+        self.worker = Worker(
+            endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
+            service=settings.federation_id,
+            handler=self.handle,
+            ctx=ctx,
+            identity=f"actor-{settings.federation_id[:16]}",
+            heartbeat=HeartbeatPolicy(settings.heartbeat_interval_s),
+            store=ReplyStore(home / "bus-replies.sqlite"),
+        )
+        self.registration: dict | None = None
+        self._reregister = asyncio.Event()
+
+    # --- registration ---------------------------------------------------------------------------
+    async def register(self) -> dict:
+        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        hints = (
+            await self.lnrpc.GetRouteHints(lnpb.GetRouteHintsRequest(num_route_hints=3), timeout=10)
+        ).route_hints
+        route_hints = [
+            [
+                {
+                    "pubkey": h.src_node_id.hex(),
+                    "scid": h.short_channel_id,
+                    "base_msat": h.base_msat,
+                    "ppm": h.proportional_millionths,
+                    "cltv_delta": h.cltv_expiry_delta,
+                }
+                for h in hint.hops
+            ]
+            for hint in hints
+        ]
+        reg = await asyncio.to_thread(
+            self.client.register_gateway,
+            self.key,
+            scid=self.settings.scid,
+            node_pubkey=info.pub_key.hex(),
+            api_url=self.settings.public_api_url,
+            fees=dict(self.fees),
+            route_hints=route_hints,
+            ttl_s=self.settings.registration_ttl_s,
+        )
+        self.registration = {**reg, "node_pubkey": info.pub_key.hex(), "route_hints": route_hints}
+        log.info(
+            "registered with the federation", extra={"fields": {"valid_until": reg["valid_until"]}}
+        )
+        return reg
+
+    async def registration_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.register()
+                delay = 0.2
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._reregister.wait(), self.settings.registration_ttl_s / 3
+                    )
+                self._reregister.clear()
+            except Exception as exc:
+                log.warning("registration failed: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    # --- bus --------------------------------------------------------------------------------------
+    async def handle(self, call: Call) -> bytes:
+        try:
+            body = json.loads(call.payload or b"{}")
+        except ValueError:
+            raise InvalidInput("payload must be JSON") from None
+        with log_context(federation_id=self.settings.federation_id):
+            if call.method == METHOD_ACTOR_INFO:
+                result = await self.info()
+            elif call.method == METHOD_ACTOR_HTLC:
+                result = await self.flows.handle_htlc(body)
+            elif call.method == METHOD_ACTOR_PAY:
+                cid = body.get("contract_id")
+                if not isinstance(cid, str) or len(cid) != 64:
+                    raise InvalidInput("contract_id must be 32 bytes of hex")
+                with log_context(payment_hash=None):
+                    result = await self.flows.pay_invoice(cid)
+            elif call.method == METHOD_ACTOR_SET_FEES:
+                result = self.set_fees(body)
+            elif call.method == METHOD_ACTOR_ADDRESS:
+                op, address = await asyncio.to_thread(self.client.deposit_address)
+                result = {"operation_id": op, "address": address}
+            elif call.method == METHOD_ACTOR_DEPOSIT:
+                result = await self.deposit(body)
+            else:
+                raise UnknownMethod(f"actors have no method {call.method!r}")
+        return json.dumps(result).encode()
+
+    async def info(self) -> dict:
+        return {
+            "federation_id": self.settings.federation_id,
+            "name": self.client.cfg["name"],
+            "scid": self.settings.scid,
+            "balance_msat": self.client.balance(),
+            "fees": self.fees,
+            "gateway_key": crypto.xonly(self.key),
+            "registration": self.registration,
+        }
+
+    async def deposit(self, body: dict) -> dict:
+        """Claim confirmed deposits to a peg-in address (its operation id, or the newest one)."""
+        op = body.get("operation_id")
+        if op is None:
+            ops = [
+                o
+                for o in self.client.operations(500)
+                if o["kind"] == "pegin" and o["state"] == "waiting"
+            ]
+            if not ops:
+                raise InvalidInput("no peg-in address: ask for one first")
+            op = ops[0]["id"]
+        timeout = body.get("timeout_s", 10)
+        try:
+            credited = await asyncio.to_thread(self.client.await_deposit, op, float(timeout))
+        except WalletError as exc:
+            raise InvalidInput(f"{exc.code}: {exc.message}") from None
+        return {
+            "operation_id": op,
+            "credited_msat": credited,
+            "balance_msat": self.client.balance(),
+        }
+
+    def set_fees(self, body: dict) -> dict:
+        base, ppm = body.get("base_msat"), body.get("proportional_millionths")
+        for v, name in ((base, "base_msat"), (ppm, "proportional_millionths")):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidInput(f"{name} must be a non-negative integer")
+        self.fees.update(base_msat=base, proportional_millionths=ppm)
+        self.store.set_meta("fees", json.dumps(self.fees))
+        self._reregister.set()  # effective at once, and re-registered
+        return {"fees": self.fees}
+
+    # --- life -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        delay = 0.2
+        while not stop.is_set():  # READY only once registered
+            try:
+                await self.register()
+                break
+            except Exception as exc:
+                log.warning("first registration failed: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        tasks = [
+            asyncio.create_task(self.registration_loop()),
+            asyncio.create_task(self.flows.resume()),
+        ]
+        await self.worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.worker.stop()
+            for t in tasks:
+                t.cancel()
+            await self.channel.close()

@@ -1,0 +1,235 @@
+"""The payment flows of one federation actor, each a persisted state machine.
+
+Outgoing (a federation user pays a Lightning invoice; `pay_invoice(contract_id)`):
+
+    checked --(persisted, then PayInvoice)--> paying --SETTLED--> claiming --claim accepted--> claimed
+                                                \\--FAILED--> cancelling --cancel accepted--> cancelled
+                                                \\--PENDING/UNKNOWN--> paying (asked again later)
+    A repeated call returns the stored result; a payment is never sent twice (the extension is
+    idempotent per payment hash, and `paying` is persisted before the first call).
+
+Incoming (an intercepted HTLC for our scid; `handle_htlc(htlc)`):
+
+    received --no/expired offer, amount too low--> failed   (HTLC: cancel)
+       \\--(persisted) fund incoming contract--> funded --valid--> settle (HTLC: settle with preimage)
+                                                      \\--invalid--> refunding --refund accepted--> failed (HTLC: cancel)
+    Keyed by (incoming channel id, htlc id): a redelivered HTLC gets the stored decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+from bolt11 import decode as bolt11_decode
+from coincurve import PrivateKey
+
+from fedlib import crypto
+from fedlib.api import FedApiError
+from fedlib.client import FederationClient
+from fedlib.wallet import WalletError
+from gwcore.errors import GatewayError, InvalidInput, NotFound, PaymentFailed
+from gwproto import gateway_lnrpc_pb2 as lnpb
+
+from .store import ActorStore
+
+log = logging.getLogger(__name__)
+TIMELOCK_SAFETY = 10
+OUT_FINAL = ("claimed", "cancelled", "refused")
+IN_FINAL = ("settled", "failed")
+
+
+class FlowRunner:
+    def __init__(
+        self, client: FederationClient, store: ActorStore, key: PrivateKey, lnrpc, fees: dict
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.store, self.key, self.lnrpc, self.fees = client, store, key, lnrpc, fees
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # --- outgoing -------------------------------------------------------------------------------
+    async def pay_invoice(self, contract_id: str) -> dict:
+        async with self._lock(contract_id):
+            row = self.store.get("outgoing", contract_id)
+            if row is None:
+                row = await self._check_outgoing(contract_id)
+            return await self._advance_outgoing(contract_id, row)
+
+    async def _check_outgoing(self, cid: str) -> dict:
+        try:
+            c = await asyncio.to_thread(self.client.api.contract, cid)
+        except FedApiError as exc:
+            raise (NotFound if exc.status == 404 else InvalidInput)(
+                f"contract {cid}: {exc.message}"
+            ) from None
+        if c.get("kind") != "outgoing":
+            raise InvalidInput("not an outgoing contract")
+        if c["spent_by"] or c["cancelled"]:
+            raise InvalidInput("contract already claimed, refunded or cancelled")
+        if c["gateway_key"] != crypto.xonly(self.key):
+            raise InvalidInput("contract is not addressed to this gateway")
+        try:
+            inv = bolt11_decode(c["invoice"])
+        except Exception:
+            raise InvalidInput("contract's invoice cannot be decoded") from None
+        if inv.payment_hash != c["payment_hash"] or not inv.amount_msat:
+            raise InvalidInput("invoice does not match the contract")
+        fee = (
+            self.fees["base_msat"]
+            + inv.amount_msat * self.fees["proportional_millionths"] // 1_000_000
+        )
+        if c["amount"] < inv.amount_msat + fee:
+            raise InvalidInput(
+                f"contract {c['amount']} msat < invoice {inv.amount_msat} msat + fee {fee} msat"
+            )
+        height = await asyncio.to_thread(self.client.api.block_height)
+        max_delay = c["timelock"] - height - TIMELOCK_SAFETY
+        if max_delay <= 0:
+            raise InvalidInput("contract timelock too close")
+        return self.store.put(
+            "outgoing",
+            cid,
+            "paying",
+            invoice=c["invoice"],
+            payment_hash=c["payment_hash"],
+            amount_msat=c["amount"],
+            invoice_msat=inv.amount_msat,
+            max_delay=max_delay,
+            max_fee_msat=c["amount"] - inv.amount_msat,
+            started=time.time(),
+        )
+
+    async def _advance_outgoing(self, cid: str, row: dict) -> dict:
+        if row["state"] == "paying":
+            req = lnpb.PayInvoiceRequest(
+                invoice=row["invoice"],
+                max_delay=row["max_delay"],
+                max_fee_msat=row["max_fee_msat"],
+                payment_hash=bytes.fromhex(row["payment_hash"]),
+            )
+            r = await self.lnrpc.PayInvoice(req, timeout=120)
+            if r.status == lnpb.SETTLED:
+                row = self.store.put(
+                    "outgoing", cid, "claiming", preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat
+                )
+            elif r.status == lnpb.FAILED:
+                row = self.store.put(
+                    "outgoing", cid, "cancelling", error=r.failure_reason or "payment failed"
+                )
+            else:
+                raise GatewayError("payment pending: ask again", retryable=True)
+        if row["state"] == "claiming":
+            await self._client_op(self.client.claim_outgoing, cid, row["preimage"], self.key)
+            row = self.store.put("outgoing", cid, "claimed", finished=time.time())
+        if row["state"] == "cancelling":
+            await self._client_op(self.client.cancel_outgoing, cid, self.key)
+            row = self.store.put("outgoing", cid, "cancelled", finished=time.time())
+        if row["state"] == "claimed":
+            return {"preimage": row["preimage"], "contract_id": cid}
+        raise PaymentFailed(
+            f"Lightning payment failed: {row.get('error', 'failed')}; contract cancelled for refund"
+        )
+
+    async def _client_op(self, func, *args):  # type: ignore[no-untyped-def]
+        try:
+            return await asyncio.to_thread(func, *args)
+        except WalletError as exc:
+            if exc.code in ("contract_spent", "contract_cancelled"):
+                return None  # done before a crash: the federation remembers
+            raise GatewayError(
+                f"{exc.code}: {exc.message}", retryable=exc.code == "federation_unreachable"
+            ) from None
+
+    # --- incoming -------------------------------------------------------------------------------
+    async def handle_htlc(self, htlc: dict) -> dict:
+        key = f"{htlc['incoming_chan_id']}/{htlc['htlc_id']}"
+        async with self._lock(key):
+            row = self.store.get("incoming", key)
+            if row is None:
+                row = self.store.put("incoming", key, "received", **htlc)
+            return await self._advance_incoming(key, row)
+
+    async def _advance_incoming(self, key: str, row: dict) -> dict:
+        ph = row["payment_hash"]
+        if row["state"] == "received":
+            try:
+                offer = await asyncio.to_thread(self.client.api.offer, ph)
+            except FedApiError as exc:
+                if exc.unreachable:
+                    raise GatewayError(
+                        f"federation unreachable: {exc.message}", retryable=True
+                    ) from None
+                offer = None
+            if (
+                offer is None
+                or offer["funded_by"]
+                or offer["expiry"] <= time.time()
+                or offer["amount"] > row["outgoing_amount_msat"]
+            ):
+                reason = (
+                    "no offer"
+                    if offer is None
+                    else "offer funded, expired or above the HTLC amount"
+                )
+                row = self.store.put("incoming", key, "failed", reason=reason)
+            else:
+                row = self.store.put("incoming", key, "funding", offer_amount_msat=offer["amount"])
+        if row["state"] == "funding":
+            try:
+                outcome = await asyncio.to_thread(
+                    self.client.fund_incoming, ph, row["offer_amount_msat"], self.key
+                )
+            except WalletError as exc:
+                if exc.code == "federation_unreachable":
+                    raise GatewayError(exc.message, retryable=True) from None
+                row = self.store.put("incoming", key, "failed", reason=f"{exc.code}: {exc.message}")
+            else:
+                if outcome["valid"]:
+                    row = self.store.put(
+                        "incoming",
+                        key,
+                        "settled",
+                        preimage=outcome["preimage"],
+                        contract_id=outcome["contract_id"],
+                    )
+                else:
+                    row = self.store.put(
+                        "incoming", key, "refunding", contract_id=outcome["contract_id"]
+                    )
+        if row["state"] == "refunding":
+            await self._client_op(self.client.refund_incoming, row["contract_id"], self.key)
+            row = self.store.put(
+                "incoming",
+                key,
+                "failed",
+                reason="the federation could not decrypt a valid preimage",
+            )
+        if row["state"] == "settled":
+            return {"action": "settle", "preimage": row["preimage"]}
+        return {"action": "cancel", "reason": row.get("reason", "failed")}
+
+    async def resume(self) -> None:
+        """Finish what a crash interrupted (called on start)."""
+        for cid, row in self.store.unfinished("outgoing", OUT_FINAL):
+            try:
+                await self._advance_outgoing(cid, row)
+            except Exception as exc:
+                log.warning("outgoing %s not finished yet: %s", cid, exc)
+        for key, row in self.store.unfinished("incoming", IN_FINAL):
+            if row["state"] in ("funding", "refunding"):
+                try:
+                    await self._advance_incoming(key, row)
+                except Exception as exc:
+                    log.warning("incoming %s not finished yet: %s", key, exc)
+
+
+def preimage_ok(preimage_hex: str, payment_hash_hex: str) -> bool:
+    return hashlib.sha256(bytes.fromhex(preimage_hex)).hexdigest() == payment_hash_hex
+
+
+__all__ = ["Any", "FlowRunner", "preimage_ok"]

@@ -1,0 +1,32 @@
+"""Settings of a federation actor (env prefix GATEWAY_ACTOR_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gwcore.constants import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_LNRPC_LISTEN,
+    DEFAULT_RUN_DIR,
+    ENV_PREFIX_ACTOR,
+)
+
+
+class ActorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX_ACTOR, extra="ignore")
+
+    federation_id: str
+    invite_code: str
+    scid: int = Field(ge=1)
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    data_dir: Path = Path(".data")
+    lnrpc_address: str = DEFAULT_LNRPC_LISTEN
+    public_api_url: str = "http://127.0.0.1:8175"  # where federation users reach /pay_invoice
+    fee_base_msat: int = Field(0, ge=0)
+    fee_ppm: int = Field(10_000, ge=0)
+    registration_ttl_s: int = Field(600, ge=60, le=600)
+    heartbeat_interval_s: float = Field(DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
+    log_level: str = "INFO"

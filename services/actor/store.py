@@ -1,0 +1,80 @@
+"""The actor's own SQLite database: its gateway key, fees, and every payment and HTLC it
+handles, each row a persisted state machine (see flows.py)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outgoing (
+    contract_id TEXT PRIMARY KEY, state TEXT NOT NULL, data TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS incoming (
+    htlc_key TEXT PRIMARY KEY, payment_hash TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL);
+"""
+
+
+class ActorStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def get(self, table: str, key: str) -> dict | None:
+        col = "contract_id" if table == "outgoing" else "htlc_key"
+        row = self.db.execute(f"SELECT * FROM {table} WHERE {col} = ?", (key,)).fetchone()
+        return None if row is None else {"state": row["state"], **json.loads(row["data"])}
+
+    def put(self, table: str, key: str, state: str, **data: Any) -> dict:
+        """Insert or move a row to `state`, merging `data`; committed before returning."""
+        col = "contract_id" if table == "outgoing" else "htlc_key"
+        now = time.time()
+        with self.lock:
+            row = self.db.execute(f"SELECT data FROM {table} WHERE {col} = ?", (key,)).fetchone()
+            merged = {**(json.loads(row["data"]) if row else {}), **data}
+            if row is None:
+                extra = ("payment_hash",) if table == "incoming" else ()
+                cols = [col, *extra, "state", "data", "created", "updated"]
+                vals = [
+                    key,
+                    *(merged.get(e, "") for e in extra),
+                    state,
+                    json.dumps(merged),
+                    now,
+                    now,
+                ]
+                self.db.execute(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    vals,
+                )
+            else:
+                self.db.execute(
+                    f"UPDATE {table} SET state = ?, data = ?, updated = ? WHERE {col} = ?",
+                    (state, json.dumps(merged), now, key),
+                )
+        return {"state": state, **merged}
+
+    def unfinished(self, table: str, final: tuple[str, ...]) -> list[tuple[str, dict]]:
+        col = "contract_id" if table == "outgoing" else "htlc_key"
+        rows = self.db.execute(
+            f"SELECT * FROM {table} WHERE state NOT IN ({', '.join('?' * len(final))})", final
+        ).fetchall()
+        return [(r[col], {"state": r["state"], **json.loads(r["data"])}) for r in rows]

@@ -1,0 +1,230 @@
+"""The router's own work: the federation registry behind connect/leave, and HTLC dispatch.
+
+Connect a federation: check the invite code, fetch the federation's config (its id must be the
+invite's), allocate the scid, write the actor's conf.d program and add it to supervisord, wait
+until the actor says READY (it does so after its first registration), mark it running.
+Connecting twice returns the existing federation.
+
+HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop); each
+HTLC's next-hop scid names a federation, whose actor decides (settle / cancel); unknown scids are
+forwarded; the completion is retried until acknowledged (NOT_FOUND means the node no longer
+holds it: expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import grpc
+
+from bus import Broker, Call
+from fedlib.api import FedApiError, FederationApi
+from fedlib.tx import decode_invite
+from gwcore.constants import (
+    ENV_PREFIX_ACTOR,
+    METHOD_ACTOR_HTLC,
+    METHOD_CONNECT_FED,
+    METHOD_LEAVE_FED,
+    METHOD_LIST_FEDS,
+    PROGRAM_ACTOR_PREFIX,
+)
+from gwcore.errors import GatewayError, InvalidInput, NotFound, ServiceNotReady, UnknownMethod
+from gwproto import gateway_lnrpc_pb2 as lnpb
+from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
+
+from .registry import FederationEntry, FederationRegistry
+from .supervisor import SupervisorControl
+
+log = logging.getLogger(__name__)
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        broker: Broker,
+        registry: FederationRegistry,
+        supervisor: SupervisorControl | None,
+        *,
+        lnrpc_address: str,
+        actor_env: dict[str, str],
+        ready_timeout_s: float = 90.0,
+    ) -> None:
+        self.broker, self.registry, self.supervisor = broker, registry, supervisor
+        self.lnrpc_address, self.actor_env, self.ready_timeout_s = (
+            lnrpc_address,
+            actor_env,
+            ready_timeout_s,
+        )
+        self.extension_connected = False
+        self.htlcs_completed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        broker.on_worker_event = self._worker_event
+
+    def _worker_event(self, identity: str, service: str, event: str) -> None:
+        entry = self.registry.get(service)
+        if entry is None or entry.state in ("leaving", "left"):
+            return
+        if event in ("ready", "revived"):
+            self.registry.set_state(service, "running")
+        elif event != "ready":
+            self.registry.set_state(service, "crashed")
+
+    # --- the gateway service (bus) ----------------------------------------------------------------
+    async def handle(self, call: Call) -> bytes:
+        try:
+            body = json.loads(call.payload or b"{}")
+        except ValueError:
+            raise InvalidInput("payload must be JSON") from None
+        if call.method == METHOD_CONNECT_FED:
+            result = (await self.connect(body.get("invite_code"))).json()
+        elif call.method == METHOD_LIST_FEDS:
+            result = {
+                "federations": [e.json() for e in self.registry.active()],
+                "extension_connected": self.extension_connected,
+            }
+        elif call.method == METHOD_LEAVE_FED:
+            result = await self.leave(body.get("federation_id"), force=bool(body.get("force")))
+        else:
+            raise UnknownMethod(f"the gateway service has no method {call.method!r}")
+        return json.dumps(result).encode()
+
+    async def connect(self, invite_code: object) -> FederationEntry:
+        if not isinstance(invite_code, str):
+            raise InvalidInput("invite_code is required")
+        try:
+            fed_id, url = decode_invite(invite_code)
+        except ValueError as exc:
+            raise InvalidInput(f"invalid invite code: {exc}") from None
+        existing = self.registry.get(fed_id)
+        if existing is not None and existing.state == "running":
+            return existing
+        try:
+            cfg = await asyncio.to_thread(FederationApi(url, timeout=10).config)
+        except FedApiError as exc:
+            raise GatewayError(
+                f"federation at {url} unreachable: {exc.message}", retryable=True
+            ) from None
+        if cfg.get("federation_id") != fed_id:
+            raise InvalidInput("the federation at this URL is not the one the invite names")
+        entry = self.registry.add(
+            fed_id, str(cfg.get("name", "")), invite_code, url, PROGRAM_ACTOR_PREFIX + fed_id[:16]
+        )
+        if entry.state in ("left", "failed"):
+            self.registry.set_state(fed_id, "connecting")
+        if self.supervisor is None:
+            raise ServiceNotReady("the router runs without supervisord: cannot start actors")
+        env = {
+            **self.actor_env,
+            f"{ENV_PREFIX_ACTOR}INVITE_CODE": invite_code,
+            f"{ENV_PREFIX_ACTOR}SCID": str(entry.scid),
+        }
+        command = f"{Path(sys.executable).parent / 'gateway-actor'} --federation-id {fed_id}"
+        await asyncio.to_thread(self.supervisor.write_program, entry.program, fed_id, command, env)
+        await asyncio.to_thread(self.supervisor.add, entry.program)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout_s
+        while fed_id not in self.broker.live_services():
+            if loop.time() > deadline:
+                raise GatewayError(
+                    f"the actor of {fed_id} did not become ready (is the federation registering us?)",
+                    retryable=True,
+                )
+            await asyncio.sleep(0.1)
+        self.registry.set_state(fed_id, "running")
+        return self.registry.get(fed_id)  # type: ignore[return-value]
+
+    async def leave(self, fed_id: object, *, force: bool) -> dict:
+        entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None
+        if entry is None or entry.state == "left":
+            raise NotFound("no such federation")
+        self.registry.set_state(entry.federation_id, "leaving")
+        if self.supervisor is not None:
+            await asyncio.to_thread(self.supervisor.remove, entry.program)
+        self.registry.set_state(entry.federation_id, "left")
+        return {"left": entry.federation_id, "forced": force}
+
+    # --- HTLC dispatch ------------------------------------------------------------------------------
+    async def route_htlcs(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async with grpc.aio.insecure_channel(self.lnrpc_address) as channel:
+                    stub = lnpb_grpc.GatewayLightningStub(channel)
+                    stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
+                    self.extension_connected = True
+                    async for htlc in stream:
+                        delay = 0.2
+                        task = asyncio.create_task(self._dispatch(stub, htlc))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("RouteHtlcs stream: %s; reconnecting", exc.code().name)
+            finally:
+                self.extension_connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _dispatch(
+        self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
+    ) -> None:
+        req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        entry = self.registry.by_scid(htlc.short_channel_id)
+        if entry is None or entry.state in ("left", "failed"):
+            req.forward.SetInParent()
+        else:
+            payload = {
+                "payment_hash": htlc.payment_hash.hex(),
+                "incoming_amount_msat": htlc.incoming_amount_msat,
+                "outgoing_amount_msat": htlc.outgoing_amount_msat,
+                "incoming_expiry": htlc.incoming_expiry,
+                "short_channel_id": htlc.short_channel_id,
+                "incoming_chan_id": htlc.incoming_chan_id,
+                "htlc_id": htlc.htlc_id,
+            }
+            decision = None
+            while decision is None:  # the actor may be restarting: keep asking (same message id)
+                try:
+                    raw = await self.broker.request(
+                        entry.federation_id,
+                        METHOD_ACTOR_HTLC,
+                        json.dumps(payload).encode(),
+                        timeout=60,
+                        retries=5,
+                        idempotent=False,
+                        message_id=f"htlc-{htlc.incoming_chan_id}-{htlc.htlc_id}",
+                        payment_hash=htlc.payment_hash.hex(),
+                    )
+                    decision = json.loads(raw)
+                except GatewayError as exc:
+                    if not exc.retryable:
+                        decision = {"action": "cancel", "reason": exc.message}
+                    else:
+                        log.warning(
+                            "actor of %s did not decide yet: %s", entry.federation_id, exc.message
+                        )
+                        await asyncio.sleep(1.0)
+            if decision["action"] == "settle":
+                req.settle.preimage = bytes.fromhex(decision["preimage"])
+            else:
+                req.cancel.reason = decision.get("reason", "")
+        delay = 0.2
+        while True:  # complete until acknowledged or the node no longer holds it
+            try:
+                await stub.CompleteHtlc(req, timeout=30)
+                self.htlcs_completed += 1
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    log.error(
+                        "HTLC %s/%s could not be completed: %s",
+                        htlc.incoming_chan_id,
+                        htlc.htlc_id,
+                        exc.details(),
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,121 @@
+"""The router's registry of federations: federation id <-> virtual short channel id <-> program
+<-> state, in the router's own SQLite database.
+
+Short channel ids are allocated from 1 upwards, persisted, and never reused (a federation that
+leaves keeps its row, in state `left`, for audit). Federation states:
+
+    connecting --actor READY and registered--> running --actor lost--> crashed --READY--> running
+         \\                                        \\--leave--> leaving --stopped--> left
+          \\--connect failed--> failed
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS federations (
+    scid INTEGER PRIMARY KEY AUTOINCREMENT, federation_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
+    invite_code TEXT NOT NULL, api_url TEXT NOT NULL, program TEXT NOT NULL, state TEXT NOT NULL,
+    created INTEGER NOT NULL, updated INTEGER NOT NULL);
+"""
+STATES = ("connecting", "running", "crashed", "leaving", "left", "failed")
+
+
+@dataclass(frozen=True)
+class FederationEntry:
+    federation_id: str
+    scid: int
+    name: str
+    invite_code: str
+    api_url: str
+    program: str
+    state: str
+
+    def json(self) -> dict:
+        return {
+            "federation_id": self.federation_id,
+            "scid": self.scid,
+            "name": self.name,
+            "api_url": self.api_url,
+            "program": self.program,
+            "state": self.state,
+            "invite_code": self.invite_code,
+        }
+
+
+class FederationRegistry:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> FederationEntry:
+        return FederationEntry(
+            row["federation_id"],
+            row["scid"],
+            row["name"],
+            row["invite_code"],
+            row["api_url"],
+            row["program"],
+            row["state"],
+        )
+
+    def add(
+        self, federation_id: str, name: str, invite_code: str, api_url: str, program: str
+    ) -> FederationEntry:
+        """Register a federation (or return it if known); allocates its scid once, forever."""
+        now = int(time.time())
+        with self.lock:
+            row = self.db.execute(
+                "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
+            ).fetchone()
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO federations (federation_id, name, invite_code, api_url, program, state, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, 'connecting', ?, ?)",
+                    (federation_id, name, invite_code, api_url, program, now, now),
+                )
+                row = self.db.execute(
+                    "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
+                ).fetchone()
+            return self._entry(row)
+
+    def set_state(self, federation_id: str, state: str) -> None:
+        assert state in STATES
+        with self.lock:
+            self.db.execute(
+                "UPDATE federations SET state = ?, updated = ? WHERE federation_id = ?",
+                (state, int(time.time()), federation_id),
+            )
+
+    def get(self, federation_id: str) -> FederationEntry | None:
+        row = self.db.execute(
+            "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
+        ).fetchone()
+        return self._entry(row) if row else None
+
+    def by_scid(self, scid: int) -> FederationEntry | None:
+        row = self.db.execute("SELECT * FROM federations WHERE scid = ?", (scid,)).fetchone()
+        return self._entry(row) if row else None
+
+    def active(self) -> list[FederationEntry]:
+        rows = self.db.execute(
+            "SELECT * FROM federations WHERE state NOT IN ('left', 'failed') ORDER BY scid"
+        ).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def all(self) -> list[FederationEntry]:
+        return [
+            self._entry(r)
+            for r in self.db.execute("SELECT * FROM federations ORDER BY scid").fetchall()
+        ]

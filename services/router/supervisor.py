@@ -1,0 +1,87 @@
+"""The router's hand on supervisord: one program per federation actor, added and removed at run
+time without touching the others (a conf.d file per actor, written atomically, then
+`reloadConfig` + `addProcessGroup` for that group alone; never a shared group or numprocs).
+
+Supervisor is reached over its unix socket (XML-RPC), found through SUPERVISOR_SERVER_URL as
+supervisord sets it for its children. Calls block: use them through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import os
+import xmlrpc.client
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+PROGRAM_TEMPLATE = """; written by the gateway router: the actor of federation {federation_id}
+[program:{program}]
+command={command}
+environment={environment}
+autostart=true
+autorestart=true
+startsecs=1
+startretries=100
+stopwaitsecs=30
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=/dev/stdout
+stdout_logfile_maxbytes=0
+"""
+
+
+class SupervisorControl:
+    def __init__(self, server_url: str, conf_dir: Path) -> None:
+        self.server_url = server_url
+        self.conf_dir = conf_dir
+        self.rpc = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, server_url)
+        )
+
+    def conf_path(self, program: str) -> Path:
+        return self.conf_dir / f"{program}.conf"
+
+    def write_program(
+        self, program: str, federation_id: str, command: str, environment: dict[str, str]
+    ) -> Path:
+        env = ",".join(f'{k}="{v}"' for k, v in sorted(environment.items()))
+        text = PROGRAM_TEMPLATE.format(
+            federation_id=federation_id, program=program, command=command, environment=env
+        )
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        path = self.conf_path(program)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
+
+    def add(self, program: str) -> None:
+        """Load the program's conf.d file and start just that group (idempotent)."""
+        self.rpc.supervisor.reloadConfig()
+        try:
+            self.rpc.supervisor.addProcessGroup(program)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_ADDED" not in fault.faultString:
+                raise
+
+    def state(self, program: str) -> str:
+        try:
+            return str(self.rpc.supervisor.getProcessInfo(program)["statename"])
+        except xmlrpc.client.Fault:
+            return "ABSENT"
+
+    def remove(self, program: str) -> None:
+        """Stop the program, remove its group and its conf.d file."""
+        try:
+            self.rpc.supervisor.stopProcessGroup(program)
+        except xmlrpc.client.Fault as fault:
+            if "BAD_NAME" not in fault.faultString and "NOT_RUNNING" not in fault.faultString:
+                raise
+        try:
+            self.rpc.supervisor.removeProcessGroup(program)
+        except xmlrpc.client.Fault as fault:
+            if "BAD_NAME" not in fault.faultString:
+                raise
+        self.conf_path(program).unlink(missing_ok=True)
+        self.rpc.supervisor.reloadConfig()
