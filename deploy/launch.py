@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import ENV_DATA_DIR, ENV_RUN_DIR
+from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,7 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env[ENV_RUN_DIR] = str(run_dir)
     env[ENV_DATA_DIR] = str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
+    env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)  # the extension's gRPC address
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
 

@@ -66,7 +66,9 @@ class World:
             return 0
 
     async def _serve(self, app: web.Application, port: int, key: str) -> str:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0
+        )  # websockets: do not wait
         await runner.setup()
         self._runners.append(runner)
         for candidate in [port] if port else [self._previous_port(key), 0]:

@@ -38,7 +38,11 @@ def wait_until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def world(run_dir: Path) -> Iterator[dict[str, str]]:
-    env = prepare_env(run_dir, run_dir / "data", dict(os.environ))
+    env = prepare_env(
+        run_dir,
+        run_dir / "data",
+        {**os.environ, "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}"},
+    )
     sup = subprocess.Popen(
         [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
         env=env,
@@ -51,10 +55,18 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
     finally:
         sup.send_signal(signal.SIGTERM)
         try:
-            sup.wait(20)
+            sup.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(sup.pid, signal.SIGKILL)
             sup.wait(5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -139,7 +151,7 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 
     def extension_info() -> bool:
-        with grpc.insecure_channel("127.0.0.1:8177") as ch:
+        with grpc.insecure_channel(world["GATEWAY_LNRPC_LISTEN"]) as ch:
             try:
                 return (
                     pb_grpc.GatewayLightningStub(ch)
