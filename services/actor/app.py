@@ -18,17 +18,20 @@ import grpc
 import zmq.asyncio
 from coincurve import PrivateKey
 
-from bus import Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
+from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from fedlib import crypto
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
 from gwcore.constants import (
+    GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_SET_FEES,
+    METHOD_ACTOR_WITHDRAW,
+    METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
 from gwcore.errors import InvalidInput, UnknownMethod
@@ -64,7 +67,19 @@ class Actor:
             raise SystemExit("the invite code names another federation")
         self.channel = grpc.aio.insecure_channel(settings.lnrpc_address)
         self.lnrpc = lnpb_grpc.GatewayLightningStub(self.channel)
-        self.flows = FlowRunner(self.client, self.store, self.key, self.lnrpc, self.fees)
+        self.bus = BusClient(
+            ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
+            identity=f"actor-client-{settings.federation_id[:16]}",
+        )
+        self.flows = FlowRunner(
+            self.client,
+            self.store,
+            self.key,
+            self.lnrpc,
+            self.fees,
+            swap=self.swap,
+            node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
+        )
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,
@@ -152,9 +167,31 @@ class Actor:
                 result = {"operation_id": op, "address": address}
             elif call.method == METHOD_ACTOR_DEPOSIT:
                 result = await self.deposit(body)
+            elif call.method == METHOD_ACTOR_WITHDRAW:
+                result = await self.withdraw(body)
             else:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()
+
+    async def swap(self, scid: int, payload: dict, message_id: str) -> dict | None:
+        """Ask the actor of the federation with `scid` to buy the preimage (a swap between two
+        federations we serve); None if no running federation has that scid."""
+        feds = json.loads(
+            await self.bus.request(GATEWAY_SERVICE, METHOD_LIST_FEDS, b"{}", timeout=10)
+        )["federations"]
+        target = next((f for f in feds if f["scid"] == scid and f["state"] == "running"), None)
+        if target is None or target["federation_id"] == self.settings.federation_id:
+            return None
+        raw = await self.bus.request(
+            target["federation_id"],
+            METHOD_ACTOR_HTLC,
+            json.dumps(payload).encode(),
+            timeout=60,
+            retries=3,
+            idempotent=False,
+            message_id=message_id,
+        )
+        return json.loads(raw)
 
     async def info(self) -> dict:
         return {
@@ -189,6 +226,21 @@ class Actor:
             "credited_msat": credited,
             "balance_msat": self.client.balance(),
         }
+
+    async def withdraw(self, body: dict) -> dict:
+        """Peg out: {amount_sat | "all", address} -> {txid, fee_sat}."""
+        address, amount = body.get("address"), body.get("amount_sat")
+        if not isinstance(address, str):
+            raise InvalidInput("address is required")
+        if amount == "all":
+            fee = (await asyncio.to_thread(self.client.api.pegout_fees, address, 1000))["fee_sat"]
+            amount = self.client.balance() // 1000 - fee
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise InvalidInput('amount_sat must be a positive integer or "all"')
+        try:
+            return await asyncio.to_thread(self.client.withdraw, amount, address)
+        except WalletError as exc:
+            raise InvalidInput(f"{exc.code}: {exc.message}") from None
 
     def set_fees(self, body: dict) -> dict:
         base, ppm = body.get("base_msat"), body.get("proportional_millionths")

@@ -44,9 +44,18 @@ IN_FINAL = ("settled", "failed")
 
 class FlowRunner:
     def __init__(
-        self, client: FederationClient, store: ActorStore, key: PrivateKey, lnrpc, fees: dict
+        self,
+        client: FederationClient,
+        store: ActorStore,
+        key: PrivateKey,
+        lnrpc,
+        fees: dict,
+        swap=None,
+        node_pubkey=None,
     ) -> None:  # type: ignore[no-untyped-def]
         self.client, self.store, self.key, self.lnrpc, self.fees = client, store, key, lnrpc, fees
+        self.swap = swap  # async (scid, htlc-like payload, message id) -> the target federation actor's decision, or None
+        self.node_pubkey = node_pubkey  # () -> our node's public key (hex) once known
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, key: str) -> asyncio.Lock:
@@ -91,10 +100,12 @@ class FlowRunner:
         max_delay = c["timelock"] - height - TIMELOCK_SAFETY
         if max_delay <= 0:
             raise InvalidInput("contract timelock too close")
+        target = self._swap_target(inv)
         return self.store.put(
             "outgoing",
             cid,
-            "paying",
+            "swapping" if target else "paying",
+            swap_scid=target,
             invoice=c["invoice"],
             payment_hash=c["payment_hash"],
             amount_msat=c["amount"],
@@ -104,7 +115,45 @@ class FlowRunner:
             started=time.time(),
         )
 
+    def _swap_target(self, inv) -> int | None:  # type: ignore[no-untyped-def]
+        """The scid of another federation we serve, when the invoice's last hop is our node's
+        virtual channel for it: then no Lightning payment is needed (a swap)."""
+        me = self.node_pubkey() if self.node_pubkey else None
+        for hint in inv.route_hints or []:
+            last = hint.routes[-1]
+            if me and last.public_key == me:
+                block, tx, out = (int(x) for x in last.short_channel_id.split("x"))
+                return (block << 40) | (tx << 16) | out
+        return None
+
     async def _advance_outgoing(self, cid: str, row: dict) -> dict:
+        if row["state"] == "swapping":
+            if self.swap is None:
+                raise GatewayError("swaps are not available", retryable=True)
+            payload = {
+                "payment_hash": row["payment_hash"],
+                "incoming_amount_msat": row["amount_msat"],
+                "outgoing_amount_msat": row["invoice_msat"],
+                "incoming_expiry": 0,
+                "short_channel_id": row["swap_scid"],
+                "incoming_chan_id": 0,
+                "htlc_id": int(cid[:12], 16),
+            }
+            decision = await self.swap(row["swap_scid"], payload, f"swap-{cid}")
+            if decision is not None and decision.get("action") == "settle":
+                row = self.store.put(
+                    "outgoing",
+                    cid,
+                    "claiming",
+                    preimage=decision["preimage"],
+                    ln_fee_msat=0,
+                    swapped=True,
+                )
+            else:
+                reason = (
+                    "no such federation" if decision is None else decision.get("reason", "refused")
+                )
+                row = self.store.put("outgoing", cid, "cancelling", error=f"swap refused: {reason}")
         if row["state"] == "paying":
             req = lnpb.PayInvoiceRequest(
                 invoice=row["invoice"],

@@ -34,6 +34,8 @@ from gwcore.constants import (
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_PAY,
+    METHOD_ACTOR_SET_FEES,
+    METHOD_ACTOR_WITHDRAW,
     METHOD_CONNECT_FED,
     METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
@@ -310,3 +312,64 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     )
     assert again == (200, {"preimage": bob_inv["preimage"], "contract_id": result["contract_id"]})
     assert world.get("/v1/nodes/bob")["lightning_balance_msat"] == 20_000
+
+
+def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) -> None:
+    """A user of alpha pays a user of beta: no Lightning payment, the gateway swaps e-cash."""
+    world = World(tree["regtest"])
+    alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
+    for f in (alpha, beta):
+        bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": f["invite_code"]})
+    dep = bus(tree, beta["federation_id"], METHOD_ACTOR_ADDRESS, {})
+    world.send(dep["address"], "0.01")
+    bus(tree, beta["federation_id"], METHOD_ACTOR_DEPOSIT, {"operation_id": dep["operation_id"]})
+    # fees are per federation and effective at once (re-registered)
+    bus(
+        tree,
+        alpha["federation_id"],
+        METHOD_ACTOR_SET_FEES,
+        {"base_msat": 1000, "proportional_millionths": 2000},
+    )
+    wait_until(
+        lambda: (
+            httpx.get(alpha["api_url"] + "/v1/ln/gateways").json()[0]["fees"]["base_msat"] == 1000
+        ),
+        10,
+        "re-registration",
+    )
+
+    payer = FederationClient.join(tmp_path / "payer" / "wallet.sqlite", alpha["invite_code"])
+    op, address = payer.deposit_address()
+    world.send(address, "0.001")
+    payer.await_deposit(op, timeout=20)
+    payee = FederationClient.join(tmp_path / "payee" / "wallet.sqlite", beta["invite_code"])
+    rop, invoice = payee.ln_receive(30_000, "swap")
+    bob_before = world.get("/v1/nodes/bob")["lightning_balance_msat"]
+    beta_gw_before = bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
+    before = payer.balance()
+    result = payer.ln_pay(invoice)
+    assert result["preimage"], result
+    assert payee.await_ln_receive(rop, timeout=30) == 30_000
+    fee = 1000 + 30_000 * 2000 // 1_000_000
+    assert result["fee_msat"] == fee and payer.balance() == before - 30_000 - fee
+    assert (
+        bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
+        == beta_gw_before - 30_000
+    )
+    assert (
+        world.get("/v1/nodes/bob")["lightning_balance_msat"] == bob_before
+    )  # nothing crossed Lightning
+
+    # the operator withdraws from beta
+    address = httpx.post(
+        tree["regtest"]["rpc_url"] + "/wallet/miner",
+        json={"method": "getnewaddress", "params": []},
+        auth=(tree["regtest"]["rpc_user"], tree["regtest"]["rpc_password"]),
+    ).json()["result"]
+    out = bus(
+        tree,
+        beta["federation_id"],
+        METHOD_ACTOR_WITHDRAW,
+        {"amount_sat": 100_000, "address": address},
+    )
+    assert out["txid"] and out["fee_sat"] > 0
