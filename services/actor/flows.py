@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from bolt11 import decode as bolt11_decode
@@ -166,6 +168,7 @@ class FlowRunner:
                 row = self.store.put(
                     "outgoing", cid, "claiming", preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat
                 )
+                crash_point("paid")  # the worst moment: paid over Lightning, not yet claimed
             elif r.status == lnpb.FAILED:
                 row = self.store.put(
                     "outgoing", cid, "cancelling", error=r.failure_reason or "payment failed"
@@ -275,6 +278,17 @@ class FlowRunner:
                     await self._advance_incoming(key, row)
                 except Exception as exc:
                     log.warning("incoming %s not finished yet: %s", key, exc)
+
+
+def crash_point(name: str) -> None:
+    """Test hook for crash tests: with GATEWAY_ACTOR_CRASH_AT=<name> the actor dies here, once
+    (a marker file in its data dir remembers), as kill -9 would. Inert otherwise."""
+    if os.environ.get("GATEWAY_ACTOR_CRASH_AT") != name:
+        return
+    marker = Path(os.environ.get("GATEWAY_ACTOR_DATA_DIR", ".")) / f"crashed-at-{name}"
+    if not marker.exists():
+        marker.write_text("crashed")
+        os._exit(137)
 
 
 def preimage_ok(preimage_hex: str, payment_hash_hex: str) -> bool:

@@ -1,0 +1,220 @@
+"""Fixtures for end-to-end tests: the real process tree under supervisord (regtest world, two
+dev federations, the Lightning extension on a free port, the router), a bus helper, and an HTTP
+shim that plays the API front's POST /pay_invoice by calling the router over the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from supervisor.xmlrpc import SupervisorTransport
+
+from bus import BusClient, ipc_endpoint
+from deploy.launch import prepare_env
+from gwcore.constants import METHOD_ACTOR_PAY, ROUTER_ENDPOINT_NAME
+from gwproto import gateway_lnrpc_pb2 as lnpb
+from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def wait_until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = cond()
+        except Exception:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BusShim:
+    """Plays the API front's POST /pay_invoice: JSON in, the router's answer out."""
+
+    def __init__(self, endpoint: str) -> None:
+        outer = self
+        self.endpoint = endpoint
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, reply = outer.pay(body)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def pay(self, body: dict) -> tuple[int, dict]:
+        async def go() -> bytes:
+            client = BusClient(self.endpoint)
+            try:
+                return await client.request(
+                    body["federation_id"],
+                    METHOD_ACTOR_PAY,
+                    json.dumps({"contract_id": body["contract_id"]}).encode(),
+                    timeout=120,
+                    retries=3,
+                    idempotent=False,
+                    message_id=f"pay-{body['contract_id']}",
+                )
+            finally:
+                await client.close()
+
+        try:
+            return 200, json.loads(asyncio.run(go()))
+        except Exception as exc:
+            return 502, {"error": str(exc), "code": getattr(exc, "code", "error")}
+
+
+@pytest.fixture(scope="module")
+def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
+    """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
+    base = Path(f"/tmp/fmgw-e2e-{os.urandom(3).hex()}")
+    run_dir, data_dir = base / "run", base / "data"
+    shim = BusShim(ipc_endpoint(run_dir, ROUTER_ENDPOINT_NAME))
+    env = prepare_env(
+        run_dir,
+        data_dir,
+        {
+            **os.environ,
+            **getattr(request.module, "TREE_ENV", {}),
+            "GATEWAY_ROUTER_PUBLIC_API_URL": shim.url,
+            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
+        },
+    )
+    sup = subprocess.Popen(
+        [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        info = wait_until(
+            lambda: json.loads((data_dir / "regtest" / "regtestd.json").read_text()), 30, "regtestd"
+        )
+        feds = {
+            n: wait_until(
+                lambda n=n: json.loads(
+                    (data_dir / "federations" / n / "federation.json").read_text()
+                ),
+                60,
+                n,
+            )
+            for n in ("alpha", "beta")
+        }
+        for f in feds.values():
+            wait_until(
+                lambda f=f: httpx.get(f["api_url"] + "/health", timeout=2).status_code == 200,
+                60,
+                "federation API",
+            )
+
+        def extension_up() -> bool:
+            with grpc.insecure_channel(env["GATEWAY_LNRPC_LISTEN"]) as ch:
+                return (
+                    lnpb_grpc.GatewayLightningStub(ch)
+                    .GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=2)
+                    .synced
+                )
+
+        wait_until(extension_up, 60, "the Lightning extension")
+        yield {
+            "run_dir": run_dir,
+            "data_dir": data_dir,
+            "regtest": info,
+            "feds": feds,
+            "env": env,
+            "shim": shim,
+        }
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(sup.pid, signal.SIGKILL)
+        shim.server.shutdown()
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def bus(tree: dict, service: str, method: str, body: dict, timeout: float = 120) -> dict:
+    async def go() -> bytes:
+        client = BusClient(ipc_endpoint(tree["run_dir"], ROUTER_ENDPOINT_NAME))
+        try:
+            return await client.request(
+                service, method, json.dumps(body).encode(), timeout=timeout, retries=2
+            )
+        finally:
+            await client.close()
+
+    return json.loads(asyncio.run(go()))
+
+
+class World:
+    def __init__(self, info: dict) -> None:
+        self.http = httpx.Client(
+            base_url=info["api_url"],
+            headers={"Authorization": f"Bearer {info['api_token']}"},
+            timeout=120,
+        )
+        self.rpc_auth = (info["rpc_user"], info["rpc_password"])
+        self.rpc_url = info["rpc_url"]
+
+    def post(self, path: str, body: dict) -> dict:
+        r = self.http.post(path, json=body)
+        assert r.status_code < 400, r.text
+        return r.json()
+
+    def get(self, path: str) -> dict:
+        return self.http.get(path).json()
+
+    def send(self, address: str, btc: str) -> None:
+        r = httpx.post(
+            self.rpc_url + "/wallet/miner",
+            json={"method": "sendtoaddress", "params": [address, btc]},
+            auth=self.rpc_auth,
+        )
+        assert r.json()["error"] is None, r.text
+        self.post("/v1/mine", {"blocks": 1})
+
+
+def supervisor_rpc(tree: dict) -> xmlrpc.client.ServerProxy:
+    return xmlrpc.client.ServerProxy(
+        "http://127.0.0.1",
+        transport=SupervisorTransport(None, None, tree["env"]["SUPERVISOR_SERVER_URL"]),
+    )
