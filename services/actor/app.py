@@ -39,7 +39,7 @@ from gwcore.logging import log_context
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
-from .flows import FlowRunner
+from .flows import IN_FINAL, OUT_FINAL, FlowRunner
 from .settings import ActorSettings
 from .store import ActorStore
 
@@ -180,8 +180,12 @@ class Actor:
             await self.bus.request(GATEWAY_SERVICE, METHOD_LIST_FEDS, b"{}", timeout=10)
         )["federations"]
         target = next((f for f in feds if f["scid"] == scid and f["state"] == "running"), None)
-        if target is None or target["federation_id"] == self.settings.federation_id:
+        if target is None:
             return None
+        if (
+            target["federation_id"] == self.settings.federation_id
+        ):  # payer and payee in our federation
+            return await self.flows.handle_htlc(payload)
         raw = await self.bus.request(
             target["federation_id"],
             METHOD_ACTOR_HTLC,
@@ -195,6 +199,8 @@ class Actor:
 
     async def info(self) -> dict:
         return {
+            "in_flight": len(self.store.unfinished("outgoing", OUT_FINAL))
+            + len(self.store.unfinished("incoming", IN_FINAL)),
             "federation_id": self.settings.federation_id,
             "name": self.client.cfg["name"],
             "scid": self.settings.scid,

@@ -129,6 +129,10 @@ class World:
             if miner is not None:
                 miner.cancel()
             await self.stop()
+            running = list(self.payments._running.values())
+            for task in running:  # HTLCs in flight are failed back before the database closes
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             self.db.close()
 
     async def _mine_on_timer(self) -> None:

@@ -27,6 +27,7 @@ from fedlib.tx import decode_invite
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     METHOD_ACTOR_HTLC,
+    METHOD_ACTOR_INFO,
     METHOD_CONNECT_FED,
     METHOD_LEAVE_FED,
     METHOD_LIST_FEDS,
@@ -141,6 +142,13 @@ class GatewayCore:
         entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None
         if entry is None or entry.state == "left":
             raise NotFound("no such federation")
+        if not force and entry.state == "running":
+            raw = await self.broker.request(
+                entry.federation_id, METHOD_ACTOR_INFO, b"{}", timeout=10
+            )
+            in_flight = json.loads(raw).get("in_flight", 0)
+            if in_flight:
+                raise InvalidInput(f"{in_flight} payment(s) in flight: wait, or leave with force")
         self.registry.set_state(entry.federation_id, "leaving")
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.remove, entry.program)

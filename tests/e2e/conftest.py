@@ -117,11 +117,12 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
         },
     )
+    log_file = open(base.with_suffix(".log"), "wb")  # the tree's logs, kept after the test
     sup = subprocess.Popen(
         [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -169,6 +170,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         except subprocess.TimeoutExpired:
             os.killpg(sup.pid, signal.SIGKILL)
         shim.server.shutdown()
+        log_file.close()
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 

