@@ -117,7 +117,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
         },
     )
-    log_file = open(base.with_suffix(".log"), "wb")  # the tree's logs, kept after the test
+    log_file = open(base.with_suffix(".log"), "wb")  # noqa: SIM115 - the tree's logs, open for its whole life
     sup = subprocess.Popen(
         [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
         env=env,
