@@ -206,6 +206,13 @@ class World:
         return self.http.get(path).json()
 
     def send(self, address: str, btc: str) -> None:
+        bal = httpx.post(
+            self.rpc_url + "/wallet/miner",
+            json={"method": "getbalance", "params": []},
+            auth=self.rpc_auth,
+        ).json()["result"]
+        if bal < float(btc) + 1:  # coinbases mature after 100 blocks
+            self.post("/v1/mine", {"blocks": 101})
         r = httpx.post(
             self.rpc_url + "/wallet/miner",
             json={"method": "sendtoaddress", "params": [address, btc]},
@@ -220,3 +227,28 @@ def supervisor_rpc(tree: dict) -> xmlrpc.client.ServerProxy:
         "http://127.0.0.1",
         transport=SupervisorTransport(None, None, tree["env"]["SUPERVISOR_SERVER_URL"]),
     )
+
+
+def ensure_lightning(world: World) -> None:
+    """alice -> gateway -> bob in the regtest world (made once per tree)."""
+    if world.http.get("/v1/nodes/alice").status_code == 200:
+        return
+    for n in ("alice", "bob"):
+        world.post("/v1/nodes", {"name": n})
+    world.post("/v1/nodes/alice/fund", {"amount_sat": 5_000_000})
+    world.post("/v1/nodes/gateway/fund", {"amount_sat": 5_000_000})
+    world.post("/v1/channels", {"from": "alice", "to": "gateway", "capacity_sat": 2_000_000})
+    world.post("/v1/channels", {"from": "gateway", "to": "bob", "capacity_sat": 2_000_000})
+
+
+def ensure_liquidity(
+    tree: dict, world: World, federation_id: str, min_msat: int = 100_000_000
+) -> None:
+    """Give the gateway e-cash in a federation (a peg-in through its actor) if it has little."""
+    from gwcore.constants import METHOD_ACTOR_ADDRESS, METHOD_ACTOR_DEPOSIT, METHOD_ACTOR_INFO
+
+    if bus(tree, federation_id, METHOD_ACTOR_INFO, {})["balance_msat"] >= min_msat:
+        return
+    dep = bus(tree, federation_id, METHOD_ACTOR_ADDRESS, {})
+    world.send(dep["address"], "0.01")
+    bus(tree, federation_id, METHOD_ACTOR_DEPOSIT, {"operation_id": dep["operation_id"]})

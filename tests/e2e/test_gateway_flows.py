@@ -7,6 +7,10 @@ calling the router over the bus, exactly as the front will.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -23,17 +27,12 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
 )
 
-from .conftest import World, bus, supervisor_rpc, wait_until
+from .conftest import World, bus, ensure_lightning, ensure_liquidity, supervisor_rpc, wait_until
 
 
 def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> None:
     world = World(tree["regtest"])
-    for n in ("alice", "bob"):
-        world.post("/v1/nodes", {"name": n})
-    world.post("/v1/nodes/alice/fund", {"amount_sat": 5_000_000})
-    world.post("/v1/nodes/gateway/fund", {"amount_sat": 5_000_000})
-    world.post("/v1/channels", {"from": "alice", "to": "gateway", "capacity_sat": 2_000_000})
-    world.post("/v1/channels", {"from": "gateway", "to": "bob", "capacity_sat": 2_000_000})
+    ensure_lightning(world)
 
     alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
     a = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
@@ -114,6 +113,7 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
 def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) -> None:
     """A user of alpha pays a user of beta: no Lightning payment, the gateway swaps e-cash."""
     world = World(tree["regtest"])
+    ensure_lightning(world)
     alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
     for f in (alpha, beta):
         bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": f["invite_code"]})
@@ -184,8 +184,10 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
     from tests.regtest.helpers import federation_invoice
 
     world = World(tree["regtest"])
+    ensure_lightning(world)
     alpha = tree["feds"]["alpha"]
     bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    ensure_liquidity(tree, world, alpha["federation_id"])
     a = FederationClient.join(tmp_path / "a" / "wallet.sqlite", alpha["invite_code"])
     op, address = a.deposit_address()
     world.send(address, "0.001")
@@ -243,3 +245,70 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
     assert alpha["federation_id"] not in [f["federation_id"] for f in feds]
     again = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
     assert again["scid"] == 1 and again["state"] == "running"  # same federation, same scid
+
+
+def test_connecting_a_third_federation_interrupts_nobody(tree: dict, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
+    entries = [
+        bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": f["invite_code"]})
+        for f in (alpha, beta)
+    ]
+    ensure_liquidity(tree, world, alpha["federation_id"])
+    rpc = supervisor_rpc(tree)
+    pids = {e["program"]: rpc.supervisor.getProcessInfo(e["program"])["pid"] for e in entries}
+    host = tree["regtest"]["rpc_url"].removeprefix("http://")
+    chain = f"http://{tree['regtest']['rpc_user']}:{tree['regtest']['rpc_password']}@{host}"
+    gamma_dir = tree["data_dir"] / "federations" / "gamma"
+    gamma = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "guardiand"),
+            "--data-dir",
+            str(gamma_dir),
+            "--name",
+            "gamma",
+            "--chain-rpc",
+            chain,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        info = wait_until(
+            lambda: json.loads((gamma_dir / "federation.json").read_text()), 30, "gamma"
+        )
+        wait_until(
+            lambda: httpx.get(info["api_url"] + "/health", timeout=2).status_code == 200,
+            30,
+            "gamma API",
+        )
+        user = FederationClient.join(tmp_path / "u" / "wallet.sqlite", alpha["invite_code"])
+        results: list[str] = []
+        stop = threading.Event()
+
+        def pay_loop() -> None:  # payments into alpha while gamma is connected
+            while not stop.is_set():
+                _, invoice = user.ln_receive(1_000 + len(results), "flow")
+                results.append(world.post("/v1/nodes/alice/pay", {"bolt11": invoice})["status"])
+
+        t = threading.Thread(target=pay_loop)
+        t.start()
+        time.sleep(0.5)
+        g = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": info["invite_code"]})
+        time.sleep(0.5)
+        stop.set()
+        t.join(60)
+        assert g["state"] == "running" and g["scid"] == 3
+        assert results and all(r == "succeeded" for r in results), results
+        assert {
+            p: rpc.supervisor.getProcessInfo(p)["pid"] for p in pids
+        } == pids  # nobody restarted
+    finally:
+        os.killpg(gamma.pid, signal.SIGTERM)
+        gamma.wait(30)
