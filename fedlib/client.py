@@ -15,6 +15,7 @@ after the timelock.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from typing import Any
@@ -30,7 +31,8 @@ from coincurve import PrivateKey
 
 from . import crypto
 from .api import FedApiError
-from .tx import cancel_message, registration_message
+from .notes import encode_notes
+from .tx import backup_message, cancel_message, registration_message
 from .wallet import FederationWallet, WalletError
 
 OUTGOING_TIMELOCK_DELTA = 500
@@ -355,6 +357,43 @@ class FederationClient(FederationWallet):
         self._run(op_id, [{"kind": "outgoing_refund", "contract_id": cid}], [user], [], change)
         self._update_op(op_id, "refunded", refunded_msat=sum(change))
         return sum(change)
+
+    # --- backup -------------------------------------------------------------------------------
+    def backup(self, key: PrivateKey) -> dict:
+        """Upload the unspent notes, encrypted to `key` (only its holder can read them)."""
+        notes = [
+            {"amount": n["amount"], "spend_key": n["spend_key"], "signature": n["signature"]}
+            for n in self.db.execute("SELECT * FROM notes WHERE state = 'unspent'").fetchall()
+        ]
+        blob = crypto.ecies_encrypt(
+            key.public_key, json.dumps({"notes": notes, "at": int(time.time())}).encode()
+        ).hex()
+        user = crypto.xonly(key)
+        self.api.put_backup(user, blob, crypto.schnorr_sign(key, backup_message(user, blob)))
+        return {"notes": len(notes), "amount_msat": sum(n["amount"] for n in notes)}
+
+    def restore(self, key: PrivateKey) -> int:
+        """Take back the notes of the backup made with `key` that are still unspent; the msat restored."""
+        try:
+            blob = self.api.get_backup(crypto.xonly(key))["data"]
+            notes = json.loads(crypto.ecies_decrypt(key, bytes.fromhex(blob)))["notes"]
+        except FedApiError as exc:
+            raise WalletError(exc.code, exc.message) from None
+        except (crypto.CryptoError, ValueError, KeyError):
+            raise WalletError("invalid_backup", "the backup cannot be read with this key") from None
+        restored = 0
+        for n in notes:  # one by one: notes spent since the backup are refused, the rest come back
+            nonce = crypto.xonly(PrivateKey(bytes.fromhex(n["spend_key"])))
+            if self.db.execute(
+                "SELECT 1 FROM notes WHERE nonce = ? AND state = 'unspent'", (nonce,)
+            ).fetchone():
+                continue  # already in this wallet
+            try:
+                restored += self.reissue(encode_notes(self.federation_id, [n]))
+            except WalletError as exc:
+                if exc.code != "double_spend":
+                    raise
+        return restored
 
     # --- gateway role -------------------------------------------------------------------------
     def claim_outgoing(self, contract_id: str, preimage: str, gateway_key: PrivateKey) -> int:

@@ -25,10 +25,12 @@ from fedlib.wallet import WalletError
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
+    METHOD_ACTOR_BACKUP,
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_PAY,
+    METHOD_ACTOR_RESTORE,
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_WITHDRAW,
     METHOD_LIST_FEDS,
@@ -169,6 +171,13 @@ class Actor:
                 result = await self.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.withdraw(body)
+            elif call.method == METHOD_ACTOR_BACKUP:
+                result = await asyncio.to_thread(self.client.backup, self.key)
+            elif call.method == METHOD_ACTOR_RESTORE:
+                result = {
+                    "restored_msat": await asyncio.to_thread(self.client.restore, self.key),
+                    "balance_msat": self.client.balance(),
+                }
             else:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()

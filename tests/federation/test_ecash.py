@@ -196,3 +196,30 @@ def test_peg_in_rules(regtest: Regtest, fed: Federation, alice: FederationClient
             }
         )
     assert err.value.code == "unknown_deposit"
+
+
+def test_backup_and_restore(
+    regtest: Regtest, fed: Federation, alice: FederationClient, bob: FederationClient
+) -> None:
+    fund(regtest, alice, 30_000)
+    key = PrivateKey()
+    backed_up = {
+        r["nonce"] for r in alice.db.execute("SELECT nonce FROM notes WHERE state = 'unspent'")
+    }
+    info = alice.backup(key)
+    assert info["amount_msat"] == 30_000_000 and info["notes"] == len(backed_up)
+    spent = alice.spend(1_000_000)  # after the backup: the notes this consumed do not come back
+    bob.reissue(spent)
+    still = sum(
+        r["amount"]
+        for r in alice.db.execute("SELECT nonce, amount, state FROM notes")
+        if r["nonce"] in backed_up and r["state"] == "unspent"
+    )
+    assert 0 < still < 30_000_000
+    # alice's device is lost; her backup key restores what is left of it into a new wallet
+    assert bob.restore(key) == still
+    assert bob.balance() == 1_000_000 + still
+    assert bob.restore(key) == 0  # twice: nothing more
+    with pytest.raises(WalletError) as wrong:
+        bob.restore(PrivateKey())
+    assert wrong.value.code in ("unknown_backup", "invalid_backup")
