@@ -171,6 +171,11 @@ def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) 
     )
     assert out["txid"] and out["fee_sat"] > 0
 
+    # backup of the gateway's e-cash in beta, and a restore that finds everything already ours
+    backup = bus(tree, beta["federation_id"], "actor.backup", {})
+    assert backup["amount_msat"] == bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
+    assert bus(tree, beta["federation_id"], "actor.restore", {})["restored_msat"] == 0
+
 
 def test_internal_payment_missing_offer_expired_contract_and_leave(
     tree: dict, tmp_path: Path
