@@ -9,8 +9,11 @@ replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whol
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
+
+import bcrypt
 
 from bus.endpoints import ensure_run_dir
 from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
@@ -29,6 +32,17 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env[ENV_DATA_DIR] = str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
     env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)  # the extension's gRPC address
+    env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
+    env.setdefault("GATEWAY_ROUTER_PUBLIC_API_URL", f"http://{env['GATEWAY_API_BIND']}")
+    if not env.get("GATEWAY_API_PASSWORD_HASH"):  # a local admin password, kept in the run dir
+        pw_file = run_dir / "admin-password"
+        if not pw_file.exists():
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(18))
+        env["GATEWAY_API_PASSWORD_HASH"] = bcrypt.hashpw(
+            pw_file.read_text().strip().encode(), bcrypt.gensalt()
+        ).decode()
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
 
@@ -40,7 +54,8 @@ def main() -> None:
     supervisord = str(Path(sys.executable).parent / "supervisord")
     print(
         f"supervisord: run dir {env[ENV_RUN_DIR]}, data dir {env[ENV_DATA_DIR]}; Ctrl-C stops everything\n"
-        f"  regtest world: .venv/bin/regtest-cli --data-dir {env[ENV_DATA_DIR]}/regtest getblockcount",
+        f"  regtest world: .venv/bin/regtest-cli --data-dir {env[ENV_DATA_DIR]}/regtest getblockcount\n"
+        f"  gateway API: http://{env['GATEWAY_API_BIND']} (admin password in {env[ENV_RUN_DIR]}/admin-password)",
         file=sys.stderr,
     )
     os.execve(supervisord, [supervisord, "-n", "-c", str(REPO / "supervisord.conf")], env)

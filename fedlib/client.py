@@ -308,11 +308,8 @@ class FederationClient(FederationWallet):
                 timeout=120,
             )
             if r.status_code == 200:
-                preimage = (
-                    r.json().get("preimage")
-                    if r.headers.get("content-type", "").startswith("application/json")
-                    else r.text.strip().strip('"')
-                )
+                data = r.json()  # the 2023 API answers the preimage as a JSON string
+                preimage = data if isinstance(data, str) else data.get("preimage")
                 if (
                     preimage
                     and hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == inv.payment_hash

@@ -125,6 +125,14 @@ class PaymentFailed(GatewayError):
     code = "payment_failed"
 
 
+class TooLarge(GatewayError):
+    code = "too_large"
+
+
+class RateLimited(GatewayError):
+    code = "rate_limited"
+
+
 class ServiceNotReady(GatewayError):
     """The gateway (or the part asked) is not running yet."""
 
@@ -145,6 +153,8 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "unknown_method": ErrorSpec(501, "UNIMPLEMENTED", False, "not implemented"),
     "payment_failed": ErrorSpec(502, "ABORTED", False, "payment failed"),
     "not_ready": ErrorSpec(503, "UNAVAILABLE", True, "not ready"),
+    "too_large": ErrorSpec(413, "RESOURCE_EXHAUSTED", False, "request too large"),
+    "rate_limited": ErrorSpec(429, "RESOURCE_EXHAUSTED", True, "too many requests"),
 }
 
 

@@ -1,6 +1,6 @@
 """Fixtures for end-to-end tests: the real process tree under supervisord (regtest world, two
 dev federations, the Lightning extension on a free port, the router), a bus helper, and an HTTP
-shim that plays the API front's POST /pay_invoice by calling the router over the bus."""
+helper for the API front's public POST /pay_invoice."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -24,7 +22,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from bus import BusClient, ipc_endpoint
 from deploy.launch import prepare_env
-from gwcore.constants import METHOD_ACTOR_PAY, ROUTER_ENDPOINT_NAME
+from gwcore.constants import ROUTER_ENDPOINT_NAME
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
@@ -54,51 +52,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class BusShim:
-    """Plays the API front's POST /pay_invoice: JSON in, the router's answer out."""
-
-    def __init__(self, endpoint: str) -> None:
-        outer = self
-        self.endpoint = endpoint
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status, reply = outer.pay(body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def pay(self, body: dict) -> tuple[int, dict]:
-        async def go() -> bytes:
-            client = BusClient(self.endpoint)
-            try:
-                return await client.request(
-                    body["federation_id"],
-                    METHOD_ACTOR_PAY,
-                    json.dumps({"contract_id": body["contract_id"]}).encode(),
-                    timeout=120,
-                    retries=3,
-                    idempotent=False,
-                    message_id=f"pay-{body['contract_id']}",
-                )
-            finally:
-                await client.close()
-
-        try:
-            return 200, json.loads(asyncio.run(go()))
-        except Exception as exc:
-            return 502, {"error": str(exc), "code": getattr(exc, "code", "error")}
+def pay_via_api(tree: dict, body: dict) -> tuple[int, object]:
+    """POST /pay_invoice on the real API front (what federation clients call)."""
+    r = httpx.post(tree["api_url"] + "/pay_invoice", json=body, timeout=150)
+    return r.status_code, r.json()
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +63,15 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
     base = Path(f"/tmp/fmgw-e2e-{os.urandom(3).hex()}")
     run_dir, data_dir = base / "run", base / "data"
-    shim = BusShim(ipc_endpoint(run_dir, ROUTER_ENDPOINT_NAME))
+    api_bind = f"127.0.0.1:{_free_port()}"
     env = prepare_env(
         run_dir,
         data_dir,
         {
             **os.environ,
             **getattr(request.module, "TREE_ENV", {}),
-            "GATEWAY_ROUTER_PUBLIC_API_URL": shim.url,
+            "GATEWAY_API_BIND": api_bind,
+            "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
             "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
         },
     )
@@ -155,13 +113,20 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
                 )
 
         wait_until(extension_up, 60, "the Lightning extension")
+        api_url = f"http://{api_bind}"
+        wait_until(
+            lambda: httpx.get(api_url + "/openapi.json", timeout=2).status_code == 200,
+            60,
+            "the API front",
+        )
         yield {
             "run_dir": run_dir,
             "data_dir": data_dir,
             "regtest": info,
             "feds": feds,
             "env": env,
-            "shim": shim,
+            "api_url": api_url,
+            "password": (run_dir / "admin-password").read_text().strip(),
         }
     finally:
         sup.send_signal(signal.SIGTERM)
@@ -169,7 +134,6 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             sup.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(sup.pid, signal.SIGKILL)
-        shim.server.shutdown()
         log_file.close()
         subprocess.run(["rm", "-rf", str(base)], check=False)
 

@@ -41,7 +41,11 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
     env = prepare_env(
         run_dir,
         run_dir / "data",
-        {**os.environ, "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}"},
+        {
+            **os.environ,
+            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
+            "GATEWAY_API_BIND": f"127.0.0.1:{_free_port()}",
+        },
     )
     sup = subprocess.Popen(
         [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],

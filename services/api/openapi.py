@@ -1,0 +1,137 @@
+"""The OpenAPI 3.1 document of the HTTP front (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from gwcore import constants as C
+
+FED = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["error", "code"],
+}
+
+
+def _op(summary: str, body: dict | None, public: bool = False) -> dict:
+    op: dict = {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {}}}},
+            "400": {
+                "description": "invalid input",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+            "404": {"description": "not found", "content": {"application/json": {"schema": ERROR}}},
+            "503": {"description": "not ready", "content": {"application/json": {"schema": ERROR}}},
+        },
+    }
+    if not public:
+        op["security"] = [{"bearer": []}]
+        op["responses"]["401"] = {
+            "description": "unauthorized",
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", **body}}},
+        }
+    return op
+
+
+def openapi_document(version: str) -> dict:
+    fed_body = {"properties": {"federation_id": FED}, "required": ["federation_id"]}
+    paths = {
+        C.PATH_PAY_INVOICE: {
+            "post": _op(
+                "Pay the invoice of an outgoing contract (public)",
+                {
+                    "properties": {"federation_id": FED, "contract_id": FED},
+                    "required": ["federation_id", "contract_id"],
+                },
+                public=True,
+            )
+        },
+        C.PATH_INFO: {
+            "post": _op("Gateway, node and federations", None),
+            "get": _op("Gateway, node and federations", None),
+        },
+        C.PATH_BALANCE: {"post": _op("E-cash balance in one federation", fed_body)},
+        C.PATH_BALANCES: {
+            "post": _op("E-cash balances in every federation", None),
+            "get": _op("Balances", None),
+        },
+        C.PATH_ADDRESS: {"post": _op("A peg-in address", fed_body)},
+        C.PATH_DEPOSIT: {
+            "post": _op(
+                "Claim a confirmed deposit",
+                {
+                    "properties": {"federation_id": FED, "operation_id": {"type": "string"}},
+                    "required": ["federation_id"],
+                },
+            )
+        },
+        C.PATH_WITHDRAW: {
+            "post": _op(
+                "Peg out",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "amount": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]},
+                        "address": {"type": "string"},
+                    },
+                    "required": ["federation_id", "amount", "address"],
+                },
+            )
+        },
+        C.PATH_CONNECT_FED: {
+            "post": _op(
+                "Connect a federation",
+                {"properties": {"invite_code": {"type": "string"}}, "required": ["invite_code"]},
+            )
+        },
+        C.PATH_LEAVE_FED: {
+            "post": _op(
+                "Leave a federation",
+                {
+                    "properties": {"federation_id": FED, "force": {"type": "boolean"}},
+                    "required": ["federation_id"],
+                },
+            )
+        },
+        C.PATH_SET_FEES: {
+            "post": _op(
+                "Set routing fees",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "base_msat": {"type": "integer", "minimum": 0},
+                        "proportional_millionths": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["base_msat", "proportional_millionths"],
+                },
+            )
+        },
+        C.PATH_BACKUP: {"post": _op("Back up the e-cash of a federation", fed_body)},
+        C.PATH_RESTORE: {"post": _op("Restore the e-cash of a federation", fed_body)},
+        C.PATH_CONFIG: {
+            "get": _op("Non-secret settings", None),
+            "post": _op("Non-secret settings", None),
+        },
+        C.PATH_HEALTH: {"get": _op("Liveness and readiness", None, public=True)},
+        C.PATH_METRICS: {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition"}},
+            }
+        },
+        C.PATH_OPENAPI: {
+            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fmgw gateway API", "version": version},
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

@@ -1,0 +1,26 @@
+"""Settings of the API front (env prefix GATEWAY_API_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gwcore.constants import DEFAULT_RUN_DIR, ENV_PREFIX_API
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX_API, extra="ignore")
+
+    bind: str = "127.0.0.1:8175"
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    # bcrypt hash of the admin password (`gateway-cli create-password-hash` makes one)
+    password_hash: SecretStr = SecretStr("")
+    bus_timeout_s: float = Field(25.0, gt=0)  # well under gunicorn's worker timeout
+    pay_timeout_s: float = Field(100.0, gt=0)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    public_rate_per_s: float = Field(20.0, gt=0)  # per client address, on /pay_invoice
+    workers: int = Field(2, ge=1)
+    threads: int = Field(8, ge=1)
+    log_level: str = "INFO"

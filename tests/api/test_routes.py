@@ -1,0 +1,212 @@
+"""The HTTP front with Falcon's TestClient against a fake bus: every route, auth, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bcrypt
+import pytest
+from falcon import testing
+
+from gwcore import constants as C
+from gwcore.errors import InvalidInput, PaymentFailed, ServiceUnavailable
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+
+FED = "ab" * 32
+CID = "cd" * 32
+PASSWORD = "correct horse"
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict, dict]] = []
+        self.fail: Exception | None = None
+
+    def call(
+        self, service: str, method: str, payload: bytes, *, timeout: float, **kw: Any
+    ) -> bytes:
+        body = json.loads(payload)
+        self.calls.append((service, method, body, kw))
+        if self.fail is not None and method != C.METHOD_LIST_FEDS:
+            raise self.fail
+        if method == C.METHOD_LIST_FEDS:
+            return json.dumps(
+                {
+                    "federations": [
+                        {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"}
+                    ],
+                    "extension_connected": True,
+                }
+            ).encode()
+        if method == C.METHOD_ACTOR_PAY:
+            return json.dumps({"preimage": "11" * 32, "contract_id": body["contract_id"]}).encode()
+        if method == C.METHOD_ACTOR_INFO:
+            return json.dumps(
+                {"balance_msat": 1234, "fees": {"base_msat": 0, "proportional_millionths": 10_000}}
+            ).encode()
+        if method == C.METHOD_ACTOR_SET_FEES:
+            return json.dumps({"fees": body}).encode()
+        return json.dumps({"ok": method, "body": body}).encode()
+
+
+@pytest.fixture
+def bus() -> FakeBus:
+    return FakeBus()
+
+
+@pytest.fixture
+def client(bus: FakeBus) -> testing.TestClient:
+    settings = ApiSettings(
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
+        public_rate_per_s=1000,
+    )
+    return testing.TestClient(create_app(settings, bus))
+
+
+AUTH = {"Authorization": f"Bearer {PASSWORD}"}
+
+
+def test_pay_invoice_is_public_idempotent_and_traced(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    r = client.simulate_post(
+        C.PATH_PAY_INVOICE,
+        json={"federation_id": FED, "contract_id": CID},
+        headers={C.REQUEST_ID_HEADER: "req-42"},
+    )
+    assert r.status_code == 200 and r.json == "11" * 32
+    assert r.headers[C.REQUEST_ID_HEADER] == "req-42"
+    service, method, body, kw = bus.calls[-1]
+    assert (service, method, body) == (FED, C.METHOD_ACTOR_PAY, {"contract_id": CID})
+    assert (
+        kw["idempotent"] is False
+        and kw["message_id"] == f"pay-{CID}"
+        and kw["request_id"] == "req-42"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"federation_id": FED},
+        {"federation_id": "zz", "contract_id": CID},
+        {"federation_id": FED, "contract_id": 5},
+    ],
+)
+def test_pay_invoice_bad_input(client: testing.TestClient, bus: FakeBus, body: dict) -> None:
+    r = client.simulate_post(C.PATH_PAY_INVOICE, json=body)
+    assert r.status_code == 400 and r.json["code"] == "invalid_input"
+    assert bus.calls == []  # nothing reached the gateway
+
+
+def test_public_errors_are_redacted_admin_errors_are_not(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    bus.fail = PaymentFailed("route not found through peer 02abc: secret detail")
+    r = client.simulate_post(C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID})
+    assert r.status_code == 502 and r.json == {"error": "payment failed", "code": "payment_failed"}
+    bus.fail = InvalidInput("contract 123 is not addressed to this gateway")
+    r = client.simulate_post(C.PATH_BALANCE, json={"federation_id": FED}, headers=AUTH)
+    assert r.status_code == 400 and "not addressed" in r.json["error"]
+    bus.fail = ServiceUnavailable("no live worker")
+    r = client.simulate_post(C.PATH_ADDRESS, json={"federation_id": FED}, headers=AUTH)
+    assert r.status_code == 503
+
+
+def test_admin_routes_need_the_password(client: testing.TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": PASSWORD}):
+        r = client.simulate_post(C.PATH_INFO, headers=headers)
+        assert r.status_code == 401 and r.json["code"] == "unauthorized"
+    assert client.simulate_post(C.PATH_INFO, headers=AUTH).status_code == 200
+
+
+def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
+    info = client.simulate_post(C.PATH_INFO, headers=AUTH).json
+    assert info["federations"][0]["balance_msat"] == 1234 and info["gateway_state"] == "running"
+    assert (
+        client.simulate_post(C.PATH_BALANCE, json={"federation_id": FED}, headers=AUTH).json[
+            "balance_msat"
+        ]
+        == 1234
+    )
+    assert client.simulate_get(C.PATH_BALANCES, headers=AUTH).json == {
+        "balances_msat": {FED: 1234},
+        "total_msat": 1234,
+    }
+    assert (
+        client.simulate_post(C.PATH_ADDRESS, json={"federation_id": FED}, headers=AUTH).json["ok"]
+        == C.METHOD_ACTOR_ADDRESS
+    )
+    w = client.simulate_post(
+        C.PATH_WITHDRAW,
+        json={"federation_id": FED, "amount": "all", "address": "bcrt1q"},
+        headers=AUTH,
+    ).json
+    assert w["body"] == {"amount_sat": "all", "address": "bcrt1q"}
+    fees = client.simulate_post(
+        C.PATH_SET_FEES, json={"base_msat": 5, "proportional_millionths": 7}, headers=AUTH
+    ).json
+    assert fees == {FED: {"base_msat": 5, "proportional_millionths": 7}}
+    assert (
+        client.simulate_post(
+            C.PATH_SET_FEES, json={"base_msat": -1, "proportional_millionths": 7}, headers=AUTH
+        ).status_code
+        == 400
+    )
+    assert (
+        client.simulate_post(C.PATH_CONNECT_FED, json={"invite_code": "fed1x"}, headers=AUTH).json[
+            "ok"
+        ]
+        == C.METHOD_CONNECT_FED
+    )
+    assert client.simulate_post(C.PATH_CONNECT_FED, json={}, headers=AUTH).status_code == 400
+    assert (
+        client.simulate_post(C.PATH_LEAVE_FED, json={"federation_id": FED}, headers=AUTH).json[
+            "body"
+        ]["force"]
+        is False
+    )
+    assert (
+        client.simulate_post(
+            C.PATH_BALANCE, json={"federation_id": "ef" * 32}, headers=AUTH
+        ).status_code
+        == 404
+    )
+    assert client.simulate_get(C.PATH_CONFIG, headers=AUTH).json["bind"] == "127.0.0.1:8175"
+
+
+def test_body_rules(client: testing.TestClient) -> None:
+    assert client.simulate_post(C.PATH_PAY_INVOICE, body="{nope").status_code == 400
+    assert client.simulate_post(C.PATH_PAY_INVOICE, body="[1, 2]").status_code == 400
+    assert client.simulate_post(C.PATH_PAY_INVOICE, body="NaN").status_code == 400
+    big = client.simulate_post(C.PATH_PAY_INVOICE, body="x" * (128 * 1024))
+    assert big.status_code == 413 and big.json["code"] == "too_large"
+
+
+def test_health_metrics_openapi(client: testing.TestClient) -> None:
+    h = client.simulate_get(C.PATH_HEALTH)
+    assert h.status_code == 200 and h.json["status"] == "ready"
+    client.simulate_post(C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID})
+    m = client.simulate_get(C.PATH_METRICS).text
+    assert "gateway_payments_total" in m and 'result="settled"' in m
+    doc = client.simulate_get(C.PATH_OPENAPI).json
+    assert (
+        doc["openapi"].startswith("3.")
+        and C.PATH_PAY_INVOICE in doc["paths"]
+        and C.PATH_SET_FEES in doc["paths"]
+    )
+
+
+def test_rate_limit_on_the_public_route(bus: FakeBus) -> None:
+    settings = ApiSettings(password_hash="", public_rate_per_s=0.001)
+    c = testing.TestClient(create_app(settings, bus))
+    codes = [
+        c.simulate_post(
+            C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID}
+        ).status_code
+        for _ in range(45)
+    ]
+    assert codes.count(429) >= 1 and codes[0] == 200
