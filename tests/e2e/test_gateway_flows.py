@@ -369,3 +369,47 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
     health = httpx.get(api + "/health", timeout=10)
     assert health.json()["router"] is True and health.json()["extension"] is True
     assert "gateway_http_requests_total" in httpx.get(api + "/metrics").text
+
+
+def test_gateway_cli(tree: dict) -> None:
+    import subprocess
+    import sys
+
+    cli = str(Path(sys.executable).parent / "gateway-cli")
+    alpha = tree["feds"]["alpha"]
+    env = {
+        **os.environ,
+        "GATEWAY_RPCPASSWORD": tree["password"],
+        "GATEWAY_ADDRESS": tree["api_url"],
+    }
+
+    def run(*args: str, **kw: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cli, *args],
+            capture_output=True,
+            text=True,
+            timeout=150,
+            env={**env, **kw},
+            stdin=subprocess.DEVNULL,
+        )
+
+    ok = run("connect-fed", alpha["invite_code"])
+    assert ok.returncode == 0 and json.loads(ok.stdout)["scid"] == 1
+    assert json.loads(run("version-hash").stdout)["version_hash"]
+    assert alpha["federation_id"] in json.loads(run("balances").stdout)["balances_msat"]
+    assert (
+        json.loads(run("balance", "--federation-id", alpha["federation_id"]).stdout)["balance_msat"]
+        >= 0
+    )
+    assert json.loads(run("set-fees", "--base-msat", "0", "--ppm", "10000").stdout)
+    missing = run("balance", "--federation-id", "00" * 32)
+    assert missing.returncode == 5 and missing.stderr.startswith("error: not_found")
+    wrong = run("info", GATEWAY_RPCPASSWORD="nope")
+    assert wrong.returncode == 4 and "unauthorized" in wrong.stderr
+    assert run("info", GATEWAY_ADDRESS="http://127.0.0.1:9").returncode == 3
+    bad = run(
+        "withdraw", "--federation-id", alpha["federation_id"], "--amount", "lots", "--address", "x"
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    h = run("create-password-hash", "pw")
+    assert h.returncode == 0 and json.loads(h.stdout)["password_hash"].startswith("$2")

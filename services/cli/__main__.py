@@ -1,0 +1,215 @@
+"""`gateway-cli`: operate the gateway from a shell (a client of its HTTP API).
+
+JSON on stdout. Exit codes: 0 ok, 1 server error, 2 invalid input (or usage), 3 cannot connect,
+4 wrong password, 5 not found; the reason on one line of stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import bcrypt
+import click
+
+from gwcore.constants import DEFAULT_API_URL
+
+from .client import ApiError, GatewayApi
+
+EXIT = {"server": 1, "invalid": 2, "connection": 3, "auth": 4, "not_found": 5}
+
+
+def _fail(exc: ApiError) -> NoReturn:
+    click.echo(f"error: {exc.code}: {exc.message}", err=True)
+    sys.exit(EXIT.get(exc.kind, 1))
+
+
+def _out(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+class Ctx:
+    def __init__(self, address: str, password: str | None) -> None:
+        self.address, self._password = address, password
+
+    def api(self) -> GatewayApi:
+        password = self._password or os.environ.get("GATEWAY_RPCPASSWORD")
+        if not password:
+            if not sys.stdin.isatty():
+                _fail(
+                    ApiError(
+                        "auth",
+                        "no_password",
+                        "give --rpcpassword, set GATEWAY_RPCPASSWORD, or run interactively",
+                    )
+                )
+            password = click.prompt("gateway password", hide_input=True)
+        return GatewayApi(self.address, password)
+
+
+def _run(func):  # type: ignore[no-untyped-def]
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            _out(func(*args, **kwargs))
+        except ApiError as exc:
+            _fail(exc)
+
+    wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-a",
+    "--address",
+    envvar="GATEWAY_ADDRESS",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="the gateway's API",
+)
+@click.option(
+    "--rpcpassword",
+    help="admin password (visible to other users in the process list: prefer GATEWAY_RPCPASSWORD)",
+)
+@click.pass_context
+def cli(ctx: click.Context, address: str, rpcpassword: str | None) -> None:
+    """Operate a Fedimint Lightning gateway."""
+    if rpcpassword:
+        click.echo(
+            "warning: a password on the command line is visible to other users; prefer GATEWAY_RPCPASSWORD",
+            err=True,
+        )
+    ctx.obj = Ctx(address, rpcpassword)
+
+
+@cli.command("version-hash")
+@click.pass_obj
+@_run
+def version_hash(c: Ctx) -> Any:
+    """The gateway's version."""
+    return {"version_hash": c.api().info()["version_hash"]}
+
+
+@cli.command()
+@click.pass_obj
+@_run
+def info(c: Ctx) -> Any:
+    """Gateway, node and federations."""
+    return c.api().info()
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.pass_obj
+@_run
+def balance(c: Ctx, federation_id: str) -> Any:
+    """E-cash balance in one federation (msat)."""
+    return c.api().balance(federation_id)
+
+
+@cli.command()
+@click.pass_obj
+@_run
+def balances(c: Ctx) -> Any:
+    """E-cash balances in every federation (msat)."""
+    return c.api().balances()
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.pass_obj
+@_run
+def address(c: Ctx, federation_id: str) -> Any:
+    """A new peg-in address of a federation."""
+    return c.api().address_for(federation_id)
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.option("--operation-id", help="the address's operation (default: the newest)")
+@click.pass_obj
+@_run
+def deposit(c: Ctx, federation_id: str, operation_id: str | None) -> Any:
+    """Claim a confirmed deposit to a peg-in address."""
+    return c.api().deposit(federation_id, operation_id)
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.option("--amount", required=True, help='sats, or "all"')
+@click.option("--address", "btc_address", required=True)
+@click.pass_obj
+@_run
+def withdraw(c: Ctx, federation_id: str, amount: str, btc_address: str) -> Any:
+    """Peg out to an on-chain address."""
+    value: int | str = amount if amount == "all" else int(amount) if amount.isdigit() else -1
+    if value == -1:
+        raise ApiError("invalid", "invalid_input", 'amount must be a number of sats or "all"')
+    return c.api().withdraw(federation_id, value, btc_address)
+
+
+@cli.command("connect-fed")
+@click.argument("invite_code")
+@click.pass_obj
+@_run
+def connect_fed(c: Ctx, invite_code: str) -> Any:
+    """Connect a federation by its invite code."""
+    return c.api().connect_fed(invite_code)
+
+
+@cli.command("leave-fed")
+@click.option("--federation-id", required=True)
+@click.option("--force", is_flag=True)
+@click.pass_obj
+@_run
+def leave_fed(c: Ctx, federation_id: str, force: bool) -> Any:
+    """Leave a federation (refused while payments are in flight, unless --force)."""
+    return c.api().leave_fed(federation_id, force)
+
+
+@cli.command("set-fees")
+@click.option("--federation-id")
+@click.option("--base-msat", type=click.IntRange(min=0), required=True)
+@click.option(
+    "--ppm", type=click.IntRange(min=0), required=True, help="proportional fee, parts per million"
+)
+@click.pass_obj
+@_run
+def set_fees(c: Ctx, federation_id: str | None, base_msat: int, ppm: int) -> Any:
+    """Set routing fees (one federation, or all)."""
+    return c.api().set_fees(base_msat, ppm, federation_id)
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.pass_obj
+@_run
+def backup(c: Ctx, federation_id: str) -> Any:
+    """Back up the gateway's e-cash in a federation."""
+    return c.api().backup(federation_id)
+
+
+@cli.command()
+@click.option("--federation-id", required=True)
+@click.pass_obj
+@_run
+def restore(c: Ctx, federation_id: str) -> Any:
+    """Restore the gateway's e-cash in a federation from its backup."""
+    return c.api().restore(federation_id)
+
+
+@cli.command("create-password-hash")
+@click.argument("password")
+def create_password_hash(password: str) -> None:
+    """A bcrypt hash for GATEWAY_API_PASSWORD_HASH."""
+    _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

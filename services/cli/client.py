@@ -1,0 +1,100 @@
+"""A small client of the gateway's HTTP API, shared by gateway-cli, tests and the dashboard's
+tests. Errors are `ApiError(kind, code, message, status)` where kind is one of connection, auth,
+invalid, not_found, server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gwcore import constants as C
+
+
+class ApiError(Exception):
+    def __init__(self, kind: str, code: str, message: str, status: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.kind, self.code, self.message, self.status = kind, code, message, status
+
+
+class GatewayApi:
+    def __init__(
+        self,
+        address: str = C.DEFAULT_API_URL,
+        password: str | None = None,
+        *,
+        timeout: float = 130.0,
+    ) -> None:
+        self.address = address.rstrip("/")
+        headers = {"Authorization": f"Bearer {password}"} if password else {}
+        self.http = httpx.Client(base_url=self.address, headers=headers, timeout=timeout)
+
+    def _post(self, path: str, body: dict | None = None) -> Any:
+        try:
+            r = self.http.post(path, json=body or {})
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                "connection", "unreachable", f"cannot reach the gateway at {self.address}: {exc}"
+            ) from None
+        try:
+            data = r.json()
+        except ValueError:
+            raise ApiError(
+                "server", "bad_response", f"HTTP {r.status_code} without JSON", r.status_code
+            ) from None
+        if r.status_code >= 400:
+            kind = {401: "auth", 404: "not_found"}.get(
+                r.status_code, "invalid" if r.status_code < 500 else "server"
+            )
+            raise ApiError(
+                kind, str(data.get("code", "error")), str(data.get("error", "")), r.status_code
+            )
+        return data
+
+    def info(self) -> dict:
+        return self._post(C.PATH_INFO)
+
+    def balance(self, federation_id: str) -> dict:
+        return self._post(C.PATH_BALANCE, {"federation_id": federation_id})
+
+    def balances(self) -> dict:
+        return self._post(C.PATH_BALANCES)
+
+    def address_for(self, federation_id: str) -> dict:
+        return self._post(C.PATH_ADDRESS, {"federation_id": federation_id})
+
+    def deposit(
+        self, federation_id: str, operation_id: str | None = None, timeout_s: int = 30
+    ) -> dict:
+        body: dict = {"federation_id": federation_id, "timeout_s": timeout_s}
+        if operation_id:
+            body["operation_id"] = operation_id
+        return self._post(C.PATH_DEPOSIT, body)
+
+    def withdraw(self, federation_id: str, amount: int | str, address: str) -> dict:
+        return self._post(
+            C.PATH_WITHDRAW, {"federation_id": federation_id, "amount": amount, "address": address}
+        )
+
+    def connect_fed(self, invite_code: str) -> dict:
+        return self._post(C.PATH_CONNECT_FED, {"invite_code": invite_code})
+
+    def leave_fed(self, federation_id: str, force: bool = False) -> dict:
+        return self._post(C.PATH_LEAVE_FED, {"federation_id": federation_id, "force": force})
+
+    def set_fees(
+        self, base_msat: int, proportional_millionths: int, federation_id: str | None = None
+    ) -> dict:
+        body: dict = {"base_msat": base_msat, "proportional_millionths": proportional_millionths}
+        if federation_id:
+            body["federation_id"] = federation_id
+        return self._post(C.PATH_SET_FEES, body)
+
+    def backup(self, federation_id: str) -> dict:
+        return self._post(C.PATH_BACKUP, {"federation_id": federation_id})
+
+    def restore(self, federation_id: str) -> dict:
+        return self._post(C.PATH_RESTORE, {"federation_id": federation_id})
+
+    def config(self) -> dict:
+        return self._post(C.PATH_CONFIG)
