@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt proto bench clean setup
+.PHONY: run stop status foreground test lint fmt proto bench clean setup
 
 setup: $(STAMP)
 
@@ -14,8 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: set up and run the main job under supervisord (foreground; Ctrl-C stops everything)
+## run: set up .venv, start the local world under supervisord (in the background) and make it
+##      ready: nodes, channels, federations connected and funded, user wallets (idempotent)
 run: $(STAMP)
+	$(BIN)/python -m deploy.devnet run
+
+## stop / status: stop the local world / list its programs
+stop: $(STAMP)
+	$(BIN)/python -m deploy.devnet stop
+
+status: $(STAMP)
+	$(BIN)/python -m deploy.devnet status
+
+## foreground: the same tree in the foreground, without the setup (Ctrl-C stops everything)
+foreground: $(STAMP)
 	$(BIN)/python -m deploy.launch
 
 ## test: set up, lint, check generated code, run the test suite
@@ -38,4 +50,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache
+	rm -rf $(VENV) .run .data .devnet .pytest_cache .ruff_cache
