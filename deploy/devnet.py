@@ -29,7 +29,7 @@ from gwcore.constants import ENV_DATA_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
 from services.cli.client import ApiError, GatewayApi
 
 REPO = Path(__file__).resolve().parent.parent
-DEVNET = REPO / ".devnet"
+DEVNET = Path(os.environ.get("GATEWAY_DEVNET_DIR") or REPO / ".devnet")
 FEDERATIONS = ("alpha", "beta")
 
 
