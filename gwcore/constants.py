@@ -66,6 +66,7 @@ METHOD_ACTOR_ADDRESS: Final = "actor.address"
 METHOD_ACTOR_DEPOSIT: Final = "actor.deposit"
 METHOD_ACTOR_WITHDRAW: Final = "actor.withdraw"
 METHOD_ACTOR_BACKUP: Final = "actor.backup"
+METHOD_ACTOR_PAYMENT_LOG: Final = "actor.payment_log"
 METHOD_ACTOR_RESTORE: Final = "actor.restore"
 
 # --- The HTTP API front -------------------------------------------------------------------------
@@ -90,3 +91,5 @@ PATH_SET_FEES: Final = "/set_fees"
 PATH_BACKUP: Final = "/backup"
 PATH_RESTORE: Final = "/restore"
 PATH_CONFIG: Final = "/config"
+PATH_PAYMENT_LOG: Final = "/payment_log"
+PATH_PAYMENT_SUMMARY: Final = "/payment_summary"

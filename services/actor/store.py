@@ -72,6 +72,30 @@ class ActorStore:
                 )
         return {"state": state, **merged}
 
+    def log(self, since: float = 0.0, before: float | None = None, limit: int = 1000) -> list[dict]:
+        """Every payment, newest first: outgoing (user -> Lightning or swap) and incoming."""
+        rows = []
+        for table, col in (("outgoing", "contract_id"), ("incoming", "htlc_key")):
+            q = (
+                f"SELECT * FROM {table} WHERE created >= ?"
+                + (" AND created < ?" if before else "")
+                + " ORDER BY created DESC LIMIT ?"
+            )
+            args = (since, before, limit) if before else (since, limit)
+            for r in self.db.execute(q, args).fetchall():
+                rows.append(
+                    {
+                        "table": table,
+                        "id": r[col],
+                        "state": r["state"],
+                        "created": r["created"],
+                        "updated": r["updated"],
+                        **json.loads(r["data"]),
+                    }
+                )
+        rows.sort(key=lambda r: -r["created"])
+        return rows[:limit]
+
     def unfinished(self, table: str, final: tuple[str, ...]) -> list[tuple[str, dict]]:
         col = "contract_id" if table == "outgoing" else "htlc_key"
         rows = self.db.execute(

@@ -118,6 +118,28 @@ def openapi_document(version: str) -> dict:
             "get": _op("Non-secret settings", None),
             "post": _op("Non-secret settings", None),
         },
+        C.PATH_PAYMENT_LOG: {
+            "post": _op(
+                "Payments, newest first",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "kinds": {
+                            "type": "array",
+                            "items": {"enum": ["outgoing", "incoming", "swap"]},
+                        },
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "before": {"type": "number"},
+                    }
+                },
+            )
+        },
+        C.PATH_PAYMENT_SUMMARY: {
+            "post": _op(
+                "Counts, volume, fees and latency per direction",
+                {"properties": {"start": {"type": "number"}, "end": {"type": "number"}}},
+            )
+        },
         C.PATH_HEALTH: {"get": _op("Liveness and readiness", None, public=True)},
         C.PATH_METRICS: {
             "get": {

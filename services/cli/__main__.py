@@ -200,6 +200,26 @@ def restore(c: Ctx, federation_id: str) -> Any:
     return c.api().restore(federation_id)
 
 
+@cli.command("payment-log")
+@click.option("--federation-id")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.pass_obj
+@_run
+def payment_log(c: Ctx, federation_id: str | None, limit: int) -> Any:
+    """Payments, newest first."""
+    return c.api().payment_log(federation_id, limit)
+
+
+@cli.command("payment-summary")
+@click.option("--start", type=float, help="Unix time (default: 24 h ago)")
+@click.option("--end", type=float, help="Unix time (default: now)")
+@click.pass_obj
+@_run
+def payment_summary(c: Ctx, start: float | None, end: float | None) -> Any:
+    """Counts, volume, fees earned and latency per direction."""
+    return c.api().payment_summary(start, end)
+
+
 @cli.command("create-password-hash")
 @click.argument("password")
 def create_password_hash(password: str) -> None:

@@ -96,5 +96,17 @@ class GatewayApi:
     def restore(self, federation_id: str) -> dict:
         return self._post(C.PATH_RESTORE, {"federation_id": federation_id})
 
+    def payment_log(self, federation_id: str | None = None, limit: int = 50) -> dict:
+        body: dict = {"limit": limit}
+        if federation_id:
+            body["federation_id"] = federation_id
+        return self._post(C.PATH_PAYMENT_LOG, body)
+
+    def payment_summary(self, start: float | None = None, end: float | None = None) -> dict:
+        return self._post(
+            C.PATH_PAYMENT_SUMMARY,
+            {k: v for k, v in (("start", start), ("end", end)) if v is not None},
+        )
+
     def config(self) -> dict:
         return self._post(C.PATH_CONFIG)

@@ -46,6 +46,38 @@ class FakeBus:
             return json.dumps(
                 {"balance_msat": 1234, "fees": {"base_msat": 0, "proportional_millionths": 10_000}}
             ).encode()
+        if method == C.METHOD_ACTOR_PAYMENT_LOG:
+            now = 1_800_000_000
+            return json.dumps(
+                {
+                    "payments": [
+                        {
+                            "id": "a",
+                            "federation_id": FED,
+                            "direction": "incoming",
+                            "status": "settled",
+                            "amount_msat": 1000,
+                            "fee_earned_msat": 10,
+                            "payment_hash": "00",
+                            "created": now,
+                            "finished": now + 1,
+                            "latency_s": 1.0,
+                        },
+                        {
+                            "id": "b",
+                            "federation_id": FED,
+                            "direction": "outgoing",
+                            "status": "failed",
+                            "amount_msat": 5000,
+                            "fee_earned_msat": 0,
+                            "payment_hash": "11",
+                            "created": now + 5,
+                            "finished": now + 6,
+                            "latency_s": 1.0,
+                        },
+                    ]
+                }
+            ).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
             return json.dumps({"fees": body}).encode()
         return json.dumps({"ok": method, "body": body}).encode()
@@ -210,3 +242,38 @@ def test_rate_limit_on_the_public_route(bus: FakeBus) -> None:
         for _ in range(45)
     ]
     assert codes.count(429) >= 1 and codes[0] == 200
+
+
+def test_payment_log_and_summary(client: testing.TestClient) -> None:
+    log = client.simulate_post(C.PATH_PAYMENT_LOG, json={"limit": 10}, headers=AUTH).json[
+        "payments"
+    ]
+    assert [p["id"] for p in log] == ["b", "a"]  # newest first
+    only_in = client.simulate_post(
+        C.PATH_PAYMENT_LOG, json={"kinds": ["incoming"]}, headers=AUTH
+    ).json["payments"]
+    assert [p["id"] for p in only_in] == ["a"]
+    assert (
+        client.simulate_post(C.PATH_PAYMENT_LOG, json={"limit": 0}, headers=AUTH).status_code == 400
+    )
+    assert (
+        client.simulate_post(
+            C.PATH_PAYMENT_LOG, json={"kinds": ["sideways"]}, headers=AUTH
+        ).status_code
+        == 400
+    )
+    s = client.simulate_post(
+        C.PATH_PAYMENT_SUMMARY, json={"start": 1_799_999_000, "end": 1_800_001_000}, headers=AUTH
+    ).json
+    assert (
+        s["directions"]["incoming"]["settled"] == 1
+        and s["directions"]["incoming"]["volume_msat"] == 1000
+    )
+    assert s["directions"]["outgoing"]["failed"] == 1 and s["fees_earned_msat"] == 10
+    assert s["directions"]["incoming"]["latency_p50_s"] == 1.0
+    assert (
+        client.simulate_post(
+            C.PATH_PAYMENT_SUMMARY, json={"start": 5, "end": 1}, headers=AUTH
+        ).status_code
+        == 400
+    )

@@ -411,5 +411,11 @@ def test_gateway_cli(tree: dict) -> None:
         "withdraw", "--federation-id", alpha["federation_id"], "--amount", "lots", "--address", "x"
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    log = json.loads(run("payment-log", "--limit", "100").stdout)["payments"]
+    assert {"incoming", "outgoing", "swap"} <= {
+        p["direction"] for p in log
+    }  # made by the tests above
+    summary = json.loads(run("payment-summary").stdout)
+    assert summary["directions"]["incoming"]["settled"] >= 1 and summary["fees_earned_msat"] > 0
     h = run("create-password-hash", "pw")
     assert h.returncode == 0 and json.loads(h.stdout)["password_hash"].startswith("$2")
