@@ -372,7 +372,7 @@ def _log(gw: Gateway, body: dict, rid: str) -> list[dict]:
         raise InvalidInput("limit must be 1..1000")
     kinds = body.get("kinds")
     if kinds is not None and (
-        not isinstance(kinds, list) or not set(kinds) <= {"outgoing", "incoming", "swap"}
+        not isinstance(kinds, list) or not all(k in ("outgoing", "incoming", "swap") for k in kinds)
     ):
         raise InvalidInput("kinds: a list of outgoing, incoming, swap")
     query = {
@@ -398,13 +398,16 @@ def _payment_log(gw: Gateway, body: dict, rid: str) -> dict:
 
 
 def _summary(gw: Gateway, body: dict, rid: str) -> dict:
-    end = body.get("end", time.time())
-    start = body.get("start", end - 86_400)
-    if (
-        not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, end))
-        or start > end
-    ):
-        raise InvalidInput("start and end are Unix times, start <= end")
+    def number(name: str, default: float) -> float:
+        value = body.get(name, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e11:
+            raise InvalidInput(f"{name} must be a Unix time")
+        return float(value)
+
+    end = number("end", time.time())
+    start = number("start", end - 86_400)
+    if start > end:
+        raise InvalidInput("start must not be after end")
     rows = [r for r in _log(gw, {"limit": 1000, "since": start}, rid) if r["created"] <= end]
     out: dict = {"start": start, "end": end, "directions": {}}
     for direction in ("outgoing", "incoming", "swap"):

@@ -1,0 +1,29 @@
+"""OpenAPI-driven fuzzing (schemathesis) of the HTTP front: whatever the input, no server error."""
+
+from __future__ import annotations
+
+import bcrypt
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+
+from .test_routes import PASSWORD, FakeBus
+
+APP = create_app(
+    ApiSettings(
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
+        public_rate_per_s=100_000,
+    ),
+    FakeBus(),
+)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case) -> None:  # type: ignore[no-untyped-def]
+    response = case.call(headers={"Authorization": f"Bearer {PASSWORD}"})
+    case.validate_response(response, checks=[not_a_server_error])
