@@ -26,8 +26,44 @@ def _fail(exc: ApiError) -> NoReturn:
     sys.exit(EXIT.get(exc.kind, 1))
 
 
+TABLE = {"on": False}
+
+
 def _out(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
+    """JSON by default; with --table, a table for humans (rich)."""
+    if not TABLE["on"]:
+        click.echo(json.dumps(value, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = (
+        value
+        if isinstance(value, list)
+        else next((v for v in value.values() if isinstance(v, list)), None)
+        if isinstance(value, dict)
+        else None
+    )
+    table = Table(show_lines=False)
+    if rows and all(isinstance(r, dict) for r in rows):
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        for c in cols:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(
+                *(
+                    json.dumps(r.get(c))
+                    if isinstance(r.get(c), (dict, list))
+                    else str(r.get(c, ""))
+                    for c in cols
+                )
+            )
+    else:
+        table.add_column("key")
+        table.add_column("value")
+        for k, v in value.items() if isinstance(value, dict) else [("value", value)]:
+            table.add_row(str(k), json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    Console().print(table)
 
 
 class Ctx:
@@ -73,9 +109,11 @@ def _run(func):  # type: ignore[no-untyped-def]
     "--rpcpassword",
     help="admin password (visible to other users in the process list: prefer GATEWAY_RPCPASSWORD)",
 )
+@click.option("--table", "as_table", is_flag=True, help="print tables for humans instead of JSON")
 @click.pass_context
-def cli(ctx: click.Context, address: str, rpcpassword: str | None) -> None:
+def cli(ctx: click.Context, address: str, rpcpassword: str | None, as_table: bool) -> None:
     """Operate a Fedimint Lightning gateway."""
+    TABLE["on"] = as_table
     if rpcpassword:
         click.echo(
             "warning: a password on the command line is visible to other users; prefer GATEWAY_RPCPASSWORD",
@@ -225,6 +263,23 @@ def payment_summary(c: Ctx, start: float | None, end: float | None) -> Any:
 def create_password_hash(password: str) -> None:
     """A bcrypt hash for GATEWAY_API_PASSWORD_HASH."""
     _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
+
+
+@cli.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_cmd(ctx: click.Context, command: str | None) -> None:
+    """Help on the CLI or on one COMMAND."""
+    group = ctx.parent.command if ctx.parent else cli
+    sub = group.get_command(ctx, command) if command else None  # type: ignore[union-attr]
+    if command and sub is None:
+        click.echo(f"error: unknown command {command!r}", err=True)
+        sys.exit(2)
+    if sub is None:
+        click.echo(ctx.parent.get_help() if ctx.parent else cli.get_help(ctx))
+        return
+    with click.Context(sub, info_name=command, parent=ctx.parent) as c:
+        click.echo(sub.get_help(c))
 
 
 def main() -> None:

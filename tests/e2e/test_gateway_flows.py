@@ -115,6 +115,21 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
         tree, {"federation_id": alpha["federation_id"], "contract_id": result["contract_id"]}
     )
     assert again == (200, bob_inv["preimage"])
+    log = bus(tree, alpha["federation_id"], "actor.payment_log", {"limit": 10})["payments"]
+    out = next(
+        p
+        for p in log
+        if p["direction"] == "outgoing" and p["payment_hash"] == bob_inv["payment_hash"]
+    )
+    assert (
+        out["status"] == "settled"
+        and out["amount_msat"] == 20_000
+        and out["fee_earned_msat"] == fee
+    )
+    assert any(
+        p["direction"] == "incoming" and p["status"] == "settled" and p["amount_msat"] == 50_000
+        for p in log
+    )
     assert world.get("/v1/nodes/bob")["lightning_balance_msat"] == 20_000
 
 
@@ -412,10 +427,25 @@ def test_gateway_cli(tree: dict) -> None:
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     log = json.loads(run("payment-log", "--limit", "100").stdout)["payments"]
-    assert {"incoming", "outgoing", "swap"} <= {
-        p["direction"] for p in log
-    }  # made by the tests above
+    assert all(
+        p["direction"] in ("incoming", "outgoing", "swap")
+        and p["status"] in ("settled", "failed", "pending")
+        for p in log
+    )
     summary = json.loads(run("payment-summary").stdout)
-    assert summary["directions"]["incoming"]["settled"] >= 1 and summary["fees_earned_msat"] > 0
+    assert (
+        set(summary["directions"]) == {"incoming", "outgoing", "swap"}
+        and summary["fees_earned_msat"] >= 0
+    )
+    table = run("--table", "balances")
+    assert (
+        table.returncode == 0
+        and "total_msat" in table.stdout
+        and not table.stdout.lstrip().startswith("{")
+    )
+    assert (
+        "payment-summary" in run("help").stdout
+        and "--federation-id" in run("help", "balance").stdout
+    )
     h = run("create-password-hash", "pw")
     assert h.returncode == 0 and json.loads(h.stdout)["password_hash"].startswith("$2")
