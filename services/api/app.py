@@ -38,6 +38,7 @@ from gwcore.errors import (
 from gwcore.logging import log_context
 
 from .bridge import BusBridge
+from .dashboard import add_dashboard
 from .openapi import openapi_document
 from .settings import ApiSettings
 
@@ -527,6 +528,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_METRICS, Metrics(registry))
     app.add_route(C.PATH_OPENAPI, OpenApi())
+    add_dashboard(app, gw, ADMIN_ROUTES, settings.password_hash.get_secret_value())
     return app
 
 

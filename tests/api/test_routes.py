@@ -78,6 +78,10 @@ class FakeBus:
                     ]
                 }
             ).encode()
+        if method == C.METHOD_ACTOR_ADDRESS:
+            return json.dumps(
+                {"operation_id": "op1", "address": "bcrt1qexampleaddress0000000000000000000000"}
+            ).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
             return json.dumps({"fees": body}).encode()
         return json.dumps({"ok": method, "body": body}).encode()
@@ -169,8 +173,10 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
         "total_msat": 1234,
     }
     assert (
-        client.simulate_post(C.PATH_ADDRESS, json={"federation_id": FED}, headers=AUTH).json["ok"]
-        == C.METHOD_ACTOR_ADDRESS
+        client.simulate_post(C.PATH_ADDRESS, json={"federation_id": FED}, headers=AUTH).json[
+            "operation_id"
+        ]
+        == "op1"
     )
     w = client.simulate_post(
         C.PATH_WITHDRAW,

@@ -1,0 +1,272 @@
+"""Mintgate, the operator's dashboard: server-rendered Jinja2 pages with htmx fragments, served
+by the API front under /ui. The read-only pages work without JavaScript; htmx (vendored, as the
+CSS) only refreshes the payment log.
+
+Sessions: after the password is checked (bcrypt, as the API), a signed cookie (HMAC-SHA256 over
+`expiry.csrf`, HttpOnly, SameSite=Strict, Path=/ui) holds the session and its CSRF token; every
+form carries the token. The pages call the same handlers as the admin API (ADMIN_ROUTES), so the
+dashboard can do nothing the API cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import falcon
+import segno
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from gwcore.errors import GatewayError
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "mintgate_session"
+SESSION_S = 8 * 3600
+
+
+class Sessions:
+    def __init__(self, password_hash: str) -> None:
+        self.password_hash = password_hash.encode()
+        self.key = secrets.token_bytes(32)  # per worker process: sessions end with a restart
+
+    def check_password(self, password: str) -> bool:
+        try:
+            return bool(self.password_hash) and bcrypt.checkpw(
+                password.encode(), self.password_hash
+            )
+        except ValueError:
+            return False
+
+    def issue(self) -> tuple[str, str]:
+        csrf = secrets.token_hex(16)
+        payload = f"{int(time.time()) + SESSION_S}.{csrf}"
+        sig = hmac.new(self.key, payload.encode(), hashlib.sha256).hexdigest()
+        return f"{payload}.{sig}", csrf
+
+    def verify(self, token: str | None) -> str | None:
+        """The session's CSRF token if `token` is a valid, unexpired session."""
+        if not token or token.count(".") != 2:
+            return None
+        expiry, csrf, sig = token.split(".")
+        good = hmac.new(self.key, f"{expiry}.{csrf}".encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(sig, good) or not expiry.isdigit() or int(expiry) < time.time():
+            return None
+        return csrf
+
+
+class Dashboard:
+    public = True  # the API's Bearer check does not apply: the dashboard has its own session
+
+    def __init__(self, gw: Any, routes: dict, sessions: Sessions) -> None:
+        self.gw, self.routes, self.sessions = gw, routes, sessions
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+        )
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _render(self, resp: falcon.Response, name: str, **ctx: Any) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = self.env.get_template(name).render(**ctx)
+
+    def _session(self, req: falcon.Request) -> str:
+        csrf = self.sessions.verify(
+            req.get_cookie_values(SESSION_COOKIE)[0]
+            if req.get_cookie_values(SESSION_COOKIE)
+            else None
+        )
+        if csrf is None:
+            raise falcon.HTTPSeeOther("/ui/login")
+        return csrf
+
+    def _form(self, req: falcon.Request, csrf: str) -> dict:
+        form = (
+            {k: v for k, v in (req.get_media() or {}).items()}
+            if req.content_type and "form" in req.content_type
+            else {}
+        )
+        if not hmac.compare_digest(str(form.get("csrf", "")), csrf):
+            raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
+        return form
+
+    def _call(self, path: str, body: dict, rid: str) -> Any:
+        return self.routes[path](self.gw, body, rid)
+
+    # --- login ------------------------------------------------------------------------------------
+    def on_get_login(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._render(resp, "login.html", error=None)
+
+    def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = req.get_media() or {}
+        if not self.sessions.check_password(str(form.get("password", ""))):
+            resp.status = falcon.HTTP_401
+            self._render(resp, "login.html", error="Wrong password.")
+            return
+        token, _ = self.sessions.issue()
+        resp.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=SESSION_S,
+            path="/ui",
+            secure=False,
+            http_only=True,
+            same_site="Strict",
+        )
+        raise falcon.HTTPSeeOther("/ui/")
+
+    def on_post_logout(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._form(req, self._session(req))
+        resp.unset_cookie(SESSION_COOKIE, path="/ui")
+        raise falcon.HTTPSeeOther("/ui/login")
+
+    # --- pages ------------------------------------------------------------------------------------
+    def on_get_overview(self, req: falcon.Request, resp: falcon.Response) -> None:
+        csrf = self._session(req)
+        rid = req.context.request_id
+        info = self._call("/info", {}, rid)
+        summary = self._call("/payment_summary", {}, rid)
+        total = sum(f.get("balance_msat", 0) for f in info["federations"])
+        self._render(
+            resp,
+            "overview.html",
+            info=info,
+            summary=summary,
+            total_msat=total,
+            csrf=csrf,
+            now=time.time(),
+            message=None,
+        )
+
+    def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = self._form(req, self._session(req))
+        try:
+            self._call(
+                "/connect-fed",
+                {"invite_code": str(form.get("invite_code", "")).strip()},
+                req.context.request_id,
+            )
+        except GatewayError as exc:
+            resp.status = falcon.code_to_http_status(exc.http_status)
+            self._render(resp, "message.html", title="Could not connect", message=exc.message)
+            return
+        raise falcon.HTTPSeeOther("/ui/")
+
+    def on_get_federation(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
+        csrf = self._session(req)
+        info = self._call("/info", {}, req.context.request_id)
+        entry = next((f for f in info["federations"] if f["federation_id"] == fed), None)
+        if entry is None:
+            raise falcon.HTTPNotFound(title="no such federation")
+        self._render(
+            resp,
+            "federation.html",
+            fed=entry,
+            csrf=csrf,
+            deposit=None,
+            qr=None,
+            result=None,
+            error=None,
+        )
+
+    def on_post_action(
+        self, req: falcon.Request, resp: falcon.Response, fed: str, action: str
+    ) -> None:
+        csrf = self._session(req)
+        form = self._form(req, csrf)
+        rid = req.context.request_id
+        deposit = qr = result = error = None
+        try:
+            if action == "address":
+                deposit = self._call("/address", {"federation_id": fed}, rid)
+                qr = segno.make(f"bitcoin:{deposit['address']}").svg_inline(scale=4)
+            elif action == "claim":
+                result = self._call("/deposit", {"federation_id": fed, "timeout_s": 5}, rid)
+            elif action == "withdraw":
+                amount: Any = form.get("amount", "")
+                amount = "all" if amount == "all" else int(amount) if str(amount).isdigit() else -1
+                if form.get("confirm") != "yes":
+                    raise GatewayError("tick the confirmation box to send", retryable=False)
+                result = self._call(
+                    "/withdraw",
+                    {
+                        "federation_id": fed,
+                        "amount": amount,
+                        "address": str(form.get("address", "")),
+                    },
+                    rid,
+                )
+            elif action == "fees":
+                base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
+                if not (base.isdigit() and ppm.isdigit()):
+                    raise GatewayError("fees are whole numbers", retryable=False)
+                result = self._call(
+                    "/set_fees",
+                    {
+                        "federation_id": fed,
+                        "base_msat": int(base),
+                        "proportional_millionths": int(ppm),
+                    },
+                    rid,
+                )
+            elif action == "leave":
+                result = self._call("/leave-fed", {"federation_id": fed}, rid)
+                raise falcon.HTTPSeeOther("/ui/")
+            else:
+                raise falcon.HTTPNotFound()
+        except GatewayError as exc:
+            error = exc.message
+            resp.status = falcon.code_to_http_status(exc.http_status)
+        info = self._call("/info", {}, rid)
+        entry = next(
+            (f for f in info["federations"] if f["federation_id"] == fed),
+            {"federation_id": fed, "name": "?"},
+        )
+        self._render(
+            resp,
+            "federation.html",
+            fed=entry,
+            csrf=csrf,
+            deposit=deposit,
+            qr=qr,
+            result=result,
+            error=error,
+        )
+
+    def on_get_payments(self, req: falcon.Request, resp: falcon.Response) -> None:
+        csrf = self._session(req)
+        rows = self._rows(req)
+        summary = self._call("/payment_summary", {}, req.context.request_id)
+        self._render(
+            resp, "payments.html", rows=rows, summary=summary, csrf=csrf, query=req.query_string
+        )
+
+    def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._session(req)
+        self._render(resp, "payment_rows.html", rows=self._rows(req))
+
+    def _rows(self, req: falcon.Request) -> list[dict]:
+        body: dict = {"limit": 100}
+        if req.get_param("federation_id"):
+            body["federation_id"] = req.get_param("federation_id")
+        if req.get_param("direction") in ("incoming", "outgoing", "swap"):
+            body["kinds"] = [req.get_param("direction")]
+        rows = self._call("/payment_log", body, req.context.request_id)["payments"]
+        status = req.get_param("status")
+        return [r for r in rows if not status or r["status"] == status]
+
+
+def add_dashboard(app: falcon.App, gw: Any, routes: dict, password_hash: str) -> None:
+    ui = Dashboard(gw, routes, Sessions(password_hash))
+    app.add_route("/ui/login", ui, suffix="login")
+    app.add_route("/ui/logout", ui, suffix="logout")
+    app.add_route("/ui/", ui, suffix="overview")
+    app.add_route("/ui/connect", ui, suffix="connect")
+    app.add_route("/ui/federations/{fed}", ui, suffix="federation")
+    app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")
+    app.add_route("/ui/payments", ui, suffix="payments")
+    app.add_route("/ui/payments/rows", ui, suffix="rows")
+    app.add_static_route("/ui/static", str(HERE / "static"))

@@ -1,0 +1,103 @@
+"""Mintgate pages with Falcon's TestClient against a fake bus: session, CSRF, every page."""
+
+from __future__ import annotations
+
+import re
+
+import bcrypt
+import pytest
+from falcon import testing
+
+from gwcore import constants as C
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+
+from .test_routes import FED, PASSWORD, FakeBus
+
+
+@pytest.fixture
+def ui() -> tuple[testing.TestClient, FakeBus]:
+    bus = FakeBus()
+    settings = ApiSettings(
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    )
+    return testing.TestClient(create_app(settings, bus)), bus
+
+
+def login(c: testing.TestClient) -> tuple[dict, str]:
+    r = c.simulate_post(
+        "/ui/login",
+        params={"password": PASSWORD},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=f"password={PASSWORD.replace(' ', '+')}",
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("/ui/")
+    cookie = r.cookies["mintgate_session"]
+    assert cookie.http_only and cookie.same_site.lower() == "strict"
+    cookies = {"mintgate_session": cookie.value}
+    page = c.simulate_get("/ui/", cookies=cookies)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+    return cookies, csrf
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_login_required_and_wrong_password(ui) -> None:  # type: ignore[no-untyped-def]
+    c, _ = ui
+    assert c.simulate_get("/ui/").status_code == 303  # to the login page
+    assert "Log in" in c.simulate_get("/ui/login").text
+    bad = c.simulate_post("/ui/login", body="password=nope", headers=FORM)
+    assert bad.status_code == 401 and "Wrong password" in bad.text
+    assert (
+        c.simulate_get("/ui/", cookies={"mintgate_session": "1.2.3"}).status_code == 303
+    )  # forged
+
+
+def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, csrf = login(c)
+    overview = c.simulate_get("/ui/", cookies=cookies).text
+    assert "alpha" in overview and "1,234" in overview and "Connect a federation" in overview
+    # forms need the CSRF token
+    assert (
+        c.simulate_post(
+            "/ui/connect", body="invite_code=fed1x", headers=FORM, cookies=cookies
+        ).status_code
+        == 403
+    )
+    r = c.simulate_post(
+        "/ui/connect", body=f"invite_code=fed1x&csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert r.status_code == 303 and bus.calls[-1][1] == C.METHOD_CONNECT_FED
+    page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies)
+    assert page.status_code == 200 and "Withdraw" in page.text and "Fees" in page.text
+    addr = c.simulate_post(
+        f"/ui/federations/{FED}/address", body=f"csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert addr.status_code == 200 and "<svg" in addr.text  # the QR code
+    fees = c.simulate_post(
+        f"/ui/federations/{FED}/fees",
+        body=f"csrf={csrf}&base_msat=7&ppm=9",
+        headers=FORM,
+        cookies=cookies,
+    )
+    set_fees = [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_SET_FEES]
+    assert fees.status_code == 200 and set_fees[-1] == {
+        "base_msat": 7,
+        "proportional_millionths": 9,
+    }
+    unconfirmed = c.simulate_post(
+        f"/ui/federations/{FED}/withdraw",
+        body=f"csrf={csrf}&amount=1000&address=bcrt1q",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert "confirmation" in unconfirmed.text
+    payments = c.simulate_get("/ui/payments", cookies=cookies)
+    assert payments.status_code == 200 and "hx-get" in payments.text and "incoming" in payments.text
+    rows = c.simulate_get("/ui/payments/rows", params={"direction": "incoming"}, cookies=cookies)
+    assert rows.text.count("<tr>") == 1
+    assert c.simulate_get("/ui/static/vendor/htmx-2.0.11.min.js").status_code == 200
+    out = c.simulate_post("/ui/logout", body=f"csrf={csrf}", headers=FORM, cookies=cookies)
+    assert out.status_code == 303
