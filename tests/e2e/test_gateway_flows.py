@@ -449,3 +449,25 @@ def test_gateway_cli(tree: dict) -> None:
     )
     h = run("create-password-hash", "pw")
     assert h.returncode == 0 and json.loads(h.stdout)["password_hash"].startswith("$2")
+
+
+def test_dashboard_through_gunicorn(tree: dict) -> None:
+    alpha = tree["feds"]["alpha"]
+    auth = {"Authorization": f"Bearer {tree['password']}"}
+    httpx.post(
+        tree["api_url"] + "/connect-fed",
+        json={"invite_code": alpha["invite_code"]},
+        headers=auth,
+        timeout=120,
+    )
+    with httpx.Client(base_url=tree["api_url"], timeout=30) as ui:
+        assert ui.get("/ui/").status_code == 303
+        r = ui.post("/ui/login", data={"password": tree["password"]})
+        assert r.status_code == 303 and "mintgate_session" in ui.cookies
+        page = ui.get("/ui/")
+        assert (
+            page.status_code == 200 and "alpha" in page.text and alpha["federation_id"] in page.text
+        )
+        assert ui.get(f"/ui/federations/{alpha['federation_id']}").status_code == 200
+        assert ui.get("/ui/payments").status_code == 200
+        assert ui.get("/ui/static/vendor/pico-2.1.1.min.css").status_code == 200
