@@ -222,8 +222,9 @@ def main() -> None:
         + " (make stop stops it, make status lists it)"
     )
     print(
-        f"  dashboard / API : {world['gateway']['api_url']}   admin password: {world['gateway']['password']}"
+        f"  dashboard       : {world['gateway']['api_url']}/ui/   admin password: {world['gateway']['password']}"
     )
+    print(f"  HTTP API        : {world['gateway']['api_url']}   (OpenAPI at /openapi.json)")
     print(f"  world details   : {DEVNET / 'world.json'}")
     print("  try:")
     print(
