@@ -198,6 +198,10 @@ class RateLimit:
             tokens = min(self.burst, tokens + (now - at) * self.rate)
             if tokens < 1:
                 raise RateLimited("too many requests")
+            if len(self._buckets) > 10_000:  # forget full buckets of idle clients
+                self._buckets = {
+                    k: v for k, v in self._buckets.items() if now - v[1] < self.burst / self.rate
+                }
             self._buckets[req.remote_addr or ""] = (tokens - 1, now)
 
 

@@ -32,7 +32,9 @@ SESSION_S = 8 * 3600
 class Sessions:
     def __init__(self, password_hash: str) -> None:
         self.password_hash = password_hash.encode()
-        self.key = secrets.token_bytes(32)  # per worker process: sessions end with a restart
+        # the same in every gunicorn worker (a session must survive landing on another one), and
+        # changed with the password: derived from its (secret, salted) bcrypt hash
+        self.key = hashlib.sha256(b"mintgate-session-key:" + self.password_hash).digest()
 
     def check_password(self, password: str) -> bool:
         try:

@@ -101,3 +101,17 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     assert c.simulate_get("/ui/static/vendor/htmx-2.0.11.min.js").status_code == 200
     out = c.simulate_post("/ui/logout", body=f"csrf={csrf}", headers=FORM, cookies=cookies)
     assert out.status_code == 303
+
+
+def test_a_session_is_valid_in_every_worker() -> None:
+    """gunicorn runs several workers: a cookie made by one must open pages on another."""
+    from services.api.dashboard import Sessions
+
+    hash_ = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    a, b = Sessions(hash_), Sessions(hash_)  # two worker processes
+    token, csrf = a.issue()
+    assert b.verify(token) == csrf
+    assert b.verify(token[:-1] + ("0" if token[-1] != "0" else "1")) is None  # tampered
+    assert (
+        Sessions(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()).verify(token) is None
+    )  # new password: sessions end
