@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test lint fmt proto bench clean setup
+.PHONY: run stop status foreground test lint fmt proto bench clean setup browser
 
 setup: $(STAMP)
 
@@ -30,9 +30,15 @@ status: $(STAMP)
 foreground: $(STAMP)
 	$(BIN)/python -m deploy.launch
 
-## test: set up, lint, check generated code, run the test suite
-test: $(STAMP) lint
+## test: set up, lint, check generated code, run the test suite (browser tests use Debian's chromium)
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's chromium for the dashboard's browser tests (Playwright drives it; no download)
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,107 @@
+"""Mintgate in headless Chromium (Debian's chromium, driven by Playwright) against the real tree:
+log in, connect a federation, get a deposit address with its QR code and see the deposit
+credited, withdraw, change fees, and watch a payment appear in the live log. A screenshot of
+each page is saved under the test's output folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from fedlib.client import FederationClient
+
+from .conftest import World, ensure_lightning, wait_until
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    out = tmp_path / "screenshots"
+    out.mkdir()
+    return out
+
+
+def test_operator_runs_the_gateway_from_the_dashboard(
+    tree: dict, shots: Path, tmp_path: Path
+) -> None:
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    alpha = tree["feds"]["alpha"]
+    ui = tree["api_url"] + "/ui/"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(ui)
+        assert "/ui/login" in page.url
+        page.screenshot(path=str(shots / "01-login.png"))
+        page.fill("#password", "wrong")
+        page.click("button[type=submit]")
+        assert "Wrong password" in page.content()
+        page.fill("#password", tree["password"])
+        page.click("button[type=submit]")
+        page.wait_for_url(ui)
+
+        page.fill("#invite", alpha["invite_code"])
+        page.click("form[action='/ui/connect'] button")
+        page.wait_for_selector("a:has-text('alpha')", timeout=60_000)
+        page.screenshot(path=str(shots / "02-overview.png"), full_page=True)
+
+        page.click("a:has-text('alpha')")
+        page.click("text=New deposit address")
+        address = page.inner_text("#deposit-address")
+        assert address.startswith("bcrt1") and page.locator(".qr svg").count() == 1
+        page.screenshot(path=str(shots / "03-deposit.png"), full_page=True)
+        world.send(address, "0.01")
+        page.click("text=Claim confirmed deposit")
+        page.wait_for_selector("text=credited_msat")
+        assert "1000000000" in page.content()
+
+        miner = json.loads(
+            __import__("httpx")
+            .post(
+                world.rpc_url + "/wallet/miner",
+                json={"method": "getnewaddress", "params": []},
+                auth=world.rpc_auth,
+            )
+            .text
+        )["result"]
+        page.fill("#amount", "50000")
+        page.fill("#address", miner)
+        page.click("button:has-text('Withdraw')")
+        assert "confirmation" in page.content()  # the confirmation step
+        page.fill("#amount", "50000")
+        page.fill("#address", miner)
+        page.check("input[name=confirm]")
+        page.click("button:has-text('Withdraw')")
+        page.wait_for_selector("text=txid")
+        page.screenshot(path=str(shots / "04-withdraw.png"), full_page=True)
+
+        page.fill("#base", "500")
+        page.fill("#ppm", "2500")
+        page.click("button:has-text('Apply')")
+        page.wait_for_selector("text=500 msat + 2500 ppm")
+        page.screenshot(path=str(shots / "05-fees.png"), full_page=True)
+
+        page.goto(ui + "payments")
+        user = FederationClient.join(tmp_path / "user" / "wallet.sqlite", alpha["invite_code"])
+        _, invoice = user.ln_receive(42_000, "seen in the log")
+        assert world.post("/v1/nodes/alice/pay", {"bolt11": invoice})["status"] == "succeeded"
+        wait_until(lambda: "42,000" in page.inner_text("tbody"), 20, "the payment in the live log")
+        page.screenshot(path=str(shots / "06-payments.png"), full_page=True)
+        browser.close()
+    assert len(list(shots.glob("*.png"))) == 6
