@@ -279,6 +279,7 @@ def _info(gw: Gateway, body: dict, rid: str) -> dict:
     listed = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIST_FEDS, {}, request_id=rid)
     return {
         "version_hash": VERSION_HASH,
+        "programs": listed.get("programs", []),
         "federations": feds,
         "gateway_state": "running" if listed["extension_connected"] else "connecting",
     }

@@ -83,9 +83,18 @@ class GatewayCore:
         if call.method == METHOD_CONNECT_FED:
             result = (await self.connect(body.get("invite_code"))).json()
         elif call.method == METHOD_LIST_FEDS:
+            programs = []
+            if self.supervisor is not None:
+                try:
+                    programs = await asyncio.to_thread(self.supervisor.programs)
+                except Exception as exc:  # supervisor unreachable: report, do not fail the listing
+                    programs = [
+                        {"name": "supervisord", "state": "UNREACHABLE", "description": str(exc)}
+                    ]
             result = {
                 "federations": [e.json() for e in self.registry.active()],
                 "extension_connected": self.extension_connected,
+                "programs": programs,
             }
         elif call.method == METHOD_LEAVE_FED:
             result = await self.leave(body.get("federation_id"), force=bool(body.get("force")))

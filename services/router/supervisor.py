@@ -71,6 +71,13 @@ class SupervisorControl:
         except xmlrpc.client.Fault:
             return "ABSENT"
 
+    def programs(self) -> list[dict]:
+        """Every program supervisord runs: name, state (RUNNING, BACKOFF, FATAL, ...), description."""
+        return [
+            {"name": p["name"], "state": p["statename"], "description": p["description"]}
+            for p in self.rpc.supervisor.getAllProcessInfo()
+        ]
+
     def remove(self, program: str) -> None:
         """Stop the program, remove its group and its conf.d file."""
         try:

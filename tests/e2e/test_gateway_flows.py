@@ -356,6 +356,8 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
     )
     assert r.status_code == 200 and r.json()["scid"] == 1 and r.headers["X-Request-Id"]
     info = httpx.post(api + "/info", headers=auth, timeout=30).json()
+    states = {p["name"]: p["state"] for p in info["programs"]}
+    assert states["gateway-router"] == "RUNNING" and states["gateway-api"] == "RUNNING"
     assert any(f["federation_id"] == alpha["federation_id"] for f in info["federations"])
     assert httpx.post(api + "/balances", headers=auth, timeout=30).json()["total_msat"] >= 0
     fees = httpx.post(
@@ -468,6 +470,9 @@ def test_dashboard_through_gunicorn(tree: dict) -> None:
         assert (
             page.status_code == 200 and "alpha" in page.text and alpha["federation_id"] in page.text
         )
+        assert (
+            "gateway-router" in page.text and "regtestd" in page.text
+        )  # process health from supervisor
         assert ui.get(f"/ui/federations/{alpha['federation_id']}").status_code == 200
         assert ui.get("/ui/payments").status_code == 200
         assert ui.get("/ui/static/vendor/pico-2.1.1.min.css").status_code == 200
