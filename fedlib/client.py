@@ -58,21 +58,59 @@ class FederationClient(FederationWallet):
         self._update_op(op, "waiting", address=address)
         return op, address
 
-    def await_deposit(self, op_id: str, timeout: float = 60.0) -> int:
-        """Claim the deposits to this operation's address once confirmed; the msat credited."""
+    def pegin_addresses(self, limit: int = 500) -> dict[str, str]:
+        """{peg-in address: its operation id} of this wallet's newest `limit` addresses."""
+        return {
+            o["data"]["address"]: o["id"]
+            for o in self.operations(limit)
+            if o["kind"] == "pegin" and o["data"].get("address")
+        }
+
+    def find_deposit(self, txid: str) -> str | None:
+        """The peg-in operation whose address received transaction `txid` (seen by the
+        federation's chain, confirmed or not); None if it paid none of ours."""
+        for address, op_id in self.pegin_addresses().items():
+            try:
+                if any(d["txid"] == txid for d in self.api.deposits(address)):
+                    return op_id
+            except FedApiError as exc:
+                raise WalletError(exc.code, exc.message) from None
+        return None
+
+    def credited_by(self, txid: str) -> int:
+        """msat already credited to this wallet by claims of transaction `txid`."""
+        return sum(
+            o["data"].get("amount_msat", 0)
+            for o in self.operations(10_000)
+            if o["kind"] == "pegin-claim" and o["data"].get("txid") == txid and o["state"] == "done"
+        )
+
+    def await_deposit(self, op_id: str, timeout: float = 60.0, txid: str | None = None) -> int:
+        """Claim the deposits to this operation's address once confirmed (only those of
+        transaction `txid` if given); the msat credited. Raises WalletError("pending") if none
+        is confirmed before `timeout`."""
         op = self.operation(op_id)
         if op["kind"] != "pegin":
             raise WalletError("invalid_input", f"{op_id} is not a deposit")
         key = PrivateKey(bytes.fromhex(op["data"]["user_key"]))
         deadline = time.monotonic() + timeout
-        credited = 0
+        credited, seen = 0, None
         while True:
             for d in self.api.deposits(op["data"]["address"]):
+                if txid is not None and d["txid"] != txid:
+                    continue
+                seen = d
                 if d["claimable"]:
-                    claim = self._new_op(
-                        "pegin-claim", {"pegin_op": op_id, "txid": d["txid"], "vout": d["vout"]}
-                    )
                     change = self._change_outputs(d["amount_sat"] * 1000, 1, 0)
+                    claim = self._new_op(
+                        "pegin-claim",
+                        {
+                            "pegin_op": op_id,
+                            "txid": d["txid"],
+                            "vout": d["vout"],
+                            "amount_msat": sum(change),
+                        },
+                    )
                     self._run(
                         claim,
                         [{"kind": "pegin", "txid": d["txid"], "vout": d["vout"]}],
@@ -85,8 +123,15 @@ class FederationClient(FederationWallet):
                 break
             time.sleep(0.3)
         if not credited:
+            if seen is not None and seen.get("claimed_by"):
+                raise WalletError("already_claimed", f"deposit {seen['txid']} was already claimed")
+            if seen is None:
+                what = f"transaction {txid} to {op['data']['address']}" if txid else "deposit"
+                raise WalletError("pending", f"no {what} seen yet")
             raise WalletError(
-                "timeout", "no confirmed deposit yet: mine blocks, then run await-deposit again"
+                "pending",
+                f"deposit {seen['txid']} has {seen['confirmations']} confirmation(s); "
+                "mine blocks or wait, then ask again",
             )
         self._update_op(
             op_id, "waiting", credited_msat=op["data"].get("credited_msat", 0) + credited

@@ -139,6 +139,12 @@ class ServiceNotReady(GatewayError):
     code = "not_ready"
 
 
+class DepositPending(GatewayError):
+    """The deposit is not (yet) confirmed enough to be claimed; asking again later is safe."""
+
+    code = "deposit_pending"
+
+
 ERROR_TABLE: dict[str, ErrorSpec] = {
     "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
     "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
@@ -153,6 +159,7 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "unknown_method": ErrorSpec(501, "UNIMPLEMENTED", False, "not implemented"),
     "payment_failed": ErrorSpec(502, "ABORTED", False, "payment failed"),
     "not_ready": ErrorSpec(503, "UNAVAILABLE", True, "not ready"),
+    "deposit_pending": ErrorSpec(409, "FAILED_PRECONDITION", True, "deposit not confirmed yet"),
     "too_large": ErrorSpec(413, "RESOURCE_EXHAUSTED", False, "request too large"),
     "rate_limited": ErrorSpec(429, "RESOURCE_EXHAUSTED", True, "too many requests"),
 }

@@ -17,6 +17,8 @@ import signal
 import grpc
 import zmq.asyncio
 from coincurve import PrivateKey
+from embit.script import address_to_scriptpubkey
+from embit.transaction import Transaction
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from fedlib import crypto
@@ -37,7 +39,7 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
-from gwcore.errors import InvalidInput, UnknownMethod
+from gwcore.errors import DepositPending, InvalidInput, NotFound, UnknownMethod
 from gwcore.logging import log_context
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -47,6 +49,14 @@ from .settings import ActorSettings
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
+
+
+def _is_hex(value: str) -> bool:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True
 
 
 class Actor:
@@ -223,9 +233,23 @@ class Actor:
         }
 
     async def deposit(self, body: dict) -> dict:
-        """Claim confirmed deposits to a peg-in address (its operation id, or the newest one)."""
-        op = body.get("operation_id")
-        if op is None:
+        """Claim a confirmed deposit to one of our peg-in addresses, named by
+        `txid`, by the raw `transaction` (the 2023 form; its `txout_proof` is not needed: the
+        federation checks confirmations on its own chain), by the address's `operation_id`, or
+        else the newest address's. Asking twice for a transaction credits it once."""
+        txid, op = body.get("txid"), body.get("operation_id")
+        if body.get("transaction") is not None:
+            txid, op = self._match_raw_transaction(body["transaction"])
+        elif txid is not None:
+            if not isinstance(txid, str) or len(txid) != 64 or not _is_hex(txid):
+                raise InvalidInput("txid must be 32 bytes of hex")
+            txid = txid.lower()
+            op = await asyncio.to_thread(self.client.find_deposit, txid)
+            if op is None:
+                raise NotFound(
+                    f"no confirmed transaction {txid} pays a peg-in address of this gateway"
+                )
+        elif op is None:
             ops = [
                 o
                 for o in self.client.operations(500)
@@ -235,15 +259,47 @@ class Actor:
                 raise InvalidInput("no peg-in address: ask for one first")
             op = ops[0]["id"]
         timeout = body.get("timeout_s", 10)
+        if (
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not 0 <= timeout <= 50
+        ):
+            raise InvalidInput("timeout_s must be 0..50")
         try:
-            credited = await asyncio.to_thread(self.client.await_deposit, op, float(timeout))
+            credited = await asyncio.to_thread(self.client.await_deposit, op, float(timeout), txid)
+            already = False
         except WalletError as exc:
-            raise InvalidInput(f"{exc.code}: {exc.message}") from None
+            if exc.code == "already_claimed" and txid is not None:
+                credited, already = self.client.credited_by(txid), True
+            elif exc.code == "pending":
+                raise DepositPending(exc.message) from None
+            elif exc.code == "unknown_operation":
+                raise NotFound(exc.message) from None
+            else:
+                raise InvalidInput(f"{exc.code}: {exc.message}") from None
         return {
             "operation_id": op,
+            "txid": txid,
             "credited_msat": credited,
+            "already_credited": already,
             "balance_msat": self.client.balance(),
         }
+
+    def _match_raw_transaction(self, raw: object) -> tuple[str, str]:
+        """(txid, peg-in operation) of a raw transaction paying one of our addresses."""
+        try:
+            tx = Transaction.parse(bytes.fromhex(raw))  # type: ignore[arg-type]
+        except Exception:
+            raise InvalidInput("transaction must be a raw Bitcoin transaction in hex") from None
+        scripts = {out.script_pubkey.data: i for i, out in enumerate(tx.vout)}
+        for address, op in self.client.pegin_addresses().items():
+            try:
+                script = address_to_scriptpubkey(address).data
+            except Exception:
+                continue
+            if script in scripts:
+                return tx.txid().hex(), op
+        raise InvalidInput("the transaction pays no peg-in address of this gateway")
 
     async def withdraw(self, body: dict) -> dict:
         """Peg out: {amount_sat | "all", address} -> {txid, fee_sat}."""

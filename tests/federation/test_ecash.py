@@ -198,6 +198,34 @@ def test_peg_in_rules(regtest: Regtest, fed: Federation, alice: FederationClient
     assert err.value.code == "unknown_deposit"
 
 
+def test_deposit_by_txid(
+    regtest: Regtest, fed: Federation, alice: FederationClient, bob: FederationClient
+) -> None:
+    """A deposit named by its transaction: found among the wallet's addresses, claimed alone,
+    and a second claim of the same transaction credits nothing twice."""
+    op1, _ = alice.deposit_address()
+    op2, address2 = alice.deposit_address()
+    _, bob_address = bob.deposit_address()
+    mine, other = regtest.send(address2, "0.0002"), regtest.send(bob_address, "0.0003")
+    # like bitcoind's listunspent, the federation's chain shows others' payments once confirmed
+    assert alice.find_deposit(mine) is None
+    with pytest.raises(WalletError) as err:
+        alice.await_deposit(op2, timeout=0.3, txid=mine)
+    assert err.value.code == "pending" and "seen yet" in err.value.message
+    regtest.mine(1)
+    assert alice.find_deposit(mine) == op2
+    assert alice.find_deposit(other) is None  # paid bob's address, not ours
+    with pytest.raises(WalletError) as err:  # the wrong address for this transaction
+        alice.await_deposit(op1, timeout=0.3, txid=mine)
+    assert err.value.code == "pending"
+    assert alice.await_deposit(op2, timeout=5, txid=mine) == 20_000_000
+    assert alice.credited_by(mine) == 20_000_000 and alice.balance() == 20_000_000
+    with pytest.raises(WalletError) as err:
+        alice.await_deposit(op2, timeout=0.3, txid=mine)
+    assert err.value.code == "already_claimed"
+    assert alice.balance() == 20_000_000
+
+
 def test_backup_and_restore(
     regtest: Regtest, fed: Federation, alice: FederationClient, bob: FederationClient
 ) -> None:

@@ -1,0 +1,202 @@
+"""The admin routes as a table: path -> handler(gateway, body, request id) -> JSON-able.
+
+Each handler validates its body, makes its bus requests and shapes the reply; errors are
+GatewayErrors mapped to HTTP by app.py's error handler (full messages: admin routes are
+authenticated)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gwcore import constants as C
+from gwcore.errors import GatewayError, InvalidInput
+
+from .gateway import VERSION_HASH, Gateway, hex32
+
+
+def _info(gw: Gateway, body: dict, rid: str) -> dict:
+    feds = []
+    for f in gw.federations(rid):
+        entry = {k: f[k] for k in ("federation_id", "name", "scid", "state")}
+        if f["state"] == "running":
+            with _suppress_bus():
+                entry.update(gw.call(f["federation_id"], C.METHOD_ACTOR_INFO, {}, request_id=rid))
+        feds.append(entry)
+    listed = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIST_FEDS, {}, request_id=rid)
+    return {
+        "version_hash": VERSION_HASH,
+        "programs": listed.get("programs", []),
+        "federations": feds,
+        "gateway_state": "running" if listed["extension_connected"] else "connecting",
+    }
+
+
+class _suppress_bus:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        return exc_type is not None and issubclass(exc_type, GatewayError)
+
+
+def _balance(gw: Gateway, body: dict, rid: str) -> dict:
+    fed = gw.federation(body, rid)
+    return {
+        "federation_id": fed,
+        "balance_msat": gw.call(fed, C.METHOD_ACTOR_INFO, {}, request_id=rid)["balance_msat"],
+    }
+
+
+def _balances(gw: Gateway, body: dict, rid: str) -> dict:
+    out = {}
+    for f in gw.federations(rid):
+        if f["state"] == "running":
+            out[f["federation_id"]] = gw.call(
+                f["federation_id"], C.METHOD_ACTOR_INFO, {}, request_id=rid
+            )["balance_msat"]
+    return {"balances_msat": out, "total_msat": sum(out.values())}
+
+
+def _fed_call(
+    method: str, fields: tuple[str, ...] = (), timeout: float | None = None
+) -> Callable[[Gateway, dict, str], Any]:
+    def handler(gw: Gateway, body: dict, rid: str) -> Any:
+        fed = gw.federation(body, rid)
+        return gw.call(
+            fed, method, {k: body[k] for k in fields if k in body}, request_id=rid, timeout=timeout
+        )
+
+    return handler
+
+
+def _connect(gw: Gateway, body: dict, rid: str) -> dict:
+    if not isinstance(body.get("invite_code"), str):
+        raise InvalidInput("invite_code is required")
+    return gw.call(
+        C.GATEWAY_SERVICE,
+        C.METHOD_CONNECT_FED,
+        {"invite_code": body["invite_code"]},
+        request_id=rid,
+        timeout=120,
+    )
+
+
+def _leave(gw: Gateway, body: dict, rid: str) -> dict:
+    fed = hex32(body.get("federation_id"), "federation_id")
+    return gw.call(
+        C.GATEWAY_SERVICE,
+        C.METHOD_LEAVE_FED,
+        {"federation_id": fed, "force": bool(body.get("force"))},
+        request_id=rid,
+    )
+
+
+def _set_fees(gw: Gateway, body: dict, rid: str) -> dict:
+    fees = {k: body.get(k) for k in ("base_msat", "proportional_millionths")}
+    for k, v in fees.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise InvalidInput(f"{k} must be a non-negative integer")
+    feds = (
+        [gw.federation(body, rid)]
+        if body.get("federation_id") is not None
+        else [f["federation_id"] for f in gw.federations(rid) if f["state"] == "running"]
+    )
+    return {
+        fed: gw.call(fed, C.METHOD_ACTOR_SET_FEES, fees, request_id=rid)["fees"] for fed in feds
+    }
+
+
+def _config(gw: Gateway, body: dict, rid: str) -> dict:
+    s = gw.settings
+    return {
+        "bind": s.bind,
+        "bus_timeout_s": s.bus_timeout_s,
+        "pay_timeout_s": s.pay_timeout_s,
+        "max_body_bytes": s.max_body_bytes,
+        "public_rate_per_s": s.public_rate_per_s,
+        "version_hash": VERSION_HASH,
+    }
+
+
+def _log(gw: Gateway, body: dict, rid: str) -> list[dict]:
+    limit = body.get("limit", 50)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be 1..1000")
+    kinds = body.get("kinds")
+    if kinds is not None and (
+        not isinstance(kinds, list) or not all(k in ("outgoing", "incoming", "swap") for k in kinds)
+    ):
+        raise InvalidInput("kinds: a list of outgoing, incoming, swap")
+    query = {
+        "limit": limit,
+        **{k: body[k] for k in ("since", "before") if isinstance(body.get(k), (int, float))},
+    }
+    feds = (
+        [gw.federation(body, rid)]
+        if body.get("federation_id") is not None
+        else [f["federation_id"] for f in gw.federations(rid) if f["state"] == "running"]
+    )
+    rows = []
+    for fed in feds:
+        with _suppress_bus():
+            rows += gw.call(fed, C.METHOD_ACTOR_PAYMENT_LOG, query, request_id=rid)["payments"]
+    rows = [r for r in rows if kinds is None or r["direction"] in kinds]
+    rows.sort(key=lambda r: -r["created"])
+    return rows[:limit]
+
+
+def _payment_log(gw: Gateway, body: dict, rid: str) -> dict:
+    return {"payments": _log(gw, body, rid)}
+
+
+def _summary(gw: Gateway, body: dict, rid: str) -> dict:
+    def number(name: str, default: float) -> float:
+        value = body.get(name, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e11:
+            raise InvalidInput(f"{name} must be a Unix time")
+        return float(value)
+
+    end = number("end", time.time())
+    start = number("start", end - 86_400)
+    if start > end:
+        raise InvalidInput("start must not be after end")
+    rows = [r for r in _log(gw, {"limit": 1000, "since": start}, rid) if r["created"] <= end]
+    out: dict = {"start": start, "end": end, "directions": {}}
+    for direction in ("outgoing", "incoming", "swap"):
+        mine = [r for r in rows if r["direction"] == direction]
+        settled = [r for r in mine if r["status"] == "settled"]
+        lat = sorted(r["latency_s"] for r in settled if r["latency_s"] is not None)
+        out["directions"][direction] = {
+            "count": len(mine),
+            "settled": len(settled),
+            "failed": sum(r["status"] == "failed" for r in mine),
+            "pending": sum(r["status"] == "pending" for r in mine),
+            "volume_msat": sum(r["amount_msat"] for r in settled),
+            "fees_earned_msat": sum(r["fee_earned_msat"] for r in settled),
+            "latency_p50_s": lat[len(lat) // 2] if lat else None,
+            "latency_p90_s": lat[min(len(lat) - 1, int(0.9 * len(lat)))] if lat else None,
+        }
+    out["fees_earned_msat"] = sum(d["fees_earned_msat"] for d in out["directions"].values())
+    return out
+
+
+ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
+    C.PATH_PAYMENT_LOG: _payment_log,
+    C.PATH_PAYMENT_SUMMARY: _summary,
+    C.PATH_INFO: _info,
+    C.PATH_BALANCE: _balance,
+    C.PATH_BALANCES: _balances,
+    C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS),
+    C.PATH_DEPOSIT: _fed_call(C.METHOD_ACTOR_DEPOSIT, ("operation_id", "timeout_s"), timeout=60),
+    C.PATH_WITHDRAW: lambda gw, body, rid: _fed_call(
+        C.METHOD_ACTOR_WITHDRAW, ("amount_sat", "address"), timeout=90
+    )(gw, {**body, "amount_sat": body.get("amount", body.get("amount_sat"))}, rid),
+    C.PATH_CONNECT_FED: _connect,
+    C.PATH_LEAVE_FED: _leave,
+    C.PATH_SET_FEES: _set_fees,
+    C.PATH_BACKUP: _fed_call(C.METHOD_ACTOR_BACKUP, timeout=60),
+    C.PATH_RESTORE: _fed_call(C.METHOD_ACTOR_RESTORE, timeout=120),
+    C.PATH_CONFIG: _config,
+}

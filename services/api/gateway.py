@@ -1,0 +1,106 @@
+"""What every responder shares: the `Gateway` (settings, bus, metrics), body parsing and the
+small validators. The admin handlers (admin.py), the dashboard and app.py build on it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import falcon
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gwcore import constants as C
+from gwcore.errors import InvalidInput, NotFound, TooLarge
+
+from .settings import ApiSettings
+
+VERSION_HASH = "fmgw-0.1.0"
+
+
+class BusCaller(Protocol):
+    def call(
+        self, service: str, method: str, payload: bytes, *, timeout: float, **kwargs: Any
+    ) -> bytes: ...
+
+
+def read_body(req: falcon.Request, max_bytes: int) -> dict:
+    if req.content_length and req.content_length > max_bytes:
+        raise TooLarge(f"body over {max_bytes} bytes")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise TooLarge(f"body over {max_bytes} bytes")
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+def hex32(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) != 64:
+        raise InvalidInput(f"{name} must be 32 bytes of hex")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be 32 bytes of hex") from None
+    return value.lower()
+
+
+class Gateway:
+    """Everything the responders need: the bus, the settings, metrics."""
+
+    def __init__(self, settings: ApiSettings, bus: BusCaller, registry: CollectorRegistry) -> None:
+        self.settings, self.bus = settings, bus
+        self.requests = Counter(
+            "gateway_http_requests_total", "HTTP requests", ["route", "status"], registry=registry
+        )
+        self.payments = Counter(
+            "gateway_payments_total",
+            "pay_invoice results",
+            ["federation_id", "result"],
+            registry=registry,
+        )
+        self.pay_latency = Histogram(
+            "gateway_pay_invoice_seconds",
+            "pay_invoice latency",
+            ["federation_id"],
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        body: dict,
+        *,
+        request_id: str,
+        timeout: float | None = None,
+        **kw: Any,
+    ) -> Any:
+        raw = self.bus.call(
+            service,
+            method,
+            json.dumps(body).encode(),
+            timeout=timeout or self.settings.bus_timeout_s,
+            request_id=request_id,
+            **kw,
+        )
+        return json.loads(raw)
+
+    def federations(self, request_id: str) -> list[dict]:
+        return self.call(C.GATEWAY_SERVICE, C.METHOD_LIST_FEDS, {}, request_id=request_id)[
+            "federations"
+        ]
+
+    def federation(self, body: dict, request_id: str) -> str:
+        fed = hex32(body.get("federation_id"), "federation_id")
+        if fed not in {
+            f["federation_id"] for f in self.federations(request_id) if f["state"] != "left"
+        }:
+            raise NotFound(f"no federation {fed} is connected")
+        return fed
