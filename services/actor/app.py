@@ -288,7 +288,10 @@ class Actor:
     def _match_raw_transaction(self, raw: object) -> tuple[str, str]:
         """(txid, peg-in operation) of a raw transaction paying one of our addresses."""
         try:
-            tx = Transaction.parse(bytes.fromhex(raw))  # type: ignore[arg-type]
+            data = bytes.fromhex(raw)  # type: ignore[arg-type]
+            tx = Transaction.parse(data)
+            if tx.serialize() != data:  # trailing or missing bytes
+                raise ValueError("not canonical")
         except Exception:
             raise InvalidInput("transaction must be a raw Bitcoin transaction in hex") from None
         scripts = {out.script_pubkey.data: i for i, out in enumerate(tx.vout)}

@@ -71,6 +71,39 @@ def _fed_call(
     return handler
 
 
+def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
+    """{federation_id} and at most one of: txid, transaction (raw hex, the 2023 form, with an
+    optional txout_proof), operation_id (an address from /address); none = the newest address."""
+    named = [k for k in ("txid", "transaction", "operation_id") if body.get(k) is not None]
+    if len(named) > 1:
+        raise InvalidInput(f"give one of txid, transaction, operation_id (not {', '.join(named)})")
+    if "txid" in named:
+        body["txid"] = hex32(body["txid"], "txid")
+    for k in ("transaction", "txout_proof", "operation_id"):
+        v = body.get(k)
+        if v is not None and (not isinstance(v, str) or not v or len(v) > 400_000):
+            raise InvalidInput(f"{k} must be a non-empty string")
+    for k in ("transaction", "txout_proof"):
+        if body.get(k) is not None and not _is_hex(body[k]):
+            raise InvalidInput(f"{k} must be hex")
+    timeout = body.get("timeout_s", 10)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 50:
+        raise InvalidInput("timeout_s must be 0..50")
+    fed = gw.federation(body, rid)
+    query = {k: body[k] for k in ("txid", "transaction", "operation_id") if k in named}
+    return gw.call(
+        fed, C.METHOD_ACTOR_DEPOSIT, {**query, "timeout_s": timeout}, request_id=rid, timeout=70
+    )
+
+
+def _is_hex(value: str) -> bool:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _connect(gw: Gateway, body: dict, rid: str) -> dict:
     if not isinstance(body.get("invite_code"), str):
         raise InvalidInput("invite_code is required")
@@ -189,7 +222,7 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_BALANCE: _balance,
     C.PATH_BALANCES: _balances,
     C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS),
-    C.PATH_DEPOSIT: _fed_call(C.METHOD_ACTOR_DEPOSIT, ("operation_id", "timeout_s"), timeout=60),
+    C.PATH_DEPOSIT: _deposit,
     C.PATH_WITHDRAW: lambda gw, body, rid: _fed_call(
         C.METHOD_ACTOR_WITHDRAW, ("amount_sat", "address"), timeout=90
     )(gw, {**body, "amount_sat": body.get("amount", body.get("amount_sat"))}, rid),

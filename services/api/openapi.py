@@ -22,6 +22,10 @@ def _op(summary: str, body: dict | None, public: bool = False) -> dict:
                 "content": {"application/json": {"schema": ERROR}},
             },
             "404": {"description": "not found", "content": {"application/json": {"schema": ERROR}}},
+            "409": {
+                "description": "not possible yet (e.g. deposit unconfirmed)",
+                "content": {"application/json": {"schema": ERROR}},
+            },
             "503": {"description": "not ready", "content": {"application/json": {"schema": ERROR}}},
         },
     }
@@ -64,9 +68,16 @@ def openapi_document(version: str) -> dict:
         C.PATH_ADDRESS: {"post": _op("A peg-in address", fed_body)},
         C.PATH_DEPOSIT: {
             "post": _op(
-                "Claim a confirmed deposit",
+                "Claim a confirmed deposit (by txid, raw transaction, or peg-in address)",
                 {
-                    "properties": {"federation_id": FED, "operation_id": {"type": "string"}},
+                    "properties": {
+                        "federation_id": FED,
+                        "txid": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                        "transaction": {"type": "string", "pattern": "^([0-9a-fA-F]{2})+$"},
+                        "txout_proof": {"type": "string", "pattern": "^([0-9a-fA-F]{2})+$"},
+                        "operation_id": {"type": "string", "minLength": 1},
+                        "timeout_s": {"type": "number", "minimum": 0, "maximum": 50},
+                    },
                     "required": ["federation_id"],
                 },
             )

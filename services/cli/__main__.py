@@ -1,7 +1,8 @@
 """`gateway-cli`: operate the gateway from a shell (a client of its HTTP API).
 
 JSON on stdout. Exit codes: 0 ok, 1 server error, 2 invalid input (or usage), 3 cannot connect,
-4 wrong password, 5 not found; the reason on one line of stderr.
+4 wrong password, 5 not found, 6 not yet possible (e.g. deposit unconfirmed: ask again later);
+the reason on one line of stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gwcore.constants import DEFAULT_API_URL
 
 from .client import ApiError, GatewayApi
 
-EXIT = {"server": 1, "invalid": 2, "connection": 3, "auth": 4, "not_found": 5}
+EXIT = {"server": 1, "invalid": 2, "connection": 3, "auth": 4, "not_found": 5, "pending": 6}
 
 
 def _fail(exc: ApiError) -> NoReturn:
@@ -166,12 +167,31 @@ def address(c: Ctx, federation_id: str) -> Any:
 
 @cli.command()
 @click.option("--federation-id", required=True)
+@click.option("--txid", help="the deposit's transaction id")
+@click.option("--transaction", help="the deposit's raw transaction, hex (2023 form)")
+@click.option("--txout-proof", help="accepted for the 2023 form; not needed")
 @click.option("--operation-id", help="the address's operation (default: the newest)")
+@click.option("--timeout", "timeout_s", type=click.IntRange(0, 50), default=30, show_default=True)
 @click.pass_obj
 @_run
-def deposit(c: Ctx, federation_id: str, operation_id: str | None) -> Any:
-    """Claim a confirmed deposit to a peg-in address."""
-    return c.api().deposit(federation_id, operation_id)
+def deposit(
+    c: Ctx,
+    federation_id: str,
+    txid: str | None,
+    transaction: str | None,
+    txout_proof: str | None,
+    operation_id: str | None,
+    timeout_s: int,
+) -> Any:
+    """Claim a confirmed deposit to one of the gateway's peg-in addresses."""
+    return c.api().deposit(
+        federation_id,
+        operation_id,
+        timeout_s,
+        txid=txid,
+        transaction=transaction,
+        txout_proof=txout_proof,
+    )
 
 
 @cli.command()

@@ -1,6 +1,6 @@
 """A small client of the gateway's HTTP API, shared by gateway-cli, tests and the dashboard's
 tests. Errors are `ApiError(kind, code, message, status)` where kind is one of connection, auth,
-invalid, not_found, server."""
+invalid, not_found, pending (409/429: ask again later), server."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class GatewayApi:
                 "server", "bad_response", f"HTTP {r.status_code} without JSON", r.status_code
             ) from None
         if r.status_code >= 400:
-            kind = {401: "auth", 404: "not_found"}.get(
+            kind = {401: "auth", 404: "not_found", 409: "pending", 429: "pending"}.get(
                 r.status_code, "invalid" if r.status_code < 500 else "server"
             )
             raise ApiError(
@@ -64,11 +64,26 @@ class GatewayApi:
         return self._post(C.PATH_ADDRESS, {"federation_id": federation_id})
 
     def deposit(
-        self, federation_id: str, operation_id: str | None = None, timeout_s: int = 30
+        self,
+        federation_id: str,
+        operation_id: str | None = None,
+        timeout_s: int = 30,
+        *,
+        txid: str | None = None,
+        transaction: str | None = None,
+        txout_proof: str | None = None,
     ) -> dict:
+        """Claim a confirmed deposit: by `txid`, by raw `transaction` (the 2023 form), by the
+        address's `operation_id`, or the newest address's."""
         body: dict = {"federation_id": federation_id, "timeout_s": timeout_s}
-        if operation_id:
-            body["operation_id"] = operation_id
+        for k, v in (
+            ("operation_id", operation_id),
+            ("txid", txid),
+            ("transaction", transaction),
+            ("txout_proof", txout_proof),
+        ):
+            if v:
+                body[k] = v
         return self._post(C.PATH_DEPOSIT, body)
 
     def withdraw(self, federation_id: str, amount: int | str, address: str) -> dict:

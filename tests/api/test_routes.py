@@ -10,7 +10,7 @@ import pytest
 from falcon import testing
 
 from gwcore import constants as C
-from gwcore.errors import InvalidInput, PaymentFailed, ServiceUnavailable
+from gwcore.errors import DepositPending, InvalidInput, PaymentFailed, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
@@ -283,3 +283,35 @@ def test_payment_log_and_summary(client: testing.TestClient) -> None:
         ).status_code
         == 400
     )
+
+
+def test_deposit_forms(client: testing.TestClient, bus: FakeBus) -> None:
+    def post(body: dict) -> testing.Result:
+        return client.simulate_post(
+            C.PATH_DEPOSIT, json={"federation_id": FED, **body}, headers=AUTH
+        )
+
+    txid = "ab" * 32
+    assert post({"txid": txid.upper()}).status_code == 200
+    assert bus.calls[-1][1:3] == (C.METHOD_ACTOR_DEPOSIT, {"txid": txid, "timeout_s": 10})
+    raw = "02000000" + "00" * 10
+    assert post({"transaction": raw, "txout_proof": "00ff", "timeout_s": 3}).status_code == 200
+    assert bus.calls[-1][2] == {"transaction": raw, "timeout_s": 3}  # the proof is not needed
+    assert post({}).status_code == 200 and bus.calls[-1][2] == {"timeout_s": 10}
+    n = len(bus.calls)
+    for bad in (
+        {"txid": "zz"},
+        {"txid": txid, "transaction": raw},
+        {"transaction": "xyz"},
+        {"transaction": 5},
+        {"transaction": raw, "txout_proof": "nothex"},
+        {"operation_id": ""},
+        {"timeout_s": 500},
+        {"timeout_s": True},
+    ):
+        r = post(bad)
+        assert r.status_code == 400 and r.json["code"] == "invalid_input", bad
+    assert len(bus.calls) == n  # bad input reached nothing
+    bus.fail = DepositPending("deposit ab… has 0 confirmation(s)")
+    r = post({"txid": txid})
+    assert r.status_code == 409 and r.json["code"] == "deposit_pending"

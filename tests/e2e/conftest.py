@@ -169,7 +169,8 @@ class World:
     def get(self, path: str) -> dict:
         return self.http.get(path).json()
 
-    def send(self, address: str, btc: str) -> None:
+    def send(self, address: str, btc: str, mine: bool = True) -> str:
+        """Pay `address` from the miner wallet (and confirm it); the txid."""
         bal = httpx.post(
             self.rpc_url + "/wallet/miner",
             json={"method": "getbalance", "params": []},
@@ -183,7 +184,17 @@ class World:
             auth=self.rpc_auth,
         )
         assert r.json()["error"] is None, r.text
-        self.post("/v1/mine", {"blocks": 1})
+        if mine:
+            self.post("/v1/mine", {"blocks": 1})
+        return r.json()["result"]
+
+    def raw_transaction(self, txid: str) -> str:
+        r = httpx.post(
+            self.rpc_url,
+            json={"method": "getrawtransaction", "params": [txid]},
+            auth=self.rpc_auth,
+        )
+        return r.json()["result"]
 
 
 def supervisor_rpc(tree: dict) -> xmlrpc.client.ServerProxy:

@@ -348,6 +348,7 @@ def test_connecting_a_third_federation_interrupts_nobody(tree: dict, tmp_path: P
 
 
 def test_admin_api_through_gunicorn(tree: dict) -> None:
+    world = World(tree["regtest"])
     alpha = tree["feds"]["alpha"]
     api, auth = tree["api_url"], {"Authorization": f"Bearer {tree['password']}"}
     assert httpx.post(api + "/info").status_code == 401
@@ -355,9 +356,18 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
         api + "/connect-fed", json={"invite_code": alpha["invite_code"]}, headers=auth, timeout=120
     )
     assert r.status_code == 200 and r.json()["scid"] == 1 and r.headers["X-Request-Id"]
+
+    def states() -> dict:
+        info = httpx.post(api + "/info", headers=auth, timeout=30).json()
+        return {p["name"]: p["state"] for p in info["programs"]}
+
+    # supervisord says RUNNING once a program has lived `startsecs`, which may be just after now
+    wait_until(
+        lambda: states()["gateway-router"] == states()["gateway-api"] == "RUNNING",
+        10,
+        "router and api RUNNING in /info",
+    )
     info = httpx.post(api + "/info", headers=auth, timeout=30).json()
-    states = {p["name"]: p["state"] for p in info["programs"]}
-    assert states["gateway-router"] == "RUNNING" and states["gateway-api"] == "RUNNING"
     assert any(f["federation_id"] == alpha["federation_id"] for f in info["federations"])
     assert httpx.post(api + "/balances", headers=auth, timeout=30).json()["total_msat"] >= 0
     fees = httpx.post(
@@ -383,6 +393,28 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
         ).status_code
         == 400
     )
+    # deposits named by txid, and by raw transaction (the 2023 form)
+    fed = {"federation_id": alpha["federation_id"]}
+
+    def post(path: str, body: dict) -> httpx.Response:
+        return httpx.post(api + path, json=body, headers=auth, timeout=90)
+
+    address = post("/address", fed).json()["address"]
+    txid = world.send(address, "0.0005", mine=False)
+    pending = post("/deposit", {**fed, "txid": txid, "timeout_s": 0})
+    assert pending.status_code == 404, pending.text  # unconfirmed: not visible yet, as bitcoind
+    world.post("/v1/mine", {"blocks": 1})
+    by_txid = post("/deposit", {**fed, "txid": txid}).json()
+    assert by_txid["credited_msat"] == 50_000_000 and not by_txid["already_credited"]
+    again = post("/deposit", {**fed, "txid": txid}).json()
+    assert again["already_credited"] and again["balance_msat"] == by_txid["balance_msat"]
+    address = post("/address", fed).json()["address"]
+    txid = world.send(address, "0.0007")
+    raw = world.raw_transaction(txid)
+    by_raw = post("/deposit", {**fed, "transaction": raw, "txout_proof": "00"}).json()
+    assert by_raw["txid"] == txid and by_raw["credited_msat"] == 70_000_000
+    other = post("/deposit", {**fed, "transaction": world.raw_transaction(by_txid["txid"])[:-2]})
+    assert other.status_code == 400
     health = httpx.get(api + "/health", timeout=10)
     assert health.json()["router"] is True and health.json()["extension"] is True
     assert "gateway_http_requests_total" in httpx.get(api + "/metrics").text
@@ -419,6 +451,15 @@ def test_gateway_cli(tree: dict) -> None:
         >= 0
     )
     assert json.loads(run("set-fees", "--base-msat", "0", "--ppm", "10000").stdout)
+    # a deposit through the CLI: unconfirmed -> exit 6 (ask again later), then credited
+    world, fed_opt = World(tree["regtest"]), ("--federation-id", alpha["federation_id"])
+    address = json.loads(run("address", *fed_opt).stdout)["address"]
+    txid = world.send(address, "0.0003", mine=False)
+    early = run("deposit", *fed_opt, "--transaction", world.raw_transaction(txid), "--timeout", "0")
+    assert early.returncode == 6 and early.stderr.startswith("error: deposit_pending"), early.stderr
+    world.post("/v1/mine", {"blocks": 1})
+    done = run("deposit", *fed_opt, "--txid", txid)
+    assert done.returncode == 0 and json.loads(done.stdout)["credited_msat"] == 30_000_000
     missing = run("balance", "--federation-id", "00" * 32)
     assert missing.returncode == 5 and missing.stderr.startswith("error: not_found")
     wrong = run("info", GATEWAY_RPCPASSWORD="nope")
