@@ -3,9 +3,14 @@
 Workers are threads in few processes (gthread): responders block on the bus, whose own timeouts
 (GATEWAY_API_BUS_TIMEOUT_S, GATEWAY_API_PAY_TIMEOUT_S) stay well under `timeout` here. The bus
 connection is made in each worker after fork (never at import).
+
+The front's Prometheus counters are shared by the workers through prometheus_client's
+multiprocess files in `<run dir>/api-metrics` (emptied when gunicorn starts; a dead worker's
+live gauges are dropped): /metrics shows every worker's counts whichever worker answers.
 """
 
 import os
+import shutil
 
 wsgi_app = "services.api.app:get_app()"
 bind = os.environ.get("GATEWAY_API_BIND", "127.0.0.1:8175")
@@ -20,3 +25,18 @@ errorlog = "-"
 loglevel = os.environ.get("GATEWAY_API_LOG_LEVEL", "info").lower()
 proc_name = "gateway-api"
 control_socket_disable = True
+
+# before any worker imports prometheus_client (workers import the app after fork)
+_metrics_dir = os.path.join(os.environ.get("GATEWAY_API_RUN_DIR", ".run"), "api-metrics")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

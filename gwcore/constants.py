@@ -67,6 +67,12 @@ METHOD_ACTOR_DEPOSIT: Final = "actor.deposit"
 METHOD_ACTOR_WITHDRAW: Final = "actor.withdraw"
 METHOD_ACTOR_BACKUP: Final = "actor.backup"
 METHOD_ACTOR_PAYMENT_LOG: Final = "actor.payment_log"
+METHOD_ACTOR_METRICS: Final = "actor.metrics"
+
+# payments as the log, the summary and /metrics show them
+PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap")
+PAYMENT_STATUSES: Final = ("settled", "failed", "pending")
+PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 METHOD_ACTOR_RESTORE: Final = "actor.restore"
 
 # --- The HTTP API front -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from gwcore.constants import (
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
+    METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
     METHOD_ACTOR_RESTORE,
@@ -46,6 +47,7 @@ from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .flows import IN_FINAL, OUT_FINAL, FlowRunner
 from .settings import ActorSettings
+from .stats import PaymentStats, classify
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Actor:
         self.settings = settings
         home = settings.data_dir / "actors" / settings.federation_id[:16]
         self.store = ActorStore(home / "actor.sqlite")
+        self.stats = PaymentStats(self.store, settings.federation_id)
         secret = self.store.meta("gateway_key")
         if secret is None:
             secret = PrivateKey().secret.hex()
@@ -184,6 +187,12 @@ class Actor:
                 result = await self.withdraw(body)
             elif call.method == METHOD_ACTOR_PAYMENT_LOG:
                 result = self.payment_log(body)
+            elif call.method == METHOD_ACTOR_METRICS:
+                result = {
+                    **self.stats.snapshot(),
+                    "federation_id": self.settings.federation_id,
+                    "balance_msat": self.client.balance(),
+                }
             elif call.method == METHOD_ACTOR_BACKUP:
                 result = await asyncio.to_thread(self.client.backup, self.key)
             elif call.method == METHOD_ACTOR_RESTORE:
@@ -320,50 +329,12 @@ class Actor:
             raise InvalidInput(f"{exc.code}: {exc.message}") from None
 
     def payment_log(self, body: dict) -> dict:
-        """Payments of this federation: {payments: [{id, direction, status, amount_msat,
-        fee_earned_msat, payment_hash, created, finished, latency_s}]}."""
+        """Payments of this federation, newest first: {payments: [see stats.classify]}."""
         limit, since, before = body.get("limit", 100), body.get("since", 0), body.get("before")
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput("limit must be 1..1000")
-        out = []
-        for r in self.store.log(float(since or 0), float(before) if before else None, limit):
-            if r["table"] == "outgoing":
-                direction = "swap" if r.get("swap_scid") else "outgoing"
-                status = {"claimed": "settled", "cancelled": "failed", "refused": "failed"}.get(
-                    r["state"], "pending"
-                )
-                amount = r.get("invoice_msat", 0)
-                fee = (
-                    r.get("amount_msat", 0) - amount - r.get("ln_fee_msat", 0)
-                    if status == "settled"
-                    else 0
-                )
-            else:
-                direction = "incoming"
-                status = {"settled": "settled", "failed": "failed"}.get(r["state"], "pending")
-                amount = r.get("offer_amount_msat", r.get("outgoing_amount_msat", 0))
-                fee = (
-                    r.get("incoming_amount_msat", 0) - amount
-                    if status == "settled" and r.get("incoming_chan_id")
-                    else 0
-                )
-            out.append(
-                {
-                    "id": r["id"],
-                    "federation_id": self.settings.federation_id,
-                    "direction": direction,
-                    "status": status,
-                    "amount_msat": amount,
-                    "fee_earned_msat": max(0, fee),
-                    "payment_hash": r.get("payment_hash"),
-                    "created": r["created"],
-                    "finished": r["updated"] if status != "pending" else None,
-                    "latency_s": round(r["updated"] - r["created"], 3)
-                    if status != "pending"
-                    else None,
-                }
-            )
-        return {"payments": out}
+        rows = self.store.log(float(since or 0), float(before) if before else None, limit)
+        return {"payments": [classify(r, self.settings.federation_id) for r in rows]}
 
     def set_fees(self, body: dict) -> dict:
         base, ppm = body.get("base_msat"), body.get("proportional_millionths")

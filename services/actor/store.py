@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS outgoing (
 CREATE TABLE IF NOT EXISTS incoming (
     htlc_key TEXT PRIMARY KEY, payment_hash TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS outgoing_updated ON outgoing (updated);
+CREATE INDEX IF NOT EXISTS incoming_updated ON incoming (updated);
 """
 
 
@@ -46,8 +48,8 @@ class ActorStore:
     def put(self, table: str, key: str, state: str, **data: Any) -> dict:
         """Insert or move a row to `state`, merging `data`; committed before returning."""
         col = "contract_id" if table == "outgoing" else "htlc_key"
-        now = time.time()
-        with self.lock:
+        with self.lock:  # `now` taken under the lock: `updated` grows in commit order
+            now = time.time()
             row = self.db.execute(f"SELECT data FROM {table} WHERE {col} = ?", (key,)).fetchone()
             merged = {**(json.loads(row["data"]) if row else {}), **data}
             if row is None:
@@ -95,6 +97,33 @@ class ActorStore:
                 )
         rows.sort(key=lambda r: -r["created"])
         return rows[:limit]
+
+    def finished_since(
+        self, watermark: float, final: dict[str, tuple[str, ...]]
+    ) -> tuple[list[dict], float]:
+        """Rows in a final state (`final`: table -> states) updated after `watermark`, and the
+        new watermark. Read under the write lock, so no row can later appear behind it."""
+        rows, new = [], watermark
+        with self.lock:
+            for table, col in (("outgoing", "contract_id"), ("incoming", "htlc_key")):
+                states = final[table]
+                for r in self.db.execute(
+                    f"SELECT * FROM {table} WHERE updated > ? AND state IN"
+                    f" ({', '.join('?' * len(states))})",
+                    (watermark, *states),
+                ).fetchall():
+                    rows.append(
+                        {
+                            "table": table,
+                            "id": r[col],
+                            "state": r["state"],
+                            "created": r["created"],
+                            "updated": r["updated"],
+                            **json.loads(r["data"]),
+                        }
+                    )
+                    new = max(new, r["updated"])
+        return rows, new
 
     def unfinished(self, table: str, final: tuple[str, ...]) -> list[tuple[str, dict]]:
         col = "contract_id" if table == "outgoing" else "htlc_key"

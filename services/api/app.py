@@ -20,7 +20,7 @@ from typing import Any
 
 import bcrypt
 import falcon
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bus import ipc_endpoint
@@ -37,6 +37,7 @@ from .admin import ADMIN_ROUTES
 from .bridge import BusBridge
 from .dashboard import add_dashboard
 from .gateway import VERSION_HASH, BusCaller, Gateway, hex32, read_body
+from .metrics import FrontMetrics, scrape
 from .openapi import openapi_document
 from .settings import ApiSettings
 
@@ -124,7 +125,6 @@ def _error_handler(gw: Gateway) -> Callable[..., None]:
         public = getattr(req.context, "public", False)
         resp.status = falcon.code_to_http_status(ex.http_status)
         resp.media = {"error": ex.public_message if public else ex.message, "code": ex.code}
-        gw.requests.labels(req.path, str(ex.http_status)).inc()
 
     return handle
 
@@ -155,10 +155,10 @@ class PayInvoice:
                     message_id=f"pay-{cid}",
                 )
             except GatewayError as exc:
-                self.gw.payments.labels(fed, exc.code).inc()
+                self.gw.metrics.pay_results.labels(exc.code).inc()
                 raise
-        self.gw.payments.labels(fed, "settled").inc()
-        self.gw.pay_latency.labels(fed).observe(time.perf_counter() - start)
+        self.gw.metrics.pay_results.labels("settled").inc()
+        self.gw.metrics.pay_latency.observe(time.perf_counter() - start)
         resp.media = out["preimage"]  # as the 2023 API: the preimage as a hex JSON string
 
 
@@ -208,12 +208,12 @@ class Health:
 class Metrics:
     public = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = generate_latest(self.registry)
+        resp.data = scrape(self.gw, req.context.request_id)
 
 
 class OpenApi:
@@ -223,6 +223,11 @@ class OpenApi:
         resp.media = openapi_document(VERSION_HASH)
 
 
+def _route(req: falcon.Request) -> str:
+    """The matched route's template (bounded label values), not the raw path."""
+    return req.uri_template or "unmatched"
+
+
 class CountRequests:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -230,16 +235,13 @@ class CountRequests:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
-        if req_succeeded:
-            self.gw.requests.labels(
-                req.path,
-                resp.status.split()[0] if isinstance(resp.status, str) else str(resp.status),
-            ).inc()
+        # errors too: the error handlers have set the status by now
+        status = resp.status.split()[0] if isinstance(resp.status, str) else str(resp.status)
+        self.gw.metrics.requests.labels(_route(req), status).inc()
 
 
 def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
-    registry = CollectorRegistry()
-    gw = Gateway(settings, bus, registry)
+    gw = Gateway(settings, bus, FrontMetrics(CollectorRegistry()))
     app = falcon.App(
         middleware=[
             RequestId(),
@@ -249,11 +251,12 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
         ]
     )
     app.add_error_handler(Exception, _error_handler(gw))
+    app.add_error_handler(falcon.HTTPError, _error_handler(gw))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler))
     app.add_route(C.PATH_HEALTH, Health(gw))
-    app.add_route(C.PATH_METRICS, Metrics(registry))
+    app.add_route(C.PATH_METRICS, Metrics(gw))
     app.add_route(C.PATH_OPENAPI, OpenApi())
     add_dashboard(app, gw, ADMIN_ROUTES, settings.password_hash.get_secret_value())
     return app

@@ -7,11 +7,11 @@ import json
 from typing import Any, Protocol
 
 import falcon
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound, TooLarge
 
+from .metrics import FrontMetrics
 from .settings import ApiSettings
 
 VERSION_HASH = "fmgw-0.1.0"
@@ -53,24 +53,8 @@ def hex32(value: Any, name: str) -> str:
 class Gateway:
     """Everything the responders need: the bus, the settings, metrics."""
 
-    def __init__(self, settings: ApiSettings, bus: BusCaller, registry: CollectorRegistry) -> None:
-        self.settings, self.bus = settings, bus
-        self.requests = Counter(
-            "gateway_http_requests_total", "HTTP requests", ["route", "status"], registry=registry
-        )
-        self.payments = Counter(
-            "gateway_payments_total",
-            "pay_invoice results",
-            ["federation_id", "result"],
-            registry=registry,
-        )
-        self.pay_latency = Histogram(
-            "gateway_pay_invoice_seconds",
-            "pay_invoice latency",
-            ["federation_id"],
-            registry=registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-        )
+    def __init__(self, settings: ApiSettings, bus: BusCaller, metrics: FrontMetrics) -> None:
+        self.settings, self.bus, self.metrics = settings, bus, metrics
 
     def call(
         self,

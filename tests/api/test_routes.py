@@ -8,6 +8,7 @@ from typing import Any
 import bcrypt
 import pytest
 from falcon import testing
+from prometheus_client.parser import text_string_to_metric_families
 
 from gwcore import constants as C
 from gwcore.errors import DepositPending, InvalidInput, PaymentFailed, ServiceUnavailable
@@ -81,6 +82,33 @@ class FakeBus:
         if method == C.METHOD_ACTOR_ADDRESS:
             return json.dumps(
                 {"operation_id": "op1", "address": "bcrt1qexampleaddress0000000000000000000000"}
+            ).encode()
+        if method == C.METHOD_ACTOR_METRICS:
+            zero = {"settled": 0, "failed": 0, "pending": 0, "volume_msat": 0}
+            return json.dumps(
+                {
+                    "federation_id": FED,
+                    "balance_msat": 1234,
+                    "latency_bounds_s": [0.5, 1.0],
+                    "directions": {
+                        "outgoing": {
+                            **zero,
+                            "settled": 2,
+                            "failed": 1,
+                            "volume_msat": 30_000,
+                            "fees_earned_msat": 300,
+                            "latency_buckets": [1, 1, 0],
+                            "latency_sum_s": 1.25,
+                        },
+                        "incoming": {
+                            **zero,
+                            "pending": 1,
+                            "fees_earned_msat": 0,
+                            "latency_buckets": [0, 0, 0],
+                            "latency_sum_s": 0.0,
+                        },
+                    },
+                }
             ).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
             return json.dumps({"fees": body}).encode()
@@ -224,12 +252,45 @@ def test_body_rules(client: testing.TestClient) -> None:
     assert big.status_code == 413 and big.json["code"] == "too_large"
 
 
-def test_health_metrics_openapi(client: testing.TestClient) -> None:
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_health_metrics_openapi(client: testing.TestClient, bus: FakeBus) -> None:
     h = client.simulate_get(C.PATH_HEALTH)
     assert h.status_code == 200 and h.json["status"] == "ready"
     client.simulate_post(C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID})
-    m = client.simulate_get(C.PATH_METRICS).text
-    assert "gateway_payments_total" in m and 'result="settled"' in m
+    client.simulate_get("/no/such/" + "x" * 40)
+    samples = _samples(client.simulate_get(C.PATH_METRICS).text)
+    assert samples[("gateway_pay_invoice_requests_total", (("result", "settled"),))] == 1
+    route = (("route", "unmatched"), ("status", "404"))  # templates, never raw paths
+    assert samples[("gateway_http_requests_total", route)] == 1
+    fed = (("federation_id", FED), ("name", "alpha"))
+    out, inc = (*fed, ("direction", "outgoing")), (*fed, ("direction", "incoming"))
+    for name, labels, value in (
+        ("gateway_payments_total", (*out, ("status", "settled")), 2),
+        ("gateway_payments_total", (*out, ("status", "failed")), 1),
+        ("gateway_payments_pending", inc, 1),
+        ("gateway_payment_volume_msat_total", out, 30_000),
+        ("gateway_fees_earned_msat_total", out, 300),
+        ("gateway_payment_latency_seconds_bucket", (*out, ("le", "0.5")), 1),
+        ("gateway_payment_latency_seconds_bucket", (*out, ("le", "1.0")), 2),
+        ("gateway_payment_latency_seconds_bucket", (*out, ("le", "+Inf")), 2),
+        ("gateway_payment_latency_seconds_count", out, 2),
+        ("gateway_payment_latency_seconds_sum", out, 1.25),
+        ("gateway_ecash_balance_msat", fed, 1234),
+        ("gateway_federation_up", fed, 1),
+        ("gateway_lightning_extension_connected", (), 1),
+    ):
+        assert samples[(name, tuple(sorted(labels)))] == value, name
+    bus.fail = ServiceUnavailable("actor gone")  # an actor that does not answer: down, no 500
+    m = client.simulate_get(C.PATH_METRICS)
+    assert m.status_code == 200
+    assert _samples(m.text)[("gateway_federation_up", tuple(sorted(fed)))] == 0
     doc = client.simulate_get(C.PATH_OPENAPI).json
     assert (
         doc["openapi"].startswith("3.")
