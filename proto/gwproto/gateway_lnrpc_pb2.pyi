@@ -156,3 +156,35 @@ class CompleteHtlcRequest(_message.Message):
 class CompleteHtlcResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetBalancesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChannelBalance(_message.Message):
+    __slots__ = ("peer_id", "short_channel_id", "capacity_sat", "local_msat", "remote_msat", "active")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    SHORT_CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_SAT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_MSAT_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_MSAT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    peer_id: bytes
+    short_channel_id: int
+    capacity_sat: int
+    local_msat: int
+    remote_msat: int
+    active: bool
+    def __init__(self, peer_id: _Optional[bytes] = ..., short_channel_id: _Optional[int] = ..., capacity_sat: _Optional[int] = ..., local_msat: _Optional[int] = ..., remote_msat: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class GetBalancesResponse(_message.Message):
+    __slots__ = ("onchain_balance_sat", "lightning_balance_msat", "inbound_lightning_liquidity_msat", "channels")
+    ONCHAIN_BALANCE_SAT_FIELD_NUMBER: _ClassVar[int]
+    LIGHTNING_BALANCE_MSAT_FIELD_NUMBER: _ClassVar[int]
+    INBOUND_LIGHTNING_LIQUIDITY_MSAT_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    onchain_balance_sat: int
+    lightning_balance_msat: int
+    inbound_lightning_liquidity_msat: int
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelBalance]
+    def __init__(self, onchain_balance_sat: _Optional[int] = ..., lightning_balance_msat: _Optional[int] = ..., inbound_lightning_liquidity_msat: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelBalance, _Mapping]]] = ...) -> None: ...

@@ -59,6 +59,11 @@ class GatewayLightningStub:
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.SerializeToString,
                 response_deserializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.FromString,
                 _registered_method=True)
+        self.GetBalances = channel.unary_unary(
+                '/fmgw.lnrpc.v1.GatewayLightning/GetBalances',
+                request_serializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.SerializeToString,
+                response_deserializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayLightningServicer:
@@ -105,6 +110,14 @@ class GatewayLightningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBalances(self, request, context):
+        """The node's funds: on-chain, and per channel what it can send (outbound) and receive
+        (inbound). Read-only; what the operator's dashboard shows as liquidity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayLightningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +145,11 @@ def add_GatewayLightningServicer_to_server(servicer, server):
                     servicer.CompleteHtlc,
                     request_deserializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.FromString,
                     response_serializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.SerializeToString,
+            ),
+            'GetBalances': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalances,
+                    request_deserializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.FromString,
+                    response_serializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +287,33 @@ class GatewayLightning:
             '/fmgw.lnrpc.v1.GatewayLightning/CompleteHtlc',
             gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.SerializeToString,
             gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fmgw.lnrpc.v1.GatewayLightning/GetBalances',
+            gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.SerializeToString,
+            gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,41 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgwproto/lnd_lightning.proto\x12\x05lnrpc\"\x10\n\x0eGetInfoRequest\"\'\n\x05\x43hain\x12\r\n\x05\x63hain\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\"\x9f\x01\n\x0fGetInfoResponse\x12\x17\n\x0fidentity_pubkey\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x14\n\x0c\x62lock_height\x18\x06 \x01(\r\x12\x17\n\x0fsynced_to_chain\x18\t \x01(\x08\x12\x1c\n\x06\x63hains\x18\x10 \x03(\x0b\x32\x0c.lnrpc.Chain\x12\x17\n\x0fsynced_to_graph\x18\x12 \x01(\x08\"z\n\x13ListChannelsRequest\x12\x13\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08\x12\x15\n\rinactive_only\x18\x02 \x01(\x08\x12\x13\n\x0bpublic_only\x18\x03 \x01(\x08\x12\x14\n\x0cprivate_only\x18\x04 \x01(\x08\x12\x0c\n\x04peer\x18\x05 \x01(\x0c\"\xaa\x01\n\x07\x43hannel\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x15\n\rremote_pubkey\x18\x02 \x01(\t\x12\x15\n\rchannel_point\x18\x03 \x01(\t\x12\x0f\n\x07\x63han_id\x18\x04 \x01(\x04\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x03\x12\x15\n\rlocal_balance\x18\x06 \x01(\x03\x12\x16\n\x0eremote_balance\x18\x07 \x01(\x03\x12\x0f\n\x07private\x18\x11 \x01(\x08\"8\n\x14ListChannelsResponse\x12 \n\x08\x63hannels\x18\x0b \x03(\x0b\x32\x0e.lnrpc.Channel\"\"\n\x0f\x43hanInfoRequest\x12\x0f\n\x07\x63han_id\x18\x01 \x01(\x04\"\x97\x01\n\rRoutingPolicy\x12\x17\n\x0ftime_lock_delta\x18\x01 \x01(\r\x12\x10\n\x08min_htlc\x18\x02 \x01(\x03\x12\x15\n\rfee_base_msat\x18\x03 \x01(\x03\x12\x1b\n\x13\x66\x65\x65_rate_milli_msat\x18\x04 \x01(\x03\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12\x15\n\rmax_htlc_msat\x18\x06 \x01(\x04\"\xc5\x01\n\x0b\x43hannelEdge\x12\x12\n\nchannel_id\x18\x01 \x01(\x04\x12\x12\n\nchan_point\x18\x02 \x01(\t\x12\x11\n\tnode1_pub\x18\x04 \x01(\t\x12\x11\n\tnode2_pub\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x06 \x01(\x03\x12*\n\x0cnode1_policy\x18\x07 \x01(\x0b\x32\x14.lnrpc.RoutingPolicy\x12*\n\x0cnode2_policy\x18\x08 \x01(\x0b\x32\x14.lnrpc.RoutingPolicy\"\xe3\x02\n\x07Payment\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\t\x12\x18\n\x10payment_preimage\x18\x06 \x01(\t\x12\x12\n\nvalue_msat\x18\x08 \x01(\x03\x12\x17\n\x0fpayment_request\x18\t \x01(\t\x12,\n\x06status\x18\n \x01(\x0e\x32\x1c.lnrpc.Payment.PaymentStatus\x12\x10\n\x08\x66\x65\x65_msat\x18\x0c \x01(\x03\x12\x18\n\x10\x63reation_time_ns\x18\r \x01(\x03\x12\x15\n\rpayment_index\x18\x0f \x01(\x04\x12\x33\n\x0e\x66\x61ilure_reason\x18\x10 \x01(\x0e\x32\x1b.lnrpc.PaymentFailureReason\"U\n\rPaymentStatus\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tIN_FLIGHT\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tINITIATED\x10\x04\"\xa3\x01\n\x07\x46\x61ilure\"\x97\x01\n\x0b\x46\x61ilureCode\x12\x0c\n\x08RESERVED\x10\x00\x12(\n$INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS\x10\x01\x12\x1d\n\x19TEMPORARY_CHANNEL_FAILURE\x10\x0f\x12\x15\n\x11UNKNOWN_NEXT_PEER\x10\x12\x12\x1a\n\x16TEMPORARY_NODE_FAILURE\x10\x13*\xf6\x01\n\x14PaymentFailureReason\x12\x17\n\x13\x46\x41ILURE_REASON_NONE\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_NO_ROUTE\x10\x02\x12\x18\n\x14\x46\x41ILURE_REASON_ERROR\x10\x03\x12,\n(FAILURE_REASON_INCORRECT_PAYMENT_DETAILS\x10\x04\x12\'\n#FAILURE_REASON_INSUFFICIENT_BALANCE\x10\x05\x12\x1b\n\x17\x46\x41ILURE_REASON_CANCELED\x10\x06\x32\xc9\x01\n\tLightning\x12\x38\n\x07GetInfo\x12\x15.lnrpc.GetInfoRequest\x1a\x16.lnrpc.GetInfoResponse\x12G\n\x0cListChannels\x12\x1a.lnrpc.ListChannelsRequest\x1a\x1b.lnrpc.ListChannelsResponse\x12\x39\n\x0bGetChanInfo\x12\x16.lnrpc.ChanInfoRequest\x1a\x12.lnrpc.ChannelEdgeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgwproto/lnd_lightning.proto\x12\x05lnrpc\":\n\x14WalletBalanceRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tmin_confs\x18\x02 \x01(\x05\"f\n\x15WalletBalanceResponse\x12\x15\n\rtotal_balance\x18\x01 \x01(\x03\x12\x19\n\x11\x63onfirmed_balance\x18\x02 \x01(\x03\x12\x1b\n\x13unconfirmed_balance\x18\x03 \x01(\x03\"\x10\n\x0eGetInfoRequest\"\'\n\x05\x43hain\x12\r\n\x05\x63hain\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\"\x9f\x01\n\x0fGetInfoResponse\x12\x17\n\x0fidentity_pubkey\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x14\n\x0c\x62lock_height\x18\x06 \x01(\r\x12\x17\n\x0fsynced_to_chain\x18\t \x01(\x08\x12\x1c\n\x06\x63hains\x18\x10 \x03(\x0b\x32\x0c.lnrpc.Chain\x12\x17\n\x0fsynced_to_graph\x18\x12 \x01(\x08\"z\n\x13ListChannelsRequest\x12\x13\n\x0b\x61\x63tive_only\x18\x01 \x01(\x08\x12\x15\n\rinactive_only\x18\x02 \x01(\x08\x12\x13\n\x0bpublic_only\x18\x03 \x01(\x08\x12\x14\n\x0cprivate_only\x18\x04 \x01(\x08\x12\x0c\n\x04peer\x18\x05 \x01(\x0c\"\xaa\x01\n\x07\x43hannel\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x15\n\rremote_pubkey\x18\x02 \x01(\t\x12\x15\n\rchannel_point\x18\x03 \x01(\t\x12\x0f\n\x07\x63han_id\x18\x04 \x01(\x04\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x03\x12\x15\n\rlocal_balance\x18\x06 \x01(\x03\x12\x16\n\x0eremote_balance\x18\x07 \x01(\x03\x12\x0f\n\x07private\x18\x11 \x01(\x08\"8\n\x14ListChannelsResponse\x12 \n\x08\x63hannels\x18\x0b \x03(\x0b\x32\x0e.lnrpc.Channel\"\"\n\x0f\x43hanInfoRequest\x12\x0f\n\x07\x63han_id\x18\x01 \x01(\x04\"\x97\x01\n\rRoutingPolicy\x12\x17\n\x0ftime_lock_delta\x18\x01 \x01(\r\x12\x10\n\x08min_htlc\x18\x02 \x01(\x03\x12\x15\n\rfee_base_msat\x18\x03 \x01(\x03\x12\x1b\n\x13\x66\x65\x65_rate_milli_msat\x18\x04 \x01(\x03\x12\x10\n\x08\x64isabled\x18\x05 \x01(\x08\x12\x15\n\rmax_htlc_msat\x18\x06 \x01(\x04\"\xc5\x01\n\x0b\x43hannelEdge\x12\x12\n\nchannel_id\x18\x01 \x01(\x04\x12\x12\n\nchan_point\x18\x02 \x01(\t\x12\x11\n\tnode1_pub\x18\x04 \x01(\t\x12\x11\n\tnode2_pub\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x06 \x01(\x03\x12*\n\x0cnode1_policy\x18\x07 \x01(\x0b\x32\x14.lnrpc.RoutingPolicy\x12*\n\x0cnode2_policy\x18\x08 \x01(\x0b\x32\x14.lnrpc.RoutingPolicy\"\xe3\x02\n\x07Payment\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\t\x12\x18\n\x10payment_preimage\x18\x06 \x01(\t\x12\x12\n\nvalue_msat\x18\x08 \x01(\x03\x12\x17\n\x0fpayment_request\x18\t \x01(\t\x12,\n\x06status\x18\n \x01(\x0e\x32\x1c.lnrpc.Payment.PaymentStatus\x12\x10\n\x08\x66\x65\x65_msat\x18\x0c \x01(\x03\x12\x18\n\x10\x63reation_time_ns\x18\r \x01(\x03\x12\x15\n\rpayment_index\x18\x0f \x01(\x04\x12\x33\n\x0e\x66\x61ilure_reason\x18\x10 \x01(\x0e\x32\x1b.lnrpc.PaymentFailureReason\"U\n\rPaymentStatus\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tIN_FLIGHT\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tINITIATED\x10\x04\"\xa3\x01\n\x07\x46\x61ilure\"\x97\x01\n\x0b\x46\x61ilureCode\x12\x0c\n\x08RESERVED\x10\x00\x12(\n$INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS\x10\x01\x12\x1d\n\x19TEMPORARY_CHANNEL_FAILURE\x10\x0f\x12\x15\n\x11UNKNOWN_NEXT_PEER\x10\x12\x12\x1a\n\x16TEMPORARY_NODE_FAILURE\x10\x13*\xf6\x01\n\x14PaymentFailureReason\x12\x17\n\x13\x46\x41ILURE_REASON_NONE\x10\x00\x12\x1a\n\x16\x46\x41ILURE_REASON_TIMEOUT\x10\x01\x12\x1b\n\x17\x46\x41ILURE_REASON_NO_ROUTE\x10\x02\x12\x18\n\x14\x46\x41ILURE_REASON_ERROR\x10\x03\x12,\n(FAILURE_REASON_INCORRECT_PAYMENT_DETAILS\x10\x04\x12\'\n#FAILURE_REASON_INSUFFICIENT_BALANCE\x10\x05\x12\x1b\n\x17\x46\x41ILURE_REASON_CANCELED\x10\x06\x32\x95\x02\n\tLightning\x12\x38\n\x07GetInfo\x12\x15.lnrpc.GetInfoRequest\x1a\x16.lnrpc.GetInfoResponse\x12G\n\x0cListChannels\x12\x1a.lnrpc.ListChannelsRequest\x1a\x1b.lnrpc.ListChannelsResponse\x12\x39\n\x0bGetChanInfo\x12\x16.lnrpc.ChanInfoRequest\x1a\x12.lnrpc.ChannelEdge\x12J\n\rWalletBalance\x12\x1b.lnrpc.WalletBalanceRequest\x1a\x1c.lnrpc.WalletBalanceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gwproto.lnd_lightning_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTFAILUREREASON']._serialized_start=1529
-  _globals['_PAYMENTFAILUREREASON']._serialized_end=1775
-  _globals['_GETINFOREQUEST']._serialized_start=38
-  _globals['_GETINFOREQUEST']._serialized_end=54
-  _globals['_CHAIN']._serialized_start=56
-  _globals['_CHAIN']._serialized_end=95
-  _globals['_GETINFORESPONSE']._serialized_start=98
-  _globals['_GETINFORESPONSE']._serialized_end=257
-  _globals['_LISTCHANNELSREQUEST']._serialized_start=259
-  _globals['_LISTCHANNELSREQUEST']._serialized_end=381
-  _globals['_CHANNEL']._serialized_start=384
-  _globals['_CHANNEL']._serialized_end=554
-  _globals['_LISTCHANNELSRESPONSE']._serialized_start=556
-  _globals['_LISTCHANNELSRESPONSE']._serialized_end=612
-  _globals['_CHANINFOREQUEST']._serialized_start=614
-  _globals['_CHANINFOREQUEST']._serialized_end=648
-  _globals['_ROUTINGPOLICY']._serialized_start=651
-  _globals['_ROUTINGPOLICY']._serialized_end=802
-  _globals['_CHANNELEDGE']._serialized_start=805
-  _globals['_CHANNELEDGE']._serialized_end=1002
-  _globals['_PAYMENT']._serialized_start=1005
-  _globals['_PAYMENT']._serialized_end=1360
-  _globals['_PAYMENT_PAYMENTSTATUS']._serialized_start=1275
-  _globals['_PAYMENT_PAYMENTSTATUS']._serialized_end=1360
-  _globals['_FAILURE']._serialized_start=1363
-  _globals['_FAILURE']._serialized_end=1526
-  _globals['_FAILURE_FAILURECODE']._serialized_start=1375
-  _globals['_FAILURE_FAILURECODE']._serialized_end=1526
-  _globals['_LIGHTNING']._serialized_start=1778
-  _globals['_LIGHTNING']._serialized_end=1979
+  _globals['_PAYMENTFAILUREREASON']._serialized_start=1693
+  _globals['_PAYMENTFAILUREREASON']._serialized_end=1939
+  _globals['_WALLETBALANCEREQUEST']._serialized_start=38
+  _globals['_WALLETBALANCEREQUEST']._serialized_end=96
+  _globals['_WALLETBALANCERESPONSE']._serialized_start=98
+  _globals['_WALLETBALANCERESPONSE']._serialized_end=200
+  _globals['_GETINFOREQUEST']._serialized_start=202
+  _globals['_GETINFOREQUEST']._serialized_end=218
+  _globals['_CHAIN']._serialized_start=220
+  _globals['_CHAIN']._serialized_end=259
+  _globals['_GETINFORESPONSE']._serialized_start=262
+  _globals['_GETINFORESPONSE']._serialized_end=421
+  _globals['_LISTCHANNELSREQUEST']._serialized_start=423
+  _globals['_LISTCHANNELSREQUEST']._serialized_end=545
+  _globals['_CHANNEL']._serialized_start=548
+  _globals['_CHANNEL']._serialized_end=718
+  _globals['_LISTCHANNELSRESPONSE']._serialized_start=720
+  _globals['_LISTCHANNELSRESPONSE']._serialized_end=776
+  _globals['_CHANINFOREQUEST']._serialized_start=778
+  _globals['_CHANINFOREQUEST']._serialized_end=812
+  _globals['_ROUTINGPOLICY']._serialized_start=815
+  _globals['_ROUTINGPOLICY']._serialized_end=966
+  _globals['_CHANNELEDGE']._serialized_start=969
+  _globals['_CHANNELEDGE']._serialized_end=1166
+  _globals['_PAYMENT']._serialized_start=1169
+  _globals['_PAYMENT']._serialized_end=1524
+  _globals['_PAYMENT_PAYMENTSTATUS']._serialized_start=1439
+  _globals['_PAYMENT_PAYMENTSTATUS']._serialized_end=1524
+  _globals['_FAILURE']._serialized_start=1527
+  _globals['_FAILURE']._serialized_end=1690
+  _globals['_FAILURE_FAILURECODE']._serialized_start=1539
+  _globals['_FAILURE_FAILURECODE']._serialized_end=1690
+  _globals['_LIGHTNING']._serialized_start=1942
+  _globals['_LIGHTNING']._serialized_end=2219
 # @@protoc_insertion_point(module_scope)

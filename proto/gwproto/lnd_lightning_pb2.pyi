@@ -24,6 +24,24 @@ FAILURE_REASON_INCORRECT_PAYMENT_DETAILS: PaymentFailureReason
 FAILURE_REASON_INSUFFICIENT_BALANCE: PaymentFailureReason
 FAILURE_REASON_CANCELED: PaymentFailureReason
 
+class WalletBalanceRequest(_message.Message):
+    __slots__ = ("account", "min_confs")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFS_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    min_confs: int
+    def __init__(self, account: _Optional[str] = ..., min_confs: _Optional[int] = ...) -> None: ...
+
+class WalletBalanceResponse(_message.Message):
+    __slots__ = ("total_balance", "confirmed_balance", "unconfirmed_balance")
+    TOTAL_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    UNCONFIRMED_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    total_balance: int
+    confirmed_balance: int
+    unconfirmed_balance: int
+    def __init__(self, total_balance: _Optional[int] = ..., confirmed_balance: _Optional[int] = ..., unconfirmed_balance: _Optional[int] = ...) -> None: ...
+
 class GetInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

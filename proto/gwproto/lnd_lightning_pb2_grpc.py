@@ -49,6 +49,11 @@ class LightningStub:
                 request_serializer=gwproto_dot_lnd__lightning__pb2.ChanInfoRequest.SerializeToString,
                 response_deserializer=gwproto_dot_lnd__lightning__pb2.ChannelEdge.FromString,
                 _registered_method=True)
+        self.WalletBalance = channel.unary_unary(
+                '/lnrpc.Lightning/WalletBalance',
+                request_serializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.SerializeToString,
+                response_deserializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.FromString,
+                _registered_method=True)
 
 
 class LightningServicer:
@@ -72,6 +77,12 @@ class LightningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WalletBalance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LightningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +100,11 @@ def add_LightningServicer_to_server(servicer, server):
                     servicer.GetChanInfo,
                     request_deserializer=gwproto_dot_lnd__lightning__pb2.ChanInfoRequest.FromString,
                     response_serializer=gwproto_dot_lnd__lightning__pb2.ChannelEdge.SerializeToString,
+            ),
+            'WalletBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.WalletBalance,
+                    request_deserializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.FromString,
+                    response_serializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +188,33 @@ class Lightning:
             '/lnrpc.Lightning/GetChanInfo',
             gwproto_dot_lnd__lightning__pb2.ChanInfoRequest.SerializeToString,
             gwproto_dot_lnd__lightning__pb2.ChannelEdge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WalletBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lnrpc.Lightning/WalletBalance',
+            gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.SerializeToString,
+            gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

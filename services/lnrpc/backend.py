@@ -7,6 +7,8 @@ Contract (every backend, checked by tests/contract/):
 * `pay(...)` pays a BOLT11 invoice at most once per payment hash and reports one of four states:
   SETTLED (with preimage), FAILED (only when the node says so definitely), PENDING, UNKNOWN.
   `track(hash)` reports the state of an earlier payment without paying.
+* `balances()` reports on-chain funds and each channel's local (outbound) and remote (inbound)
+  balance; the totals count active channels only.
 * `intercepted()` yields every HTLC the node holds for an unknown next-hop short channel id;
   `complete(htlc, action)` resolves one exactly once (settle / fail / forward).
 
@@ -46,6 +48,30 @@ class HintHop:
     cltv_expiry_delta: int
     htlc_minimum_msat: int
     htlc_maximum_msat: int
+
+
+@dataclass(frozen=True)
+class ChannelBalance:
+    peer_id: bytes
+    short_channel_id: int
+    capacity_sat: int
+    local_msat: int
+    remote_msat: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class Balances:
+    onchain_balance_sat: int
+    channels: tuple[ChannelBalance, ...]
+
+    @property
+    def lightning_balance_msat(self) -> int:
+        return sum(c.local_msat for c in self.channels if c.active)
+
+    @property
+    def inbound_lightning_liquidity_msat(self) -> int:
+        return sum(c.remote_msat for c in self.channels if c.active)
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,9 @@ class LightningBackend(abc.ABC):
 
     @abc.abstractmethod
     async def route_hints(self, num: int) -> list[list[HintHop]]: ...
+
+    @abc.abstractmethod
+    async def balances(self) -> Balances: ...
 
     @abc.abstractmethod
     async def pay(

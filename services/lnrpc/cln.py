@@ -33,6 +33,8 @@ from typing import Any
 
 from .backend import (
     BackendError,
+    Balances,
+    ChannelBalance,
     HintHop,
     HtlcAction,
     InterceptedHtlc,
@@ -204,6 +206,32 @@ class ClnBackend(LightningBackend):
             int(info["blockheight"]),
             synced,
         )
+
+    async def balances(self) -> Balances:
+        """listfunds: confirmed, unreserved outputs; each channel's our_amount_msat of its
+        amount_msat (active = CHANNELD_NORMAL with the peer connected)."""
+        funds = await self._call("listfunds")
+        onchain = sum(
+            msat(o.get("amount_msat", 0))
+            for o in funds.get("outputs", [])
+            if o.get("status") == "confirmed" and not o.get("reserved")
+        )
+        chans = []
+        for c in funds.get("channels", []):
+            total, ours = msat(c.get("amount_msat", 0)), msat(c.get("our_amount_msat", 0))
+            chans.append(
+                ChannelBalance(
+                    peer_id=bytes.fromhex(c["peer_id"]),
+                    short_channel_id=scid_to_int(c["short_channel_id"])
+                    if c.get("short_channel_id")
+                    else 0,
+                    capacity_sat=total // 1000,
+                    local_msat=ours,
+                    remote_msat=total - ours,
+                    active=c.get("state") == "CHANNELD_NORMAL" and bool(c.get("connected")),
+                )
+            )
+        return Balances(onchain // 1000, tuple(chans))
 
     async def route_hints(self, num: int) -> list[list[HintHop]]:
         await self._refresh_scids()

@@ -27,6 +27,8 @@ from gwproto import lnd_router_pb2_grpc as router_grpc
 
 from .backend import (
     BackendError,
+    Balances,
+    ChannelBalance,
     HintHop,
     HtlcAction,
     InterceptedHtlc,
@@ -110,6 +112,27 @@ class LndBackend(LightningBackend):
             network,
             r.block_height,
             r.synced_to_chain and r.synced_to_graph,
+        )
+
+    async def balances(self) -> Balances:
+        """WalletBalance (confirmed) and ListChannels (LND reports channel balances in sat)."""
+        wallet = await self._rpc(self.ln.WalletBalance(ln.WalletBalanceRequest(), timeout=10))
+        chans = (
+            await self._rpc(self.ln.ListChannels(ln.ListChannelsRequest(), timeout=10))
+        ).channels
+        return Balances(
+            wallet.confirmed_balance,
+            tuple(
+                ChannelBalance(
+                    peer_id=bytes.fromhex(c.remote_pubkey),
+                    short_channel_id=c.chan_id,
+                    capacity_sat=c.capacity,
+                    local_msat=c.local_balance * 1000,
+                    remote_msat=c.remote_balance * 1000,
+                    active=c.active,
+                )
+                for c in chans
+            ),
         )
 
     async def route_hints(self, num: int) -> list[list[HintHop]]:

@@ -83,6 +83,27 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
                 )
         return out
 
+    async def GetBalances(
+        self, request: pb.GetBalancesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetBalancesResponse:
+        b = await self._call(context, self.backend.balances())
+        return pb.GetBalancesResponse(
+            onchain_balance_sat=b.onchain_balance_sat,
+            lightning_balance_msat=b.lightning_balance_msat,
+            inbound_lightning_liquidity_msat=b.inbound_lightning_liquidity_msat,
+            channels=[
+                pb.ChannelBalance(
+                    peer_id=c.peer_id,
+                    short_channel_id=c.short_channel_id,
+                    capacity_sat=c.capacity_sat,
+                    local_msat=c.local_msat,
+                    remote_msat=c.remote_msat,
+                    active=c.active,
+                )
+                for c in b.channels
+            ],
+        )
+
     async def PayInvoice(
         self, request: pb.PayInvoiceRequest, context: grpc.aio.ServicerContext
     ) -> pb.PayInvoiceResponse:

@@ -21,6 +21,8 @@ from gwcore.constants import REGTESTD_INFO_FILE
 
 from .backend import (
     BackendError,
+    Balances,
+    ChannelBalance,
     HintHop,
     HtlcAction,
     InterceptedHtlc,
@@ -89,6 +91,23 @@ class SimBackend(LightningBackend):
         return NodeInfo(
             bytes.fromhex(node["pubkey"]), node["alias"], "regtest", node["block_height"], True
         )
+
+    async def balances(self) -> Balances:
+        node = (await self._get(f"/v1/nodes/{self.node}")).json()
+        chans = []
+        for c in node["channels"]:
+            ours, peer = ("a", "b") if c["node_a"] == self.node else ("b", "a")
+            chans.append(
+                ChannelBalance(
+                    peer_id=bytes.fromhex(await self._pubkey(c[f"node_{peer}"])),
+                    short_channel_id=c["scid_int"],
+                    capacity_sat=c["capacity_sat"],
+                    local_msat=c[f"balance_{ours}_msat"],
+                    remote_msat=c[f"balance_{peer}_msat"],
+                    active=c["state"] == "active",
+                )
+            )
+        return Balances(node["onchain_balance_sat"], tuple(chans))
 
     async def route_hints(self, num: int) -> list[list[HintHop]]:
         node = (await self._get(f"/v1/nodes/{self.node}")).json()

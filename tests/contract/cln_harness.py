@@ -62,6 +62,28 @@ class FakeLightningd:
                 "network": "regtest",
                 "blockheight": me["block_height"],
             }
+        if method == "listfunds":  # the node's on-chain funds as one output, its channels
+            chans = []
+            for c in me["channels"]:
+                mine, peer = ("a", "b") if c["node_a"] == self.node else ("b", "a")
+                chans.append(
+                    {
+                        "peer_id": self.http.get(f"/v1/nodes/{c[f'node_{peer}']}").json()["pubkey"],
+                        "connected": True,
+                        "state": "CHANNELD_NORMAL" if c["state"] == "active" else "ONCHAIN",
+                        "short_channel_id": c["scid"],
+                        "our_amount_msat": c[f"balance_{mine}_msat"],
+                        "amount_msat": c["capacity_sat"] * 1000,
+                        "funding_txid": c["funding_txid"],
+                        "funding_output": 0,
+                    }
+                )
+            outputs = [
+                {"amount_msat": me["onchain_balance_sat"] * 1000, "status": "confirmed"},
+                {"amount_msat": 12_345_000, "status": "unconfirmed"},  # not counted
+                {"amount_msat": 1_000_000, "status": "confirmed", "reserved": True},  # nor this
+            ]
+            return {"outputs": outputs, "channels": chans}
         if method == "listpeerchannels":
             out = []
             for c in me["channels"]:

@@ -148,6 +148,13 @@ class LndStandIn(ln_grpc.LightningServicer, router_grpc.RouterServicer):
             )
         return out
 
+    async def WalletBalance(self, request, context):  # type: ignore[no-untyped-def]
+        me = await self._me()
+        sats = me["onchain_balance_sat"]
+        return ln.WalletBalanceResponse(
+            total_balance=sats + 777, confirmed_balance=sats, unconfirmed_balance=777
+        )
+
     async def GetChanInfo(self, request, context):  # type: ignore[no-untyped-def]
         chans = (await self.http.get("/v1/channels")).json()
         c = next((c for c in chans if c["scid_int"] == request.chan_id), None)

@@ -148,6 +148,44 @@ async def test_node_info_health_and_route_hints(stub) -> None:  # type: ignore[n
     )
 
 
+async def test_balances_follow_the_node(stub) -> None:  # type: ignore[no-untyped-def]
+    """GetBalances: on-chain funds and each channel's local/remote side, before and after a
+    payment (LND reports channels in sat: compared at that precision)."""
+    s, world, node = stub
+
+    async def check() -> pb.GetBalancesResponse:
+        b = await s.GetBalances(pb.GetBalancesRequest())
+        me = await world.get(f"/v1/nodes/{node}")
+        assert b.onchain_balance_sat == me["onchain_balance_sat"] > 0
+        assert len(b.channels) == len(me["channels"]) >= 2
+        for c in me["channels"]:
+            ours, peer = ("a", "b") if c["node_a"] == node else ("b", "a")
+            (got,) = [x for x in b.channels if x.short_channel_id == c["scid_int"]]
+            peer_key = (await world.get(f"/v1/nodes/{c[f'node_{peer}']}"))["pubkey"]
+            assert got.peer_id.hex() == peer_key and got.active
+            assert got.capacity_sat == c["capacity_sat"]
+            assert got.local_msat // 1000 == c[f"balance_{ours}_msat"] // 1000
+            assert got.remote_msat // 1000 == c[f"balance_{peer}_msat"] // 1000
+        assert b.lightning_balance_msat == sum(c.local_msat for c in b.channels)
+        assert b.inbound_lightning_liquidity_msat == sum(c.remote_msat for c in b.channels)
+        return b
+
+    before = await check()
+    inv = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 3_000_000})
+    paid = await s.PayInvoice(
+        pb.PayInvoiceRequest(
+            invoice=inv["bolt11"],
+            max_delay=200,
+            max_fee_msat=10_000,
+            payment_hash=bytes.fromhex(inv["payment_hash"]),
+        )
+    )
+    assert paid.status == pb.SETTLED
+    after = await check()
+    spent = before.lightning_balance_msat - after.lightning_balance_msat
+    assert 3_000_000 <= spent <= 3_000_000 + paid.fee_msat + 1000
+
+
 async def test_pay_invoice_success_is_idempotent(stub) -> None:  # type: ignore[no-untyped-def]
     s, world, node = stub
     inv = await world.post(f"/v1/nodes/bob{node}/invoices", {"amount_msat": 1_234_000})
