@@ -25,8 +25,12 @@ def _info(gw: Gateway, body: dict, rid: str) -> dict:
                 entry.update(gw.call(f["federation_id"], C.METHOD_ACTOR_INFO, {}, request_id=rid))
         feds.append(entry)
     listed = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIST_FEDS, {}, request_id=rid)
+    node = None
+    with _suppress_bus():  # the extension down: the rest of /info still answers
+        node = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIGHTNING, {}, request_id=rid, timeout=8)["node"]
     return {
         "version_hash": VERSION_HASH,
+        "node": node,
         "programs": listed.get("programs", []),
         "federations": feds,
         "gateway_state": "running" if listed["extension_connected"] else "connecting",
@@ -56,7 +60,16 @@ def _balances(gw: Gateway, body: dict, rid: str) -> dict:
             out[f["federation_id"]] = gw.call(
                 f["federation_id"], C.METHOD_ACTOR_INFO, {}, request_id=rid
             )["balance_msat"]
-    return {"balances_msat": out, "total_msat": sum(out.values())}
+    result: dict = {"balances_msat": out, "total_msat": sum(out.values())}
+    with _suppress_bus():  # Lightning side as the original gateway's get_balances has it
+        ln = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIGHTNING, {}, request_id=rid, timeout=8)
+        result.update({k: v for k, v in ln["balances"].items() if k != "channels"})
+    return result
+
+
+def _lightning(gw: Gateway, body: dict, rid: str) -> dict:
+    """The node: identity, sync, on-chain funds and every channel's liquidity."""
+    return gw.call(C.GATEWAY_SERVICE, C.METHOD_LIGHTNING, {}, request_id=rid, timeout=8)
 
 
 def _fed_call(
@@ -232,4 +245,5 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_BACKUP: _fed_call(C.METHOD_ACTOR_BACKUP, timeout=60),
     C.PATH_RESTORE: _fed_call(C.METHOD_ACTOR_RESTORE, timeout=120),
     C.PATH_CONFIG: _config,
+    C.PATH_LIGHTNING: _lightning,
 }

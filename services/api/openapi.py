@@ -125,6 +125,10 @@ def openapi_document(version: str) -> dict:
         },
         C.PATH_BACKUP: {"post": _op("Back up the e-cash of a federation", fed_body)},
         C.PATH_RESTORE: {"post": _op("Restore the e-cash of a federation", fed_body)},
+        C.PATH_LIGHTNING: {
+            "get": _op("The Lightning node: identity, balances, channel liquidity", None),
+            "post": _op("The Lightning node: identity, balances, channel liquidity", None),
+        },
         C.PATH_CONFIG: {
             "get": _op("Non-secret settings", None),
             "post": _op("Non-secret settings", None),

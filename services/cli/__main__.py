@@ -152,8 +152,16 @@ def balance(c: Ctx, federation_id: str) -> Any:
 @click.pass_obj
 @_run
 def balances(c: Ctx) -> Any:
-    """E-cash balances in every federation (msat)."""
+    """E-cash balances in every federation and the Lightning node's (msat)."""
     return c.api().balances()
+
+
+@cli.command()
+@click.pass_obj
+@_run
+def lightning(c: Ctx) -> Any:
+    """The Lightning node: identity, on-chain funds, each channel's outbound/inbound liquidity."""
+    return c.api().lightning()
 
 
 @cli.command()

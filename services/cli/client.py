@@ -60,6 +60,9 @@ class GatewayApi:
     def balances(self) -> dict:
         return self._post(C.PATH_BALANCES)
 
+    def lightning(self) -> dict:
+        return self._post(C.PATH_LIGHTNING)
+
     def address_for(self, federation_id: str) -> dict:
         return self._post(C.PATH_ADDRESS, {"federation_id": federation_id})
 

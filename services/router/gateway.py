@@ -30,6 +30,7 @@ from gwcore.constants import (
     METHOD_ACTOR_INFO,
     METHOD_CONNECT_FED,
     METHOD_LEAVE_FED,
+    METHOD_LIGHTNING,
     METHOD_LIST_FEDS,
     PROGRAM_ACTOR_PREFIX,
 )
@@ -63,6 +64,7 @@ class GatewayCore:
         self.extension_connected = False
         self.htlcs_completed = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
         broker.on_worker_event = self._worker_event
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
@@ -98,6 +100,8 @@ class GatewayCore:
             }
         elif call.method == METHOD_LEAVE_FED:
             result = await self.leave(body.get("federation_id"), force=bool(body.get("force")))
+        elif call.method == METHOD_LIGHTNING:
+            result = await self.lightning()
         else:
             raise UnknownMethod(f"the gateway service has no method {call.method!r}")
         return json.dumps(result).encode()
@@ -163,6 +167,48 @@ class GatewayCore:
             await asyncio.to_thread(self.supervisor.remove, entry.program)
         self.registry.set_state(entry.federation_id, "left")
         return {"left": entry.federation_id, "forced": force}
+
+    async def lightning(self) -> dict:
+        """The node behind the extension: {node: {pub_key, alias, network, block_height,
+        synced}, balances: {onchain_balance_sat, lightning_balance_msat,
+        inbound_lightning_liquidity_msat, channels: [...]}}."""
+        if self._unary is None:
+            self._unary = grpc.aio.insecure_channel(self.lnrpc_address)
+        stub = lnpb_grpc.GatewayLightningStub(self._unary)
+        try:
+            info, bal = await asyncio.gather(
+                stub.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=5),
+                stub.GetBalances(lnpb.GetBalancesRequest(), timeout=5),
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise ServiceNotReady(
+                f"Lightning extension: {exc.code().name}: {exc.details()}"
+            ) from None
+        return {
+            "node": {
+                "pub_key": info.pub_key.hex(),
+                "alias": info.alias,
+                "network": info.network,
+                "block_height": info.block_height,
+                "synced": info.synced,
+            },
+            "balances": {
+                "onchain_balance_sat": bal.onchain_balance_sat,
+                "lightning_balance_msat": bal.lightning_balance_msat,
+                "inbound_lightning_liquidity_msat": bal.inbound_lightning_liquidity_msat,
+                "channels": [
+                    {
+                        "peer_id": c.peer_id.hex(),
+                        "short_channel_id": c.short_channel_id,
+                        "capacity_sat": c.capacity_sat,
+                        "local_msat": c.local_msat,
+                        "remote_msat": c.remote_msat,
+                        "active": c.active,
+                    }
+                    for c in bal.channels
+                ],
+            },
+        }
 
     # --- HTLC dispatch ------------------------------------------------------------------------------
     async def route_htlcs(self) -> None:

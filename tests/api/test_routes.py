@@ -20,6 +20,32 @@ CID = "cd" * 32
 PASSWORD = "correct horse"
 
 
+LIGHTNING = {
+    "node": {
+        "pub_key": "02" + "11" * 32,
+        "alias": "gateway",
+        "network": "regtest",
+        "block_height": 150,
+        "synced": True,
+    },
+    "balances": {
+        "onchain_balance_sat": 5000,
+        "lightning_balance_msat": 7_000_000,
+        "inbound_lightning_liquidity_msat": 3_000_000,
+        "channels": [
+            {
+                "peer_id": "03" + "22" * 32,
+                "short_channel_id": 1 << 40,
+                "capacity_sat": 10_000,
+                "local_msat": 7_000_000,
+                "remote_msat": 3_000_000,
+                "active": True,
+            }
+        ],
+    },
+}
+
+
 class FakeBus:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict, dict]] = []
@@ -41,6 +67,8 @@ class FakeBus:
                     "extension_connected": True,
                 }
             ).encode()
+        if method == C.METHOD_LIGHTNING:
+            return json.dumps(LIGHTNING).encode()
         if method == C.METHOD_ACTOR_PAY:
             return json.dumps({"preimage": "11" * 32, "contract_id": body["contract_id"]}).encode()
         if method == C.METHOD_ACTOR_INFO:
@@ -199,7 +227,12 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
     assert client.simulate_get(C.PATH_BALANCES, headers=AUTH).json == {
         "balances_msat": {FED: 1234},
         "total_msat": 1234,
+        "onchain_balance_sat": 5000,
+        "lightning_balance_msat": 7_000_000,
+        "inbound_lightning_liquidity_msat": 3_000_000,
     }
+    assert info["node"]["alias"] == "gateway"
+    assert client.simulate_get(C.PATH_LIGHTNING, headers=AUTH).json == LIGHTNING
     assert (
         client.simulate_post(C.PATH_ADDRESS, json={"federation_id": FED}, headers=AUTH).json[
             "operation_id"

@@ -384,6 +384,14 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
         "router and api RUNNING in /info",
     )
     info = httpx.post(api + "/info", headers=auth, timeout=30).json()
+    gw_node = world.get("/v1/nodes/gateway")
+    assert info["node"]["pub_key"] == gw_node["pubkey"] and info["node"]["synced"]
+    ln = httpx.post(api + "/lightning", headers=auth, timeout=30).json()
+    assert ln["balances"]["onchain_balance_sat"] == gw_node["onchain_balance_sat"]
+    assert ln["balances"]["lightning_balance_msat"] == gw_node["lightning_balance_msat"]
+    assert {c["short_channel_id"] for c in ln["balances"]["channels"]} == {
+        c["scid_int"] for c in gw_node["channels"]
+    }
     assert any(f["federation_id"] == alpha["federation_id"] for f in info["federations"])
     assert httpx.post(api + "/balances", headers=auth, timeout=30).json()["total_msat"] >= 0
     fees = httpx.post(
@@ -482,6 +490,7 @@ def test_gateway_cli(tree: dict) -> None:
     ok = run("connect-fed", alpha["invite_code"])
     assert ok.returncode == 0 and json.loads(ok.stdout)["scid"] == 1
     assert json.loads(run("version-hash").stdout)["version_hash"]
+    assert json.loads(run("lightning").stdout)["node"]["alias"]
     assert alpha["federation_id"] in json.loads(run("balances").stdout)["balances_msat"]
     assert (
         json.loads(run("balance", "--federation-id", alpha["federation_id"]).stdout)["balance_msat"]
