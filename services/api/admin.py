@@ -6,7 +6,6 @@ authenticated)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from gwcore import constants as C
 from gwcore.errors import GatewayError, InvalidInput
 
 from .gateway import VERSION_HASH, Gateway, hex32
+from .reports import payment_log, payment_summary
 
 
 def _info(gw: Gateway, body: dict, rid: str) -> dict:
@@ -166,71 +166,9 @@ def _config(gw: Gateway, body: dict, rid: str) -> dict:
     }
 
 
-def _log(gw: Gateway, body: dict, rid: str) -> list[dict]:
-    limit = body.get("limit", 50)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-        raise InvalidInput("limit must be 1..1000")
-    kinds = body.get("kinds")
-    if kinds is not None and (
-        not isinstance(kinds, list) or not all(k in ("outgoing", "incoming", "swap") for k in kinds)
-    ):
-        raise InvalidInput("kinds: a list of outgoing, incoming, swap")
-    query = {
-        "limit": limit,
-        **{k: body[k] for k in ("since", "before") if isinstance(body.get(k), (int, float))},
-    }
-    feds = (
-        [gw.federation(body, rid)]
-        if body.get("federation_id") is not None
-        else [f["federation_id"] for f in gw.federations(rid) if f["state"] == "running"]
-    )
-    rows = []
-    for fed in feds:
-        with _suppress_bus():
-            rows += gw.call(fed, C.METHOD_ACTOR_PAYMENT_LOG, query, request_id=rid)["payments"]
-    rows = [r for r in rows if kinds is None or r["direction"] in kinds]
-    rows.sort(key=lambda r: -r["created"])
-    return rows[:limit]
-
-
-def _payment_log(gw: Gateway, body: dict, rid: str) -> dict:
-    return {"payments": _log(gw, body, rid)}
-
-
-def _summary(gw: Gateway, body: dict, rid: str) -> dict:
-    def number(name: str, default: float) -> float:
-        value = body.get(name, default)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e11:
-            raise InvalidInput(f"{name} must be a Unix time")
-        return float(value)
-
-    end = number("end", time.time())
-    start = number("start", end - 86_400)
-    if start > end:
-        raise InvalidInput("start must not be after end")
-    rows = [r for r in _log(gw, {"limit": 1000, "since": start}, rid) if r["created"] <= end]
-    out: dict = {"start": start, "end": end, "directions": {}}
-    for direction in ("outgoing", "incoming", "swap"):
-        mine = [r for r in rows if r["direction"] == direction]
-        settled = [r for r in mine if r["status"] == "settled"]
-        lat = sorted(r["latency_s"] for r in settled if r["latency_s"] is not None)
-        out["directions"][direction] = {
-            "count": len(mine),
-            "settled": len(settled),
-            "failed": sum(r["status"] == "failed" for r in mine),
-            "pending": sum(r["status"] == "pending" for r in mine),
-            "volume_msat": sum(r["amount_msat"] for r in settled),
-            "fees_earned_msat": sum(r["fee_earned_msat"] for r in settled),
-            "latency_p50_s": lat[len(lat) // 2] if lat else None,
-            "latency_p90_s": lat[min(len(lat) - 1, int(0.9 * len(lat)))] if lat else None,
-        }
-    out["fees_earned_msat"] = sum(d["fees_earned_msat"] for d in out["directions"].values())
-    return out
-
-
 ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
-    C.PATH_PAYMENT_LOG: _payment_log,
-    C.PATH_PAYMENT_SUMMARY: _summary,
+    C.PATH_PAYMENT_LOG: payment_log,
+    C.PATH_PAYMENT_SUMMARY: payment_summary,
     C.PATH_INFO: _info,
     C.PATH_BALANCE: _balance,
     C.PATH_BALANCES: _balances,

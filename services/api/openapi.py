@@ -141,18 +141,32 @@ def openapi_document(version: str) -> dict:
                         "federation_id": FED,
                         "kinds": {
                             "type": "array",
-                            "items": {"enum": ["outgoing", "incoming", "swap"]},
+                            "minItems": 1,
+                            "items": {"enum": list(C.PAYMENT_DIRECTIONS)},
+                        },
+                        "statuses": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"enum": list(C.PAYMENT_STATUSES)},
                         },
                         "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "before": {"type": "number"},
+                        "since": {"type": "number", "minimum": 0},
+                        "before": {"type": "number", "minimum": 0},
                     }
                 },
             )
         },
         C.PATH_PAYMENT_SUMMARY: {
             "post": _op(
-                "Counts, volume, fees and latency per direction",
-                {"properties": {"start": {"type": "number"}, "end": {"type": "number"}}},
+                "Counts, volume, fees and latency per direction; volume per time bucket",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "start": {"type": "number", "minimum": 0},
+                        "end": {"type": "number", "minimum": 0},
+                        "bucket_s": {"type": "integer", "minimum": 60},
+                    }
+                },
             )
         },
         C.PATH_HEALTH: {"get": _op("Liveness and readiness", None, public=True)},

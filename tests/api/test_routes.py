@@ -409,3 +409,66 @@ def test_deposit_forms(client: testing.TestClient, bus: FakeBus) -> None:
     bus.fail = DepositPending("deposit ab… has 0 confirmation(s)")
     r = post({"txid": txid})
     assert r.status_code == 409 and r.json["code"] == "deposit_pending"
+
+
+class ManyPayments(FakeBus):
+    """An actor with 2,500 payments, one every 10 s, answering pages as the real one does."""
+
+    NOW = 1_800_000_000
+
+    def call(
+        self, service: str, method: str, payload: bytes, *, timeout: float, **kw: Any
+    ) -> bytes:
+        if method != C.METHOD_ACTOR_PAYMENT_LOG:
+            return super().call(service, method, payload, timeout=timeout, **kw)
+        q = json.loads(payload)
+        self.calls.append((service, method, q, kw))
+        rows = []
+        for i in range(2500):
+            created = self.NOW - i * 10
+            if created < q.get("since", 0) or ("before" in q and created >= q["before"]):
+                continue
+            rows.append(
+                {
+                    "id": str(i),
+                    "federation_id": FED,
+                    "direction": ("incoming", "outgoing", "swap")[i % 3],
+                    "status": "failed" if i % 5 == 0 else "settled",
+                    "amount_msat": 1000,
+                    "fee_earned_msat": 0 if i % 5 == 0 else 10,
+                    "payment_hash": f"{i:064x}",
+                    "created": created,
+                    "finished": created + 1,
+                    "latency_s": 1.0,
+                }
+            )
+        return json.dumps({"payments": rows[: q["limit"]]}).encode()
+
+
+def test_log_and_summary_page_through_every_payment() -> None:
+    bus = ManyPayments()
+    settings = ApiSettings(
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    )
+    c = testing.TestClient(create_app(settings, bus))
+    failed_swaps = c.simulate_post(
+        C.PATH_PAYMENT_LOG,
+        json={"limit": 1000, "kinds": ["swap"], "statuses": ["failed"]},
+        headers=AUTH,
+    ).json["payments"]
+    # i % 3 == 2 and i % 5 == 0 among 2,500: beyond the first page of 1,000 rows too
+    assert len(failed_swaps) == len([i for i in range(2500) if i % 3 == 2 and i % 5 == 0]) == 167
+    s = c.simulate_post(
+        C.PATH_PAYMENT_SUMMARY,
+        json={"start": ManyPayments.NOW - 25_000 + 1, "end": ManyPayments.NOW + 1},
+        headers=AUTH,
+    ).json
+    assert not s["truncated"]
+    assert sum(d["count"] for d in s["directions"].values()) == 2500
+    assert sum(d["settled"] for d in s["directions"].values()) == 2000
+    assert len(s["series"]) == 7 and s["bucket_s"] == 3600
+    assert sum(b["volume_msat"] for b in s["series"]) == 2000 * 1000
+    assert s["fees_earned_msat"] == sum(b["fees_earned_msat"] for b in s["series"]) == 20_000
+    for bad in ({"bucket_s": 1}, {"start": 0, "end": 1e9, "bucket_s": 60}, {"statuses": []}):
+        path = C.PATH_PAYMENT_LOG if "statuses" in bad else C.PATH_PAYMENT_SUMMARY
+        assert c.simulate_post(path, json=bad, headers=AUTH).status_code == 400, bad

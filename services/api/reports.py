@@ -1,0 +1,145 @@
+"""The payment log and the payment summary, across the federations' actors.
+
+Each actor answers `actor.payment_log` newest first, at most 1000 rows a call; these handlers
+page backwards with `before` so filters and windows are exact rather than "whatever the newest
+1000 rows held" (bounded: MAX_PAGES calls per federation, flagged `truncated` if reached).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gwcore import constants as C
+from gwcore.errors import GatewayError, InvalidInput
+
+from .gateway import Gateway
+
+PAGE = 1000
+MAX_PAGES = 100
+MAX_BUCKETS = 500
+
+
+def _choice_list(body: dict, name: str, allowed: tuple[str, ...]) -> list[str] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(v in allowed for v in value):
+        raise InvalidInput(f"{name}: a non-empty list of {', '.join(allowed)}")
+    return value
+
+
+def _time(body: dict, name: str, default: float | None) -> float | None:
+    value = body.get(name)
+    if value is None:  # absent or null: the default
+        return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e11:
+        raise InvalidInput(f"{name} must be a Unix time")
+    return float(value)
+
+
+def _federations(gw: Gateway, body: dict, rid: str) -> list[str]:
+    if body.get("federation_id") is not None:
+        return [gw.federation(body, rid)]
+    return [f["federation_id"] for f in gw.federations(rid) if f["state"] == "running"]
+
+
+def _scan(
+    gw: Gateway,
+    fed: str,
+    since: float,
+    before: float | None,
+    rid: str,
+    keep: Any,
+    want: int | None,
+) -> tuple[list[dict], bool]:
+    """Rows of one federation created in [since, before), newest first, that `keep` accepts;
+    stops at `want` rows. (rows, truncated)."""
+    out: list[dict] = []
+    for _ in range(MAX_PAGES):
+        query: dict = {"limit": PAGE, "since": since}
+        if before is not None:
+            query["before"] = before
+        try:
+            page = gw.call(fed, C.METHOD_ACTOR_PAYMENT_LOG, query, request_id=rid)["payments"]
+        except GatewayError:
+            return out, False  # an actor that does not answer: its payments are left out
+        out += [r for r in page if keep(r)]
+        if want is not None and len(out) >= want:
+            return out[:want], False
+        if len(page) < PAGE:
+            return out, False
+        before = min(r["created"] for r in page)
+    return out, True
+
+
+def payment_log(gw: Gateway, body: dict, rid: str) -> dict:
+    """{limit?, federation_id?, kinds?, statuses?, since?, before?} -> {payments} newest first."""
+    limit = body.get("limit", 50)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be 1..1000")
+    kinds = _choice_list(body, "kinds", C.PAYMENT_DIRECTIONS)
+    statuses = _choice_list(body, "statuses", C.PAYMENT_STATUSES)
+    since, before = _time(body, "since", 0.0), _time(body, "before", None)
+
+    def keep(r: dict) -> bool:
+        return (kinds is None or r["direction"] in kinds) and (
+            statuses is None or r["status"] in statuses
+        )
+
+    rows: list[dict] = []
+    for fed in _federations(gw, body, rid):
+        rows += _scan(gw, fed, since or 0.0, before, rid, keep, limit)[0]
+    rows.sort(key=lambda r: -r["created"])
+    return {"payments": rows[:limit]}
+
+
+def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:
+    """{start?, end?, bucket_s?, federation_id?} -> per direction: count, settled, failed,
+    pending, volume, fees, p50/p90 settlement latency; and `series`, settled volume per bucket
+    (default one hour) for the chart."""
+    end = _time(body, "end", time.time())
+    assert end is not None
+    start = _time(body, "start", end - 86_400)
+    assert start is not None
+    if start > end:
+        raise InvalidInput("start must not be after end")
+    bucket = body.get("bucket_s", 3600)
+    if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 60:
+        raise InvalidInput("bucket_s must be an integer of at least 60")
+    if (end - start) / bucket > MAX_BUCKETS:
+        raise InvalidInput(f"at most {MAX_BUCKETS} buckets: widen bucket_s")
+    rows, truncated = [], False
+    for fed in _federations(gw, body, rid):
+        got, cut = _scan(gw, fed, start, end, rid, lambda r: True, None)
+        rows += got
+        truncated = truncated or cut
+    out: dict = {"start": start, "end": end, "truncated": truncated, "directions": {}}
+    for direction in C.PAYMENT_DIRECTIONS:
+        mine = [r for r in rows if r["direction"] == direction]
+        settled = [r for r in mine if r["status"] == "settled"]
+        lat = sorted(r["latency_s"] for r in settled if r["latency_s"] is not None)
+        out["directions"][direction] = {
+            "count": len(mine),
+            "settled": len(settled),
+            "failed": sum(r["status"] == "failed" for r in mine),
+            "pending": sum(r["status"] == "pending" for r in mine),
+            "volume_msat": sum(r["amount_msat"] for r in settled),
+            "fees_earned_msat": sum(r["fee_earned_msat"] for r in settled),
+            "latency_p50_s": lat[len(lat) // 2] if lat else None,
+            "latency_p90_s": lat[min(len(lat) - 1, int(0.9 * len(lat)))] if lat else None,
+        }
+    out["fees_earned_msat"] = sum(d["fees_earned_msat"] for d in out["directions"].values())
+    n = max(1, -int(-(end - start) // bucket))
+    series = [
+        {"start": start + i * bucket, "settled": 0, "volume_msat": 0, "fees_earned_msat": 0}
+        for i in range(n)
+    ]
+    for r in rows:
+        if r["status"] == "settled":
+            b = series[min(n - 1, int((r["created"] - start) // bucket))]
+            b["settled"] += 1
+            b["volume_msat"] += r["amount_msat"]
+            b["fees_earned_msat"] += r["fee_earned_msat"]
+    out["bucket_s"], out["series"] = bucket, series
+    return out
