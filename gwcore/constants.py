@@ -69,6 +69,7 @@ METHOD_ACTOR_WITHDRAW: Final = "actor.withdraw"
 METHOD_ACTOR_BACKUP: Final = "actor.backup"
 METHOD_ACTOR_PAYMENT_LOG: Final = "actor.payment_log"
 METHOD_ACTOR_METRICS: Final = "actor.metrics"
+METHOD_ACTOR_RECOVERY_KEY: Final = "actor.recovery_key"
 
 # payments as the log, the summary and /metrics show them
 PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap")
@@ -97,6 +98,7 @@ PATH_LEAVE_FED: Final = "/leave-fed"
 PATH_SET_FEES: Final = "/set_fees"
 PATH_BACKUP: Final = "/backup"
 PATH_RESTORE: Final = "/restore"
+PATH_RECOVERY_KEYS: Final = "/recovery_keys"
 PATH_CONFIG: Final = "/config"
 PATH_LIGHTNING: Final = "/lightning"
 PATH_PAYMENT_LOG: Final = "/payment_log"

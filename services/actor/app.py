@@ -34,6 +34,7 @@ from gwcore.constants import (
     METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
+    METHOD_ACTOR_RECOVERY_KEY,
     METHOD_ACTOR_RESTORE,
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_WITHDRAW,
@@ -196,9 +197,12 @@ class Actor:
             elif call.method == METHOD_ACTOR_BACKUP:
                 result = await asyncio.to_thread(self.client.backup, self.key)
             elif call.method == METHOD_ACTOR_RESTORE:
+                result = await self.restore(body)
+            elif call.method == METHOD_ACTOR_RECOVERY_KEY:
+                # the secret that reads this federation's e-cash backups: admin routes only
                 result = {
-                    "restored_msat": await asyncio.to_thread(self.client.restore, self.key),
-                    "balance_msat": self.client.balance(),
+                    "federation_id": self.settings.federation_id,
+                    "recovery_key": self.key.secret.hex(),
                 }
             else:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
@@ -312,6 +316,26 @@ class Actor:
             if script in scripts:
                 return tx.txid().hex(), op
         raise InvalidInput("the transaction pays no peg-in address of this gateway")
+
+    async def restore(self, body: dict) -> dict:
+        """Take back the still-unspent notes of a backup: ours, or the one made with
+        `recovery_key` (another gateway's key for this federation, e.g. a lost data directory's)."""
+        key = self.key
+        if body.get("recovery_key") is not None:
+            raw = body["recovery_key"]
+            if not isinstance(raw, str) or len(raw) != 64 or not _is_hex(raw):
+                raise InvalidInput("recovery_key must be 32 bytes of hex")
+            try:
+                key = PrivateKey(bytes.fromhex(raw))
+            except ValueError:
+                raise InvalidInput("recovery_key is not a valid secp256k1 secret") from None
+        try:
+            restored = await asyncio.to_thread(self.client.restore, key)
+        except WalletError as exc:
+            if exc.code in ("not_found", "unknown_backup", "no_backup"):
+                raise NotFound(f"{exc.code}: {exc.message}") from None
+            raise InvalidInput(f"{exc.code}: {exc.message}") from None
+        return {"restored_msat": restored, "balance_msat": self.client.balance()}
 
     async def withdraw(self, body: dict) -> dict:
         """Peg out: {amount_sat | "all", address} -> {txid, fee_sat}."""

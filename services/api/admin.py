@@ -117,6 +117,25 @@ def _is_hex(value: str) -> bool:
     return True
 
 
+def _restore(gw: Gateway, body: dict, rid: str) -> dict:
+    """{federation_id, recovery_key?}: our own backup, or one made with another key."""
+    query = {}
+    if body.get("recovery_key") is not None:
+        query["recovery_key"] = hex32(body["recovery_key"], "recovery_key")
+    fed = gw.federation(body, rid)
+    return gw.call(fed, C.METHOD_ACTOR_RESTORE, query, request_id=rid, timeout=120)
+
+
+def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
+    """Each running federation's recovery key (reads its e-cash backups): keep them offline."""
+    out = []
+    for f in gw.federations(rid):
+        if f["state"] == "running":
+            key = gw.call(f["federation_id"], C.METHOD_ACTOR_RECOVERY_KEY, {}, request_id=rid)
+            out.append({"federation_id": f["federation_id"], "name": f["name"], **key})
+    return {"federations": out}
+
+
 def _connect(gw: Gateway, body: dict, rid: str) -> dict:
     if not isinstance(body.get("invite_code"), str):
         raise InvalidInput("invite_code is required")
@@ -181,7 +200,8 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_LEAVE_FED: _leave,
     C.PATH_SET_FEES: _set_fees,
     C.PATH_BACKUP: _fed_call(C.METHOD_ACTOR_BACKUP, timeout=60),
-    C.PATH_RESTORE: _fed_call(C.METHOD_ACTOR_RESTORE, timeout=120),
+    C.PATH_RESTORE: _restore,
+    C.PATH_RECOVERY_KEYS: _recovery_keys,
     C.PATH_CONFIG: _config,
     C.PATH_LIGHTNING: _lightning,
 }

@@ -124,7 +124,21 @@ def openapi_document(version: str) -> dict:
             )
         },
         C.PATH_BACKUP: {"post": _op("Back up the e-cash of a federation", fed_body)},
-        C.PATH_RESTORE: {"post": _op("Restore the e-cash of a federation", fed_body)},
+        C.PATH_RESTORE: {
+            "post": _op(
+                "Restore the e-cash of a federation (from our backup, or one of recovery_key)",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "recovery_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                    },
+                    "required": ["federation_id"],
+                },
+            )
+        },
+        C.PATH_RECOVERY_KEYS: {
+            "post": _op("Each federation's recovery key (a secret: keep it offline)", None)
+        },
         C.PATH_LIGHTNING: {
             "get": _op("The Lightning node: identity, balances, channel liquidity", None),
             "post": _op("The Lightning node: identity, balances, channel liquidity", None),

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import bcrypt
 import click
 
-from gwcore.constants import DEFAULT_API_URL
+from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
 
 from .client import ApiError, GatewayApi
 
@@ -259,21 +259,43 @@ def backup(c: Ctx, federation_id: str) -> Any:
 
 @cli.command()
 @click.option("--federation-id", required=True)
+@click.option(
+    "--recovery-key",
+    envvar="GATEWAY_RECOVERY_KEY",
+    help="restore the backup made with this key (from `recovery-keys`); default: ours",
+)
 @click.pass_obj
 @_run
-def restore(c: Ctx, federation_id: str) -> Any:
-    """Restore the gateway's e-cash in a federation from its backup."""
-    return c.api().restore(federation_id)
+def restore(c: Ctx, federation_id: str, recovery_key: str | None) -> Any:
+    """Restore the gateway's e-cash in a federation from a backup."""
+    return c.api().restore(federation_id, recovery_key)
+
+
+@cli.command("recovery-keys")
+@click.pass_obj
+@_run
+def recovery_keys(c: Ctx) -> Any:
+    """Each federation's recovery key: with it, `restore` recovers backed-up e-cash even after
+    the gateway's data is lost. A secret: keep it offline."""
+    return c.api().recovery_keys()
 
 
 @cli.command("payment-log")
 @click.option("--federation-id")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(PAYMENT_DIRECTIONS))
+@click.option("--status", "statuses", multiple=True, type=click.Choice(PAYMENT_STATUSES))
 @click.pass_obj
 @_run
-def payment_log(c: Ctx, federation_id: str | None, limit: int) -> Any:
-    """Payments, newest first."""
-    return c.api().payment_log(federation_id, limit)
+def payment_log(
+    c: Ctx,
+    federation_id: str | None,
+    limit: int,
+    kinds: tuple[str, ...],
+    statuses: tuple[str, ...],
+) -> Any:
+    """Payments, newest first (--kind and --status may repeat)."""
+    return c.api().payment_log(federation_id, limit, list(kinds), list(statuses))
 
 
 @cli.command("payment-summary")

@@ -111,13 +111,26 @@ class GatewayApi:
     def backup(self, federation_id: str) -> dict:
         return self._post(C.PATH_BACKUP, {"federation_id": federation_id})
 
-    def restore(self, federation_id: str) -> dict:
-        return self._post(C.PATH_RESTORE, {"federation_id": federation_id})
+    def restore(self, federation_id: str, recovery_key: str | None = None) -> dict:
+        body = {"federation_id": federation_id}
+        if recovery_key:
+            body["recovery_key"] = recovery_key
+        return self._post(C.PATH_RESTORE, body)
 
-    def payment_log(self, federation_id: str | None = None, limit: int = 50) -> dict:
+    def recovery_keys(self) -> dict:
+        return self._post(C.PATH_RECOVERY_KEYS)
+
+    def payment_log(
+        self,
+        federation_id: str | None = None,
+        limit: int = 50,
+        kinds: list[str] | None = None,
+        statuses: list[str] | None = None,
+    ) -> dict:
         body: dict = {"limit": limit}
-        if federation_id:
-            body["federation_id"] = federation_id
+        for k, v in (("federation_id", federation_id), ("kinds", kinds), ("statuses", statuses)):
+            if v:
+                body[k] = v
         return self._post(C.PATH_PAYMENT_LOG, body)
 
     def payment_summary(self, start: float | None = None, end: float | None = None) -> dict:

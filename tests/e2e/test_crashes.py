@@ -101,3 +101,45 @@ def test_crashes_lose_nothing_and_pay_nothing_twice(tree: dict, tmp_path: Path) 
     assert audit["outgoing_open_msat"] == 0 and audit["incoming_open_msat"] == 0
     gw_after = bus(tree, alpha["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
     assert gw_after == gw_before + 40_000 + fee - 25_000 - 15_000
+
+
+def test_lost_actor_data_recovered_with_the_recovery_key(tree: dict) -> None:
+    """The worst case for an operator: an actor's database is gone. The e-cash it backed up
+    comes back into the new actor with the recovery key the operator kept."""
+    import shutil
+
+    alpha = tree["feds"]["alpha"]
+    api, auth = tree["api_url"], {"Authorization": f"Bearer {tree['password']}"}
+
+    def post(path: str, body: dict | None = None) -> dict:
+        r = httpx.post(api + path, json=body or {}, headers=auth, timeout=120)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    fed = {"federation_id": alpha["federation_id"]}
+    entry = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    balance = post("/balance", fed)["balance_msat"]
+    assert balance > 0
+    assert post("/backup", fed)["amount_msat"] == balance
+    (keys,) = [
+        k
+        for k in post("/recovery_keys")["federations"]
+        if k["federation_id"] == fed["federation_id"]
+    ]
+    assert len(keys["recovery_key"]) == 64
+
+    rpc = supervisor_rpc(tree)
+    rpc.supervisor.stopProcess(entry["program"])
+    shutil.rmtree(tree["data_dir"] / "actors" / alpha["federation_id"][:16])  # the disk is lost
+    rpc.supervisor.startProcess(entry["program"])
+    wait_until(
+        lambda: bus(tree, alpha["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"] == 0,
+        30,
+        "the new, empty actor",
+    )
+    bad = httpx.post(api + "/restore", json={**fed, "recovery_key": "zz"}, headers=auth)
+    assert bad.status_code == 400
+    restored = post("/restore", {**fed, "recovery_key": keys["recovery_key"]})
+    assert restored["restored_msat"] == balance and restored["balance_msat"] == balance
+    again = post("/restore", {**fed, "recovery_key": keys["recovery_key"]})
+    assert again["restored_msat"] == 0 and again["balance_msat"] == balance  # never twice

@@ -515,6 +515,10 @@ def test_gateway_cli(tree: dict) -> None:
         "withdraw", "--federation-id", alpha["federation_id"], "--amount", "lots", "--address", "x"
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    settled_in = json.loads(run("payment-log", "--kind", "incoming", "--status", "settled").stdout)
+    assert all(
+        p["direction"] == "incoming" and p["status"] == "settled" for p in settled_in["payments"]
+    )
     log = json.loads(run("payment-log", "--limit", "100").stdout)["payments"]
     assert all(
         p["direction"] in ("incoming", "outgoing", "swap")
