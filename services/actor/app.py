@@ -22,6 +22,7 @@ from embit.transaction import Transaction
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from fedlib import crypto
+from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
 from gwcore.constants import (
@@ -41,7 +42,13 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
-from gwcore.errors import DepositPending, InvalidInput, NotFound, UnknownMethod
+from gwcore.errors import (
+    DepositPending,
+    InvalidInput,
+    NotFound,
+    ServiceNotReady,
+    UnknownMethod,
+)
 from gwcore.logging import log_context
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -338,15 +345,38 @@ class Actor:
         return {"restored_msat": restored, "balance_msat": self.client.balance()}
 
     async def withdraw(self, body: dict) -> dict:
-        """Peg out: {amount_sat | "all", address} -> {txid, fee_sat}."""
+        """Peg out: {amount_sat | "all", address, preview?} -> {txid, fee_sat}; with `preview`
+        only the quote {amount_sat, fee_sat, total_sat, address}, nothing sent."""
         address, amount = body.get("address"), body.get("amount_sat")
-        if not isinstance(address, str):
+        if not isinstance(address, str) or not address:
             raise InvalidInput("address is required")
-        if amount == "all":
-            fee = (await asyncio.to_thread(self.client.api.pegout_fees, address, 1000))["fee_sat"]
-            amount = self.client.balance() // 1000 - fee
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        if amount != "all" and (
+            not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0
+        ):
             raise InvalidInput('amount_sat must be a positive integer or "all"')
+        try:
+            fee = (
+                await asyncio.to_thread(
+                    self.client.api.pegout_fees, address, 1000 if amount == "all" else amount
+                )
+            )["fee_sat"]
+        except FedApiError as exc:
+            if exc.unreachable:
+                raise ServiceNotReady(f"federation unreachable: {exc.message}") from None
+            raise InvalidInput(f"{exc.code}: {exc.message}") from None
+        if amount == "all":
+            amount = self.client.balance() // 1000 - fee
+            if amount <= 0:
+                raise InvalidInput(f"the balance does not cover the peg-out fee of {fee} sat")
+        if body.get("preview"):
+            return {
+                "preview": True,
+                "address": address,
+                "amount_sat": amount,
+                "fee_sat": fee,
+                "total_sat": amount + fee,
+                "balance_msat": self.client.balance(),
+            }
         try:
             return await asyncio.to_thread(self.client.withdraw, amount, address)
         except WalletError as exc:

@@ -117,6 +117,25 @@ def _is_hex(value: str) -> bool:
     return True
 
 
+def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
+    """{federation_id, amount (sat or "all"), address, preview?} -> {txid, fee_sat}, or with
+    `preview` the quote only."""
+    amount = body.get("amount", body.get("amount_sat"))
+    if amount != "all" and (not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
+        raise InvalidInput('amount must be a positive number of sats or "all"')
+    if not isinstance(body.get("address"), str) or not body["address"]:
+        raise InvalidInput("address is required")
+    if not isinstance(body.get("preview", False), bool):
+        raise InvalidInput("preview must be true or false")
+    fed = gw.federation(body, rid)
+    query = {
+        "amount_sat": amount,
+        "address": body["address"],
+        "preview": body.get("preview", False),
+    }
+    return gw.call(fed, C.METHOD_ACTOR_WITHDRAW, query, request_id=rid, timeout=90)
+
+
 def _restore(gw: Gateway, body: dict, rid: str) -> dict:
     """{federation_id, recovery_key?}: our own backup, or one made with another key."""
     query = {}
@@ -193,9 +212,7 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_BALANCES: _balances,
     C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS),
     C.PATH_DEPOSIT: _deposit,
-    C.PATH_WITHDRAW: lambda gw, body, rid: _fed_call(
-        C.METHOD_ACTOR_WITHDRAW, ("amount_sat", "address"), timeout=90
-    )(gw, {**body, "amount_sat": body.get("amount", body.get("amount_sat"))}, rid),
+    C.PATH_WITHDRAW: _withdraw,
     C.PATH_CONNECT_FED: _connect,
     C.PATH_LEAVE_FED: _leave,
     C.PATH_SET_FEES: _set_fees,

@@ -84,12 +84,13 @@ def openapi_document(version: str) -> dict:
         },
         C.PATH_WITHDRAW: {
             "post": _op(
-                "Peg out",
+                "Peg out (or, with preview, quote the fee)",
                 {
                     "properties": {
                         "federation_id": FED,
                         "amount": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]},
-                        "address": {"type": "string"},
+                        "address": {"type": "string", "minLength": 1},
+                        "preview": {"type": "boolean"},
                     },
                     "required": ["federation_id", "amount", "address"],
                 },

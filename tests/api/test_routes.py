@@ -244,7 +244,10 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
         json={"federation_id": FED, "amount": "all", "address": "bcrt1q"},
         headers=AUTH,
     ).json
-    assert w["body"] == {"amount_sat": "all", "address": "bcrt1q"}
+    assert w["body"] == {"amount_sat": "all", "address": "bcrt1q", "preview": False}
+    for bad in ({"amount": 0}, {"amount": "some"}, {"address": ""}, {"preview": "yes"}):
+        body = {"federation_id": FED, "amount": 5, "address": "bcrt1q", **bad}
+        assert client.simulate_post(C.PATH_WITHDRAW, json=body, headers=AUTH).status_code == 400
     fees = client.simulate_post(
         C.PATH_SET_FEES, json={"base_msat": 5, "proportional_millionths": 7}, headers=AUTH
     ).json

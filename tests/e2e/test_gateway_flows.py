@@ -202,13 +202,22 @@ def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) 
         json={"method": "getnewaddress", "params": []},
         auth=(tree["regtest"]["rpc_user"], tree["regtest"]["rpc_password"]),
     ).json()["result"]
+    quote = bus(
+        tree,
+        beta["federation_id"],
+        METHOD_ACTOR_WITHDRAW,
+        {"amount_sat": 100_000, "address": address, "preview": True},
+    )
+    held = bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
+    assert quote["preview"] and quote["total_sat"] == 100_000 + quote["fee_sat"]
+    assert quote["balance_msat"] == held  # a preview sends nothing
     out = bus(
         tree,
         beta["federation_id"],
         METHOD_ACTOR_WITHDRAW,
         {"amount_sat": 100_000, "address": address},
     )
-    assert out["txid"] and out["fee_sat"] > 0
+    assert out["txid"] and out["fee_sat"] == quote["fee_sat"] > 0
 
     # backup of the gateway's e-cash in beta, and a restore that finds everything already ours
     backup = bus(tree, beta["federation_id"], "actor.backup", {})
