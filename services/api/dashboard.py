@@ -22,7 +22,9 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gwcore.errors import GatewayError
+from gwcore.errors import GatewayError, InvalidInput
+
+from .charts import volume_chart
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "mintgate_session"
@@ -69,6 +71,9 @@ class Dashboard:
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
+        self.env.filters["ts"] = _ts
+        self.env.filters["until"] = _until
+        self.env.filters["scid"] = _scid
 
     # --- helpers --------------------------------------------------------------------------------
     def _render(self, resp: falcon.Response, name: str, **ctx: Any) -> None:
@@ -97,6 +102,13 @@ class Dashboard:
 
     def _call(self, path: str, body: dict, rid: str) -> Any:
         return self.routes[path](self.gw, body, rid)
+
+    def _try(self, path: str, body: dict, rid: str) -> tuple[Any, str | None]:
+        """(reply, None), or (None, the error's message) when the part asked is down."""
+        try:
+            return self._call(path, body, rid), None
+        except GatewayError as exc:
+            return None, exc.message
 
     # --- login ------------------------------------------------------------------------------------
     def on_get_login(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -131,12 +143,16 @@ class Dashboard:
         rid = req.context.request_id
         info = self._call("/info", {}, rid)
         summary = self._call("/payment_summary", {}, rid)
-        total = sum(f.get("balance_msat", 0) for f in info["federations"])
+        lightning, ln_error = self._try("/lightning", {}, rid)
+        total = sum(f.get("balance_msat", 0) or 0 for f in info["federations"])
         self._render(
             resp,
             "overview.html",
             info=info,
             summary=summary,
+            chart=volume_chart(summary["series"], summary["bucket_s"]),
+            lightning=lightning,
+            ln_error=ln_error,
             total_msat=total,
             csrf=csrf,
             now=time.time(),
@@ -159,20 +175,19 @@ class Dashboard:
 
     def on_get_federation(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         csrf = self._session(req)
-        info = self._call("/info", {}, req.context.request_id)
+        self._federation_page(resp, fed, csrf, req.context.request_id)
+
+    def _federation_page(
+        self, resp: falcon.Response, fed: str, csrf: str, rid: str, **shown: Any
+    ) -> None:
+        info = self._call("/info", {}, rid)
         entry = next((f for f in info["federations"] if f["federation_id"] == fed), None)
         if entry is None:
             raise falcon.HTTPNotFound(title="no such federation")
-        self._render(
-            resp,
-            "federation.html",
-            fed=entry,
-            csrf=csrf,
-            deposit=None,
-            qr=None,
-            result=None,
-            error=None,
-        )
+        ctx = {"deposit": None, "qr": None, "result": None, "error": None, "quote": None}
+        ctx.update(shown)
+        ctx["leave_confirm"] = shown.get("leave_confirm", False)
+        self._render(resp, "federation.html", fed=entry, csrf=csrf, now=time.time(), **ctx)
 
     def on_post_action(
         self, req: falcon.Request, resp: falcon.Response, fed: str, action: str
@@ -180,70 +195,72 @@ class Dashboard:
         csrf = self._session(req)
         form = self._form(req, csrf)
         rid = req.context.request_id
-        deposit = qr = result = error = None
+        shown: dict = {}
+        fid = {"federation_id": fed}
         try:
             if action == "address":
-                deposit = self._call("/address", {"federation_id": fed}, rid)
-                qr = segno.make(f"bitcoin:{deposit['address']}").svg_inline(scale=4)
+                deposit = self._call("/address", fid, rid)
+                shown["deposit"] = deposit
+                shown["qr"] = segno.make(f"bitcoin:{deposit['address']}").svg_inline(scale=4)
             elif action == "claim":
-                result = self._call("/deposit", {"federation_id": fed, "timeout_s": 5}, rid)
+                query: dict = {**fid, "timeout_s": 5}
+                if str(form.get("txid", "")).strip():
+                    query["txid"] = str(form["txid"]).strip()
+                shown["result"] = self._call("/deposit", query, rid)
             elif action == "withdraw":
-                amount: Any = form.get("amount", "")
-                amount = "all" if amount == "all" else int(amount) if str(amount).isdigit() else -1
-                if form.get("confirm") != "yes":
-                    raise GatewayError("tick the confirmation box to send", retryable=False)
-                result = self._call(
-                    "/withdraw",
-                    {
-                        "federation_id": fed,
-                        "amount": amount,
-                        "address": str(form.get("address", "")),
-                    },
-                    rid,
-                )
+                raw = str(form.get("amount", "")).strip()
+                body = {
+                    **fid,
+                    "amount": "all" if raw == "all" else int(raw) if raw.isdigit() else -1,
+                    "address": str(form.get("address", "")).strip(),
+                }
+                if form.get("confirm") == "yes":  # the second step: send
+                    shown["result"] = self._call("/withdraw", body, rid)
+                else:  # the first step: the quote, and a button to confirm it
+                    shown["quote"] = self._call("/withdraw", {**body, "preview": True}, rid)
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
                 if not (base.isdigit() and ppm.isdigit()):
-                    raise GatewayError("fees are whole numbers", retryable=False)
-                result = self._call(
+                    raise InvalidInput("fees are whole numbers")
+                shown["result"] = self._call(
                     "/set_fees",
-                    {
-                        "federation_id": fed,
-                        "base_msat": int(base),
-                        "proportional_millionths": int(ppm),
-                    },
+                    {**fid, "base_msat": int(base), "proportional_millionths": int(ppm)},
                     rid,
                 )
+            elif action == "backup":
+                shown["result"] = self._call("/backup", fid, rid)
+            elif action == "restore":
+                key = str(form.get("recovery_key", "")).strip()
+                shown["result"] = self._call(
+                    "/restore", {**fid, **({"recovery_key": key} if key else {})}, rid
+                )
             elif action == "leave":
-                result = self._call("/leave-fed", {"federation_id": fed}, rid)
-                raise falcon.HTTPSeeOther("/ui/")
+                if form.get("confirm") != "yes":
+                    shown["leave_confirm"] = True
+                else:
+                    self._call("/leave-fed", fid, rid)
+                    raise falcon.HTTPSeeOther("/ui/")
             else:
                 raise falcon.HTTPNotFound()
         except GatewayError as exc:
-            error = exc.message
+            shown["error"] = exc.message
             resp.status = falcon.code_to_http_status(exc.http_status)
-        info = self._call("/info", {}, rid)
-        entry = next(
-            (f for f in info["federations"] if f["federation_id"] == fed),
-            {"federation_id": fed, "name": "?"},
-        )
-        self._render(
-            resp,
-            "federation.html",
-            fed=entry,
-            csrf=csrf,
-            deposit=deposit,
-            qr=qr,
-            result=result,
-            error=error,
-        )
+        self._federation_page(resp, fed, csrf, rid, **shown)
 
     def on_get_payments(self, req: falcon.Request, resp: falcon.Response) -> None:
         csrf = self._session(req)
-        rows = self._rows(req)
-        summary = self._call("/payment_summary", {}, req.context.request_id)
+        rid = req.context.request_id
+        summary = self._call("/payment_summary", {}, rid)
         self._render(
-            resp, "payments.html", rows=rows, summary=summary, csrf=csrf, query=req.query_string
+            resp,
+            "payments.html",
+            rows=self._rows(req),
+            summary=summary,
+            chart=volume_chart(summary["series"], summary["bucket_s"]),
+            federations=self._call("/info", {}, rid)["federations"],
+            selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
+            csrf=csrf,
+            query=req.query_string,
         )
 
     def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -252,13 +269,53 @@ class Dashboard:
 
     def _rows(self, req: falcon.Request) -> list[dict]:
         body: dict = {"limit": 100}
-        if req.get_param("federation_id"):
-            body["federation_id"] = req.get_param("federation_id")
+        fed = req.get_param("federation_id")
+        if fed and len(fed) == 64:
+            body["federation_id"] = fed
         if req.get_param("direction") in ("incoming", "outgoing", "swap"):
             body["kinds"] = [req.get_param("direction")]
-        rows = self._call("/payment_log", body, req.context.request_id)["payments"]
-        status = req.get_param("status")
-        return [r for r in rows if not status or r["status"] == status]
+        if req.get_param("status") in ("settled", "failed", "pending"):
+            body["statuses"] = [req.get_param("status")]
+        try:
+            return self._call("/payment_log", body, req.context.request_id)["payments"]
+        except GatewayError:  # e.g. a federation just left: show nothing rather than fail
+            return []
+
+    # --- secrets: shown only right after the password is entered again -------------------------
+    def on_get_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:
+        csrf = self._session(req)
+        self._render(resp, "secrets.html", csrf=csrf, keys=None, error=None)
+
+    def on_post_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:
+        csrf = self._session(req)
+        form = self._form(req, csrf)
+        resp.set_header("Cache-Control", "no-store")
+        if not self.sessions.check_password(str(form.get("password", ""))):
+            resp.status = falcon.HTTP_401
+            self._render(resp, "secrets.html", csrf=csrf, keys=None, error="Wrong password.")
+            return
+        keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
+        self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
+
+
+def _ts(t: float | None) -> str:
+    """A Unix time as "2026-11-25 10:41:07 UTC" ("-" when unknown)."""
+    if not t:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
+
+
+def _scid(scid: int) -> str:
+    """A short channel id as block x transaction x output."""
+    return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
+
+
+def _until(t: float | None, now: float) -> str:
+    """How far `t` is from `now`, for expiries: "in 9 min", "expired 2 min ago"."""
+    if not t:
+        return "-"
+    minutes = round((float(t) - now) / 60)
+    return f"in {minutes} min" if minutes >= 0 else f"expired {-minutes} min ago"
 
 
 def add_dashboard(app: falcon.App, gw: Any, routes: dict, password_hash: str) -> None:
@@ -271,4 +328,5 @@ def add_dashboard(app: falcon.App, gw: Any, routes: dict, password_hash: str) ->
     app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")
     app.add_route("/ui/payments", ui, suffix="payments")
     app.add_route("/ui/payments/rows", ui, suffix="rows")
+    app.add_route("/ui/secrets", ui, suffix="secrets")
     app.add_static_route("/ui/static", str(HERE / "static"))

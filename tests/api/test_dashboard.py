@@ -9,6 +9,7 @@ import pytest
 from falcon import testing
 
 from gwcore import constants as C
+from gwcore.errors import ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
@@ -87,13 +88,47 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
         "base_msat": 7,
         "proportional_millionths": 9,
     }
-    unconfirmed = c.simulate_post(
+    # withdraw: a fee preview first, nothing sent; then the confirmed send shows the txid
+    preview = c.simulate_post(
         f"/ui/federations/{FED}/withdraw",
-        body=f"csrf={csrf}&amount=1000&address=bcrt1q",
+        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest",
         headers=FORM,
         cookies=cookies,
     )
-    assert "confirmation" in unconfirmed.text
+    assert "peg-out fee" in preview.text and "1,150 sat" in preview.text
+    assert 'name="confirm" value="yes"' in preview.text
+    sends = [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_WITHDRAW]
+    assert sends[-1]["preview"] is True
+    sent = c.simulate_post(
+        f"/ui/federations/{FED}/withdraw",
+        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest&confirm=yes",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert "ee" * 32 in sent.text and "fee 150 sat" in sent.text
+    assert [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_WITHDRAW][-1]["preview"] is False
+    # leave asks first
+    ask = c.simulate_post(
+        f"/ui/federations/{FED}/leave", body=f"csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert ask.status_code == 200 and "Yes, leave alpha" in ask.text
+    assert not any(m == C.METHOD_LEAVE_FED for _, m, _, _ in bus.calls)
+    left = c.simulate_post(
+        f"/ui/federations/{FED}/leave",
+        body=f"csrf={csrf}&confirm=yes",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert left.status_code == 303 and bus.calls[-1][1] == C.METHOD_LEAVE_FED
+    # restore with a recovery key
+    c.simulate_post(
+        f"/ui/federations/{FED}/restore",
+        body=f"csrf={csrf}&recovery_key={'5e' * 32}",
+        headers=FORM,
+        cookies=cookies,
+    )
+    restores = [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_RESTORE]
+    assert restores == [{"recovery_key": "5e" * 32}]
     payments = c.simulate_get("/ui/payments", cookies=cookies)
     assert payments.status_code == 200 and "hx-get" in payments.text and "incoming" in payments.text
     rows = c.simulate_get("/ui/payments/rows", params={"direction": "incoming"}, cookies=cookies)
@@ -115,3 +150,60 @@ def test_a_session_is_valid_in_every_worker() -> None:
     assert (
         Sessions(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()).verify(token) is None
     )  # new password: sessions end
+
+
+def test_overview_shows_the_node_liquidity_and_volume_chart(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, _ = login(c)
+    page = c.simulate_get("/ui/", cookies=cookies).text
+    assert "Outbound (can send)" in page and "7,000,000 msat" in page and "3,000,000 msat" in page
+    assert "1099511627776" not in page and "1x0x0" in page  # scids as block x tx x output
+    assert 'aria-label="outbound 7,000,000 msat, inbound 3,000,000 msat"' in page
+    assert '<svg role="img" aria-label="Settled volume per hour' in page
+    assert page.count('class="bar"') == 24  # one bar per hour of the last day
+    bus.fail = ServiceUnavailable("extension down")
+    down = c.simulate_get("/ui/", cookies=cookies)  # the bus refuses everything but the listing
+    assert down.status_code == 200 and "The Lightning extension does not answer" in down.text
+
+
+def test_payments_filters_keep_their_choice(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, _ = login(c)
+    page = c.simulate_get(
+        "/ui/payments", params={"direction": "outgoing", "status": "failed"}, cookies=cookies
+    ).text
+    assert (
+        "<option selected>outgoing</option>" in page and "<option selected>failed</option>" in page
+    )
+    assert f'<option value="{FED}">alpha</option>' in page
+    logs = [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_PAYMENT_LOG]
+    assert logs  # the filter went to the actors
+    rows = c.simulate_get(
+        "/ui/payments/rows", params={"direction": "outgoing", "status": "failed"}, cookies=cookies
+    )
+    assert rows.text.count("<tr>") == 1 and "2027-01-15" in rows.text  # times shown as dates
+
+
+def test_recovery_keys_need_the_password_again(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, csrf = login(c)
+    ask = c.simulate_get("/ui/secrets", cookies=cookies)
+    assert ask.status_code == 200 and 'type="password"' in ask.text and "5e" * 32 not in ask.text
+    assert not any(m == C.METHOD_ACTOR_RECOVERY_KEY for _, m, _, _ in bus.calls)
+    wrong = c.simulate_post(
+        "/ui/secrets", body=f"csrf={csrf}&password=nope", headers=FORM, cookies=cookies
+    )
+    assert wrong.status_code == 401 and "5e" * 32 not in wrong.text
+    no_csrf = c.simulate_post(
+        "/ui/secrets", body=f"password={PASSWORD.replace(' ', '+')}", headers=FORM, cookies=cookies
+    )
+    assert no_csrf.status_code == 403
+    shown = c.simulate_post(
+        "/ui/secrets",
+        body=f"csrf={csrf}&password={PASSWORD.replace(' ', '+')}",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert shown.status_code == 200 and "5e" * 32 in shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    assert c.simulate_get("/ui/secrets").status_code == 303  # no session: to the login page

@@ -138,6 +138,22 @@ class FakeBus:
                     },
                 }
             ).encode()
+        if method == C.METHOD_ACTOR_WITHDRAW and body.get("preview"):
+            amount = 9000 if body["amount_sat"] == "all" else body["amount_sat"]
+            return json.dumps(
+                {
+                    "preview": True,
+                    "address": body["address"],
+                    "amount_sat": amount,
+                    "fee_sat": 150,
+                    "total_sat": amount + 150,
+                    "balance_msat": 1234,
+                }
+            ).encode()
+        if method == C.METHOD_ACTOR_WITHDRAW:
+            return json.dumps({"txid": "ee" * 32, "fee_sat": 150}).encode()
+        if method == C.METHOD_ACTOR_RECOVERY_KEY:
+            return json.dumps({"federation_id": FED, "recovery_key": "5e" * 32}).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
             return json.dumps({"fees": body}).encode()
         return json.dumps({"ok": method, "body": body}).encode()
@@ -244,7 +260,8 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
         json={"federation_id": FED, "amount": "all", "address": "bcrt1q"},
         headers=AUTH,
     ).json
-    assert w["body"] == {"amount_sat": "all", "address": "bcrt1q", "preview": False}
+    assert w == {"txid": "ee" * 32, "fee_sat": 150}
+    assert bus.calls[-1][2] == {"amount_sat": "all", "address": "bcrt1q", "preview": False}
     for bad in ({"amount": 0}, {"amount": "some"}, {"address": ""}, {"preview": "yes"}):
         body = {"federation_id": FED, "amount": 5, "address": "bcrt1q", **bad}
         assert client.simulate_post(C.PATH_WITHDRAW, json=body, headers=AUTH).status_code == 400
