@@ -1,7 +1,9 @@
 """Mintgate in headless Chromium (Debian's chromium, driven by Playwright) against the real tree:
 log in, connect a federation, get a deposit address with its QR code and see the deposit
-credited, withdraw, change fees, and watch a payment appear in the live log. A screenshot of
-each page is saved under the test's output folder."""
+credited, withdraw after a fee preview, change fees, watch a payment appear in the live log and
+the overview's chart, see channel liquidity, show the recovery keys after entering the password
+again, and the overview on a phone-sized screen. A screenshot of each page is saved under the
+test's output folder."""
 
 from __future__ import annotations
 
@@ -68,8 +70,8 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         page.screenshot(path=str(shots / "03-deposit.png"), full_page=True)
         world.send(address, "0.01")
         page.click("text=Claim confirmed deposit")
-        page.wait_for_selector("text=credited_msat")
-        assert "1000000000" in page.content()
+        page.wait_for_selector("#credited")
+        assert page.inner_text("#credited") == "1,000,000,000 msat"
 
         miner = json.loads(
             __import__("httpx")
@@ -82,26 +84,50 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         )["result"]
         page.fill("#amount", "50000")
         page.fill("#address", miner)
-        page.click("button:has-text('Withdraw')")
-        assert "confirmation" in page.content()  # the confirmation step
-        page.fill("#amount", "50000")
-        page.fill("#address", miner)
-        page.check("input[name=confirm]")
-        page.click("button:has-text('Withdraw')")
-        page.wait_for_selector("text=txid")
-        page.screenshot(path=str(shots / "04-withdraw.png"), full_page=True)
+        page.click("button:has-text('Preview the fee')")
+        quote = page.inner_text("#withdraw-quote")  # the confirmation step: nothing sent yet
+        assert "50,000 sat" in quote and "peg-out fee" in quote
+        page.screenshot(path=str(shots / "04-withdraw-preview.png"), full_page=True)
+        page.click("button:has-text('Confirm: send 50,000 sat')")
+        page.wait_for_selector("#withdraw-txid")
+        assert len(page.inner_text("#withdraw-txid")) == 64
+        page.screenshot(path=str(shots / "05-withdraw.png"), full_page=True)
 
         page.fill("#base", "500")
         page.fill("#ppm", "2500")
         page.click("button:has-text('Apply')")
         page.wait_for_selector("text=500 msat + 2500 ppm")
-        page.screenshot(path=str(shots / "05-fees.png"), full_page=True)
+        page.screenshot(path=str(shots / "06-fees.png"), full_page=True)
 
         page.goto(ui + "payments")
         user = FederationClient.join(tmp_path / "user" / "wallet.sqlite", alpha["invite_code"])
         _, invoice = user.ln_receive(42_000, "seen in the log")
         assert world.post("/v1/nodes/alice/pay", {"bolt11": invoice})["status"] == "succeeded"
         wait_until(lambda: "42,000" in page.inner_text("tbody"), 20, "the payment in the live log")
-        page.screenshot(path=str(shots / "06-payments.png"), full_page=True)
+        page.screenshot(path=str(shots / "07-payments.png"), full_page=True)
+
+        page.goto(ui)  # the overview: node, liquidity per channel, the day's volume
+        assert "Outbound (can send)" in page.content()
+        assert page.locator(".liq").count() == len(world.get("/v1/nodes/gateway")["channels"]) > 0
+        page.reload()  # the chart now holds the payment above
+        assert page.locator("svg.chart rect.bar[height]:not([height='0.0'])").count() >= 1
+        page.screenshot(path=str(shots / "08-overview-lightning.png"), full_page=True)
+
+        page.click("a:has-text('Recovery keys')")
+        assert page.locator(".secret").count() == 0  # not before the password, again
+        page.fill("#reauth", tree["password"])
+        page.click("button:has-text('Show recovery keys')")
+        assert len(page.inner_text(".secret")) == 64
+        page.screenshot(path=str(shots / "09-recovery-keys.png"), full_page=True)
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(ui)
+        wide = phone.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"
+        )
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 400, wide  # no sideways scroll
+        phone.screenshot(path=str(shots / "10-phone.png"), full_page=True)
         browser.close()
-    assert len(list(shots.glob("*.png"))) == 6
+    assert len(list(shots.glob("*.png"))) == 10
