@@ -127,7 +127,9 @@ def test_operator_runs_the_gateway_from_the_dashboard(
             "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392)"
             ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"
         )
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 400, wide  # no sideways scroll
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 400, (
+            wide
+        )  # no sideways scroll
         phone.screenshot(path=str(shots / "10-phone.png"), full_page=True)
         browser.close()
     assert len(list(shots.glob("*.png"))) == 10
