@@ -25,11 +25,12 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from deploy.launch import prepare_env
 from fedlib.client import FederationClient
-from gwcore.constants import ENV_DATA_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
+from gwcore.constants import ENV_DATA_DIR, ENV_DEVNET_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
+from gwcore.devworld import DEVNET_DIR_NAME, WORLD_FILE
 from services.cli.client import ApiError, GatewayApi
 
 REPO = Path(__file__).resolve().parent.parent
-DEVNET = Path(os.environ.get("GATEWAY_DEVNET_DIR") or REPO / ".devnet")
+DEVNET = Path(os.environ.get(ENV_DEVNET_DIR) or REPO / DEVNET_DIR_NAME)
 FEDERATIONS = ("alpha", "beta")
 
 
@@ -183,7 +184,7 @@ def setup(env: dict[str, str]) -> dict:
         "regtest": {"data_dir": str(data / "regtest")},
     }
     DEVNET.mkdir(exist_ok=True)
-    (DEVNET / "world.json").write_text(json.dumps(out, indent=2))
+    (DEVNET / WORLD_FILE).write_text(json.dumps(out, indent=2))
     return out
 
 
@@ -215,7 +216,6 @@ def main() -> None:
     was_running = running(env)
     start(env)
     world = setup(env)
-    w = world["federations"][0]
     print(
         "\nthe local world is "
         + ("already running" if was_running else "running")
@@ -225,17 +225,11 @@ def main() -> None:
         f"  dashboard       : {world['gateway']['api_url']}/ui/   admin password: {world['gateway']['password']}"
     )
     print(f"  HTTP API        : {world['gateway']['api_url']}   (OpenAPI at /openapi.json)")
-    print(f"  world details   : {DEVNET / 'world.json'}")
-    print("  try:")
-    print(
-        f"    GATEWAY_RPCPASSWORD={world['gateway']['password']} .venv/bin/gateway-cli -a {world['gateway']['api_url']} info"
-    )
-    print(
-        f"    .venv/bin/fed-cli --wallet {w['user_wallet']} ln-invoice --amount-msat 50000   # then pay it from alice:"
-    )
-    print(
-        f"    .venv/bin/regtest-cli --data-dir {world['regtest']['data_dir']} pay alice <invoice>"
-    )
+    print(f"  world details   : {DEVNET / WORLD_FILE}")
+    print("  try (inside the repository the CLIs find this world by themselves):")
+    print("    .venv/bin/gateway-cli info")
+    print("    .venv/bin/fed-cli ln-invoice --amount-msat 50000        # alpha's user wallet")
+    print("    .venv/bin/regtest-cli pay alice <invoice>               # alice pays it")
 
 
 if __name__ == "__main__":

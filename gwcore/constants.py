@@ -32,6 +32,7 @@ ENV_PREFIX_BUSCLI: Final = "GATEWAY_BUS_"
 # Shared run directory (bus sockets, supervisor socket, conf.d) and data directory.
 ENV_RUN_DIR: Final = "GATEWAY_RUN_DIR"
 ENV_DATA_DIR: Final = "GATEWAY_DATA_DIR"
+ENV_DEVNET_DIR: Final = "GATEWAY_DEVNET_DIR"  # the local world of `make run` (default .devnet/)
 DEFAULT_RUN_DIR: Final = ".run"
 
 # --- Supervisor -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import bcrypt
 import click
 
 from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
+from gwcore.devworld import find_world
 
 from .client import ApiError, GatewayApi
 
@@ -68,11 +69,19 @@ def _out(value: Any) -> None:
 
 
 class Ctx:
-    def __init__(self, address: str, password: str | None) -> None:
+    def __init__(self, address: str | None, password: str | None) -> None:
         self.address, self._password = address, password
 
     def api(self) -> GatewayApi:
         password = self._password or os.environ.get("GATEWAY_RPCPASSWORD")
+        world = find_world()
+        if world is not None:  # `make run`'s world: its URL, and its password only for that URL
+            gw = world.get("gateway", {})
+            if self.address is None:
+                self.address = gw.get("api_url")
+            if not password and self.address == gw.get("api_url"):
+                password = gw.get("password")
+        self.address = self.address or DEFAULT_API_URL
         if not password:
             if not sys.stdin.isatty():
                 _fail(
@@ -102,9 +111,7 @@ def _run(func):  # type: ignore[no-untyped-def]
     "-a",
     "--address",
     envvar="GATEWAY_ADDRESS",
-    default=DEFAULT_API_URL,
-    show_default=True,
-    help="the gateway's API",
+    help=f"the gateway's API [default: `make run`'s world, else {DEFAULT_API_URL}]",
 )
 @click.option(
     "--rpcpassword",
@@ -112,7 +119,7 @@ def _run(func):  # type: ignore[no-untyped-def]
 )
 @click.option("--table", "as_table", is_flag=True, help="print tables for humans instead of JSON")
 @click.pass_context
-def cli(ctx: click.Context, address: str, rpcpassword: str | None, as_table: bool) -> None:
+def cli(ctx: click.Context, address: str | None, rpcpassword: str | None, as_table: bool) -> None:
     """Operate a Fedimint Lightning gateway."""
     TABLE["on"] = as_table
     if rpcpassword:

@@ -17,6 +17,7 @@ import click
 from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
+from gwcore.devworld import find_world
 
 EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3
 DEFAULT_WALLET = (
@@ -72,13 +73,29 @@ def _guard(func):  # type: ignore[no-untyped-def]
     "wallet_dir",
     type=click.Path(path_type=Path),
     envvar="FED_CLI_WALLET",
-    default=DEFAULT_WALLET,
-    show_default=True,
-    help="the wallet's directory (one federation per wallet)",
+    help="the wallet's directory (one federation per wallet); default: in `make run`'s world the"
+    f" user wallet of --federation, elsewhere {DEFAULT_WALLET}",
+)
+@click.option(
+    "--federation",
+    "federation_name",
+    help="in `make run`'s world: whose user wallet to use (default: the first, alpha)",
 )
 @click.pass_context
-def cli(ctx: click.Context, wallet_dir: Path) -> None:
+def cli(ctx: click.Context, wallet_dir: Path | None, federation_name: str | None) -> None:
     """A Fedimint-style federation wallet."""
+    if wallet_dir is None:
+        world = find_world()
+        if world is not None and world.get("federations"):
+            feds = {f["name"]: f for f in world["federations"]}
+            name = federation_name or world["federations"][0]["name"]
+            if name not in feds:
+                raise click.UsageError(f"no federation {name!r} in the world: {', '.join(feds)}")
+            wallet_dir = Path(feds[name]["user_wallet"])
+        elif federation_name:
+            raise click.UsageError("--federation needs `make run`'s world (or give --wallet)")
+        else:
+            wallet_dir = DEFAULT_WALLET
     ctx.obj = Ctx(wallet_dir)
 
 

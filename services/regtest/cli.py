@@ -17,6 +17,7 @@ import click
 import httpx
 
 from gwcore.constants import ENV_PREFIX_REGTEST, REGTESTD_INFO_FILE
+from gwcore.devworld import find_world
 
 EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_PAYMENT_FAILED = 1, 3, 4
 
@@ -82,13 +83,17 @@ def _out(value: Any) -> None:
     "--data-dir",
     type=click.Path(path_type=Path),
     envvar=f"{ENV_PREFIX_REGTEST}DATA_DIR",
-    required=True,
-    help="regtestd's data directory",
+    help="regtestd's data directory (default: the one of `make run`'s world, when there is one)",
 )
 @click.option("--timeout", type=float, default=120.0, show_default=True)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path, timeout: float) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, timeout: float) -> None:
     """Drive the simulated regtest chain and Lightning network."""
+    if data_dir is None:
+        world = find_world()
+        if world is None:
+            raise click.UsageError("give --data-dir (no `make run` world found here)")
+        data_dir = Path(world["regtest"]["data_dir"])
     ctx.obj = World(data_dir, timeout)
 
 

@@ -49,28 +49,28 @@ def test_make_run_reaches_paid_invoices(tmp_path: Path) -> None:
         assert "the local world is running" in first.stdout
         world = json.loads((devnet / "world.json").read_text())
         assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
-        wallet = world["federations"][0]["user_wallet"]
-        rt = ["--data-dir", world["regtest"]["data_dir"]]
 
         def run(*args: str) -> dict:
             out = subprocess.run(list(args), capture_output=True, text=True, timeout=150, env=env)
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout)
 
-        inv = run(str(BIN / "fed-cli"), "--wallet", wallet, "ln-invoice", "--amount-msat", "50000")
-        assert (
-            run(str(BIN / "regtest-cli"), *rt, "pay", "alice", inv["invoice"])["status"]
-            == "succeeded"
+        # every CLI finds the world by itself: no --wallet, --data-dir, address or password
+        fed_cli, regtest_cli, gateway_cli = (
+            str(BIN / n) for n in ("fed-cli", "regtest-cli", "gateway-cli")
         )
-        assert (
-            run(str(BIN / "fed-cli"), "--wallet", wallet, "await-invoice", inv["operation_id"])[
-                "received_msat"
-            ]
-            == 50_000
-        )
-        bob = run(str(BIN / "regtest-cli"), *rt, "invoice", "bob", "20000")
-        paid = run(str(BIN / "fed-cli"), "--wallet", wallet, "ln-pay", bob["bolt11"])
+        inv = run(fed_cli, "ln-invoice", "--amount-msat", "50000")
+        assert run(regtest_cli, "pay", "alice", inv["invoice"])["status"] == "succeeded"
+        assert run(fed_cli, "await-invoice", inv["operation_id"])["received_msat"] == 50_000
+        bob = run(regtest_cli, "invoice", "bob", "20000")
+        paid = run(fed_cli, "ln-pay", bob["bolt11"])
         assert paid["preimage"] == bob["preimage"]
+        assert run(fed_cli, "--federation", "beta", "balance")["balance_msat"] > 0
+        info = run(gateway_cli, "info")
+        assert {f["name"] for f in info["federations"]} == {"alpha", "beta"}
+        assert info["node"]["alias"] and run(gateway_cli, "balances")["total_msat"] > 0
+        summary = run(gateway_cli, "payment-summary")["directions"]
+        assert summary["incoming"]["settled"] >= 1 and summary["outgoing"]["settled"] >= 1
 
         again = devnet_cmd("run")
         assert again.returncode == 0 and "already running" in again.stdout
