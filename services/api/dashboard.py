@@ -22,7 +22,7 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gwcore.errors import GatewayError, InvalidInput
+from gwcore.errors import DepositPending, GatewayError, InvalidInput
 
 from .charts import volume_chart
 
@@ -74,6 +74,7 @@ class Dashboard:
         self.env.filters["ts"] = _ts
         self.env.filters["until"] = _until
         self.env.filters["scid"] = _scid
+        self.env.filters["health"] = _health
 
     # --- helpers --------------------------------------------------------------------------------
     def _render(self, resp: falcon.Response, name: str, **ctx: Any) -> None:
@@ -160,18 +161,49 @@ class Dashboard:
         )
 
     def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Connect by invite code. With htmx the page shows progress meanwhile, and gets the
+        error as a fragment (200, so htmx swaps it in) or a redirect to the overview."""
         form = self._form(req, self._session(req))
+        htmx = req.get_header("HX-Request") == "true"
         try:
-            self._call(
+            fed = self._call(
                 "/connect-fed",
                 {"invite_code": str(form.get("invite_code", "")).strip()},
                 req.context.request_id,
             )
         except GatewayError as exc:
+            if htmx:
+                self._render(resp, "connect_status.html", error=exc.message, fed=None)
+                return
             resp.status = falcon.code_to_http_status(exc.http_status)
             self._render(resp, "message.html", title="Could not connect", message=exc.message)
             return
+        if htmx:
+            resp.set_header("HX-Redirect", "/ui/")
+            self._render(resp, "connect_status.html", error=None, fed=fed)
+            return
         raise falcon.HTTPSeeOther("/ui/")
+
+    def on_post_deposit_status(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
+        """A fragment for htmx polling after a new address: waiting (with the confirmations
+        seen so far) or credited. It stops polling once credited or on a definite error."""
+        form = self._form(req, self._session(req))
+        op = str(form.get("operation_id", ""))
+        try:
+            result = self._call(
+                "/deposit",
+                {"federation_id": fed, "operation_id": op, "timeout_s": 0},
+                req.context.request_id,
+            )
+        except DepositPending as exc:
+            self._render(
+                resp, "deposit_status.html", fed=fed, op=op, csrf=form["csrf"], waiting=exc.message
+            )
+            return
+        except GatewayError as exc:
+            self._render(resp, "deposit_status.html", error=exc.message, waiting=None)
+            return
+        self._render(resp, "deposit_status.html", result=result, waiting=None)
 
     def on_get_federation(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         csrf = self._session(req)
@@ -305,6 +337,22 @@ def _ts(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
 
 
+HEALTH = {
+    "RUNNING": "running",
+    "STARTING": "restarting",
+    "BACKOFF": "restarting",
+    "STOPPING": "stopping",
+    "STOPPED": "stopped",
+    "EXITED": "crashed",
+    "FATAL": "crashed",
+}
+
+
+def _health(state: str) -> str:
+    """A supervisor process state as the operator reads it: running, restarting, crashed, …"""
+    return HEALTH.get(state, state.lower())
+
+
 def _scid(scid: int) -> str:
     """A short channel id as block x transaction x output."""
     return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
@@ -325,6 +373,7 @@ def add_dashboard(app: falcon.App, gw: Any, routes: dict, password_hash: str) ->
     app.add_route("/ui/", ui, suffix="overview")
     app.add_route("/ui/connect", ui, suffix="connect")
     app.add_route("/ui/federations/{fed}", ui, suffix="federation")
+    app.add_route("/ui/federations/{fed}/deposit-status", ui, suffix="deposit_status")
     app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")
     app.add_route("/ui/payments", ui, suffix="payments")
     app.add_route("/ui/payments/rows", ui, suffix="rows")

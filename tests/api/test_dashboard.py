@@ -9,7 +9,7 @@ import pytest
 from falcon import testing
 
 from gwcore import constants as C
-from gwcore.errors import ServiceUnavailable
+from gwcore.errors import InvalidInput, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
@@ -207,3 +207,53 @@ def test_recovery_keys_need_the_password_again(ui) -> None:  # type: ignore[no-u
     assert shown.status_code == 200 and "5e" * 32 in shown.text
     assert shown.headers["cache-control"] == "no-store"
     assert c.simulate_get("/ui/secrets").status_code == 303  # no session: to the login page
+
+
+def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, csrf = login(c)
+    htmx = {**FORM, "HX-Request": "true"}
+    ok = c.simulate_post(
+        "/ui/connect", body=f"invite_code=fed1x&csrf={csrf}", headers=htmx, cookies=cookies
+    )
+    assert ok.status_code == 200 and ok.headers["HX-Redirect"] == "/ui/"
+    bus.fail = InvalidInput("invalid invite code: bad checksum")
+    bad = c.simulate_post(
+        "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=htmx, cookies=cookies
+    )
+    assert bad.status_code == 200 and "Could not connect: invalid invite code" in bad.text
+    plain = c.simulate_post(  # without JavaScript: a page with the error and its status
+        "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert plain.status_code == 400 and "bad checksum" in plain.text
+    bus.fail = None
+    page = c.simulate_post(
+        f"/ui/federations/{FED}/address", body=f"csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert 'hx-post="/ui/federations/' + FED + '/deposit-status"' in page.text  # it will ask
+    status = f"/ui/federations/{FED}/deposit-status"
+    waiting = c.simulate_post(
+        status, body=f"csrf={csrf}&operation_id=unconfirmed-op", headers=htmx, cookies=cookies
+    )
+    assert "Waiting for the deposit" in waiting.text and "0 confirmation(s)" in waiting.text
+    assert 'hx-trigger="every 4s"' in waiting.text  # and keeps asking
+    done = c.simulate_post(
+        status, body=f"csrf={csrf}&operation_id=op1", headers=htmx, cookies=cookies
+    )
+    assert "5,000,000 msat" in done.text and "hx-trigger" not in done.text  # and stops
+    assert (
+        c.simulate_post(status, body="operation_id=op1", headers=htmx, cookies=cookies).status_code
+        == 403
+    )
+
+
+def test_process_states_read_as_the_operator_says_them() -> None:
+    from services.api.dashboard import _health
+
+    assert [_health(s) for s in ("RUNNING", "BACKOFF", "STARTING", "FATAL", "EXITED")] == [
+        "running",
+        "restarting",
+        "restarting",
+        "crashed",
+        "crashed",
+    ]

@@ -152,6 +152,18 @@ class FakeBus:
             ).encode()
         if method == C.METHOD_ACTOR_WITHDRAW:
             return json.dumps({"txid": "ee" * 32, "fee_sat": 150}).encode()
+        if method == C.METHOD_ACTOR_DEPOSIT and body.get("operation_id") == "unconfirmed-op":
+            raise DepositPending("deposit 77… has 0 confirmation(s); mine blocks or wait")
+        if method == C.METHOD_ACTOR_DEPOSIT and "operation_id" in body:
+            return json.dumps(
+                {
+                    "operation_id": body["operation_id"],
+                    "txid": "77" * 32,
+                    "credited_msat": 5_000_000,
+                    "already_credited": False,
+                    "balance_msat": 5_001_234,
+                }
+            ).encode()
         if method == C.METHOD_ACTOR_RECOVERY_KEY:
             return json.dumps({"federation_id": FED, "recovery_key": "5e" * 32}).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
