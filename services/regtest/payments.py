@@ -23,13 +23,10 @@ accepted hold-invoice HTLCs are failed back when the chain gets within
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import heapq
 import itertools
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from bolt11 import decode as bolt11_decode
@@ -37,95 +34,17 @@ from bolt11.exceptions import Bolt11Exception
 
 from .chain import Chain
 from .errors import LnError
-from .lightning import Channel, Network, Node, Policy, parse_scid, scid_str
+from .htlcs import FAILURES, NODE, PERM, UPDATE, Htlc, HtlcFailure
+from .interception import HeldHtlc, HoldsAndInterception
+from .lightning import Channel, Network, Node, Policy, parse_scid
+from .routing import MAX_CLTV_EXPIRY_DELTA, Hop, find_route
 
 log = logging.getLogger(__name__)
 
-BADONION, PERM, NODE, UPDATE = 0x8000, 0x4000, 0x2000, 0x1000
-FAILURES = {
-    PERM | 15: "incorrect_or_unknown_payment_details",
-    PERM | 10: "unknown_next_peer",
-    UPDATE | 7: "temporary_channel_failure",
-    UPDATE | 11: "amount_below_minimum",
-    UPDATE | 12: "fee_insufficient",
-    UPDATE | 13: "incorrect_cltv_expiry",
-    UPDATE | 14: "expiry_too_soon",
-    UPDATE | 20: "channel_disabled",
-    NODE | 2: "temporary_node_failure",
-    PERM | NODE | 2: "permanent_node_failure",
-    PERM | 8: "permanent_channel_failure",
-    21: "expiry_too_far",
-    18: "final_incorrect_cltv_expiry",
-    19: "final_incorrect_htlc_amount",
-}
-CODES = {name: code for code, name in FAILURES.items()}
-HOLD_SAFETY_BLOCKS = 2
-MAX_CLTV_EXPIRY_DELTA = 2016
 MAX_ATTEMPTS = 10
 
 
-class HtlcFailure(Exception):
-    def __init__(self, code: int, node: str, scid: int | None = None) -> None:
-        super().__init__(FAILURES.get(code, hex(code)))
-        self.code, self.node, self.scid = code, node, scid
-
-    @property
-    def name(self) -> str:
-        return FAILURES.get(self.code, f"unknown_failure_{self.code:#06x}")
-
-
-@dataclass
-class Hop:
-    src: str  # pubkey of the node forwarding over `scid`
-    scid: int
-    dst: str  # pubkey of the node receiving it
-    amount_msat: int  # what `dst` receives
-    expiry: int  # absolute CLTV expiry of the HTLC to `dst`
-
-
-@dataclass
-class Htlc:
-    id: int
-    scid: int
-    sender: str
-    amount_msat: int
-    expiry: int
-
-
-@dataclass
-class HeldHtlc:
-    """An HTLC a node holds for its interceptor."""
-
-    id: int
-    node: str
-    payment_hash: str
-    incoming_scid: int
-    incoming_htlc_id: int
-    incoming_amount_msat: int
-    outgoing_amount_msat: int
-    incoming_expiry: int
-    outgoing_expiry: int
-    next_scid: int
-    decided: asyncio.Future[tuple[str, bytes | int | None]] = field(repr=False)
-
-    def info(self) -> dict:
-        return {
-            "id": self.id,
-            "node": self.node,
-            "payment_hash": self.payment_hash,
-            "incoming_chan_id": self.incoming_scid,
-            "incoming_scid": scid_str(self.incoming_scid),
-            "incoming_htlc_id": self.incoming_htlc_id,
-            "incoming_amount_msat": self.incoming_amount_msat,
-            "outgoing_amount_msat": self.outgoing_amount_msat,
-            "incoming_expiry": self.incoming_expiry,
-            "outgoing_expiry": self.outgoing_expiry,
-            "short_channel_id": self.next_scid,
-            "short_channel_id_str": scid_str(self.next_scid),
-        }
-
-
-class Payments:
+class Payments(HoldsAndInterception):
     """Routes and executes payments; holds intercepted HTLCs and hold-invoice HTLCs."""
 
     def __init__(self, net: Network, chain: Chain) -> None:
@@ -328,63 +247,18 @@ class Payments:
         max_fee: int | None,
         max_delay: int | None,
     ) -> list[Hop] | None:
-        """Cheapest route by fees (Dijkstra from the destination back to the payer).
-
-        Remote channels are judged by capacity and policy, as real nodes must; the payer's own
-        channels by their real balance."""
-        height = self.chain.height()
-        edges: dict[
-            str, list[tuple[str, int, Policy, int]]
-        ] = {}  # to -> [(from, scid, policy, max_msat)]
-        for hint in hints:  # first: on a tie, the payee's fresher view wins
-            for i, (pk, scid, pol) in enumerate(hint):
-                nxt = hint[i + 1][0] if i + 1 < len(hint) else dest
-                edges.setdefault(nxt, []).append((pk, scid, pol, 2**62))
-        for ch in self.net.channels.values():
-            if ch.state != "active":
-                continue
-            for src in (ch.node_a, ch.node_b):
-                pol = ch.policy_of(src)
-                if not pol.enabled:
-                    continue
-                s, d = self.net.nodes[src].pubkey, self.net.nodes[ch.peer_of(src)].pubkey
-                cap = (
-                    ch.balance_of(src)
-                    if src == payer.name
-                    else min(ch.max_htlc(src), ch.capacity_sat * 1000)
-                )
-                edges.setdefault(d, []).append((s, ch.scid, pol, cap))
-        # state: (amount arriving at node, expiry arriving at node, hops count, node, path)
-        best: dict[str, int] = {dest: amount}
-        tie = itertools.count()
-        heap: list[tuple[int, int, int, int, str, list[Hop]]] = [
-            (amount, final_expiry, 0, next(tie), dest, [])
-        ]
-        while heap:
-            amt, exp, n, _, node, path = heapq.heappop(heap)
-            if node == payer.pubkey:
-                fee = path[0].amount_msat - amount if path else 0
-                if (max_fee is None or fee <= max_fee) and (
-                    max_delay is None or path[0].expiry - height <= max_delay
-                ):
-                    return path
-                continue
-            if amt > best.get(node, 2**63) or n >= 20:
-                continue
-            for src, scid, pol, cap in edges.get(node, []):
-                if (src, scid) in excluded or amt < pol.htlc_min_msat or amt > cap:
-                    continue
-                hop = Hop(src, scid, node, amt, exp)
-                if src == payer.pubkey:
-                    nxt_amt, nxt_exp = amt, exp
-                else:
-                    nxt_amt, nxt_exp = amt + pol.fee(amt), exp + pol.cltv_delta
-                if nxt_exp - height > MAX_CLTV_EXPIRY_DELTA:
-                    continue
-                if nxt_amt < best.get(src, 2**63) or src == payer.pubkey:
-                    best[src] = min(nxt_amt, best.get(src, 2**63))
-                    heapq.heappush(heap, (nxt_amt, nxt_exp, n + 1, next(tie), src, [hop, *path]))
-        return None
+        return find_route(
+            self.net,
+            self.chain.height(),
+            payer,
+            dest,
+            amount,
+            final_expiry,
+            hints,
+            excluded,
+            max_fee,
+            max_delay,
+        )
 
     # --- one attempt --------------------------------------------------------------------------
     async def _attempt(
@@ -519,158 +393,6 @@ class Payments:
         if row["hold"]:
             return await self._hold(dest, row, htlc)
         return bytes.fromhex(row["preimage"])
-
-    async def _hold(self, dest: Node, row, htlc: Htlc) -> bytes:  # type: ignore[no-untyped-def]
-        key = (dest.name, row["payment_hash"])
-        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._hold_decisions[key] = fut
-        self._hold_expiry[key] = htlc.expiry
-        with self.db.tx() as c:
-            c.execute(
-                "UPDATE invoices SET state = 'accepted', amount_received_msat = ? WHERE node = ? AND payment_hash = ?",
-                (htlc.amount_msat, *key),
-            )
-        self._publish_invoice(*key)
-        try:
-            preimage = await fut
-        finally:
-            self._hold_decisions.pop(key, None)
-            self._hold_expiry.pop(key, None)
-        if preimage is None:
-            with self.db.tx() as c:
-                c.execute(
-                    "UPDATE invoices SET state = 'canceled' WHERE node = ? AND payment_hash = ?",
-                    key,
-                )
-            self._publish_invoice(*key)
-            raise HtlcFailure(PERM | 15, dest.pubkey)
-        return preimage
-
-    def settle_hold(self, node: str, payment_hash: str, preimage_hex: str) -> dict:
-        inv = self.net.invoice(node, payment_hash)
-        try:
-            preimage = bytes.fromhex(preimage_hex)
-        except (ValueError, TypeError):
-            raise LnError("invalid_input", "preimage must be hex") from None
-        if hashlib.sha256(preimage).hexdigest() != payment_hash:
-            raise LnError("invalid_preimage", "preimage does not hash to the payment hash")
-        fut = self._hold_decisions.get((node, payment_hash))
-        if fut is None or fut.done():
-            raise LnError("not_accepted", f"invoice is {inv['state']}, not accepted", 409)
-        fut.set_result(preimage)
-        return inv
-
-    def cancel_invoice(self, node: str, payment_hash: str) -> dict:
-        inv = self.net.invoice(node, payment_hash)
-        if inv["state"] == "settled":
-            raise LnError("already_settled", "a settled invoice cannot be canceled", 409)
-        fut = self._hold_decisions.get((node, payment_hash))
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-        else:
-            with self.db.tx() as c:
-                c.execute(
-                    "UPDATE invoices SET state = 'canceled' WHERE node = ? AND payment_hash = ?",
-                    (node, payment_hash),
-                )
-            self._publish_invoice(node, payment_hash)
-        return self.net.invoice(node, payment_hash)
-
-    # --- interception -------------------------------------------------------------------------
-    async def _intercept(self, node: Node, incoming: Htlc, hop: Hop, payment_hash: str) -> bytes:
-        queue = self.subscribers.get(node.name)
-        if queue is None and not node.hold_unknown_scids:
-            raise HtlcFailure(PERM | 10, node.pubkey, hop.scid)
-        held = HeldHtlc(
-            next(self._ids),
-            node.name,
-            payment_hash,
-            incoming.scid,
-            incoming.id,
-            incoming.amount_msat,
-            hop.amount_msat,
-            incoming.expiry,
-            hop.expiry,
-            hop.scid,
-            asyncio.get_running_loop().create_future(),
-        )
-        self.held.setdefault(node.name, {})[held.id] = held
-        if queue is not None:
-            queue.put_nowait(held.info())
-        try:
-            action, value = await held.decided
-        finally:
-            self.held[node.name].pop(held.id, None)
-        if action == "settle":
-            assert isinstance(value, bytes)
-            return value
-        if action == "fail":
-            raise HtlcFailure(int(value or (NODE | 2)), node.pubkey, hop.scid)
-        raise HtlcFailure(
-            PERM | 10, node.pubkey, hop.scid
-        )  # forward to a channel that does not exist
-
-    def subscribe_htlcs(self, node_name: str) -> asyncio.Queue[dict]:
-        """The interceptor stream of a node: one subscriber at a time; held HTLCs first."""
-        self.net.node(node_name)
-        if node_name in self.subscribers:
-            raise LnError("already_subscribed", f"{node_name} already has an interceptor", 409)
-        queue: asyncio.Queue[dict] = asyncio.Queue()
-        for held in self.held.get(node_name, {}).values():
-            queue.put_nowait(held.info())
-        self.subscribers[node_name] = queue
-        return queue
-
-    def unsubscribe_htlcs(self, node_name: str, queue: asyncio.Queue[dict]) -> None:
-        if self.subscribers.get(node_name) is queue:
-            del self.subscribers[node_name]
-        node = self.net.nodes.get(node_name)
-        if node is not None and not node.hold_unknown_scids:  # nobody to decide: fail them back
-            for held in list(self.held.get(node_name, {}).values()):
-                if not held.decided.done():
-                    held.decided.set_result(("fail", NODE | 2))
-
-    def resolve_htlc(
-        self,
-        node_name: str,
-        htlc_id: int,
-        action: str,
-        *,
-        preimage: str | None = None,
-        failure_code: int | None = None,
-    ) -> dict:
-        held = self.held.get(node_name, {}).get(htlc_id)
-        if held is None or held.decided.done():
-            raise LnError("unknown_htlc", f"{node_name} holds no HTLC {htlc_id}", 404)
-        if action == "settle":
-            try:
-                raw = bytes.fromhex(preimage or "")
-            except ValueError:
-                raise LnError("invalid_input", "preimage must be hex") from None
-            if len(raw) != 32 or hashlib.sha256(raw).hexdigest() != held.payment_hash:
-                raise LnError("invalid_preimage", "preimage does not hash to the payment hash")
-            held.decided.set_result(("settle", raw))
-        elif action == "fail":
-            code = failure_code if failure_code is not None else PERM | 15
-            if not isinstance(code, int) or not 0 < code < 0x10000:
-                raise LnError("invalid_input", "failure_code must be a 16-bit BOLT-4 code")
-            held.decided.set_result(("fail", code))
-        elif action == "forward":
-            held.decided.set_result(("forward", None))
-        else:
-            raise LnError("invalid_input", "action must be settle, fail or forward")
-        return {"id": htlc_id, "action": action}
-
-    # --- blocks and invoice events ------------------------------------------------------------
-    def _on_block(self, height: int) -> None:
-        for node_held in self.held.values():
-            for held in list(node_held.values()):
-                if height >= held.incoming_expiry - HOLD_SAFETY_BLOCKS and not held.decided.done():
-                    held.decided.set_result(("fail", NODE | 2))
-        for key, expiry in list(self._hold_expiry.items()):
-            fut = self._hold_decisions.get(key)
-            if fut is not None and not fut.done() and height >= expiry - HOLD_SAFETY_BLOCKS:
-                fut.set_result(None)
 
     def watch_invoices(self, node_name: str) -> asyncio.Queue[dict]:
         self.net.node(node_name)

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from services.regtest.app import World
 from services.regtest.errors import LnError
+from services.regtest.htlcs import CODES, HtlcFailure
 from services.regtest.lightning import Policy
-from services.regtest.payments import CODES, Hop, HtlcFailure
+from services.regtest.routing import Hop
 
 from .conftest import capacity_msat, channel, make_world, node, total_msat
 from .helpers import federation_invoice as make_federation_invoice
