@@ -11,8 +11,9 @@ from typing import Any
 
 from gwcore import constants as C
 from gwcore.errors import GatewayError, InvalidInput
+from gwcore.version import version_hash
 
-from .gateway import VERSION_HASH, Gateway, hex32
+from .gateway import Gateway, hex32
 from .reports import payment_log, payment_summary
 
 
@@ -29,7 +30,7 @@ def _info(gw: Gateway, body: dict, rid: str) -> dict:
     with _suppress_bus():  # the extension down: the rest of /info still answers
         node = gw.call(C.GATEWAY_SERVICE, C.METHOD_LIGHTNING, {}, request_id=rid, timeout=8)["node"]
     return {
-        "version_hash": VERSION_HASH,
+        "version_hash": version_hash(),
         "node": node,
         "programs": listed.get("programs", []),
         "federations": feds,
@@ -200,7 +201,7 @@ def _config(gw: Gateway, body: dict, rid: str) -> dict:
         "pay_timeout_s": s.pay_timeout_s,
         "max_body_bytes": s.max_body_bytes,
         "public_rate_per_s": s.public_rate_per_s,
-        "version_hash": VERSION_HASH,
+        "version_hash": version_hash(),
     }
 
 

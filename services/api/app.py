@@ -32,11 +32,12 @@ from gwcore.errors import (
     Unauthorized,
 )
 from gwcore.logging import log_context
+from gwcore.version import version_hash
 
 from .admin import ADMIN_ROUTES
 from .bridge import BusBridge
 from .dashboard import add_dashboard
-from .gateway import VERSION_HASH, BusCaller, Gateway, hex32, read_body
+from .gateway import BusCaller, Gateway, hex32, read_body
 from .metrics import FrontMetrics, scrape
 from .openapi import openapi_document
 from .settings import ApiSettings
@@ -220,7 +221,7 @@ class OpenApi:
     public = True
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = openapi_document(VERSION_HASH)
+        resp.media = openapi_document(version_hash())
 
 
 def _route(req: falcon.Request) -> str:

@@ -14,8 +14,6 @@ from gwcore.errors import InvalidInput, NotFound, TooLarge
 from .metrics import FrontMetrics
 from .settings import ApiSettings
 
-VERSION_HASH = "fmgw-0.1.0"
-
 
 class BusCaller(Protocol):
     def call(
