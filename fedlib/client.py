@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import time
-from typing import Any
 
 import httpx
 from bolt11 import Bolt11, MilliSatoshi
@@ -31,19 +30,22 @@ from coincurve import PrivateKey
 
 from . import crypto
 from .api import FedApiError
+from .gateway_role import DEFAULT_CLTV_DELTA, GatewayRole
 from .notes import encode_notes
-from .tx import backup_message, cancel_message, registration_message
-from .wallet import FederationWallet, WalletError
+from .tx import backup_message
+from .wallet import WalletError
 
 OUTGOING_TIMELOCK_DELTA = 500
-DEFAULT_CLTV_DELTA = 40
 
 
 def _scid_str(scid: int) -> str:
     return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
 
 
-class FederationClient(FederationWallet):
+class FederationClient(GatewayRole):
+    """A federation user's wallet (peg-in/out, Lightning receive and pay, backups), and the
+    gateway role its actors use (GatewayRole)."""
+
     # --- peg-in -------------------------------------------------------------------------------
     def deposit_address(self) -> tuple[str, str]:
         """(operation id, a new peg-in address). Coins sent there become notes after the
@@ -436,80 +438,3 @@ class FederationClient(FederationWallet):
                 if exc.code != "double_spend":
                     raise
         return restored
-
-    # --- gateway role -------------------------------------------------------------------------
-    def claim_outgoing(self, contract_id: str, preimage: str, gateway_key: PrivateKey) -> int:
-        c = self.api.contract(contract_id)
-        op = self._new_op("gw-claim", {"contract_id": contract_id})
-        change = self._change_outputs(c["amount"], 1, 0)
-        self._run(
-            op,
-            [{"kind": "outgoing_claim", "contract_id": contract_id, "preimage": preimage}],
-            [gateway_key],
-            [],
-            change,
-        )
-        return sum(change)
-
-    def cancel_outgoing(self, contract_id: str, gateway_key: PrivateKey) -> None:
-        op = self._new_op("gw-cancel", {"contract_id": contract_id})
-        sig = crypto.schnorr_sign(gateway_key, cancel_message(contract_id))
-        self._run(
-            op,
-            [],
-            [],
-            [{"kind": "cancel_outgoing", "contract_id": contract_id, "gateway_signature": sig}],
-            [],
-        )
-
-    def fund_incoming(self, payment_hash: str, amount_msat: int, gateway_key: PrivateKey) -> dict:
-        """Buy the preimage: fund the incoming contract for `payment_hash`; returns its outcome
-        {contract_id, valid, preimage}."""
-        op = self._new_op("gw-fund", {"payment_hash": payment_hash, "amount_msat": amount_msat})
-        with self.lock:
-            notes = self._select(op, amount_msat)
-        inputs, signers = self._note_inputs(notes)
-        out = {
-            "kind": "incoming_contract",
-            "amount": amount_msat,
-            "payment_hash": payment_hash,
-            "gateway_key": crypto.xonly(gateway_key),
-        }
-        change = self._change_outputs(sum(n["amount"] for n in notes) - amount_msat, len(inputs), 1)
-        return self._run(op, inputs, signers, [out], change)[0]
-
-    def refund_incoming(self, contract_id: str, gateway_key: PrivateKey) -> int:
-        c = self.api.contract(contract_id)
-        op = self._new_op("gw-refund", {"contract_id": contract_id})
-        change = self._change_outputs(c["amount"], 1, 0)
-        self._run(
-            op, [{"kind": "incoming_refund", "contract_id": contract_id}], [gateway_key], [], change
-        )
-        return sum(change)
-
-    def register_gateway(
-        self,
-        gateway_key: PrivateKey,
-        *,
-        scid: int,
-        node_pubkey: str,
-        api_url: str,
-        fees: dict,
-        route_hints: list | None = None,
-        ttl_s: int = 600,
-        cltv_delta: int = DEFAULT_CLTV_DELTA,
-    ) -> dict:
-        reg: dict[str, Any] = {
-            "federation_id": self.federation_id,
-            "gateway_key": crypto.xonly(gateway_key),
-            "scid": scid,
-            "node_pubkey": node_pubkey,
-            "api_url": api_url,
-            "route_hints": route_hints or [],
-            "fees": fees,
-            "cltv_delta": cltv_delta,
-            "valid_until": int(time.time()) + ttl_s,
-        }
-        return self.api.register_gateway(
-            reg, crypto.schnorr_sign(gateway_key, registration_message(reg))
-        )
