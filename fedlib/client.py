@@ -218,7 +218,7 @@ class FederationClient(GatewayRole):
             "encrypted_preimage": enc.hex(),
             "expiry": int(time.time()) + expiry_s,
         }
-        self._run(op, [], [], [offer], [])
+        self._run_paid(op, [offer])  # an offer is worth nothing: only fees, if any
         self._update_op(op, "waiting")
         return op, invoice
 

@@ -34,29 +34,21 @@ class GatewayRole(FederationWallet):
     def cancel_outgoing(self, contract_id: str, gateway_key: PrivateKey) -> None:
         op = self._new_op("gw-cancel", {"contract_id": contract_id})
         sig = crypto.schnorr_sign(gateway_key, cancel_message(contract_id))
-        self._run(
-            op,
-            [],
-            [],
-            [{"kind": "cancel_outgoing", "contract_id": contract_id, "gateway_signature": sig}],
-            [],
+        self._run_paid(
+            op, [{"kind": "cancel_outgoing", "contract_id": contract_id, "gateway_signature": sig}]
         )
 
     def fund_incoming(self, payment_hash: str, amount_msat: int, gateway_key: PrivateKey) -> dict:
         """Buy the preimage: fund the incoming contract for `payment_hash`; returns its outcome
         {contract_id, valid, preimage}."""
         op = self._new_op("gw-fund", {"payment_hash": payment_hash, "amount_msat": amount_msat})
-        with self.lock:
-            notes = self._select(op, amount_msat)
-        inputs, signers = self._note_inputs(notes)
         out = {
             "kind": "incoming_contract",
             "amount": amount_msat,
             "payment_hash": payment_hash,
             "gateway_key": crypto.xonly(gateway_key),
         }
-        change = self._change_outputs(sum(n["amount"] for n in notes) - amount_msat, len(inputs), 1)
-        return self._run(op, inputs, signers, [out], change)[0]
+        return self._run_paid(op, [out], amount_msat)[0]
 
     def refund_incoming(self, contract_id: str, gateway_key: PrivateKey) -> int:
         c = self.api.contract(contract_id)

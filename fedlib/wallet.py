@@ -211,6 +211,30 @@ class FederationWallet:
                 return sorted(notes)
         raise WalletError("insufficient_funds", "not enough to pay the federation's fees")
 
+    def _run_paid(self, op_id: str, outputs: list[dict], value_msat: int = 0) -> list[dict]:
+        """Submit `outputs` worth `value_msat` (offers and cancellations are worth nothing),
+        paying that value and the federation's fees with our notes; no inputs when both are
+        zero. The outcome of each output."""
+        if value_msat == 0 and self._fees(0, len(outputs)) == 0:
+            return self._run(op_id, [], [], outputs, [])
+        with self.lock:  # room for the outputs' fees and one change note's
+            notes = self._select(op_id, value_msat + self._fees(0, len(outputs) + 1))
+        inputs, signers = self._note_inputs(notes)
+        try:
+            change = self._change_outputs(
+                sum(n["amount"] for n in notes) - value_msat, len(inputs), len(outputs)
+            )
+        except WalletError:
+            with self.lock:
+                self.db.execute(
+                    "UPDATE notes SET state = 'unspent', op_id = NULL WHERE op_id = ?"
+                    " AND state = 'spending'",
+                    (op_id,),
+                )
+                self._update_op(op_id, "failed")
+            raise
+        return self._run(op_id, inputs, signers, outputs, change)
+
     def _run(
         self,
         op_id: str,

@@ -86,26 +86,21 @@ def test_random_operations_conserve_value(
                     op = receiver._new_op(
                         "ln-receive", {"claim_key": k.secret.hex(), "payment_hash": ph}
                     )
-                    if fed.input_fee or fed.output_fee:
-                        pass  # offers with fees need inputs: skip in this configuration
-                    else:
-                        receiver._run(
-                            op,
-                            [],
-                            [],
-                            [
-                                {
-                                    "kind": "offer",
-                                    "amount": amount,
-                                    "payment_hash": ph,
-                                    "encrypted_preimage": enc,
-                                    "expiry": int(time.time()) + 600,
-                                }
-                            ],
-                            [],
-                        )
-                        w.fund_incoming(ph, amount, gw_key)
-                        receiver.await_ln_receive(op, timeout=5)
+                    # with fees the receiver pays the offer's fee from its notes
+                    receiver._run_paid(
+                        op,
+                        [
+                            {
+                                "kind": "offer",
+                                "amount": amount,
+                                "payment_hash": ph,
+                                "encrypted_preimage": enc,
+                                "expiry": int(time.time()) + 600,
+                            }
+                        ],
+                    )
+                    w.fund_incoming(ph, amount, gw_key)
+                    receiver.await_ln_receive(op, timeout=5)
         except WalletError as exc:
             assert exc.code in ("insufficient_funds", "insufficient_reserves"), exc.code
         audit = fed.audit()

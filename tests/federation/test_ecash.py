@@ -251,3 +251,45 @@ def test_backup_and_restore(
     with pytest.raises(WalletError) as wrong:
         bob.restore(PrivateKey())
     assert wrong.value.code in ("unknown_backup", "invalid_backup")
+
+
+def test_offers_and_cancellations_pay_the_federations_fees(regtest: Regtest, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """In a federation with fees, outputs worth nothing (offers, cancellations) still pay their
+    fee from the wallet's notes: the books balance to the msat."""
+    import time
+
+    from .conftest import join, make_fed
+
+    fed = make_fed(regtest, tmp_path, input_fee_msat=7, output_fee_msat=3)
+    try:
+        alice = join(fed, tmp_path / "alice" / "wallet.sqlite")
+        fund(regtest, alice, 20_000)
+        before, fees_before = alice.balance(), fed.audit()["fees_msat"]
+        k = PrivateKey()
+        pre = bytes.fromhex(crypto.xonly(k))
+        enc = crypto.ecies_encrypt(
+            crypto.point(fed.config["modules"]["ln"]["encryption_key"]), pre
+        ).hex()
+        op = alice._new_op("ln-receive", {"claim_key": k.secret.hex()})
+        offer = {
+            "kind": "offer",
+            "amount": 5_000,
+            "payment_hash": hashlib.sha256(pre).hexdigest(),
+            "encrypted_preimage": enc,
+            "expiry": int(time.time()) + 600,
+        }
+        alice._run_paid(op, [offer])
+        paid = before - alice.balance()
+        audit = fed.audit()
+        assert paid > 0 and audit["fees_msat"] - fees_before == paid  # only the fees left
+        assert audit["pegin_msat"] - audit["pegout_msat"] - audit["fees_msat"] == (
+            audit["notes_outstanding_msat"]
+            + audit["outgoing_open_msat"]
+            + audit["incoming_open_msat"]
+        )
+        broke = join(fed, tmp_path / "broke" / "wallet.sqlite")
+        with pytest.raises(WalletError) as err:  # no notes: cannot pay the fee
+            broke._run_paid(broke._new_op("ln-receive", {}), [{**offer, "payment_hash": "00" * 32}])
+        assert err.value.code == "insufficient_funds"
+    finally:
+        fed.db.close()
