@@ -10,7 +10,6 @@ envelope into the router and the actors' logs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -18,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import bcrypt
 import falcon
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -35,6 +33,7 @@ from gwcore.logging import log_context
 from gwcore.version import version_hash
 
 from .admin import ADMIN_ROUTES
+from .auth import PasswordCheck
 from .bridge import BusBridge
 from .dashboard import add_dashboard
 from .gateway import BusCaller, Gateway, hex32, read_body
@@ -58,13 +57,10 @@ class RequestId:
 
 
 class Auth:
-    """Admin routes need `Authorization: Bearer <password>`, checked against the bcrypt hash
-    (a successful check is remembered per worker, so bcrypt's cost is paid once)."""
+    """Admin routes need `Authorization: Bearer <password>` (see auth.PasswordCheck)."""
 
-    def __init__(self, password_hash: str) -> None:
-        self.hash = password_hash.encode()
-        self._ok: set[bytes] = set()
-        self._lock = threading.Lock()
+    def __init__(self, passwords: PasswordCheck) -> None:
+        self.passwords = passwords
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
@@ -72,21 +68,10 @@ class Auth:
         if resource is None or getattr(resource, "public", False):
             return
         header = req.get_header("Authorization") or ""
-        if not header.startswith("Bearer ") or not self.hash:
+        if not header.startswith("Bearer ") or not self.passwords.hash:
             raise Unauthorized("missing or wrong password")
-        token = header[7:].encode()
-        digest = hashlib.sha256(token).digest()
-        with self._lock:
-            if digest in self._ok:
-                return
-        try:
-            ok = bcrypt.checkpw(token, self.hash)
-        except ValueError:
-            ok = False
-        if not ok:
+        if not self.passwords.verify(header[7:], req.remote_addr or ""):
             raise Unauthorized("missing or wrong password")
-        with self._lock:
-            self._ok.add(digest)
 
 
 class RateLimit:
@@ -243,10 +228,11 @@ class CountRequests:
 
 def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     gw = Gateway(settings, bus, FrontMetrics(CollectorRegistry()))
+    passwords = PasswordCheck(settings.password_hash.get_secret_value())
     app = falcon.App(
         middleware=[
             RequestId(),
-            Auth(settings.password_hash.get_secret_value()),
+            Auth(passwords),
             RateLimit(settings.public_rate_per_s),
             CountRequests(gw),
         ]
@@ -259,7 +245,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_METRICS, Metrics(gw))
     app.add_route(C.PATH_OPENAPI, OpenApi())
-    add_dashboard(app, gw, ADMIN_ROUTES, settings.password_hash.get_secret_value())
+    add_dashboard(app, gw, ADMIN_ROUTES, passwords)
     return app
 
 

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gwcore.errors import DepositPending, GatewayError, InvalidInput
+from gwcore.errors import DepositPending, GatewayError, InvalidInput, RateLimited
 
+from .auth import PasswordCheck
 from .charts import volume_chart
 
 HERE = Path(__file__).resolve().parent
@@ -32,19 +32,15 @@ SESSION_S = 8 * 3600
 
 
 class Sessions:
-    def __init__(self, password_hash: str) -> None:
-        self.password_hash = password_hash.encode()
+    def __init__(self, passwords: PasswordCheck) -> None:
+        self.passwords = passwords
         # the same in every gunicorn worker (a session must survive landing on another one), and
         # changed with the password: derived from its (secret, salted) bcrypt hash
-        self.key = hashlib.sha256(b"mintgate-session-key:" + self.password_hash).digest()
+        self.key = hashlib.sha256(b"mintgate-session-key:" + passwords.hash).digest()
 
-    def check_password(self, password: str) -> bool:
-        try:
-            return bool(self.password_hash) and bcrypt.checkpw(
-                password.encode(), self.password_hash
-            )
-        except ValueError:
-            return False
+    def check_password(self, password: str, client: str) -> bool:
+        """The admin password? Raises RateLimited after too many wrong ones from `client`."""
+        return self.passwords.verify(password, client)
 
     def issue(self) -> tuple[str, str]:
         csrf = secrets.token_hex(16)
@@ -101,6 +97,17 @@ class Dashboard:
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
         return form
 
+    def _password_error(self, req: falcon.Request, resp: falcon.Response, password: str) -> str:
+        """ "" if `password` is right; else the message to show, with the status set."""
+        try:
+            if self.sessions.check_password(password, req.remote_addr or ""):
+                return ""
+        except RateLimited as exc:
+            resp.status = falcon.HTTP_429
+            return exc.message.capitalize() + "."
+        resp.status = falcon.HTTP_401
+        return "Wrong password."
+
     def _call(self, path: str, body: dict, rid: str) -> Any:
         return self.routes[path](self.gw, body, rid)
 
@@ -117,9 +124,9 @@ class Dashboard:
 
     def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = req.get_media() or {}
-        if not self.sessions.check_password(str(form.get("password", ""))):
-            resp.status = falcon.HTTP_401
-            self._render(resp, "login.html", error="Wrong password.")
+        error = self._password_error(req, resp, str(form.get("password", "")))
+        if error:
+            self._render(resp, "login.html", error=error)
             return
         token, _ = self.sessions.issue()
         resp.set_cookie(
@@ -322,9 +329,9 @@ class Dashboard:
         csrf = self._session(req)
         form = self._form(req, csrf)
         resp.set_header("Cache-Control", "no-store")
-        if not self.sessions.check_password(str(form.get("password", ""))):
-            resp.status = falcon.HTTP_401
-            self._render(resp, "secrets.html", csrf=csrf, keys=None, error="Wrong password.")
+        error = self._password_error(req, resp, str(form.get("password", "")))
+        if error:
+            self._render(resp, "secrets.html", csrf=csrf, keys=None, error=error)
             return
         keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
         self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
@@ -366,8 +373,8 @@ def _until(t: float | None, now: float) -> str:
     return f"in {minutes} min" if minutes >= 0 else f"expired {-minutes} min ago"
 
 
-def add_dashboard(app: falcon.App, gw: Any, routes: dict, password_hash: str) -> None:
-    ui = Dashboard(gw, routes, Sessions(password_hash))
+def add_dashboard(app: falcon.App, gw: Any, routes: dict, passwords: PasswordCheck) -> None:
+    ui = Dashboard(gw, routes, Sessions(passwords))
     app.add_route("/ui/login", ui, suffix="login")
     app.add_route("/ui/logout", ui, suffix="logout")
     app.add_route("/ui/", ui, suffix="overview")

@@ -26,6 +26,10 @@ def _op(summary: str, body: dict | None, public: bool = False) -> dict:
                 "description": "not possible yet (e.g. deposit unconfirmed)",
                 "content": {"application/json": {"schema": ERROR}},
             },
+            "429": {
+                "description": "too many requests or wrong passwords: wait",
+                "content": {"application/json": {"schema": ERROR}},
+            },
             "503": {"description": "not ready", "content": {"application/json": {"schema": ERROR}}},
         },
     }

@@ -140,15 +140,19 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_session_is_valid_in_every_worker() -> None:
     """gunicorn runs several workers: a cookie made by one must open pages on another."""
+    from services.api.auth import PasswordCheck
     from services.api.dashboard import Sessions
 
     hash_ = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    a, b = Sessions(hash_), Sessions(hash_)  # two worker processes
+    a, b = Sessions(PasswordCheck(hash_)), Sessions(PasswordCheck(hash_))  # two worker processes
     token, csrf = a.issue()
     assert b.verify(token) == csrf
     assert b.verify(token[:-1] + ("0" if token[-1] != "0" else "1")) is None  # tampered
     assert (
-        Sessions(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()).verify(token) is None
+        Sessions(PasswordCheck(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode())).verify(
+            token
+        )
+        is None
     )  # new password: sessions end
 
 
@@ -257,3 +261,24 @@ def test_process_states_read_as_the_operator_says_them() -> None:
         "crashed",
         "crashed",
     ]
+
+
+def test_guessing_the_password_is_throttled(ui) -> None:  # type: ignore[no-untyped-def]
+    """Ten wrong passwords from one address: further tries, even right ones, wait (429), on the
+    API and on the dashboard alike; another address is not affected."""
+    c, _ = ui
+    for _ in range(10):
+        assert (
+            c.simulate_post(C.PATH_INFO, headers={"Authorization": "Bearer guess"}).status_code
+            == 401
+        )
+    blocked = c.simulate_post(C.PATH_INFO, headers={"Authorization": f"Bearer {PASSWORD}"})
+    assert blocked.status_code == 429 and blocked.json["code"] == "rate_limited"
+    login = c.simulate_post(
+        "/ui/login", body=f"password={PASSWORD.replace(' ', '+')}", headers=FORM
+    )
+    assert login.status_code == 429 and "Too many wrong passwords" in login.text
+    elsewhere = c.simulate_post(
+        C.PATH_INFO, headers={"Authorization": f"Bearer {PASSWORD}"}, remote_addr="10.0.0.7"
+    )
+    assert elsewhere.status_code == 200

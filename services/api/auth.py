@@ -1,0 +1,58 @@
+"""The admin password, shared by the API's Bearer check and the dashboard's login and
+re-authentication.
+
+bcrypt makes each check slow on purpose; a password that passed once is remembered (by its
+SHA-256, per worker) so honest clients pay that cost once. Wrong passwords are throttled per
+client address: after `max_failures` within `window_s` further tries get 429 until the window
+has passed, whether the password is right or not, so guessing is slow and cannot pin the CPU.
+(Counted per gunicorn worker: with N workers an address gets at most N x max_failures tries.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+
+import bcrypt
+
+from gwcore.errors import RateLimited
+
+
+class PasswordCheck:
+    def __init__(self, password_hash: str, max_failures: int = 10, window_s: float = 300) -> None:
+        self.hash = password_hash.encode()
+        self.max_failures, self.window_s = max_failures, window_s
+        self._ok: set[bytes] = set()
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, password: str | bytes, client: str) -> bool:
+        """True if `password` is the admin password. Raises RateLimited while `client` has
+        too many recent failures."""
+        secret = password.encode() if isinstance(password, str) else password
+        digest = hashlib.sha256(secret).digest()
+        now = time.monotonic()
+        with self._lock:
+            recent = self._failures.get(client)
+            while recent and now - recent[0] > self.window_s:
+                recent.popleft()
+            if recent is not None and len(recent) >= self.max_failures:
+                raise RateLimited("too many wrong passwords: wait a few minutes")
+            if digest in self._ok:
+                return True
+        try:
+            ok = bool(self.hash) and bcrypt.checkpw(secret, self.hash)
+        except ValueError:
+            ok = False
+        with self._lock:
+            if ok:
+                self._ok.add(digest)
+            else:
+                if len(self._failures) > 10_000:  # forget addresses whose window has passed
+                    self._failures = {
+                        k: v for k, v in self._failures.items() if v and now - v[-1] < self.window_s
+                    }
+                self._failures.setdefault(client, deque()).append(now)
+        return ok
