@@ -70,6 +70,7 @@ METHOD_ACTOR_WITHDRAW: Final = "actor.withdraw"
 METHOD_ACTOR_BACKUP: Final = "actor.backup"
 METHOD_ACTOR_PAYMENT_LOG: Final = "actor.payment_log"
 METHOD_ACTOR_METRICS: Final = "actor.metrics"
+METHOD_ACTOR_PAYMENT_SUMMARY: Final = "actor.payment_summary"
 METHOD_ACTOR_RECOVERY_KEY: Final = "actor.recovery_key"
 
 # payments as the log, the summary and /metrics show them

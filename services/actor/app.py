@@ -25,6 +25,7 @@ from fedlib import crypto
 from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
+from gwcore import summary
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -35,6 +36,7 @@ from gwcore.constants import (
     METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
+    METHOD_ACTOR_PAYMENT_SUMMARY,
     METHOD_ACTOR_RECOVERY_KEY,
     METHOD_ACTOR_RESTORE,
     METHOD_ACTOR_SET_FEES,
@@ -195,6 +197,8 @@ class Actor:
                 result = await self.withdraw(body)
             elif call.method == METHOD_ACTOR_PAYMENT_LOG:
                 result = self.payment_log(body)
+            elif call.method == METHOD_ACTOR_PAYMENT_SUMMARY:
+                result = self.payment_summary(body)
             elif call.method == METHOD_ACTOR_METRICS:
                 result = {
                     **self.stats.snapshot(),
@@ -389,6 +393,18 @@ class Actor:
             raise InvalidInput("limit must be 1..1000")
         rows = self.store.log(float(since or 0), float(before) if before else None, limit)
         return {"payments": [classify(r, self.settings.federation_id) for r in rows]}
+
+    def payment_summary(self, body: dict) -> dict:
+        """{start, end, bucket_s} -> this federation's partial summary (gwcore.summary)."""
+        start, end, bucket = body.get("start"), body.get("end"), body.get("bucket_s")
+        for v, name in ((start, "start"), (end, "end"), (bucket, "bucket_s")):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise InvalidInput(f"{name} must be a non-negative number")
+        if bucket < 60 or summary.buckets(start, end, int(bucket)) > 500:
+            raise InvalidInput("bucket_s: at least 60, at most 500 buckets")
+        rows = self.store.log(float(start), float(end), limit=10_000_000)
+        payments = (classify(r, self.settings.federation_id) for r in rows)
+        return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:
         base, ppm = body.get("base_msat"), body.get("proportional_millionths")

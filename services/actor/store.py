@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS incoming (
     created REAL NOT NULL, updated REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS outgoing_updated ON outgoing (updated);
 CREATE INDEX IF NOT EXISTS incoming_updated ON incoming (updated);
+CREATE INDEX IF NOT EXISTS outgoing_created ON outgoing (created);
+CREATE INDEX IF NOT EXISTS incoming_created ON incoming (created);
 """
 
 

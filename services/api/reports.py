@@ -1,8 +1,9 @@
 """The payment log and the payment summary, across the federations' actors.
 
-Each actor answers `actor.payment_log` newest first, at most 1000 rows a call; these handlers
-page backwards with `before` so filters and windows are exact rather than "whatever the newest
-1000 rows held" (bounded: MAX_PAGES calls per federation, flagged `truncated` if reached).
+Each actor answers `actor.payment_log` newest first, at most 1000 rows a call; the log pages
+backwards with `before` so its filters are exact rather than "whatever the newest 1000 rows
+held" (bounded: MAX_PAGES calls per federation). The summary is computed by each actor over its
+own database (`actor.payment_summary`) and merged here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 from gwcore import constants as C
+from gwcore import summary
 from gwcore.errors import GatewayError, InvalidInput
 
 from .gateway import Gateway
@@ -97,7 +99,8 @@ def payment_log(gw: Gateway, body: dict, rid: str) -> dict:
 def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:
     """{start?, end?, bucket_s?, federation_id?} -> per direction: count, settled, failed,
     pending, volume, fees, p50/p90 settlement latency; and `series`, settled volume per bucket
-    (default one hour) for the chart."""
+    (default one hour) for the chart. Each actor summarizes its own payments
+    (gwcore.summary)."""
     end = _time(body, "end", time.time())
     assert end is not None
     start = _time(body, "start", end - 86_400)
@@ -109,37 +112,11 @@ def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:
         raise InvalidInput("bucket_s must be an integer of at least 60")
     if (end - start) / bucket > MAX_BUCKETS:
         raise InvalidInput(f"at most {MAX_BUCKETS} buckets: widen bucket_s")
-    rows, truncated = [], False
+    query = {"start": start, "end": end, "bucket_s": bucket}
+    parts, missing = [], []
     for fed in _federations(gw, body, rid):
-        got, cut = _scan(gw, fed, start, end, rid, lambda r: True, None)
-        rows += got
-        truncated = truncated or cut
-    out: dict = {"start": start, "end": end, "truncated": truncated, "directions": {}}
-    for direction in C.PAYMENT_DIRECTIONS:
-        mine = [r for r in rows if r["direction"] == direction]
-        settled = [r for r in mine if r["status"] == "settled"]
-        lat = sorted(r["latency_s"] for r in settled if r["latency_s"] is not None)
-        out["directions"][direction] = {
-            "count": len(mine),
-            "settled": len(settled),
-            "failed": sum(r["status"] == "failed" for r in mine),
-            "pending": sum(r["status"] == "pending" for r in mine),
-            "volume_msat": sum(r["amount_msat"] for r in settled),
-            "fees_earned_msat": sum(r["fee_earned_msat"] for r in settled),
-            "latency_p50_s": lat[len(lat) // 2] if lat else None,
-            "latency_p90_s": lat[min(len(lat) - 1, int(0.9 * len(lat)))] if lat else None,
-        }
-    out["fees_earned_msat"] = sum(d["fees_earned_msat"] for d in out["directions"].values())
-    n = max(1, -int(-(end - start) // bucket))
-    series = [
-        {"start": start + i * bucket, "settled": 0, "volume_msat": 0, "fees_earned_msat": 0}
-        for i in range(n)
-    ]
-    for r in rows:
-        if r["status"] == "settled":
-            b = series[min(n - 1, int((r["created"] - start) // bucket))]
-            b["settled"] += 1
-            b["volume_msat"] += r["amount_msat"]
-            b["fees_earned_msat"] += r["fee_earned_msat"]
-    out["bucket_s"], out["series"] = bucket, series
-    return out
+        try:
+            parts.append(gw.call(fed, C.METHOD_ACTOR_PAYMENT_SUMMARY, query, request_id=rid))
+        except GatewayError:
+            missing.append(fed)  # an actor that does not answer: said, not hidden
+    return {**summary.merge(parts, start, end, bucket), "missing_federations": missing}

@@ -67,3 +67,46 @@ def test_classify_reports_only_what_the_gateway_kept() -> None:
     swap_in = classify({**row, "incoming_chan_id": None}, FED)  # a swap's receiving side
     assert swap_in["fee_earned_msat"] == 0
     assert classify({**row, "state": "funding"}, FED)["status"] == "pending"
+
+
+def test_summaries_merge_across_federations(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gwcore import summary
+
+    def pay(i: int, direction: str, status: str, latency: float) -> dict:
+        return {
+            "direction": direction,
+            "status": status,
+            "amount_msat": 1000,
+            "fee_earned_msat": 10 if status == "settled" else 0,
+            "created": 100.0 + i,
+            "latency_s": latency if status == "settled" else None,
+        }
+
+    a = summary.partial([pay(i, "incoming", "settled", i / 10) for i in range(10)], 100, 3700, 600)
+    b = summary.partial(
+        [
+            pay(0, "incoming", "settled", 5.0),
+            pay(1, "outgoing", "failed", 0),
+            pay(9999, "swap", "settled", 1),
+        ],
+        100,
+        3700,
+        600,
+    )  # the last one is outside the window
+    m = summary.merge([a, b], 100, 3700, 600)
+    inc = m["directions"]["incoming"]
+    assert (inc["count"], inc["settled"], inc["volume_msat"], inc["fees_earned_msat"]) == (
+        11,
+        11,
+        11_000,
+        110,
+    )
+    assert inc["latency_p50_s"] == 0.5 and inc["latency_p90_s"] == 0.9  # over the union
+    assert m["directions"]["outgoing"]["failed"] == 1 and m["directions"]["swap"]["count"] == 0
+    assert (
+        len(m["series"]) == 6 and m["series"][0]["settled"] == 11 and m["fees_earned_msat"] == 110
+    )
+    monkeypatch.setattr(summary, "MAX_LATENCIES", 5)
+    big = summary.partial([pay(i, "incoming", "settled", 1.0) for i in range(20)], 100, 3700, 600)
+    assert big["latency_sampled"] and len(big["directions"]["incoming"]["latencies_s"]) == 5
+    assert big["directions"]["incoming"]["settled"] == 20  # counts are never sampled
