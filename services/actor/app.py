@@ -52,6 +52,7 @@ from gwcore.errors import (
     UnknownMethod,
 )
 from gwcore.logging import log_context
+from gwcore.values import is_hex
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
@@ -61,14 +62,6 @@ from .stats import PaymentStats, classify
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
-
-
-def _is_hex(value: str) -> bool:
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        return False
-    return True
 
 
 class Actor:
@@ -265,7 +258,7 @@ class Actor:
         if body.get("transaction") is not None:
             txid, op = self._match_raw_transaction(body["transaction"])
         elif txid is not None:
-            if not isinstance(txid, str) or len(txid) != 64 or not _is_hex(txid):
+            if not isinstance(txid, str) or len(txid) != 64 or not is_hex(txid):
                 raise InvalidInput("txid must be 32 bytes of hex")
             txid = txid.lower()
             op = await asyncio.to_thread(self.client.find_deposit, txid)
@@ -334,7 +327,7 @@ class Actor:
         key = self.key
         if body.get("recovery_key") is not None:
             raw = body["recovery_key"]
-            if not isinstance(raw, str) or len(raw) != 64 or not _is_hex(raw):
+            if not isinstance(raw, str) or len(raw) != 64 or not is_hex(raw):
                 raise InvalidInput("recovery_key must be 32 bytes of hex")
             try:
                 key = PrivateKey(bytes.fromhex(raw))

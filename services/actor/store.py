@@ -87,16 +87,7 @@ class ActorStore:
             )
             args = (since, before, limit) if before else (since, limit)
             for r in self.db.execute(q, args).fetchall():
-                rows.append(
-                    {
-                        "table": table,
-                        "id": r[col],
-                        "state": r["state"],
-                        "created": r["created"],
-                        "updated": r["updated"],
-                        **json.loads(r["data"]),
-                    }
-                )
+                rows.append(_payment_row(table, col, r))
         rows.sort(key=lambda r: -r["created"])
         return rows[:limit]
 
@@ -114,16 +105,7 @@ class ActorStore:
                     f" ({', '.join('?' * len(states))})",
                     (watermark, *states),
                 ).fetchall():
-                    rows.append(
-                        {
-                            "table": table,
-                            "id": r[col],
-                            "state": r["state"],
-                            "created": r["created"],
-                            "updated": r["updated"],
-                            **json.loads(r["data"]),
-                        }
-                    )
+                    rows.append(_payment_row(table, col, r))
                     new = max(new, r["updated"])
         return rows, new
 
@@ -133,3 +115,15 @@ class ActorStore:
             f"SELECT * FROM {table} WHERE state NOT IN ({', '.join('?' * len(final))})", final
         ).fetchall()
         return [(r[col], {"state": r["state"], **json.loads(r["data"])}) for r in rows]
+
+
+def _payment_row(table: str, key_column: str, r: sqlite3.Row) -> dict:
+    """A stored flow as the log and the stats read it: its table, id, state, times and data."""
+    return {
+        "table": table,
+        "id": r[key_column],
+        "state": r["state"],
+        "created": r["created"],
+        "updated": r["updated"],
+        **json.loads(r["data"]),
+    }

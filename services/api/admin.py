@@ -11,9 +11,10 @@ from typing import Any
 
 from gwcore import constants as C
 from gwcore.errors import GatewayError, InvalidInput
+from gwcore.values import hex32, is_hex
 from gwcore.version import version_hash
 
-from .gateway import Gateway, hex32
+from .gateway import Gateway
 from .reports import payment_log, payment_summary
 
 
@@ -98,7 +99,7 @@ def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
         if v is not None and (not isinstance(v, str) or not v or len(v) > 400_000):
             raise InvalidInput(f"{k} must be a non-empty string")
     for k in ("transaction", "txout_proof"):
-        if body.get(k) is not None and not _is_hex(body[k]):
+        if body.get(k) is not None and not is_hex(body[k]):
             raise InvalidInput(f"{k} must be hex")
     timeout = body.get("timeout_s", 10)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 50:
@@ -108,14 +109,6 @@ def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
     return gw.call(
         fed, C.METHOD_ACTOR_DEPOSIT, {**query, "timeout_s": timeout}, request_id=rid, timeout=70
     )
-
-
-def _is_hex(value: str) -> bool:
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:

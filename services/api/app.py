@@ -30,13 +30,14 @@ from gwcore.errors import (
     Unauthorized,
 )
 from gwcore.logging import log_context
+from gwcore.values import hex32
 from gwcore.version import version_hash
 
 from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
 from .bridge import BusBridge
 from .dashboard import add_dashboard
-from .gateway import BusCaller, Gateway, hex32, read_body
+from .gateway import BusCaller, Gateway, read_body
 from .metrics import FrontMetrics, scrape
 from .openapi import openapi_document
 from .settings import ApiSettings

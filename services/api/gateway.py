@@ -10,6 +10,7 @@ import falcon
 
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound, TooLarge
+from gwcore.values import hex32
 
 from .metrics import FrontMetrics
 from .settings import ApiSettings
@@ -36,16 +37,6 @@ def read_body(req: falcon.Request, max_bytes: int) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return body
-
-
-def hex32(value: Any, name: str) -> str:
-    if not isinstance(value, str) or len(value) != 64:
-        raise InvalidInput(f"{name} must be 32 bytes of hex")
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be 32 bytes of hex") from None
-    return value.lower()
 
 
 class Gateway:

@@ -192,7 +192,9 @@ class Payments(HoldsAndInterception):
         attempts = 0
         while attempts < MAX_ATTEMPTS:
             height = self.chain.height()
-            route = self.find_route(
+            route = find_route(
+                self.net,
+                height,
                 node,
                 inv.payee,
                 amount,
@@ -236,30 +238,6 @@ class Payments(HoldsAndInterception):
         return self.payment(node.name, inv.payment_hash)
 
     # --- path finding -------------------------------------------------------------------------
-    def find_route(
-        self,
-        payer: Node,
-        dest: str,
-        amount: int,
-        final_expiry: int,
-        hints: list[list[tuple[str, int, Policy]]],
-        excluded: set[tuple[str, int]],
-        max_fee: int | None,
-        max_delay: int | None,
-    ) -> list[Hop] | None:
-        return find_route(
-            self.net,
-            self.chain.height(),
-            payer,
-            dest,
-            amount,
-            final_expiry,
-            hints,
-            excluded,
-            max_fee,
-            max_delay,
-        )
-
     # --- one attempt --------------------------------------------------------------------------
     async def _attempt(
         self, payer: Node, route: list[Hop], inv, amount: int, attempts: int
