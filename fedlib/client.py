@@ -349,7 +349,7 @@ class FederationClient(GatewayRole):
         cid = outcome[0]["contract_id"]
         self._update_op(op, "paying", contract_id=cid)
         try:
-            r = httpx.post(
+            r = self.api.http.post(  # the wallet's pooled client: no new TLS context per payment
                 gw["api_url"].rstrip("/") + "/pay_invoice",
                 json={"federation_id": self.federation_id, "contract_id": cid},
                 timeout=120,
