@@ -377,6 +377,14 @@ class Actor:
         try:
             return await asyncio.to_thread(self.client.withdraw, amount, address)
         except WalletError as exc:
+            if exc.code == "timeout":  # accepted by the federation, its sender not done yet
+                return {"txid": None, "fee_sat": fee, "status": "accepted", "detail": exc.message}
+            if exc.code == "federation_unreachable":  # persisted: resumes, must not be re-sent
+                raise ServiceNotReady(
+                    f"{exc.message}; the peg-out is saved and resumes by itself: do not send it"
+                    " again",
+                    retryable=False,
+                ) from None
             raise InvalidInput(f"{exc.code}: {exc.message}") from None
 
     def payment_log(self, body: dict) -> dict:

@@ -6,6 +6,7 @@ authenticated)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from gwcore.version import version_hash
 
 from .gateway import Gateway
 from .reports import payment_log, payment_summary
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 def _info(gw: Gateway, body: dict, rid: str) -> dict:
@@ -107,7 +110,12 @@ def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
     fed = gw.federation(body, rid)
     query = {k: body[k] for k in ("txid", "transaction", "operation_id") if k in named}
     return gw.call(
-        fed, C.METHOD_ACTOR_DEPOSIT, {**query, "timeout_s": timeout}, request_id=rid, timeout=70
+        fed,
+        C.METHOD_ACTOR_DEPOSIT,
+        {**query, "timeout_s": timeout},
+        request_id=rid,
+        timeout=70,
+        idempotent=False,  # a bus retry must not start a second, racing claim
     )
 
 
@@ -121,13 +129,25 @@ def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
         raise InvalidInput("address is required")
     if not isinstance(body.get("preview", False), bool):
         raise InvalidInput("preview must be true or false")
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidInput("idempotency_key: 8 to 64 letters, digits, - or _")
     fed = gw.federation(body, rid)
     query = {
         "amount_sat": amount,
         "address": body["address"],
         "preview": body.get("preview", False),
     }
-    return gw.call(fed, C.METHOD_ACTOR_WITHDRAW, query, request_id=rid, timeout=90)
+    # runs once: bus retries reuse the message id; a repeated idempotency_key gets the first reply
+    return gw.call(
+        fed,
+        C.METHOD_ACTOR_WITHDRAW,
+        query,
+        request_id=rid,
+        timeout=90,
+        idempotent=False,
+        message_id=f"withdraw:{fed[:16]}:{key}" if key else None,
+    )
 
 
 def _restore(gw: Gateway, body: dict, rid: str) -> dict:
@@ -136,7 +156,9 @@ def _restore(gw: Gateway, body: dict, rid: str) -> dict:
     if body.get("recovery_key") is not None:
         query["recovery_key"] = hex32(body["recovery_key"], "recovery_key")
     fed = gw.federation(body, rid)
-    return gw.call(fed, C.METHOD_ACTOR_RESTORE, query, request_id=rid, timeout=120)
+    return gw.call(
+        fed, C.METHOD_ACTOR_RESTORE, query, request_id=rid, timeout=120, idempotent=False
+    )
 
 
 def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
@@ -158,6 +180,7 @@ def _connect(gw: Gateway, body: dict, rid: str) -> dict:
         {"invite_code": body["invite_code"]},
         request_id=rid,
         timeout=120,
+        idempotent=False,
     )
 
 

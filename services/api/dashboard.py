@@ -223,7 +223,7 @@ class Dashboard:
         entry = next((f for f in info["federations"] if f["federation_id"] == fed), None)
         if entry is None:
             raise falcon.HTTPNotFound(title="no such federation")
-        ctx = {"deposit": None, "qr": None, "result": None, "error": None, "quote": None}
+        ctx = {"deposit": None, "qr": None, "result": None, "error": None, "quote": None, "key": ""}
         ctx.update(shown)
         ctx["leave_confirm"] = shown.get("leave_confirm", False)
         self._render(resp, "federation.html", fed=entry, csrf=csrf, now=time.time(), **ctx)
@@ -253,10 +253,14 @@ class Dashboard:
                     "amount": "all" if raw == "all" else int(raw) if raw.isdigit() else -1,
                     "address": str(form.get("address", "")).strip(),
                 }
-                if form.get("confirm") == "yes":  # the second step: send
-                    shown["result"] = self._call("/withdraw", body, rid)
+                if form.get("confirm") == "yes":  # the second step: send, once per quote
+                    key = str(form.get("key", ""))  # a refresh or double click resends it
+                    shown["result"] = self._call(
+                        "/withdraw", {**body, "idempotency_key": key or None}, rid
+                    )
                 else:  # the first step: the quote, and a button to confirm it
                     shown["quote"] = self._call("/withdraw", {**body, "preview": True}, rid)
+                    shown["key"] = secrets.token_hex(16)
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
                 if not (base.isdigit() and ppm.isdigit()):

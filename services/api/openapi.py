@@ -95,6 +95,7 @@ def openapi_document(version: str) -> dict:
                         "amount": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]},
                         "address": {"type": "string", "minLength": 1},
                         "preview": {"type": "boolean"},
+                        "idempotency_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
                     },
                     "required": ["federation_id", "amount", "address"],
                 },

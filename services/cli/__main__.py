@@ -213,14 +213,30 @@ def deposit(
 @click.option("--federation-id", required=True)
 @click.option("--amount", required=True, help='sats, or "all"')
 @click.option("--address", "btc_address", required=True)
+@click.option("--preview", is_flag=True, help="only quote the peg-out fee; nothing is sent")
+@click.option(
+    "--idempotency-key",
+    help="8-64 of [A-Za-z0-9_-]: sending the same withdrawal again with it pays once",
+)
 @click.pass_obj
 @_run
-def withdraw(c: Ctx, federation_id: str, amount: str, btc_address: str) -> Any:
-    """Peg out to an on-chain address."""
-    value: int | str = amount if amount == "all" else int(amount) if amount.isdigit() else -1
+def withdraw(
+    c: Ctx,
+    federation_id: str,
+    amount: str,
+    btc_address: str,
+    preview: bool,
+    idempotency_key: str | None,
+) -> Any:
+    """Peg out to an on-chain address (--preview: the fee first)."""
+    value: int | str = (
+        amount if amount == "all" else int(amount) if amount.isascii() and amount.isdigit() else -1
+    )
     if value == -1:
         raise ApiError("invalid", "invalid_input", 'amount must be a number of sats or "all"')
-    return c.api().withdraw(federation_id, value, btc_address)
+    return c.api().withdraw(
+        federation_id, value, btc_address, preview=preview, idempotency_key=idempotency_key
+    )
 
 
 @cli.command("connect-fed")

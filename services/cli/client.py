@@ -89,10 +89,21 @@ class GatewayApi:
                 body[k] = v
         return self._post(C.PATH_DEPOSIT, body)
 
-    def withdraw(self, federation_id: str, amount: int | str, address: str) -> dict:
-        return self._post(
-            C.PATH_WITHDRAW, {"federation_id": federation_id, "amount": amount, "address": address}
-        )
+    def withdraw(
+        self,
+        federation_id: str,
+        amount: int | str,
+        address: str,
+        *,
+        preview: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        body: dict = {"federation_id": federation_id, "amount": amount, "address": address}
+        if preview:
+            body["preview"] = True
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        return self._post(C.PATH_WITHDRAW, body)
 
     def connect_fed(self, invite_code: str) -> dict:
         return self._post(C.PATH_CONNECT_FED, {"invite_code": invite_code})

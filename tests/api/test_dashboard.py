@@ -107,6 +107,15 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     )
     assert "ee" * 32 in sent.text and "fee 150 sat" in sent.text
     assert [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_WITHDRAW][-1]["preview"] is False
+    key = re.search(r'name="key" value="([0-9a-f]{32})"', preview.text).group(1)
+    c.simulate_post(
+        f"/ui/federations/{FED}/withdraw",
+        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest&confirm=yes&key={key}",
+        headers=FORM,
+        cookies=cookies,
+    )
+    send = [kw for _, m, b, kw in bus.calls if m == C.METHOD_ACTOR_WITHDRAW][-1]
+    assert send["idempotent"] is False and send["message_id"].endswith(":" + key)
     # leave asks first
     ask = c.simulate_post(
         f"/ui/federations/{FED}/leave", body=f"csrf={csrf}", headers=FORM, cookies=cookies

@@ -280,7 +280,18 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
     ).json
     assert w == {"txid": "ee" * 32, "fee_sat": 150}
     assert bus.calls[-1][2] == {"amount_sat": "all", "address": "bcrt1q", "preview": False}
-    for bad in ({"amount": 0}, {"amount": "some"}, {"address": ""}, {"preview": "yes"}):
+    assert bus.calls[-1][3]["idempotent"] is False and bus.calls[-1][3]["message_id"] is None
+    keyed = {"federation_id": FED, "amount": 5, "address": "bcrt1q", "idempotency_key": "k" * 20}
+    client.simulate_post(C.PATH_WITHDRAW, json=keyed, headers=AUTH)
+    assert bus.calls[-1][3]["message_id"] == f"withdraw:{FED[:16]}:{'k' * 20}"
+    for bad in (
+        {"amount": 0},
+        {"amount": "some"},
+        {"address": ""},
+        {"preview": "yes"},
+        {"idempotency_key": "short"},
+        {"idempotency_key": "no spaces allowed"},
+    ):
         body = {"federation_id": FED, "amount": 5, "address": "bcrt1q", **bad}
         assert client.simulate_post(C.PATH_WITHDRAW, json=body, headers=AUTH).status_code == 400
     fees = client.simulate_post(
