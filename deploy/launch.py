@@ -21,6 +21,15 @@ from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _secret_file(path: Path, nbytes: int) -> str:
+    """The secret kept in `path` (mode 0600), made on first use."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
+
+
 def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[str, str]:
     """Create the run and data directories and return the environment supervisord needs."""
     run_dir = ensure_run_dir(run_dir)
@@ -35,14 +44,12 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
     env.setdefault("GATEWAY_ROUTER_PUBLIC_API_URL", f"http://{env['GATEWAY_API_BIND']}")
     if not env.get("GATEWAY_API_PASSWORD_HASH"):  # a local admin password, kept in the run dir
-        pw_file = run_dir / "admin-password"
-        if not pw_file.exists():
-            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(18))
+        password = _secret_file(run_dir / "admin-password", 18)
         env["GATEWAY_API_PASSWORD_HASH"] = bcrypt.hashpw(
-            pw_file.read_text().strip().encode(), bcrypt.gensalt()
+            password.encode(), bcrypt.gensalt()
         ).decode()
+    if not env.get("GATEWAY_API_SESSION_SECRET"):  # signs dashboard sessions (all workers)
+        env["GATEWAY_API_SESSION_SECRET"] = _secret_file(run_dir / "session-secret", 32)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
 

@@ -246,7 +246,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_METRICS, Metrics(gw))
     app.add_route(C.PATH_OPENAPI, OpenApi())
-    add_dashboard(app, gw, ADMIN_ROUTES, passwords)
+    add_dashboard(app, gw, ADMIN_ROUTES, passwords, settings.session_secret.get_secret_value())
     return app
 
 

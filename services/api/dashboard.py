@@ -32,11 +32,13 @@ SESSION_S = 8 * 3600
 
 
 class Sessions:
-    def __init__(self, passwords: PasswordCheck) -> None:
+    def __init__(self, passwords: PasswordCheck, secret: str = "") -> None:
         self.passwords = passwords
-        # the same in every gunicorn worker (a session must survive landing on another one), and
-        # changed with the password: derived from its (secret, salted) bcrypt hash
-        self.key = hashlib.sha256(b"mintgate-session-key:" + passwords.hash).digest()
+        # the same in every gunicorn worker (a session must survive landing on another one) and
+        # changed with the password: from the session secret and the (salted) bcrypt hash
+        self.key = hashlib.sha256(
+            b"mintgate-session-key:" + secret.encode() + b":" + passwords.hash
+        ).digest()
 
     def check_password(self, password: str, client: str) -> bool:
         """The admin password? Raises RateLimited after too many wrong ones from `client`."""
@@ -49,8 +51,9 @@ class Sessions:
         return f"{payload}.{sig}", csrf
 
     def verify(self, token: str | None) -> str | None:
-        """The session's CSRF token if `token` is a valid, unexpired session."""
-        if not token or token.count(".") != 2:
+        """The session's CSRF token if `token` is a valid, unexpired session (never when no
+        password is set: then nobody can log in, and nobody can forge a session either)."""
+        if not self.passwords.hash or not token or token.count(".") != 2:
             return None
         expiry, csrf, sig = token.split(".")
         good = hmac.new(self.key, f"{expiry}.{csrf}".encode(), hashlib.sha256).hexdigest()
@@ -377,8 +380,10 @@ def _until(t: float | None, now: float) -> str:
     return f"in {minutes} min" if minutes >= 0 else f"expired {-minutes} min ago"
 
 
-def add_dashboard(app: falcon.App, gw: Any, routes: dict, passwords: PasswordCheck) -> None:
-    ui = Dashboard(gw, routes, Sessions(passwords))
+def add_dashboard(
+    app: falcon.App, gw: Any, routes: dict, passwords: PasswordCheck, session_secret: str = ""
+) -> None:
+    ui = Dashboard(gw, routes, Sessions(passwords, session_secret))
     app.add_route("/ui/login", ui, suffix="login")
     app.add_route("/ui/logout", ui, suffix="logout")
     app.add_route("/ui/", ui, suffix="overview")

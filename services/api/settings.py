@@ -17,6 +17,8 @@ class ApiSettings(BaseSettings):
     run_dir: Path = Path(DEFAULT_RUN_DIR)
     # bcrypt hash of the admin password (`gateway-cli create-password-hash` makes one)
     password_hash: SecretStr = SecretStr("")
+    # signs the dashboard's session cookies; the same in every worker (`make run` makes one)
+    session_secret: SecretStr = SecretStr("")
     bus_timeout_s: float = Field(25.0, gt=0)  # well under gunicorn's worker timeout
     pay_timeout_s: float = Field(100.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)

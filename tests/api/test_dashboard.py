@@ -291,3 +291,29 @@ def test_guessing_the_password_is_throttled(ui) -> None:  # type: ignore[no-unty
         C.PATH_INFO, headers={"Authorization": f"Bearer {PASSWORD}"}, remote_addr="10.0.0.7"
     )
     assert elsewhere.status_code == 200
+
+
+def test_no_password_means_no_session_can_be_made_or_forged() -> None:
+    """Without a password hash (a misconfigured front) the dashboard opens to nobody: a cookie
+    signed with what would be the key is refused."""
+    import hashlib
+    import hmac as hmac_
+    import time as time_
+
+    c = testing.TestClient(create_app(ApiSettings(password_hash=""), FakeBus()))
+    payload = f"{int(time_.time()) + 3600}.{'ab' * 16}"
+    key = hashlib.sha256(b"mintgate-session-key::").digest()
+    forged = f"{payload}.{hmac_.new(key, payload.encode(), hashlib.sha256).hexdigest()}"
+    for path in ("/ui/", "/ui/secrets"):
+        assert c.simulate_get(path, cookies={"mintgate_session": forged}).status_code == 303
+    assert c.simulate_post("/ui/login", body="password=", headers=FORM).status_code == 401
+
+
+def test_sessions_depend_on_the_session_secret() -> None:
+    from services.api.auth import PasswordCheck
+    from services.api.dashboard import Sessions
+
+    check = PasswordCheck(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode())
+    token, csrf = Sessions(check, "secret-1").issue()
+    assert Sessions(check, "secret-1").verify(token) == csrf
+    assert Sessions(check, "secret-2").verify(token) is None  # knowing the hash is not enough
