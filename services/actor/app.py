@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import signal
@@ -75,6 +76,12 @@ class Actor:
             secret = PrivateKey().secret.hex()
             self.store.set_meta("gateway_key", secret)
         self.key = PrivateKey(bytes.fromhex(secret))
+        # e-cash backups are encrypted and signed with a key of their own, derived from the
+        # gateway key: showing it (the recovery key) never gives away the key that claims
+        # contracts and signs registrations
+        self.backup_key = PrivateKey(
+            hashlib.sha256(b"fmgw-ecash-backup:" + self.key.secret).digest()
+        )
         fees = self.store.meta("fees")
         self.fees = (
             json.loads(fees)
@@ -199,14 +206,14 @@ class Actor:
                     "balance_msat": self.client.balance(),
                 }
             elif call.method == METHOD_ACTOR_BACKUP:
-                result = await asyncio.to_thread(self.client.backup, self.key)
+                result = await asyncio.to_thread(self.client.backup, self.backup_key)
             elif call.method == METHOD_ACTOR_RESTORE:
                 result = await self.restore(body)
             elif call.method == METHOD_ACTOR_RECOVERY_KEY:
                 # the secret that reads this federation's e-cash backups: admin routes only
                 result = {
                     "federation_id": self.settings.federation_id,
-                    "recovery_key": self.key.secret.hex(),
+                    "recovery_key": self.backup_key.secret.hex(),
                 }
             else:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
@@ -324,7 +331,7 @@ class Actor:
     async def restore(self, body: dict) -> dict:
         """Take back the still-unspent notes of a backup: ours, or the one made with
         `recovery_key` (another gateway's key for this federation, e.g. a lost data directory's)."""
-        key = self.key
+        key = self.backup_key
         if body.get("recovery_key") is not None:
             raw = body["recovery_key"]
             if not isinstance(raw, str) or len(raw) != 64 or not is_hex(raw):

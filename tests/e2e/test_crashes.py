@@ -20,7 +20,7 @@ from gwcore.constants import (
     METHOD_CONNECT_FED,
 )
 
-from .conftest import World, bus, supervisor_rpc, wait_until
+from .conftest import World, bus, ensure_liquidity, supervisor_rpc, wait_until
 
 TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": "paid"}  # the actors of this tree die once after paying
 
@@ -118,6 +118,7 @@ def test_lost_actor_data_recovered_with_the_recovery_key(tree: dict) -> None:
 
     fed = {"federation_id": alpha["federation_id"]}
     entry = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    ensure_liquidity(tree, World(tree["regtest"]), alpha["federation_id"])
     balance = post("/balance", fed)["balance_msat"]
     assert balance > 0
     assert post("/backup", fed)["amount_msat"] == balance
@@ -127,6 +128,12 @@ def test_lost_actor_data_recovered_with_the_recovery_key(tree: dict) -> None:
         if k["federation_id"] == fed["federation_id"]
     ]
     assert len(keys["recovery_key"]) == 64
+    from coincurve import PrivateKey
+
+    from fedlib import crypto
+
+    signing = bus(tree, alpha["federation_id"], METHOD_ACTOR_INFO, {})["gateway_key"]
+    assert crypto.xonly(PrivateKey(bytes.fromhex(keys["recovery_key"]))) != signing  # not it
 
     rpc = supervisor_rpc(tree)
     rpc.supervisor.stopProcess(entry["program"])
