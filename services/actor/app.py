@@ -198,10 +198,10 @@ class Actor:
             elif call.method == METHOD_ACTOR_PAYMENT_LOG:
                 result = self.payment_log(body)
             elif call.method == METHOD_ACTOR_PAYMENT_SUMMARY:
-                result = self.payment_summary(body)
+                result = await asyncio.to_thread(self.payment_summary, body)
             elif call.method == METHOD_ACTOR_METRICS:
                 result = {
-                    **self.stats.snapshot(),
+                    **await asyncio.to_thread(self.stats.snapshot),  # off the event loop
                     "federation_id": self.settings.federation_id,
                     "balance_msat": self.client.balance(),
                 }

@@ -10,6 +10,7 @@ counters survive restarts as Prometheus counters should (they only grow).
 from __future__ import annotations
 
 import bisect
+import threading
 from typing import Any
 
 from gwcore.constants import PAYMENT_DIRECTIONS, PAYMENT_LATENCY_BUCKETS_S
@@ -79,6 +80,7 @@ class PaymentStats:
         self.store, self.federation_id = store, federation_id
         self.totals = _empty()
         self.watermark = 0.0
+        self.lock = threading.Lock()
 
     def _add(self, p: dict) -> None:
         t = self.totals[p["direction"]]
@@ -93,14 +95,16 @@ class PaymentStats:
         """{directions: {d: {settled, failed, pending, volume_msat, fees_earned_msat,
         latency_buckets (per bucket, not cumulative; the last is +Inf), latency_sum_s}},
         latency_bounds_s}."""
-        finished, self.watermark = self.store.finished_since(
-            self.watermark, {"outgoing": OUT_FINAL, "incoming": IN_FINAL}
-        )
-        for row in finished:
-            self._add(classify(row, self.federation_id))
-        out = {
-            d: {**t, "latency_buckets": list(t["latency_buckets"])} for d, t in self.totals.items()
-        }
+        with self.lock:  # snapshots run in worker threads: one at a time
+            finished, self.watermark = self.store.finished_since(
+                self.watermark, {"outgoing": OUT_FINAL, "incoming": IN_FINAL}
+            )
+            for row in finished:
+                self._add(classify(row, self.federation_id))
+            out = {
+                d: {**t, "latency_buckets": list(t["latency_buckets"])}
+                for d, t in self.totals.items()
+            }
         for d in out.values():
             d["pending"] = 0
         for table, final in (("outgoing", OUT_FINAL), ("incoming", IN_FINAL)):

@@ -32,7 +32,15 @@ class ActorStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # writes (and reads that must not miss a write)
+        # reports read through their own connection, from worker threads, beside the writer
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader.row_factory = sqlite3.Row
+        self._read_lock = threading.Lock()
+        self._last = max(
+            self.db.execute(f"SELECT COALESCE(MAX(updated), 0) FROM {t}").fetchone()[0]
+            for t in ("outgoing", "incoming")
+        )
 
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -50,8 +58,8 @@ class ActorStore:
     def put(self, table: str, key: str, state: str, **data: Any) -> dict:
         """Insert or move a row to `state`, merging `data`; committed before returning."""
         col = "contract_id" if table == "outgoing" else "htlc_key"
-        with self.lock:  # `now` taken under the lock: `updated` grows in commit order
-            now = time.time()
+        with self.lock:  # `updated` strictly grows in commit order, even if the clock steps back
+            now = self._last = max(time.time(), self._last + 1e-6)
             row = self.db.execute(f"SELECT data FROM {table} WHERE {col} = ?", (key,)).fetchone()
             merged = {**(json.loads(row["data"]) if row else {}), **data}
             if row is None:
@@ -86,7 +94,9 @@ class ActorStore:
                 + " ORDER BY created DESC LIMIT ?"
             )
             args = (since, before, limit) if before else (since, limit)
-            for r in self.db.execute(q, args).fetchall():
+            with self._read_lock:
+                found = self._reader.execute(q, args).fetchall()
+            for r in found:
                 rows.append(_payment_row(table, col, r))
         rows.sort(key=lambda r: -r["created"])
         return rows[:limit]
@@ -97,10 +107,10 @@ class ActorStore:
         """Rows in a final state (`final`: table -> states) updated after `watermark`, and the
         new watermark. Read under the write lock, so no row can later appear behind it."""
         rows, new = [], watermark
-        with self.lock:
+        with self.lock, self._read_lock:
             for table, col in (("outgoing", "contract_id"), ("incoming", "htlc_key")):
                 states = final[table]
-                for r in self.db.execute(
+                for r in self._reader.execute(
                     f"SELECT * FROM {table} WHERE updated > ? AND state IN"
                     f" ({', '.join('?' * len(states))})",
                     (watermark, *states),
@@ -111,9 +121,10 @@ class ActorStore:
 
     def unfinished(self, table: str, final: tuple[str, ...]) -> list[tuple[str, dict]]:
         col = "contract_id" if table == "outgoing" else "htlc_key"
-        rows = self.db.execute(
-            f"SELECT * FROM {table} WHERE state NOT IN ({', '.join('?' * len(final))})", final
-        ).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(
+                f"SELECT * FROM {table} WHERE state NOT IN ({', '.join('?' * len(final))})", final
+            ).fetchall()
         return [(r[col], {"state": r["state"], **json.loads(r["data"])}) for r in rows]
 
 

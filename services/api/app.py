@@ -10,6 +10,7 @@ envelope into the router and the actors' logs.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -193,12 +194,23 @@ class Health:
 
 
 class Metrics:
-    public = True
+    """Prometheus scrapes with `Authorization: Bearer <metrics token>` (GATEWAY_API_METRICS_TOKEN)
+    or the admin password: the figures include balances, volumes and fees."""
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    public = True  # its own check, below
+
+    def __init__(self, gw: Gateway, passwords: PasswordCheck) -> None:
+        self.gw, self.passwords = gw, passwords
+        self.token = gw.settings.metrics_token.get_secret_value().encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        header = req.get_header("Authorization") or ""
+        given = header[7:].encode() if header.startswith("Bearer ") else b""
+        if not given or not (
+            (self.token and hmac.compare_digest(given, self.token))
+            or self.passwords.verify(given, req.remote_addr or "")
+        ):
+            raise Unauthorized("/metrics needs the metrics token or the admin password")
         resp.content_type = CONTENT_TYPE_LATEST
         resp.data = scrape(self.gw, req.context.request_id)
 
@@ -244,7 +256,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler))
     app.add_route(C.PATH_HEALTH, Health(gw))
-    app.add_route(C.PATH_METRICS, Metrics(gw))
+    app.add_route(C.PATH_METRICS, Metrics(gw, passwords))
     app.add_route(C.PATH_OPENAPI, OpenApi())
     add_dashboard(app, gw, ADMIN_ROUTES, passwords, settings.session_secret.get_secret_value())
     return app

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,9 @@ class FrontMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.lock = threading.Lock()  # the cached actor figures (see _Cached)
+        self.families: list[Metric] | None = None
+        self.families_at = 0.0
         self.requests = Counter(
             "gateway_http_requests",
             "HTTP requests by route template and status",
@@ -170,13 +175,33 @@ def scrape(gw: Gateway, request_id: str) -> bytes:
         MultiProcessCollector(registry)
     else:
         registry.register(_Forward(gw.metrics.registry))
-    registry.register(PaymentCollector(gw, request_id))
+    registry.register(_Cached(gw, PaymentCollector(gw, request_id)))
     return generate_latest(registry)
+
+
+class _Cached:
+    """The actors' figures, asked at most every `metrics_cache_s` per worker: scraping /metrics
+    in a loop cannot keep the actors busy."""
+
+    def __init__(self, gw: Gateway, inner: PaymentCollector) -> None:
+        self.gw, self.inner = gw, inner
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self.gw.metrics
+        with cache.lock:
+            now = time.monotonic()
+            if cache.families is None or now - cache.families_at > self.gw.settings.metrics_cache_s:
+                cache.families, cache.families_at = list(self.inner.collect()), now
+            families = cache.families
+        yield from families
 
 
 class _Forward:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.lock = threading.Lock()  # the cached actor figures (see _Cached)
+        self.families: list[Metric] | None = None
+        self.families_at = 0.0
 
     def collect(self) -> Iterator[Metric]:
         yield from self.registry.collect()

@@ -19,6 +19,9 @@ class ApiSettings(BaseSettings):
     password_hash: SecretStr = SecretStr("")
     # signs the dashboard's session cookies; the same in every worker (`make run` makes one)
     session_secret: SecretStr = SecretStr("")
+    # what Prometheus sends as `Authorization: Bearer ...` for /metrics (the admin password works too)
+    metrics_token: SecretStr = SecretStr("")
+    metrics_cache_s: float = Field(1.0, ge=0)  # actors are asked at most this often per worker
     bus_timeout_s: float = Field(25.0, gt=0)  # well under gunicorn's worker timeout
     pay_timeout_s: float = Field(100.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)

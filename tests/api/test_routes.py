@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import bcrypt
@@ -347,7 +348,8 @@ def test_health_metrics_openapi(client: testing.TestClient, bus: FakeBus) -> Non
     assert h.status_code == 200 and h.json["status"] == "ready"
     client.simulate_post(C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID})
     client.simulate_get("/no/such/" + "x" * 40)
-    samples = _samples(client.simulate_get(C.PATH_METRICS).text)
+    assert client.simulate_get(C.PATH_METRICS).status_code == 401  # balances are not public
+    samples = _samples(client.simulate_get(C.PATH_METRICS, headers=AUTH).text)
     assert samples[("gateway_pay_invoice_requests_total", (("result", "settled"),))] == 1
     route = (("route", "unmatched"), ("status", "404"))  # templates, never raw paths
     assert samples[("gateway_http_requests_total", route)] == 1
@@ -370,7 +372,8 @@ def test_health_metrics_openapi(client: testing.TestClient, bus: FakeBus) -> Non
     ):
         assert samples[(name, tuple(sorted(labels)))] == value, name
     bus.fail = ServiceUnavailable("actor gone")  # an actor that does not answer: down, no 500
-    m = client.simulate_get(C.PATH_METRICS)
+    time.sleep(1.1)  # past the per-worker cache of the actors' figures
+    m = client.simulate_get(C.PATH_METRICS, headers=AUTH)
     assert m.status_code == 200
     assert _samples(m.text)[("gateway_federation_up", tuple(sorted(fed)))] == 0
     doc = client.simulate_get(C.PATH_OPENAPI).json
@@ -531,3 +534,17 @@ def test_log_and_summary_page_through_every_payment() -> None:
     for bad in ({"bucket_s": 1}, {"start": 0, "end": 1e9, "bucket_s": 60}, {"statuses": []}):
         path = C.PATH_PAYMENT_LOG if "statuses" in bad else C.PATH_PAYMENT_SUMMARY
         assert c.simulate_post(path, json=bad, headers=AUTH).status_code == 400, bad
+
+
+def test_metrics_take_their_own_token_and_cache_the_actors(bus: FakeBus) -> None:
+    settings = ApiSettings(password_hash="", metrics_token="scrape-me", metrics_cache_s=60)
+    c = testing.TestClient(create_app(settings, bus))
+    assert (
+        c.simulate_get(C.PATH_METRICS, headers={"Authorization": "Bearer nope"}).status_code == 401
+    )
+    ok = {"Authorization": "Bearer scrape-me"}
+    assert c.simulate_get(C.PATH_METRICS, headers=ok).status_code == 200
+    asked = sum(m == C.METHOD_ACTOR_METRICS for _, m, _, _ in bus.calls)
+    for _ in range(20):
+        assert c.simulate_get(C.PATH_METRICS, headers=ok).status_code == 200
+    assert sum(m == C.METHOD_ACTOR_METRICS for _, m, _, _ in bus.calls) == asked == 1

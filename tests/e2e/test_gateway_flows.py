@@ -135,12 +135,12 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     fed_id = alpha["federation_id"]
     for direction, volume in (("outgoing", 20_000), ("incoming", 50_000)):
         labels = {"federation_id": fed_id, "direction": direction}
-        assert _metric(tree["api_url"], "gateway_payments_total", status="settled", **labels) == 1
-        assert _metric(tree["api_url"], "gateway_payment_volume_msat_total", **labels) == volume
-        assert _metric(tree["api_url"], "gateway_payment_latency_seconds_count", **labels) == 1
+        assert _metric(tree, "gateway_payments_total", status="settled", **labels) == 1
+        assert _metric(tree, "gateway_payment_volume_msat_total", **labels) == volume
+        assert _metric(tree, "gateway_payment_latency_seconds_count", **labels) == 1
     assert (
         _metric(
-            tree["api_url"],
+            tree,
             "gateway_fees_earned_msat_total",
             federation_id=fed_id,
             direction="outgoing",
@@ -451,21 +451,27 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
     health = httpx.get(api + "/health", timeout=10)
     assert health.json()["router"] is True and health.json()["extension"] is True
     # /metrics: the front's counters summed over gunicorn's workers, payments from the actors
-    health_before = _metric(api, "gateway_http_requests_total", route="/health")
+    health_before = _metric(tree, "gateway_http_requests_total", route="/health")
     for _ in range(12):
         httpx.get(api + "/health", timeout=10)
     for _ in range(4):  # whichever worker answers, it reports all workers' requests
-        assert _metric(api, "gateway_http_requests_total", route="/health") >= health_before + 12
+        assert _metric(tree, "gateway_http_requests_total", route="/health") >= health_before + 12
     balance = post("/balance", fed).json()["balance_msat"]
-    assert _metric(api, "gateway_ecash_balance_msat", federation_id=fed["federation_id"]) == balance
-    assert _metric(api, "gateway_federation_up", federation_id=fed["federation_id"]) == 1
+    assert (
+        _metric(tree, "gateway_ecash_balance_msat", federation_id=fed["federation_id"]) == balance
+    )
+    assert _metric(tree, "gateway_federation_up", federation_id=fed["federation_id"]) == 1
 
 
-def _metric(api: str, name: str, **labels: str) -> float:
+def _metric(tree: dict, name: str, **labels: str) -> float:
     """The sum of the samples of `name` whose labels include `labels`."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(api + "/metrics", timeout=10).text
+    text = httpx.get(
+        tree["api_url"] + "/metrics",
+        timeout=10,
+        headers={"Authorization": f"Bearer {tree['password']}"},
+    ).text
     return sum(
         s.value
         for family in text_string_to_metric_families(text)
