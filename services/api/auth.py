@@ -3,8 +3,10 @@ re-authentication.
 
 bcrypt makes each check slow on purpose; a password that passed once is remembered (by its
 SHA-256, per worker) so honest clients pay that cost once. Wrong passwords are throttled per
-client address: after `max_failures` within `window_s` further tries get 429 until the window
-has passed, whether the password is right or not, so guessing is slow and cannot pin the CPU.
+client address: after `max_failures` within `window_s` further new tries get 429 until the
+window has passed, so guessing is slow and cannot pin the CPU; a password already found right
+(cached) still works, so an operator is not locked out by someone else's guesses from the same
+address (e.g. behind a shared proxy).
 (Counted per gunicorn worker: with N workers an address gets at most N x max_failures tries.)
 """
 
@@ -35,13 +37,13 @@ class PasswordCheck:
         digest = hashlib.sha256(secret).digest()
         now = time.monotonic()
         with self._lock:
+            if digest in self._ok:  # known right: never locked out by someone else's guesses
+                return True
             recent = self._failures.get(client)
             while recent and now - recent[0] > self.window_s:
                 recent.popleft()
             if recent is not None and len(recent) >= self.max_failures:
                 raise RateLimited("too many wrong passwords: wait a few minutes")
-            if digest in self._ok:
-                return True
         try:
             ok = bool(self.hash) and bcrypt.checkpw(secret, self.hash)
         except ValueError:
