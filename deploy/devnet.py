@@ -184,7 +184,11 @@ def setup(env: dict[str, str]) -> dict:
         "regtest": {"data_dir": str(data / "regtest")},
     }
     DEVNET.mkdir(exist_ok=True)
-    (DEVNET / WORLD_FILE).write_text(json.dumps(out, indent=2))
+    world_file = DEVNET / WORLD_FILE  # holds the admin password: the user's alone
+    fd = os.open(world_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(out, indent=2))
+    world_file.chmod(0o600)
     return out
 
 

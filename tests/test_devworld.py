@@ -79,3 +79,42 @@ def test_the_clis_use_the_world_unless_told_otherwise(tmp_path: Path) -> None:
     assert _cli(tmp_path, "fed-cli", "--federation", "gamma", "balance").returncode == 2
     r = _cli(tmp_path, "fed-cli", "--wallet", str(tmp_path / "mine"), "balance")
     assert str(tmp_path / "mine") in r.stderr  # the flag wins
+
+
+def test_a_planted_world_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_DEVNET_DIR", raising=False)
+    _world(tmp_path, "http://127.0.0.1:1")
+    assert find_world(tmp_path) is not None
+    (tmp_path / ".devnet" / "world.json").chmod(0o666)  # anyone could have written it
+    assert find_world(tmp_path) is None
+
+
+def test_the_worlds_gateway_gets_the_worlds_password_only(tmp_path: Path) -> None:
+    """The operator's real password (in the environment) never goes to a URL found in a world
+    file: that URL gets the world's own password."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            body = b'{"error": "no", "code": "unauthorized"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _world(tmp_path, f"http://127.0.0.1:{server.server_port}")
+        r = _cli(tmp_path, "gateway-cli", "info", GATEWAY_RPCPASSWORD="the-real-one")
+        assert r.returncode == 4 and seen == ["Bearer world-pw"]
+    finally:
+        server.shutdown()

@@ -74,12 +74,12 @@ class Ctx:
 
     def api(self) -> GatewayApi:
         password = self._password or os.environ.get("GATEWAY_RPCPASSWORD")
-        world = find_world()
+        world = find_world() if self.address is None or not password else None
         if world is not None:  # `make run`'s world: its URL, and its password only for that URL
             gw = world.get("gateway", {})
-            if self.address is None:
-                self.address = gw.get("api_url")
-            if not password and self.address == gw.get("api_url"):
+            if self.address is None:  # the world's gateway: with the world's password only
+                self.address, password = gw.get("api_url"), gw.get("password")
+            elif self.address == gw.get("api_url"):
                 password = gw.get("password")
         self.address = self.address or DEFAULT_API_URL
         if not password:
