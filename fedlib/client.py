@@ -60,12 +60,12 @@ class FederationClient(GatewayRole):
         self._update_op(op, "waiting", address=address)
         return op, address
 
-    def pegin_addresses(self, limit: int = 500) -> dict[str, str]:
+    def pegin_addresses(self, limit: int = 10_000) -> dict[str, str]:
         """{peg-in address: its operation id} of this wallet's newest `limit` addresses."""
         return {
             o["data"]["address"]: o["id"]
-            for o in self.operations(limit)
-            if o["kind"] == "pegin" and o["data"].get("address")
+            for o in self.operations_of("pegin", limit)
+            if o["data"].get("address")
         }
 
     def find_deposit(self, txid: str) -> str | None:
@@ -76,15 +76,16 @@ class FederationClient(GatewayRole):
                 if any(d["txid"] == txid for d in self.api.deposits(address)):
                     return op_id
             except FedApiError as exc:
-                raise WalletError(exc.code, exc.message) from None
+                code = "federation_unreachable" if exc.unreachable else exc.code
+                raise WalletError(code, exc.message) from None
         return None
 
     def credited_by(self, txid: str) -> int:
         """msat already credited to this wallet by claims of transaction `txid`."""
         return sum(
             o["data"].get("amount_msat", 0)
-            for o in self.operations(10_000)
-            if o["kind"] == "pegin-claim" and o["data"].get("txid") == txid and o["state"] == "done"
+            for o in self.operations_of("pegin-claim", 100_000)
+            if o["data"].get("txid") == txid and o["state"] == "done"
         )
 
     def await_deposit(self, op_id: str, timeout: float = 60.0, txid: str | None = None) -> int:
@@ -98,7 +99,12 @@ class FederationClient(GatewayRole):
         deadline = time.monotonic() + timeout
         credited, seen = 0, None
         while True:
-            for d in self.api.deposits(op["data"]["address"]):
+            try:
+                deposits = self.api.deposits(op["data"]["address"])
+            except FedApiError as exc:
+                code = "federation_unreachable" if exc.unreachable else exc.code
+                raise WalletError(code, exc.message) from None
+            for d in deposits:
                 if txid is not None and d["txid"] != txid:
                     continue
                 seen = d

@@ -159,6 +159,13 @@ class FederationWallet:
             (state or op["state"], json.dumps(op["data"]), time.time(), op_id),
         )
 
+    def operations_of(self, kind: str, limit: int = 50) -> list[dict]:
+        """The newest `limit` operations of one kind."""
+        rows = self.db.execute(
+            "SELECT id FROM operations WHERE kind = ? ORDER BY created DESC LIMIT ?", (kind, limit)
+        ).fetchall()
+        return [self.operation(r["id"]) for r in rows]
+
     def operations(self, limit: int = 50) -> list[dict]:
         rows = self.db.execute(
             "SELECT id FROM operations ORDER BY created DESC LIMIT ?", (limit,)

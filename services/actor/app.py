@@ -47,6 +47,7 @@ from gwcore.constants import (
 )
 from gwcore.errors import (
     DepositPending,
+    GatewayError,
     InvalidInput,
     NotFound,
     ServiceNotReady,
@@ -63,6 +64,15 @@ from .stats import PaymentStats, classify
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
+
+
+def _wallet_error(exc: WalletError) -> GatewayError:
+    """A wallet refusal as the gateway's error: unreachable -> 503, unknown -> 404, else 400."""
+    if exc.code in ("federation_unreachable", "unreachable"):
+        return ServiceNotReady(f"federation unreachable: {exc.message}")
+    if exc.code in ("unknown_operation", "unknown_address", "unknown_backup"):
+        return NotFound(f"{exc.code}: {exc.message}")
+    return InvalidInput(f"{exc.code}: {exc.message}")
 
 
 class Actor:
@@ -268,17 +278,16 @@ class Actor:
             if not isinstance(txid, str) or len(txid) != 64 or not is_hex(txid):
                 raise InvalidInput("txid must be 32 bytes of hex")
             txid = txid.lower()
-            op = await asyncio.to_thread(self.client.find_deposit, txid)
+            try:
+                op = await asyncio.to_thread(self.client.find_deposit, txid)
+            except WalletError as exc:
+                raise _wallet_error(exc) from None
             if op is None:
                 raise NotFound(
                     f"no confirmed transaction {txid} pays a peg-in address of this gateway"
                 )
         elif op is None:
-            ops = [
-                o
-                for o in self.client.operations(500)
-                if o["kind"] == "pegin" and o["state"] == "waiting"
-            ]
+            ops = [o for o in self.client.operations_of("pegin", 100) if o["state"] == "waiting"]
             if not ops:
                 raise InvalidInput("no peg-in address: ask for one first")
             op = ops[0]["id"]
@@ -297,10 +306,8 @@ class Actor:
                 credited, already = self.client.credited_by(txid), True
             elif exc.code == "pending":
                 raise DepositPending(exc.message) from None
-            elif exc.code == "unknown_operation":
-                raise NotFound(exc.message) from None
             else:
-                raise InvalidInput(f"{exc.code}: {exc.message}") from None
+                raise _wallet_error(exc) from None
         return {
             "operation_id": op,
             "txid": txid,
@@ -343,9 +350,7 @@ class Actor:
         try:
             restored = await asyncio.to_thread(self.client.restore, key)
         except WalletError as exc:
-            if exc.code in ("not_found", "unknown_backup", "no_backup"):
-                raise NotFound(f"{exc.code}: {exc.message}") from None
-            raise InvalidInput(f"{exc.code}: {exc.message}") from None
+            raise _wallet_error(exc) from None
         return {"restored_msat": restored, "balance_msat": self.client.balance()}
 
     async def withdraw(self, body: dict) -> dict:
