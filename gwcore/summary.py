@@ -53,8 +53,11 @@ def partial(payments: Iterable[dict], start: float, end: float, bucket_s: int) -
             b["fees_earned_msat"] += p["fee_earned_msat"]
     sampled = False
     for d in dirs.values():
-        if len(d["latencies_s"]) > MAX_LATENCIES:  # a uniform sample keeps the percentiles
+        n_lat = len(d["latencies_s"])
+        d["latency_weight"] = 1.0  # how many payments each latency listed stands for
+        if n_lat > MAX_LATENCIES:  # a uniform sample keeps the percentiles
             d["latencies_s"] = random.sample(d["latencies_s"], MAX_LATENCIES)
+            d["latency_weight"] = n_lat / MAX_LATENCIES
             sampled = True
     return {"directions": dirs, "series": series, "latency_sampled": sampled}
 
@@ -68,7 +71,9 @@ def merge(parts: list[dict], start: float, end: float, bucket_s: int) -> dict:
     out: dict = {"start": start, "end": end, "bucket_s": bucket_s, "directions": {}}
     for direction in PAYMENT_DIRECTIONS:
         mine = [p["directions"][direction] for p in parts]
-        lat = sorted(x for d in mine for x in d["latencies_s"])
+        weighted = sorted(  # a federation's sample counts for all the payments it stands for
+            (x, d.get("latency_weight", 1.0)) for d in mine for x in d["latencies_s"]
+        )
         out["directions"][direction] = {
             **{
                 k: sum(d[k] for d in mine)
@@ -81,8 +86,8 @@ def merge(parts: list[dict], start: float, end: float, bucket_s: int) -> dict:
                     "fees_earned_msat",
                 )
             },
-            "latency_p50_s": lat[len(lat) // 2] if lat else None,
-            "latency_p90_s": lat[min(len(lat) - 1, int(0.9 * len(lat)))] if lat else None,
+            "latency_p50_s": _quantile(weighted, 0.5),
+            "latency_p90_s": _quantile(weighted, 0.9),
         }
     out["fees_earned_msat"] = sum(d["fees_earned_msat"] for d in out["directions"].values())
     out["series"] = [
@@ -97,3 +102,16 @@ def merge(parts: list[dict], start: float, end: float, bucket_s: int) -> dict:
     ]
     out["latency_sampled"] = any(p["latency_sampled"] for p in parts)
     return out
+
+
+def _quantile(weighted: list[tuple[float, float]], q: float) -> float | None:
+    """The smallest value whose cumulative weight passes `q` of the total (the plain
+    `sorted[int(q * n)]` when every weight is 1); None when empty."""
+    if not weighted:
+        return None
+    target, acc = q * sum(w for _, w in weighted), 0.0
+    for value, w in weighted:
+        acc += w
+        if acc > target:
+            return value
+    return weighted[-1][0]

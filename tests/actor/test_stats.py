@@ -110,3 +110,27 @@ def test_summaries_merge_across_federations(monkeypatch) -> None:  # type: ignor
     big = summary.partial([pay(i, "incoming", "settled", 1.0) for i in range(20)], 100, 3700, 600)
     assert big["latency_sampled"] and len(big["directions"]["incoming"]["latencies_s"]) == 5
     assert big["directions"]["incoming"]["settled"] == 20  # counts are never sampled
+
+
+def test_sampled_federations_weigh_what_they_stand_for(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """100 fast payments in one federation (sampled down to 10), 20 slow ones in another: the
+    median is fast, as it is over the 120 payments, not slow as over the 30 samples."""
+    from gwcore import summary
+
+    monkeypatch.setattr(summary, "MAX_LATENCIES", 10)
+
+    def pay(latency: float) -> dict:
+        return {
+            "direction": "incoming",
+            "status": "settled",
+            "amount_msat": 1,
+            "fee_earned_msat": 0,
+            "created": 150.0,
+            "latency_s": latency,
+        }
+
+    fast = summary.partial([pay(0.1) for _ in range(100)], 100, 200, 60)
+    slow = summary.partial([pay(5.0) for _ in range(20)], 100, 200, 60)
+    assert fast["directions"]["incoming"]["latency_weight"] == 10.0
+    m = summary.merge([fast, slow], 100, 200, 60)["directions"]["incoming"]
+    assert m["latency_p50_s"] == 0.1 and m["latency_p90_s"] == 5.0 and m["settled"] == 120
