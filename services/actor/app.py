@@ -404,7 +404,12 @@ class Actor:
         limit, since, before = body.get("limit", 100), body.get("since", 0), body.get("before")
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput("limit must be 1..1000")
-        rows = self.store.log(float(since or 0), float(before) if before else None, limit)
+        for v, name in ((since, "since"), (before, "before")):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+                raise InvalidInput(f"{name} must be a Unix time")
+        rows = self.store.log(
+            float(since or 0), float(before) if before is not None else None, limit
+        )
         return {"payments": [classify(r, self.settings.federation_id) for r in rows]}
 
     def payment_summary(self, body: dict) -> dict:

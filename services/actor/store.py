@@ -90,10 +90,10 @@ class ActorStore:
         for table, col in (("outgoing", "contract_id"), ("incoming", "htlc_key")):
             q = (
                 f"SELECT * FROM {table} WHERE created >= ?"
-                + (" AND created < ?" if before else "")
+                + (" AND created < ?" if before is not None else "")
                 + " ORDER BY created DESC LIMIT ?"
             )
-            args = (since, before, limit) if before else (since, limit)
+            args = (since, before, limit) if before is not None else (since, limit)
             with self._read_lock:
                 found = self._reader.execute(q, args).fetchall()
             for r in found:

@@ -126,7 +126,8 @@ class Dashboard:
         self._render(resp, "login.html", error=None)
 
     def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
-        form = req.get_media() or {}
+        form = req.get_media() if req.content_type and "form" in req.content_type else {}
+        form = form if isinstance(form, dict) else {}
         error = self._password_error(req, resp, str(form.get("password", "")))
         if error:
             self._render(resp, "login.html", error=error)
@@ -253,7 +254,7 @@ class Dashboard:
                 raw = str(form.get("amount", "")).strip()
                 body = {
                     **fid,
-                    "amount": "all" if raw == "all" else int(raw) if raw.isdigit() else -1,
+                    "amount": "all" if raw == "all" else int(raw) if _whole(raw) else -1,
                     "address": str(form.get("address", "")).strip(),
                 }
                 if form.get("confirm") == "yes":  # the second step: send, once per quote
@@ -266,7 +267,7 @@ class Dashboard:
                     shown["key"] = secrets.token_hex(16)
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
-                if not (base.isdigit() and ppm.isdigit()):
+                if not (_whole(base) and _whole(ppm)):
                     raise InvalidInput("fees are whole numbers")
                 shown["result"] = self._call(
                     "/set_fees",
@@ -342,6 +343,11 @@ class Dashboard:
             return
         keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
         self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
+
+
+def _whole(text: str) -> bool:
+    """A whole number as a person types it: ASCII digits, at most 18 of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _ts(t: float | None) -> str:

@@ -108,8 +108,8 @@ def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:
     if start > end:
         raise InvalidInput("start must not be after end")
     bucket = body.get("bucket_s", 3600)
-    if not isinstance(bucket, int) or isinstance(bucket, bool) or bucket < 60:
-        raise InvalidInput("bucket_s must be an integer of at least 60")
+    if not isinstance(bucket, int) or isinstance(bucket, bool) or not 60 <= bucket <= 31_622_400:
+        raise InvalidInput("bucket_s must be an integer from 60 to 31622400 (a year)")
     if (end - start) / bucket > MAX_BUCKETS:
         raise InvalidInput(f"at most {MAX_BUCKETS} buckets: widen bucket_s")
     query = {"start": start, "end": end, "bucket_s": bucket}

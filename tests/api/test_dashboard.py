@@ -316,3 +316,32 @@ def test_sessions_depend_on_the_session_secret() -> None:
     token, csrf = Sessions(check, "secret-1").issue()
     assert Sessions(check, "secret-1").verify(token) == csrf
     assert Sessions(check, "secret-2").verify(token) is None  # knowing the hash is not enough
+
+
+def test_odd_input_is_a_clear_answer_not_a_crash(ui) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import quote
+
+    c, _ = ui
+    assert c.simulate_post("/ui/login", json=[1]).status_code == 401  # JSON, not a form
+    cookies, csrf = login(c)
+    for amount in ("²", "9" * 5000):
+        r = c.simulate_post(
+            f"/ui/federations/{FED}/withdraw",
+            body=f"csrf={csrf}&amount={quote(amount)}&address=bcrt1qdest",
+            headers=FORM,
+            cookies=cookies,
+        )
+        assert r.status_code == 400 and "amount" in r.text
+    r = c.simulate_post(
+        f"/ui/federations/{FED}/fees",
+        body=f"csrf={csrf}&base_msat={quote('²')}&ppm=1",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert r.status_code == 400 and "whole numbers" in r.text
+    big = c.simulate_post(
+        C.PATH_PAYMENT_SUMMARY,
+        json={"bucket_s": 10**400},
+        headers={"Authorization": f"Bearer {PASSWORD}"},
+    )
+    assert big.status_code == 400
