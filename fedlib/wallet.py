@@ -340,7 +340,23 @@ class FederationWallet:
             self.db.execute("COMMIT")
 
     def resume(self) -> list[str]:
-        """Finish every operation a crash left with a transaction in flight."""
+        """Finish every operation a crash left with a transaction in flight, and release the
+        notes of operations that reserved them but never saved a transaction (nothing of
+        theirs can have reached the federation). Call it on start, before new operations."""
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            stale = self.db.execute(
+                "SELECT DISTINCT n.op_id FROM notes n JOIN operations o ON o.id = n.op_id"
+                " WHERE n.state = 'spending' AND o.state = 'created'"
+            ).fetchall()
+            for row in stale:
+                self.db.execute(
+                    "UPDATE notes SET state = 'unspent', op_id = NULL WHERE op_id = ?"
+                    " AND state = 'spending'",
+                    (row["op_id"],),
+                )
+                self._update_op(row["op_id"], "failed", error="interrupted before submitting")
+            self.db.execute("COMMIT")
         done = []
         for row in self.db.execute(
             "SELECT id FROM operations WHERE state = 'submitted'"

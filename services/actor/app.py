@@ -450,6 +450,14 @@ class Actor:
                 log.warning("first registration failed: %s; retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        # the wallet first: transactions a crash left submitted are taken in (their notes are
+        # ours), reservations of ones never submitted released; then the payment flows
+        try:
+            resumed = await asyncio.to_thread(self.client.resume)
+            if resumed:
+                log.info("wallet operations resumed: %s", ", ".join(resumed))
+        except Exception as exc:  # the federation unreachable: they resume on the next start
+            log.warning("wallet resume incomplete: %s", exc)
         tasks = [
             asyncio.create_task(self.registration_loop()),
             asyncio.create_task(self.flows.resume()),

@@ -9,6 +9,7 @@ import pytest
 from coincurve import PrivateKey
 
 from fedlib import crypto
+from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.tx import decode_invite, encode_invite, txid
 from fedlib.wallet import WalletError
@@ -293,3 +294,37 @@ def test_offers_and_cancellations_pay_the_federations_fees(regtest: Regtest, tmp
         assert err.value.code == "insufficient_funds"
     finally:
         fed.db.close()
+
+
+def test_resume_takes_in_submitted_and_releases_never_submitted(
+    regtest: Regtest, fed: Federation, alice: FederationClient
+) -> None:
+    """A crash after notes were reserved but before the transaction was saved leaves them
+    reserved; one after submitting leaves the outputs unclaimed. resume() fixes both."""
+    fund(regtest, alice, 20_000)
+    before = alice.balance()
+    op = alice._new_op("spend", {})
+    with alice.lock:
+        alice._select(op, 5_000_000)  # ... and the process dies here
+    assert alice.balance() < before
+    reopened = FederationClient(alice.path, api=alice.api)
+    reopened.resume()
+    assert reopened.balance() == before and reopened.operation(op)["state"] == "failed"
+
+    # submitted, then the federation's answer lost: resume takes the outcome in, once
+    real_submit = reopened.api.submit
+    calls: list[int] = []
+
+    def lost_answer(tx: dict) -> dict:
+        real_submit(tx)  # the federation accepts it...
+        calls.append(1)
+        raise FedApiError("unreachable", "connection reset", 0)  # ...but we never hear back
+
+    reopened.api.submit = lost_answer  # type: ignore[method-assign]
+    with pytest.raises(WalletError):
+        reopened.reissue(reopened.spend(3_000_000))
+    reopened.api.submit = real_submit  # type: ignore[method-assign]
+    assert reopened.balance() < before  # the reissued notes are not in yet
+    assert len(reopened.resume()) == 1
+    assert reopened.balance() == before  # all of it back (no fees in this federation)
+    assert fed.audit()["notes_outstanding_msat"] == reopened.balance()
