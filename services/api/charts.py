@@ -10,8 +10,9 @@ def volume_chart(series: list[dict], bucket_s: int, width: int = 720, height: in
     """Bars of settled volume per bucket of a payment summary's `series`.
 
     Returns {width, height, bars: [{x, y, w, h, title}], max_msat, total_msat, label, first,
-    last}: bar heights are proportional to the largest bucket (a zero bucket has no height),
-    every bar has a title ("14:00 UTC: 3 payments, 120,000 msat")."""
+    last} (`first` the first bucket's start, `last` the window's end or "now"): bar heights
+    are proportional to the largest bucket (a zero bucket has no height), every bar has a title
+    ("14:00 UTC: 3 payments, 120,000 msat")."""
     n = max(1, len(series))
     plot_h = height - 20  # room for the axis labels under the bars
     top = max((b["volume_msat"] for b in series), default=0)
@@ -44,7 +45,7 @@ def volume_chart(series: list[dict], bucket_s: int, width: int = 720, height: in
         "max_msat": top,
         "total_msat": total,
         "first": _clock(series[0]["start"], bucket_s) if series else "",
-        "last": _clock(series[-1]["start"], bucket_s) if series else "",
+        "last": _end_label(series[-1]["start"] + bucket_s, bucket_s) if series else "",
         "label": f"Settled volume per {_span(bucket_s)}: {total:,} msat in {len(series)} buckets,"
         f" the largest {top:,} msat",
     }
@@ -53,6 +54,11 @@ def volume_chart(series: list[dict], bucket_s: int, width: int = 720, height: in
 def _clock(t: float, bucket_s: int) -> str:
     fmt = "%H:%M UTC" if bucket_s < 86_400 else "%Y-%m-%d"
     return time.strftime(fmt, time.gmtime(t))
+
+
+def _end_label(end: float, bucket_s: int) -> str:
+    """The right-hand axis label: "now" for a window that reaches the present, else its end."""
+    return "now" if end >= time.time() - 60 else _clock(end, bucket_s)
 
 
 def _span(bucket_s: int) -> str:

@@ -297,22 +297,40 @@ class Dashboard:
     def on_get_payments(self, req: falcon.Request, resp: falcon.Response) -> None:
         csrf = self._session(req)
         rid = req.context.request_id
-        summary = self._call("/payment_summary", {}, rid)
+        federations = self._call("/info", {}, rid)["federations"]
         self._render(
             resp,
             "payments.html",
             rows=self._rows(req),
-            summary=summary,
-            chart=volume_chart(summary["series"], summary["bucket_s"]),
-            federations=self._call("/info", {}, rid)["federations"],
+            names=_names(federations),
+            federations=federations,
             selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
             csrf=csrf,
             query=req.query_string,
+            **self._summary(req),
         )
 
     def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._session(req)
-        self._render(resp, "payment_rows.html", rows=self._rows(req))
+        names = _names(self._call("/info", {}, req.context.request_id)["federations"])
+        self._render(resp, "payment_rows.html", rows=self._rows(req), names=names)
+
+    def on_get_summary(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The 24 h summary and chart alone, refreshed by htmx beside the log."""
+        self._session(req)
+        self._render(resp, "payment_summary.html", query=req.query_string, **self._summary(req))
+
+    def _summary(self, req: falcon.Request) -> dict:
+        """{summary, chart} of the last 24 h, for the federation chosen in the filter if any."""
+        body: dict = {}
+        fed = req.get_param("federation_id")
+        if fed and len(fed) == 64:
+            body["federation_id"] = fed
+        try:
+            summary = self._call("/payment_summary", body, req.context.request_id)
+        except GatewayError:  # the chosen federation just left: the whole gateway's figures
+            summary = self._call("/payment_summary", {}, req.context.request_id)
+        return {"summary": summary, "chart": volume_chart(summary["series"], summary["bucket_s"])}
 
     def _rows(self, req: falcon.Request) -> list[dict]:
         body: dict = {"limit": 100}
@@ -343,6 +361,11 @@ class Dashboard:
             return
         keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
         self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
+
+
+def _names(federations: list[dict]) -> dict[str, str]:
+    """{federation id: its name} for the payment log (the id's start when it has no name)."""
+    return {f["federation_id"]: f.get("name") or f["federation_id"][:12] for f in federations}
 
 
 def _whole(text: str) -> bool:
@@ -399,5 +422,6 @@ def add_dashboard(
     app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")
     app.add_route("/ui/payments", ui, suffix="payments")
     app.add_route("/ui/payments/rows", ui, suffix="rows")
+    app.add_route("/ui/payments/summary", ui, suffix="summary")
     app.add_route("/ui/secrets", ui, suffix="secrets")
     app.add_static_route("/ui/static", str(HERE / "static"))

@@ -63,9 +63,21 @@ def _out(value: Any) -> None:
     else:
         table.add_column("key")
         table.add_column("value")
-        for k, v in value.items() if isinstance(value, dict) else [("value", value)]:
-            table.add_row(str(k), json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+        for k, v in _flatten(value if isinstance(value, dict) else {"value": value}):
+            table.add_row(k, json.dumps(v) if isinstance(v, list) else str(v))
     Console().print(table)
+
+
+def _flatten(value: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested objects as dotted keys ("balances_msat.<federation id>"), for the key/value table."""
+    out: list[tuple[str, Any]] = []
+    for k, v in value.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
 
 
 class Ctx:

@@ -197,6 +197,25 @@ def test_payments_filters_keep_their_choice(ui) -> None:  # type: ignore[no-unty
     assert rows.text.count("<tr>") == 1 and "2027-01-15" in rows.text  # times shown as dates
 
 
+def test_payment_summary_refreshes_and_follows_the_federation_filter(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, _ = login(c)
+    page = c.simulate_get("/ui/payments", params={"federation_id": FED}, cookies=cookies).text
+    # the summary and chart are polled beside the log, with the same filter
+    assert f'hx-get="/ui/payments/summary?federation_id={FED}"' in page
+    assert f'hx-get="/ui/payments/rows?federation_id={FED}"' in page
+    bus.calls.clear()
+    frag = c.simulate_get("/ui/payments/summary", params={"federation_id": FED}, cookies=cookies)
+    assert frag.status_code == 200 and "<html" not in frag.text
+    assert "outgoing (24 h)" in frag.text and '<svg role="img"' in frag.text
+    assert ">now</text>" in frag.text  # the chart's right edge is the present
+    asked = [(s, b) for s, m, b, _ in bus.calls if m == C.METHOD_ACTOR_PAYMENT_SUMMARY]
+    assert asked and all(s.endswith(FED) for s, _ in asked)
+    assert c.simulate_get("/ui/payments/summary").status_code == 303  # a session is needed
+    rows = c.simulate_get("/ui/payments/rows", cookies=cookies).text
+    assert "<td>alpha</td>" in rows  # federations by name, not by id
+
+
 def test_recovery_keys_need_the_password_again(ui) -> None:  # type: ignore[no-untyped-def]
     c, bus = ui
     cookies, csrf = login(c)
