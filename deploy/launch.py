@@ -9,7 +9,6 @@ replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whol
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -17,17 +16,9 @@ import bcrypt
 
 from bus.endpoints import ensure_run_dir
 from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
+from gwcore.secretfile import secret_file
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _secret_file(path: Path, nbytes: int) -> str:
-    """The secret kept in `path` (mode 0600), made on first use."""
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(nbytes))
-    return path.read_text().strip()
 
 
 def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[str, str]:
@@ -44,12 +35,12 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
     env.setdefault("GATEWAY_ROUTER_PUBLIC_API_URL", f"http://{env['GATEWAY_API_BIND']}")
     if not env.get("GATEWAY_API_PASSWORD_HASH"):  # a local admin password, kept in the run dir
-        password = _secret_file(run_dir / "admin-password", 18)
+        password = secret_file(run_dir / "admin-password", 18)
         env["GATEWAY_API_PASSWORD_HASH"] = bcrypt.hashpw(
             password.encode(), bcrypt.gensalt()
         ).decode()
     if not env.get("GATEWAY_API_SESSION_SECRET"):  # signs dashboard sessions (all workers)
-        env["GATEWAY_API_SESSION_SECRET"] = _secret_file(run_dir / "session-secret", 32)
+        env["GATEWAY_API_SESSION_SECRET"] = secret_file(run_dir / "session-secret", 32)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
 

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from secrets import token_hex
 from typing import Any
 
 import falcon
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bus import ipc_endpoint
+from bus.endpoints import ensure_run_dir
 from gwcore import constants as C
 from gwcore.errors import (
     GatewayError,
@@ -31,16 +33,18 @@ from gwcore.errors import (
     Unauthorized,
 )
 from gwcore.logging import log_context
+from gwcore.secretfile import secret_file
 from gwcore.values import hex32
 from gwcore.version import version_hash
 
 from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
 from .bridge import BusBridge
-from .dashboard import add_dashboard
+from .dashboard import Dashboard, add_dashboard
 from .gateway import BusCaller, Gateway, read_body
 from .metrics import FrontMetrics, scrape
 from .openapi import openapi_document
+from .sessions import RevokedSessions, Sessions
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -102,14 +106,25 @@ class RateLimit:
             self._buckets[req.remote_addr or ""] = (tokens - 1, now)
 
 
-def _error_handler(gw: Gateway) -> Callable[..., None]:
+def _error_handler(gw: Gateway, ui: Dashboard | None = None) -> Callable[..., None]:
+    """Errors as JSON `{error, code}` (public routes redacted); under /ui as Mintgate pages."""
+
     def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+        dashboard = ui is not None and req.path.startswith("/ui/")
         if isinstance(ex, falcon.HTTPError):
+            if dashboard:
+                assert ui is not None
+                ui.render_error(req, resp, ex.status_code, ex.title)
+                return
             resp.status, resp.media = ex.status, {"error": ex.title, "code": "http_error"}
             return
         if not isinstance(ex, GatewayError):
             log.exception("unhandled error")
             ex = InternalError(f"{type(ex).__name__}: {ex}")
+        if dashboard:  # an operator's page: full detail, as the admin API gives
+            assert ui is not None
+            ui.render_error(req, resp, ex.http_status, ex.message)
+            return
         public = getattr(req.context, "public", False)
         resp.status = falcon.code_to_http_status(ex.http_status)
         resp.media = {"error": ex.public_message if public else ex.message, "code": ex.code}
@@ -250,16 +265,29 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
             CountRequests(gw),
         ]
     )
-    app.add_error_handler(Exception, _error_handler(gw))
-    app.add_error_handler(falcon.HTTPError, _error_handler(gw))  # the same {error, code} shape
+    ui = add_dashboard(
+        app, gw, ADMIN_ROUTES, _sessions(settings, passwords), settings.secure_cookies
+    )
+    app.add_error_handler(Exception, _error_handler(gw, ui))
+    app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler))
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_METRICS, Metrics(gw, passwords))
     app.add_route(C.PATH_OPENAPI, OpenApi())
-    add_dashboard(app, gw, ADMIN_ROUTES, passwords, settings.session_secret.get_secret_value())
     return app
+
+
+def _sessions(settings: ApiSettings, passwords: PasswordCheck) -> Sessions:
+    """Dashboard sessions: signed with the configured secret, or one kept in the run directory
+    (the same for every worker); logouts recorded there for every worker."""
+    run_dir = ensure_run_dir(settings.run_dir)
+    secret = settings.session_secret.get_secret_value()
+    if not secret:
+        # no password: no session can be made at all, any key will do
+        secret = secret_file(run_dir / "session-secret", 32) if passwords.hash else token_hex(32)
+    return Sessions(passwords, secret, RevokedSessions(run_dir / "dashboard-sessions.sqlite"))
 
 
 def get_app() -> falcon.App:

@@ -38,6 +38,7 @@ def volume_chart(series: list[dict], bucket_s: int, width: int = 720, height: in
         )
     total = sum(b["volume_msat"] for b in series)
     return {
+        "id": "volume-chart-label",
         "width": width,
         "height": height,
         "plot_height": plot_h,

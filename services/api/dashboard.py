@@ -10,7 +10,6 @@ dashboard can do nothing the API cannot.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -23,50 +22,41 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gwcore.errors import DepositPending, GatewayError, InvalidInput, RateLimited
 
-from .auth import PasswordCheck
 from .charts import volume_chart
+from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_S, Sessions
 
 HERE = Path(__file__).resolve().parent
-SESSION_COOKIE = "mintgate_session"
-SESSION_S = 8 * 3600
+# pages may load only our own files; nobody may frame them (clickjacking); forms post only here
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self';"
+    " script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
-class Sessions:
-    def __init__(self, passwords: PasswordCheck, secret: str = "") -> None:
-        self.passwords = passwords
-        # the same in every gunicorn worker (a session must survive landing on another one) and
-        # changed with the password: from the session secret and the (salted) bcrypt hash
-        self.key = hashlib.sha256(
-            b"mintgate-session-key:" + secret.encode() + b":" + passwords.hash
-        ).digest()
+ERROR_TITLES = {
+    403: "Refused",
+    404: "Not found",
+    409: "Not now",
+    503: "A part of the gateway does not answer",
+    504: "A part of the gateway took too long",
+}
 
-    def check_password(self, password: str, client: str) -> bool:
-        """The admin password? Raises RateLimited after too many wrong ones from `client`."""
-        return self.passwords.verify(password, client)
 
-    def issue(self) -> tuple[str, str]:
-        csrf = secrets.token_hex(16)
-        payload = f"{int(time.time()) + SESSION_S}.{csrf}"
-        sig = hmac.new(self.key, payload.encode(), hashlib.sha256).hexdigest()
-        return f"{payload}.{sig}", csrf
-
-    def verify(self, token: str | None) -> str | None:
-        """The session's CSRF token if `token` is a valid, unexpired session (never when no
-        password is set: then nobody can log in, and nobody can forge a session either)."""
-        if not self.passwords.hash or not token or token.count(".") != 2:
-            return None
-        expiry, csrf, sig = token.split(".")
-        good = hmac.new(self.key, f"{expiry}.{csrf}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(sig, good) or not expiry.isdigit() or int(expiry) < time.time():
-            return None
-        return csrf
+class NoSession(Exception):
+    """No valid session: a page redirects to the login, an htmx fragment asks for a reload."""
 
 
 class Dashboard:
     public = True  # the API's Bearer check does not apply: the dashboard has its own session
 
-    def __init__(self, gw: Any, routes: dict, sessions: Sessions) -> None:
+    def __init__(
+        self, gw: Any, routes: dict, sessions: Sessions, secure_cookies: bool = False
+    ) -> None:
         self.gw, self.routes, self.sessions = gw, routes, sessions
+        self.secure_cookies = secure_cookies
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
@@ -80,15 +70,43 @@ class Dashboard:
         resp.content_type = falcon.MEDIA_HTML
         resp.text = self.env.get_template(name).render(**ctx)
 
+    @staticmethod
+    def _cookie(req: falcon.Request, name: str) -> str | None:
+        values = req.get_cookie_values(name)
+        return values[0] if values else None
+
     def _session(self, req: falcon.Request) -> str:
-        csrf = self.sessions.verify(
-            req.get_cookie_values(SESSION_COOKIE)[0]
-            if req.get_cookie_values(SESSION_COOKIE)
-            else None
-        )
+        csrf = self.sessions.verify(self._cookie(req, SESSION_COOKIE))
         if csrf is None:
-            raise falcon.HTTPSeeOther("/ui/login")
+            raise NoSession()
         return csrf
+
+    def _set_cookie(
+        self, req: falcon.Request, resp: falcon.Response, name: str, value: str, max_age: int
+    ) -> None:
+        resp.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/ui",
+            # Secure whenever the operator reaches us over HTTPS (directly or through a proxy
+            # that says so); plain HTTP on loopback must keep working
+            secure=self.secure_cookies or req.forwarded_scheme == "https",
+            http_only=True,
+            same_site="Strict",
+        )
+
+    def render_error(
+        self, req: falcon.Request, resp: falcon.Response, status: int, message: str
+    ) -> None:
+        """Errors under /ui as pages (or, for htmx, as a fragment it shows), never as JSON."""
+        resp.status = falcon.code_to_http_status(status)
+        if req.get_header("HX-Request") == "true":
+            self._render(resp, "error_fragment.html", message=message)
+        else:
+            title = ERROR_TITLES.get(status, "Refused" if status < 500 else "Something went wrong")
+            csrf = self.sessions.verify(self._cookie(req, SESSION_COOKIE))  # keep the menu
+            self._render(resp, "message.html", title=title, message=message, csrf=csrf)
 
     def _form(self, req: falcon.Request, csrf: str) -> dict:
         form = (
@@ -122,30 +140,35 @@ class Dashboard:
             return None, exc.message
 
     # --- login ------------------------------------------------------------------------------------
+    def _login_page(self, req: falcon.Request, resp: falcon.Response, error: str | None) -> None:
+        token = self._cookie(req, LOGIN_COOKIE) or self.sessions.login_token()
+        self._set_cookie(req, resp, LOGIN_COOKIE, token, 3600)
+        self._render(resp, "login.html", error=error, login_token=token)
+
     def on_get_login(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._render(resp, "login.html", error=None)
+        self._login_page(req, resp, None)
 
     def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = req.get_media() if req.content_type and "form" in req.content_type else {}
         form = form if isinstance(form, dict) else {}
+        if not self.sessions.login_token_ok(
+            self._cookie(req, LOGIN_COOKIE), form.get("login_token", "")
+        ):  # a form posted from another site, or a stale page: show a fresh one
+            resp.status = falcon.HTTP_403
+            self._login_page(req, resp, "The login form had expired: enter the password again.")
+            return
         error = self._password_error(req, resp, str(form.get("password", "")))
         if error:
-            self._render(resp, "login.html", error=error)
+            self._login_page(req, resp, error)
             return
         token, _ = self.sessions.issue()
-        resp.set_cookie(
-            SESSION_COOKIE,
-            token,
-            max_age=SESSION_S,
-            path="/ui",
-            secure=False,
-            http_only=True,
-            same_site="Strict",
-        )
+        self._set_cookie(req, resp, SESSION_COOKIE, token, SESSION_S)
+        resp.unset_cookie(LOGIN_COOKIE, path="/ui")
         raise falcon.HTTPSeeOther("/ui/")
 
     def on_post_logout(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._form(req, self._session(req))
+        self.sessions.revoke(self._cookie(req, SESSION_COOKIE))  # in every worker, not only here
         resp.unset_cookie(SESSION_COOKIE, path="/ui")
         raise falcon.HTTPSeeOther("/ui/login")
 
@@ -156,7 +179,9 @@ class Dashboard:
         info = self._call("/info", {}, rid)
         summary = self._call("/payment_summary", {}, rid)
         lightning, ln_error = self._try("/lightning", {}, rid)
-        total = sum(f.get("balance_msat", 0) or 0 for f in info["federations"])
+        known = [
+            f["balance_msat"] for f in info["federations"] if f.get("balance_msat") is not None
+        ]
         self._render(
             resp,
             "overview.html",
@@ -165,7 +190,8 @@ class Dashboard:
             chart=volume_chart(summary["series"], summary["bucket_s"]),
             lightning=lightning,
             ln_error=ln_error,
-            total_msat=total,
+            total_msat=sum(known),
+            unanswered=len(info["federations"]) - len(known),
             csrf=csrf,
             now=time.time(),
             message=None,
@@ -409,10 +435,33 @@ def _until(t: float | None, now: float) -> str:
     return f"in {minutes} min" if minutes >= 0 else f"expired {-minutes} min ago"
 
 
+class DashboardHeaders:
+    """Security headers on every /ui response (pages, fragments, static files)."""
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        if req.path.startswith("/ui"):
+            for name, value in SECURITY_HEADERS.items():
+                resp.set_header(name, value)
+
+
 def add_dashboard(
-    app: falcon.App, gw: Any, routes: dict, passwords: PasswordCheck, session_secret: str = ""
-) -> None:
-    ui = Dashboard(gw, routes, Sessions(passwords, session_secret))
+    app: falcon.App, gw: Any, routes: dict, sessions: Sessions, secure_cookies: bool = False
+) -> Dashboard:
+    """Mount Mintgate under /ui; returns it so the app's error handler can render its errors."""
+    ui = Dashboard(gw, routes, sessions, secure_cookies)
+
+    def no_session(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+        if req.get_header("HX-Request") == "true":  # a fragment: have htmx load the login page
+            resp.status = falcon.HTTP_401
+            resp.set_header("HX-Redirect", "/ui/login")
+        else:
+            resp.status, resp.location = falcon.HTTP_303, "/ui/login"
+        resp.text = ""
+
+    app.add_error_handler(NoSession, no_session)
+    app.add_middleware(DashboardHeaders())
     app.add_route("/ui/login", ui, suffix="login")
     app.add_route("/ui/logout", ui, suffix="logout")
     app.add_route("/ui/", ui, suffix="overview")
@@ -425,3 +474,4 @@ def add_dashboard(
     app.add_route("/ui/payments/summary", ui, suffix="summary")
     app.add_route("/ui/secrets", ui, suffix="secrets")
     app.add_static_route("/ui/static", str(HERE / "static"))
+    return ui

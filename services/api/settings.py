@@ -19,6 +19,9 @@ class ApiSettings(BaseSettings):
     password_hash: SecretStr = SecretStr("")
     # signs the dashboard's session cookies; the same in every worker (`make run` makes one)
     session_secret: SecretStr = SecretStr("")
+    # mark the dashboard's cookies Secure always (they are anyway when a request comes over HTTPS
+    # or through a proxy that forwards `X-Forwarded-Proto: https`)
+    secure_cookies: bool = False
     # what Prometheus sends as `Authorization: Bearer ...` for /metrics (the admin password works too)
     metrics_token: SecretStr = SecretStr("")
     metrics_cache_s: float = Field(1.0, ge=0)  # actors are asked at most this often per worker

@@ -17,21 +17,31 @@ from .test_routes import FED, PASSWORD, FakeBus
 
 
 @pytest.fixture
-def ui() -> tuple[testing.TestClient, FakeBus]:
+def ui(tmp_path) -> tuple[testing.TestClient, FakeBus]:  # type: ignore[no-untyped-def]
     bus = FakeBus()
     settings = ApiSettings(
-        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
+        run_dir=tmp_path / "run",
     )
     return testing.TestClient(create_app(settings, bus)), bus
 
 
-def login(c: testing.TestClient) -> tuple[dict, str]:
-    r = c.simulate_post(
+def post_login(c: testing.TestClient, password: str, **kw: object) -> testing.Result:
+    """The login form as a browser sends it: the page's token in a field and in its cookie."""
+    page = c.simulate_get("/ui/login")
+    token = page.cookies["mintgate_login"].value
+    assert f'name="login_token" value="{token}"' in page.text
+    return c.simulate_post(
         "/ui/login",
-        params={"password": PASSWORD},
         headers={"Content-Type": "application/x-www-form-urlencoded"},
-        body=f"password={PASSWORD.replace(' ', '+')}",
+        body=f"login_token={token}&password={password.replace(' ', '+')}",
+        cookies={"mintgate_login": token},
+        **kw,  # type: ignore[arg-type]
     )
+
+
+def login(c: testing.TestClient) -> tuple[dict, str]:
+    r = post_login(c, PASSWORD)
     assert r.status_code == 303 and r.headers["location"].endswith("/ui/")
     cookie = r.cookies["mintgate_session"]
     assert cookie.http_only and cookie.same_site.lower() == "strict"
@@ -48,8 +58,12 @@ def test_login_required_and_wrong_password(ui) -> None:  # type: ignore[no-untyp
     c, _ = ui
     assert c.simulate_get("/ui/").status_code == 303  # to the login page
     assert "Log in" in c.simulate_get("/ui/login").text
-    bad = c.simulate_post("/ui/login", body="password=nope", headers=FORM)
+    bad = post_login(c, "nope")
     assert bad.status_code == 401 and "Wrong password" in bad.text
+    # the login form needs its own token (a form posted from another site has none)
+    for cookies in ({}, {"mintgate_login": "ab" * 16}):
+        r = c.simulate_post("/ui/login", body=f"password={PASSWORD}", headers=FORM, cookies=cookies)
+        assert r.status_code == 403 and "mintgate_session" not in r.cookies
     assert (
         c.simulate_get("/ui/", cookies={"mintgate_session": "1.2.3"}).status_code == 303
     )  # forged
@@ -150,17 +164,17 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
 def test_a_session_is_valid_in_every_worker() -> None:
     """gunicorn runs several workers: a cookie made by one must open pages on another."""
     from services.api.auth import PasswordCheck
-    from services.api.dashboard import Sessions
+    from services.api.sessions import Sessions
 
     hash_ = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    a, b = Sessions(PasswordCheck(hash_)), Sessions(PasswordCheck(hash_))  # two worker processes
+    a, b = Sessions(PasswordCheck(hash_), "s"), Sessions(PasswordCheck(hash_), "s")  # two workers
     token, csrf = a.issue()
     assert b.verify(token) == csrf
     assert b.verify(token[:-1] + ("0" if token[-1] != "0" else "1")) is None  # tampered
     assert (
-        Sessions(PasswordCheck(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode())).verify(
-            token
-        )
+        Sessions(
+            PasswordCheck(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()), "s"
+        ).verify(token)
         is None
     )  # new password: sessions end
 
@@ -172,7 +186,8 @@ def test_overview_shows_the_node_liquidity_and_volume_chart(ui) -> None:  # type
     assert "Outbound (can send)" in page and "7,000,000 msat" in page and "3,000,000 msat" in page
     assert "1099511627776" not in page and "1x0x0" in page  # scids as block x tx x output
     assert 'aria-label="outbound 7,000,000 msat, inbound 3,000,000 msat"' in page
-    assert '<svg role="img" aria-label="Settled volume per hour' in page
+    assert '<svg role="img" aria-labelledby="volume-chart-label"' in page
+    assert '<figcaption id="volume-chart-label">Settled volume per hour' in page
     assert page.count('class="bar"') == 24  # one bar per hour of the last day
     bus.fail = ServiceUnavailable("extension down")
     down = c.simulate_get("/ui/", cookies=cookies)  # the bus refuses everything but the listing
@@ -208,7 +223,7 @@ def test_payment_summary_refreshes_and_follows_the_federation_filter(ui) -> None
     frag = c.simulate_get("/ui/payments/summary", params={"federation_id": FED}, cookies=cookies)
     assert frag.status_code == 200 and "<html" not in frag.text
     assert "outgoing (24 h)" in frag.text and '<svg role="img"' in frag.text
-    assert ">now</text>" in frag.text  # the chart's right edge is the present
+    assert "<span>now</span>" in frag.text  # the chart's right edge is the present
     asked = [(s, b) for s, m, b, _ in bus.calls if m == C.METHOD_ACTOR_PAYMENT_SUMMARY]
     assert asked and all(s.endswith(FED) for s, _ in asked)
     assert c.simulate_get("/ui/payments/summary").status_code == 303  # a session is needed
@@ -302,7 +317,7 @@ def test_guessing_the_password_is_throttled(ui) -> None:  # type: ignore[no-unty
         assert guess.status_code == 401
     blocked = c.simulate_post(C.PATH_INFO, headers={"Authorization": "Bearer another guess"})
     assert blocked.status_code == 429 and blocked.json["code"] == "rate_limited"
-    login = c.simulate_post("/ui/login", body="password=more+guesses", headers=FORM)
+    login = post_login(c, "more guesses")
     assert login.status_code == 429 and "Too many wrong passwords" in login.text
     assert c.simulate_post(C.PATH_INFO, headers=bearer).status_code == 200  # not locked out
     elsewhere = c.simulate_post(
@@ -324,12 +339,12 @@ def test_no_password_means_no_session_can_be_made_or_forged() -> None:
     forged = f"{payload}.{hmac_.new(key, payload.encode(), hashlib.sha256).hexdigest()}"
     for path in ("/ui/", "/ui/secrets"):
         assert c.simulate_get(path, cookies={"mintgate_session": forged}).status_code == 303
-    assert c.simulate_post("/ui/login", body="password=", headers=FORM).status_code == 401
+    assert post_login(c, "").status_code == 401
 
 
 def test_sessions_depend_on_the_session_secret() -> None:
     from services.api.auth import PasswordCheck
-    from services.api.dashboard import Sessions
+    from services.api.sessions import Sessions
 
     check = PasswordCheck(bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode())
     token, csrf = Sessions(check, "secret-1").issue()
@@ -341,7 +356,7 @@ def test_odd_input_is_a_clear_answer_not_a_crash(ui) -> None:  # type: ignore[no
     from urllib.parse import quote
 
     c, _ = ui
-    assert c.simulate_post("/ui/login", json=[1]).status_code == 401  # JSON, not a form
+    assert c.simulate_post("/ui/login", json=[1]).status_code == 403  # JSON, not a form
     cookies, csrf = login(c)
     for amount in ("²", "9" * 5000):
         r = c.simulate_post(
@@ -364,3 +379,88 @@ def test_odd_input_is_a_clear_answer_not_a_crash(ui) -> None:  # type: ignore[no
         headers={"Authorization": f"Bearer {PASSWORD}"},
     )
     assert big.status_code == 400
+
+
+def test_logout_ends_the_session_in_every_worker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two workers (two apps on one run directory): a session made by one, ended by a logout on
+    it, is refused by the other too, even if the cookie was copied before."""
+    hash_ = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    run = tmp_path / "shared-run"
+    one, two = (
+        testing.TestClient(create_app(ApiSettings(password_hash=hash_, run_dir=run), FakeBus()))
+        for _ in range(2)
+    )
+    secret = run / "session-secret"
+    assert secret.exists() and oct(secret.stat().st_mode & 0o777) == "0o600"
+    cookies, csrf = login(one)
+    assert two.simulate_get("/ui/", cookies=cookies).status_code == 200  # the same secret
+    out = one.simulate_post("/ui/logout", body=f"csrf={csrf}", headers=FORM, cookies=cookies)
+    assert out.status_code == 303
+    for c in (one, two):
+        assert c.simulate_get("/ui/", cookies=cookies).status_code == 303  # to the login page
+    again, _ = login(two)  # a new session works
+    assert one.simulate_get("/ui/", cookies=again).status_code == 200
+
+
+def test_dashboard_answers_in_html_with_its_security_headers(ui) -> None:  # type: ignore[no-untyped-def]
+    c, _ = ui
+    cookies, _ = login(c)
+    for path in ("/ui/", "/ui/login", "/ui/static/mintgate.css"):
+        r = c.simulate_get(path, cookies=cookies)
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in c.simulate_get(C.PATH_HEALTH).headers
+    page = c.simulate_get("/ui/", cookies=cookies).text
+    assert "<style" not in page and "style=" not in page  # the CSP allows no inline style
+    # a form without its token: an HTML page saying so (for htmx, a fragment it shows)
+    bad = c.simulate_post("/ui/connect", body="invite_code=fed1x", headers=FORM, cookies=cookies)
+    assert bad.status_code == 403 and "text/html" in bad.headers["content-type"]
+    assert "CSRF token missing or wrong" in bad.text and "Log out" in bad.text  # menu kept
+    frag = c.simulate_post(
+        "/ui/connect",
+        body="invite_code=fed1x",
+        headers={**FORM, "HX-Request": "true"},
+        cookies=cookies,
+    )
+    assert frag.status_code == 403 and "<html" not in frag.text and 'role="alert"' in frag.text
+    # a page of a federation that is not there
+    missing = c.simulate_get(f"/ui/federations/{'cd' * 32}", cookies=cookies)
+    assert missing.status_code == 404 and "Not found" in missing.text
+    # an htmx poll after the session ended: htmx is told to load the login page
+    poll = c.simulate_get("/ui/payments/rows", headers={"HX-Request": "true"})
+    assert poll.status_code == 401 and poll.headers["hx-redirect"] == "/ui/login"
+    assert c.simulate_get("/ui/payments/rows").status_code == 303  # without htmx, a redirect
+
+
+def test_parts_that_do_not_answer_are_said_not_zeroed(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, _ = login(c)
+    answer = bus.call
+
+    def actor_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
+        if method == C.METHOD_ACTOR_INFO:
+            raise ServiceUnavailable("actor restarting")
+        return answer(service, method, payload, **kw)  # type: ignore[arg-type]
+
+    bus.call = actor_down  # type: ignore[method-assign]
+    page = c.simulate_get("/ui/", cookies=cookies).text
+    assert "<mark>unknown</mark> (its actor does not answer)" in page
+    assert "without 1 federation(s) whose actor does not answer" in page
+    fed_page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies).text
+    assert "<mark>unknown</mark>" in fed_page and "0 msat</strong>" not in fed_page
+
+    def router_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
+        raise ServiceUnavailable("the router does not answer")
+
+    bus.call = router_down  # type: ignore[method-assign]
+    down = c.simulate_get("/ui/", cookies=cookies)
+    assert down.status_code == 503 and "text/html" in down.headers["content-type"]
+    assert "A part of the gateway does not answer" in down.text
+
+
+def test_cookies_are_secure_behind_https(ui) -> None:  # type: ignore[no-untyped-def]
+    c, _ = ui
+    plain = c.simulate_get("/ui/login")
+    assert not plain.cookies["mintgate_login"].secure  # loopback HTTP keeps working
+    proxied = c.simulate_get("/ui/login", headers={"X-Forwarded-Proto": "https"})
+    assert proxied.cookies["mintgate_login"].secure

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import bcrypt
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -16,6 +19,7 @@ APP = create_app(
     ApiSettings(
         password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
         public_rate_per_s=100_000,
+        run_dir=Path(tempfile.mkdtemp(prefix="fuzz-run-")),
     ),
     FakeBus(),
 )

@@ -2,12 +2,15 @@
 log in, connect a federation, get a deposit address with its QR code and see the deposit
 credited, withdraw after a fee preview, change fees, watch a payment appear in the live log and
 the overview's chart, see channel liquidity, show the recovery keys after entering the password
-again, and the overview on a phone-sized screen. A screenshot of each page is saved under the
-test's output folder."""
+again, the pages on a phone-sized screen, leave the federation after confirming, log out. No
+page may break its Content-Security-Policy. A screenshot of each page is saved under the test's
+output folder: `$TEST_OUTPUT_DIR/browser` (default `test-output/browser` in the repository,
+git-ignored), kept after the run for people to look at."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -31,11 +34,24 @@ ARGS = [
 ]
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    out = tmp_path / "screenshots"
-    out.mkdir()
+def shots() -> Path:
+    out = Path(os.environ.get("TEST_OUTPUT_DIR") or REPO / "test-output") / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
+        old.unlink()
     return out
+
+
+def no_sideways_scroll(page, width: int) -> None:  # type: ignore[no-untyped-def]
+    wide = page.evaluate(
+        f"[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > {width + 2})"
+        ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 10, (page.url, wide)
 
 
 def test_operator_runs_the_gateway_from_the_dashboard(
@@ -48,6 +64,8 @@ def test_operator_runs_the_gateway_from_the_dashboard(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        console_errors: list[str] = []  # a CSP violation shows here
+        page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
         page.goto(ui)
         assert "/ui/login" in page.url
         page.screenshot(path=str(shots / "01-login.png"))
@@ -108,6 +126,11 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         _, invoice = user.ln_receive(42_000, "seen in the log")
         assert world.post("/v1/nodes/alice/pay", {"bolt11": invoice})["status"] == "succeeded"
         wait_until(lambda: "42,000" in page.inner_text("tbody"), 20, "the payment in the live log")
+        assert "alpha" in page.inner_text("tbody")  # by name
+        # the 24 h summary above refreshes by itself too
+        wait_until(
+            lambda: "1 settled" in page.inner_text("#payment-summary"), 30, "the summary refreshed"
+        )
         page.screenshot(path=str(shots / "07-payments.png"), full_page=True)
 
         page.goto(ui)  # the overview: node, liquidity per channel, the day's volume
@@ -115,6 +138,10 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         assert page.locator(".liq").count() == len(world.get("/v1/nodes/gateway")["channels"]) > 0
         page.reload()  # the chart now holds the payment above
         assert page.locator("svg.chart rect.bar[height]:not([height='0.0'])").count() >= 1
+        processes = page.inner_text("table[aria-label='process health']")
+        for program in ("gateway-router", "gateway-lnrpc-extension", "gateway-api", "regtestd"):
+            assert program in processes
+        assert "gateway-actor-" in processes and "crashed" not in processes
         page.screenshot(path=str(shots / "08-overview-lightning.png"), full_page=True)
 
         page.click("a:has-text('Recovery keys')")
@@ -127,13 +154,26 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
         phone.context.add_cookies(page.context.cookies())
         phone.goto(ui)
-        wide = phone.evaluate(
-            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392)"
-            ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"
-        )
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 400, (
-            wide
-        )  # no sideways scroll
+        no_sideways_scroll(phone, 390)
         phone.screenshot(path=str(shots / "10-phone.png"), full_page=True)
+        for path in (f"federations/{alpha['federation_id']}", "payments"):
+            phone.goto(ui + path)
+            no_sideways_scroll(phone, 390)
+        phone.screenshot(path=str(shots / "11-phone-payments.png"), full_page=True)
+        phone.close()
+
+        page.goto(ui + f"federations/{alpha['federation_id']}")
+        page.click("button:has-text('Leave this federation')")
+        assert "Leave alpha?" in page.inner_text("[role=alert]")  # nothing left yet
+        page.screenshot(path=str(shots / "12-leave-confirm.png"), full_page=True)
+        page.click("button:has-text('Yes, leave alpha')")
+        page.wait_for_url(ui)
+        assert page.locator("article[aria-label='federation alpha']").count() == 0
+
+        page.click("button:has-text('Log out')")
+        page.wait_for_url("**/ui/login")
+        page.goto(ui)
+        assert "/ui/login" in page.url  # the session is over
+        assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
         browser.close()
-    assert len(list(shots.glob("*.png"))) == 10
+    assert len(list(shots.glob("*.png"))) == 12

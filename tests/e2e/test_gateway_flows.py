@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -570,8 +571,11 @@ def test_dashboard_through_gunicorn(tree: dict) -> None:
     )
     with httpx.Client(base_url=tree["api_url"], timeout=30) as ui:
         assert ui.get("/ui/").status_code == 303
-        r = ui.post("/ui/login", data={"password": tree["password"]})
+        token = re.search(r'name="login_token" value="(\w+)"', ui.get("/ui/login").text)[1]
+        r = ui.post("/ui/login", data={"password": tree["password"], "login_token": token})
         assert r.status_code == 303 and "mintgate_session" in ui.cookies
+        csrf = re.search(r'name="csrf" value="(\w+)"', ui.get("/ui/").text)[1]
+        copied = dict(ui.cookies)
         page = ui.get("/ui/")
         assert (
             page.status_code == 200 and "alpha" in page.text and alpha["federation_id"] in page.text
@@ -582,3 +586,7 @@ def test_dashboard_through_gunicorn(tree: dict) -> None:
         assert ui.get(f"/ui/federations/{alpha['federation_id']}").status_code == 200
         assert ui.get("/ui/payments").status_code == 200
         assert ui.get("/ui/static/vendor/pico-2.1.1.min.css").status_code == 200
+        # logging out on one worker ends the session on every worker (a copied cookie is dead)
+        assert ui.post("/ui/logout", data={"csrf": csrf}).status_code == 303
+        for _ in range(4):  # gunicorn spreads these over its workers
+            assert httpx.get(tree["api_url"] + "/ui/", cookies=copied).status_code == 303
