@@ -1,11 +1,16 @@
-"""`make run`'s job (deploy/devnet.py) on a fresh directory reaches a paid invoice in both
-directions with nothing but the CLIs and .devnet/world.json; a second run reports the running
-world; stop stops everything."""
+"""`make run` on a fresh clone of the repository reaches a paid invoice in both directions with
+nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
+second `make run` reports the running world; `make status` lists every program; `make stop`
+stops every process of it.
+
+The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
+is set up), so the test measures the world's setup, not pip."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,66 +27,85 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_make_run_reaches_paid_invoices(tmp_path: Path) -> None:
-    devnet = Path(f"/tmp/fmgw-devnet-{os.urandom(3).hex()}")
-    env = {
-        **os.environ,
-        "GATEWAY_DEVNET_DIR": str(devnet),
-        "GATEWAY_RUN_DIR": str(devnet / "run"),
-        "GATEWAY_DATA_DIR": str(devnet / "data"),
-        "GATEWAY_API_BIND": f"127.0.0.1:{_port()}",
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_port()}",
-    }
+def _alive(marker: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
-    def devnet_cmd(cmd: str) -> subprocess.CompletedProcess[str]:
+
+def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
+    clone = Path(f"/tmp/fmgw-clone-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GATEWAY_", "SUPERVISOR_")) and k != "VIRTUAL_ENV"
+    }
+    # other ports than a developer's own `make run` on this machine
+    env["GATEWAY_API_BIND"] = f"127.0.0.1:{_port()}"
+    env["GATEWAY_LNRPC_LISTEN"] = f"127.0.0.1:{_port()}"
+
+    def make(target: str) -> subprocess.CompletedProcess[str]:
+        # -o: the venv counts as set up (it is this test run's own)
         return subprocess.run(
-            [sys.executable, "-m", "deploy.devnet", cmd],
-            cwd=REPO,
+            ["make", "-o", ".venv/.installed", target],
+            cwd=clone,
             env=env,
             capture_output=True,
             text=True,
             timeout=400,
         )
 
-    try:
-        first = devnet_cmd("run")
-        assert first.returncode == 0, first.stderr[-2000:]
-        assert "the local world is running" in first.stdout
-        world = json.loads((devnet / "world.json").read_text())
-        assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
-
-        def run(*args: str) -> dict:
-            out = subprocess.run(list(args), capture_output=True, text=True, timeout=150, env=env)
-            assert out.returncode == 0, out.stderr
-            return json.loads(out.stdout)
-
-        # every CLI finds the world by itself: no --wallet, --data-dir, address or password
-        fed_cli, regtest_cli, gateway_cli = (
-            str(BIN / n) for n in ("fed-cli", "regtest-cli", "gateway-cli")
+    def cli(*args: str) -> dict:
+        out = subprocess.run(
+            [str(BIN / args[0]), *args[1:]],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
         )
-        inv = run(fed_cli, "ln-invoice", "--amount-msat", "50000")
-        assert run(regtest_cli, "pay", "alice", inv["invoice"])["status"] == "succeeded"
-        assert run(fed_cli, "await-invoice", inv["operation_id"])["received_msat"] == 50_000
-        bob = run(regtest_cli, "invoice", "bob", "20000")
-        paid = run(fed_cli, "ln-pay", bob["bolt11"])
+        assert out.returncode == 0, (args, out.stderr)
+        return json.loads(out.stdout)
+
+    try:
+        first = make("run")
+        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+        assert "the local world is running" in first.stdout
+        assert "admin password:" in first.stdout and "/ui/" in first.stdout
+        world_file = clone / ".devnet" / "world.json"
+        assert oct(world_file.stat().st_mode & 0o777) == "0o600"
+        world = json.loads(world_file.read_text())
+        assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
+        assert world["gateway"]["api_url"].endswith(env["GATEWAY_API_BIND"])
+
+        # into the federation: alice pays the alpha user's invoice over Lightning
+        inv = cli("fed-cli", "ln-invoice", "--amount-msat", "50000")
+        assert cli("regtest-cli", "pay", "alice", inv["invoice"])["status"] == "succeeded"
+        assert cli("fed-cli", "await-invoice", inv["operation_id"])["received_msat"] == 50_000
+        # out of the federation: the user pays bob's invoice through the gateway
+        bob = cli("regtest-cli", "invoice", "bob", "20000")
+        paid = cli("fed-cli", "ln-pay", bob["bolt11"])
         assert paid["preimage"] == bob["preimage"]
-        assert run(fed_cli, "--federation", "beta", "balance")["balance_msat"] > 0
-        info = run(gateway_cli, "info")
+        assert cli("fed-cli", "--federation", "beta", "balance")["balance_msat"] > 0
+        info = cli("gateway-cli", "info")
         assert {f["name"] for f in info["federations"]} == {"alpha", "beta"}
-        assert info["node"]["alias"] and run(gateway_cli, "balances")["total_msat"] > 0
-        summary = run(gateway_cli, "payment-summary")["directions"]
+        assert info["node"]["alias"] and cli("gateway-cli", "balances")["total_msat"] > 0
+        summary = cli("gateway-cli", "payment-summary")["directions"]
         assert summary["incoming"]["settled"] >= 1 and summary["outgoing"]["settled"] >= 1
 
-        again = devnet_cmd("run")
+        again = make("run")
         assert again.returncode == 0 and "already running" in again.stdout
-        status = devnet_cmd("status")
-        assert "gateway-api" in status.stdout and "RUNNING" in status.stdout
+        status = make("status")
+        for program in ("gateway-api", "gateway-router", "regtestd", "devfed-alpha"):
+            assert program in status.stdout
+        assert status.stdout.count("RUNNING") >= 8  # 6 programs and one actor per federation
     finally:
-        devnet_cmd("stop")
+        stopped = make("stop")
         deadline = time.monotonic() + 60
-        while (
-            time.monotonic() < deadline
-            and subprocess.run(["pgrep", "-f", str(devnet)], capture_output=True).returncode == 0
-        ):
+        while _alive(str(clone)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        subprocess.run(["rm", "-rf", str(devnet)], check=False)
+        left = _alive(str(clone))
+        shutil.rmtree(clone, ignore_errors=True)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not left, left  # make stop stopped every process of the world
