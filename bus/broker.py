@@ -40,6 +40,7 @@ from gwcore.constants import (
 from gwcore.errors import (
     DeadlineExceeded,
     GatewayError,
+    InvalidInput,
     ServiceUnavailable,
     UnknownMethod,
     WorkerLost,
@@ -82,6 +83,16 @@ class _Forward:
     deadline: float  # loop time
     worker: bytes | None = None
     timer: asyncio.TimerHandle | None = None  # while queued: answers service_unavailable
+    # other clients that sent the very same request (same id, service, method, payload) while
+    # this one was in flight: they wait for its answer instead of displacing it
+    also: list[bytes | None] = field(default_factory=list)
+
+    def clients(self) -> list[bytes | None]:
+        return [self.client, *self.also]
+
+    def same_request(self, env: Envelope) -> bool:
+        r, o = self.env.request, env.request
+        return (r.service, r.method, r.payload) == (o.service, o.method, o.payload)
 
 
 class Broker:
@@ -291,11 +302,12 @@ class Broker:
         worker = self._workers.get(peer)
         if worker is not None:
             worker.in_flight.discard(env.correlation_id)
-        if fwd.client is None:
-            self._calls.resolve(env)
-        else:
-            self._send(fwd.client, raw)
-            self.stats.incr("replies_forwarded")
+        for client in fwd.clients():
+            if client is None:
+                self._calls.resolve(env)
+            else:
+                self._send(client, raw)
+                self.stats.incr("replies_forwarded")
 
     # --- routing requests ---------------------------------------------------------------------
     def _route(self, client: bytes | None, env: Envelope, raw: bytes) -> None:
@@ -316,8 +328,24 @@ class Broker:
             return
         fwd = _Forward(client, env, raw, loop.time() + left)
         previous = self._forwards.get(env.message_id)
-        if previous is not None and previous.worker is not None:  # a retry: forget the old copy
-            old = self._workers.get(previous.worker)
+        if previous is not None and not previous.same_request(env):
+            # another request under an id in flight: refused, it never displaces the first
+            self.stats.incr("conflicting_ids")
+            self._answer_error(
+                client, env, InvalidInput("message id already in use by another request")
+            )
+            return
+        if previous is not None and previous.client != client:
+            # the same request from another client: it waits for the answer of the first
+            if client not in previous.also:
+                previous.also.append(client)
+            self.stats.incr("joined_duplicates")
+            return
+        if previous is not None:  # a retry by its own client: forget the old copy
+            fwd.also = previous.also
+            if previous.timer is not None:
+                previous.timer.cancel()
+            old = self._workers.get(previous.worker) if previous.worker is not None else None
             if old is not None:
                 old.in_flight.discard(env.message_id)
         self._forwards[env.message_id] = fwd
@@ -326,7 +354,8 @@ class Broker:
             if len(queue) >= self.max_queued:
                 del self._forwards[env.message_id]
                 self.stats.incr("queue_overflow")
-                self._answer_error(client, env, ServiceUnavailable(f"{service}: queue full"))
+                for waiting in fwd.clients():
+                    self._answer_error(waiting, env, ServiceUnavailable(f"{service}: queue full"))
                 return
             queue.append(fwd)
             # Answer just before the caller's deadline, so it learns why rather than timing out.
@@ -392,7 +421,8 @@ class Broker:
             fwd = self._forwards.pop(mid, None)
             if fwd is not None:
                 self.stats.incr("requests_lost")
-                self._answer_error(fwd.client, fwd.env, WorkerLost(f"{worker.service}: {why}"))
+                for client in fwd.clients():
+                    self._answer_error(client, fwd.env, WorkerLost(f"{worker.service}: {why}"))
 
     def _expire_queued(self, fwd: _Forward) -> None:
         service = fwd.env.request.service
@@ -402,9 +432,10 @@ class Broker:
         if self._forwards.get(fwd.env.message_id) is fwd and fwd.worker is None:
             del self._forwards[fwd.env.message_id]
             self.stats.incr("unavailable")
-            self._answer_error(
-                fwd.client, fwd.env, ServiceUnavailable(f"no live worker for {service}")
-            )
+            for client in fwd.clients():
+                self._answer_error(
+                    client, fwd.env, ServiceUnavailable(f"no live worker for {service}")
+                )
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -70,23 +70,35 @@ def _expire(fut: asyncio.Future[Envelope]) -> None:
 
 
 class PendingCalls:
-    """Futures of calls in flight, keyed by message id."""
+    """Futures of calls in flight, keyed by message id. Several calls of one process may wait
+    on one message id (two requests for the same payment): one reply answers them all."""
 
     def __init__(self, stats: BusStats) -> None:
         self.stats = stats
-        self._futures: dict[str, asyncio.Future[Envelope]] = {}
+        self._futures: dict[str, list[asyncio.Future[Envelope]]] = {}
 
     def __len__(self) -> int:
-        return len(self._futures)
+        return sum(len(w) for w in self._futures.values())
 
     def resolve(self, env: Envelope) -> bool:
-        """Hand a reply/error envelope to its waiting call; False if nobody waits for it."""
-        fut = self._futures.get(env.correlation_id)
-        if fut is None or fut.done():
+        """Hand a reply/error envelope to its waiting calls; False if nobody waits for it."""
+        waiting = [f for f in self._futures.get(env.correlation_id, ()) if not f.done()]
+        if not waiting:
             self.stats.incr("late_replies")
             return False
-        fut.set_result(env)
+        for fut in waiting:
+            fut.set_result(env)
         return True
+
+    def _wait(self, mid: str, fut: asyncio.Future[Envelope]) -> None:
+        self._futures.setdefault(mid, []).append(fut)
+
+    def _unwait(self, mid: str, fut: asyncio.Future[Envelope]) -> None:
+        waiting = self._futures.get(mid)
+        if waiting is not None and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self._futures[mid]
 
     async def call(
         self,
@@ -114,7 +126,7 @@ class PendingCalls:
             attempt += 1
             env.request.attempt = attempt
             fut: asyncio.Future[Envelope] = loop.create_future()
-            self._futures[mid] = fut
+            self._wait(mid, fut)
             # A bare timer rather than asyncio.wait_for: this is the hot path of every call.
             timer = loop.call_later(min(per_attempt, remaining), _expire, fut)
             try:
@@ -127,8 +139,7 @@ class PendingCalls:
                 continue
             finally:
                 timer.cancel()
-                if self._futures.get(mid) is fut:
-                    del self._futures[mid]
+                self._unwait(mid, fut)
             body = reply.WhichOneof("body")
             if body == "reply":
                 return reply.reply.payload

@@ -20,3 +20,29 @@ def hex32(value: Any, name: str) -> str:
     if not isinstance(value, str) or len(value) != 64 or not is_hex(value):
         raise InvalidInput(f"{name} must be 32 bytes of hex")
     return value.lower()
+
+
+# Fees a gateway may ask: at most 100 000 sat base, at most 100 % proportional (more is a typo,
+# and would price every payment out while looking like a working gateway).
+MAX_FEE_BASE_MSAT = 100_000_000
+MAX_FEE_PPM = 1_000_000
+
+
+def fees(base: Any, ppm: Any) -> dict[str, int]:
+    """{base_msat, proportional_millionths} checked: whole numbers within the bounds above."""
+    for v, name, top in (
+        (base, "base_msat", MAX_FEE_BASE_MSAT),
+        (ppm, "proportional_millionths", MAX_FEE_PPM),
+    ):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+            raise InvalidInput(f"{name} must be a whole number from 0 to {top}")
+    return {"base_msat": base, "proportional_millionths": ppm}
+
+
+def flag(value: Any, name: str) -> bool:
+    """An optional JSON boolean (absent or null: false); anything else is InvalidInput."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false")
+    return value

@@ -54,6 +54,7 @@ from gwcore.errors import (
     UnknownMethod,
 )
 from gwcore.logging import log_context
+from gwcore.values import fees as checked_fees
 from gwcore.values import is_hex
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -425,11 +426,7 @@ class Actor:
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:
-        base, ppm = body.get("base_msat"), body.get("proportional_millionths")
-        for v, name in ((base, "base_msat"), (ppm, "proportional_millionths")):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise InvalidInput(f"{name} must be a non-negative integer")
-        self.fees.update(base_msat=base, proportional_millionths=ppm)
+        self.fees.update(checked_fees(body.get("base_msat"), body.get("proportional_millionths")))
         self.store.set_meta("fees", json.dumps(self.fees))
         self._reregister.set()  # effective at once, and re-registered
         return {"fees": self.fees}

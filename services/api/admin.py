@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gwcore import constants as C
-from gwcore.errors import GatewayError, InvalidInput
-from gwcore.values import hex32, is_hex
+from gwcore.errors import GatewayError, InvalidInput, ServiceUnavailable
+from gwcore.values import fees as checked_fees
+from gwcore.values import flag, hex32, is_hex
 from gwcore.version import version_hash
 
 from .gateway import Gateway
@@ -189,24 +190,36 @@ def _leave(gw: Gateway, body: dict, rid: str) -> dict:
     return gw.call(
         C.GATEWAY_SERVICE,
         C.METHOD_LEAVE_FED,
-        {"federation_id": fed, "force": bool(body.get("force"))},
+        {"federation_id": fed, "force": flag(body.get("force"), "force")},
         request_id=rid,
     )
 
 
 def _set_fees(gw: Gateway, body: dict, rid: str) -> dict:
-    fees = {k: body.get(k) for k in ("base_msat", "proportional_millionths")}
-    for k, v in fees.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise InvalidInput(f"{k} must be a non-negative integer")
-    feds = (
-        [gw.federation(body, rid)]
-        if body.get("federation_id") is not None
-        else [f["federation_id"] for f in gw.federations(rid) if f["state"] == "running"]
-    )
-    return {
-        fed: gw.call(fed, C.METHOD_ACTOR_SET_FEES, fees, request_id=rid)["fees"] for fed in feds
-    }
+    fees = checked_fees(body.get("base_msat"), body.get("proportional_millionths"))
+    if body.get("federation_id") is not None:
+        fed = gw.federation(body, rid)
+        return {fed: gw.call(fed, C.METHOD_ACTOR_SET_FEES, fees, request_id=rid)["fees"]}
+    applied, names, failed = {}, [], {}
+    for f in gw.federations(rid):
+        if f["state"] == "left":
+            continue
+        name = f.get("name") or f["federation_id"][:16]
+        try:
+            applied[f["federation_id"]] = gw.call(
+                f["federation_id"], C.METHOD_ACTOR_SET_FEES, fees, request_id=rid
+            )["fees"]
+            names.append(name)
+        except GatewayError as exc:
+            failed[name] = exc.message
+    if failed:  # said in full: which took the new fees and which did not (setting again is safe)
+        done = ", ".join(names) or "none"
+        raise ServiceUnavailable(
+            f"fees applied to {done}; not to "
+            + "; ".join(f"{name} ({why})" for name, why in failed.items())
+            + ": set them again"
+        )
+    return applied
 
 
 def _config(gw: Gateway, body: dict, rid: str) -> dict:

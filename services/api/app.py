@@ -29,6 +29,7 @@ from gwcore import constants as C
 from gwcore.errors import (
     GatewayError,
     InternalError,
+    NotFound,
     RateLimited,
     Unauthorized,
 )
@@ -106,6 +107,16 @@ class RateLimit:
             self._buckets[req.remote_addr or ""] = (tokens - 1, now)
 
 
+# Falcon's own answers (no such route, wrong method, …) in the words of gwcore.errors
+HTTP_CODES = {
+    400: "invalid_input",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "invalid_input",
+}
+
+
 def _error_handler(gw: Gateway, ui: Dashboard | None = None) -> Callable[..., None]:
     """Errors as JSON `{error, code}` (public routes redacted); under /ui as Mintgate pages."""
 
@@ -116,7 +127,8 @@ def _error_handler(gw: Gateway, ui: Dashboard | None = None) -> Callable[..., No
                 assert ui is not None
                 ui.render_error(req, resp, ex.status_code, ex.title)
                 return
-            resp.status, resp.media = ex.status, {"error": ex.title, "code": "http_error"}
+            code = HTTP_CODES.get(ex.status_code, "http_error")
+            resp.status, resp.media = ex.status, {"error": ex.title, "code": code}
             return
         if not isinstance(ex, GatewayError):
             log.exception("unhandled error")
@@ -145,6 +157,8 @@ class PayInvoice:
         body = read_body(req, self.gw.settings.max_body_bytes)
         fed = hex32(body.get("federation_id"), "federation_id")
         cid = hex32(body.get("contract_id"), "contract_id")
+        if not self.gw.serves(fed, req.context.request_id):
+            raise NotFound(f"this gateway does not serve federation {fed}")
         start = time.perf_counter()
         with log_context(federation_id=fed, request_id=req.context.request_id):
             try:
@@ -155,7 +169,8 @@ class PayInvoice:
                     request_id=req.context.request_id,
                     timeout=self.gw.settings.pay_timeout_s,
                     idempotent=False,
-                    message_id=f"pay-{cid}",
+                    # one id per (federation, contract): a repeat joins the first attempt
+                    message_id=f"pay-{fed[:32]}-{cid}",
                 )
             except GatewayError as exc:
                 self.gw.metrics.pay_results.labels(exc.code).inc()

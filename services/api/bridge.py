@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from bus import BusClient
+from gwcore.errors import BusTimeout
 
 
 class BusBridge:
@@ -40,4 +41,8 @@ class BusBridge:
         fut = asyncio.run_coroutine_threadsafe(
             self._client.request(service, method, payload, timeout=timeout, **kwargs), loop
         )
-        return fut.result(timeout + 5)
+        try:
+            return fut.result(timeout + 5)
+        except TimeoutError:  # the bus's own timeout should have come first: the loop is stuck
+            fut.cancel()
+            raise BusTimeout(f"{service}: no answer within {timeout + 5:.0f} s") from None

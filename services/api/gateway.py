@@ -4,6 +4,8 @@ small validators. The admin handlers (admin.py), the dashboard and app.py build 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any, Protocol
 
 import falcon
@@ -14,6 +16,8 @@ from gwcore.values import hex32
 
 from .metrics import FrontMetrics
 from .settings import ApiSettings
+
+SERVED_CACHE_S = 5.0
 
 
 class BusCaller(Protocol):
@@ -34,6 +38,8 @@ def read_body(req: falcon.Request, max_bytes: int) -> dict:
         body = json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("body is not valid JSON") from None
+    except RecursionError:  # "[[[[…" thousands deep
+        raise InvalidInput("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return body
@@ -44,6 +50,8 @@ class Gateway:
 
     def __init__(self, settings: ApiSettings, bus: BusCaller, metrics: FrontMetrics) -> None:
         self.settings, self.bus, self.metrics = settings, bus, metrics
+        self._served: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._served_lock = threading.Lock()
 
     def call(
         self,
@@ -69,6 +77,21 @@ class Gateway:
         return self.call(C.GATEWAY_SERVICE, C.METHOD_LIST_FEDS, {}, request_id=request_id)[
             "federations"
         ]
+
+    def serves(self, fed: str, request_id: str) -> bool:
+        """Is `fed` connected (not left)? From a list kept for SERVED_CACHE_S, asked again at
+        once when `fed` is not in it (so a federation connected a moment ago is served). The
+        public route asks this first, so that a made-up federation id is a quick 404 rather
+        than a request the bus keeps queued, holding a server thread, until its deadline."""
+        at, known = self._served
+        if fed in known and time.monotonic() - at < SERVED_CACHE_S:
+            return True
+        feds = frozenset(
+            f["federation_id"] for f in self.federations(request_id) if f["state"] != "left"
+        )
+        with self._served_lock:
+            self._served = (time.monotonic(), feds)
+        return fed in feds
 
     def federation(self, body: dict, request_id: str) -> str:
         fed = hex32(body.get("federation_id"), "federation_id")

@@ -209,7 +209,7 @@ def test_pay_invoice_is_public_idempotent_and_traced(
     assert (service, method, body) == (FED, C.METHOD_ACTOR_PAY, {"contract_id": CID})
     assert (
         kw["idempotent"] is False
-        and kw["message_id"] == f"pay-{CID}"
+        and kw["message_id"] == f"pay-{FED[:32]}-{CID}"
         and kw["request_id"] == "req-42"
     )
 
@@ -333,6 +333,74 @@ def test_body_rules(client: testing.TestClient) -> None:
     assert client.simulate_post(C.PATH_PAY_INVOICE, body="NaN").status_code == 400
     big = client.simulate_post(C.PATH_PAY_INVOICE, body="x" * (128 * 1024))
     assert big.status_code == 413 and big.json["code"] == "too_large"
+    deep = client.simulate_post(C.PATH_PAY_INVOICE, body="[" * 50_000)
+    assert deep.status_code == 400 and deep.json["code"] == "invalid_input"
+    nowhere = client.simulate_get("/no/such/route")
+    assert nowhere.status_code == 404 and nowhere.json["code"] == "not_found"
+    wrong = client.simulate_delete(C.PATH_PAY_INVOICE)
+    assert wrong.status_code == 405 and wrong.json["code"] == "method_not_allowed"
+
+
+def test_pay_invoice_for_a_federation_not_served_is_a_quick_404(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    """A made-up federation id never reaches an actor (the bus would hold the request, and a
+    server thread, until its deadline): 404 after one listing, which is then reused."""
+    other = {"federation_id": "ef" * 32, "contract_id": CID}
+    r = client.simulate_post(C.PATH_PAY_INVOICE, json=other)
+    assert r.status_code == 404 and r.json == {"error": "not found", "code": "not_found"}
+    assert [m for _, m, _, _ in bus.calls] == [C.METHOD_LIST_FEDS]  # asked the router only
+    bus.calls.clear()
+    ok = client.simulate_post(C.PATH_PAY_INVOICE, json={"federation_id": FED, "contract_id": CID})
+    assert ok.status_code == 200 and [m for _, m, _, _ in bus.calls] == [C.METHOD_ACTOR_PAY]
+
+
+def test_flags_and_fees_are_checked_strictly(client: testing.TestClient, bus: FakeBus) -> None:
+    for force in ("false", 1, "yes", []):
+        r = client.simulate_post(
+            C.PATH_LEAVE_FED, json={"federation_id": FED, "force": force}, headers=AUTH
+        )
+        assert r.status_code == 400 and "force" in r.json["error"]
+    assert not [b for _, m, b, _ in bus.calls if m == C.METHOD_LEAVE_FED]  # nothing left
+    for base, ppm in ((10**30, 0), (0, 1_000_001), (1.5, 0), (True, 0), (0, None)):
+        r = client.simulate_post(
+            C.PATH_SET_FEES,
+            json={"federation_id": FED, "base_msat": base, "proportional_millionths": ppm},
+            headers=AUTH,
+        )
+        assert r.status_code == 400, (base, ppm)
+    assert not [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_SET_FEES]
+    top = {"base_msat": 100_000_000, "proportional_millionths": 1_000_000}
+    assert client.simulate_post(C.PATH_SET_FEES, json=top, headers=AUTH).json == {FED: top}
+
+
+def test_fees_for_every_federation_say_which_did_not_take_them(bus: FakeBus) -> None:
+    """One actor down while fees are set for all: the answer names it (and the ones that took
+    the new fees), rather than a success that is not one."""
+    settings = ApiSettings(
+        password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    )
+    answer = bus.call
+    second = "cd" * 32
+
+    def two_feds(service: str, method: str, payload: bytes, **kw: Any) -> bytes:
+        if method == C.METHOD_LIST_FEDS:
+            feds = [
+                {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"},
+                {"federation_id": second, "name": "beta", "scid": 2, "state": "crashed"},
+            ]
+            return json.dumps({"federations": feds, "extension_connected": True}).encode()
+        if service == second:
+            raise ServiceUnavailable("no live worker for beta")
+        return answer(service, method, payload, **kw)
+
+    bus.call = two_feds  # type: ignore[method-assign]
+    c = testing.TestClient(create_app(settings, bus))
+    r = c.simulate_post(
+        C.PATH_SET_FEES, json={"base_msat": 1, "proportional_millionths": 2}, headers=AUTH
+    )
+    assert r.status_code == 503
+    assert r.json["error"].startswith("fees applied to alpha; not to beta (no live worker")
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:

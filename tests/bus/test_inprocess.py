@@ -246,6 +246,40 @@ async def test_duplicate_requests_are_replayed_not_rerun(
     store2.close()
 
 
+async def test_a_message_id_in_flight_is_never_taken_over(
+    broker, zctx, endpoint, fast_heartbeat, run_dir
+):  # type: ignore[no-untyped-def]
+    """Two clients (two gunicorn workers) send the same request under one id while it runs:
+    the second waits for the first's answer, both get it, the work runs once. A different
+    request under that id is refused and takes nothing from the first."""
+    handler = Echo()
+    store = ReplyStore(run_dir / "replies.db")
+    w = await start_worker(zctx, endpoint, fast_heartbeat, store=store, handler=handler)
+    clients = [BusClient(endpoint, ctx=zctx, identity=f"api-{i}") for i in range(3)]
+    try:
+
+        async def pay(c: BusClient, payload: bytes) -> bytes:
+            # one attempt only, shorter than a retry would need: joining must answer it
+            return await c.request(
+                "fedA", "slow", payload, timeout=1.5, retries=0, idempotent=False, message_id="p-7"
+            )
+
+        first = asyncio.ensure_future(pay(clients[0], b"0.4"))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(pay(clients[1], b"0.4"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(InvalidInput, match="already in use"):
+            await pay(clients[2], b"0.01")  # another request under the same id
+        assert await first == await second == b"echo:0.4"
+        assert len(handler.calls) == 1 and broker.stats.get("joined_duplicates") == 1
+        assert broker.stats.get("conflicting_ids") == 1
+    finally:
+        for c in clients:
+            await c.close()
+        await w.stop()
+        store.close()
+
+
 async def test_late_replies_are_dropped_and_counted(broker, client, zctx, endpoint, fast_heartbeat):  # type: ignore[no-untyped-def]
     w = await start_worker(zctx, endpoint, fast_heartbeat)
     with pytest.raises(BusTimeout):
