@@ -145,6 +145,13 @@ class DepositPending(GatewayError):
     code = "deposit_pending"
 
 
+class PaymentsInFlight(GatewayError):
+    """Refused while payments of the federation are in flight (leave); ask again when they are
+    done, or force it."""
+
+    code = "payments_in_flight"
+
+
 ERROR_TABLE: dict[str, ErrorSpec] = {
     "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
     "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
@@ -160,6 +167,7 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "payment_failed": ErrorSpec(502, "ABORTED", False, "payment failed"),
     "not_ready": ErrorSpec(503, "UNAVAILABLE", True, "not ready"),
     "deposit_pending": ErrorSpec(409, "FAILED_PRECONDITION", True, "deposit not confirmed yet"),
+    "payments_in_flight": ErrorSpec(409, "FAILED_PRECONDITION", False, "payments in flight"),
     "too_large": ErrorSpec(413, "RESOURCE_EXHAUSTED", False, "request too large"),
     "rate_limited": ErrorSpec(429, "RESOURCE_EXHAUSTED", True, "too many requests"),
 }

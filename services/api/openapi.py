@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gwcore import constants as C
+from gwcore.values import MAX_FEE_BASE_MSAT, MAX_FEE_PPM
 
 FED = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 ERROR = {
@@ -30,7 +31,19 @@ def _op(summary: str, body: dict | None, public: bool = False) -> dict:
                 "description": "too many requests or wrong passwords: wait",
                 "content": {"application/json": {"schema": ERROR}},
             },
+            "413": {
+                "description": "body too large",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+            "502": {
+                "description": "payment failed (definitely: the contract is cancelled)",
+                "content": {"application/json": {"schema": ERROR}},
+            },
             "503": {"description": "not ready", "content": {"application/json": {"schema": ERROR}}},
+            "504": {
+                "description": "no answer in time (the work may still finish: ask again)",
+                "content": {"application/json": {"schema": ERROR}},
+            },
         },
     }
     if not public:
@@ -122,8 +135,16 @@ def openapi_document(version: str) -> dict:
                 {
                     "properties": {
                         "federation_id": FED,
-                        "base_msat": {"type": "integer", "minimum": 0},
-                        "proportional_millionths": {"type": "integer", "minimum": 0},
+                        "base_msat": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_FEE_BASE_MSAT,
+                        },
+                        "proportional_millionths": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_FEE_PPM,
+                        },
                     },
                     "required": ["base_msat", "proportional_millionths"],
                 },

@@ -89,7 +89,10 @@ class Ctx:
         world = find_world() if self.address is None or not password else None
         if world is not None:  # `make run`'s world: its URL, and its password only for that URL
             gw = world.get("gateway", {})
-            if self.address is None:  # the world's gateway: with the world's password only
+            # The world's gateway gets the world's password, never one of yours: a world file
+            # (even one that came with a cloned directory) must not lead your real password
+            # to the URL it names. Give -a to talk to another gateway with your password.
+            if self.address is None:
                 self.address, password = gw.get("api_url"), gw.get("password")
             elif self.address == gw.get("api_url"):
                 password = gw.get("password")
@@ -320,6 +323,8 @@ def recovery_keys(c: Ctx) -> Any:
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(PAYMENT_DIRECTIONS))
 @click.option("--status", "statuses", multiple=True, type=click.Choice(PAYMENT_STATUSES))
+@click.option("--since", type=float, help="Unix time: payments created at or after it")
+@click.option("--before", type=float, help="Unix time: payments created before it (to page back)")
 @click.pass_obj
 @_run
 def payment_log(
@@ -328,9 +333,12 @@ def payment_log(
     limit: int,
     kinds: tuple[str, ...],
     statuses: tuple[str, ...],
+    since: float | None,
+    before: float | None,
 ) -> Any:
-    """Payments, newest first (--kind and --status may repeat)."""
-    return c.api().payment_log(federation_id, limit, list(kinds), list(statuses))
+    """Payments, newest first (--kind and --status may repeat; page back with --before set to
+    the oldest `created` shown)."""
+    return c.api().payment_log(federation_id, limit, list(kinds), list(statuses), since, before)
 
 
 @cli.command("payment-summary")
@@ -344,9 +352,22 @@ def payment_summary(c: Ctx, start: float | None, end: float | None) -> Any:
 
 
 @cli.command("create-password-hash")
-@click.argument("password")
-def create_password_hash(password: str) -> None:
-    """A bcrypt hash for GATEWAY_API_PASSWORD_HASH."""
+@click.argument("password", required=False)
+def create_password_hash(password: str | None) -> None:
+    """A bcrypt hash for GATEWAY_API_PASSWORD_HASH (asks for the password, twice, when it is
+    not given; from a pipe, reads one line)."""
+    if password:
+        click.echo(
+            "warning: a password on the command line is visible to other users; run without it"
+            " to be asked",
+            err=True,
+        )
+    elif sys.stdin.isatty():
+        password = click.prompt("new gateway password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        _fail(ApiError("invalid", "invalid_input", "the password must not be empty"))
     _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
 
 

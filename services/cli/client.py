@@ -137,11 +137,17 @@ class GatewayApi:
         limit: int = 50,
         kinds: list[str] | None = None,
         statuses: list[str] | None = None,
+        since: float | None = None,
+        before: float | None = None,
     ) -> dict:
+        """Payments newest first; `before` (exclusive) pages back: pass the oldest `created`."""
         body: dict = {"limit": limit}
         for k, v in (("federation_id", federation_id), ("kinds", kinds), ("statuses", statuses)):
             if v:
                 body[k] = v
+        for k, t in (("since", since), ("before", before)):
+            if t is not None:
+                body[k] = t
         return self._post(C.PATH_PAYMENT_LOG, body)
 
     def payment_summary(self, start: float | None = None, end: float | None = None) -> dict:

@@ -172,8 +172,12 @@ class Chain:
             raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid address") from None
 
     # --- coins --------------------------------------------------------------------------------
-    def _coins(self, wallet: str, minconf: int = 0, maxconf: int = 9_999_999) -> list[dict]:
-        """Unspent outputs of `wallet` that it may spend or count (trusted, mature)."""
+    def _coins(
+        self, wallet: str, minconf: int = 0, maxconf: int = 9_999_999, unsafe: bool = False
+    ) -> list[dict]:
+        """Unspent outputs of `wallet` that it may spend or count (trusted, mature); with
+        `unsafe`, also unconfirmed ones paid by others (listed, never spent), as bitcoind's
+        listunspent `include_unsafe`. Each has `safe`."""
         tip = self.height()
         rows = self.db.all(
             "SELECT o.txid, o.n, o.address, o.script, o.amount_sat, t.height, t.coinbase, t.from_wallet, a.label"
@@ -187,9 +191,9 @@ class Chain:
             if r["coinbase"] and confs <= btc.COINBASE_MATURITY:
                 continue
             trusted = confs >= 1 or r["from_wallet"] == wallet
-            if not trusted or confs < minconf or confs > maxconf:
+            if (not trusted and not unsafe) or confs < minconf or confs > maxconf:
                 continue
-            out.append({**dict(r), "confirmations": confs})
+            out.append({**dict(r), "confirmations": confs, "safe": trusted})
         return out
 
     def balance(self, wallet: str, minconf: int = 0) -> int:
@@ -225,9 +229,10 @@ class Chain:
         minconf: int = 1,
         maxconf: int = 9_999_999,
         addresses: list[str] | None = None,
+        include_unsafe: bool = True,
     ) -> list[dict]:
         self.require_wallet(wallet)
-        coins = self._coins(wallet, minconf, maxconf)
+        coins = self._coins(wallet, minconf, maxconf, unsafe=include_unsafe)
         if addresses:
             for a in addresses:
                 self._script(a)

@@ -88,7 +88,11 @@ class BitcoindRpc(WalletRpc):
                 w,
             ),
             "gettransaction": (self.gettransaction, ["txid", "include_watchonly", "verbose"], w),
-            "listunspent": (self.listunspent, ["minconf", "maxconf", "addresses"], w),
+            "listunspent": (
+                self.listunspent,
+                ["minconf", "maxconf", "addresses", "include_unsafe"],
+                w,
+            ),
             "listtransactions": (
                 self.listtransactions,
                 ["label", "count", "skip", "include_watchonly"],

@@ -146,10 +146,23 @@ class WalletRpc:
         return out
 
     def listunspent(
-        self, wallet: str, minconf: Any = 1, maxconf: Any = 9_999_999, addresses: Any = None
+        self,
+        wallet: str,
+        minconf: Any = 1,
+        maxconf: Any = 9_999_999,
+        addresses: Any = None,
+        include_unsafe: Any = True,
     ) -> list[dict]:
+        """As bitcoind: `include_unsafe` (default true) also lists unconfirmed outputs paid by
+        others, with "safe": false."""
+        if not isinstance(include_unsafe, bool):
+            raise RpcError(RPC_TYPE_ERROR, "JSON value is not a boolean as expected")
         coins = self.chain.unspent(
-            wallet, rpc_int(minconf, "minconf"), rpc_int(maxconf, "maxconf"), list(addresses or [])
+            wallet,
+            rpc_int(minconf, "minconf"),
+            rpc_int(maxconf, "maxconf"),
+            list(addresses or []),
+            include_unsafe,
         )
         return [
             {
@@ -162,7 +175,7 @@ class WalletRpc:
                 "confirmations": c["confirmations"],
                 "spendable": True,
                 "solvable": True,
-                "safe": True,
+                "safe": c["safe"],
             }
             for c in coins
         ]

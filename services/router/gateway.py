@@ -34,7 +34,14 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     PROGRAM_ACTOR_PREFIX,
 )
-from gwcore.errors import GatewayError, InvalidInput, NotFound, ServiceNotReady, UnknownMethod
+from gwcore.errors import (
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    PaymentsInFlight,
+    ServiceNotReady,
+    UnknownMethod,
+)
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
@@ -161,7 +168,9 @@ class GatewayCore:
             )
             in_flight = json.loads(raw).get("in_flight", 0)
             if in_flight:
-                raise InvalidInput(f"{in_flight} payment(s) in flight: wait, or leave with force")
+                raise PaymentsInFlight(
+                    f"{in_flight} payment(s) in flight: wait, or leave with force"
+                )
         self.registry.set_state(entry.federation_id, "leaving")
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.remove, entry.program)

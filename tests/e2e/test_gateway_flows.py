@@ -1,20 +1,23 @@
 """The whole tree under supervisord: regtest world, two dev federations, the Lightning extension
 (sim), the router; federations connected at run time (each actor its own supervisor program);
 an incoming payment (alice -> a federation user) and an outgoing one (a federation user -> bob)
-through the gateway. Until the API front exists, a small HTTP shim plays its /pay_invoice by
-calling the router over the bus, exactly as the front will.
+through the gateway's real API front (gunicorn); swaps, internal payments, failures, leave
+(refused while a payment is in flight), the admin API, gateway-cli and the dashboard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fedlib.client import FederationClient
 from gwcore.constants import (
@@ -23,10 +26,10 @@ from gwcore.constants import (
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_SET_FEES,
-    METHOD_ACTOR_WITHDRAW,
     METHOD_CONNECT_FED,
     METHOD_LIST_FEDS,
 )
+from services.cli.client import ApiError, GatewayApi
 
 from .conftest import (
     World,
@@ -151,6 +154,8 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
 
 
 def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) -> None:
+    import os as _os
+
     """A user of alpha pays a user of beta: no Lightning payment, the gateway swaps e-cash."""
     world = World(tree["regtest"])
     ensure_lightning(world)
@@ -203,30 +208,26 @@ def test_swap_between_federations_fees_and_withdraw(tree: dict, tmp_path: Path) 
         json={"method": "getnewaddress", "params": []},
         auth=(tree["regtest"]["rpc_user"], tree["regtest"]["rpc_password"]),
     ).json()["result"]
-    quote = bus(
-        tree,
-        beta["federation_id"],
-        METHOD_ACTOR_WITHDRAW,
-        {"amount_sat": 100_000, "address": address, "preview": True},
-    )
-    held = bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
+    # through the HTTP API with the client library gateway-cli and the dashboard's tests use
+    api = GatewayApi(tree["api_url"], tree["password"])
+    quote = api.withdraw(beta["federation_id"], 100_000, address, preview=True)
+    held = api.balance(beta["federation_id"])["balance_msat"]
     assert quote["preview"] and quote["total_sat"] == 100_000 + quote["fee_sat"]
     assert quote["balance_msat"] == held  # a preview sends nothing
-    out = bus(
-        tree,
-        beta["federation_id"],
-        METHOD_ACTOR_WITHDRAW,
-        {"amount_sat": 100_000, "address": address},
-    )
+    key = _os.urandom(12).hex()
+    out = api.withdraw(beta["federation_id"], 100_000, address, idempotency_key=key)
     assert out["txid"] and out["fee_sat"] == quote["fee_sat"] > 0
+    again = api.withdraw(beta["federation_id"], 100_000, address, idempotency_key=key)
+    assert again == out  # the same request again: the first answer, nothing sent twice
+    assert (
+        api.balance(beta["federation_id"])["balance_msat"]
+        == held - (100_000 + out["fee_sat"]) * 1000
+    )
 
     # backup of the gateway's e-cash in beta, and a restore that finds everything already ours
-    backup = bus(tree, beta["federation_id"], "actor.backup", {})
-    assert (
-        backup["amount_msat"]
-        == bus(tree, beta["federation_id"], METHOD_ACTOR_INFO, {})["balance_msat"]
-    )
-    assert bus(tree, beta["federation_id"], "actor.restore", {})["restored_msat"] == 0
+    backup = api.backup(beta["federation_id"])
+    assert backup["amount_msat"] == api.balance(beta["federation_id"])["balance_msat"]
+    assert api.restore(beta["federation_id"])["restored_msat"] == 0
 
 
 def test_internal_payment_missing_offer_expired_contract_and_leave(
@@ -295,10 +296,28 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
         world.get("/v1/nodes/bob")["lightning_balance_msat"] == bob_balance
     )  # nothing was paid for it
 
-    # leave: done when idle; the scid is never reused
-    from gwcore.constants import METHOD_LEAVE_FED
+    # leave is refused while a payment is in flight: a user pays a hold invoice of bob's
+    api = GatewayApi(tree["api_url"], tree["password"])
+    hold_preimage = _os.urandom(32)
+    hold_hash = hashlib.sha256(hold_preimage).hexdigest()
+    hold = world.post("/v1/nodes/bob/invoices", {"amount_msat": 15_000, "payment_hash": hold_hash})
+    with ThreadPoolExecutor(1) as pool:
+        paying = pool.submit(a.ln_pay, hold["bolt11"])
 
-    left = bus(tree, GATEWAY_SERVICE, METHOD_LEAVE_FED, {"federation_id": alpha["federation_id"]})
+        def in_flight() -> int:
+            feds = {f["federation_id"]: f for f in api.info()["federations"]}
+            return feds[alpha["federation_id"]].get("in_flight", 0)
+
+        wait_until(lambda: in_flight() >= 1, 30, "the payment in flight")
+        with pytest.raises(ApiError) as refused:
+            api.leave_fed(alpha["federation_id"])
+        assert refused.value.status == 409 and refused.value.code == "payments_in_flight"
+        world.post(f"/v1/nodes/bob/invoices/{hold_hash}/settle", {"preimage": hold_preimage.hex()})
+        assert paying.result(60)["preimage"] == hold_preimage.hex()
+    wait_until(lambda: in_flight() == 0, 30, "the payment finished")
+
+    # leave: done when idle; the scid is never reused
+    left = api.leave_fed(alpha["federation_id"])
     assert left["left"] == alpha["federation_id"]
     feds = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})["federations"]
     assert alpha["federation_id"] not in [f["federation_id"] for f in feds]
@@ -436,7 +455,8 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
     address = post("/address", fed).json()["address"]
     txid = world.send(address, "0.0005", mine=False)
     pending = post("/deposit", {**fed, "txid": txid, "timeout_s": 0})
-    assert pending.status_code == 404, pending.text  # unconfirmed: not visible yet, as bitcoind
+    # in the mempool: seen (as bitcoind's listunspent shows it), not yet claimable
+    assert pending.status_code == 409 and pending.json()["code"] == "deposit_pending", pending.text
     world.post("/v1/mine", {"blocks": 1})
     by_txid = post("/deposit", {**fed, "txid": txid}).json()
     assert by_txid["credited_msat"] == 50_000_000 and not by_txid["already_credited"]

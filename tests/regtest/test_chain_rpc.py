@@ -70,6 +70,14 @@ async def test_sends_fees_confirmations_and_wallet_views(rpc) -> None:  # type: 
     assert await result(rpc, "getbalance", wallet="miner") == pytest.approx(50 - 1.25 + tx["fee"])
     assert await result(rpc, "getbalance", wallet="fed") == 0  # untrusted until confirmed
     assert await result(rpc, "getreceivedbyaddress", dest, 0, wallet="fed") == 1.25
+    # as bitcoind: listed unconfirmed with minconf 0 ("safe": false, never counted or spent),
+    # unless include_unsafe is false
+    (unsafe,) = await result(rpc, "listunspent", 0, 9_999_999, [dest], wallet="fed")
+    assert unsafe["txid"] == txid and unsafe["confirmations"] == 0 and unsafe["safe"] is False
+    assert await result(rpc, "listunspent", 0, 9_999_999, [dest], False, wallet="fed") == []
+    assert await result(rpc, "listunspent", wallet="fed") == []  # minconf 1 by default
+    bad = await rpc("listunspent", 0, 9_999_999, [dest], "yes", wallet="fed")
+    assert bad["error"]["code"] == -3
     await result(rpc, "generatetoaddress", 3, miner)
     assert (await result(rpc, "gettransaction", txid, wallet="fed"))["confirmations"] == 3
     assert await result(rpc, "getbalance", wallet="fed") == 1.25
@@ -83,6 +91,7 @@ async def test_sends_fees_confirmations_and_wallet_views(rpc) -> None:  # type: 
     } >= {dest}
     (coin,) = await result(rpc, "listunspent", wallet="fed")
     assert coin["txid"] == txid and coin["amount"] == 1.25 and coin["label"] == "peg-in"
+    assert coin["safe"] is True
     (entry,) = await result(rpc, "listtransactions", wallet="fed")
     assert (
         entry["category"] == "receive" and entry["amount"] == 1.25 and entry["confirmations"] == 3
