@@ -1,8 +1,9 @@
 """gunicorn settings of the API front (`gunicorn -c deploy/gunicorn.conf.py`).
 
 Workers are threads in few processes (gthread): responders block on the bus, whose own timeouts
-(GATEWAY_API_BUS_TIMEOUT_S, GATEWAY_API_PAY_TIMEOUT_S) stay well under `timeout` here. The bus
-connection is made in each worker after fork (never at import).
+(GATEWAY_API_BUS_TIMEOUT_S, _PAY_TIMEOUT_S, _LONG_TIMEOUT_S) stay well under `timeout` here: it is
+derived from them (ApiSettings.worker_timeout_s). The bus connection is made in each worker after
+fork (never at import).
 
 The front's Prometheus counters are shared by the workers through prometheus_client's
 multiprocess files in `<run dir>/api-metrics` (emptied when gunicorn starts; a dead worker's
@@ -12,12 +13,14 @@ live gauges are dropped): /metrics shows every worker's counts whichever worker 
 import os
 import shutil
 
+from services.api.settings import ApiSettings
+
 wsgi_app = "services.api.app:get_app()"
 bind = os.environ.get("GATEWAY_API_BIND", "127.0.0.1:8175")
 workers = int(os.environ.get("GATEWAY_API_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GATEWAY_API_THREADS", "8"))
-timeout = 150  # > pay timeout (100 s) + margin
+timeout = ApiSettings().worker_timeout_s()  # the longest bus call + a minute
 graceful_timeout = 30
 keepalive = 5
 accesslog = None

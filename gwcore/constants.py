@@ -85,7 +85,8 @@ DEFAULT_API_URL: Final = "http://127.0.0.1:8175"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 # public
 PATH_PAY_INVOICE: Final = "/pay_invoice"
-PATH_HEALTH: Final = "/health"
+PATH_HEALTH: Final = "/health"  # readiness: router, extension and every actor
+PATH_HEALTH_LIVE: Final = "/health/live"  # liveness: this front answers (no bus call)
 PATH_METRICS: Final = "/metrics"
 PATH_OPENAPI: Final = "/openapi.json"
 # admin (Bearer password)

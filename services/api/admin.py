@@ -158,7 +158,12 @@ def _restore(gw: Gateway, body: dict, rid: str) -> dict:
         query["recovery_key"] = hex32(body["recovery_key"], "recovery_key")
     fed = gw.federation(body, rid)
     return gw.call(
-        fed, C.METHOD_ACTOR_RESTORE, query, request_id=rid, timeout=120, idempotent=False
+        fed,
+        C.METHOD_ACTOR_RESTORE,
+        query,
+        request_id=rid,
+        timeout=gw.settings.long_timeout_s,
+        idempotent=False,
     )
 
 
@@ -180,7 +185,7 @@ def _connect(gw: Gateway, body: dict, rid: str) -> dict:
         C.METHOD_CONNECT_FED,
         {"invite_code": body["invite_code"]},
         request_id=rid,
-        timeout=120,
+        timeout=gw.settings.long_timeout_s,
         idempotent=False,
     )
 

@@ -194,7 +194,20 @@ class Admin:
     on_get = on_post
 
 
+class Live:
+    """Liveness: the front answers. Nothing else is asked (a router restart must not get the
+    front restarted too)."""
+
+    public = True
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "live"}
+
+
 class Health:
+    """Readiness: 200 when the router answers, the extension is connected and every connected
+    federation's actor runs; 503 with what is missing otherwise."""
+
     public = True
 
     def __init__(self, gw: Gateway) -> None:
@@ -289,6 +302,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler))
     app.add_route(C.PATH_HEALTH, Health(gw))
+    app.add_route(C.PATH_HEALTH_LIVE, Live())
     app.add_route(C.PATH_METRICS, Metrics(gw, passwords))
     app.add_route(C.PATH_OPENAPI, OpenApi())
     return app

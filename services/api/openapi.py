@@ -210,7 +210,12 @@ def openapi_document(version: str) -> dict:
                 },
             )
         },
-        C.PATH_HEALTH: {"get": _op("Liveness and readiness", None, public=True)},
+        C.PATH_HEALTH: {
+            "get": _op(
+                "Readiness: router, Lightning extension, every federation's actor", None, True
+            )
+        },
+        C.PATH_HEALTH_LIVE: {"get": _op("Liveness of the HTTP front", None, public=True)},
         C.PATH_METRICS: {
             "get": {
                 "summary": "Prometheus metrics",

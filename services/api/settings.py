@@ -1,4 +1,8 @@
-"""Settings of the API front (env prefix GATEWAY_API_)."""
+"""Settings of the API front (env prefix GATEWAY_API_).
+
+Every bus call of a responder is bounded by one of the timeouts here; gunicorn's worker timeout
+(`worker_timeout_s`, used by deploy/gunicorn.conf.py) is derived from the longest, with a
+margin, so a slow answer is always the bus's clear 504, never a worker killed mid-request."""
 
 from __future__ import annotations
 
@@ -27,8 +31,14 @@ class ApiSettings(BaseSettings):
     metrics_cache_s: float = Field(1.0, ge=0)  # actors are asked at most this often per worker
     bus_timeout_s: float = Field(25.0, gt=0)  # well under gunicorn's worker timeout
     pay_timeout_s: float = Field(100.0, gt=0)
+    # connecting a federation (its actor starts and registers) and restoring a backup
+    long_timeout_s: float = Field(120.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     public_rate_per_s: float = Field(20.0, gt=0)  # per client address, on /pay_invoice
     workers: int = Field(2, ge=1)
     threads: int = Field(8, ge=1)
     log_level: str = "INFO"
+
+    def worker_timeout_s(self) -> int:
+        """gunicorn's worker timeout: the longest bus call, the bridge's 5 s, and a minute."""
+        return int(max(self.bus_timeout_s, self.pay_timeout_s, self.long_timeout_s) + 5 + 60)

@@ -13,7 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gwcore import constants as C
 from gwcore import summary
-from gwcore.errors import DepositPending, InvalidInput, PaymentFailed, ServiceUnavailable
+from gwcore.errors import (
+    BusTimeout,
+    DepositPending,
+    InvalidInput,
+    PaymentFailed,
+    ServiceUnavailable,
+)
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
@@ -616,3 +622,70 @@ def test_metrics_take_their_own_token_and_cache_the_actors(bus: FakeBus) -> None
     for _ in range(20):
         assert c.simulate_get(C.PATH_METRICS, headers=ok).status_code == 200
     assert sum(m == C.METHOD_ACTOR_METRICS for _, m, _, _ in bus.calls) == asked == 1
+
+
+def test_gunicorn_outlasts_every_bus_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow answer must be the bus's own 504, never a worker killed mid-request: gunicorn's
+    timeout (deploy/gunicorn.conf.py) follows the longest bus timeout, whatever is configured."""
+    import runpy
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"
+    for long_s in ("120", "600"):
+        monkeypatch.setenv("GATEWAY_API_LONG_TIMEOUT_S", long_s)
+        timeout = runpy.run_path(str(conf))["timeout"]
+        s = ApiSettings()
+        longest = max(s.bus_timeout_s, s.pay_timeout_s, s.long_timeout_s, 70)  # 70: deposits
+        assert timeout >= longest + 5 + 30, (long_s, timeout)
+
+
+def test_health_says_what_is_missing(client: testing.TestClient, bus: FakeBus) -> None:
+    assert client.simulate_get(C.PATH_HEALTH_LIVE).json == {"status": "live"}
+    answer = bus.call
+
+    def degraded(service: str, method: str, payload: bytes, **kw: Any) -> bytes:
+        if method == C.METHOD_LIST_FEDS:
+            feds = [{"federation_id": FED, "name": "alpha", "scid": 1, "state": "crashed"}]
+            return json.dumps({"federations": feds, "extension_connected": False}).encode()
+        return answer(service, method, payload, **kw)
+
+    bus.call = degraded  # type: ignore[method-assign]
+    h = client.simulate_get(C.PATH_HEALTH)
+    assert h.status_code == 503 and h.json == {
+        "status": "degraded",
+        "router": True,
+        "extension": False,
+        "federations": {FED: "crashed"},
+    }
+
+    def router_down(*args: Any, **kw: Any) -> bytes:
+        raise ServiceUnavailable("router down")
+
+    bus.call = router_down  # type: ignore[method-assign]
+    down = client.simulate_get(C.PATH_HEALTH)
+    assert down.status_code == 503 and down.json["router"] is False
+    assert client.simulate_get(C.PATH_HEALTH_LIVE).status_code == 200  # the front itself lives
+
+
+def test_backup_restore_recovery_keys_and_timeouts(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    b = client.simulate_post(C.PATH_BACKUP, json={"federation_id": FED}, headers=AUTH)
+    assert b.status_code == 200 and bus.calls[-1][1] == C.METHOD_ACTOR_BACKUP
+    r = client.simulate_post(
+        C.PATH_RESTORE, json={"federation_id": FED, "recovery_key": "5e" * 32}, headers=AUTH
+    )
+    assert r.status_code == 200 and bus.calls[-1][1] == C.METHOD_ACTOR_RESTORE
+    assert bus.calls[-1][2] == {"recovery_key": "5e" * 32}
+    assert bus.calls[-1][3]["idempotent"] is False  # a restore runs once
+    for bad in ("zz" * 32, "5e", 7):
+        r = client.simulate_post(
+            C.PATH_RESTORE, json={"federation_id": FED, "recovery_key": bad}, headers=AUTH
+        )
+        assert r.status_code == 400, bad
+    keys = client.simulate_get(C.PATH_RECOVERY_KEYS, headers=AUTH)
+    assert keys.status_code == 200 and keys.json["federations"][0]["recovery_key"] == "5e" * 32
+    assert client.simulate_get(C.PATH_RECOVERY_KEYS).status_code == 401
+    bus.fail = BusTimeout("actor.backup: no answer")
+    late = client.simulate_post(C.PATH_BACKUP, json={"federation_id": FED}, headers=AUTH)
+    assert late.status_code == 504 and late.json["code"] == "bus_timeout"
