@@ -208,11 +208,13 @@ def test_deposit_by_txid(
     op2, address2 = alice.deposit_address()
     _, bob_address = bob.deposit_address()
     mine, other = regtest.send(address2, "0.0002"), regtest.send(bob_address, "0.0003")
-    # like bitcoind's listunspent, the federation's chain shows others' payments once confirmed
-    assert alice.find_deposit(mine) is None
+    # like bitcoind's listunspent (include_unsafe), the federation sees it in the mempool
+    # already: found, but not claimable before its confirmations
+    assert alice.find_deposit(mine) == op2
     with pytest.raises(WalletError) as err:
         alice.await_deposit(op2, timeout=0.3, txid=mine)
-    assert err.value.code == "pending" and "seen yet" in err.value.message
+    assert err.value.code == "pending" and "confirmation" in err.value.message
+    assert alice.balance() == 0
     regtest.mine(1)
     assert alice.find_deposit(mine) == op2
     assert alice.find_deposit(other) is None  # paid bob's address, not ours
