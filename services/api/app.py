@@ -29,6 +29,7 @@ from gwcore import constants as C
 from gwcore.errors import (
     GatewayError,
     InternalError,
+    InvalidInput,
     NotFound,
     RateLimited,
     Unauthorized,
@@ -44,7 +45,7 @@ from .bridge import BusBridge
 from .dashboard import Dashboard, add_dashboard
 from .gateway import BusCaller, Gateway, read_body
 from .metrics import FrontMetrics, scrape
-from .openapi import openapi_document
+from .openapi import body_fields, openapi_document
 from .sessions import RevokedSessions, Sessions
 from .settings import ApiSettings
 
@@ -183,11 +184,20 @@ class PayInvoice:
 class Admin:
     """One class per route would repeat itself: the admin routes are a table (see create_app)."""
 
-    def __init__(self, gw: Gateway, handler: Callable[[Gateway, dict, str], Any]) -> None:
-        self.gw, self.handler = gw, handler
+    def __init__(
+        self,
+        gw: Gateway,
+        handler: Callable[[Gateway, dict, str], Any],
+        fields: frozenset[str] = frozenset(),
+    ) -> None:
+        self.gw, self.handler, self.fields = gw, handler, fields
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_body(req, self.gw.settings.max_body_bytes)
+        unknown = sorted(set(body) - self.fields)
+        if unknown:  # strict: a misspelt field must not be silently ignored
+            allowed = ", ".join(sorted(self.fields)) or "none"
+            raise InvalidInput(f"unknown field(s) {', '.join(unknown)[:200]} (allowed: {allowed})")
         with log_context(request_id=req.context.request_id):
             resp.media = self.handler(self.gw, body, req.context.request_id)
 
@@ -299,8 +309,9 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_error_handler(Exception, _error_handler(gw, ui))
     app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
+    fields = body_fields(openapi_document(version_hash()))
     for path, handler in ADMIN_ROUTES.items():
-        app.add_route(path, Admin(gw, handler))
+        app.add_route(path, Admin(gw, handler, fields.get(path, frozenset())))
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_HEALTH_LIVE, Live())
     app.add_route(C.PATH_METRICS, Metrics(gw, passwords))

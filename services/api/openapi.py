@@ -53,11 +53,28 @@ def _op(summary: str, body: dict | None, public: bool = False) -> dict:
             "content": {"application/json": {"schema": ERROR}},
         }
     if body is not None:
+        # admin bodies are strict (a misspelt field is an error, not ignored); the public route
+        # takes what federation clients of every version send
+        strict = {} if public else {"additionalProperties": False}
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object", **body}}},
+            "content": {"application/json": {"schema": {"type": "object", **strict, **body}}},
         }
     return op
+
+
+def body_fields(document: dict) -> dict[str, frozenset[str]]:
+    """{path: the fields its body may have} of the strict (admin) routes: none for a route
+    without a body."""
+    out: dict[str, frozenset[str]] = {}
+    for path, ops in document["paths"].items():
+        for op in ops.values():
+            if "bearer" not in str(op.get("security", "")):
+                continue
+            schema = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            fields = frozenset(schema.get("schema", {}).get("properties", {}))
+            out[path] = out.get(path, frozenset()) | fields
+    return out
 
 
 def openapi_document(version: str) -> dict:
@@ -106,6 +123,10 @@ def openapi_document(version: str) -> dict:
                     "properties": {
                         "federation_id": FED,
                         "amount": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]},
+                        "amount_sat": {
+                            "description": "the same as amount (either may be given)",
+                            "oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}],
+                        },
                         "address": {"type": "string", "minLength": 1},
                         "preview": {"type": "boolean"},
                         "idempotency_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},

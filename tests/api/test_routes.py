@@ -362,6 +362,16 @@ def test_pay_invoice_for_a_federation_not_served_is_a_quick_404(
 
 
 def test_flags_and_fees_are_checked_strictly(client: testing.TestClient, bus: FakeBus) -> None:
+    typo = client.simulate_post(
+        C.PATH_LEAVE_FED, json={"federation_id": FED, "froce": True}, headers=AUTH
+    )
+    assert typo.status_code == 400 and "unknown field(s) froce" in typo.json["error"]
+    assert "allowed: federation_id, force" in typo.json["error"]
+    extra = client.simulate_post(C.PATH_INFO, json={"verbose": True}, headers=AUTH)
+    assert extra.status_code == 400
+    # the public route takes what federation clients of every version send
+    newer = {"federation_id": FED, "contract_id": CID, "preimage_auth": "00" * 32}
+    assert client.simulate_post(C.PATH_PAY_INVOICE, json=newer).status_code == 200
     for force in ("false", 1, "yes", []):
         r = client.simulate_post(
             C.PATH_LEAVE_FED, json={"federation_id": FED, "force": force}, headers=AUTH
