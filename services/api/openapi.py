@@ -5,6 +5,8 @@ from __future__ import annotations
 from gwcore import constants as C
 from gwcore.values import MAX_FEE_BASE_MSAT, MAX_FEE_PPM
 
+from .openapi_replies import add_replies
+
 FED = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 ERROR = {
     "type": "object",
@@ -247,6 +249,7 @@ def openapi_document(version: str) -> dict:
             "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
         },
     }
+    add_replies(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "fmgw gateway API", "version": version},
