@@ -233,6 +233,8 @@ def _config(gw: Gateway, body: dict, rid: str) -> dict:
         "bind": s.bind,
         "bus_timeout_s": s.bus_timeout_s,
         "pay_timeout_s": s.pay_timeout_s,
+        "long_timeout_s": s.long_timeout_s,
+        "worker_timeout_s": s.worker_timeout_s(),
         "max_body_bytes": s.max_body_bytes,
         "public_rate_per_s": s.public_rate_per_s,
         "version_hash": version_hash(),

@@ -187,6 +187,14 @@ def lightning(c: Ctx) -> Any:
 
 
 @cli.command()
+@click.pass_obj
+@_run
+def config(c: Ctx) -> Any:
+    """The front's non-secret settings (bind address, timeouts, limits, version)."""
+    return c.api().config()
+
+
+@cli.command()
 @click.option("--federation-id", required=True)
 @click.pass_obj
 @_run

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 
@@ -578,6 +579,47 @@ def test_gateway_cli(tree: dict) -> None:
     )
     h = run("create-password-hash", "pw")
     assert h.returncode == 0 and json.loads(h.stdout)["password_hash"].startswith("$2")
+    assert "visible to other users" in h.stderr  # a password as an argument is warned about
+    piped = subprocess.run(
+        [cli, "create-password-hash"], input="from a pipe\n", capture_output=True, text=True
+    )
+    assert piped.returncode == 0 and bcrypt.checkpw(
+        b"from a pipe", json.loads(piped.stdout)["password_hash"].encode()
+    )
+    flag = run("--rpcpassword", tree["password"], "config", GATEWAY_RPCPASSWORD="")
+    assert flag.returncode == 0 and "visible to other users" in flag.stderr
+    assert json.loads(flag.stdout)["worker_timeout_s"] > json.loads(flag.stdout)["pay_timeout_s"]
+    # paging the log back with --before
+    if len(log) >= 2:
+        older = json.loads(run("payment-log", "--before", str(log[0]["created"])).stdout)
+        assert [p["id"] for p in older["payments"]][:1] == [log[1]["id"]]
+    # the operator's money through the CLI: withdraw (quote, then once), backup, restore, keys
+    miner = httpx.post(
+        world.rpc_url + "/wallet/miner",
+        json={"method": "getnewaddress", "params": []},
+        auth=world.rpc_auth,
+    ).json()["result"]
+    quote = json.loads(
+        run("withdraw", *fed_opt, "--amount", "10000", "--address", miner, "--preview").stdout
+    )
+    assert quote["preview"] and quote["amount_sat"] == 10_000
+    key = ("--idempotency-key", "cli-withdraw-" + os.urandom(4).hex())
+    sent = json.loads(
+        run("withdraw", *fed_opt, "--amount", "10000", "--address", miner, *key).stdout
+    )
+    again = json.loads(
+        run("withdraw", *fed_opt, "--amount", "10000", "--address", miner, *key).stdout
+    )
+    assert sent["txid"] and again == sent  # once
+    backup = json.loads(run("backup", *fed_opt).stdout)
+    assert backup["amount_msat"] > 0
+    assert json.loads(run("restore", *fed_opt).stdout)["restored_msat"] == 0  # all still ours
+    keys = json.loads(run("recovery-keys").stdout)["federations"]
+    assert [k["federation_id"] for k in keys] == [alpha["federation_id"]]
+    left = run("leave-fed", *fed_opt)
+    assert left.returncode == 0 and json.loads(left.stdout)["left"] == alpha["federation_id"]
+    assert run("balance", *fed_opt).returncode == 5  # not served any more
+    assert run("connect-fed", alpha["invite_code"]).returncode == 0  # and back, same scid
 
 
 def test_dashboard_through_gunicorn(tree: dict) -> None:
