@@ -59,6 +59,7 @@ GATEWAY_SERVICE: Final = "gateway"  # router-local bus service for gateway-level
 METHOD_CONNECT_FED: Final = "gateway.connect_fed"
 METHOD_LIST_FEDS: Final = "gateway.list_feds"
 METHOD_LEAVE_FED: Final = "gateway.leave_fed"
+METHOD_CONNECT_STATUS: Final = "gateway.connect_status"  # how far a connect has got
 METHOD_LIGHTNING: Final = "gateway.lightning"
 METHOD_ACTOR_INFO: Final = "actor.info"
 METHOD_ACTOR_HTLC: Final = "actor.htlc"

@@ -11,7 +11,9 @@ dashboard can do nothing the API cannot.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,16 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gwcore.errors import DepositPending, GatewayError, InvalidInput, RateLimited
+from fedlib.tx import decode_invite
+from gwcore import constants as C
+from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
 
 from .charts import volume_chart
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_S, Sessions
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
+CONNECT_POLLS = 160  # x 0.75 s: how long the page follows a connect
 # pages may load only our own files; nobody may frame them (clickjacking); forms post only here
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self';"
@@ -198,28 +204,71 @@ class Dashboard:
         )
 
     def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Connect by invite code. With htmx the page shows progress meanwhile, and gets the
-        error as a fragment (200, so htmx swaps it in) or a redirect to the overview."""
+        """Connect by invite code. With htmx: the invite is checked at once (a bad one is an
+        error in place), the connect runs on (the router does the work and keeps its progress)
+        and the page follows its steps (`on_get_connect_progress`). Without JavaScript: one
+        request that answers when connected, or with the error."""
         form = self._form(req, self._session(req))
-        htmx = req.get_header("HX-Request") == "true"
-        try:
-            fed = self._call(
-                "/connect-fed",
-                {"invite_code": str(form.get("invite_code", "")).strip()},
-                req.context.request_id,
-            )
-        except GatewayError as exc:
-            if htmx:
-                self._render(resp, "connect_status.html", error=exc.message, fed=None)
+        invite = str(form.get("invite_code", "")).strip()
+        rid = req.context.request_id
+        if req.get_header("HX-Request") == "true":
+            try:
+                fed_id, _ = decode_invite(invite)
+            except ValueError as exc:
+                self._render(resp, "connect_status.html", error=f"invalid invite code: {exc}")
                 return
+            threading.Thread(
+                target=self._connect_in_background, args=(invite, rid), daemon=True
+            ).start()
+            self._render(resp, "connect_status.html", error=None, progress=None, fed_id=fed_id, n=0)
+            return
+        try:
+            self._call("/connect-fed", {"invite_code": invite}, rid)
+        except GatewayError as exc:
             resp.status = falcon.code_to_http_status(exc.http_status)
             self._render(resp, "message.html", title="Could not connect", message=exc.message)
             return
-        if htmx:
-            resp.set_header("HX-Redirect", "/ui/")
-            self._render(resp, "connect_status.html", error=None, fed=fed)
-            return
         raise falcon.HTTPSeeOther("/ui/")
+
+    def _connect_in_background(self, invite: str, rid: str) -> None:
+        try:
+            self._call("/connect-fed", {"invite_code": invite}, rid)
+        except GatewayError:
+            pass  # the router keeps the failure for the progress poll to show
+        except Exception:
+            log.exception("connect from the dashboard failed")
+
+    def on_get_connect_progress(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
+        """One step of a connect's progress, from the router (whichever worker asks): polled by
+        htmx until running (then the overview) or failed (then the error, in place)."""
+        self._session(req)
+        n = int(req.get_param("n") or 0) if (req.get_param("n") or "0").isdigit() else 0
+        try:
+            progress = self.gw.call(
+                C.GATEWAY_SERVICE,
+                C.METHOD_CONNECT_STATUS,
+                {"federation_id": fed},
+                request_id=req.context.request_id,
+                timeout=5,
+            )
+        except NotFound:
+            progress = None  # the connect has not reached the router yet
+        except GatewayError as exc:
+            self._render(resp, "connect_status.html", error=exc.message)
+            return
+        if progress is not None and progress["step"] == "failed":
+            self._render(resp, "connect_status.html", error=progress["error"])
+            return
+        if progress is not None and progress["step"] == "running":
+            resp.set_header("HX-Redirect", "/ui/")
+            self._render(resp, "connect_status.html", error=None, progress=progress, done=True)
+            return
+        if n >= CONNECT_POLLS:
+            self._render(resp, "connect_status.html", error="no progress for two minutes")
+            return
+        self._render(
+            resp, "connect_status.html", error=None, progress=progress, fed_id=fed, n=n + 1
+        )
 
     def on_post_deposit_status(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         """A fragment for htmx polling after a new address: waiting (with the confirmations
@@ -466,6 +515,7 @@ def add_dashboard(
     app.add_route("/ui/logout", ui, suffix="logout")
     app.add_route("/ui/", ui, suffix="overview")
     app.add_route("/ui/connect", ui, suffix="connect")
+    app.add_route("/ui/connect/{fed}", ui, suffix="connect_progress")
     app.add_route("/ui/federations/{fed}", ui, suffix="federation")
     app.add_route("/ui/federations/{fed}/deposit-status", ui, suffix="deposit_status")
     app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -29,6 +30,7 @@ from gwcore.constants import (
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
     METHOD_CONNECT_FED,
+    METHOD_CONNECT_STATUS,
     METHOD_LEAVE_FED,
     METHOD_LIGHTNING,
     METHOD_LIST_FEDS,
@@ -72,6 +74,8 @@ class GatewayCore:
         self.htlcs_completed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
+        # how far each connect has got (for the dashboard's progress), by federation id
+        self.connecting: dict[str, dict] = {}
         broker.on_worker_event = self._worker_event
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
@@ -109,17 +113,55 @@ class GatewayCore:
             result = await self.leave(body.get("federation_id"), force=bool(body.get("force")))
         elif call.method == METHOD_LIGHTNING:
             result = await self.lightning()
+        elif call.method == METHOD_CONNECT_STATUS:
+            result = self.connect_status(body.get("federation_id"))
         else:
             raise UnknownMethod(f"the gateway service has no method {call.method!r}")
         return json.dumps(result).encode()
 
+    def connect_status(self, federation_id: object) -> dict:
+        """{federation_id, step, error, updated} of the newest connect of that federation.
+        Steps: checking (the invite; fetching the federation's config) -> starting (its actor's
+        program added to supervisor) -> registering (the actor runs; READY comes once it has
+        registered with the federation) -> running; or failed, with the error."""
+        progress = self.connecting.get(federation_id) if isinstance(federation_id, str) else None
+        if progress is None:
+            raise NotFound(f"no connect of {federation_id} in progress or done")
+        return progress
+
+    def _step(self, fed_id: str, step: str, error: str | None = None) -> None:
+        self.connecting[fed_id] = {
+            "federation_id": fed_id,
+            "step": step,
+            "error": error,
+            "updated": time.time(),
+        }
+        if len(self.connecting) > 1000:  # bounded: the oldest are forgotten
+            oldest = min(self.connecting.values(), key=lambda p: p["updated"])
+            self.connecting.pop(oldest["federation_id"], None)
+
     async def connect(self, invite_code: object) -> FederationEntry:
+        """Connect the federation of `invite_code` (its progress in `connect_status`)."""
         if not isinstance(invite_code, str):
             raise InvalidInput("invite_code is required")
         try:
-            fed_id, url = decode_invite(invite_code)
+            fed_id, _ = decode_invite(invite_code)
         except ValueError as exc:
             raise InvalidInput(f"invalid invite code: {exc}") from None
+        self._step(fed_id, "checking")
+        try:
+            entry = await self._connect(invite_code)
+        except GatewayError as exc:
+            self._step(fed_id, "failed", exc.message)
+            raise
+        except Exception as exc:
+            self._step(fed_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self._step(fed_id, "running")
+        return entry
+
+    async def _connect(self, invite_code: str) -> FederationEntry:
+        fed_id, url = decode_invite(invite_code)
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
@@ -144,8 +186,10 @@ class GatewayCore:
             f"{ENV_PREFIX_ACTOR}SCID": str(entry.scid),
         }
         command = f"{Path(sys.executable).parent / 'gateway-actor'} --federation-id {fed_id}"
+        self._step(fed_id, "starting")
         await asyncio.to_thread(self.supervisor.write_program, entry.program, fed_id, command, env)
         await asyncio.to_thread(self.supervisor.add, entry.program)
+        self._step(fed_id, "registering")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout_s
         while fed_id not in self.broker.live_services():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 
 import bcrypt
 import pytest
 from falcon import testing
 
+from fedlib.tx import encode_invite
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, ServiceUnavailable
 from services.api.app import create_app
@@ -260,15 +262,42 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
     c, bus = ui
     cookies, csrf = login(c)
     htmx = {**FORM, "HX-Request": "true"}
-    ok = c.simulate_post(
-        "/ui/connect", body=f"invite_code=fed1x&csrf={csrf}", headers=htmx, cookies=cookies
-    )
-    assert ok.status_code == 200 and ok.headers["HX-Redirect"] == "/ui/"
-    bus.fail = InvalidInput("invalid invite code: bad checksum")
     bad = c.simulate_post(
         "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=htmx, cookies=cookies
     )
     assert bad.status_code == 200 and "Could not connect: invalid invite code" in bad.text
+    assert not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]  # checked at once
+    invite = encode_invite(FED, "http://127.0.0.1:9")
+    ok = c.simulate_post(
+        "/ui/connect",
+        body=f"invite_code={invite}&csrf={csrf}",
+        headers=htmx,
+        cookies=cookies,
+    )
+    # the connect runs on; the fragment follows its steps
+    assert ok.status_code == 200 and f'hx-get="/ui/connect/{FED}?n=0"' in ok.text
+    deadline = time.monotonic() + 5
+    while not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]:
+        assert time.monotonic() < deadline, "the connect never reached the router"
+        time.sleep(0.01)
+    progress = f"/ui/connect/{FED}"
+    early = c.simulate_get(progress, params={"n": "3"}, headers=htmx, cookies=cookies)
+    assert f'hx-get="/ui/connect/{FED}?n=4"' in early.text  # not at the router yet: asks again
+    bus.connect_progress = {"federation_id": FED, "step": "registering", "error": None}
+    mid = c.simulate_get(progress, params={"n": "4"}, headers=htmx, cookies=cookies).text
+    assert mid.count('class="done"') == 2 and '<li class="now">Start the actor' in mid
+    bus.connect_progress = {"federation_id": FED, "step": "running", "error": None}
+    done = c.simulate_get(progress, headers=htmx, cookies=cookies)
+    assert done.headers["HX-Redirect"] == "/ui/" and "hx-get" not in done.text
+    bus.connect_progress = {"federation_id": FED, "step": "failed", "error": "unreachable"}
+    failed = c.simulate_get(progress, headers=htmx, cookies=cookies)
+    assert "Could not connect: unreachable" in failed.text and "hx-get" not in failed.text
+    tired = c.simulate_get(progress, params={"n": "160"}, headers=htmx, cookies=cookies)
+    assert "Could not connect: unreachable" in tired.text
+    bus.connect_progress = None
+    tired = c.simulate_get(progress, params={"n": "160"}, headers=htmx, cookies=cookies)
+    assert "no progress for two minutes" in tired.text  # it does not poll for ever
+    bus.fail = InvalidInput("invalid invite code: bad checksum")
     plain = c.simulate_post(  # without JavaScript: a page with the error and its status
         "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=FORM, cookies=cookies
     )

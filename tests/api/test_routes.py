@@ -17,6 +17,7 @@ from gwcore.errors import (
     BusTimeout,
     DepositPending,
     InvalidInput,
+    NotFound,
     PaymentFailed,
     ServiceUnavailable,
 )
@@ -58,6 +59,7 @@ class FakeBus:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict, dict]] = []
         self.fail: Exception | None = None
+        self.connect_progress: dict | None = None  # what the router says of a connect
 
     def call(
         self, service: str, method: str, payload: bytes, *, timeout: float, **kw: Any
@@ -77,6 +79,10 @@ class FakeBus:
             ).encode()
         if method == C.METHOD_LIGHTNING:
             return json.dumps(LIGHTNING).encode()
+        if method == C.METHOD_CONNECT_STATUS:
+            if self.connect_progress is None:
+                raise NotFound("no connect of it")
+            return json.dumps(self.connect_progress).encode()
         if method == C.METHOD_ACTOR_PAY:
             return json.dumps({"preimage": "11" * 32, "contract_id": body["contract_id"]}).encode()
         if method == C.METHOD_ACTOR_INFO:

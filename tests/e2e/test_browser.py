@@ -82,8 +82,11 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         assert "Could not connect" in page.inner_text("#connect-status")
         page.fill("#invite", alpha["invite_code"])
         page.click("form[action='/ui/connect'] button")
+        # the steps of the connect, as the router reports them, then the overview
+        page.wait_for_selector("#connect-status ol[aria-label='connect progress']")
+        page.screenshot(path=str(shots / "02-connecting.png"), full_page=True)
         page.wait_for_selector("a:has-text('alpha')", timeout=60_000)
-        page.screenshot(path=str(shots / "02-overview.png"), full_page=True)
+        page.screenshot(path=str(shots / "02-overview.png"), full_page=True)  # after connecting
 
         page.click("a:has-text('alpha')")
         page.click("text=New deposit address")
@@ -176,4 +179,4 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         assert "/ui/login" in page.url  # the session is over
         assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
         browser.close()
-    assert len(list(shots.glob("*.png"))) == 12
+    assert len(list(shots.glob("*.png"))) == 13

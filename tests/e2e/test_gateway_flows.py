@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from fedlib.client import FederationClient
+from fedlib.tx import encode_invite
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -28,8 +29,10 @@ from gwcore.constants import (
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_SET_FEES,
     METHOD_CONNECT_FED,
+    METHOD_CONNECT_STATUS,
     METHOD_LIST_FEDS,
 )
+from gwcore.errors import GatewayError
 from services.cli.client import ApiError, GatewayApi
 
 from .conftest import (
@@ -62,6 +65,14 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     )  # twice: the same
     listed = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})
     assert [f["scid"] for f in listed["federations"]] == [1, 2] and listed["extension_connected"]
+    # the router keeps each connect's progress (the dashboard follows it): done, or why not
+    status = {"federation_id": alpha["federation_id"]}
+    assert bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_STATUS, status)["step"] == "running"
+    nowhere = encode_invite("ef" * 32, "http://127.0.0.1:9")
+    with pytest.raises(GatewayError):
+        bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": nowhere}, timeout=30)
+    failed = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_STATUS, {"federation_id": "ef" * 32})
+    assert failed["step"] == "failed" and "unreachable" in failed["error"]
 
     # each actor is its own supervisor program
     rpc = supervisor_rpc(tree)
