@@ -26,7 +26,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import zmq
 import zmq.asyncio
@@ -52,47 +51,13 @@ from .aiosocket import AioSocket, plain_context
 from .calls import Call, Handler, PendingCalls
 from .codec import Codec, new_message_id
 from .endpoints import HeartbeatPolicy, configure_socket, endpoint_kind
+from .forwards import Forward, WorkerEntry
 from .security import CurveServerConfig, apply_server, start_authenticator
 
 log = logging.getLogger(__name__)
 
 State = WorkerStatus.State
 WorkerEvent = Callable[[str, str, str], None]  # (identity, service, event)
-
-
-@dataclass
-class _Worker:
-    identity: bytes
-    service: str
-    incarnation: str
-    state: int = State.ALIVE
-    last_seen: float = 0.0
-    last_sent: float = 0.0
-    ready_since_ms: int = 0
-    in_flight: set[str] = field(default_factory=set)
-    forwarded: int = 0
-
-
-@dataclass(eq=False)
-class _Forward:
-    """A request the broker passed on; `client` is None for the broker's own calls."""
-
-    client: bytes | None
-    env: Envelope
-    raw: bytes
-    deadline: float  # loop time
-    worker: bytes | None = None
-    timer: asyncio.TimerHandle | None = None  # while queued: answers service_unavailable
-    # other clients that sent the very same request (same id, service, method, payload) while
-    # this one was in flight: they wait for its answer instead of displacing it
-    also: list[bytes | None] = field(default_factory=list)
-
-    def clients(self) -> list[bytes | None]:
-        return [self.client, *self.also]
-
-    def same_request(self, env: Envelope) -> bool:
-        r, o = self.env.request, env.request
-        return (r.service, r.method, r.payload) == (o.service, o.method, o.payload)
 
 
 class Broker:
@@ -124,9 +89,9 @@ class Broker:
         self.default_deadline_s = default_deadline_s
         self.on_worker_event = on_worker_event
         self.started_ms = int(time.time() * 1000)
-        self._workers: dict[bytes, _Worker] = {}
-        self._forwards: dict[str, _Forward] = {}
-        self._queues: dict[str, deque[_Forward]] = {}
+        self._workers: dict[bytes, WorkerEntry] = {}
+        self._forwards: dict[str, Forward] = {}
+        self._queues: dict[str, deque[Forward]] = {}
         self._locals: dict[str, Handler] = {BUS_SERVICE: self._bus_service}
         self._calls = PendingCalls(self.stats)
         self._sock: AioSocket | None = None
@@ -282,7 +247,7 @@ class Broker:
             self._lose(worker, State.DISCONNECTED, "restarted")
             worker = None
         if worker is None or worker.state == State.DISCONNECTED:
-            worker = _Worker(peer, service, incarnation, ready_since_ms=int(time.time() * 1000))
+            worker = WorkerEntry(peer, service, incarnation, ready_since_ms=int(time.time() * 1000))
             self._workers[peer] = worker
             self._event(worker, "ready")
             log.info(
@@ -326,7 +291,7 @@ class Broker:
         if local is not None:
             self._spawn(self._serve_local(local, client, env))
             return
-        fwd = _Forward(client, env, raw, loop.time() + left)
+        fwd = Forward(client, env, raw, loop.time() + left)
         previous = self._forwards.get(env.message_id)
         if previous is not None and not previous.same_request(env):
             # another request under an id in flight: refused, it never displaces the first
@@ -363,7 +328,7 @@ class Broker:
             fwd.timer = loop.call_later(max(0.0, left - margin), self._expire_queued, fwd)
             self.stats.incr("queued")
 
-    def _forward(self, fwd: _Forward) -> bool:
+    def _forward(self, fwd: Forward) -> bool:
         """Send to the live worker of the service with the fewest requests in flight."""
         candidates = [
             w
@@ -408,7 +373,7 @@ class Broker:
         self._deliver(client, answer)
 
     # --- losing workers, expiring requests ----------------------------------------------------
-    def _lose(self, worker: _Worker, state: int, why: str) -> None:
+    def _lose(self, worker: WorkerEntry, state: int, why: str) -> None:
         worker.state = state
         self._event(worker, why)
         log.warning(
@@ -424,7 +389,7 @@ class Broker:
                 for client in fwd.clients():
                     self._answer_error(client, fwd.env, WorkerLost(f"{worker.service}: {why}"))
 
-    def _expire_queued(self, fwd: _Forward) -> None:
+    def _expire_queued(self, fwd: Forward) -> None:
         service = fwd.env.request.service
         queue = self._queues.get(service)
         if queue is not None and fwd in queue:
@@ -516,7 +481,7 @@ class Broker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _event(self, worker: _Worker, event: str) -> None:
+    def _event(self, worker: WorkerEntry, event: str) -> None:
         if self.on_worker_event is not None:
             try:
                 self.on_worker_event(

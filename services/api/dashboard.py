@@ -26,6 +26,7 @@ from fedlib.tx import decode_invite
 from gwcore import constants as C
 from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
 
+from . import formatting as fmt
 from .charts import volume_chart
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_S, Sessions
 
@@ -66,10 +67,10 @@ class Dashboard:
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
         )
-        self.env.filters["ts"] = _ts
-        self.env.filters["until"] = _until
-        self.env.filters["scid"] = _scid
-        self.env.filters["health"] = _health
+        self.env.filters["ts"] = fmt.ts
+        self.env.filters["until"] = fmt.until
+        self.env.filters["scid"] = fmt.scid
+        self.env.filters["health"] = fmt.health
 
     # --- helpers --------------------------------------------------------------------------------
     def _render(self, resp: falcon.Response, name: str, **ctx: Any) -> None:
@@ -329,7 +330,7 @@ class Dashboard:
                 raw = str(form.get("amount", "")).strip()
                 body = {
                     **fid,
-                    "amount": "all" if raw == "all" else int(raw) if _whole(raw) else -1,
+                    "amount": "all" if raw == "all" else int(raw) if fmt.whole(raw) else -1,
                     "address": str(form.get("address", "")).strip(),
                 }
                 if form.get("confirm") == "yes":  # the second step: send, once per quote
@@ -342,7 +343,7 @@ class Dashboard:
                     shown["key"] = secrets.token_hex(16)
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
-                if not (_whole(base) and _whole(ppm)):
+                if not (fmt.whole(base) and fmt.whole(ppm)):
                     raise InvalidInput("fees are whole numbers")
                 shown["result"] = self._call(
                     "/set_fees",
@@ -377,7 +378,7 @@ class Dashboard:
             resp,
             "payments.html",
             rows=self._rows(req),
-            names=_names(federations),
+            names=fmt.names(federations),
             federations=federations,
             selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
             csrf=csrf,
@@ -387,7 +388,7 @@ class Dashboard:
 
     def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._session(req)
-        names = _names(self._call("/info", {}, req.context.request_id)["federations"])
+        names = fmt.names(self._call("/info", {}, req.context.request_id)["federations"])
         self._render(resp, "payment_rows.html", rows=self._rows(req), names=names)
 
     def on_get_summary(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -436,52 +437,6 @@ class Dashboard:
             return
         keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
         self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
-
-
-def _names(federations: list[dict]) -> dict[str, str]:
-    """{federation id: its name} for the payment log (the id's start when it has no name)."""
-    return {f["federation_id"]: f.get("name") or f["federation_id"][:12] for f in federations}
-
-
-def _whole(text: str) -> bool:
-    """A whole number as a person types it: ASCII digits, at most 18 of them."""
-    return text.isascii() and text.isdigit() and len(text) <= 18
-
-
-def _ts(t: float | None) -> str:
-    """A Unix time as "2026-11-25 10:41:07 UTC" ("-" when unknown)."""
-    if not t:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
-
-
-HEALTH = {
-    "RUNNING": "running",
-    "STARTING": "restarting",
-    "BACKOFF": "restarting",
-    "STOPPING": "stopping",
-    "STOPPED": "stopped",
-    "EXITED": "crashed",
-    "FATAL": "crashed",
-}
-
-
-def _health(state: str) -> str:
-    """A supervisor process state as the operator reads it: running, restarting, crashed, …"""
-    return HEALTH.get(state, state.lower())
-
-
-def _scid(scid: int) -> str:
-    """A short channel id as block x transaction x output."""
-    return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
-
-
-def _until(t: float | None, now: float) -> str:
-    """How far `t` is from `now`, for expiries: "in 9 min", "expired 2 min ago"."""
-    if not t:
-        return "-"
-    minutes = round((float(t) - now) / 60)
-    return f"in {minutes} min" if minutes >= 0 else f"expired {-minutes} min ago"
 
 
 class DashboardHeaders:

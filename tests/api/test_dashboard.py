@@ -15,7 +15,7 @@ from gwcore.errors import InvalidInput, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .test_routes import FED, PASSWORD, FakeBus
+from .fakes import FED, PASSWORD, FakeBus
 
 
 @pytest.fixture
@@ -324,7 +324,7 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
 
 
 def test_process_states_read_as_the_operator_says_them() -> None:
-    from services.api.dashboard import _health
+    from services.api.formatting import health as _health
 
     assert [_health(s) for s in ("RUNNING", "BACKOFF", "STARTING", "FATAL", "EXITED")] == [
         "running",

@@ -13,7 +13,7 @@ from schemathesis.checks import not_a_server_error
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .test_routes import PASSWORD, FakeBus
+from .fakes import PASSWORD, FakeBus
 
 APP = create_app(
     ApiSettings(
