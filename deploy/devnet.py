@@ -68,9 +68,32 @@ def running(env: dict[str, str]) -> bool:
         return False
 
 
+def _supervisord_pid(env: dict[str, str]) -> int | None:
+    try:
+        pid = int((Path(env[ENV_RUN_DIR]) / "supervisord.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid
+
+
+def _wait_gone(pid: int | None, timeout_s: float = 120) -> None:
+    """Until process `pid` has exited (supervisord stops every program first)."""
+    deadline = time.monotonic() + timeout_s
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.2)
+    if pid is not None:
+        raise SystemExit(f"supervisord (pid {pid}) is still running after {timeout_s:.0f} s")
+
+
 def start(env: dict[str, str]) -> None:
     if running(env):
         return
+    _wait_gone(_supervisord_pid(env))  # a world still shutting down: let it finish first
     bin_dir = Path(sys.executable).parent
     subprocess.run(
         [str(bin_dir / "supervisord"), "-c", str(REPO / "supervisord.conf")], env=env, check=True
@@ -206,9 +229,13 @@ def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "stop":
         if running(env):
+            pid = _supervisord_pid(env)
             _supervisor(env).supervisor.shutdown()
-            print("stopping the local world")
+            print("stopping the local world …", flush=True)
+            _wait_gone(pid)
+            print("the local world is stopped")
         else:
+            _wait_gone(_supervisord_pid(env))  # one still shutting down
             print("the local world is not running")
         return
     if cmd == "status":

@@ -1,7 +1,7 @@
 """`make run` on a fresh clone of the repository reaches a paid invoice in both directions with
 nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
 second `make run` reports the running world; `make status` lists every program; `make stop`
-stops every process of it.
+stops every process of it before it returns, and `make run` then brings the same world back.
 
 The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
 is set up), so the test measures the world's setup, not pip."""
@@ -100,6 +100,18 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         for program in ("gateway-api", "gateway-router", "regtestd", "devfed-alpha"):
             assert program in status.stdout
         assert status.stdout.count("RUNNING") >= 8  # 6 programs and one actor per federation
+
+        # stop, then run again: the same world comes back (make stop waits until it is down)
+        balance = cli("fed-cli", "balance")["balance_msat"]
+        gateway_total = cli("gateway-cli", "balances")["total_msat"]
+        stopped_once = make("stop")
+        assert stopped_once.returncode == 0 and "stopped" in stopped_once.stdout
+        assert not _alive(str(clone))
+        again = make("run")
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        assert cli("fed-cli", "balance")["balance_msat"] == balance
+        assert cli("gateway-cli", "balances")["total_msat"] == gateway_total
+        assert {f["name"] for f in cli("gateway-cli", "info")["federations"]} == {"alpha", "beta"}
     finally:
         stopped = make("stop")
         deadline = time.monotonic() + 60
