@@ -56,4 +56,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .run .data .devnet .pytest_cache .ruff_cache
+	rm -rf $(VENV) .run .data .devnet .pytest_cache .ruff_cache test-output

@@ -2,7 +2,8 @@
 log in, connect a federation, get a deposit address with its QR code and see the deposit
 credited, withdraw after a fee preview, change fees, watch a payment appear in the live log and
 the overview's chart, see channel liquidity, show the recovery keys after entering the password
-again, the pages on a phone-sized screen, leave the federation after confirming, log out. No
+again, the pages on a phone-sized screen and without JavaScript, leave the federation after
+confirming, log out. No
 page may break its Content-Security-Policy. A screenshot of each page is saved under the test's
 output folder: `$TEST_OUTPUT_DIR/browser` (default `test-output/browser` in the repository,
 git-ignored), kept after the run for people to look at."""
@@ -164,6 +165,19 @@ def test_operator_runs_the_gateway_from_the_dashboard(
             no_sideways_scroll(phone, 390)
         phone.screenshot(path=str(shots / "11-phone-payments.png"), full_page=True)
         phone.close()
+
+        # without JavaScript: log in, and every read-only page is whole
+        plain = browser.new_context(java_script_enabled=False).new_page()
+        plain.goto(ui)
+        plain.fill("#password", tree["password"])
+        plain.click("button[type=submit]")
+        plain.wait_for_url(ui)
+        assert "Processes" in plain.content() and "alpha" in plain.inner_text("main")
+        plain.goto(ui + "payments")
+        assert "42,000" in plain.inner_text("tbody") and "1 settled" in plain.inner_text("main")
+        plain.goto(ui + f"federations/{alpha['federation_id']}")
+        assert "Withdraw" in plain.inner_text("main")
+        plain.context.close()
 
         page.goto(ui + f"federations/{alpha['federation_id']}")
         page.click("button:has-text('Leave this federation')")
