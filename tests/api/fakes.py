@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from gwcore import constants as C
@@ -60,6 +61,11 @@ class FakeBus:
                         {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"}
                     ],
                     "extension_connected": True,
+                    "programs": [
+                        {"name": "gateway-router", "state": "RUNNING", "description": "pid 7"},
+                        {"name": "gateway-actor-abab", "state": "BACKOFF", "description": "x"},
+                        {"name": "gateway-lnrpc-extension", "state": "FATAL", "description": "y"},
+                    ],
                 }
             ).encode()
         if method == C.METHOD_LIGHTNING:
@@ -72,7 +78,11 @@ class FakeBus:
             return json.dumps({"preimage": "11" * 32, "contract_id": body["contract_id"]}).encode()
         if method == C.METHOD_ACTOR_INFO:
             return json.dumps(
-                {"balance_msat": 1234, "fees": {"base_msat": 0, "proportional_millionths": 10_000}}
+                {
+                    "balance_msat": 1234,
+                    "fees": {"base_msat": 0, "proportional_millionths": 10_000},
+                    "registration": {"valid_until": time.time() + 540},
+                }
             ).encode()
         if method == C.METHOD_ACTOR_PAYMENT_SUMMARY:  # the actor's own summary of its payments
             rows = json.loads(self.call(service, C.METHOD_ACTOR_PAYMENT_LOG, b"{}", timeout=1))

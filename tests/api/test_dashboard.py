@@ -15,7 +15,7 @@ from gwcore.errors import InvalidInput, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .fakes import FED, PASSWORD, FakeBus
+from .fakes import FED, LIGHTNING, PASSWORD, FakeBus
 
 
 @pytest.fixture
@@ -186,6 +186,17 @@ def test_overview_shows_the_node_liquidity_and_volume_chart(ui) -> None:  # type
     cookies, _ = login(c)
     page = c.simulate_get("/ui/", cookies=cookies).text
     assert "Outbound (can send)" in page and "7,000,000 msat" in page and "3,000,000 msat" in page
+    assert "registered until" in page and "(in 9 min)" in page  # the registration's expiry
+    assert LIGHTNING["node"]["pub_key"] in page and "<strong>gateway</strong>" in page
+    assert "Fees earned (24 h)" in page
+    health = page[page.index('aria-label="process health"') :]
+    for program, state in (
+        ("gateway-router", "running"),
+        ("gateway-actor-abab", "restarting"),
+        ("gateway-lnrpc-extension", "crashed"),
+    ):
+        row = health[health.index(program) :]
+        assert row[: row.index("</tr>")].count(state) == 1, program
     assert "1099511627776" not in page and "1x0x0" in page  # scids as block x tx x output
     assert 'aria-label="outbound 7,000,000 msat, inbound 3,000,000 msat"' in page
     assert '<svg role="img" aria-labelledby="volume-chart-label"' in page
