@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from gwcore import constants as C
 from gwcore import summary
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from tests.api.test_routes import CID, FED, FakeBus
+from tests.api.fakes import CID, FED, FakeBus
 
 PASSWORD = "correct horse battery staple"
 
@@ -86,17 +87,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     args = ap.parse_args()
     hash_ = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode()
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     c = testing.TestClient(
-        create_app(ApiSettings(password_hash=hash_, public_rate_per_s=1e9), BusyFakeBus())
+        create_app(
+            ApiSettings(password_hash=hash_, public_rate_per_s=1e9, run_dir=run_dir), BusyFakeBus()
+        )
     )
     auth = {"Authorization": f"Bearer {PASSWORD}"}
     t = time.perf_counter()
     assert c.simulate_post(C.PATH_INFO, headers=auth).status_code == 200
     first_check_ms = (time.perf_counter() - t) * 1000
+    token = c.simulate_get("/ui/login").cookies["mintgate_login"].value
     login = c.simulate_post(
         "/ui/login",
-        body=f"password={PASSWORD.replace(' ', '+')}",
+        body=f"login_token={token}&password={PASSWORD.replace(' ', '+')}",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies={"mintgate_login": token},
     )
     cookies = {"mintgate_session": login.cookies["mintgate_session"].value}
 
@@ -109,7 +115,7 @@ def main() -> None:
         ),
         "info": lambda: ok(c.simulate_post(C.PATH_INFO, headers=auth)),
         "payment_summary": lambda: ok(c.simulate_post(C.PATH_PAYMENT_SUMMARY, headers=auth)),
-        "metrics": lambda: ok(c.simulate_get(C.PATH_METRICS)),
+        "metrics": lambda: ok(c.simulate_get(C.PATH_METRICS, headers=auth)),
         "ui_overview": lambda: ok(c.simulate_get("/ui/", cookies=cookies)),
     }
     result: dict[str, Any] = {"bench": "api_front", "n": args.n}
