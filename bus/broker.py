@@ -301,15 +301,28 @@ class Broker:
             )
             return
         if previous is not None and previous.client != client:
-            # the same request from another client: it waits for the answer of the first
+            # the same request from another client: it waits for the answer of the first, for
+            # as long as the longest-waiting of them
             if client not in previous.also:
                 previous.also.append(client)
+            if fwd.deadline > previous.deadline:
+                previous.deadline = fwd.deadline
+                if previous.timer is not None:  # still queued: answer before the new deadline
+                    previous.timer.cancel()
+                    margin = min(0.05, left * 0.1)
+                    previous.timer = loop.call_later(
+                        max(0.0, left - margin), self._expire_queued, previous
+                    )
             self.stats.incr("joined_duplicates")
             return
         if previous is not None:  # a retry by its own client: forget the old copy
             fwd.also = previous.also
-            if previous.timer is not None:
+            fwd.deadline = max(fwd.deadline, previous.deadline)
+            if previous.timer is not None:  # it was queued: out of the queue with its timer
                 previous.timer.cancel()
+                queue = self._queues.get(service)
+                if queue is not None and previous in queue:
+                    queue.remove(previous)
             old = self._workers.get(previous.worker) if previous.worker is not None else None
             if old is not None:
                 old.in_flight.discard(env.message_id)
@@ -324,6 +337,7 @@ class Broker:
                 return
             queue.append(fwd)
             # Answer just before the caller's deadline, so it learns why rather than timing out.
+            left = fwd.deadline - loop.time()  # a retry keeps the longest wait of its clients
             margin = min(0.05, left * 0.1)
             fwd.timer = loop.call_later(max(0.0, left - margin), self._expire_queued, fwd)
             self.stats.incr("queued")
@@ -359,6 +373,7 @@ class Broker:
             queue.popleft()
             if fwd.timer is not None:
                 fwd.timer.cancel()
+                fwd.timer = None  # not queued any more
 
     async def _serve_local(self, handler: Handler, client: bytes | None, env: Envelope) -> None:
         answer = self._answer_to(env)

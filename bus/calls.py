@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gwcore.errors import BusTimeout, error_from_code
+from gwcore.errors import BusTimeout, InvalidInput, error_from_code
 from gwproto.bus_pb2 import Envelope
 
 from .stats import BusStats
@@ -76,6 +76,8 @@ class PendingCalls:
     def __init__(self, stats: BusStats) -> None:
         self.stats = stats
         self._futures: dict[str, list[asyncio.Future[Envelope]]] = {}
+        # message id -> (what the calls under it ask, how many such calls run)
+        self._active: dict[str, tuple[tuple[str, str, bytes], int]] = {}
 
     def __len__(self) -> int:
         return sum(len(w) for w in self._futures.values())
@@ -117,6 +119,33 @@ class PendingCalls:
         if not env.deadline_unix_ms:
             env.deadline_unix_ms = int((time.time() + timeout) * 1000)
         per_attempt = attempt_timeout or timeout / (retries + 1)
+        mid = env.message_id
+        asks = (env.request.service, env.request.method, env.request.payload)
+        running = self._active.get(mid)
+        if running is not None and running[0] != asks:
+            # another request under an id in use here: refused before it is sent, so that the
+            # broker's refusal (addressed to the id) cannot reach the call already waiting on it
+            raise InvalidInput("message id already in use by another request")
+        self._active[mid] = (asks, (running[1] if running else 0) + 1)
+        try:
+            return await self._attempts(env, send, timeout, retries, per_attempt, deadline)
+        finally:
+            asks, count = self._active[mid]
+            if count == 1:
+                del self._active[mid]
+            else:
+                self._active[mid] = (asks, count - 1)
+
+    async def _attempts(
+        self,
+        env: Envelope,
+        send: Callable[[Envelope], Awaitable[None]],
+        timeout: float,
+        retries: int,
+        per_attempt: float,
+        deadline: float,
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
         mid = env.message_id
         attempt = 0
         while attempt <= retries:

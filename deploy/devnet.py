@@ -71,10 +71,11 @@ def running(env: dict[str, str]) -> bool:
 def _supervisord_pid(env: dict[str, str]) -> int | None:
     try:
         pid = int((Path(env[ENV_RUN_DIR]) / "supervisord.pid").read_text().strip())
-        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError, KeyError):
         return None
-    return pid
+    # a stale pid file after an unclean exit may name another process by now: not ours
+    return pid if b"supervisord" in cmdline else None
 
 
 def _wait_gone(pid: int | None, timeout_s: float = 120) -> None:

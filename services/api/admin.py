@@ -205,23 +205,24 @@ def _set_fees(gw: Gateway, body: dict, rid: str) -> dict:
     if body.get("federation_id") is not None:
         fed = gw.federation(body, rid)
         return {fed: gw.call(fed, C.METHOD_ACTOR_SET_FEES, fees, request_id=rid)["fees"]}
-    applied, names, failed = {}, [], {}
-    for f in gw.federations(rid):
-        if f["state"] == "left":
+    applied: dict[str, dict] = {}
+    failed: dict[str, str] = {}  # federation id -> why not
+    feds = [f for f in gw.federations(rid) if f["state"] != "left"]
+    names = {f["federation_id"]: f.get("name") or f["federation_id"][:16] for f in feds}
+    for f in feds:
+        fid = f["federation_id"]
+        if f["state"] != "running":  # not asked (it would only time out): said below
+            failed[fid] = f"its actor is {f['state']}"
             continue
-        name = f.get("name") or f["federation_id"][:16]
         try:
-            applied[f["federation_id"]] = gw.call(
-                f["federation_id"], C.METHOD_ACTOR_SET_FEES, fees, request_id=rid
-            )["fees"]
-            names.append(name)
+            applied[fid] = gw.call(fid, C.METHOD_ACTOR_SET_FEES, fees, request_id=rid)["fees"]
         except GatewayError as exc:
-            failed[name] = exc.message
+            failed[fid] = exc.message
     if failed:  # said in full: which took the new fees and which did not (setting again is safe)
-        done = ", ".join(names) or "none"
+        done = ", ".join(names[fid] for fid in applied) or "none"
         raise ServiceUnavailable(
             f"fees applied to {done}; not to "
-            + "; ".join(f"{name} ({why})" for name, why in failed.items())
+            + "; ".join(f"{names[fid]} ({why})" for fid, why in failed.items())
             + ": set them again"
         )
     return applied

@@ -243,7 +243,9 @@ class Dashboard:
         """One step of a connect's progress, from the router (whichever worker asks): polled by
         htmx until running (then the overview) or failed (then the error, in place)."""
         self._session(req)
-        n = int(req.get_param("n") or 0) if (req.get_param("n") or "0").isdigit() else 0
+        raw_n = req.get_param("n") or "0"
+        n = int(raw_n) if fmt.whole(raw_n) else 0
+        note = None
         try:
             progress = self.gw.call(
                 C.GATEWAY_SERVICE,
@@ -254,9 +256,8 @@ class Dashboard:
             )
         except NotFound:
             progress = None  # the connect has not reached the router yet
-        except GatewayError as exc:
-            self._render(resp, "connect_status.html", error=exc.message)
-            return
+        except GatewayError as exc:  # a slow answer is not the connect's end: ask again
+            progress, note = None, exc.message
         if progress is not None and progress["step"] == "failed":
             self._render(resp, "connect_status.html", error=progress["error"])
             return
@@ -268,7 +269,13 @@ class Dashboard:
             self._render(resp, "connect_status.html", error="no progress for two minutes")
             return
         self._render(
-            resp, "connect_status.html", error=None, progress=progress, fed_id=fed, n=n + 1
+            resp,
+            "connect_status.html",
+            error=None,
+            progress=progress,
+            fed_id=fed,
+            n=n + 1,
+            note=note,
         )
 
     def on_post_deposit_status(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
@@ -374,10 +381,12 @@ class Dashboard:
         csrf = self._session(req)
         rid = req.context.request_id
         federations = self._call("/info", {}, rid)["federations"]
+        rows, error = self._rows(req)
         self._render(
             resp,
             "payments.html",
-            rows=self._rows(req),
+            rows=rows,
+            error=error,
             names=fmt.names(federations),
             federations=federations,
             selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
@@ -388,8 +397,15 @@ class Dashboard:
 
     def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._session(req)
-        names = fmt.names(self._call("/info", {}, req.context.request_id)["federations"])
-        self._render(resp, "payment_rows.html", rows=self._rows(req), names=names)
+        try:
+            names = fmt.names(self._call("/info", {}, req.context.request_id)["federations"])
+        except GatewayError as exc:  # the router does not answer: said in the table itself
+            resp.status = falcon.code_to_http_status(exc.http_status)
+            error = f"The payment log could not be read: {exc.message}"
+            self._render(resp, "payment_rows.html", rows=[], names={}, error=error)
+            return
+        rows, error = self._rows(req)
+        self._render(resp, "payment_rows.html", rows=rows, names=names, error=error)
 
     def on_get_summary(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The 24 h summary and chart alone, refreshed by htmx beside the log."""
@@ -408,7 +424,8 @@ class Dashboard:
             summary = self._call("/payment_summary", {}, req.context.request_id)
         return {"summary": summary, "chart": volume_chart(summary["series"], summary["bucket_s"])}
 
-    def _rows(self, req: falcon.Request) -> list[dict]:
+    def _rows(self, req: falcon.Request) -> tuple[list[dict], str | None]:
+        """(payments newest first, or [] and why not)."""
         body: dict = {"limit": 100}
         fed = req.get_param("federation_id")
         if fed and len(fed) == 64:
@@ -418,9 +435,17 @@ class Dashboard:
         if req.get_param("status") in ("settled", "failed", "pending"):
             body["statuses"] = [req.get_param("status")]
         try:
-            return self._call("/payment_log", body, req.context.request_id)["payments"]
-        except GatewayError:  # e.g. a federation just left: show nothing rather than fail
-            return []
+            log = self._call("/payment_log", body, req.context.request_id)
+        except NotFound:  # the federation chosen has just left: nothing of it to show
+            return [], None
+        except GatewayError as exc:  # said in the table, never shown as "no payments"
+            return [], f"The payment log could not be read: {exc.message}"
+        missing = log.get("missing_federations") or []
+        if missing:
+            return log["payments"], (
+                f"{len(missing)} federation(s) did not answer: their payments are not listed"
+            )
+        return log["payments"], None
 
     # --- secrets: shown only right after the password is entered again -------------------------
     def on_get_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:

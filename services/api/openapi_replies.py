@@ -128,7 +128,10 @@ REPLIES: dict[str, dict] = {
             ),
         }
     ),
-    C.PATH_PAYMENT_LOG: obj({"payments": {"type": "array", "items": PAYMENT}}),
+    C.PATH_PAYMENT_LOG: obj(
+        {"payments": {"type": "array", "items": PAYMENT}},
+        {"missing_federations": {"type": "array", "items": HEX32}},
+    ),
     C.PATH_PAYMENT_SUMMARY: obj(
         {
             "start": TIME,

@@ -56,7 +56,8 @@ def _scan(
     want: int | None,
 ) -> tuple[list[dict], bool]:
     """Rows of one federation created in [since, before), newest first, that `keep` accepts;
-    stops at `want` rows. (rows, truncated)."""
+    stops at `want` rows. (rows, truncated); raises the actor's GatewayError if it does not
+    answer at first (a later page that fails ends the rows there)."""
     out: list[dict] = []
     for _ in range(MAX_PAGES):
         query: dict = {"limit": PAGE, "since": since}
@@ -65,7 +66,9 @@ def _scan(
         try:
             page = gw.call(fed, C.METHOD_ACTOR_PAYMENT_LOG, query, request_id=rid)["payments"]
         except GatewayError:
-            return out, False  # an actor that does not answer: its payments are left out
+            if not out:
+                raise
+            return out, True
         out += [r for r in page if keep(r)]
         if want is not None and len(out) >= want:
             return out[:want], False
@@ -76,7 +79,8 @@ def _scan(
 
 
 def payment_log(gw: Gateway, body: dict, rid: str) -> dict:
-    """{limit?, federation_id?, kinds?, statuses?, since?, before?} -> {payments} newest first."""
+    """{limit?, federation_id?, kinds?, statuses?, since?, before?} -> {payments} newest first,
+    and `missing_federations`: those whose actor did not answer (their payments are not in)."""
     limit = body.get("limit", 50)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
         raise InvalidInput("limit must be 1..1000")
@@ -90,10 +94,14 @@ def payment_log(gw: Gateway, body: dict, rid: str) -> dict:
         )
 
     rows: list[dict] = []
+    missing: list[str] = []
     for fed in _federations(gw, body, rid):
-        rows += _scan(gw, fed, since or 0.0, before, rid, keep, limit)[0]
+        try:
+            rows += _scan(gw, fed, since or 0.0, before, rid, keep, limit)[0]
+        except GatewayError:
+            missing.append(fed)  # an actor that does not answer: said, not hidden
     rows.sort(key=lambda r: -r["created"])
-    return {"payments": rows[:limit]}
+    return {"payments": rows[:limit], "missing_federations": missing}
 
 
 def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:

@@ -241,7 +241,11 @@ def test_fees_for_every_federation_say_which_did_not_take_them(bus: FakeBus) -> 
     answer = bus.call
     second = "cd" * 32
 
+    tried: list[str] = []
+
     def two_feds(service: str, method: str, payload: bytes, **kw: Any) -> bytes:
+        if method == C.METHOD_ACTOR_SET_FEES:
+            tried.append(service)
         if method == C.METHOD_LIST_FEDS:
             feds = [
                 {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"},
@@ -258,7 +262,8 @@ def test_fees_for_every_federation_say_which_did_not_take_them(bus: FakeBus) -> 
         C.PATH_SET_FEES, json={"base_msat": 1, "proportional_millionths": 2}, headers=AUTH
     )
     assert r.status_code == 503
-    assert r.json["error"].startswith("fees applied to alpha; not to beta (no live worker")
+    assert r.json["error"].startswith("fees applied to alpha; not to beta (its actor is crashed)")
+    assert tried == [FED]  # a crashed actor is not asked (it would only time out)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:

@@ -280,6 +280,46 @@ async def test_a_message_id_in_flight_is_never_taken_over(
         store.close()
 
 
+async def test_joining_and_retrying_keep_every_caller_answered(
+    broker, zctx, endpoint, fast_heartbeat, run_dir
+):  # type: ignore[no-untyped-def]
+    """A conflicting request in the same process is refused without touching the call in
+    flight; a joined caller who waits longer than the first still gets the answer; retries of
+    a queued request leave no dead copies in the queue."""
+    handler = Echo()
+    store = ReplyStore(run_dir / "replies.db")
+    w = await start_worker(zctx, endpoint, fast_heartbeat, store=store, handler=handler)
+    one, two = (BusClient(endpoint, ctx=zctx, identity=f"api-j{i}") for i in range(2))
+    try:
+        kw = {"idempotent": False, "message_id": "w-1", "retries": 0}
+        first = asyncio.ensure_future(one.request("fedA", "slow", b"0.3", timeout=2, **kw))
+        await asyncio.sleep(0.05)
+        with pytest.raises(InvalidInput, match="already in use"):
+            await one.request("fedA", "slow", b"0.01", timeout=2, **kw)  # same process
+        assert await first == b"echo:0.3"  # untouched by the refusal
+        # the first caller gives up early; the one that joined waits longer and is answered
+        kw2 = {"idempotent": False, "message_id": "w-2", "retries": 0}
+        short = asyncio.ensure_future(one.request("fedA", "slow", b"0.9", timeout=0.3, **kw2))
+        await asyncio.sleep(0.05)
+        joined = asyncio.ensure_future(two.request("fedA", "slow", b"0.9", timeout=3, **kw2))
+        with pytest.raises(BusTimeout):
+            await short
+        assert await joined == b"echo:0.9"
+    finally:
+        await w.stop()
+        store.close()
+    # a service with no worker: each retry replaces the queued copy, never adds one
+    for _ in range(4):
+        with pytest.raises((BusTimeout, ServiceUnavailable)):
+            await one.request(
+                "fedNobody", "m", b"x", timeout=0.4, retries=3, attempt_timeout=0.1,
+                idempotent=False, message_id="q-1",
+            )  # fmt: skip
+    assert sum(len(q) for q in broker._queues.values()) == 0
+    for c in (one, two):
+        await c.close()
+
+
 async def test_late_replies_are_dropped_and_counted(broker, client, zctx, endpoint, fast_heartbeat):  # type: ignore[no-untyped-def]
     w = await start_worker(zctx, endpoint, fast_heartbeat)
     with pytest.raises(BusTimeout):
