@@ -46,12 +46,18 @@ class FakeBus:
         self.calls: list[tuple[str, str, dict, dict]] = []
         self.fail: Exception | None = None
         self.connect_progress: dict | None = None  # what the router says of a connect
+        self.fail_on: dict[str, Exception] = {}  # method -> the error it answers with
+        self.down: Exception | None = None  # everything fails (the router is gone)
 
     def call(
         self, service: str, method: str, payload: bytes, *, timeout: float, **kw: Any
     ) -> bytes:
         body = json.loads(payload)
         self.calls.append((service, method, body, kw))
+        if self.down is not None:
+            raise self.down
+        if method in self.fail_on:
+            raise self.fail_on[method]
         if self.fail is not None and method != C.METHOD_LIST_FEDS:
             raise self.fail
         if method == C.METHOD_LIST_FEDS:

@@ -310,17 +310,10 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
     assert "no progress for two minutes" in tired.text  # it does not poll for ever
     odd = c.simulate_get(progress, params={"n": "²"}, headers=htmx, cookies=cookies)
     assert odd.status_code == 200 and f"/ui/connect/{FED}?n=1" in odd.text
-    answer = bus.call
-
-    def slow_router(service: str, method: str, payload: bytes, **kw: object) -> bytes:
-        if method == C.METHOD_CONNECT_STATUS:
-            raise BusTimeout("gateway.connect_status: no reply")
-        return answer(service, method, payload, **kw)  # type: ignore[arg-type]
-
-    bus.call = slow_router  # type: ignore[method-assign]
+    bus.fail_on[C.METHOD_CONNECT_STATUS] = BusTimeout("gateway.connect_status: no reply")
     slow = c.simulate_get(progress, params={"n": "5"}, headers=htmx, cookies=cookies).text
     assert "still following the connect" in slow and "?n=6" in slow  # not the end of it
-    bus.call = answer  # type: ignore[method-assign]
+    del bus.fail_on[C.METHOD_CONNECT_STATUS]
     bus.fail = InvalidInput("invalid invite code: bad checksum")
     plain = c.simulate_post(  # without JavaScript: a page with the error and its status
         "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=FORM, cookies=cookies
@@ -488,24 +481,14 @@ def test_dashboard_answers_in_html_with_its_security_headers(ui) -> None:  # typ
 def test_parts_that_do_not_answer_are_said_not_zeroed(ui) -> None:  # type: ignore[no-untyped-def]
     c, bus = ui
     cookies, _ = login(c)
-    answer = bus.call
-
-    def actor_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
-        if method == C.METHOD_ACTOR_INFO:
-            raise ServiceUnavailable("actor restarting")
-        return answer(service, method, payload, **kw)  # type: ignore[arg-type]
-
-    bus.call = actor_down  # type: ignore[method-assign]
+    bus.fail_on[C.METHOD_ACTOR_INFO] = ServiceUnavailable("actor restarting")
     page = c.simulate_get("/ui/", cookies=cookies).text
     assert "<mark>unknown</mark> (its actor does not answer)" in page
     assert "without 1 federation(s) whose actor does not answer" in page
     fed_page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies).text
     assert "<mark>unknown</mark>" in fed_page and "0 msat</strong>" not in fed_page
 
-    def router_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
-        raise ServiceUnavailable("the router does not answer")
-
-    bus.call = router_down  # type: ignore[method-assign]
+    bus.down = ServiceUnavailable("the router does not answer")
     down = c.simulate_get("/ui/", cookies=cookies)
     assert down.status_code == 503 and "text/html" in down.headers["content-type"]
     assert "A part of the gateway does not answer" in down.text
@@ -522,24 +505,14 @@ def test_cookies_are_secure_behind_https(ui) -> None:  # type: ignore[no-untyped
 def test_a_log_that_cannot_be_read_is_said_not_shown_empty(ui) -> None:  # type: ignore[no-untyped-def]
     c, bus = ui
     cookies, _ = login(c)
-    answer = bus.call
-
-    def actors_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
-        if method == C.METHOD_ACTOR_PAYMENT_LOG:
-            raise ServiceUnavailable("no live worker for alpha")
-        return answer(service, method, payload, **kw)  # type: ignore[arg-type]
-
-    bus.call = actors_down  # type: ignore[method-assign]
+    bus.fail_on[C.METHOD_ACTOR_PAYMENT_LOG] = ServiceUnavailable("no live worker for alpha")
     rows = c.simulate_get("/ui/payments/rows", cookies=cookies).text
     assert "1 federation(s) did not answer: their payments are not listed" in rows
     assert "No payments yet" not in rows
     page = c.simulate_get("/ui/payments", cookies=cookies).text
     assert "did not answer" in page
 
-    def router_down(service: str, method: str, payload: bytes, **kw: object) -> bytes:
-        raise ServiceUnavailable("the router does not answer")
-
-    bus.call = router_down  # type: ignore[method-assign]
+    bus.down = ServiceUnavailable("the router does not answer")
     poll = c.simulate_get("/ui/payments/rows", headers={"HX-Request": "true"}, cookies=cookies)
     assert poll.status_code == 503 and "could not be read: the router does not answer" in poll.text
     assert poll.text.lstrip().startswith("<tr>")  # a row: htmx swaps it into the table
