@@ -15,45 +15,33 @@ ERROR = {
 }
 
 
+ERRORS = {
+    "400": "invalid input",
+    "404": "not found",
+    "409": "not possible yet (e.g. deposit unconfirmed)",
+    "413": "body too large",
+    "429": "too many requests or wrong passwords: wait",
+    "502": "payment failed (definitely: the contract is cancelled)",
+    "503": "not ready",
+    "504": "no answer in time (the work may still finish: ask again)",
+}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
 def _op(summary: str, body: dict | None, public: bool = False) -> dict:
     op: dict = {
         "summary": summary,
         "responses": {
             "200": {"description": "ok", "content": {"application/json": {"schema": {}}}},
-            "400": {
-                "description": "invalid input",
-                "content": {"application/json": {"schema": ERROR}},
-            },
-            "404": {"description": "not found", "content": {"application/json": {"schema": ERROR}}},
-            "409": {
-                "description": "not possible yet (e.g. deposit unconfirmed)",
-                "content": {"application/json": {"schema": ERROR}},
-            },
-            "429": {
-                "description": "too many requests or wrong passwords: wait",
-                "content": {"application/json": {"schema": ERROR}},
-            },
-            "413": {
-                "description": "body too large",
-                "content": {"application/json": {"schema": ERROR}},
-            },
-            "502": {
-                "description": "payment failed (definitely: the contract is cancelled)",
-                "content": {"application/json": {"schema": ERROR}},
-            },
-            "503": {"description": "not ready", "content": {"application/json": {"schema": ERROR}}},
-            "504": {
-                "description": "no answer in time (the work may still finish: ask again)",
-                "content": {"application/json": {"schema": ERROR}},
-            },
+            **{status: _error(text) for status, text in ERRORS.items()},
         },
     }
     if not public:
         op["security"] = [{"bearer": []}]
-        op["responses"]["401"] = {
-            "description": "unauthorized",
-            "content": {"application/json": {"schema": ERROR}},
-        }
+        op["responses"]["401"] = _error("unauthorized")
     if body is not None:
         # admin bodies are strict (a misspelt field is an error, not ignored); the public route
         # takes what federation clients of every version send

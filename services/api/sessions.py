@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -33,16 +34,20 @@ class RevokedSessions:
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: in memory, for one process (tests)
         self._memory: dict[str, int] = {}
+        self._local = threading.local()  # one connection per gunicorn thread, opened once
         if path is not None:
-            with self._db() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS revoked (id TEXT PRIMARY KEY, expiry INTEGER NOT NULL)"
-                )
+            db = self._db()
+            db.execute("PRAGMA journal_mode=WAL")  # once, for the file: readers never block
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS revoked (id TEXT PRIMARY KEY, expiry INTEGER NOT NULL)"
+            )
 
     def _db(self) -> sqlite3.Connection:
-        assert self.path is not None
-        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        """This thread's connection (every page checks its session: no open per request)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            assert self.path is not None
+            db = self._local.db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
         return db
 
     def revoke(self, session_id: str, expiry: int) -> None:
@@ -52,23 +57,14 @@ class RevokedSessions:
             self._memory[session_id] = expiry
             return
         db = self._db()
-        try:
-            db.execute("DELETE FROM revoked WHERE expiry < ?", (now,))
-            db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)", (session_id, expiry))
-        finally:
-            db.close()
+        db.execute("DELETE FROM revoked WHERE expiry < ?", (now,))
+        db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)", (session_id, expiry))
 
     def is_revoked(self, session_id: str) -> bool:
         if self.path is None:
             return session_id in self._memory
-        db = self._db()
-        try:
-            return (
-                db.execute("SELECT 1 FROM revoked WHERE id = ?", (session_id,)).fetchone()
-                is not None
-            )
-        finally:
-            db.close()
+        row = self._db().execute("SELECT 1 FROM revoked WHERE id = ?", (session_id,)).fetchone()
+        return row is not None
 
 
 class Sessions:

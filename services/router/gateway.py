@@ -44,6 +44,7 @@ from gwcore.errors import (
     ServiceNotReady,
     UnknownMethod,
 )
+from gwcore.values import flag
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
@@ -110,7 +111,9 @@ class GatewayCore:
                 "programs": programs,
             }
         elif call.method == METHOD_LEAVE_FED:
-            result = await self.leave(body.get("federation_id"), force=bool(body.get("force")))
+            result = await self.leave(
+                body.get("federation_id"), force=flag(body.get("force"), "force")
+            )
         elif call.method == METHOD_LIGHTNING:
             result = await self.lightning()
         elif call.method == METHOD_CONNECT_STATUS:
@@ -145,12 +148,12 @@ class GatewayCore:
         if not isinstance(invite_code, str):
             raise InvalidInput("invite_code is required")
         try:
-            fed_id, _ = decode_invite(invite_code)
+            fed_id, url = decode_invite(invite_code)
         except ValueError as exc:
             raise InvalidInput(f"invalid invite code: {exc}") from None
         self._step(fed_id, "checking")
         try:
-            entry = await self._connect(invite_code)
+            entry = await self._connect(invite_code, fed_id, url)
         except GatewayError as exc:
             self._step(fed_id, "failed", exc.message)
             raise
@@ -160,8 +163,7 @@ class GatewayCore:
         self._step(fed_id, "running")
         return entry
 
-    async def _connect(self, invite_code: str) -> FederationEntry:
-        fed_id, url = decode_invite(invite_code)
+    async def _connect(self, invite_code: str, fed_id: str, url: str) -> FederationEntry:
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
