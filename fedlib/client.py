@@ -32,6 +32,7 @@ from . import crypto
 from .api import FedApiError
 from .gateway_role import DEFAULT_CLTV_DELTA, GatewayRole
 from .notes import encode_notes
+from .pegout import PegOuts
 from .tx import backup_message
 from .wallet import WalletError
 
@@ -42,9 +43,9 @@ def _scid_str(scid: int) -> str:
     return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
 
 
-class FederationClient(GatewayRole):
-    """A federation user's wallet (peg-in/out, Lightning receive and pay, backups), and the
-    gateway role its actors use (GatewayRole)."""
+class FederationClient(GatewayRole, PegOuts):
+    """A federation user's wallet (peg-in, peg-out (PegOuts), Lightning receive and pay,
+    backups), and the gateway role its actors use (GatewayRole)."""
 
     _gateway_http: httpx.Client | None = None
 
@@ -156,35 +157,6 @@ class FederationClient(GatewayRole):
             op_id, "waiting", credited_msat=op["data"].get("credited_msat", 0) + credited
         )
         return credited
-
-    # --- peg-out ------------------------------------------------------------------------------
-    def withdraw(self, amount_sat: int, address: str, timeout: float = 60.0) -> dict:
-        """Send `amount_sat` on chain; returns {txid, fee_sat}."""
-        if not isinstance(amount_sat, int) or amount_sat <= 0:
-            raise WalletError("invalid_amount", "amount must be a positive number of sats")
-        try:
-            fee = self.api.pegout_fees(address, amount_sat)["fee_sat"]
-        except FedApiError as exc:
-            raise WalletError(exc.code, exc.message) from None
-        need = (amount_sat + fee) * 1000
-        op = self._new_op("pegout", {"amount_sat": amount_sat, "address": address, "fee_sat": fee})
-        with self.lock:
-            notes = self._select(op, need)
-        inputs, signers = self._note_inputs(notes)
-        out = {"kind": "pegout", "amount_sat": amount_sat, "fee_sat": fee, "address": address}
-        change = self._change_outputs(sum(n["amount"] for n in notes) - need, len(inputs), 1)
-        self._run(op, inputs, signers, [out], change)
-        tid = self.operation(op)["data"]["txs"][-1]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            item = self.api.transaction(tid, wait=1.0)["outcome"][0]
-            if item.get("txid"):
-                self._update_op(op, "done", btc_txid=item["txid"])
-                return {"txid": item["txid"], "fee_sat": fee}
-            time.sleep(0.2)
-        raise WalletError(
-            "timeout", f"peg-out accepted (transaction {tid}) but not yet sent on chain"
-        )
 
     # --- Lightning: receive -------------------------------------------------------------------
     def pick_gateway(self, gateway_key: str | None = None) -> dict:

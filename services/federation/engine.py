@@ -13,6 +13,8 @@ Contract states:
                     valid   --incoming_claim(key whose x-only key is the preimage)--> claimed
                     invalid --incoming_refund(gateway key)--> refunded
   peg-out:   pending --sendtoaddress--> sent
+                     --the chain refuses it (a definite RPC error)--> failed
+             failed  --pegout_refund(refund key)--> refunded (the e-cash back, once)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Federation(WalletModule, RegistryModule):
         self.db, self.chain = db, chain
         self.deposit_confirmations = deposit_confirmations
         self.input_fee, self.output_fee = input_fee_msat, output_fee_msat
+        self.network = "regtest"
         self.changed = threading.Condition()
         secret = db.meta("guardian_secret")
         if secret is None:
@@ -78,7 +81,7 @@ class Federation(WalletModule, RegistryModule):
         self.name = db.meta("name") or name
         public = {
             "name": self.name,
-            "network": "regtest",
+            "network": self.network,
             "modules": {
                 "mint": {
                     "denominations": {
@@ -187,9 +190,15 @@ class Federation(WalletModule, RegistryModule):
         for item in outcome:  # peg-outs learn their bitcoin txid after acceptance
             if "pegout_id" in item:
                 p = self.db.one(
-                    "SELECT state, btc_txid FROM pegouts WHERE id = ?", item["pegout_id"]
+                    "SELECT state, btc_txid, error, spent_by FROM pegouts WHERE id = ?",
+                    item["pegout_id"],
                 )
-                item.update(state=p["state"], txid=p["btc_txid"])
+                item.update(
+                    state=p["state"],
+                    txid=p["btc_txid"],
+                    error=p["error"],
+                    refunded_by=p["spent_by"],
+                )
         return {"txid": tid, "status": "accepted", "outcome": outcome}
 
     # --- inputs -------------------------------------------------------------------------------
@@ -323,6 +332,8 @@ class Federation(WalletModule, RegistryModule):
                 )
 
             return Spend(deposit["amount_sat"] * 1000, deposit["user_key"], apply)
+        if kind == "pegout_refund":
+            return self._check_pegout_refund(conn, i, inp)
         raise FedError("invalid_input", f"input {i}: unknown kind {kind!r}")
 
     # --- outputs ------------------------------------------------------------------------------
@@ -476,9 +487,8 @@ class Federation(WalletModule, RegistryModule):
         if kind == "pegout":
             sats = _int(out.get("amount_sat"), f"output {i} amount_sat", 546)
             fee = _int(out.get("fee_sat"), f"output {i} fee_sat")
-            address = out.get("address")
-            if not isinstance(address, str) or not address.startswith("bcrt1"):
-                raise FedError("invalid_address", f"output {i}: not a regtest address")
+            address = self.parse_pegout_address(out.get("address"), f"output {i}: ")
+            refund_key = _key(out.get("refund_key"), f"output {i} refund_key")
             quote = self.pegout_fee(address, sats)["fee_sat"]
             if fee < quote:
                 raise FedError(
@@ -488,8 +498,9 @@ class Federation(WalletModule, RegistryModule):
             def make(c, tid, idx):  # type: ignore[no-untyped-def]
                 pid = contract_id(tid, idx)
                 c.execute(
-                    "INSERT INTO pegouts (id, address, amount_sat, fee_sat, state, created) VALUES (?, ?, ?, ?, 'pending', ?)",
-                    (pid, address, sats, fee, now),
+                    "INSERT INTO pegouts (id, address, amount_sat, fee_sat, state, created, refund_key)"
+                    " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (pid, address, sats, fee, now, refund_key),
                 )
                 return {"pegout_id": pid}
 

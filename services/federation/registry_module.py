@@ -138,7 +138,8 @@ class RegistryModule:
 
     def audit(self) -> dict:
         """Liabilities and assets, for the conservation check:
-        pegins - pegouts - fees == notes outstanding + open contracts."""
+        pegins - pegouts (pending, sent) - fees
+            == notes outstanding + open contracts + failed peg-outs not yet refunded."""
         one = lambda sql: int(self.db.one(sql)["s"])  # noqa: E731
         issued = one("SELECT COALESCE(SUM(amount), 0) AS s FROM issued_notes")
         redeemed = one("SELECT COALESCE(SUM(amount), 0) AS s FROM spent_notes")
@@ -153,6 +154,11 @@ class RegistryModule:
             "pegin_msat": one("SELECT COALESCE(SUM(amount_sat), 0) * 1000 AS s FROM pegins"),
             "pegout_msat": one(
                 "SELECT COALESCE(SUM(amount_sat + fee_sat), 0) * 1000 AS s FROM pegouts"
+                " WHERE state IN ('pending', 'sent')"
+            ),
+            "pegout_failed_open_msat": one(
+                "SELECT COALESCE(SUM(amount_sat + fee_sat), 0) * 1000 AS s FROM pegouts"
+                " WHERE state = 'failed'"
             ),
             "fees_msat": int(self.db.meta("fees_msat") or 0),
         }

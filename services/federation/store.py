@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS pegins (txid TEXT NOT NULL, vout INTEGER NOT NULL, am
     claimed_by TEXT NOT NULL, PRIMARY KEY (txid, vout));
 CREATE TABLE IF NOT EXISTS pegouts (
     id TEXT PRIMARY KEY, address TEXT NOT NULL, amount_sat INTEGER NOT NULL, fee_sat INTEGER NOT NULL,
-    state TEXT NOT NULL, btc_txid TEXT, created INTEGER NOT NULL);
+    state TEXT NOT NULL, btc_txid TEXT, created INTEGER NOT NULL, refund_key TEXT, error TEXT, spent_by TEXT);
 CREATE TABLE IF NOT EXISTS gateways (gateway_key TEXT PRIMARY KEY, registration TEXT NOT NULL, valid_until INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS backups (user_key TEXT PRIMARY KEY, data TEXT NOT NULL, updated INTEGER NOT NULL);
 """
@@ -46,7 +46,15 @@ class FedDB:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        self._migrate()
         self.lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made (a world from an older version)."""
+        have = {r["name"] for r in self.conn.execute("PRAGMA table_info(pegouts)")}
+        for column in ("refund_key", "error", "spent_by"):
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE pegouts ADD COLUMN {column} TEXT")
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

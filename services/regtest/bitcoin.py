@@ -1,9 +1,9 @@
-"""Bitcoin encodings the simulated chain uses: keys, bech32 addresses, transactions, blocks.
+"""Bitcoin encodings the simulated chain uses: keys, transactions, blocks.
 
-Real formats, so tools that parse them are not surprised: P2WPKH `bcrt1q…` addresses from
-secp256k1 keys (coincurve + bech32), transactions in Bitcoin's legacy serialization with txid =
-reversed double SHA-256, and 80-byte block headers with a real merkle root. Nothing is signed:
-the simulated chain checks ownership by its wallet table instead of scripts.
+Real formats, so tools that parse them are not surprised: transactions in Bitcoin's legacy
+serialization with txid = reversed double SHA-256, and 80-byte block headers with a real merkle
+root. Addresses are parsed and made by `gwcore.bitcoin_address`, the one place every room shares.
+Nothing is signed: the simulated chain checks ownership by its wallet table instead of scripts.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-import bech32
 import coincurve
 
-HRP_REGTEST = "bcrt"
 COIN = 100_000_000  # sats per BTC
 COINBASE_MATURITY = 100
 HALVING_INTERVAL = 150  # regtest
-DUST_SAT = 294  # P2WPKH dust limit
 
 
 def sha256(data: bytes) -> bytes:
@@ -38,37 +35,16 @@ def new_key() -> coincurve.PrivateKey:
     return coincurve.PrivateKey()
 
 
-def p2wpkh_address(pubkey: bytes, hrp: str = HRP_REGTEST) -> str:
-    addr = bech32.encode(hrp, 0, hash160(pubkey))
-    assert addr is not None
-    return addr
+def tagged_hash(tag: str, data: bytes) -> bytes:
+    t = sha256(tag.encode())
+    return sha256(t + t + data)
 
 
-def address_script(address: str, hrp: str = HRP_REGTEST) -> bytes:
-    """scriptPubKey of a segwit address; ValueError if it is not one of this network."""
-    if not isinstance(address, str) or not address.lower().startswith(hrp + "1"):
-        raise ValueError(f"not a {hrp} address")
-    version, program = bech32.decode(hrp, address.lower())
-    if version is None or program is None:
-        raise ValueError("invalid bech32 address")
-    prog = bytes(program)
-    op = 0 if version == 0 else 0x50 + version
-    return bytes([op, len(prog)]) + prog
-
-
-def script_type(script: bytes) -> str:
-    if len(script) == 22 and script[:2] == b"\x00\x14":
-        return "witness_v0_keyhash"
-    if len(script) == 34 and script[:2] == b"\x00\x20":
-        return "witness_v0_scripthash"
-    if len(script) == 34 and script[0] == 0x51:
-        return "witness_v1_taproot"
-    return "witness_unknown"
-
-
-def script_asm(script: bytes) -> str:
-    version = 0 if script[0] == 0 else script[0] - 0x50
-    return f"{version} {script[2:].hex()}"
+def bip86_output_key(key: coincurve.PrivateKey) -> bytes:
+    """The x-only taproot output key of a key-path-only output (BIP 86): P + H_TapTweak(P)·G."""
+    internal = coincurve.PublicKeyXOnly.from_secret(key.secret)
+    internal.tweak_add(tagged_hash("TapTweak", internal.format()))
+    return internal.format()
 
 
 def varint(n: int) -> bytes:

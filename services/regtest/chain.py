@@ -7,8 +7,11 @@ transaction. Listeners registered with `on_block` are told the new height after 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+from gwcore import bitcoin_address
 
 from . import bitcoin as btc
 from .errors import (
@@ -21,6 +24,8 @@ from .errors import (
     RpcError,
 )
 from .store import WorldDB
+
+log = logging.getLogger(__name__)
 
 
 class Chain:
@@ -75,7 +80,8 @@ class Chain:
         """Mine `n` blocks paying their coinbase to `address`; the first takes the mempool."""
         if not 0 < n <= 10_000:
             raise RpcError(RPC_INVALID_PARAMETER, "nblocks must be between 1 and 10000")
-        script = self._script(address)
+        parsed = self._address(address)
+        address, script = parsed.text, parsed.script
         hashes = []
         for _ in range(n):
             with self.db.tx():
@@ -150,10 +156,24 @@ class Chain:
         if not self.wallet_exists(name):
             raise RpcError(RPC_WALLET_NOT_FOUND, "Requested wallet does not exist or is not loaded")
 
-    def new_address(self, wallet: str, label: str = "", *, change: bool = False) -> str:
+    def new_address(
+        self, wallet: str, label: str = "", *, change: bool = False, address_type: str = "bech32"
+    ) -> str:
+        """A new address of `wallet`, of one of bitcoind's address types: bech32 (P2WPKH),
+        legacy (P2PKH), p2sh-segwit (P2SH-P2WPKH), bech32m (P2TR, BIP 86 key-path only)."""
         self.require_wallet(wallet)
         key = btc.new_key()
-        address = btc.p2wpkh_address(key.public_key.format())
+        pub = key.public_key.format()
+        if address_type == "bech32":
+            address = bitcoin_address.p2wpkh(pub)
+        elif address_type == "legacy":
+            address = bitcoin_address.p2pkh(pub)
+        elif address_type == "p2sh-segwit":
+            address = bitcoin_address.p2sh_p2wpkh(pub)
+        elif address_type == "bech32m":
+            address = bitcoin_address.p2tr(btc.bip86_output_key(key))
+        else:
+            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, f"Unknown address type '{address_type}'")
         with self.db.tx() as c:
             c.execute(
                 "INSERT INTO addresses (address, wallet, privkey, label, change, created) VALUES (?, ?, ?, ?, ?, ?)",
@@ -162,14 +182,25 @@ class Chain:
         return address
 
     def wallet_of(self, address: str) -> str | None:
+        try:
+            address = bitcoin_address.parse_address(address, "regtest").text
+        except bitcoin_address.AddressError:
+            return None
         row = self.db.one("SELECT wallet FROM addresses WHERE address = ?", address)
         return row["wallet"] if row else None
 
     def _script(self, address: str) -> bytes:
+        return self._address(address).script
+
+    def _address(self, address: str) -> bitcoin_address.Address:
+        """The parsed address; bitcoind's error for one it cannot pay (the reason in the log)."""
         try:
-            return btc.address_script(address)
-        except ValueError:
-            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid address") from None
+            return bitcoin_address.parse_address(address, "regtest")
+        except bitcoin_address.AddressError as exc:
+            log.info("refused address %r: %s", address, exc)
+            raise RpcError(
+                RPC_INVALID_ADDRESS_OR_KEY, f"Invalid Bitcoin address: {address}"
+            ) from None
 
     # --- coins --------------------------------------------------------------------------------
     def _coins(
@@ -234,9 +265,8 @@ class Chain:
         self.require_wallet(wallet)
         coins = self._coins(wallet, minconf, maxconf, unsafe=include_unsafe)
         if addresses:
-            for a in addresses:
-                self._script(a)
-            coins = [c for c in coins if c["address"] in set(addresses)]
+            wanted = {self._address(a).text for a in addresses}
+            coins = [c for c in coins if c["address"] in wanted]
         return coins
 
     def send(
@@ -250,15 +280,19 @@ class Chain:
         """Pay `outputs` ([(address or raw script, sats)]) from `wallet`; return the txid."""
         self.require_wallet(wallet)
         targets: list[tuple[str | None, bytes, int]] = []
+        dust: list[int] = []
         for dest, amount in outputs:
             if not isinstance(amount, int) or amount <= 0:
                 raise RpcError(RPC_TYPE_ERROR, "Invalid amount")
-            if amount < btc.DUST_SAT and not subtract_fee:
-                raise RpcError(RPC_WALLET_ERROR, "Transaction amount too small")
             if isinstance(dest, bytes):
-                targets.append((None, dest, amount))
+                targets.append((bitcoin_address.address_from_script(dest), dest, amount))
+                dust.append(bitcoin_address.DUST_SAT["p2wsh"])
             else:
-                targets.append((dest, self._script(dest), amount))
+                parsed = self._address(dest)
+                targets.append((parsed.text, parsed.script, amount))
+                dust.append(parsed.dust_sat)
+            if amount < dust[-1] and not subtract_fee:  # bitcoind: CreateTransaction's error
+                raise RpcError(RPC_WALLET_INSUFFICIENT_FUNDS, "Transaction amount too small")
         rate = fee_rate_sat_vb or self.fee_rate_sat_vb
         want = sum(t[2] for t in targets)
         coins = sorted(self._coins(wallet), key=lambda c: -c["amount_sat"])
@@ -277,18 +311,19 @@ class Chain:
             raise RpcError(RPC_WALLET_INSUFFICIENT_FUNDS, "Insufficient funds")
         if subtract_fee:
             first = targets[0]
-            if first[2] - fee < btc.DUST_SAT:
+            if first[2] - fee < dust[0]:
                 raise RpcError(
-                    RPC_WALLET_ERROR, "The transaction amount is too small to pay the fee"
+                    RPC_WALLET_INSUFFICIENT_FUNDS,
+                    "The transaction amount is too small to pay the fee",
                 )
             targets[0] = (first[0], first[1], first[2] - fee)
             change = total - want
         else:
             change = total - want - fee
         outs = [(a, s, v) for a, s, v in targets]
-        if change >= btc.DUST_SAT:
+        if change >= bitcoin_address.DUST_SAT["p2wpkh"]:
             change_addr = self.new_address(wallet, change=True)
-            outs.append((change_addr, btc.address_script(change_addr), change))
+            outs.append((change_addr, self._script(change_addr), change))
         else:
             fee += change
         vin = [btc.TxIn(c["txid"], c["n"]) for c in chosen]
@@ -338,7 +373,7 @@ class Chain:
         return [dict(r) for r in self.db.all("SELECT * FROM txins WHERE txid = ? ORDER BY n", txid)]
 
     def received_by_address(self, address: str, minconf: int = 1) -> int:
-        self._script(address)
+        address = self._address(address).text
         if self.wallet_of(address) is None:
             raise RpcError(RPC_WALLET_ERROR, "Address not found in wallet")
         tip = self.height()

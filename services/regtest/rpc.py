@@ -19,6 +19,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from gwcore import bitcoin_address
+
 from . import bitcoin as btc
 from .chain import Chain
 from .errors import (
@@ -287,9 +289,9 @@ class BitcoindRpc(WalletRpc):
         for o in self.chain.txouts(txid):
             script = bytes(o["script"])
             spk = {
-                "asm": btc.script_asm(script),
+                "asm": bitcoin_address.script_asm(script),
                 "hex": script.hex(),
-                "type": btc.script_type(script),
+                "type": bitcoin_address.script_type(script),
             }
             if o["address"]:
                 spk["address"] = o["address"]

@@ -41,9 +41,7 @@ class WalletRpc:
 
     # --- wallet methods -----------------------------------------------------------------------
     def getnewaddress(self, wallet: str, label: str = "", address_type: str = "bech32") -> str:
-        if address_type not in ("bech32", "legacy", "p2sh-segwit", "bech32m"):
-            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, f"Unknown address type '{address_type}'")
-        return self.chain.new_address(wallet, str(label))
+        return self.chain.new_address(wallet, str(label), address_type=str(address_type))
 
     def getbalance(
         self,
