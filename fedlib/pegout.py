@@ -39,9 +39,9 @@ class PegOuts(FederationWallet):
             raise WalletError("invalid_address", str(exc)) from None
 
     def withdraw(self, amount_sat: int, address: str, timeout: float = 60.0) -> dict:
-        """Send `amount_sat` on chain: {operation_id, status: sent, txid, fee_sat}. A refusal by
-        the chain refunds the e-cash and raises WalletError `pegout_failed`; not sent within
-        `timeout`: WalletError `timeout` (the peg-out goes on: see `pegout_status`)."""
+        """Send `amount_sat` on chain: its `pegout_status`, status `sent`, or `pending` when the
+        federation has not paid it within `timeout` (it goes on: `settle_pegouts`). A refusal
+        by the chain refunds the e-cash and raises WalletError `pegout_failed`."""
         if not isinstance(amount_sat, int) or isinstance(amount_sat, bool) or amount_sat <= 0:
             raise WalletError("invalid_amount", "amount must be a positive number of sats")
         address = self.pegout_address(address)
@@ -81,10 +81,7 @@ class PegOuts(FederationWallet):
             if status["status"] == "failed":
                 raise WalletError("pegout_failed", _failure_text(status))
             if time.monotonic() >= deadline:
-                raise WalletError(
-                    "timeout",
-                    f"peg-out {op} accepted by the federation but not yet sent on chain",
-                )
+                return {**status, "detail": "accepted by the federation, not yet sent on chain"}
             time.sleep(0.2)
 
     def pegout_status(self, op_id: str) -> dict:

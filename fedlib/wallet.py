@@ -149,6 +149,8 @@ class FederationWallet:
             "kind": row["kind"],
             "state": row["state"],
             "data": json.loads(row["data"]),
+            "created": row["created"],
+            "updated": row["updated"],
         }
 
     def _update_op(self, op_id: str, state: str | None = None, **data: Any) -> None:

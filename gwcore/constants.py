@@ -75,7 +75,7 @@ METHOD_ACTOR_PAYMENT_SUMMARY: Final = "actor.payment_summary"
 METHOD_ACTOR_RECOVERY_KEY: Final = "actor.recovery_key"
 
 # payments as the log, the summary and /metrics show them
-PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap")
+PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap", "withdrawal")  # withdrawal: a peg-out
 PAYMENT_STATUSES: Final = ("settled", "failed", "pending")
 PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 METHOD_ACTOR_RESTORE: Final = "actor.restore"

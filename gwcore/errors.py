@@ -68,6 +68,19 @@ class InvalidInput(GatewayError):
     code = "invalid_input"
 
 
+class InvalidAddress(InvalidInput):
+    """A Bitcoin address that cannot be paid (mistyped, another network, a non-standard type);
+    the message says what is wrong. Nothing was reserved or spent."""
+
+    code = "invalid_address"
+
+
+class PegOutFailed(GatewayError):
+    """The chain definitely refused a peg-out; its e-cash came back to the wallet (once)."""
+
+    code = "pegout_failed"
+
+
 class NotFound(GatewayError):
     code = "not_found"
 
@@ -155,6 +168,8 @@ class PaymentsInFlight(GatewayError):
 ERROR_TABLE: dict[str, ErrorSpec] = {
     "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
     "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
+    "invalid_address": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid address"),
+    "pegout_failed": ErrorSpec(502, "ABORTED", False, "peg-out failed"),
     "not_found": ErrorSpec(404, "NOT_FOUND", False, "not found"),
     "unauthorized": ErrorSpec(401, "UNAUTHENTICATED", False, "unauthorized"),
     "bus_error": ErrorSpec(502, "UNAVAILABLE", True, "internal communication error"),

@@ -18,15 +18,14 @@ import signal
 import grpc
 import zmq.asyncio
 from coincurve import PrivateKey
-from embit.script import address_to_scriptpubkey
 from embit.transaction import Transaction
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from fedlib import crypto
-from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
 from gwcore import summary
+from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -60,6 +59,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .flows import IN_FINAL, OUT_FINAL, FlowRunner
+from .pegouts import Withdrawals
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
@@ -117,6 +117,7 @@ class Actor:
             swap=self.swap,
             node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
         )
+        self.withdrawals = Withdrawals(self.client, settings.federation_id)
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,
@@ -205,7 +206,7 @@ class Actor:
             elif call.method == METHOD_ACTOR_DEPOSIT:
                 result = await self.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
-                result = await self.withdraw(body)
+                result = await self.withdrawals.withdraw(body)
             elif call.method == METHOD_ACTOR_PAYMENT_LOG:
                 result = self.payment_log(body)
             elif call.method == METHOD_ACTOR_PAYMENT_SUMMARY:
@@ -329,8 +330,8 @@ class Actor:
         scripts = {out.script_pubkey.data: i for i, out in enumerate(tx.vout)}
         for address, op in self.client.pegin_addresses().items():
             try:
-                script = address_to_scriptpubkey(address).data
-            except Exception:
+                script = parse_address(address, self.client.cfg.get("network", "regtest")).script
+            except AddressError:
                 continue
             if script in scripts:
                 return tx.txid().hex(), op
@@ -354,52 +355,6 @@ class Actor:
             raise _wallet_error(exc) from None
         return {"restored_msat": restored, "balance_msat": self.client.balance()}
 
-    async def withdraw(self, body: dict) -> dict:
-        """Peg out: {amount_sat | "all", address, preview?} -> {txid, fee_sat}; with `preview`
-        only the quote {amount_sat, fee_sat, total_sat, address}, nothing sent."""
-        address, amount = body.get("address"), body.get("amount_sat")
-        if not isinstance(address, str) or not address:
-            raise InvalidInput("address is required")
-        if amount != "all" and (
-            not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0
-        ):
-            raise InvalidInput('amount_sat must be a positive integer or "all"')
-        try:
-            fee = (
-                await asyncio.to_thread(
-                    self.client.api.pegout_fees, address, 1000 if amount == "all" else amount
-                )
-            )["fee_sat"]
-        except FedApiError as exc:
-            if exc.unreachable:
-                raise ServiceNotReady(f"federation unreachable: {exc.message}") from None
-            raise InvalidInput(f"{exc.code}: {exc.message}") from None
-        if amount == "all":
-            amount = self.client.balance() // 1000 - fee
-            if amount <= 0:
-                raise InvalidInput(f"the balance does not cover the peg-out fee of {fee} sat")
-        if body.get("preview"):
-            return {
-                "preview": True,
-                "address": address,
-                "amount_sat": amount,
-                "fee_sat": fee,
-                "total_sat": amount + fee,
-                "balance_msat": self.client.balance(),
-            }
-        try:
-            return await asyncio.to_thread(self.client.withdraw, amount, address)
-        except WalletError as exc:
-            if exc.code == "timeout":  # accepted by the federation, its sender not done yet
-                return {"txid": None, "fee_sat": fee, "status": "accepted", "detail": exc.message}
-            if exc.code == "federation_unreachable":  # persisted: resumes, must not be re-sent
-                raise ServiceNotReady(
-                    f"{exc.message}; the peg-out is saved and resumes by itself: do not send it"
-                    " again",
-                    retryable=False,
-                ) from None
-            raise InvalidInput(f"{exc.code}: {exc.message}") from None
-
     def payment_log(self, body: dict) -> dict:
         """Payments of this federation, newest first: {payments: [see stats.classify]}."""
         limit, since, before = body.get("limit", 100), body.get("since", 0), body.get("before")
@@ -408,10 +363,13 @@ class Actor:
         for v, name in ((since, "since"), (before, "before")):
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
                 raise InvalidInput(f"{name} must be a Unix time")
-        rows = self.store.log(
-            float(since or 0), float(before) if before is not None else None, limit
-        )
-        return {"payments": [classify(r, self.settings.federation_id) for r in rows]}
+        since, before = float(since or 0), float(before) if before is not None else None
+        rows = [
+            classify(r, self.settings.federation_id) for r in self.store.log(since, before, limit)
+        ]
+        rows += self.withdrawals.log_rows(since, before, limit)
+        rows.sort(key=lambda r: -r["created"])
+        return {"payments": rows[:limit]}
 
     def payment_summary(self, body: dict) -> dict:
         """{start, end, bucket_s} -> this federation's partial summary (gwcore.summary)."""
@@ -422,7 +380,8 @@ class Actor:
         if bucket < 60 or summary.buckets(start, end, int(bucket)) > 500:
             raise InvalidInput("bucket_s: at least 60, at most 500 buckets")
         rows = self.store.log(float(start), float(end), limit=10_000_000)
-        payments = (classify(r, self.settings.federation_id) for r in rows)
+        payments = [classify(r, self.settings.federation_id) for r in rows]
+        payments += self.withdrawals.log_rows(float(start), float(end), 10_000_000)
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:
@@ -458,6 +417,7 @@ class Actor:
         tasks = [
             asyncio.create_task(self.registration_loop()),
             asyncio.create_task(self.flows.resume()),
+            asyncio.create_task(self.withdrawals.run(stop)),
         ]
         await self.worker.start()
         try:

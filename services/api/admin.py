@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gwcore import constants as C
-from gwcore.errors import GatewayError, InvalidInput, ServiceUnavailable
+from gwcore.bitcoin_address import AddressError, parse_address
+from gwcore.errors import GatewayError, InvalidAddress, InvalidInput, ServiceUnavailable
 from gwcore.values import fees as checked_fees
 from gwcore.values import flag, hex32, is_hex
 from gwcore.version import version_hash
@@ -121,13 +122,15 @@ def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
 
 
 def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
-    """{federation_id, amount (sat or "all"), address, preview?} -> {txid, fee_sat}, or with
-    `preview` the quote only."""
+    """{federation_id, amount (sat or "all"), address, preview?} -> {operation_id, status
+    (sent | pending), txid, fee_sat, ...}, or with `preview` the quote only."""
     amount = body.get("amount", body.get("amount_sat"))
     if amount != "all" and (not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0):
         raise InvalidInput('amount must be a positive number of sats or "all"')
-    if not isinstance(body.get("address"), str) or not body["address"]:
-        raise InvalidInput("address is required")
+    try:  # the format here; its network by the actor, which knows the federation's
+        parse_address(body.get("address"), None)
+    except AddressError as exc:
+        raise InvalidAddress(f"invalid address: {exc}") from None
     if not isinstance(body.get("preview", False), bool):
         raise InvalidInput("preview must be true or false")
     key = body.get("idempotency_key")

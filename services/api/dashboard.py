@@ -390,6 +390,7 @@ class Dashboard:
             names=fmt.names(federations),
             federations=federations,
             selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
+            directions=C.PAYMENT_DIRECTIONS,
             csrf=csrf,
             query=req.query_string,
             **self._summary(req),
@@ -430,7 +431,7 @@ class Dashboard:
         fed = req.get_param("federation_id")
         if fed and len(fed) == 64:
             body["federation_id"] = fed
-        if req.get_param("direction") in ("incoming", "outgoing", "swap"):
+        if req.get_param("direction") in C.PAYMENT_DIRECTIONS:
             body["kinds"] = [req.get_param("direction")]
         if req.get_param("status") in ("settled", "failed", "pending"):
             body["statuses"] = [req.get_param("status")]

@@ -69,7 +69,17 @@ PAYMENT = obj(
         "fee_earned_msat": {"type": "integer"},
         "created": TIME,
     },
-    {"finished": nullable(TIME), "latency_s": nullable(TIME), "payment_hash": {"type": "string"}},
+    {
+        "finished": nullable(TIME),
+        "latency_s": nullable(TIME),
+        "payment_hash": nullable({"type": "string"}),
+        # withdrawals (peg-outs): where to, the on-chain txid, the chain's refusal and refund
+        "address": {"type": "string"},
+        "txid": nullable(HEX32),
+        "onchain_fee_sat": MSAT,
+        "error": nullable({"type": "string"}),
+        "refunded_msat": MSAT,
+    },
 )
 DIRECTION_SUMMARY = obj(
     {
@@ -111,10 +121,27 @@ REPLIES: dict[str, dict] = {
     ),
     C.PATH_WITHDRAW: {
         "anyOf": [
-            obj({"txid": HEX32, "fee_sat": MSAT}),
+            obj(
+                {
+                    "operation_id": {"type": "string"},
+                    "status": {"const": "sent"},
+                    "txid": HEX32,
+                    "fee_sat": MSAT,
+                    "amount_sat": MSAT,
+                    "address": {"type": "string"},
+                }
+            ),
             obj({"preview": {"const": True}, "amount_sat": MSAT, "fee_sat": MSAT}),
             # saved and going out, not sent yet: never to be sent again by the caller
-            obj({"txid": {"type": "null"}, "status": {"const": "accepted"}}, {"detail": {}}),
+            obj(
+                {
+                    "operation_id": {"type": "string"},
+                    "status": {"const": "pending"},
+                    "txid": {"type": "null"},
+                    "fee_sat": MSAT,
+                },
+                {"detail": {"type": "string"}},
+            ),
         ]
     },
     C.PATH_CONNECT_FED: FEDERATION,

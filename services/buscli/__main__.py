@@ -14,6 +14,7 @@ import click
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus import BusClient, ipc_endpoint
+from gwcore.cli import run as run_cli
 from gwcore.constants import (
     BUS_SERVICE,
     DEFAULT_RUN_DIR,
@@ -110,7 +111,7 @@ def ping(obj: tuple[BusCliSettings, float], service: str) -> None:
 
 
 def main() -> None:
-    cli()
+    run_cli(cli)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import bcrypt
 import click
 
+from gwcore.cli import run as run_cli
 from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
 from gwcore.devworld import find_world
 
@@ -397,7 +398,7 @@ def help_cmd(ctx: click.Context, command: str | None) -> None:
 
 
 def main() -> None:
-    cli()
+    run_cli(cli)
 
 
 if __name__ == "__main__":

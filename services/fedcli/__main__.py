@@ -17,6 +17,7 @@ import click
 from fedlib.api import FedApiError
 from fedlib.client import FederationClient
 from fedlib.wallet import WalletError
+from gwcore.cli import run as run_cli
 from gwcore.devworld import find_world
 
 EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3
@@ -167,9 +168,21 @@ def await_deposit(c: Ctx, operation_id: str | None, timeout: float) -> None:
 @click.pass_obj
 @_guard
 def withdraw(c: Ctx, amount_sat: int, address: str) -> None:
-    """Peg out AMOUNT_SAT to an on-chain ADDRESS (fee quoted by the federation)."""
+    """Peg out AMOUNT_SAT to an on-chain ADDRESS (fee quoted by the federation). Prints its
+    status: sent, or pending (not on chain yet: see `withdraw-status`). If the chain refuses
+    it, its e-cash comes back and the command fails with `pegout_failed`."""
     w = c.wallet()
     _out({**w.withdraw(amount_sat, address), "balance_msat": w.balance()})
+
+
+@cli.command("withdraw-status")
+@click.argument("operation_id")
+@click.pass_obj
+@_guard
+def withdraw_status(c: Ctx, operation_id: str) -> None:
+    """A peg-out's status (pending, sent, or failed and refunded), moved on first."""
+    w = c.wallet()
+    _out({**w.settle_pegout(operation_id), "balance_msat": w.balance()})
 
 
 @cli.command()
@@ -262,7 +275,7 @@ def operations(c: Ctx, limit: int) -> None:
 
 
 def main() -> None:
-    cli()
+    run_cli(cli)
 
 
 if __name__ == "__main__":

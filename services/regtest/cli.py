@@ -7,6 +7,7 @@ Reads endpoints and credentials from DIR/regtestd.json. Prints JSON. Exit codes:
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from decimal import Decimal
@@ -16,10 +17,11 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from gwcore.cli import run as run_cli
 from gwcore.constants import ENV_PREFIX_REGTEST, REGTESTD_INFO_FILE
 from gwcore.devworld import find_world
 
-EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_PAYMENT_FAILED = 1, 3, 4
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PAYMENT_FAILED = 1, 2, 3, 4
 
 
 def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
@@ -28,16 +30,29 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
 
 
 class World:
-    def __init__(self, data_dir: Path, timeout: float) -> None:
+    """The world a command talks to, found when the command first needs it (so `--help` works
+    with no world running)."""
+
+    def __init__(self, data_dir: Path | None, timeout: float) -> None:
+        self.data_dir = data_dir
+        self.http = httpx.Client(timeout=timeout)
+
+    @functools.cached_property
+    def info(self) -> dict:
+        data_dir = self.data_dir
+        if data_dir is None:
+            world = find_world()
+            if world is None:
+                _fail("usage: give --data-dir (no `make run` world found here)", EXIT_USAGE)
+            data_dir = Path(world["regtest"]["data_dir"])
         path = data_dir / REGTESTD_INFO_FILE
         try:
-            self.info = json.loads(path.read_text())
+            return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             _fail(
                 f"cannot read {path}: is regtestd running with --data-dir {data_dir}? ({exc})",
                 EXIT_UNREACHABLE,
             )
-        self.http = httpx.Client(timeout=timeout)
 
     def api(self, method: str, path: str, body: dict | None = None) -> Any:
         try:
@@ -89,11 +104,6 @@ def _out(value: Any) -> None:
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, timeout: float) -> None:
     """Drive the simulated regtest chain and Lightning network."""
-    if data_dir is None:
-        world = find_world()
-        if world is None:
-            raise click.UsageError("give --data-dir (no `make run` world found here)")
-        data_dir = Path(world["regtest"]["data_dir"])
     ctx.obj = World(data_dir, timeout)
 
 
@@ -115,10 +125,17 @@ def mine(w: World, blocks: int, address: str | None) -> None:
 
 @cli.command()
 @click.option("--wallet", default="miner", show_default=True)
+@click.option(
+    "--address-type",
+    type=click.Choice(["bech32", "legacy", "p2sh-segwit", "bech32m"]),
+    default="bech32",
+    show_default=True,
+    help="as bitcoind's: P2WPKH, P2PKH, P2SH-P2WPKH or P2TR",
+)
 @click.pass_obj
-def getnewaddress(w: World, wallet: str) -> None:
-    """A new bcrt1 address of WALLET."""
-    _out(w.rpc("getnewaddress", [], wallet))
+def getnewaddress(w: World, wallet: str, address_type: str) -> None:
+    """A new address of WALLET."""
+    _out(w.rpc("getnewaddress", ["", address_type], wallet))
 
 
 @cli.command()
@@ -277,7 +294,7 @@ def balance(w: World, name: str) -> None:
 
 
 def main() -> None:
-    cli()
+    run_cli(cli)
 
 
 if __name__ == "__main__":

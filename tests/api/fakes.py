@@ -14,6 +14,8 @@ FED = "ab" * 32
 CID = "cd" * 32
 PASSWORD = "correct horse"
 
+ADDRESS = "bcrt1qdavt4j2sd7dlhqsavtnfxvzppw6k7qy97tmnu9"  # a regtest P2WPKH address (one of Bitcoin Core's vectors)
+
 
 LIGHTNING = {
     "node": {
@@ -128,9 +130,7 @@ class FakeBus:
                 }
             ).encode()
         if method == C.METHOD_ACTOR_ADDRESS:
-            return json.dumps(
-                {"operation_id": "op1", "address": "bcrt1qexampleaddress0000000000000000000000"}
-            ).encode()
+            return json.dumps({"operation_id": "op1", "address": ADDRESS}).encode()
         if method == C.METHOD_ACTOR_METRICS:
             zero = {"settled": 0, "failed": 0, "pending": 0, "volume_msat": 0}
             return json.dumps(
@@ -171,7 +171,16 @@ class FakeBus:
                 }
             ).encode()
         if method == C.METHOD_ACTOR_WITHDRAW:
-            return json.dumps({"txid": "ee" * 32, "fee_sat": 150}).encode()
+            return json.dumps(
+                {
+                    "operation_id": "op2",
+                    "status": "sent",
+                    "txid": "ee" * 32,
+                    "fee_sat": 150,
+                    "amount_sat": 1000,
+                    "address": body["address"],
+                }
+            ).encode()
         if method == C.METHOD_ACTOR_DEPOSIT and body.get("operation_id") == "unconfirmed-op":
             raise DepositPending("deposit 77… has 0 confirmation(s); mine blocks or wait")
         if method == C.METHOD_ACTOR_DEPOSIT and "operation_id" in body:

@@ -15,7 +15,7 @@ from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .fakes import FED, LIGHTNING, PASSWORD, FakeBus
+from .fakes import ADDRESS, FED, LIGHTNING, PASSWORD, FakeBus
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     # withdraw: a fee preview first, nothing sent; then the confirmed send shows the txid
     preview = c.simulate_post(
         f"/ui/federations/{FED}/withdraw",
-        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest",
+        body=f"csrf={csrf}&amount=1000&address={ADDRESS}",
         headers=FORM,
         cookies=cookies,
     )
@@ -117,7 +117,7 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     assert sends[-1]["preview"] is True
     sent = c.simulate_post(
         f"/ui/federations/{FED}/withdraw",
-        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest&confirm=yes",
+        body=f"csrf={csrf}&amount=1000&address={ADDRESS}&confirm=yes",
         headers=FORM,
         cookies=cookies,
     )
@@ -126,7 +126,7 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     key = re.search(r'name="key" value="([0-9a-f]{32})"', preview.text).group(1)
     c.simulate_post(
         f"/ui/federations/{FED}/withdraw",
-        body=f"csrf={csrf}&amount=1000&address=bcrt1qdest&confirm=yes&key={key}",
+        body=f"csrf={csrf}&amount=1000&address={ADDRESS}&confirm=yes&key={key}",
         headers=FORM,
         cookies=cookies,
     )
@@ -407,7 +407,7 @@ def test_odd_input_is_a_clear_answer_not_a_crash(ui) -> None:  # type: ignore[no
     for amount in ("²", "9" * 5000):
         r = c.simulate_post(
             f"/ui/federations/{FED}/withdraw",
-            body=f"csrf={csrf}&amount={quote(amount)}&address=bcrt1qdest",
+            body=f"csrf={csrf}&amount={quote(amount)}&address={ADDRESS}",
             headers=FORM,
             cookies=cookies,
         )

@@ -23,7 +23,7 @@ from gwcore.errors import (
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .fakes import CID, FED, LIGHTNING, PASSWORD, FakeBus
+from .fakes import ADDRESS, CID, FED, LIGHTNING, PASSWORD, FakeBus
 
 
 @pytest.fixture
@@ -124,25 +124,30 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
     )
     w = client.simulate_post(
         C.PATH_WITHDRAW,
-        json={"federation_id": FED, "amount": "all", "address": "bcrt1q"},
+        json={"federation_id": FED, "amount": "all", "address": ADDRESS},
         headers=AUTH,
     ).json
-    assert w == {"txid": "ee" * 32, "fee_sat": 150}
-    assert bus.calls[-1][2] == {"amount_sat": "all", "address": "bcrt1q", "preview": False}
+    assert w["status"] == "sent" and w["txid"] == "ee" * 32 and w["fee_sat"] == 150
+    assert bus.calls[-1][2] == {"amount_sat": "all", "address": ADDRESS, "preview": False}
     assert bus.calls[-1][3]["idempotent"] is False and bus.calls[-1][3]["message_id"] is None
-    keyed = {"federation_id": FED, "amount": 5, "address": "bcrt1q", "idempotency_key": "k" * 20}
+    keyed = {"federation_id": FED, "amount": 5, "address": ADDRESS, "idempotency_key": "k" * 20}
     client.simulate_post(C.PATH_WITHDRAW, json=keyed, headers=AUTH)
     assert bus.calls[-1][3]["message_id"] == f"withdraw:{FED[:16]}:{'k' * 20}"
     for bad in (
         {"amount": 0},
         {"amount": "some"},
         {"address": ""},
+        {"address": ADDRESS[:-1] + "x"},  # a typo: the checksum
+        {"address": 5},
         {"preview": "yes"},
         {"idempotency_key": "short"},
         {"idempotency_key": "no spaces allowed"},
     ):
-        body = {"federation_id": FED, "amount": 5, "address": "bcrt1q", **bad}
-        assert client.simulate_post(C.PATH_WITHDRAW, json=body, headers=AUTH).status_code == 400
+        body = {"federation_id": FED, "amount": 5, "address": ADDRESS, **bad}
+        refused = client.simulate_post(C.PATH_WITHDRAW, json=body, headers=AUTH)
+        assert refused.status_code == 400
+        if "address" in bad:
+            assert refused.json["code"] == "invalid_address", refused.json
     fees = client.simulate_post(
         C.PATH_SET_FEES, json={"base_msat": 5, "proportional_millionths": 7}, headers=AUTH
     ).json

@@ -569,13 +569,13 @@ def test_gateway_cli(tree: dict) -> None:
     )
     log = json.loads(run("payment-log", "--limit", "100").stdout)["payments"]
     assert all(
-        p["direction"] in ("incoming", "outgoing", "swap")
+        p["direction"] in ("incoming", "outgoing", "swap", "withdrawal")
         and p["status"] in ("settled", "failed", "pending")
         for p in log
     )
     summary = json.loads(run("payment-summary").stdout)
     assert (
-        set(summary["directions"]) == {"incoming", "outgoing", "swap"}
+        set(summary["directions"]) == {"incoming", "outgoing", "swap", "withdrawal"}
         and summary["fees_earned_msat"] >= 0
     )
     table = run("--table", "balances")
@@ -621,7 +621,11 @@ def test_gateway_cli(tree: dict) -> None:
     again = json.loads(
         run("withdraw", *fed_opt, "--amount", "10000", "--address", miner, *key).stdout
     )
-    assert sent["txid"] and again == sent  # once
+    assert sent["txid"] and sent["status"] == "sent" and again == sent  # once
+    shown = json.loads(run("payment-log", "--kind", "withdrawal").stdout)["payments"]
+    assert {"id": sent["operation_id"], "status": "settled", "txid": sent["txid"]}.items() <= next(
+        p for p in shown if p["id"] == sent["operation_id"]
+    ).items()
     backup = json.loads(run("backup", *fed_opt).stdout)
     assert backup["amount_msat"] > 0
     assert json.loads(run("restore", *fed_opt).stdout)["restored_msat"] == 0  # all still ours

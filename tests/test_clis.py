@@ -1,0 +1,75 @@
+"""Every command-line tool: `--help` of every command works with no world running, and a usage
+error is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gwcore.constants import ENV_DEVNET_DIR
+from services.buscli.__main__ import cli as gateway_bus
+from services.cli.__main__ import cli as gateway_cli
+from services.fedcli.__main__ import cli as fed_cli
+from services.regtest.cli import cli as regtest_cli
+
+BIN = Path(sys.executable).parent
+TOOLS = {
+    "gateway-cli": gateway_cli,
+    "fed-cli": fed_cli,
+    "regtest-cli": regtest_cli,
+    "gateway-bus": gateway_bus,
+}
+
+
+def _nowhere(tmp_path: Path) -> dict:
+    """An environment with no `make run` world to be found."""
+    return {"PATH": str(BIN), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("tool", "command"),
+    [(t, c) for t, group in TOOLS.items() for c in [None, *sorted(group.commands)]],
+)
+def test_help_of_every_command_works_without_a_world(
+    tool: str, command: str | None, tmp_path: Path
+) -> None:
+    r = CliRunner().invoke(
+        TOOLS[tool],
+        [*([command] if command else []), "--help"],
+        env={ENV_DEVNET_DIR: str(tmp_path)},  # a world directory with no world in it
+        prog_name=tool,
+    )
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("Usage:")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gateway-cli", "set-fees", "--base-msat", "-1", "--ppm", "2"],
+        ["gateway-cli", "nosuch"],
+        ["fed-cli", "withdraw", "--amount-sat", "0", "--address", "x"],
+        ["regtest-cli", "mine", "0"],
+        ["regtest-cli", "getblockcount"],  # no world: said in one line, not a traceback
+        ["gateway-bus", "status", "--bogus"],
+    ],
+)
+def test_a_usage_error_is_one_line(args: list[str], tmp_path: Path) -> None:
+    r = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=tmp_path,
+        env=_nowhere(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: usage: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_the_tools_are_click_groups() -> None:
+    assert all(isinstance(g, click.Group) and g.commands for g in TOOLS.values())
