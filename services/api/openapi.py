@@ -214,8 +214,12 @@ def openapi_document(version: str) -> dict:
                 {
                     "properties": {
                         "federation_id": FED,
-                        "start": {"type": "number", "minimum": 0},
-                        "end": {"type": "number", "minimum": 0},
+                        "start": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "default: 24 hours before end, clamped at 0",
+                        },
+                        "end": {"type": "number", "minimum": 0, "description": "default: now"},
                         "bucket_s": {"type": "integer", "minimum": 60},
                     }
                 },

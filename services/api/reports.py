@@ -108,10 +108,11 @@ def payment_summary(gw: Gateway, body: dict, rid: str) -> dict:
     """{start?, end?, bucket_s?, federation_id?} -> per direction: count, settled, failed,
     pending, volume, fees, p50/p90 settlement latency; and `series`, settled volume per bucket
     (default one hour) for the chart. Each actor summarizes its own payments
-    (gwcore.summary)."""
+    (gwcore.summary). The window defaults to the 24 hours before `end`, clamped at the epoch:
+    `{"end": 0}` is the empty window [0, 0], never a start before 1970."""
     end = _time(body, "end", time.time())
     assert end is not None
-    start = _time(body, "start", end - 86_400)
+    start = _time(body, "start", max(0.0, end - 86_400))
     assert start is not None
     if start > end:
         raise InvalidInput("start must not be after end")

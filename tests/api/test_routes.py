@@ -365,6 +365,11 @@ def test_payment_log_and_summary(client: testing.TestClient) -> None:
         ).status_code
         == 400
     )
+    # the default window is clamped at the epoch (found by the API fuzz test: start -86400)
+    early = client.simulate_post(C.PATH_PAYMENT_SUMMARY, json={"end": 0}, headers=AUTH)
+    assert early.status_code == 200 and (early.json["start"], early.json["end"]) == (0.0, 0.0)
+    early = client.simulate_post(C.PATH_PAYMENT_SUMMARY, json={"end": 3600}, headers=AUTH)
+    assert early.status_code == 200 and early.json["start"] == 0.0
 
 
 def test_deposit_forms(client: testing.TestClient, bus: FakeBus) -> None:
