@@ -149,24 +149,29 @@ def test_resubmission_is_harmless_and_racing_double_spends_lose(
 
     del one
     a, b = make(), make()
-    results: list[object] = []
+    # a, b and a again, released at the same moment. Either a or b wins: when a wins both of
+    # its submissions answer its txid (the resubmission is the same transaction, accepted
+    # once) and b is a double spend; when b wins, both of a's are double spends.
+    submissions = [a, b, a]
+    results: list[object] = [None] * len(submissions)
+    start = threading.Barrier(len(submissions))
 
-    def go(tx: dict) -> None:
+    def go(i: int) -> None:
+        start.wait()
         try:
-            results.append(fed.submit(tx)["txid"])
+            results[i] = fed.submit(submissions[i])["txid"]
         except FedError as exc:
-            results.append(exc.code)
+            results[i] = exc.code
 
-    threads = [threading.Thread(target=go, args=(t,)) for t in (a, b, a)]
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(submissions))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert (
-        sorted(map(str, results)).count("double_spend") == 1 or results.count("double_spend") == 1
-    )
-    winners = [r for r in results if r != "double_spend"]
-    assert len(set(winners)) == 1  # the winner, twice (resubmission returns the same outcome)
+    assert results in (
+        [txid(a), "double_spend", txid(a)],
+        ["double_spend", txid(b), "double_spend"],
+    ), results
     assert fed.audit()["notes_outstanding_msat"] == total
 
 
@@ -330,3 +335,39 @@ def test_resume_takes_in_submitted_and_releases_never_submitted(
     assert len(reopened.resume()) == 1
     assert reopened.balance() == before  # all of it back (no fees in this federation)
     assert fed.audit()["notes_outstanding_msat"] == reopened.balance()
+
+
+def test_many_identical_submissions_at_once_are_one_transaction(
+    regtest: Regtest, fed: Federation, alice: FederationClient
+) -> None:
+    """The "already accepted" check and the spend are one SQLite transaction: eight threads
+    submitting the same transaction at the same moment all get its txid, and it counts once."""
+    fund(regtest, alice, 1_000)
+    total = alice.balance()
+    tx = _note_tx(fed, alice, 0)  # into notes of 2^n summing to the total
+    tx["outputs"] = []
+    for d in [d for d in (1 << i for i in range(41)) if total & d]:
+        blinded, _ = crypto.blind(bytes.fromhex(crypto.xonly(PrivateKey())))
+        tx["outputs"].append({"kind": "note", "amount": d, "blinded": blinded.format().hex()})
+    notes = alice.db.execute("SELECT * FROM notes WHERE state = 'unspent'").fetchall()
+    _, signers = alice._note_inputs(notes)
+    tx["signatures"] = [crypto.schnorr_sign(k, bytes.fromhex(txid(tx))) for k in signers]
+    before = fed.audit()
+    results: list[object] = [None] * 8
+    start = threading.Barrier(len(results))
+
+    def go(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = fed.submit(tx)["txid"]
+        except FedError as exc:
+            results[i] = exc.code
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [txid(tx)] * len(results)
+    assert fed.audit()["notes_outstanding_msat"] == before["notes_outstanding_msat"] == total
+    assert fed.db.one("SELECT COUNT(*) AS n FROM txs WHERE txid = ?", txid(tx))["n"] == 1
