@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test lint fmt proto bench clean setup browser
+.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser
 
 setup: $(STAMP)
 
@@ -39,6 +39,16 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## fuzz: the property and fuzz tests, randomized and FUZZ_SCALE (20) times longer than in `make test`
+##       (which runs them derandomized). Prints its seed; `make fuzz SEED=n` repeats a run.
+FUZZ_SCALE ?= 20
+fuzz: $(STAMP) browser
+	@seed=$${SEED:-$$($(BIN)/python -c 'import secrets; print(secrets.randbits(32))')}; \
+	echo "make fuzz: seed $$seed (repeat with: make fuzz SEED=$$seed)"; \
+	FMGW_HYPOTHESIS_PROFILE=fuzz FMGW_FUZZ_SCALE=$(FUZZ_SCALE) \
+	  $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider --hypothesis-seed=$$seed \
+	  --timeout=3600 || { echo "make fuzz: failed with seed $$seed (make fuzz SEED=$$seed)"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,9 @@
 """Shared fixtures: a short private run directory (ipc paths must stay under 107 bytes) and a
-ZeroMQ context per test."""
+ZeroMQ context per test; the hypothesis profiles (tests/fuzzing.py says which runs use which)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -10,8 +11,16 @@ from pathlib import Path
 
 import pytest
 import zmq.asyncio
+from hypothesis import settings
 
 from bus import HeartbeatPolicy
+from tests.fuzzing import CI_PROFILE, FUZZ_PROFILE, PROFILE_ENV
+
+# ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
+settings.register_profile(CI_PROFILE, derandomize=True, database=None, print_blob=True)
+# fuzz: random draws (the seed comes from --hypothesis-seed, which `make fuzz` prints)
+settings.register_profile(FUZZ_PROFILE, derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get(PROFILE_ENV, CI_PROFILE))
 
 
 @pytest.fixture

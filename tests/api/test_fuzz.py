@@ -6,12 +6,14 @@ import tempfile
 from pathlib import Path
 
 import bcrypt
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from tests.fuzzing import examples
 
 from .fakes import PASSWORD, FakeBus
 
@@ -26,8 +28,9 @@ APP = create_app(
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case) -> None:  # type: ignore[no-untyped-def]
     response = case.call(headers={"Authorization": f"Bearer {PASSWORD}"})
     case.validate_response(response, checks=[not_a_server_error])

@@ -10,6 +10,7 @@ from bus.codec import Codec
 from gwcore.constants import BUS_PROTOCOL_VERSION
 from gwcore.errors import MalformedMessage
 from gwproto.bus_pb2 import Envelope
+from tests.fuzzing import examples
 
 ids = st.text(min_size=1, max_size=64)
 text = st.text(max_size=80)
@@ -52,6 +53,8 @@ def envelopes(draw: st.DrawFn) -> Envelope:
     return env
 
 
+@pytest.mark.fuzz
+@settings(max_examples=examples(100))
 @given(envelopes())
 def test_round_trip_through_router_and_dealer_frames(env: Envelope) -> None:
     codec = Codec()
@@ -61,7 +64,8 @@ def test_round_trip_through_router_and_dealer_frames(env: Envelope) -> None:
     assert codec.stats.get("rejected") == 0
 
 
-@settings(max_examples=2000)
+@pytest.mark.fuzz
+@settings(max_examples=examples(2000))
 @given(st.binary(max_size=4096))
 def test_random_bytes_never_crash_the_decoder(data: bytes) -> None:
     codec = Codec(max_frame_bytes=2048)
@@ -72,6 +76,8 @@ def test_random_bytes_never_crash_the_decoder(data: bytes) -> None:
         assert env.protocol_version == BUS_PROTOCOL_VERSION and env.WhichOneof("body")
 
 
+@pytest.mark.fuzz
+@settings(max_examples=examples(100))
 @given(st.lists(st.binary(max_size=64), max_size=5))
 def test_random_frame_layouts_never_crash(frames: list[bytes]) -> None:
     codec = Codec()

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from coincurve import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,12 +20,16 @@ from fedlib import crypto
 from fedlib.notes import decode_notes
 from fedlib.wallet import WalletError
 from services.federation.app import run_pegout_sender
+from tests.fuzzing import examples
 
 from .conftest import Regtest, fund, join, make_fed
 
 
+@pytest.mark.fuzz
 @settings(
-    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(3),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(seed=st.integers(0, 2**32 - 1), fees=st.sampled_from([(0, 0), (7, 3)]))
 def test_random_operations_conserve_value(

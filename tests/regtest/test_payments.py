@@ -18,6 +18,7 @@ from services.regtest.errors import LnError
 from services.regtest.htlcs import CODES, HtlcFailure
 from services.regtest.lightning import Policy
 from services.regtest.routing import Hop
+from tests.fuzzing import examples
 
 from .conftest import capacity_msat, channel, make_world, node, total_msat
 from .helpers import federation_invoice as make_federation_invoice
@@ -329,8 +330,11 @@ async def test_restart_keeps_balances_and_refunds_htlcs_in_flight(tmp_path) -> N
     w2.db.close()
 
 
+@pytest.mark.fuzz
 @settings(
-    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(2),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(seed=st.integers(0, 2**32 - 1))
 def test_money_is_conserved_over_a_thousand_random_payments(tmp_path_factory, seed: int) -> None:  # type: ignore[no-untyped-def]
