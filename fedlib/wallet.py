@@ -424,6 +424,10 @@ class FederationWallet:
         """Take notes worth exactly `amount_msat` out of the wallet, as a notes string."""
         if not isinstance(amount_msat, int) or amount_msat <= 0:
             raise WalletError("invalid_amount", "amount must be a positive number of msat")
+        if amount_msat > self.balance():  # before any operation is recorded
+            raise WalletError(
+                "insufficient_funds", f"balance {self.balance()} msat is below {amount_msat} msat"
+            )
         with self.lock:
             exact = self._exact_notes(amount_msat)
         if exact is None:  # split first: a transaction to ourselves making the exact notes

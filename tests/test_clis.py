@@ -73,3 +73,33 @@ def test_a_usage_error_is_one_line(args: list[str], tmp_path: Path) -> None:
 
 def test_the_tools_are_click_groups() -> None:
     assert all(isinstance(g, click.Group) and g.commands for g in TOOLS.values())
+
+
+def test_a_bug_is_one_line_with_its_own_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What escapes a command is reported in one line (exit 70), the traceback on request."""
+    from gwcore import cli as gcli
+
+    @click.group()
+    def tool() -> None:
+        pass
+
+    @tool.command()
+    def boom() -> None:
+        raise ValueError("amount out of\nrange")
+
+    def ends(env: str | None) -> tuple[int, str]:
+        monkeypatch.delenv(gcli.TRACEBACK_ENV, raising=False)
+        if env:
+            monkeypatch.setenv(gcli.TRACEBACK_ENV, env)
+        runner = CliRunner()
+        r = runner.invoke(click.Command("t", callback=lambda: gcli.run(tool, ["boom"])))
+        return r.exit_code, r.stderr if hasattr(r, "stderr") else r.output
+
+    code, err = ends(None)
+    assert code == gcli.EXIT_INTERNAL
+    assert (
+        err
+        == f"error: internal: ValueError: amount out of range (a bug; {gcli.TRACEBACK_ENV}=1 shows where)\n"
+    )
+    code, err = ends("1")
+    assert code == gcli.EXIT_INTERNAL and "Traceback" in err

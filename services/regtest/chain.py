@@ -43,6 +43,10 @@ class Chain:
     def height(self) -> int:
         return int(self.db.one("SELECT MAX(height) AS h FROM blocks")["h"])
 
+    def mempool(self) -> list[str]:
+        """The txids of the transactions not yet in a block (bitcoind's getrawmempool)."""
+        return [r["txid"] for r in self.db.all("SELECT txid FROM txs WHERE height IS NULL")]
+
     def best_hash(self) -> str:
         return self.block_hash(self.height())
 

@@ -54,6 +54,7 @@ class BitcoindRpc(WalletRpc):
             "getblockchaininfo": (self.getblockchaininfo, [], False),
             "getblockcount": (lambda: chain.height(), [], False),
             "getbestblockhash": (lambda: chain.best_hash(), [], False),
+            "getrawmempool": (self.getrawmempool, ["verbose"], False),
             "getblockhash": (self.getblockhash, ["height"], False),
             "getblock": (self.getblock, ["blockhash", "verbosity"], False),
             "getrawtransaction": (self.getrawtransaction, ["txid", "verbose", "blockhash"], False),
@@ -228,6 +229,11 @@ class BitcoindRpc(WalletRpc):
             "pruned": False,
             "warnings": "",
         }
+
+    def getrawmempool(self, verbose: bool = False) -> list[str]:
+        if verbose:
+            raise RpcError(RPC_INVALID_PARAMS, "getrawmempool: only the txid list (verbose false)")
+        return self.chain.mempool()
 
     def getblockhash(self, height: Any) -> str:
         return self.chain.block_hash(rpc_int(height, "height"))
