@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser
+.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation
 
 setup: $(STAMP)
 
@@ -30,8 +30,9 @@ status: $(STAMP)
 foreground: $(STAMP)
 	$(BIN)/python -m deploy.launch
 
-## test: set up, lint, check generated code, run the test suite (browser tests use Debian's chromium)
-test: $(STAMP) lint browser
+## test: set up, lint, check generated code, install the real peers if missing, run the test suite
+##       (browser tests use Debian's chromium)
+test: $(STAMP) lint browser peers
 	$(BIN)/python -m pytest -q
 
 ## browser: Debian's chromium for the dashboard's browser tests (Playwright drives it; no download)
@@ -49,6 +50,17 @@ fuzz: $(STAMP) browser
 	FMGW_HYPOTHESIS_PROFILE=fuzz FMGW_FUZZ_SCALE=$(FUZZ_SCALE) \
 	  $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider --hypothesis-seed=$$seed \
 	  --timeout=3600 || { echo "make fuzz: failed with seed $$seed (make fuzz SEED=$$seed)"; exit 1; }
+
+## peers: the real peers the tests run beside, at pinned versions, into ~/.cache/fmgw-peers
+##        (FMGW_PEER_CACHE): fedimintd + fedimint-cli (cargo, ~35 min the first time), bitcoind
+##        (Bitcoin Knots from Debian unstable, unpacked privately). Nothing to do when present.
+peers: $(STAMP)
+	$(BIN)/python -m peers install
+
+## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4)
+GUARDIANS ?= 1
+federation: peers
+	$(BIN)/python -m peers federation --guardians $(GUARDIANS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

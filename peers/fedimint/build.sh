@@ -5,7 +5,7 @@
 # Prints the folder holding the binaries on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-version="0.13.0"
+version="$(cat "$here/VERSION")"
 cache="${FMGW_PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fmgw-peers}/fedimint-$version"
 bin="$cache/bin"
 if [ -x "$bin/fedimintd" ] && [ -x "$bin/fedimint-cli" ]; then

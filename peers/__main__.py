@@ -1,0 +1,65 @@
+"""`python -m peers install`: install the real peers (what `make peers` runs).
+`python -m peers federation [--guardians N] [--dir D]`: a real bitcoind and a real fedimintd
+federation on loopback, set up from nothing; prints its invite code, guardians' API URLs and
+admin passwords as JSON, and runs until Ctrl-C (then stops every process it started)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import click
+
+from .cache import install_all
+from .harness.bitcoind import Bitcoind
+from .harness.fedimintd import start_federation
+
+
+@click.group()
+def cli() -> None:
+    pass
+
+
+@cli.command()
+def install() -> None:
+    """Build or fetch the pinned peers into the cache (nothing to do when they are there)."""
+    install_all()
+
+
+@cli.command()
+@click.option("--guardians", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dir", "folder", type=click.Path(path_type=Path), help="default: a temp folder")
+@click.option("--disable-base-fees", is_flag=True)
+def federation(guardians: int, folder: Path | None, disable_base_fees: bool) -> None:
+    """A bitcoind and a federation of GUARDIANS (1, or 4 and more) until Ctrl-C."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="fmgw-federation-"))
+    node = Bitcoind.start(folder / "bitcoind")
+    try:
+        fed = start_federation(
+            folder / "federation", node, guardians, disable_base_fees=disable_base_fees
+        )
+        try:
+            described = fed.describe()
+            described["bitcoind"] = {
+                "rpc_url": node.url,
+                "user": node.user,
+                "password": node.password,
+            }
+            click.echo(json.dumps(described, indent=2))
+            click.echo(f"logs in {folder}; Ctrl-C stops everything", err=True)
+            done = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: done.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                done.wait()
+        finally:
+            fed.stop()
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    cli()
