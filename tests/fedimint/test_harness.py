@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import peers.harness.fedimintd as harness
+from fmclient.config import parse_client_config
+from fmclient.invite import parse_invite
 from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation, GuardianApiError, start_federation
@@ -98,3 +100,19 @@ def test_a_guardian_that_cannot_start_is_reported_and_nothing_is_left(
         taken.close()
     assert "fedimintd g0" in str(err.value) and "its log" in str(err.value)
     assert started and all(not g.proc.alive() for g in started if g.proc)
+
+
+@pytest.mark.parametrize("which", ["federation1", "federation4"])
+def test_our_client_reads_what_real_guardians_serve(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """Every guardian's `client_config` parses, its federation id recomputed by fmclient is the
+    one the guardian names, and every guardian's invite code decodes to it."""
+    fed: Federation = request.getfixturevalue(which)
+    for g in fed.guardians:
+        cfg = parse_client_config(g.call("client_config"))
+        assert cfg.federation_id == g.call("federation_id") == fed.federation_id
+        assert cfg.module_id("walletv2") == fed.module_ids["walletv2"]
+        invite = parse_invite(g.call("invite_code"))
+        assert invite.federation_id == fed.federation_id
+        assert invite.peers == {g.peer_id: g.api_url}
