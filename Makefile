@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation
+.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation vectors
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ fuzz: $(STAMP) browser
 ##        (Bitcoin Knots from Debian unstable, unpacked privately). Nothing to do when present.
 peers: $(STAMP)
 	$(BIN)/python -m peers install
+
+## vectors: test vectors from the real fedimint 0.13.0 crates into tests/fmclient/data/ (commit them)
+vectors: peers
+	CARGO_TARGET_DIR="$$($(BIN)/python -c 'from peers.cache import fedimint_target; print(fedimint_target())')" \
+	  cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-vectors > tests/fmclient/data/tbs_vectors.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4)
 GUARDIANS ?= 1

@@ -30,6 +30,11 @@ def knots_version() -> str:
     return (HERE / "bitcoind" / "VERSION").read_text().strip()
 
 
+def fedimint_target() -> Path:
+    """The cargo target folder of the fedimint build (reused by `make vectors`)."""
+    return cache_root() / f"fedimint-{fedimint_version()}" / "target"
+
+
 def fedimint_bin(name: str) -> Path:
     """`fedimintd` or `fedimint-cli` of the pinned release."""
     path = cache_root() / f"fedimint-{fedimint_version()}" / "bin" / name
