@@ -1,0 +1,192 @@
+"""mintv2, fedimint 0.13's default e-cash module: its client config, notes, fees and the
+out-of-band e-cash string (fedimint-mintv2-common/-client-0.13.0).
+
+- `MintClientConfig {tbs_agg_pks: BTreeMap<Denomination(u8), G2>, tbs_pks: BTreeMap<Denomination,
+  BTreeMap<PeerId, G2>>, fee_consensus {base: Amount, parts_per_million: u64}, amount_unit: u64}`.
+- A note is worth 2^d msat; clients issue d = 9..41 (512 msat and up). The fee is charged on every
+  input note and every output note: base + amount · ppm / 10^6.
+- `SpendableNote {denomination: u8, keypair: its 32-byte secret, signature: G1}`; the note's
+  nonce is the keypair's compressed public key, its message `Message::from_bytes_sha256(nonce)`.
+- `ECash(Vec<ECashField>)`, written `fedimint` + base32: fields 0 `Mint(FederationId)`,
+  1 `Note(SpendableNote)`, 2 `Invite {peer_apis: Vec<(PeerId, String)>, federation_id}`,
+  3 `ApiSecret(String)`, 4 `Unit(u64)`; unknown fields kept.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from coincurve import PrivateKey
+
+from . import base32, tbs
+from .encoding import DecodeError, Reader, Writer, encode
+
+CLIENT_DENOMINATIONS = range(9, 42)
+MINT, NOTE, INVITE, API_SECRET, UNIT = 0, 1, 2, 3, 4
+
+
+class EcashError(ValueError):
+    """Not an e-cash string, or notes that are not valid; one line saying why."""
+
+
+@dataclass(frozen=True)
+class MintConfig:
+    agg_pks: dict[int, bytes]  # denomination -> G2, compressed
+    pks: dict[int, dict[int, bytes]]  # denomination -> peer -> G2
+    fee_base_msat: int
+    fee_ppm: int
+    amount_unit: int
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> MintConfig:
+        r = Reader(body, "mintv2 config")
+        agg = r.map(Reader.u8, lambda r2: r2.raw(96))
+        pks = r.map(
+            Reader.u8, lambda r2: r2.map(lambda r3: r3.varint(0xFFFF), lambda r3: r3.raw(96))
+        )
+        base, ppm, unit = r.varint(), r.varint(), r.varint()
+        r.done()
+        return cls(agg, pks, base, ppm, unit)
+
+    def to_bytes(self) -> bytes:
+        return encode(
+            lambda w: (
+                w.map(self.agg_pks, Writer.u8, Writer.raw)
+                .map(
+                    self.pks,
+                    Writer.u8,
+                    lambda w2, by_peer: w2.map(by_peer, Writer.varint, Writer.raw),
+                )
+                .varint(self.fee_base_msat)
+                .varint(self.fee_ppm)
+                .varint(self.amount_unit)
+            )
+        )
+
+    def fee(self, denomination: int) -> int:
+        """The fee of one input or output note of this denomination, msat."""
+        return self.fee_base_msat + (1 << denomination) * self.fee_ppm // 1_000_000
+
+    @functools.cached_property
+    def _agg_points(self) -> dict[int, tbs.G2Point]:
+        return {d: tbs.g2(pk) for d, pk in self.agg_pks.items()}
+
+    def aggregate_key(self, denomination: int) -> tbs.G2Point:
+        try:
+            return self._agg_points[denomination]
+        except KeyError:
+            raise EcashError(f"the federation has no key for denomination {denomination}") from None
+
+
+@dataclass(frozen=True)
+class SpendableNote:
+    denomination: int
+    secret: bytes  # the note's spend key; its public key is the nonce
+    signature: bytes  # G1, compressed
+
+    @property
+    def amount_msat(self) -> int:
+        return 1 << self.denomination
+
+    @functools.cached_property
+    def nonce(self) -> bytes:
+        return PrivateKey(self.secret).public_key.format(compressed=True)
+
+    def valid(self, config: MintConfig) -> bool:
+        """The federation's signature on this note's nonce."""
+        try:
+            signature = tbs.g1(self.signature)
+            key = config.aggregate_key(self.denomination)
+        except (tbs.TbsError, EcashError):
+            return False
+        return tbs.verify(tbs.message_sha256(self.nonce), signature, key)
+
+    def put(self, w: Writer) -> None:
+        w.u8(self.denomination).raw(self.secret).raw(self.signature)
+
+    @classmethod
+    def get(cls, r: Reader) -> SpendableNote:
+        return cls(r.u8(), r.raw(32), r.raw(48))
+
+
+@dataclass(frozen=True)
+class ECash:
+    federation_id: str | None
+    notes: tuple[SpendableNote, ...]
+    invite_peers: tuple[tuple[int, str], ...] = ()
+    invite_federation_id: str | None = None
+    api_secret: str | None = None
+    unit: int | None = None
+    unknown: tuple[tuple[int, bytes], ...] = field(default=())
+
+    @property
+    def amount_msat(self) -> int:
+        return sum(n.amount_msat for n in self.notes)
+
+    def to_bytes(self) -> bytes:
+        fields: list[tuple[int, bytes]] = []
+        if self.federation_id is not None:
+            fields.append((MINT, bytes.fromhex(self.federation_id)))
+        fields += [(NOTE, encode(n.put)) for n in self.notes]
+        if self.invite_federation_id is not None:
+            fields.append(
+                (
+                    INVITE,
+                    encode(
+                        lambda w: w.vec(
+                            self.invite_peers, lambda w2, pu: w2.varint(pu[0]).str(pu[1])
+                        ).raw(bytes.fromhex(self.invite_federation_id or ""))
+                    ),
+                )
+            )
+        if self.api_secret is not None:
+            fields.append((API_SECRET, encode(lambda w: w.str(self.api_secret or ""))))
+        if self.unit is not None:
+            fields.append((UNIT, encode(lambda w: w.varint(self.unit or 0))))
+        fields += list(self.unknown)
+        return encode(lambda w: w.vec(fields, lambda w2, f: w2.framed(*f)))
+
+    def __str__(self) -> str:
+        return base32.FEDIMINT_PREFIX + base32.encode(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ECash:
+        r = Reader(data, "e-cash")
+        fed_id = invite_fed = secret = unit = None
+        notes, peers, unknown = [], (), []
+        for _ in range(r.length()):
+            tag, body = r.framed()
+            if tag == MINT:
+                fed_id = body.raw(32).hex()
+            elif tag == NOTE:
+                notes.append(SpendableNote.get(body))
+            elif tag == INVITE:
+                peers = tuple(body.vec(lambda r2: (r2.varint(0xFFFF), r2.str())))
+                invite_fed = body.raw(32).hex()
+            elif tag == API_SECRET:
+                secret = body.str()
+            elif tag == UNIT:
+                unit = body.varint()
+            else:
+                unknown.append((tag, body.raw(body.remaining())))
+            body.done()
+        r.done()
+        return cls(fed_id, tuple(notes), peers, invite_fed, secret, unit, tuple(unknown))
+
+
+def parse_ecash(text: object) -> ECash:
+    if not isinstance(text, str) or not text.strip():
+        raise EcashError("e-cash is a string (fedimint…)")
+    try:
+        ecash = ECash.from_bytes(base32.decode_prefixed(base32.FEDIMINT_PREFIX, text))
+    except (DecodeError, ValueError) as exc:
+        raise EcashError(f"not mintv2 e-cash: {exc}") from None
+    if not ecash.notes:
+        raise EcashError("the e-cash holds no notes")
+    if ecash.federation_id is None and ecash.invite_federation_id is None:
+        raise EcashError("the e-cash does not say which federation issued it")
+    bad = [n.denomination for n in ecash.notes if n.denomination not in CLIENT_DENOMINATIONS]
+    if bad:
+        raise EcashError(f"notes of denominations {bad} are outside 2^9..2^41 msat")
+    return ecash
