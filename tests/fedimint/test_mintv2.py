@@ -6,49 +6,12 @@ verifies against the federation's keys as fmclient reads them from its client co
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-from pathlib import Path
-
-import pytest
 
 from fmclient.config import parse_client_config
 from fmclient.mintv2 import MintConfig, parse_ecash
-from peers.cache import fedimint_bin
-from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 
-
-class User:
-    """A fedimint-cli 0.13.0 user: one data dir, one command per process, JSON out."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-
-    def __call__(self, *args: str, timeout: float = 120) -> object:
-        out = subprocess.run(
-            [str(fedimint_bin("fedimint-cli")), "--data-dir", str(self.data_dir), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "FM_IN_DEVIMINT": "1"},
-        )
-        assert out.returncode == 0, f"fedimint-cli {args}: {out.stdout} {out.stderr[-1500:]}"
-        return json.loads(out.stdout)
-
-
-@pytest.fixture(scope="module")
-def user(federation1: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
-    """A user with e-cash from a 100,000 sat peg-in."""
-    u = User(tmp_path_factory.mktemp("fedimint-cli"))
-    u("join", federation1.invite_code)
-    pos = str(u("dev", "next-event-log-id"))
-    address = str(u("module", "walletv2", "receive"))
-    bitcoind.send(address, 100_000)
-    bitcoind.mine(21)  # walletv2 sees an output once the tip is 7 blocks past it
-    assert u("module", "walletv2", "await-receive", pos)[0] == "Success"  # type: ignore[index]
-    return u
+from .conftest import User
 
 
 def test_real_ecash_decodes_and_verifies(federation1: Federation, user: User) -> None:

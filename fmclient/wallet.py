@@ -1,0 +1,352 @@
+"""A mintv2 e-cash wallet in one SQLite file: receive (reissue) and spend out-of-band e-cash.
+
+Operations, by id, each step committed before the next (a crash anywhere resumes from the
+last committed step, `resume()`):
+
+    receive (reissue of someone's notes into ours) / split (ours into the denominations a
+    spend needs):  created (tx signed, output secrets stored) -> submitted -> done (notes
+    stored) | rejected (the federation refused: nothing spent, nothing credited)
+    spend:  done at once (notes marked exported, the e-cash string stored)
+
+Notes: unspent -> spending (an operation's input) -> spent, or -> exported (spent by a spend).
+A receive's id is derived from the e-cash it takes, so taking the same e-cash twice is one
+operation: the second call answers the first's result and credits nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from coincurve import PrivateKey
+
+from . import tbs
+from .api import FederationApi
+from .config import ClientConfig
+from .encoding import encode
+from .mintv2 import CLIENT_DENOMINATIONS, ECash, EcashError, MintConfig, SpendableNote, parse_ecash
+from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde, v0
+
+SPENT_COIN = 1  # MintInputError::SpentCoin
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (
+    nonce TEXT PRIMARY KEY, denomination INTEGER NOT NULL, secret BLOB NOT NULL,
+    signature BLOB NOT NULL, state TEXT NOT NULL, op_id TEXT
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, tx BLOB, txid TEXT,
+    outputs TEXT, amount_msat INTEGER NOT NULL DEFAULT 0, ecash TEXT, error TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL
+);
+"""
+
+
+class MintWallet:
+    def __init__(self, path: Path, config: ClientConfig, api: FederationApi) -> None:
+        self.config, self.api = config, api
+        self.module = config.module_id("mintv2")
+        self.mint = MintConfig.from_bytes(config.modules[self.module].body)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self):  # type: ignore[no-untyped-def]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def balance_msat(self) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(1 << denomination), 0) FROM notes WHERE state = 'unspent'"
+        ).fetchone()
+        return int(row[0])
+
+    def operation(self, op_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
+        return (
+            None
+            if row is None
+            else {k: row[k] for k in ("id", "kind", "state", "txid", "amount_msat", "error")}
+        )
+
+    # -- receive -------------------------------------------------------------------------------
+
+    async def receive(self, text: str) -> dict:
+        """Reissue e-cash into this wallet: {operation_id, amount_msat (credited, after the
+        federation's fees), state}. Bad or foreign e-cash is EcashError and records nothing;
+        e-cash already spent is EcashError `rejected` (nothing credited)."""
+        ecash = parse_ecash(text)
+        fed = ecash.federation_id or ecash.invite_federation_id
+        if fed != self.config.federation_id:
+            raise EcashError(f"the e-cash is of federation {fed}, not {self.config.federation_id}")
+        op_id = hashlib.sha256(ecash.to_bytes()).hexdigest()[:32]
+        if self.operation(op_id) is None:
+            bad = [i for i, n in enumerate(ecash.notes) if not n.valid(self.mint)]
+            if bad:
+                raise EcashError(f"notes {bad} do not carry the federation's signature")
+            self._create_reissue(op_id, "receive", list(ecash.notes), external=True)
+        return await self._finish(op_id)
+
+    def _outputs_for(self, available_msat: int) -> list[int]:
+        """Denominations of new notes for `available_msat` after every output's fee: the
+        fewest notes; what is below 512 msat cannot be issued and goes to the federation."""
+        k = 1
+        while True:
+            out = available_msat - sum(self.mint.fee(9) for _ in range(k))
+            if out < 1 << 9:
+                return []
+            rep = out >> 9 << 9
+            ds = [d for d in CLIENT_DENOMINATIONS if rep >> d & 1]
+            fees = sum(self.mint.fee(d) for d in ds)
+            if len(ds) <= k and sum(1 << d for d in ds) + fees <= available_msat:
+                return ds
+            k = len(ds)
+
+    def _create_reissue(
+        self,
+        op_id: str,
+        kind: str,
+        notes: list[SpendableNote],
+        external: bool,
+        wanted: list[int] | None = None,
+    ) -> None:
+        """Sign and store the reissue transaction of `notes` (with their output secrets)
+        before anything is sent. `wanted`: denominations to make first (a split), the rest
+        change."""
+        available = sum(n.amount_msat - self.mint.fee(n.denomination) for n in notes)
+        denominations = list(wanted or [])
+        available -= sum((1 << d) + self.mint.fee(d) for d in denominations)
+        denominations += self._outputs_for(available)
+        if not denominations:
+            raise EcashError("the e-cash is worth less than the fees of reissuing it")
+        outputs, items = [], []
+        for d in denominations:
+            secret = PrivateKey().secret
+            nonce = PrivateKey(secret).public_key.format(compressed=True)
+            r = tbs.new_blinding_key()
+            blinded = tbs.blind(tbs.message_sha256(nonce), r)
+            tweak = os.urandom(16)
+            outputs.append(
+                {
+                    "d": d,
+                    "secret": secret.hex(),
+                    "r": tbs.scalar_to_le(r).hex(),
+                    "blinded": tbs.to_bytes(blinded).hex(),
+                }
+            )
+            items.append(ModuleItem(self.module, v0(bytes([d]) + tbs.to_bytes(blinded) + tweak)))
+        inputs = [
+            ModuleItem(
+                self.module,
+                v0(encode(lambda w, n=n: w.u8(n.denomination).raw(n.nonce).raw(n.signature))),
+            )
+            for n in notes
+        ]
+        tx = Transaction(inputs, items).sign([n.secret for n in notes])
+        now = time.time()
+        credit = sum(1 << d for d in denominations)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO operations (id, kind, state, tx, txid, outputs, amount_msat, created, updated)"
+                " VALUES (?, ?, 'created', ?, ?, ?, ?, ?, ?)",
+                (op_id, kind, tx.to_bytes(), tx.txid, json.dumps(outputs), credit, now, now),
+            )
+            for n in notes:
+                if external:
+                    db.execute(
+                        "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'spending', ?)",
+                        (n.nonce.hex(), n.denomination, n.secret, n.signature, op_id),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE notes SET state = 'spending', op_id = ? WHERE nonce = ? AND state = 'unspent'",
+                        (op_id, n.nonce.hex()),
+                    )
+
+    async def _finish(self, op_id: str) -> dict:
+        row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if row["state"] == "created":
+            try:
+                outcome = await self.api.current_consensus(
+                    "submit_transaction", to_serde(bytes(row["tx"]))
+                )
+                submission_outcome(outcome)
+            except TxRejected as exc:
+                self._settle(op_id, "rejected", str(exc))
+                spent = exc.module == self.module and exc.module_error == SPENT_COIN
+                raise EcashError(
+                    "rejected: the notes are already spent" if spent else f"rejected: {exc}"
+                ) from None
+            self._set(op_id, "submitted")
+            row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if row["state"] == "submitted":
+            await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)
+            await self._issue(row)
+        elif row["state"] == "rejected":
+            raise EcashError(f"rejected: {row['error']}")
+        return self.operation(op_id) or {}
+
+    async def _issue(self, row: sqlite3.Row) -> None:
+        """Collect threshold verified signature shares per output, combine, unblind, verify,
+        store the notes; the operation is done in the same SQLite transaction."""
+        outputs = json.loads(row["outputs"])
+        blinded = [tbs.g1(bytes.fromhex(o["blinded"])) for o in outputs]
+        pks = {
+            d: {p: tbs.g2(k) for p, k in self.mint.pks[d].items()}
+            for d in {o["d"] for o in outputs}
+        }
+
+        def verify(peer: int, answer: Any) -> list | None:
+            if not isinstance(answer, list) or len(answer) != len(outputs):
+                return None
+            try:
+                shares = [tbs.g1(bytes.fromhex(s)) for s in answer]
+            except (tbs.TbsError, ValueError, TypeError):
+                return None
+            ok = all(
+                tbs.verify_share(b, s, pks[o["d"]][peer])
+                for b, s, o in zip(blinded, shares, outputs, strict=True)
+            )
+            return shares if ok else None
+
+        rng = {"txid": row["txid"], "idx_range": {"start": 0, "end": len(outputs)}}
+        got = await self.api.verified(
+            f"module_{self.module}_signature_shares", rng, verify, long_poll=True
+        )
+        notes = []
+        for i, o in enumerate(outputs):
+            combined = tbs.combine({peer: shares[i] for peer, shares in got.items()})
+            sig = tbs.unblind(combined, tbs.scalar_from_le(bytes.fromhex(o["r"])))
+            note = SpendableNote(o["d"], bytes.fromhex(o["secret"]), tbs.to_bytes(sig))
+            if not note.valid(self.mint):
+                raise EcashError(f"output {i}: the combined signature does not verify")
+            notes.append(note)
+        with self._tx() as db:
+            for n in notes:
+                db.execute(
+                    "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'unspent', NULL)",
+                    (n.nonce.hex(), n.denomination, n.secret, n.signature),
+                )
+            db.execute(
+                "UPDATE notes SET state = 'spent' WHERE op_id = ? AND state = 'spending'",
+                (row["id"],),
+            )
+            db.execute(
+                "UPDATE operations SET state = 'done', updated = ? WHERE id = ?",
+                (time.time(), row["id"]),
+            )
+
+    def _set(self, op_id: str, state: str) -> None:
+        self.db.execute(
+            "UPDATE operations SET state = ?, updated = ? WHERE id = ?", (state, time.time(), op_id)
+        )
+
+    def _settle(self, op_id: str, state: str, error: str) -> None:
+        """A refused reissue: our own notes (a split's) are unspent again; someone else's
+        (a receive's) were never ours and are forgotten."""
+        with self._tx() as db:
+            kind = db.execute("SELECT kind FROM operations WHERE id = ?", (op_id,)).fetchone()[0]
+            db.execute(
+                "UPDATE operations SET state = ?, error = ?, amount_msat = 0, updated = ?"
+                " WHERE id = ?",
+                (state, error, time.time(), op_id),
+            )
+            if kind == "receive":
+                db.execute("DELETE FROM notes WHERE op_id = ? AND state = 'spending'", (op_id,))
+            else:
+                db.execute(
+                    "UPDATE notes SET state = 'unspent', op_id = NULL"
+                    " WHERE op_id = ? AND state = 'spending'",
+                    (op_id,),
+                )
+
+    async def resume(self) -> None:
+        """Finish every operation a crash left between steps."""
+        for row in self.db.execute(
+            "SELECT id FROM operations WHERE state IN ('created', 'submitted')"
+        ).fetchall():
+            with suppress(EcashError):
+                await self._finish(row["id"])
+
+    # -- spend ---------------------------------------------------------------------------------
+
+    async def spend(self, amount_msat: int, op_id: str | None = None) -> dict:
+        """Notes worth `amount_msat` rounded up to 512 msat, as an e-cash string:
+        {operation_id, amount_msat, ecash}. Splits notes first when no exact set is held."""
+        if not isinstance(amount_msat, int) or isinstance(amount_msat, bool) or amount_msat <= 0:
+            raise EcashError("the amount is a positive number of msat")
+        op_id = op_id or os.urandom(16).hex()
+        done = self.db.execute(
+            "SELECT * FROM operations WHERE id = ? AND kind = 'spend'", (op_id,)
+        ).fetchone()
+        if done is not None:
+            return {
+                "operation_id": op_id,
+                "amount_msat": done["amount_msat"],
+                "ecash": done["ecash"],
+            }
+        target = -(-amount_msat // 512) * 512
+        wanted = [d for d in CLIENT_DENOMINATIONS if target >> d & 1]
+        if self._exact(wanted) is None:
+            await self._split(wanted, target)
+        exact = self._exact(wanted)
+        if exact is None:
+            raise EcashError("could not make the exact notes")
+        ecash = str(ECash(self.config.federation_id, tuple(exact)))
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO operations (id, kind, state, amount_msat, ecash, created, updated)"
+                " VALUES (?, 'spend', 'done', ?, ?, ?, ?)",
+                (op_id, target, ecash, now, now),
+            )
+            for n in exact:
+                db.execute(
+                    "UPDATE notes SET state = 'exported', op_id = ? WHERE nonce = ?",
+                    (op_id, n.nonce.hex()),
+                )
+        return {"operation_id": op_id, "amount_msat": target, "ecash": ecash}
+
+    def _exact(self, wanted: list[int]) -> list[SpendableNote] | None:
+        out = []
+        for d in wanted:
+            row = self.db.execute(
+                "SELECT * FROM notes WHERE state = 'unspent' AND denomination = ? LIMIT 1", (d,)
+            ).fetchone()
+            if row is None:
+                return None
+            out.append(SpendableNote(d, bytes(row["secret"]), bytes(row["signature"])))
+        return out
+
+    async def _split(self, wanted: list[int], target: int) -> None:
+        rows = self.db.execute(
+            "SELECT * FROM notes WHERE state = 'unspent' ORDER BY denomination DESC"
+        ).fetchall()
+        chosen, value = [], 0
+        need = target + sum(self.mint.fee(d) for d in wanted)
+        for row in rows:
+            if value >= need + self.mint.fee(row["denomination"]) * (len(chosen) + 1):
+                break
+            chosen.append(
+                SpendableNote(row["denomination"], bytes(row["secret"]), bytes(row["signature"]))
+            )
+            value += (1 << row["denomination"]) - self.mint.fee(row["denomination"])
+        if value < need:
+            raise EcashError(
+                f"the balance {self.balance_msat()} msat does not cover {target} msat and fees"
+            )
+        op_id = os.urandom(16).hex()
+        self._create_reissue(op_id, "split", chosen, external=False, wanted=wanted)
+        await self._finish(op_id)
