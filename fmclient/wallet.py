@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,17 @@ CREATE TABLE IF NOT EXISTS operations (
 
 
 class MintWallet:
-    def __init__(self, path: Path, config: ClientConfig, api: FederationApi) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: ClientConfig,
+        api: FederationApi,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        """`checkpoint(step)` is called after each committed step ("created", "submitted",
+        "done"): crash tests kill the process there."""
         self.config, self.api = config, api
+        self._checkpoint = checkpoint or (lambda step: None)
         self.module = config.module_id("mintv2")
         self.mint = MintConfig.from_bytes(config.modules[self.module].body)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -97,6 +107,7 @@ class MintWallet:
             if bad:
                 raise EcashError(f"notes {bad} do not carry the federation's signature")
             self._create_reissue(op_id, "receive", list(ecash.notes), external=True)
+            self._checkpoint("created")
         return await self._finish(op_id)
 
     def _outputs_for(self, available_msat: int) -> list[int]:
@@ -189,11 +200,14 @@ class MintWallet:
                 raise EcashError(
                     "rejected: the notes are already spent" if spent else f"rejected: {exc}"
                 ) from None
+            self._checkpoint("sent")  # accepted, not yet recorded as such
             self._set(op_id, "submitted")
+            self._checkpoint("submitted")
             row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
         if row["state"] == "submitted":
             await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)
             await self._issue(row)
+            self._checkpoint("done")
         elif row["state"] == "rejected":
             raise EcashError(f"rejected: {row['error']}")
         return self.operation(op_id) or {}

@@ -77,14 +77,25 @@ class User:
         return json.loads(out.stdout)
 
 
-@pytest.fixture(scope="module")
-def user(federation1: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
-    """A user with e-cash from a 100,000 sat peg-in."""
-    u = User(tmp_path_factory.mktemp("fedimint-cli"))
-    u("join", federation1.invite_code)
+def funded_user(fed: Federation, bitcoind: Bitcoind, data_dir: Path, sat: int = 100_000) -> User:
+    """A fedimint-cli user of `fed` with e-cash from a peg-in of `sat` through walletv2."""
+    u = User(data_dir)
+    u("join", fed.invite_code)
     pos = str(u("dev", "next-event-log-id"))
     address = str(u("module", "walletv2", "receive"))
-    bitcoind.send(address, 100_000)
+    bitcoind.send(address, sat)
     bitcoind.mine(21)  # walletv2 sees an output once the tip is 7 blocks past it
     assert u("module", "walletv2", "await-receive", pos)[0] == "Success"  # type: ignore[index]
     return u
+
+
+@pytest.fixture(scope="module")
+def user(federation1: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
+    """A user of the 1-guardian federation with e-cash from a 100,000 sat peg-in."""
+    return funded_user(federation1, bitcoind, tmp_path_factory.mktemp("fedimint-cli"))
+
+
+@pytest.fixture(scope="module")
+def user4(federation4: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
+    """A user of the 4-guardian federation with e-cash from a 100,000 sat peg-in."""
+    return funded_user(federation4, bitcoind, tmp_path_factory.mktemp("fedimint-cli-4"))

@@ -5,6 +5,11 @@ refused and holds nothing, and e-cash the wallet spends is received by the user.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +81,64 @@ def ours_fees(wallet: MintWallet) -> int:
         ).fetchone()[0]
         paid += spent - r["amount_msat"]
     return paid
+
+
+@pytest.mark.parametrize("crash_at", ["created", "sent", "submitted"])
+def test_kill_9_during_a_receive_loses_and_duplicates_nothing(
+    federation1: Federation, user: User, tmp_path: Path, crash_at: str
+) -> None:
+    """The receiving process is killed after each committed step (and once between the
+    federation accepting the transaction and our recording it); a new process resumes: the
+    wallet ends with exactly what an uninterrupted receive credits, once."""
+    text = str(user("module", "mintv2", "send", "8192"))
+    path = tmp_path / f"crash-{crash_at}.sqlite"
+    peers = json.dumps(dict(enumerate(federation1.api_urls)))
+
+    def run(step: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tests.fedimint.crash_receive", str(path), peers, step, text],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+
+    killed = run(crash_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = run("resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    balance = json.loads(resumed.stdout)["balance_msat"]
+    again = run("never")  # the same e-cash again, uninterrupted: the same operation
+    assert again.returncode == 0 and json.loads(again.stdout)["balance_msat"] == balance
+    # what an uninterrupted receive of 8192 msat in 2^13 notes credits: 8192 - 100 (input)
+    # - 100 per output, in notes of at least 512 msat
+    n_notes = len(parse_ecash(text).notes)
+    assert 8192 - 100 * n_notes - 100 * 8 - 512 < balance <= 8192 - 100 * n_notes - 100
+
+
+async def test_four_guardians_one_down_and_then_two(
+    federation4: Federation, user4: User, tmp_path: Path
+) -> None:
+    """With one of four guardians killed a receive completes; with two killed it waits, and
+    completes when one of them returns."""
+    wallet = await _wallet(federation4, tmp_path / "w4.sqlite")
+    g2, g3 = federation4.guardians[2], federation4.guardians[3]
+    try:
+        first = str(user4("module", "mintv2", "send", "16384"))
+        g3.kill()
+        got = await wallet.receive(first)
+        assert got["state"] == "done" and wallet.balance_msat() == got["amount_msat"] > 0
+        second = str(user4("module", "mintv2", "send", "8192"))  # 3 of 4 still make e-cash
+        g2.kill()
+        waiting = asyncio.create_task(wallet.receive(second))
+        await asyncio.sleep(5)
+        assert not waiting.done()  # two of four: no threshold, it waits
+        g2.start()
+        more = await asyncio.wait_for(waiting, 120)
+        assert more["state"] == "done"
+        assert wallet.balance_msat() == got["amount_msat"] + more["amount_msat"]
+    finally:
+        for g in (g2, g3):
+            if g.proc is None or not g.proc.alive():
+                g.start()
+        await wallet.api.close()
