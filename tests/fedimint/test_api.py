@@ -12,6 +12,8 @@ import pytest
 
 from fmclient.api import FederationApi, NoConsensus
 from fmclient.config import parse_client_config
+from fmclient.invite import InviteCode, parse_invite
+from fmclient.join import JoinError, download_config
 from peers.harness.fedimintd import Federation
 from tests.fmclient.guardians import lying_proxy, serving
 
@@ -70,3 +72,36 @@ async def test_below_the_threshold_a_request_waits_for_a_guardian(
         if g2.proc is None or not g2.proc.alive():
             g2.start()
         await api.close()
+
+
+async def test_join_by_invite_checks_the_config(federation4: Federation) -> None:
+    """The config is taken from the invite's guardian only if its id is the invite's, then
+    agreed by all guardians; a guardian of the invite that lies is passed over."""
+    cfg = await download_config(federation4.invite_code)
+    assert cfg.federation_id == federation4.federation_id and cfg.module_id("mintv2") == 2
+    invite = parse_invite(federation4.invite_code)
+
+    def other_guardians(method: str, result: object) -> object:
+        if method == "client_config" and isinstance(result, dict):  # a config of its own making
+            ends = {**result["api_endpoints"], "3": {"url": "ws://127.0.0.1:9/", "name": "evil"}}
+            return {**result, "api_endpoints": ends}
+        return result
+
+    async with contextlib.AsyncExitStack() as stack:
+        liar = await stack.enter_async_context(
+            serving(lying_proxy(federation4.api_urls[1], other_guardians))
+        )
+        meta_liar = await stack.enter_async_context(
+            serving(lying_proxy(federation4.api_urls[1], _corrupt))
+        )
+        # an invite whose first guardian serves another federation's config, then an honest one
+        mixed = InviteCode(invite.federation_id, {1: liar, 0: federation4.api_urls[0]})
+        assert (await download_config(mixed)).federation_id == federation4.federation_id
+        with pytest.raises(JoinError, match="no guardian of the invite"):
+            await download_config(InviteCode(invite.federation_id, {1: liar}))
+        # a guardian lying about the rest of the config is outvoted by all of them
+        agreed = await download_config(InviteCode(invite.federation_id, {1: meta_liar}))
+        assert agreed.meta["federation_name"] != "a lie"
+    wrong = InviteCode("ab" * 32, invite.peers)  # an invite naming another federation
+    with pytest.raises(JoinError):
+        await download_config(wrong)
