@@ -152,22 +152,7 @@ def test_resubmission_is_harmless_and_racing_double_spends_lose(
     # a, b and a again, released at the same moment. Either a or b wins: when a wins both of
     # its submissions answer its txid (the resubmission is the same transaction, accepted
     # once) and b is a double spend; when b wins, both of a's are double spends.
-    submissions = [a, b, a]
-    results: list[object] = [None] * len(submissions)
-    start = threading.Barrier(len(submissions))
-
-    def go(i: int) -> None:
-        start.wait()
-        try:
-            results[i] = fed.submit(submissions[i])["txid"]
-        except FedError as exc:
-            results[i] = exc.code
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(submissions))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _submit_at_once(fed, [a, b, a])
     assert results in (
         [txid(a), "double_spend", txid(a)],
         ["double_spend", txid(b), "double_spend"],
@@ -353,21 +338,27 @@ def test_many_identical_submissions_at_once_are_one_transaction(
     _, signers = alice._note_inputs(notes)
     tx["signatures"] = [crypto.schnorr_sign(k, bytes.fromhex(txid(tx))) for k in signers]
     before = fed.audit()
-    results: list[object] = [None] * 8
-    start = threading.Barrier(len(results))
+    results = _submit_at_once(fed, [tx] * 8)
+    assert results == [txid(tx)] * len(results)
+    assert fed.audit()["notes_outstanding_msat"] == before["notes_outstanding_msat"] == total
+    assert fed.db.one("SELECT COUNT(*) AS n FROM txs WHERE txid = ?", txid(tx))["n"] == 1
+
+
+def _submit_at_once(fed: Federation, txs: list[dict]) -> list[object]:
+    """Submit `txs` from one thread each, released by a barrier: each one's txid or error code."""
+    results: list[object] = [None] * len(txs)
+    start = threading.Barrier(len(txs))
 
     def go(i: int) -> None:
         start.wait()
         try:
-            results[i] = fed.submit(tx)["txid"]
+            results[i] = fed.submit(txs[i])["txid"]
         except FedError as exc:
             results[i] = exc.code
 
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(results))]
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(txs))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [txid(tx)] * len(results)
-    assert fed.audit()["notes_outstanding_msat"] == before["notes_outstanding_msat"] == total
-    assert fed.db.one("SELECT COUNT(*) AS n FROM txs WHERE txid = ?", txid(tx))["n"] == 1
+    return results

@@ -37,26 +37,26 @@ def bitcoind(peer_dir: Path) -> Iterator[Bitcoind]:
         node.stop()
 
 
-@pytest.fixture(scope="module")
-def federation1(
-    bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Federation]:
-    fed = start_federation(tmp_path_factory.mktemp("fed1"), bitcoind, guardians=1)
+def _federation(bitcoind: Bitcoind, folder: Path, guardians: int) -> Iterator[Federation]:
+    fed = start_federation(folder, bitcoind, guardians=guardians)
     try:
         yield fed
     finally:
         fed.stop()
+
+
+@pytest.fixture(scope="module")
+def federation1(
+    bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1"), 1)
 
 
 @pytest.fixture(scope="module")
 def federation4(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
-    fed = start_federation(tmp_path_factory.mktemp("fed4"), bitcoind, guardians=4)
-    try:
-        yield fed
-    finally:
-        fed.stop()
+    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed4"), 4)
 
 
 class User:
