@@ -57,3 +57,15 @@ REAL_SIG = "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55
 def test_bad_ecash_says_why(text: object, why: str) -> None:
     with pytest.raises(EcashError, match=why):
         parse_ecash(text)
+
+
+def test_a_real_wallet_config_and_the_address_filter() -> None:
+    from fmclient.walletv2 import WalletConfig, is_potential_receive, new_peg_in_address
+
+    cfg = parse_client_config(REAL["client_config"])
+    wallet = WalletConfig.from_bytes(cfg.modules[cfg.module_id("walletv2")].body)
+    assert (wallet.network, wallet.threshold, wallet.dust_limit_sat) == ("regtest", 3, 10_000)
+    assert (wallet.fee_base_msat, wallet.fee_ppm) == (100_000, 0)  # 100 sat per in/out
+    address = new_peg_in_address(wallet)
+    assert address.address.startswith("bcrt1q") and len(address.script_pubkey) == 34
+    assert is_potential_receive(address.script_pubkey, wallet.pks_hash)

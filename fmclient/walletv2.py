@@ -1,0 +1,111 @@
+"""walletv2, fedimint 0.13's default on-chain module: its client config and peg-in addresses
+(fedimint-walletv2-common/-client-0.13.0).
+
+`WalletClientConfig {bitcoin_pks: BTreeMap<PeerId, PublicKey>, descriptor: WalletDescriptor
+(Wsh), send_tx_vbytes, receive_tx_vbytes, feerate_base: u64, dust_limit: bitcoin::Amount (sat),
+fee_consensus {base: Amount (msat), parts_per_million}, network: 4 magic bytes}`.
+
+A peg-in address is `wsh(sortedmulti(threshold, pk_i + t·G))` with t = SHA-256 of a tweak key's
+compressed public key. The federation watches only scripts that pass its filter:
+SHA-256(enc(script_pubkey) ‖ SHA-256(enc(bitcoin_pks))) starts with two zero bytes, so an
+address is ground over tweak keys (about 65,536 tries). Its tweak key later signs the claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from coincurve import PrivateKey, PublicKey
+
+from gwcore.bitcoin_address import p2wsh
+
+from .encoding import Reader, Writer, encode
+
+MAGIC = {
+    bytes.fromhex("f9beb4d9"): "mainnet",
+    bytes.fromhex("0b110907"): "testnet",
+    bytes.fromhex("1c163f28"): "testnet",  # testnet4
+    bytes.fromhex("0a03cf40"): "signet",
+    bytes.fromhex("fabfb5da"): "regtest",
+}
+OP_CHECKMULTISIG = 0xAE
+
+
+@dataclass(frozen=True)
+class WalletConfig:
+    bitcoin_pks: dict[int, bytes]  # peer -> compressed secp256k1 key
+    send_tx_vbytes: int
+    receive_tx_vbytes: int
+    feerate_base: int
+    dust_limit_sat: int
+    fee_base_msat: int
+    fee_ppm: int
+    network: str
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> WalletConfig:
+        r = Reader(body, "walletv2 config")
+        pks = r.map(lambda r2: r2.varint(0xFFFF), lambda r2: r2.raw(33))
+        descriptor, rest = r.framed()
+        if descriptor != 0 or rest.remaining():
+            raise ValueError(f"walletv2 descriptor {descriptor} is not Wsh")
+        send, receive, base = r.varint(), r.varint(), r.varint()
+        dust, fee_base, ppm = r.varint(), r.varint(), r.varint()
+        magic = r.raw(4)
+        r.done()
+        if magic not in MAGIC:
+            raise ValueError(f"unknown bitcoin network magic {magic.hex()}")
+        return cls(pks, send, receive, base, dust, fee_base, ppm, MAGIC[magic])
+
+    @property
+    def threshold(self) -> int:
+        n = len(self.bitcoin_pks)
+        return n - (n - 1) // 3
+
+    @property
+    def pks_hash(self) -> bytes:
+        return hashlib.sha256(
+            encode(lambda w: w.map(self.bitcoin_pks, Writer.varint, Writer.raw))
+        ).digest()
+
+
+def witness_script(config: WalletConfig, tweak_pubkey: bytes) -> bytes:
+    """sortedmulti(threshold, every guardian's key tweaked by SHA-256(tweak_pubkey))."""
+    t = hashlib.sha256(tweak_pubkey).digest()
+    keys = sorted(
+        PublicKey(pk).add(t).format(compressed=True) for pk in config.bitcoin_pks.values()
+    )
+    return (
+        bytes([0x50 + config.threshold])
+        + b"".join(bytes([33]) + k for k in keys)
+        + bytes([0x50 + len(keys), OP_CHECKMULTISIG])
+    )
+
+
+def script_pubkey(script: bytes) -> bytes:
+    return b"\x00\x20" + hashlib.sha256(script).digest()
+
+
+def is_potential_receive(spk: bytes, pks_hash: bytes) -> bool:
+    """The federation's filter: SHA-256(CompactSize(len) ‖ spk ‖ pks_hash)[:2] == 0."""
+    return hashlib.sha256(bytes([len(spk)]) + spk + pks_hash).digest()[:2] == b"\x00\x00"
+
+
+@dataclass(frozen=True)
+class PegInAddress:
+    address: str
+    tweak_secret: bytes  # signs the claim of what is paid to the address
+    script_pubkey: bytes
+
+
+def new_peg_in_address(config: WalletConfig, max_tries: int = 5_000_000) -> PegInAddress:
+    """A fresh address the federation will see: tweak keys ground until the filter passes."""
+    pks_hash = config.pks_hash
+    for _ in range(max_tries):
+        key = PrivateKey()
+        script = witness_script(config, key.public_key.format(compressed=True))
+        spk = script_pubkey(script)
+        if is_potential_receive(spk, pks_hash):
+            return PegInAddress(p2wsh(script, config.network), key.secret, spk)
+    raise RuntimeError("no address passed the federation's filter")  # 2^-76 for the default
