@@ -262,10 +262,11 @@ class FederationApi:
         deadline = time.monotonic() + timeout
         got: dict[int, T] = {}
         errors: dict[int, str] = {}
+        enough = asyncio.Event()
 
         async def ask(peer: int) -> None:
             wait = self._retry_min
-            while time.monotonic() < deadline and len(got) < want:
+            while time.monotonic() < deadline and not enough.is_set():
                 try:
                     value = verify(
                         peer,
@@ -278,18 +279,27 @@ class FederationApi:
                 else:
                     if value is not None:
                         got[peer] = value
+                        if len(got) >= want:
+                            enough.set()
                         return
                     errors[peer] = "an answer that does not verify"
                 await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
                 wait = min(self._retry_max, wait * 2)
 
         tasks = [asyncio.create_task(ask(p)) for p in self.peers]
+        waiter = asyncio.create_task(enough.wait())
         try:
-            while (
-                len(got) < want and time.monotonic() < deadline and not all(t.done() for t in tasks)
-            ):
-                await asyncio.wait(tasks, timeout=0.05)
+            # until enough verified answers, or every guardian has given up (deadline)
+            while not enough.is_set() and not all(t.done() for t in tasks):
+                await asyncio.wait(
+                    [waiter, *tasks],
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if time.monotonic() >= deadline:
+                    break
         finally:
+            waiter.cancel()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -72,6 +72,17 @@ class MintConfig:
     def _agg_points(self) -> dict[int, tbs.G2Point]:
         return {d: tbs.g2(pk) for d, pk in self.agg_pks.items()}
 
+    @functools.cached_property
+    def _share_points(self) -> dict[tuple[int, int], tbs.G2Point]:
+        return {}
+
+    def share_key(self, denomination: int, peer: int) -> tbs.G2Point:
+        """A guardian's key share for a denomination, decompressed (and checked) once."""
+        key = (denomination, peer)
+        if key not in self._share_points:
+            self._share_points[key] = tbs.g2(self.pks[denomination][peer])
+        return self._share_points[key]
+
     def aggregate_key(self, denomination: int) -> tbs.G2Point:
         try:
             return self._agg_points[denomination]

@@ -115,7 +115,7 @@ class MintWallet:
         fewest notes; what is below 512 msat cannot be issued and goes to the federation."""
         k = 1
         while True:
-            out = available_msat - sum(self.mint.fee(9) for _ in range(k))
+            out = available_msat - k * self.mint.fee(9)
             if out < 1 << 9:
                 return []
             rep = out >> 9 << 9
@@ -217,10 +217,6 @@ class MintWallet:
         store the notes; the operation is done in the same SQLite transaction."""
         outputs = json.loads(row["outputs"])
         blinded = [tbs.g1(bytes.fromhex(o["blinded"])) for o in outputs]
-        pks = {
-            d: {p: tbs.g2(k) for p, k in self.mint.pks[d].items()}
-            for d in {o["d"] for o in outputs}
-        }
 
         def verify(peer: int, answer: Any) -> list | None:
             if not isinstance(answer, list) or len(answer) != len(outputs):
@@ -230,7 +226,7 @@ class MintWallet:
             except (tbs.TbsError, ValueError, TypeError):
                 return None
             ok = all(
-                tbs.verify_share(b, s, pks[o["d"]][peer])
+                tbs.verify_share(b, s, self.mint.share_key(o["d"], peer))
                 for b, s, o in zip(blinded, shares, outputs, strict=True)
             )
             return shares if ok else None

@@ -5,10 +5,7 @@ and leaves nothing running."""
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,22 +13,11 @@ import pytest
 import peers.harness.fedimintd as harness
 from fmclient.config import parse_client_config
 from fmclient.invite import parse_invite
-from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation, GuardianApiError, start_federation
 from peers.harness.procs import PeerFailed
 
-
-def _cli(data_dir: Path, *args: str) -> object:
-    out = subprocess.run(
-        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "FM_IN_DEVIMINT": "1"},
-    )
-    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
-    return json.loads(out.stdout)
+from .conftest import User
 
 
 def test_one_guardian(federation1: Federation, bitcoind: Bitcoind, tmp_path: Path) -> None:
@@ -48,9 +34,9 @@ def test_one_guardian(federation1: Federation, bitcoind: Bitcoind, tmp_path: Pat
         g.call("audit", auth=True)
     g.password = right
     # a real user joins with the invite code and sees the same federation
-    joined = _cli(tmp_path / "user", "join", fed.invite_code)
-    assert joined == {"joined": fed.invite_code}
-    info = _cli(tmp_path / "user", "info")
+    user = User(tmp_path / "user")
+    assert user("join", fed.invite_code) == {"joined": fed.invite_code}
+    info = user("info")
     assert info["federation_id"] == fed.federation_id and info["network"] == "regtest"
     bitcoind.mine(1)
     fed.wait_synced(bitcoind, timeout=30)
