@@ -292,7 +292,7 @@ class FederationApi:
             # until enough verified answers, or every guardian has given up (deadline)
             while not enough.is_set() and not all(t.done() for t in tasks):
                 await asyncio.wait(
-                    [waiter, *tasks],
+                    [waiter, *(t for t in tasks if not t.done())],
                     timeout=max(0.0, deadline - time.monotonic()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
