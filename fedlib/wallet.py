@@ -131,8 +131,8 @@ class FederationWallet:
         return {r["amount"]: r["n"] for r in rows}
 
     # --- operations ---------------------------------------------------------------------------
-    def _new_op(self, kind: str, data: dict) -> str:
-        op_id = uuid.uuid4().hex
+    def _new_op(self, kind: str, data: dict, op_id: str | None = None) -> str:
+        op_id = op_id or uuid.uuid4().hex
         now = time.time()
         self.db.execute(
             "INSERT INTO operations (id, kind, state, data, created, updated) VALUES (?, ?, 'created', ?, ?, ?)",
@@ -389,8 +389,33 @@ class FederationWallet:
         return inputs, signers
 
     # --- e-cash -------------------------------------------------------------------------------
-    def reissue(self, notes_text: str) -> int:
-        """Take notes from a notes string into this wallet; returns the amount received."""
+    def _done_before(self, op_id: str | None, kind: str) -> dict | None:
+        """The operation `op_id` of `kind` if one ran (finished first if a crash left it in
+        flight); WalletError if it was refused."""
+        if op_id is None:
+            return None
+        row = self.db.execute("SELECT kind FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if row is None:
+            return None
+        if row["kind"] != kind:
+            raise WalletError("invalid_operation", f"operation {op_id} is not a {kind}")
+        state = self.operation(op_id)["state"]
+        if state == "created":  # stopped before its transaction was stored: nothing happened
+            self.db.execute("DELETE FROM operations WHERE id = ? AND state = 'created'", (op_id,))
+            return None
+        if state == "submitted":
+            self.resume()
+        op = self.operation(op_id)
+        if op["state"] == "failed":
+            raise WalletError("rejected", f"operation {op_id} was refused by the federation")
+        return op
+
+    def reissue(self, notes_text: str, op_id: str | None = None) -> int:
+        """Take notes from a notes string into this wallet; returns the amount received. With
+        `op_id`, asking again answers the first run's amount and takes nothing more."""
+        done = self._done_before(op_id, "reissue")
+        if done is not None:
+            return int(done["data"].get("credited", 0))
         try:
             fed, notes = decode_notes(notes_text)
         except ValueError as exc:
@@ -415,13 +440,19 @@ class FederationWallet:
             )
             signers.append(key)
         total = sum(n["amount"] for n in notes)
-        op = self._new_op("reissue", {"amount": total})
         change = self._change_outputs(total, len(inputs), 0)
+        op = self._new_op("reissue", {"amount": total, "credited": sum(change)}, op_id)
         self._run(op, inputs, signers, [], change)
         return sum(change)
 
-    def spend(self, amount_msat: int) -> str:
-        """Take notes worth exactly `amount_msat` out of the wallet, as a notes string."""
+    def spend(self, amount_msat: int, op_id: str | None = None) -> str:
+        """Take notes worth exactly `amount_msat` out of the wallet, as a notes string. With
+        `op_id`, asking again answers the same notes."""
+        done = self._done_before(op_id, "spend")
+        if done is not None:
+            if done["data"].get("amount") != amount_msat:
+                raise WalletError("invalid_operation", f"operation {op_id} spent another amount")
+            return str(done["data"]["notes"])
         if not isinstance(amount_msat, int) or amount_msat <= 0:
             raise WalletError("invalid_amount", "amount must be a positive number of msat")
         if amount_msat > self.balance():  # before any operation is recorded
@@ -443,8 +474,9 @@ class FederationWallet:
                 exact = self._exact_notes(amount_msat)
             if exact is None:
                 raise WalletError("internal", "could not make exact notes")
-        op = self._new_op("spend", {"amount": amount_msat})
         with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")  # the operation and its notes, or nothing
+            op = self._new_op("spend", {"amount": amount_msat}, op_id)
             for n in exact:
                 self.db.execute(
                     "UPDATE notes SET state = 'exported', op_id = ? WHERE nonce = ?",
@@ -462,6 +494,7 @@ class FederationWallet:
                 ],
             )
             self._update_op(op, "done", notes=text)
+            self.db.execute("COMMIT")
         return text
 
     def _exact_notes(self, amount: int) -> list[sqlite3.Row] | None:

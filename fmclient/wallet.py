@@ -15,6 +15,7 @@ operation: the second call answers the first's result and credits nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,29 @@ from .mintv2 import CLIENT_DENOMINATIONS, ECash, EcashError, MintConfig, Spendab
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde, v0
 
 SPENT_COIN = 1  # MintInputError::SpentCoin
+
+
+class Rejected(EcashError):
+    """The federation refused the operation's transaction: nothing was spent or credited.
+    `cause` (when known): the TxRejected, with the module and its error variant."""
+
+    def __init__(self, message: str, cause: TxRejected | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """Another module's part of a transaction the wallet builds: its inputs (with the keys
+    that sign them) and outputs, and what they bring net of that module's fees (negative:
+    what they cost)."""
+
+    inputs: tuple[ModuleItem, ...] = ()
+    keys: tuple[bytes, ...] = ()
+    outputs: tuple[ModuleItem, ...] = ()
+    net_msat: int = 0
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
     nonce TEXT PRIMARY KEY, denomination INTEGER NOT NULL, secret BLOB NOT NULL,
@@ -66,9 +91,10 @@ class MintWallet:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # op id -> (lock, users)
 
     @contextmanager
-    def _tx(self):  # type: ignore[no-untyped-def]
+    def transaction(self):  # type: ignore[no-untyped-def]
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -82,6 +108,11 @@ class MintWallet:
             "SELECT COALESCE(SUM(1 << denomination), 0) FROM notes WHERE state = 'unspent'"
         ).fetchone()
         return int(row[0])
+
+    def note_amounts(self) -> list[int]:
+        """The amounts (msat) of our unspent notes."""
+        rows = self.db.execute("SELECT denomination FROM notes WHERE state = 'unspent'")
+        return [1 << r[0] for r in rows.fetchall()]
 
     def operation(self, op_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
@@ -106,9 +137,9 @@ class MintWallet:
             bad = [i for i, n in enumerate(ecash.notes) if not n.valid(self.mint)]
             if bad:
                 raise EcashError(f"notes {bad} do not carry the federation's signature")
-            self._create_reissue(op_id, "receive", list(ecash.notes), external=True)
+            self.create_operation(op_id, "receive", list(ecash.notes), external=True)
             self._checkpoint("created")
-        return await self._finish(op_id)
+        return await self.finish(op_id)
 
     def _outputs_for(self, available_msat: int) -> list[int]:
         """Denominations of new notes for `available_msat` after every output's fee: the
@@ -125,24 +156,32 @@ class MintWallet:
                 return ds
             k = len(ds)
 
-    def _create_reissue(
+    def create_operation(
         self,
         op_id: str,
         kind: str,
         notes: list[SpendableNote],
         external: bool,
         wanted: list[int] | None = None,
+        foreign: Foreign | None = None,
+        also: Callable[[sqlite3.Connection], object] | None = None,
     ) -> None:
-        """Sign and store the reissue transaction of `notes` (with their output secrets)
-        before anything is sent. `wanted`: denominations to make first (a split), the rest
-        change."""
+        """Sign and store the transaction spending `notes` (with its output secrets) before
+        anything is sent. `wanted`: denominations to make first (a split), the rest change.
+        `foreign`: another module's inputs and outputs (a peg-in claim, a peg-out), first in
+        their lists, their value net of that module's fees. `also(db)` runs in the same SQLite
+        transaction (the caller's own record of the operation)."""
+        foreign = foreign or Foreign()
         available = sum(n.amount_msat - self.mint.fee(n.denomination) for n in notes)
+        available += foreign.net_msat
         denominations = list(wanted or [])
         available -= sum((1 << d) + self.mint.fee(d) for d in denominations)
+        if available < 0:
+            raise EcashError("the notes do not cover the amount and the federation's fees")
         denominations += self._outputs_for(available)
-        if not denominations:
+        if not denominations and not foreign.outputs:
             raise EcashError("the e-cash is worth less than the fees of reissuing it")
-        outputs, items = [], []
+        outputs, items = [], list(foreign.outputs)
         for d in denominations:
             secret = PrivateKey().secret
             nonce = PrivateKey(secret).public_key.format(compressed=True)
@@ -155,20 +194,21 @@ class MintWallet:
                     "secret": secret.hex(),
                     "r": tbs.scalar_to_le(r).hex(),
                     "blinded": tbs.to_bytes(blinded).hex(),
+                    "idx": len(items),
                 }
             )
             items.append(ModuleItem(self.module, v0(bytes([d]) + tbs.to_bytes(blinded) + tweak)))
-        inputs = [
+        inputs = list(foreign.inputs) + [
             ModuleItem(
                 self.module,
                 v0(encode(lambda w, n=n: w.u8(n.denomination).raw(n.nonce).raw(n.signature))),
             )
             for n in notes
         ]
-        tx = Transaction(inputs, items).sign([n.secret for n in notes])
+        tx = Transaction(inputs, items).sign(list(foreign.keys) + [n.secret for n in notes])
         now = time.time()
         credit = sum(1 << d for d in denominations)
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO operations (id, kind, state, tx, txid, outputs, amount_msat, created, updated)"
                 " VALUES (?, ?, 'created', ?, ?, ?, ?, ?, ?)",
@@ -180,11 +220,31 @@ class MintWallet:
                         "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'spending', ?)",
                         (n.nonce.hex(), n.denomination, n.secret, n.signature, op_id),
                     )
-                else:
+                elif (
                     db.execute(
                         "UPDATE notes SET state = 'spending', op_id = ? WHERE nonce = ? AND state = 'unspent'",
                         (op_id, n.nonce.hex()),
-                    )
+                    ).rowcount
+                    != 1
+                ):
+                    raise EcashError("a note was taken by another operation; try again")
+            if also is not None:
+                also(db)
+
+    async def finish(self, op_id: str) -> dict:
+        """Take the operation from its committed step to its end; one run per operation at a
+        time (a resume and a caller never both submit or settle it)."""
+        lock, users = self._locks.get(op_id, (asyncio.Lock(), 0))
+        self._locks[op_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._finish(op_id)
+        finally:
+            lock, users = self._locks[op_id]
+            if users == 1:
+                del self._locks[op_id]
+            else:
+                self._locks[op_id] = (lock, users - 1)
 
     async def _finish(self, op_id: str) -> dict:
         row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
@@ -197,8 +257,8 @@ class MintWallet:
             except TxRejected as exc:
                 self._settle(op_id, "rejected", str(exc))
                 spent = exc.module == self.module and exc.module_error == SPENT_COIN
-                raise EcashError(
-                    "rejected: the notes are already spent" if spent else f"rejected: {exc}"
+                raise Rejected(
+                    "rejected: the notes are already spent" if spent else f"rejected: {exc}", exc
                 ) from None
             self._checkpoint("sent")  # accepted, not yet recorded as such
             self._set(op_id, "submitted")
@@ -209,7 +269,7 @@ class MintWallet:
             await self._issue(row)
             self._checkpoint("done")
         elif row["state"] == "rejected":
-            raise EcashError(f"rejected: {row['error']}")
+            raise Rejected(f"rejected: {row['error']}")
         return self.operation(op_id) or {}
 
     async def _issue(self, row: sqlite3.Row) -> None:
@@ -231,9 +291,14 @@ class MintWallet:
             )
             return shares if ok else None
 
-        rng = {"txid": row["txid"], "idx_range": {"start": 0, "end": len(outputs)}}
-        got = await self.api.verified(
-            f"module_{self.module}_signature_shares", rng, verify, long_poll=True
+        first = outputs[0].get("idx", 0) if outputs else 0  # other modules' outputs come first
+        rng = {"txid": row["txid"], "idx_range": {"start": first, "end": first + len(outputs)}}
+        got = (
+            await self.api.verified(
+                f"module_{self.module}_signature_shares", rng, verify, long_poll=True
+            )
+            if outputs
+            else {}
         )
         notes = []
         for i, o in enumerate(outputs):
@@ -243,7 +308,7 @@ class MintWallet:
             if not note.valid(self.mint):
                 raise EcashError(f"output {i}: the combined signature does not verify")
             notes.append(note)
-        with self._tx() as db:
+        with self.transaction() as db:
             for n in notes:
                 db.execute(
                     "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'unspent', NULL)",
@@ -266,7 +331,7 @@ class MintWallet:
     def _settle(self, op_id: str, state: str, error: str) -> None:
         """A refused reissue: our own notes (a split's) are unspent again; someone else's
         (a receive's) were never ours and are forgotten."""
-        with self._tx() as db:
+        with self.transaction() as db:
             kind = db.execute("SELECT kind FROM operations WHERE id = ?", (op_id,)).fetchone()[0]
             db.execute(
                 "UPDATE operations SET state = ?, error = ?, amount_msat = 0, updated = ?"
@@ -288,7 +353,7 @@ class MintWallet:
             "SELECT id FROM operations WHERE state IN ('created', 'submitted')"
         ).fetchall():
             with suppress(EcashError):
-                await self._finish(row["id"])
+                await self.finish(row["id"])
 
     # -- spend ---------------------------------------------------------------------------------
 
@@ -316,7 +381,7 @@ class MintWallet:
             raise EcashError("could not make the exact notes")
         ecash = str(ECash(self.config.federation_id, tuple(exact)))
         now = time.time()
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO operations (id, kind, state, amount_msat, ecash, created, updated)"
                 " VALUES (?, 'spend', 'done', ?, ?, ?, ?)",
@@ -340,23 +405,28 @@ class MintWallet:
             out.append(SpendableNote(d, bytes(row["secret"]), bytes(row["signature"])))
         return out
 
-    async def _split(self, wanted: list[int], target: int) -> None:
+    def choose(self, need_msat: int) -> list[SpendableNote]:
+        """Our unspent notes, largest first, until they cover `need_msat` after their own input
+        fees and a change output's; EcashError when the balance does not."""
         rows = self.db.execute(
             "SELECT * FROM notes WHERE state = 'unspent' ORDER BY denomination DESC"
         ).fetchall()
         chosen, value = [], 0
-        need = target + sum(self.mint.fee(d) for d in wanted)
         for row in rows:
-            if value >= need + self.mint.fee(row["denomination"]) * (len(chosen) + 1):
+            if value >= need_msat + self.mint.fee(row["denomination"]) * (len(chosen) + 1):
                 break
             chosen.append(
                 SpendableNote(row["denomination"], bytes(row["secret"]), bytes(row["signature"]))
             )
             value += (1 << row["denomination"]) - self.mint.fee(row["denomination"])
-        if value < need:
+        if value < need_msat:
             raise EcashError(
-                f"the balance {self.balance_msat()} msat does not cover {target} msat and fees"
+                f"the balance {self.balance_msat()} msat does not cover {need_msat} msat and fees"
             )
+        return chosen
+
+    async def _split(self, wanted: list[int], target: int) -> None:
+        chosen = self.choose(target + sum(self.mint.fee(d) for d in wanted))
         op_id = os.urandom(16).hex()
-        self._create_reissue(op_id, "split", chosen, external=False, wanted=wanted)
-        await self._finish(op_id)
+        self.create_operation(op_id, "split", chosen, external=False, wanted=wanted)
+        await self.finish(op_id)

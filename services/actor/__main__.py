@@ -10,7 +10,8 @@ import zmq.asyncio
 
 from gwcore.logging import configure_logging
 
-from .app import Actor
+from .app import Actor, actor_home
+from .federation import open_federation
 from .settings import ActorSettings
 
 
@@ -22,9 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(f"gateway-actor:{settings.federation_id[:16]}", settings.log_level)
 
     async def run() -> None:
+        federation = await open_federation(
+            actor_home(settings), settings.invite_code, settings.federation_id
+        )
         ctx = zmq.asyncio.Context()
         try:
-            await Actor(settings, ctx).run()
+            await Actor(settings, ctx, federation).run()
         finally:
             ctx.destroy(linger=0)
 

@@ -13,19 +13,17 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import signal
+from pathlib import Path
 
 import grpc
 import zmq.asyncio
 from coincurve import PrivateKey
-from embit.transaction import Transaction
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from fedlib import crypto
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
 from gwcore import summary
-from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -37,29 +35,25 @@ from gwcore.constants import (
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
     METHOD_ACTOR_PAYMENT_SUMMARY,
+    METHOD_ACTOR_RECEIVE_ECASH,
     METHOD_ACTOR_RECOVERY_KEY,
     METHOD_ACTOR_RESTORE,
     METHOD_ACTOR_SET_FEES,
+    METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
     METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
-from gwcore.errors import (
-    DepositPending,
-    GatewayError,
-    InvalidInput,
-    NotFound,
-    ServiceNotReady,
-    UnknownMethod,
-)
+from gwcore.errors import InvalidInput, NotFound, UnknownMethod
 from gwcore.logging import log_context
 from gwcore.values import fees as checked_fees
 from gwcore.values import is_hex
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
+from .devfed import DevFederation
+from .federation import Federation
 from .flows import IN_FINAL, OUT_FINAL, FlowRunner
-from .pegouts import Withdrawals
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
@@ -67,19 +61,21 @@ from .store import ActorStore
 log = logging.getLogger(__name__)
 
 
-def _wallet_error(exc: WalletError) -> GatewayError:
-    """A wallet refusal as the gateway's error: unreachable -> 503, unknown -> 404, else 400."""
-    if exc.code in ("federation_unreachable", "unreachable"):
-        return ServiceNotReady(f"federation unreachable: {exc.message}")
-    if exc.code in ("unknown_operation", "unknown_address", "unknown_backup"):
-        return NotFound(f"{exc.code}: {exc.message}")
-    return InvalidInput(f"{exc.code}: {exc.message}")
+def actor_home(settings: ActorSettings) -> Path:
+    return settings.data_dir / "actors" / settings.federation_id[:16]
 
 
 class Actor:
-    def __init__(self, settings: ActorSettings, ctx: zmq.asyncio.Context) -> None:
+    """One federation's actor. `federation` is the development federation or a real Fedimint
+    one (federation.py); the Lightning role (registration, the payment flows) is served for
+    the development federation, and for Fedimint with LNv2 next."""
+
+    def __init__(
+        self, settings: ActorSettings, ctx: zmq.asyncio.Context, federation: Federation
+    ) -> None:
         self.settings = settings
-        home = settings.data_dir / "actors" / settings.federation_id[:16]
+        self.federation = federation
+        home = actor_home(settings)
         self.store = ActorStore(home / "actor.sqlite")
         self.stats = PaymentStats(self.store, settings.federation_id)
         secret = self.store.meta("gateway_key")
@@ -99,25 +95,26 @@ class Actor:
             if fees
             else {"base_msat": settings.fee_base_msat, "proportional_millionths": settings.fee_ppm}
         )
-        self.client = FederationClient.join(home / "wallet.sqlite", settings.invite_code)
-        if self.client.federation_id != settings.federation_id:
-            raise SystemExit("the invite code names another federation")
+        self.dev = federation if isinstance(federation, DevFederation) else None
         self.channel = grpc.aio.insecure_channel(settings.lnrpc_address)
         self.lnrpc = lnpb_grpc.GatewayLightningStub(self.channel)
         self.bus = BusClient(
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             identity=f"actor-client-{settings.federation_id[:16]}",
         )
-        self.flows = FlowRunner(
-            self.client,
-            self.store,
-            self.key,
-            self.lnrpc,
-            self.fees,
-            swap=self.swap,
-            node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
+        self.flows = (
+            FlowRunner(
+                self.dev.client,
+                self.store,
+                self.key,
+                self.lnrpc,
+                self.fees,
+                swap=self.swap,
+                node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
+            )
+            if self.dev is not None
+            else None
         )
-        self.withdrawals = Withdrawals(self.client, settings.federation_id)
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,
@@ -132,6 +129,8 @@ class Actor:
 
     # --- registration ---------------------------------------------------------------------------
     async def register(self) -> dict:
+        if self.dev is None:
+            return {}  # LNv2 gateways are added by the guardians (next step)
         info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
         hints = (
             await self.lnrpc.GetRouteHints(lnpb.GetRouteHintsRequest(num_route_hints=3), timeout=10)
@@ -150,7 +149,7 @@ class Actor:
             for hint in hints
         ]
         reg = await asyncio.to_thread(
-            self.client.register_gateway,
+            self.dev.client.register_gateway,
             self.key,
             scid=self.settings.scid,
             node_pubkey=info.pub_key.hex(),
@@ -191,22 +190,25 @@ class Actor:
             if call.method == METHOD_ACTOR_INFO:
                 result = await self.info()
             elif call.method == METHOD_ACTOR_HTLC:
-                result = await self.flows.handle_htlc(body)
+                result = await self._lightning("HTLC routing").handle_htlc(body)
             elif call.method == METHOD_ACTOR_PAY:
                 cid = body.get("contract_id")
                 if not isinstance(cid, str) or len(cid) != 64:
                     raise InvalidInput("contract_id must be 32 bytes of hex")
                 with log_context(payment_hash=None):
-                    result = await self.flows.pay_invoice(cid)
+                    result = await self._lightning("pay_invoice").pay_invoice(cid)
             elif call.method == METHOD_ACTOR_SET_FEES:
                 result = self.set_fees(body)
             elif call.method == METHOD_ACTOR_ADDRESS:
-                op, address = await asyncio.to_thread(self.client.deposit_address)
-                result = {"operation_id": op, "address": address}
+                result = await self.federation.address()
             elif call.method == METHOD_ACTOR_DEPOSIT:
-                result = await self.deposit(body)
+                result = await self.federation.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
-                result = await self.withdrawals.withdraw(body)
+                result = await self.federation.withdraw(body)
+            elif call.method == METHOD_ACTOR_RECEIVE_ECASH:
+                result = await self.receive_ecash(body)
+            elif call.method == METHOD_ACTOR_SPEND_ECASH:
+                result = await self.spend_ecash(body)
             elif call.method == METHOD_ACTOR_PAYMENT_LOG:
                 result = self.payment_log(body)
             elif call.method == METHOD_ACTOR_PAYMENT_SUMMARY:
@@ -215,13 +217,14 @@ class Actor:
                 result = {
                     **await asyncio.to_thread(self.stats.snapshot),  # off the event loop
                     "federation_id": self.settings.federation_id,
-                    "balance_msat": self.client.balance(),
+                    "balance_msat": self.federation.balance_msat(),
                 }
             elif call.method == METHOD_ACTOR_BACKUP:
-                result = await asyncio.to_thread(self.client.backup, self.backup_key)
+                result = await self._dev("e-cash backups").backup(self.backup_key)
             elif call.method == METHOD_ACTOR_RESTORE:
                 result = await self.restore(body)
             elif call.method == METHOD_ACTOR_RECOVERY_KEY:
+                self._dev("recovery keys")
                 # the secret that reads this federation's e-cash backups: admin routes only
                 result = {
                     "federation_id": self.settings.federation_id,
@@ -260,86 +263,49 @@ class Actor:
             "in_flight": len(self.store.unfinished("outgoing", OUT_FINAL))
             + len(self.store.unfinished("incoming", IN_FINAL)),
             "federation_id": self.settings.federation_id,
-            "name": self.client.cfg["name"],
+            "kind": self.federation.kind,
+            "name": self.federation.name,
             "scid": self.settings.scid,
-            "balance_msat": self.client.balance(),
+            "balance_msat": self.federation.balance_msat(),
             "fees": self.fees,
             "gateway_key": crypto.xonly(self.key),
             "registration": self.registration,
         }
 
-    async def deposit(self, body: dict) -> dict:
-        """Claim a confirmed deposit to one of our peg-in addresses, named by
-        `txid`, by the raw `transaction` (the 2023 form; its `txout_proof` is not needed: the
-        federation checks confirmations on its own chain), by the address's `operation_id`, or
-        else the newest address's. Asking twice for a transaction credits it once."""
-        txid, op = body.get("txid"), body.get("operation_id")
-        if body.get("transaction") is not None:
-            txid, op = self._match_raw_transaction(body["transaction"])
-        elif txid is not None:
-            if not isinstance(txid, str) or len(txid) != 64 or not is_hex(txid):
-                raise InvalidInput("txid must be 32 bytes of hex")
-            txid = txid.lower()
-            try:
-                op = await asyncio.to_thread(self.client.find_deposit, txid)
-            except WalletError as exc:
-                raise _wallet_error(exc) from None
-            if op is None:
-                raise NotFound(
-                    f"no confirmed transaction {txid} pays a peg-in address of this gateway"
-                )
-        elif op is None:
-            ops = [o for o in self.client.operations_of("pegin", 100) if o["state"] == "waiting"]
-            if not ops:
-                raise InvalidInput("no peg-in address: ask for one first")
-            op = ops[0]["id"]
-        timeout = body.get("timeout_s", 10)
-        if (
-            not isinstance(timeout, (int, float))
-            or isinstance(timeout, bool)
-            or not 0 <= timeout <= 50
-        ):
-            raise InvalidInput("timeout_s must be 0..50")
-        try:
-            credited = await asyncio.to_thread(self.client.await_deposit, op, float(timeout), txid)
-            already = False
-        except WalletError as exc:
-            if exc.code == "already_claimed" and txid is not None:
-                credited, already = self.client.credited_by(txid), True
-            elif exc.code == "pending":
-                raise DepositPending(exc.message) from None
-            else:
-                raise _wallet_error(exc) from None
-        return {
-            "operation_id": op,
-            "txid": txid,
-            "credited_msat": credited,
-            "already_credited": already,
-            "balance_msat": self.client.balance(),
-        }
+    def _dev(self, what: str) -> DevFederation:
+        if self.dev is None:
+            raise NotFound(f"{what}: not served for Fedimint federations yet")
+        return self.dev
 
-    def _match_raw_transaction(self, raw: object) -> tuple[str, str]:
-        """(txid, peg-in operation) of a raw transaction paying one of our addresses."""
-        try:
-            data = bytes.fromhex(raw)  # type: ignore[arg-type]
-            tx = Transaction.parse(data)
-            if tx.serialize() != data:  # trailing or missing bytes
-                raise ValueError("not canonical")
-        except Exception:
-            raise InvalidInput("transaction must be a raw Bitcoin transaction in hex") from None
-        scripts = {out.script_pubkey.data: i for i, out in enumerate(tx.vout)}
-        for address, op in self.client.pegin_addresses().items():
-            try:
-                script = parse_address(address, self.client.cfg.get("network", "regtest")).script
-            except AddressError:
-                continue
-            if script in scripts:
-                return tx.txid().hex(), op
-        raise InvalidInput("the transaction pays no peg-in address of this gateway")
+    def _lightning(self, what: str) -> FlowRunner:
+        if self.flows is None:
+            raise NotFound(f"{what}: Lightning for Fedimint federations (LNv2) is not served yet")
+        return self.flows
+
+    async def receive_ecash(self, body: dict) -> dict:
+        """{notes} -> {operation_id, amount_msat (credited), balance_msat}; the same notes
+        again credit nothing and answer the same."""
+        notes = body.get("notes")
+        if not isinstance(notes, str) or not notes or len(notes) > 1_000_000:
+            raise InvalidInput("notes must be an e-cash string")
+        return await self.federation.receive_ecash(notes.strip())
+
+    async def spend_ecash(self, body: dict) -> dict:
+        """{amount_msat, operation_id?} -> {operation_id, notes, amount_msat, balance_msat}:
+        our notes for someone else, out of band; by operation id, once."""
+        amount, op_id = body.get("amount_msat"), body.get("operation_id")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise InvalidInput("amount_msat must be a positive integer")
+        if op_id is None:
+            op_id = os.urandom(16).hex()
+        if not isinstance(op_id, str) or not 1 <= len(op_id) <= 64:
+            raise InvalidInput("operation_id must be a string of 1..64 characters")
+        return await self.federation.spend_ecash(amount, op_id)
 
     async def restore(self, body: dict) -> dict:
         """Take back the still-unspent notes of a backup: ours, or the one made with
         `recovery_key` (another gateway's key for this federation, e.g. a lost data directory's)."""
+        self._dev("restore")
         key = self.backup_key
         if body.get("recovery_key") is not None:
             raw = body["recovery_key"]
@@ -349,11 +315,7 @@ class Actor:
                 key = PrivateKey(bytes.fromhex(raw))
             except ValueError:
                 raise InvalidInput("recovery_key is not a valid secp256k1 secret") from None
-        try:
-            restored = await asyncio.to_thread(self.client.restore, key)
-        except WalletError as exc:
-            raise _wallet_error(exc) from None
-        return {"restored_msat": restored, "balance_msat": self.client.balance()}
+        return await self._dev("restore").restore(key)
 
     def payment_log(self, body: dict) -> dict:
         """Payments of this federation, newest first: {payments: [see stats.classify]}."""
@@ -367,7 +329,7 @@ class Actor:
         rows = [
             classify(r, self.settings.federation_id) for r in self.store.log(since, before, limit)
         ]
-        rows += self.withdrawals.log_rows(since, before, limit)
+        rows += self.federation.log_rows(since, before, limit)
         rows.sort(key=lambda r: -r["created"])
         return {"payments": rows[:limit]}
 
@@ -381,7 +343,7 @@ class Actor:
             raise InvalidInput("bucket_s: at least 60, at most 500 buckets")
         rows = self.store.log(float(start), float(end), limit=10_000_000)
         payments = [classify(r, self.settings.federation_id) for r in rows]
-        payments += self.withdrawals.log_rows(float(start), float(end), 10_000_000)
+        payments += self.federation.log_rows(float(start), float(end), 10_000_000)
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:
@@ -409,16 +371,15 @@ class Actor:
         # the wallet first: transactions a crash left submitted are taken in (their notes are
         # ours), reservations of ones never submitted released; then the payment flows
         try:
-            resumed = await asyncio.to_thread(self.client.resume)
+            resumed = await asyncio.wait_for(self.federation.resume(), 30)
             if resumed:
                 log.info("wallet operations resumed: %s", ", ".join(resumed))
         except Exception as exc:  # the federation unreachable: they resume on the next start
             log.warning("wallet resume incomplete: %s", exc)
-        tasks = [
-            asyncio.create_task(self.registration_loop()),
-            asyncio.create_task(self.flows.resume()),
-            asyncio.create_task(self.withdrawals.run(stop)),
-        ]
+        tasks = [asyncio.create_task(self.federation.run(stop))]
+        if self.flows is not None:
+            tasks.append(asyncio.create_task(self.registration_loop()))
+            tasks.append(asyncio.create_task(self.flows.resume()))
         await self.worker.start()
         try:
             await stop.wait()
@@ -427,3 +388,4 @@ class Actor:
             for t in tasks:
                 t.cancel()
             await self.channel.close()
+            await self.federation.close()

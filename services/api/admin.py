@@ -142,6 +142,8 @@ def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
         "address": body["address"],
         "preview": body.get("preview", False),
     }
+    if key:
+        query["operation_id"] = f"withdraw-{key}"
     # runs once: bus retries reuse the message id; a repeated idempotency_key gets the first reply
     return gw.call(
         fed,
@@ -151,6 +153,30 @@ def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
         timeout=90,
         idempotent=False,
         message_id=f"withdraw:{fed[:16]}:{key}" if key else None,
+    )
+
+
+def _spend_ecash(gw: Gateway, body: dict, rid: str) -> dict:
+    """{federation_id, amount_msat, idempotency_key?} -> {operation_id, notes, amount_msat,
+    balance_msat}: the same key answers the same notes."""
+    amount = body.get("amount_msat")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidInput("amount_msat must be a positive integer")
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidInput("idempotency_key: 8 to 64 letters, digits, - or _")
+    fed = gw.federation(body, rid)
+    query: dict = {"amount_msat": amount}
+    if key:
+        query["operation_id"] = f"spend-{key}"
+    return gw.call(
+        fed,
+        C.METHOD_ACTOR_SPEND_ECASH,
+        query,
+        request_id=rid,
+        timeout=90,
+        idempotent=False,
+        message_id=f"spend:{fed[:16]}:{key}" if key else None,
     )
 
 
@@ -254,6 +280,7 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS),
     C.PATH_DEPOSIT: _deposit,
     C.PATH_WITHDRAW: _withdraw,
+    C.PATH_SPEND_ECASH: _spend_ecash,
     C.PATH_CONNECT_FED: _connect,
     C.PATH_LEAVE_FED: _leave,
     C.PATH_SET_FEES: _set_fees,

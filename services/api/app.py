@@ -43,6 +43,7 @@ from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
 from .bridge import BusBridge
 from .dashboard import Dashboard, add_dashboard
+from .ecash import ReceiveEcash
 from .gateway import BusCaller, Gateway, read_body
 from .metrics import FrontMetrics, scrape
 from .openapi import body_fields, openapi_document
@@ -309,6 +310,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_error_handler(Exception, _error_handler(gw, ui))
     app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
+    app.add_route(C.PATH_RECEIVE_ECASH, ReceiveEcash(gw))
     fields = body_fields(openapi_document(version_hash()))
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler, fields.get(path, frozenset())))

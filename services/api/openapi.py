@@ -80,6 +80,33 @@ def openapi_document(version: str) -> dict:
                 public=True,
             )
         },
+        C.PATH_RECEIVE_ECASH: {
+            "post": _op(
+                "Give the gateway e-cash: reissued into its wallet, the same notes once (public)",
+                {
+                    "properties": {
+                        "notes": {"type": "string", "minLength": 1},
+                        "federation_id": FED,
+                        "wait": {"type": "boolean"},
+                    },
+                    "required": ["notes"],
+                },
+                public=True,
+            )
+        },
+        C.PATH_SPEND_ECASH: {
+            "post": _op(
+                "Out-of-band e-cash from the gateway's wallet (rounded up to the smallest note)",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "amount_msat": {"type": "integer", "minimum": 1},
+                        "idempotency_key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                    },
+                    "required": ["federation_id", "amount_msat"],
+                },
+            )
+        },
         C.PATH_INFO: {
             "post": _op("Gateway, node and federations", None),
             "get": _op("Gateway, node and federations", None),

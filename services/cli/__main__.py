@@ -263,6 +263,30 @@ def withdraw(
     )
 
 
+@cli.command("receive-ecash")
+@click.argument("notes")
+@click.option("--federation-id", help="checked against the federation the notes name")
+@click.pass_obj
+@_run
+def receive_ecash(c: Ctx, notes: str, federation_id: str | None) -> Any:
+    """Take e-cash into the gateway's wallet (the same notes again credit nothing)."""
+    return c.api().receive_ecash(notes, federation_id)
+
+
+@cli.command("spend-ecash")
+@click.option("--federation-id", required=True)
+@click.option("--amount-msat", required=True, type=click.IntRange(min=1))
+@click.option(
+    "--idempotency-key",
+    help="8-64 of [A-Za-z0-9_-]: asking again with it answers the same notes",
+)
+@click.pass_obj
+@_run
+def spend_ecash(c: Ctx, federation_id: str, amount_msat: int, idempotency_key: str | None) -> Any:
+    """Out-of-band e-cash from the gateway's wallet, for someone to receive."""
+    return c.api().spend_ecash(federation_id, amount_msat, idempotency_key)
+
+
 @cli.command("connect-fed")
 @click.argument("invite_code")
 @click.pass_obj

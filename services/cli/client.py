@@ -105,6 +105,20 @@ class GatewayApi:
             body["idempotency_key"] = idempotency_key
         return self._post(C.PATH_WITHDRAW, body)
 
+    def receive_ecash(self, notes: str, federation_id: str | None = None) -> dict:
+        body: dict = {"notes": notes}
+        if federation_id:
+            body["federation_id"] = federation_id
+        return self._post(C.PATH_RECEIVE_ECASH, body)
+
+    def spend_ecash(
+        self, federation_id: str, amount_msat: int, idempotency_key: str | None = None
+    ) -> dict:
+        body: dict = {"federation_id": federation_id, "amount_msat": amount_msat}
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        return self._post(C.PATH_SPEND_ECASH, body)
+
     def connect_fed(self, invite_code: str) -> dict:
         return self._post(C.PATH_CONNECT_FED, {"invite_code": invite_code})
 

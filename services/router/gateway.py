@@ -25,6 +25,9 @@ import grpc
 from bus import Broker, Call
 from fedlib.api import FedApiError, FederationApi
 from fedlib.tx import decode_invite
+from fmclient.config import ConfigError
+from fmclient.invite import is_fedimint_invite, parse_invite
+from fmclient.join import JoinError, download_config
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     METHOD_ACTOR_HTLC,
@@ -148,7 +151,11 @@ class GatewayCore:
         if not isinstance(invite_code, str):
             raise InvalidInput("invite_code is required")
         try:
-            fed_id, url = decode_invite(invite_code)
+            if is_fedimint_invite(invite_code):
+                invite = parse_invite(invite_code.strip())
+                fed_id, url = invite.federation_id, next(iter(invite.peers.values()))
+            else:
+                fed_id, url = decode_invite(invite_code)
         except ValueError as exc:
             raise InvalidInput(f"invalid invite code: {exc}") from None
         self._step(fed_id, "checking")
@@ -167,12 +174,15 @@ class GatewayCore:
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
-        try:
-            cfg = await asyncio.to_thread(FederationApi(url, timeout=10).config)
-        except FedApiError as exc:
-            raise GatewayError(
-                f"federation at {url} unreachable: {exc.message}", retryable=True
-            ) from None
+        if is_fedimint_invite(invite_code):
+            cfg = await self._fedimint_config(invite_code, url)
+        else:
+            try:
+                cfg = await asyncio.to_thread(FederationApi(url, timeout=10).config)
+            except FedApiError as exc:
+                raise GatewayError(
+                    f"federation at {url} unreachable: {exc.message}", retryable=True
+                ) from None
         if cfg.get("federation_id") != fed_id:
             raise InvalidInput("the federation at this URL is not the one the invite names")
         entry = self.registry.add(
@@ -203,6 +213,15 @@ class GatewayCore:
             await asyncio.sleep(0.1)
         self.registry.set_state(fed_id, "running")
         return self.registry.get(fed_id)  # type: ignore[return-value]
+
+    @staticmethod
+    async def _fedimint_config(invite_code: str, url: str) -> dict:
+        """A real Fedimint federation's id and name, its config agreed by its guardians."""
+        try:
+            cfg = await download_config(invite_code.strip(), timeout=20)
+        except (JoinError, ConfigError, TimeoutError) as exc:
+            raise GatewayError(f"federation at {url}: {exc}", retryable=True) from None
+        return {"federation_id": cfg.federation_id, "name": cfg.meta.get("federation_name", "")}
 
     async def leave(self, fed_id: object, *, force: bool) -> dict:
         entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmclient.invite import is_fedimint_invite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS federations (
     scid INTEGER PRIMARY KEY AUTOINCREMENT, federation_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
@@ -45,6 +47,7 @@ class FederationEntry:
             "program": self.program,
             "state": self.state,
             "invite_code": self.invite_code,
+            "kind": "fedimint" if is_fedimint_invite(self.invite_code) else "devfed",
         }
 
 

@@ -1,0 +1,333 @@
+"""On-chain money through walletv2: peg-in addresses, deposits found and claimed, peg-outs
+(fedimint-walletv2-common/-client/-server-0.13.0), kept in the mint wallet's SQLite file.
+
+Peg-in: the federation lists every output paid to an address that passes its filter
+(`output_info_slice [start, end)`: {index, script, value (sat), spent, outpoint}); we claim
+ours with `WalletInputV0 {output_index, tweak: PublicKey, fee: bitcoin::Amount}` signed by the
+address's tweak key. The fee is at least the consensus `receive_fee`; the input is worth
+(value - fee) sat, less the module's own fee (100 sat + ppm) — the rest is new e-cash.
+
+Peg-out: `WalletOutputV0 {destination: StandardScript, value, fee}` with fee at least the
+consensus `send_fee`; it costs (value + fee) sat plus the module's fee, paid from our notes.
+The federation then signs and broadcasts its own transaction (`transaction_id` of our
+output's outpoint gives its txid).
+
+Operations (by id; a claim's id is derived from the output index, so each deposit is claimed
+once): the mint wallet's created -> submitted -> done | rejected, and here:
+
+    deposit: seen (listed by the federation) -> claiming (operation created) -> claimed |
+             rejected; too_small (worth less than the fees: left to the federation)
+    withdrawal: the operation's state, and its bitcoin txid once the federation signed it
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from coincurve import PrivateKey
+
+from gwcore.bitcoin_address import AddressError, parse_address
+
+from .encoding import encode
+from .mintv2 import EcashError
+from .tx import ModuleItem, v0
+from .wallet import Foreign, MintWallet, Rejected
+from .walletv2 import PegInAddress, WalletConfig, new_peg_in_address
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS peg_in_addresses (
+    address TEXT PRIMARY KEY, script TEXT NOT NULL UNIQUE, tweak_secret BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deposits (
+    output_index INTEGER PRIMARY KEY, address TEXT NOT NULL, outpoint TEXT,
+    value_sat INTEGER NOT NULL, fee_sat INTEGER, credit_msat INTEGER, op_id TEXT,
+    state TEXT NOT NULL, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS withdrawals (
+    op_id TEXT PRIMARY KEY, address TEXT NOT NULL, value_sat INTEGER NOT NULL,
+    fee_sat INTEGER NOT NULL, federation_fee_msat INTEGER NOT NULL, btc_txid TEXT
+);
+CREATE TABLE IF NOT EXISTS onchain_cursor (id INTEGER PRIMARY KEY CHECK (id = 0), next INTEGER);
+"""
+SLICE = 1000
+# StandardScript variants and where their program sits in the scriptPubKey
+SCRIPT_VARIANT = {"p2pkh": (0, 3, 23), "p2sh": (1, 2, 22), "p2wpkh": (2, 2, 22)}
+SCRIPT_VARIANT |= {"p2wsh": (3, 2, 34), "p2tr": (4, 2, 34)}
+WALLET_ERRORS = {
+    (4, 1): "the deposit was already claimed",
+    (4, 3): "the tweak does not match the deposit's script",
+    (4, 4): "the federation has no fee rate yet; try again later",
+    (4, 5): "the fee is below the federation's; ask for a new quote",
+    (5, 1): "the amount is below the federation's dust limit",
+    (5, 2): "the federation holds no on-chain funds yet",
+    (5, 3): "the federation has no fee rate yet; try again later",
+    (5, 4): "the fee is below the federation's; ask for a new quote",
+    (5, 5): "the federation's change would be dust",
+}
+
+RETRY = {(4, 4), (4, 5)}  # a claim refused for its fee is claimed again with the new fee
+
+
+class OnchainError(ValueError):
+    """A withdrawal or deposit that cannot be made; one line saying why. Nothing changed."""
+
+
+@dataclass(frozen=True)
+class WithdrawQuote:
+    address: str
+    value_sat: int
+    fee_sat: int  # the bitcoin miner fee, the federation's `send_fee`
+    federation_fee_msat: int  # the wallet module's fee on the output
+
+    @property
+    def total_msat(self) -> int:
+        """What leaves the e-cash balance, before the mint's fees on the notes spent."""
+        return (self.value_sat + self.fee_sat) * 1000 + self.federation_fee_msat
+
+
+def standard_script(address: str, network: str) -> bytes:
+    """The consensus encoding of walletv2's `StandardScript` paying `address`."""
+    try:
+        parsed = parse_address(address, network)
+    except AddressError as exc:
+        raise OnchainError(f"bad address: {exc}") from None
+    variant, start, end = SCRIPT_VARIANT[parsed.kind]
+    return encode(lambda w: w.framed(variant, parsed.script[start:end]))
+
+
+class OnchainWallet:
+    def __init__(self, mint: MintWallet) -> None:
+        self.mint, self.api, self.db = mint, mint.api, mint.db
+        self.module = mint.config.module_id("walletv2")
+        self.config = WalletConfig.from_bytes(mint.config.modules[self.module].body)
+        self.db.executescript(SCHEMA)
+
+    def module_fee_msat(self, amount_msat: int) -> int:
+        return self.config.fee_base_msat + amount_msat * self.config.fee_ppm // 1_000_000
+
+    async def _call(self, endpoint: str, params: object = None) -> object:
+        return await self.api.current_consensus(f"module_{self.module}_{endpoint}", params)
+
+    # -- peg-in ----------------------------------------------------------------------------------
+
+    def new_address(self) -> str:
+        """A fresh peg-in address, its tweak key stored before it is handed out."""
+        return self.store_address(new_peg_in_address(self.config))
+
+    def store_address(self, made: PegInAddress) -> str:
+        """Keep an address ground elsewhere (e.g. in a thread) before handing it out."""
+        self.db.execute(
+            "INSERT INTO peg_in_addresses VALUES (?, ?, ?, ?)",
+            (made.address, made.script_pubkey.hex(), made.tweak_secret, time.time()),
+        )
+        return made.address
+
+    def addresses(self) -> list[str]:
+        rows = self.db.execute("SELECT address FROM peg_in_addresses ORDER BY created").fetchall()
+        return [r[0] for r in rows]
+
+    async def receive_fee_sat(self) -> int:
+        fee = await self._call("receive_fee")
+        if fee is None:
+            raise OnchainError("the federation has no fee rate yet; try again later")
+        return int(fee)
+
+    async def scan(self) -> list[dict]:
+        """Read the outputs the federation listed since the last scan, record ours, claim what
+        is unclaimed (and what a crash left mid-claim). Answers every deposit's state."""
+        row = self.db.execute("SELECT next FROM onchain_cursor WHERE id = 0").fetchone()
+        start = row[0] if row else 0
+        scripts = {
+            r[0]: r[1] for r in self.db.execute("SELECT script, address FROM peg_in_addresses")
+        }
+        while True:
+            outputs = await self._call("output_info_slice", [start, start + SLICE])
+            if not isinstance(outputs, list) or not outputs:
+                break
+            for o in outputs:
+                address = scripts.get(o["script"])
+                if address is not None:
+                    state = "spent_elsewhere" if o["spent"] else "seen"
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO deposits (output_index, address, outpoint,"
+                        " value_sat, state, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                        (o["index"], address, o.get("outpoint"), o["value"], state, time.time()),
+                    )
+                start = max(start, int(o["index"]) + 1)
+            self.db.execute("INSERT OR REPLACE INTO onchain_cursor VALUES (0, ?)", (start,))
+        for (index,) in self.db.execute(
+            "SELECT output_index FROM deposits WHERE state IN ('seen', 'claiming')"
+        ).fetchall():
+            await self._claim(index)
+        return self.deposits()
+
+    def deposits(self) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM deposits ORDER BY output_index").fetchall()
+        keys = ("output_index", "address", "outpoint", "value_sat", "fee_sat", "credit_msat")
+        return [{k: r[k] for k in keys} | {"state": r["state"]} for r in rows]
+
+    async def _claim(self, index: int) -> None:
+        dep = self.db.execute("SELECT * FROM deposits WHERE output_index = ?", (index,)).fetchone()
+        op_id = dep["op_id"]
+        if dep["state"] == "seen":
+            tries = self.db.execute(
+                "SELECT COUNT(*) FROM operations WHERE id LIKE ?", (f"pegin-{index}-%",)
+            ).fetchone()[0]
+            op_id = f"pegin-{index}-{tries}"  # a refused claim spent nothing: try anew
+            fee = await self.receive_fee_sat()
+            net_sat = dep["value_sat"] - fee
+            amount_msat = net_sat * 1000
+            net_msat = amount_msat - self.module_fee_msat(amount_msat)
+            secret = self.db.execute(
+                "SELECT tweak_secret FROM peg_in_addresses WHERE address = ?", (dep["address"],)
+            ).fetchone()[0]
+            tweak = _public_key(bytes(secret))
+            item = ModuleItem(
+                self.module, v0(encode(lambda w: w.varint(index).raw(tweak).varint(fee)))
+            )
+            if net_sat <= 0:
+                self._deposit(index, "too_small", fee)
+                return
+
+            def record(db: sqlite3.Connection) -> None:
+                db.execute(
+                    "UPDATE deposits SET state = 'claiming', fee_sat = ?, op_id = ?, updated = ?"
+                    " WHERE output_index = ?",
+                    (fee, op_id, time.time(), index),
+                )
+
+            try:
+                self.mint.create_operation(
+                    op_id, "pegin", [], external=False,
+                    foreign=Foreign((item,), (bytes(secret),), (), net_msat), also=record,
+                )  # fmt: skip
+            except EcashError:
+                self._deposit(index, "too_small", fee)
+                return
+        try:
+            await self.mint.finish(op_id)
+        except Rejected as exc:
+            cause = exc.cause
+            retry = cause is not None and (cause.variant, cause.module_error) in RETRY
+            self._deposit(index, "seen" if retry else "rejected")
+            raise OnchainError(self._reason(exc)) from None
+        credit = (self.mint.operation(op_id) or {}).get("amount_msat")
+        self.db.execute(
+            "UPDATE deposits SET state = 'claimed', credit_msat = ?, updated = ?"
+            " WHERE output_index = ?",
+            (credit, time.time(), index),
+        )
+
+    def _deposit(self, index: int, state: str, fee: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE deposits SET state = ?, fee_sat = COALESCE(?, fee_sat), updated = ?"
+            " WHERE output_index = ?",
+            (state, fee, time.time(), index),
+        )
+
+    def _reason(self, exc: Rejected) -> str:
+        cause = exc.cause
+        if cause is not None and cause.module == self.module:
+            return WALLET_ERRORS.get((cause.variant, cause.module_error), str(exc))
+        return str(exc)
+
+    # -- peg-out ---------------------------------------------------------------------------------
+
+    async def quote(self, address: str, value_sat: int) -> WithdrawQuote:
+        """What a withdrawal of `value_sat` to `address` costs now (`withdraw --preview`)."""
+        if not isinstance(value_sat, int) or isinstance(value_sat, bool) or value_sat <= 0:
+            raise OnchainError("the amount is a positive number of sat")
+        standard_script(address, self.config.network)
+        if value_sat < self.config.dust_limit_sat:
+            raise OnchainError(
+                f"{value_sat} sat is below the federation's dust limit of "
+                f"{self.config.dust_limit_sat} sat"
+            )
+        fee = await self._call("send_fee")
+        if fee is None:
+            raise OnchainError("the federation has no fee rate yet; try again later")
+        total = (value_sat + int(fee)) * 1000
+        return WithdrawQuote(address, value_sat, int(fee), self.module_fee_msat(total))
+
+    async def withdraw(self, quote: WithdrawQuote, op_id: str) -> dict:
+        """Pay `quote` out of the e-cash balance (idempotent by `op_id`): the operation is
+        stored before it is submitted; answers `withdrawal(op_id)`."""
+        if self.withdrawal(op_id) is None:
+            destination = standard_script(quote.address, self.config.network)
+            body = encode(
+                lambda w: w.raw(destination).varint(quote.value_sat).varint(quote.fee_sat)
+            )
+            cost = quote.total_msat
+            try:
+                notes = self.mint.choose(cost)
+            except EcashError as exc:
+                raise OnchainError(str(exc)) from None
+
+            def record(db: sqlite3.Connection) -> None:
+                db.execute(
+                    "INSERT INTO withdrawals VALUES (?, ?, ?, ?, ?, NULL)",
+                    (op_id, quote.address, quote.value_sat, quote.fee_sat,
+                     quote.federation_fee_msat),
+                )  # fmt: skip
+
+            try:
+                self.mint.create_operation(
+                    op_id, "pegout", notes, external=False,
+                    foreign=Foreign((), (), (ModuleItem(self.module, v0(body)),), -cost),
+                    also=record,
+                )  # fmt: skip
+            except EcashError as exc:
+                raise OnchainError(str(exc)) from None
+        op = self.mint.operation(op_id)
+        if op is not None and op["state"] in ("created", "submitted"):
+            try:
+                await self.mint.finish(op_id)
+            except Rejected as exc:
+                raise OnchainError(self._reason(exc)) from None
+        return self.withdrawal(op_id) or {}
+
+    def withdrawal(self, op_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM withdrawals WHERE op_id = ?", (op_id,)).fetchone()
+        if row is None:
+            return None
+        op = self.mint.operation(op_id)
+        state = op["state"] if op else "created"
+        keys = ("address", "value_sat", "fee_sat", "federation_fee_msat", "btc_txid")
+        return {"operation_id": op_id, "state": state} | {k: row[k] for k in keys}
+
+    def withdrawals(self, since: float, before: float | None, limit: int) -> list[dict]:
+        """Withdrawals created in [since, before), newest first, with their operation's
+        state, times and error."""
+        rows = self.db.execute(
+            "SELECT w.*, o.state, o.created, o.updated, o.error FROM withdrawals w"
+            " JOIN operations o ON o.id = w.op_id WHERE o.created >= ? AND o.created < ?"
+            " ORDER BY o.created DESC LIMIT ?",
+            (since, before if before is not None else float("inf"), limit),
+        ).fetchall()
+        keys = ("address", "value_sat", "fee_sat", "federation_fee_msat", "btc_txid", "state")
+        return [
+            {"operation_id": r["op_id"]} | {k: r[k] for k in (*keys, "created", "updated", "error")}
+            for r in rows
+        ]
+
+    async def withdrawal_txid(self, op_id: str) -> str | None:
+        """The federation's bitcoin transaction paying the withdrawal, once it signed it."""
+        w = self.withdrawal(op_id)
+        if w is None or w["state"] != "done":
+            return None
+        if w["btc_txid"] is None:
+            op = self.mint.operation(op_id) or {}
+            txid = await self._call("transaction_id", {"txid": op["txid"], "out_idx": 0})
+            if isinstance(txid, str):
+                self.db.execute(
+                    "UPDATE withdrawals SET btc_txid = ? WHERE op_id = ?", (txid, op_id)
+                )
+            return txid if isinstance(txid, str) else None
+        return w["btc_txid"]
+
+
+def _public_key(secret: bytes) -> bytes:
+    return PrivateKey(secret).public_key.format(compressed=True)

@@ -1,0 +1,78 @@
+"""What an actor needs of "a federation", and how it picks the implementation from the invite.
+
+Two implementations, as the Lightning extension has backends:
+
+- `DevFederation` (`devfed.py`): the project's development federation (`services/federation/`,
+  invite codes `fed1…` with its own payload), through `fedlib`. It serves the whole gateway role: Lightning
+  payments (`flows.py`), registration, backups.
+- `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes
+  `fed11…`), through `fmclient`: mintv2 e-cash and walletv2 on-chain money. Its Lightning role
+  (LNv2) is the next step; until then Lightning calls are refused with a clear error.
+
+Every method's errors are `GatewayError`s (the front maps them to HTTP); amounts are integer
+msat (sat only where the chain counts in sat), and every money-moving call is idempotent by an
+id the caller gives or the input determines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Protocol
+
+from fmclient.invite import is_fedimint_invite
+
+from .devfed import DevFederation
+from .fedimint import FedimintFederation
+
+
+class Federation(Protocol):
+    kind: str
+    federation_id: str
+
+    @property
+    def name(self) -> str: ...
+
+    def balance_msat(self) -> int: ...
+
+    async def resume(self) -> list[str]:
+        """Finish what a crash left between steps; names what was resumed."""
+        ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background work until `stop` (finishing peg-outs, finding deposits)."""
+        ...
+
+    async def address(self) -> dict:
+        """A fresh peg-in address: {address, operation_id}."""
+        ...
+
+    async def deposit(self, body: dict) -> dict:
+        """Claim a deposit: {txid, credited_msat, already_credited, balance_msat, …}."""
+        ...
+
+    async def withdraw(self, body: dict) -> dict:
+        """{amount_sat | "all", address, preview?} -> the quote, or the peg-out."""
+        ...
+
+    async def receive_ecash(self, notes: str) -> dict:
+        """Reissue someone's e-cash into our wallet: {amount_msat (credited), balance_msat}.
+        The same notes twice credit once."""
+        ...
+
+    async def spend_ecash(self, amount_msat: int, operation_id: str) -> dict:
+        """Out-of-band notes of ours: {notes, amount_msat, balance_msat}; by id, once."""
+        ...
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        """On-chain and e-cash operations as payment-log rows, newest first."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def open_federation(home: Path, invite_code: str, federation_id: str) -> Federation:
+    """The implementation the invite names, joined (its config checked against the id)."""
+    if is_fedimint_invite(invite_code):
+        return await FedimintFederation.open(home, invite_code, federation_id)
+    return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)

@@ -1,0 +1,93 @@
+"""`POST /receive_ecash` (public, rate limited), as fedimint's gatewayd has it: someone gives the
+gateway e-cash (`{notes, federation_id?, wait?}` -> `{amount, amount_msat, federation_id,
+operation_id}`); the notes are reissued into the gateway's wallet of their federation (named by
+the notes themselves), and the same notes again credit nothing and answer the same.
+
+Both kinds of notes are read here only to find their federation (Fedimint's `fedimint…`
+strings, the development federation's `fednotes…`); the actor checks them in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import falcon
+
+from fedlib.notes import decode_notes
+from fmclient.mintv2 import EcashError, parse_ecash
+from gwcore import constants as C
+from gwcore.errors import InvalidInput, NotFound
+from gwcore.logging import log_context
+from gwcore.values import hex32
+
+from .gateway import Gateway, read_body
+
+MAX_NOTES_CHARS = 1_000_000
+
+
+def notes_federation(notes: str) -> str:
+    """The federation id the notes name; InvalidInput if they are no e-cash string."""
+    if notes.startswith("fednotes"):
+        try:
+            return decode_notes(notes)[0]
+        except ValueError as exc:
+            raise InvalidInput(f"invalid notes: {exc}") from None
+    try:
+        ecash = parse_ecash(notes)
+    except EcashError as exc:
+        raise InvalidInput(f"invalid notes: {exc}") from None
+    return str(ecash.federation_id or ecash.invite_federation_id)
+
+
+class ReceiveEcash:
+    public = True
+    rate_limited = True
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.public = True
+        try:
+            resp.media = self._receive(req)
+        except InvalidInput as exc:  # the giver's own mistake: said in full (nothing secret)
+            resp.status = falcon.code_to_http_status(exc.spec().http_status)
+            resp.media = {"error": exc.message, "code": exc.code}
+
+    def _receive(self, req: falcon.Request) -> dict:
+        body = read_body(req, self.gw.settings.max_body_bytes)
+        unknown = sorted(set(body) - {"notes", "federation_id", "wait"})
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {', '.join(unknown)[:200]}")
+        notes = body.get("notes")
+        if not isinstance(notes, str) or not notes.strip() or len(notes) > MAX_NOTES_CHARS:
+            raise InvalidInput("notes must be an e-cash string")
+        if not isinstance(body.get("wait", True), bool):
+            raise InvalidInput("wait must be true or false")
+        notes = notes.strip()
+        fed = notes_federation(notes)
+        if body.get("federation_id") is not None:
+            given = hex32(body["federation_id"], "federation_id")
+            if given != fed:
+                raise InvalidInput(f"the notes are of federation {fed}, not {given}")
+        rid = req.context.request_id
+        if not self.gw.serves(fed, rid):
+            raise NotFound(f"this gateway does not serve federation {fed}")
+        digest = hashlib.sha256(notes.encode()).hexdigest()
+        with log_context(federation_id=fed, request_id=rid):
+            out = self.gw.call(
+                fed,
+                C.METHOD_ACTOR_RECEIVE_ECASH,
+                {"notes": notes},
+                request_id=rid,
+                timeout=self.gw.settings.pay_timeout_s,
+                idempotent=False,
+                # the notes name the request: a repeat joins or replays the first
+                message_id=f"ecash-{fed[:16]}-{digest[:40]}",
+            )
+        return {
+            "amount": out["amount_msat"],  # gatewayd's field: msat
+            "amount_msat": out["amount_msat"],
+            "federation_id": fed,
+            "operation_id": out["operation_id"],
+        }

@@ -1,0 +1,120 @@
+"""fmclient's walletv2 money against real federations (1 and 4 guardians) and a real bitcoind:
+a deposit to our peg-in address is found and claimed once, credited exactly its value less the
+federation's fees; a withdrawal pays every standard address type on chain, costs exactly the
+quote, and bad withdrawals change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from fmclient.api import FederationApi
+from fmclient.config import parse_client_config
+from fmclient.onchain import OnchainError, OnchainWallet
+from fmclient.wallet import MintWallet
+from gwcore.bitcoin_address import p2wsh
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation
+
+
+async def _onchain(fed: Federation, path: Path) -> OnchainWallet:
+    api = FederationApi(dict(enumerate(fed.api_urls)))
+    cfg = parse_client_config(await api.current_consensus("client_config"))
+    return OnchainWallet(MintWallet(path, cfg, api))
+
+
+async def _claimed(wallet: OnchainWallet, bitcoind: Bitcoind, timeout: float = 90) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deposits = await wallet.scan()
+        if deposits and all(d["state"] == "claimed" for d in deposits):
+            return deposits
+        bitcoind.mine(1)
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
+
+
+def _received(bitcoind: Bitcoind, address: str) -> int:
+    """Sat paid to `address` in the UTXO set (any address, in the wallet or not)."""
+    found = bitcoind.rpc("scantxoutset", "start", [f"addr({address})"])
+    return round(found["total_amount"] * 100_000_000)
+
+
+@pytest.mark.parametrize("which", ["federation1", "federation4"])
+async def test_peg_in_then_withdraw_to_every_address_type(
+    which: str, bitcoind: Bitcoind, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    fed: Federation = request.getfixturevalue(which)
+    wallet = await _onchain(fed, tmp_path / "ours.sqlite")
+    mint = wallet.mint
+    try:
+        address = wallet.new_address()
+        assert wallet.addresses() == [address]
+        bitcoind.send(address, 200_000)
+        bitcoind.mine(21)  # walletv2 records an output once the tip is 7 blocks past it
+        [dep] = await _claimed(wallet, bitcoind)
+        assert dep["value_sat"] == 200_000 and dep["address"] == address
+        # exactly the value less the claim's bitcoin fee, the wallet module's fee (100 sat
+        # + ppm) and the mint's 100 msat per new note; below 512 msat cannot be issued
+        net = (200_000 - dep["fee_sat"]) * 1000
+        net -= wallet.module_fee_msat(net)
+        notes = mint.db.execute("SELECT COUNT(*) FROM notes").fetchone()[0]
+        assert mint.balance_msat() == dep["credit_msat"]
+        assert 0 <= net - dep["credit_msat"] - 100 * notes < 512
+        # scanning again claims nothing more
+        assert await wallet.scan() == [dep] and mint.balance_msat() == dep["credit_msat"]
+
+        # withdrawals to every standard type; bitcoind's own wallet knows the first four
+        targets = {t: bitcoind.new_address(t) for t in ("legacy", "p2sh-segwit", "bech32")}
+        targets["bech32m"] = bitcoind.new_address("bech32m")
+        targets["p2wsh"] = p2wsh(b"\x51", "regtest")  # OP_TRUE: anyone can spend, fine here
+        for kind, to in targets.items():
+            before = mint.balance_msat()
+            quote = await wallet.quote(to, 10_000)
+            done = await wallet.withdraw(quote, f"w-{kind}")
+            assert done["state"] == "done" and done["value_sat"] == 10_000, done
+            again = await wallet.withdraw(quote, f"w-{kind}")  # idempotent by id
+            assert again["state"] == "done"
+            spent = before - mint.balance_msat()
+            # the quote plus the mint's fees on the notes in and the change out, and the
+            # change's sub-512 msat remainder
+            assert quote.total_msat <= spent < quote.total_msat + 100 * 40 + 512, (kind, spent)
+        deadline = time.monotonic() + 120
+        txids: dict[str, str | None] = {}
+        while time.monotonic() < deadline:
+            txids = {k: await wallet.withdrawal_txid(f"w-{k}") for k in targets}
+            bitcoind.mine(1)
+            if all(txids.values()) and all(_received(bitcoind, a) for a in targets.values()):
+                break
+            await asyncio.sleep(0.5)
+        assert {k: _received(bitcoind, a) for k, a in targets.items()} == dict.fromkeys(
+            targets, 10_000
+        ), txids
+    finally:
+        await mint.api.close()
+
+
+async def test_bad_withdrawals_change_nothing(
+    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path
+) -> None:
+    wallet = await _onchain(federation1, tmp_path / "ours.sqlite")
+    try:
+        good = bitcoind.new_address()
+        cases = [
+            ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", 10_000, "bad address"),  # mainnet
+            ("not an address", 10_000, "bad address"),
+            (good, 9_999, "dust limit"),
+            (good, 0, "positive"),
+        ]
+        for to, value, why in cases:
+            with pytest.raises(OnchainError, match=why):
+                await wallet.quote(to, value)
+        quote = await wallet.quote(good, 10_000)
+        with pytest.raises(OnchainError, match="does not cover"):
+            await wallet.withdraw(quote, "nothing-held")  # an empty wallet
+        assert wallet.withdrawal("nothing-held") is None and wallet.mint.balance_msat() == 0
+    finally:
+        await wallet.mint.api.close()
