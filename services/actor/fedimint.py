@@ -35,6 +35,8 @@ from gwcore.errors import (
 )
 from gwcore.values import is_hex
 
+from .flows import crash_point
+
 log = logging.getLogger(__name__)
 STATUS_OF = {"done": "settled", "rejected": "failed", "created": "pending", "submitted": "pending"}
 
@@ -64,7 +66,10 @@ class FedimintFederation:
     ) -> None:
         self.federation_id = config.federation_id
         self.config = config
-        self.mint = MintWallet(home / "fedimint.sqlite", config, api)
+        # crash tests kill the actor between a wallet operation's steps (inert otherwise)
+        self.mint = MintWallet(
+            home / "fedimint.sqlite", config, api, lambda step: crash_point(f"ecash-{step}")
+        )
         self.onchain = OnchainWallet(self.mint)
         self.scan_interval_s = scan_interval_s
         self.wake = asyncio.Event()
@@ -137,6 +142,8 @@ class FedimintFederation:
             deposits = await self.onchain.scan()
         if txid is not None:
             deposits = [d for d in deposits if (d["outpoint"] or "").startswith(txid.lower())]
+        if isinstance(body.get("operation_id"), str):  # an address from `address`
+            deposits = [d for d in deposits if d["address"] == body["operation_id"]]
         if not deposits:
             raise DepositPending(
                 "the federation lists no such deposit yet: it needs confirmations first"

@@ -43,7 +43,7 @@ from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
 from .bridge import BusBridge
 from .dashboard import Dashboard, add_dashboard
-from .ecash import ReceiveEcash
+from .ecash import ReceiveEcash, receive_ecash
 from .gateway import BusCaller, Gateway, read_body
 from .metrics import FrontMetrics, scrape
 from .openapi import body_fields, openapi_document
@@ -305,7 +305,11 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
         ]
     )
     ui = add_dashboard(
-        app, gw, ADMIN_ROUTES, _sessions(settings, passwords), settings.secure_cookies
+        app,
+        gw,
+        {**ADMIN_ROUTES, C.PATH_RECEIVE_ECASH: receive_ecash},
+        _sessions(settings, passwords),
+        settings.secure_cookies,
     )
     app.add_error_handler(Exception, _error_handler(gw, ui))
     app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape

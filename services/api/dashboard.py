@@ -311,6 +311,7 @@ class Dashboard:
         if entry is None:
             raise falcon.HTTPNotFound(title="no such federation")
         ctx = {"deposit": None, "qr": None, "result": None, "error": None, "quote": None, "key": ""}
+        ctx |= {"ecash": None, "spend_key": secrets.token_hex(16)}
         ctx.update(shown)
         ctx["leave_confirm"] = shown.get("leave_confirm", False)
         self._render(resp, "federation.html", fed=entry, csrf=csrf, now=time.time(), **ctx)
@@ -348,6 +349,21 @@ class Dashboard:
                 else:  # the first step: the quote, and a button to confirm it
                     shown["quote"] = self._call("/withdraw", {**body, "preview": True}, rid)
                     shown["key"] = secrets.token_hex(16)
+            elif action == "receive-ecash":
+                notes = str(form.get("notes", "")).strip()
+                if not notes:
+                    raise InvalidInput("paste the e-cash notes first")
+                shown["ecash"] = self._call("/receive_ecash", {"notes": notes}, rid)
+            elif action == "spend-ecash":
+                raw = str(form.get("amount_msat", "")).strip()
+                if not fmt.whole(raw) or int(raw) <= 0:
+                    raise InvalidInput("the amount is a whole number of msat")
+                key = str(form.get("key", "")) or None  # a refresh resends the same request
+                shown["ecash"] = self._call(
+                    "/spend_ecash",
+                    {**fid, "amount_msat": int(raw), "idempotency_key": key},
+                    rid,
+                )
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))
                 if not (fmt.whole(base) and fmt.whole(ppm)):

@@ -56,38 +56,42 @@ class ReceiveEcash:
 
     def _receive(self, req: falcon.Request) -> dict:
         body = read_body(req, self.gw.settings.max_body_bytes)
-        unknown = sorted(set(body) - {"notes", "federation_id", "wait"})
-        if unknown:
-            raise InvalidInput(f"unknown field(s) {', '.join(unknown)[:200]}")
-        notes = body.get("notes")
-        if not isinstance(notes, str) or not notes.strip() or len(notes) > MAX_NOTES_CHARS:
-            raise InvalidInput("notes must be an e-cash string")
-        if not isinstance(body.get("wait", True), bool):
-            raise InvalidInput("wait must be true or false")
-        notes = notes.strip()
-        fed = notes_federation(notes)
-        if body.get("federation_id") is not None:
-            given = hex32(body["federation_id"], "federation_id")
-            if given != fed:
-                raise InvalidInput(f"the notes are of federation {fed}, not {given}")
-        rid = req.context.request_id
-        if not self.gw.serves(fed, rid):
-            raise NotFound(f"this gateway does not serve federation {fed}")
-        digest = hashlib.sha256(notes.encode()).hexdigest()
-        with log_context(federation_id=fed, request_id=rid):
-            out = self.gw.call(
-                fed,
-                C.METHOD_ACTOR_RECEIVE_ECASH,
-                {"notes": notes},
-                request_id=rid,
-                timeout=self.gw.settings.pay_timeout_s,
-                idempotent=False,
-                # the notes name the request: a repeat joins or replays the first
-                message_id=f"ecash-{fed[:16]}-{digest[:40]}",
-            )
-        return {
-            "amount": out["amount_msat"],  # gatewayd's field: msat
-            "amount_msat": out["amount_msat"],
-            "federation_id": fed,
-            "operation_id": out["operation_id"],
-        }
+        return receive_ecash(self.gw, body, req.context.request_id)
+
+
+def receive_ecash(gw: Gateway, body: dict, rid: str) -> dict:
+    """The route's work (the dashboard calls it too): check, find the federation, reissue."""
+    unknown = sorted(set(body) - {"notes", "federation_id", "wait"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(unknown)[:200]}")
+    notes = body.get("notes")
+    if not isinstance(notes, str) or not notes.strip() or len(notes) > MAX_NOTES_CHARS:
+        raise InvalidInput("notes must be an e-cash string")
+    if not isinstance(body.get("wait", True), bool):
+        raise InvalidInput("wait must be true or false")
+    notes = notes.strip()
+    fed = notes_federation(notes)
+    if body.get("federation_id") is not None:
+        given = hex32(body["federation_id"], "federation_id")
+        if given != fed:
+            raise InvalidInput(f"the notes are of federation {fed}, not {given}")
+    if not gw.serves(fed, rid):
+        raise NotFound(f"this gateway does not serve federation {fed}")
+    digest = hashlib.sha256(notes.encode()).hexdigest()
+    with log_context(federation_id=fed, request_id=rid):
+        out = gw.call(
+            fed,
+            C.METHOD_ACTOR_RECEIVE_ECASH,
+            {"notes": notes},
+            request_id=rid,
+            timeout=gw.settings.pay_timeout_s,
+            idempotent=False,
+            # the notes name the request: a repeat joins or replays the first
+            message_id=f"ecash-{fed[:16]}-{digest[:40]}",
+        )
+    return {
+        "amount": out["amount_msat"],  # gatewayd's field: msat
+        "amount_msat": out["amount_msat"],
+        "federation_id": fed,
+        "operation_id": out["operation_id"],
+    }

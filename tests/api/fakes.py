@@ -82,6 +82,16 @@ class FakeBus:
             if self.connect_progress is None:
                 raise NotFound("no connect of it")
             return json.dumps(self.connect_progress).encode()
+        if method == C.METHOD_ACTOR_RECEIVE_ECASH:
+            return json.dumps(
+                {"operation_id": "op-r", "amount_msat": 63_000, "balance_msat": 64_234}
+            ).encode()
+        if method == C.METHOD_ACTOR_SPEND_ECASH:
+            notes = "fedimint" + "q" * 40
+            return json.dumps(
+                {"operation_id": body.get("operation_id", "op-s"), "notes": notes}
+                | {"amount_msat": body["amount_msat"], "balance_msat": 1000}
+            ).encode()
         if method == C.METHOD_ACTOR_PAY:
             return json.dumps({"preimage": "11" * 32, "contract_id": body["contract_id"]}).encode()
         if method == C.METHOD_ACTOR_INFO:

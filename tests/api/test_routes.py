@@ -11,6 +11,7 @@ import pytest
 from falcon import testing
 from prometheus_client.parser import text_string_to_metric_families
 
+from fedlib.notes import encode_notes
 from gwcore import constants as C
 from gwcore import summary
 from gwcore.errors import (
@@ -556,3 +557,64 @@ def test_backup_restore_recovery_keys_and_timeouts(
     bus.fail = BusTimeout("actor.backup: no answer")
     late = client.simulate_post(C.PATH_BACKUP, json={"federation_id": FED}, headers=AUTH)
     assert late.status_code == 504 and late.json["code"] == "bus_timeout"
+
+
+def _dev_notes(fed: str) -> str:
+    return encode_notes(fed, [{"amount": 1024, "spend_key": "11" * 32, "signature": "02" * 33}])
+
+
+def test_receive_ecash_is_public_and_keyed_by_the_notes(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    notes = _dev_notes(FED)
+    r = client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": notes})
+    assert r.status_code == 200, r.text
+    assert r.json == {
+        "amount": 63_000,
+        "amount_msat": 63_000,
+        "federation_id": FED,
+        "operation_id": "op-r",
+    }
+    service, method, body, kw = bus.calls[-1]
+    assert (service, method, body) == (FED, C.METHOD_ACTOR_RECEIVE_ECASH, {"notes": notes})
+    # the same notes are the same bus request: a repeat joins or replays the first
+    assert kw["idempotent"] is False and kw["message_id"].startswith(f"ecash-{FED[:16]}-")
+    client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": notes})
+    assert bus.calls[-1][3]["message_id"] == kw["message_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "why"),
+    [
+        ({}, 400, "notes must be"),
+        ({"notes": 5}, 400, "notes must be"),
+        ({"notes": "fedimintnotbase32!"}, 400, "invalid notes"),
+        ({"notes": "fednotes%%%"}, 400, "invalid notes"),
+        ({"notes": _dev_notes(FED), "federation_id": "cd" * 32}, 400, "are of federation"),
+        ({"notes": _dev_notes(FED), "extra": 1}, 400, "unknown field"),
+        ({"notes": _dev_notes("ef" * 32)}, 404, None),  # a federation we do not serve
+    ],
+)
+def test_receive_ecash_bad_input_says_why_and_calls_no_actor(
+    client: testing.TestClient, bus: FakeBus, body: dict, status: int, why: str | None
+) -> None:
+    r = client.simulate_post(C.PATH_RECEIVE_ECASH, json=body)
+    assert r.status_code == status, r.text
+    if why:
+        assert why in r.json["error"]
+    assert not [c for c in bus.calls if c[1] == C.METHOD_ACTOR_RECEIVE_ECASH]
+
+
+def test_spend_ecash_is_admin_and_idempotent_by_key(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    body = {"federation_id": FED, "amount_msat": 20_000, "idempotency_key": "spend-0001"}
+    assert client.simulate_post(C.PATH_SPEND_ECASH, json=body).status_code == 401
+    r = client.simulate_post(C.PATH_SPEND_ECASH, json=body, headers=AUTH)
+    assert r.status_code == 200 and r.json["notes"].startswith("fedimint")
+    _, method, sent, kw = bus.calls[-1]
+    assert method == C.METHOD_ACTOR_SPEND_ECASH
+    assert sent == {"amount_msat": 20_000, "operation_id": "spend-spend-0001"}
+    assert kw["message_id"] == f"spend:{FED[:16]}:spend-0001"
+    for bad in ({**body, "amount_msat": 0}, {**body, "idempotency_key": "x"}):
+        assert client.simulate_post(C.PATH_SPEND_ECASH, json=bad, headers=AUTH).status_code == 400

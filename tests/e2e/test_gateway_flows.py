@@ -554,6 +554,22 @@ def test_gateway_cli(tree: dict) -> None:
     world.post("/v1/mine", {"blocks": 1})
     done = run("deposit", *fed_opt, "--txid", txid)
     assert done.returncode == 0 and json.loads(done.stdout)["credited_msat"] == 30_000_000
+    # e-cash out and back in (the development federation's notes): once, however often asked
+    spend = run("spend-ecash", *fed_opt, "--amount-msat", "10000", "--idempotency-key", "cli-0001")
+    assert spend.returncode == 0, spend.stderr
+    notes = json.loads(spend.stdout)["notes"]
+    again = run("spend-ecash", *fed_opt, "--amount-msat", "10000", "--idempotency-key", "cli-0001")
+    assert json.loads(again.stdout)["notes"] == notes  # the same notes, spent once
+    before = json.loads(run("balance", *fed_opt).stdout)["balance_msat"]
+    got = run("receive-ecash", notes)
+    assert got.returncode == 0, got.stderr
+    credited = json.loads(got.stdout)["amount_msat"]
+    assert 0 < credited <= 10_000
+    assert json.loads(run("balance", *fed_opt).stdout)["balance_msat"] == before + credited
+    assert json.loads(run("receive-ecash", notes).stdout)["amount_msat"] == credited
+    assert json.loads(run("balance", *fed_opt).stdout)["balance_msat"] == before + credited
+    bad = run("receive-ecash", "fednotes-broken")
+    assert bad.returncode != 0 and "invalid notes" in bad.stderr, bad.stderr
     missing = run("balance", "--federation-id", "00" * 32)
     assert missing.returncode == 5 and missing.stderr.startswith("error: not_found")
     wrong = run("info", GATEWAY_RPCPASSWORD="nope")

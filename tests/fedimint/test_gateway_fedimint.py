@@ -1,0 +1,160 @@
+"""The whole gateway (the real process tree under supervisord) serving a real fedimintd
+federation, with a real fedimint-cli user and a real bitcoind: connect by `fed11…` invite,
+e-cash received (exactly the amount less the federation's fees, once) and spent (received by
+the user), peg-in through walletv2 and a withdrawal back to the chain, bad input changing
+nothing, and leaving."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from fmclient.mintv2 import parse_ecash
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import tree  # noqa: F401 - the fixture, used by name
+
+from .conftest import User
+
+pytestmark = pytest.mark.timeout(900)
+
+
+class Gateway:
+    def __init__(self, tree: dict) -> None:  # noqa: F811
+        self.url = tree["api_url"]
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {tree['password']}"}, timeout=150
+        )
+
+    def post(self, path: str, body: dict, status: int = 200) -> dict:
+        r = self.http.post(path, json=body)
+        assert r.status_code == status, (path, r.status_code, r.text)
+        return r.json()
+
+    def public(self, path: str, body: dict, status: int = 200) -> dict:
+        r = httpx.post(self.url + path, json=body, timeout=150)
+        assert r.status_code == status, (path, r.status_code, r.text)
+        return r.json()
+
+    def balance(self, fed: str) -> int:
+        return self.post("/balance", {"federation_id": fed})["balance_msat"]
+
+
+def _until(what: str, timeout: float, check):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.5)
+
+
+def test_the_gateway_serves_a_real_fedimint_federation(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    user: User,
+    bitcoind: Bitcoind,
+) -> None:
+    gw = Gateway(tree)
+    fed = federation1.federation_id
+    connected = gw.post("/connect-fed", {"invite_code": federation1.invite_code})
+    assert connected["federation_id"] == fed and connected["state"] == "running"
+    assert (
+        gw.post("/connect-fed", {"invite_code": federation1.invite_code})["scid"]
+        == (connected["scid"])
+    )  # twice: the same
+    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+    assert info["kind"] == "fedimint" and info["balance_msat"] == 0
+
+    # e-cash from the user, exactly its amount less the federation's fees, credited once
+    text = str(user("module", "mintv2", "send", "64000"))
+    ecash = parse_ecash(text)
+    got = gw.public("/receive_ecash", {"notes": text})
+    n_in = len(ecash.notes)
+    assert got["federation_id"] == fed and got["amount"] == got["amount_msat"]
+    leftover = ecash.amount_msat - 100 * n_in - got["amount_msat"]
+    assert 100 <= leftover < 100 * 20 + 512, got  # the new notes' fees, and what is below 512
+    assert gw.balance(fed) == got["amount_msat"]
+    assert gw.public("/receive_ecash", {"notes": text}) == got  # the same notes: nothing more
+    assert gw.balance(fed) == got["amount_msat"]
+    bad = gw.public("/receive_ecash", {"notes": "fedimintgarbage"}, status=400)
+    assert "invalid notes" in bad["error"]
+
+    # e-cash for the operator, received by the user
+    before_user = user("info")["total_amount_msat"]  # type: ignore[index]
+    spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 20_000})
+    assert spent["amount_msat"] == 20_480  # rounded up to the smallest note, 512 msat
+    assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
+    user("dev", "wait-complete")
+    assert user("info")["total_amount_msat"] > before_user  # type: ignore[index]
+    balance = gw.balance(fed)
+    assert balance <= got["amount_msat"] - spent["amount_msat"]
+
+    # peg-in through walletv2
+    address = gw.post("/address", {"federation_id": fed})["address"]
+    bitcoind.send(address, 150_000)
+    bitcoind.mine(21)
+
+    def claimed() -> dict | None:
+        r = gw.http.post("/deposit", json={"federation_id": fed})
+        if r.status_code == 409:
+            bitcoind.mine(1)
+            return None
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    dep = _until("the deposit claimed", 120, claimed)
+    assert dep["credited_msat"] > 140_000_000 and not dep["already_credited"]
+    assert gw.balance(fed) == balance + dep["credited_msat"]
+    assert gw.post("/deposit", {"federation_id": fed})["already_credited"]
+    balance = gw.balance(fed)
+
+    # bad withdrawals change nothing
+    for body, code in [
+        ({"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, 400),
+        ({"amount": 5_000, "address": bitcoind.new_address()}, 400),  # dust
+        ({"amount": 10**9, "address": bitcoind.new_address()}, 400),  # more than held
+    ]:
+        gw.post("/withdraw", {"federation_id": fed, **body}, status=code)
+    assert gw.balance(fed) == balance
+
+    # a withdrawal: preview, then sent; it reaches the chain
+    to = bitcoind.new_address("bech32m")
+    quote = gw.post(
+        "/withdraw", {"federation_id": fed, "amount": 30_000, "address": to, "preview": True}
+    )
+    assert (
+        quote["preview"]
+        and quote["total_msat"]
+        == (30_000 + quote["fee_sat"]) * 1000 + (quote["federation_fee_msat"])
+    )
+    assert gw.balance(fed) == balance
+    sent = gw.post(
+        "/withdraw",
+        {"federation_id": fed, "amount": 30_000, "address": to, "idempotency_key": "wd-000001"},
+    )
+    assert sent["amount_sat"] == 30_000 and sent["status"] in ("pending", "sent")
+    paid = balance - gw.balance(fed)
+    assert quote["total_msat"] <= paid < quote["total_msat"] + 100 * 40 + 512
+    again = gw.post(
+        "/withdraw",
+        {"federation_id": fed, "amount": 30_000, "address": to, "idempotency_key": "wd-000001"},
+    )
+    assert again["operation_id"] == sent["operation_id"]
+    assert balance - gw.balance(fed) == paid  # paid once
+
+    def on_chain() -> bool:
+        bitcoind.mine(1)
+        found = bitcoind.rpc("scantxoutset", "start", [f"addr({to})"])
+        return round(found["total_amount"] * 100_000_000) == 30_000
+
+    _until("the withdrawal on chain", 120, on_chain)
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    assert any(p["direction"] == "withdrawal" and p["amount_msat"] == 30_000_000 for p in log)
+
+    # leave
+    assert gw.post("/leave-fed", {"federation_id": fed})["left"] == fed

@@ -1,0 +1,82 @@
+"""The whole gateway serving a real 4-guardian federation (threshold 3) through crashes and
+outages: its actor killed (as kill -9) after the federation accepted a reissue but before the
+actor recorded it, then one guardian down, then two. Each e-cash is credited exactly once, to
+the msat; with two guardians down a receive waits and completes when one returns."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from fmclient.mintv2 import parse_ecash
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import supervisor_rpc, tree  # noqa: F401 - the fixture, used by name
+
+from .conftest import User
+from .test_gateway_fedimint import Gateway
+
+pytestmark = pytest.mark.timeout(900)
+# the actor dies once, as kill -9 would, right after the federation accepted a reissue
+TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": "ecash-sent"}
+
+
+def _receive(gw: Gateway, user: User, msat: int) -> tuple[dict, int]:
+    text = str(user("module", "mintv2", "send", str(msat)))
+    return gw.public("/receive_ecash", {"notes": text}), parse_ecash(text).amount_msat
+
+
+def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
+    tree: dict,  # noqa: F811
+    federation4: Federation,
+    user4: User,
+) -> None:
+    gw = Gateway(tree)
+    fed = federation4.federation_id
+    entry = gw.post("/connect-fed", {"invite_code": federation4.invite_code})
+    rpc = supervisor_rpc(tree)
+    pid = rpc.supervisor.getProcessInfo(entry["program"])["pid"]
+
+    # 1. the actor dies between the federation's acceptance and its own record; the bus
+    # retries the same request into the restarted actor, which finishes the one reissue
+    text = str(user4("module", "mintv2", "send", "64000"))
+    got = gw.public("/receive_ecash", {"notes": text})
+    assert rpc.supervisor.getProcessInfo(entry["program"])["pid"] != pid  # it did die
+    value = parse_ecash(text).amount_msat
+    assert 0 < value - got["amount_msat"] < 100 * 40 + 512
+    assert gw.balance(fed) == got["amount_msat"]
+    assert gw.public("/receive_ecash", {"notes": text}) == got
+    assert gw.balance(fed) == got["amount_msat"]
+    balance = gw.balance(fed)
+
+    g2, g3 = federation4.guardians[2], federation4.guardians[3]
+    try:
+        # 2. one guardian of four down: still served
+        g3.kill()
+        one_down, _ = _receive(gw, user4, 32_000)
+        assert gw.balance(fed) == balance + one_down["amount_msat"]
+        balance = gw.balance(fed)
+
+        # 3. two down: below the threshold the receive waits, and completes when one returns
+        g2.kill()
+        notes = str(user4("module", "mintv2", "send", "16000"))
+        answer: dict = {}
+
+        def give() -> None:
+            r = httpx.post(gw.url + "/receive_ecash", json={"notes": notes}, timeout=150)
+            answer.update(status=r.status_code, body=r.json())
+
+        t = threading.Thread(target=give)
+        t.start()
+        time.sleep(4)
+        assert t.is_alive() and gw.balance(fed) == balance  # waiting, nothing credited
+        g2.start()
+        t.join(140)
+        assert answer.get("status") == 200, answer
+        assert gw.balance(fed) == balance + answer["body"]["amount_msat"]
+    finally:
+        for g in (g2, g3):
+            if g.proc is None or not g.proc.alive():
+                g.start()
