@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlencode
 
 import bcrypt
 import pytest
 from falcon import testing
 
+from fedlib.notes import encode_notes
 from fedlib.tx import encode_invite
 from gwcore import constants as C
 from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
@@ -516,3 +518,42 @@ def test_a_log_that_cannot_be_read_is_said_not_shown_empty(ui) -> None:  # type:
     poll = c.simulate_get("/ui/payments/rows", headers={"HX-Request": "true"}, cookies=cookies)
     assert poll.status_code == 503 and "could not be read: the router does not answer" in poll.text
     assert poll.text.lstrip().startswith("<tr>")  # a row: htmx swaps it into the table
+
+
+def test_ecash_in_and_out_from_the_federation_page(ui) -> None:  # type: ignore[no-untyped-def]
+    c, bus = ui
+    cookies, csrf = login(c)
+    page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies)
+    assert 'action="/ui/federations/' + FED + '/receive-ecash"' in page.text
+    key = re.search(r'name="key" value="([0-9a-f]{32})"', page.text).group(1)
+    notes = encode_notes(FED, [{"amount": 1024, "spend_key": "11" * 32, "signature": "02" * 33}])
+    got = c.simulate_post(
+        f"/ui/federations/{FED}/receive-ecash",
+        body=urlencode({"csrf": csrf, "notes": notes}),
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert got.status_code == 200 and 'id="ecash-received">63,000 msat' in got.text
+    assert [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_RECEIVE_ECASH] == [
+        {"notes": notes}
+    ]
+    made = c.simulate_post(
+        f"/ui/federations/{FED}/spend-ecash",
+        body=f"csrf={csrf}&amount_msat=20000&key={key}",
+        headers=FORM,
+        cookies=cookies,
+    )
+    assert made.status_code == 200 and 'id="spent-notes"' in made.text and "fedimintq" in made.text
+    sent = [(b, kw) for _, m, b, kw in bus.calls if m == C.METHOD_ACTOR_SPEND_ECASH][-1]
+    assert sent[0]["operation_id"] == f"spend-{key}" and sent[1]["message_id"].endswith(key)
+    for action, body in (
+        ("receive-ecash", "notes=fednotes%25%25"),
+        ("spend-ecash", "amount_msat=x"),
+    ):
+        bad = c.simulate_post(
+            f"/ui/federations/{FED}/{action}",
+            body=f"csrf={csrf}&{body}",
+            headers=FORM,
+            cookies=cookies,
+        )
+        assert bad.status_code == 400 and 'role="alert"' in bad.text
