@@ -26,8 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from fedlib import crypto
-from fedlib.client import FederationClient
+from devworld.fedlib import crypto
+from devworld.fedlib.client import FederationClient
 
 BIN = Path(sys.executable).parent
 

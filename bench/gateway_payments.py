@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fedlib.client import FederationClient
+from devworld.fedlib.client import FederationClient
 
 REPO = Path(__file__).resolve().parent.parent
 

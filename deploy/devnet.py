@@ -24,7 +24,7 @@ import httpx
 from supervisor.xmlrpc import SupervisorTransport
 
 from deploy.launch import prepare_env
-from fedlib.client import FederationClient
+from devworld.fedlib.client import FederationClient
 from gwcore.constants import ENV_DATA_DIR, ENV_DEVNET_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
 from gwcore.devworld import DEVNET_DIR_NAME, WORLD_FILE
 from services.cli.client import ApiError, GatewayApi

@@ -11,11 +11,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from devworld.fedcli.__main__ import cli as fed_cli
+from devworld.regtest.cli import cli as regtest_cli
 from gwcore.constants import ENV_DEVNET_DIR
 from services.buscli.__main__ import cli as gateway_bus
 from services.cli.__main__ import cli as gateway_cli
-from services.fedcli.__main__ import cli as fed_cli
-from services.regtest.cli import cli as regtest_cli
 
 BIN = Path(sys.executable).parent
 TOOLS = {

@@ -22,7 +22,7 @@ import zmq.asyncio
 from coincurve import PrivateKey
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
-from fedlib import crypto
+from devworld.fedlib import crypto
 from gwcore import summary
 from gwcore.constants import (
     GATEWAY_SERVICE,

@@ -11,8 +11,8 @@ from pathlib import Path
 from coincurve import PrivateKey
 from embit.transaction import Transaction
 
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.wallet import WalletError
 from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.errors import (
     DepositPending,

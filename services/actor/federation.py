@@ -2,7 +2,7 @@
 
 Two implementations, as the Lightning extension has backends:
 
-- `DevFederation` (`devfed.py`): the project's development federation (`services/federation/`,
+- `DevFederation` (`devfed.py`): the project's development federation (`devworld/federation/`,
   invite codes `fed1…` with its own payload), through `fedlib`. It serves the whole gateway role: Lightning
   payments (`flows.py`), registration, backups.
 - `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes

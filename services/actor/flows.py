@@ -29,10 +29,10 @@ from typing import Any
 from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.api import FedApiError
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
+from devworld.fedlib import crypto
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.wallet import WalletError
 from gwcore.errors import GatewayError, InvalidInput, NotFound, PaymentFailed
 from gwproto import gateway_lnrpc_pb2 as lnpb
 

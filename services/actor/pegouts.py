@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 
-from fedlib.api import FedApiError
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.wallet import WalletError
 from gwcore.errors import (
     GatewayError,
     InvalidAddress,

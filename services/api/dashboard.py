@@ -22,7 +22,7 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from fedlib.tx import decode_invite
+from devworld.fedlib.tx import decode_invite
 from gwcore import constants as C
 from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
 

@@ -13,7 +13,7 @@ import hashlib
 
 import falcon
 
-from fedlib.notes import decode_notes
+from devworld.fedlib.notes import decode_notes
 from fmclient.mintv2 import EcashError, parse_ecash
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound

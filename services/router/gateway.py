@@ -23,8 +23,8 @@ from pathlib import Path
 import grpc
 
 from bus import Broker, Call
-from fedlib.api import FedApiError, FederationApi
-from fedlib.tx import decode_invite
+from devworld.fedlib.api import FedApiError, FederationApi
+from devworld.fedlib.tx import decode_invite
 from fmclient.config import ConfigError
 from fmclient.invite import is_fedimint_invite, parse_invite
 from fmclient.join import JoinError, download_config

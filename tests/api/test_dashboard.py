@@ -10,8 +10,8 @@ import bcrypt
 import pytest
 from falcon import testing
 
-from fedlib.notes import encode_notes
-from fedlib.tx import encode_invite
+from devworld.fedlib.notes import encode_notes
+from devworld.fedlib.tx import encode_invite
 from gwcore import constants as C
 from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
 from services.api.app import create_app

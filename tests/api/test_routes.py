@@ -11,7 +11,7 @@ import pytest
 from falcon import testing
 from prometheus_client.parser import text_string_to_metric_families
 
-from fedlib.notes import encode_notes
+from devworld.fedlib.notes import encode_notes
 from gwcore import constants as C
 from gwcore import summary
 from gwcore.errors import (

@@ -20,7 +20,7 @@ import pytest
 from coincurve import PrivateKey
 from embit import bech32
 
-from fedlib.client import FederationClient
+from devworld.fedlib.client import FederationClient
 from gwcore import constants as C
 from gwcore.bitcoin_address import p2pkh, p2tr, p2wpkh
 

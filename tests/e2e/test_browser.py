@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from fedlib.client import FederationClient
+from devworld.fedlib.client import FederationClient
 
 from .conftest import World, ensure_lightning, wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from fedlib.client import FederationClient
+from devworld.fedlib.client import FederationClient
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -130,7 +130,7 @@ def test_lost_actor_data_recovered_with_the_recovery_key(tree: dict) -> None:
     assert len(keys["recovery_key"]) == 64
     from coincurve import PrivateKey
 
-    from fedlib import crypto
+    from devworld.fedlib import crypto
 
     signing = bus(tree, alpha["federation_id"], METHOD_ACTOR_INFO, {})["gateway_key"]
     assert crypto.xonly(PrivateKey(bytes.fromhex(keys["recovery_key"]))) != signing  # not it

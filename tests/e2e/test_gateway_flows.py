@@ -20,8 +20,8 @@ import bcrypt
 import httpx
 import pytest
 
-from fedlib.client import FederationClient
-from fedlib.tx import encode_invite
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.tx import encode_invite
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
@@ -249,7 +249,7 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
 
     from coincurve import PrivateKey
 
-    from fedlib import crypto
+    from devworld.fedlib import crypto
     from tests.regtest.helpers import federation_invoice
 
     world = World(tree["regtest"])

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from fedlib.api import FederationApi
-from fedlib.client import FederationClient
-from fedlib.tx import encode_invite
-from services.federation.api import create_api
-from services.federation.app import build_federation, run_pegout_sender
-from services.federation.engine import Federation
-from services.federation.settings import FederationSettings
+from devworld.federation.api import create_api
+from devworld.federation.app import build_federation, run_pegout_sender
+from devworld.federation.engine import Federation
+from devworld.federation.settings import FederationSettings
+from devworld.fedlib.api import FederationApi
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.tx import encode_invite
 
 BIN = Path(sys.executable).parent
 

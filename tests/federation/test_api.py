@@ -8,10 +8,10 @@ import time
 import pytest
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.api import FedApiError
-from fedlib.tx import backup_message
-from services.federation.engine import Federation
+from devworld.federation.engine import Federation
+from devworld.fedlib import crypto
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.tx import backup_message
 
 from .conftest import Regtest, wsgi_api
 

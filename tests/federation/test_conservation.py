@@ -16,10 +16,10 @@ from coincurve import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedlib import crypto
-from fedlib.notes import decode_notes
-from fedlib.wallet import WalletError
-from services.federation.app import run_pegout_sender
+from devworld.federation.app import run_pegout_sender
+from devworld.fedlib import crypto
+from devworld.fedlib.notes import decode_notes
+from devworld.fedlib.wallet import WalletError
 from tests.fuzzing import examples
 
 from .conftest import Regtest, fund, join, make_fed

@@ -8,12 +8,12 @@ import threading
 import pytest
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.api import FedApiError
-from fedlib.client import FederationClient
-from fedlib.tx import decode_invite, encode_invite, txid
-from fedlib.wallet import WalletError
-from services.federation.engine import Federation, FedError
+from devworld.federation.engine import Federation, FedError
+from devworld.fedlib import crypto
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.tx import decode_invite, encode_invite, txid
+from devworld.fedlib.wallet import WalletError
 
 from .conftest import Regtest, fund
 

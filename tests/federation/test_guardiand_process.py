@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.wallet import WalletError
 
 from .conftest import Regtest
 
@@ -166,7 +166,7 @@ def test_kill9_mid_load_loses_nothing_and_spends_nothing_twice(
     w = wallets[0]
     spent = w.db.execute("SELECT * FROM notes WHERE state = 'spent' LIMIT 5").fetchall()
     assert spent
-    from fedlib.notes import encode_notes
+    from devworld.fedlib.notes import encode_notes
 
     replay = encode_notes(
         w.federation_id,

@@ -17,11 +17,11 @@ import pytest
 from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.client import FederationClient
-from fedlib.tx import registration_message, removal_message, txid
-from fedlib.wallet import WalletError
-from services.federation.engine import Federation, FedError
+from devworld.federation.engine import Federation, FedError
+from devworld.fedlib import crypto
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.tx import registration_message, removal_message, txid
+from devworld.fedlib.wallet import WalletError
 
 from .conftest import Regtest, fund, join
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.api import FedApiError
-from fedlib.client import FederationClient
-from fedlib.tx import txid
-from fedlib.wallet import WalletError
+from devworld.federation.app import run_pegout_sender
+from devworld.federation.engine import Federation, FedError
+from devworld.fedlib import crypto
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.tx import txid
+from devworld.fedlib.wallet import WalletError
 from gwcore.bitcoin_address import DUST_SAT, parse_address
-from services.federation.app import run_pegout_sender
-from services.federation.engine import Federation, FedError
 
 from .conftest import Regtest, fund, join, make_fed
 

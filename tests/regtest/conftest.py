@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.regtest.app import World, create_world
-from services.regtest.lightning import Channel, Policy
-from services.regtest.settings import RegtestSettings
+from devworld.regtest.app import World, create_world
+from devworld.regtest.lightning import Channel, Policy
+from devworld.regtest.settings import RegtestSettings
 
 
 def make_world(path: Path) -> World:

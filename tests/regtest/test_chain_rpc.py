@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.regtest.app import World
+from devworld.regtest.app import World
 
 
 @pytest.fixture

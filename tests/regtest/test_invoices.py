@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from bolt11 import decode
 
-from services.regtest.app import World
-from services.regtest.errors import LnError
-from services.regtest.lightning import scid_str
+from devworld.regtest.app import World
+from devworld.regtest.errors import LnError
+from devworld.regtest.lightning import scid_str
 
 from .conftest import node
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.regtest.app import World
-from services.regtest.errors import LnError
-from services.regtest.htlcs import CODES, HtlcFailure
-from services.regtest.lightning import Policy
-from services.regtest.routing import Hop
+from devworld.regtest.app import World
+from devworld.regtest.errors import LnError
+from devworld.regtest.htlcs import CODES, HtlcFailure
+from devworld.regtest.lightning import Policy
+from devworld.regtest.routing import Hop
 from tests.fuzzing import examples
 
 from .conftest import capacity_msat, channel, make_world, node, total_msat

@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any
 
-from fedlib import crypto
-from fedlib.tx import registration_message, removal_message
+from devworld.fedlib import crypto
+from devworld.fedlib.tx import registration_message, removal_message
 
 from .validation import FedError, _hex, _int, _key
 
@@ -108,7 +108,7 @@ class RegistryModule:
 
     # --- backups and audit --------------------------------------------------------------------
     def put_backup(self, body: Any) -> dict:
-        from fedlib.tx import backup_message
+        from devworld.fedlib.tx import backup_message
 
         if not isinstance(body, dict):
             raise FedError("invalid_input", "body is {user_key, data, signature}")

@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 
 import click
 
-from fedlib.api import FedApiError
-from fedlib.client import FederationClient
-from fedlib.wallet import WalletError
+from devworld.fedlib.api import FedApiError
+from devworld.fedlib.client import FederationClient
+from devworld.fedlib.wallet import WalletError
 from gwcore.cli import run as run_cli
 from gwcore.devworld import find_world
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fedlib import crypto
+from devworld.fedlib import crypto
 
 
 class FedError(Exception):

@@ -20,7 +20,7 @@ from pathlib import Path
 import falcon
 import gunicorn.app.base
 
-from fedlib.tx import encode_invite
+from devworld.fedlib.tx import encode_invite
 from gwcore.constants import FEDERATION_INFO_FILE
 
 from .api import create_api

@@ -28,8 +28,8 @@ from typing import Any
 
 from coincurve import PrivateKey
 
-from fedlib import crypto
-from fedlib.tx import (
+from devworld.fedlib import crypto
+from devworld.fedlib.tx import (
     DENOMINATIONS,
     cancel_message,
     canonical,
