@@ -125,6 +125,13 @@ class OnchainWallet:
         )
         return made.address
 
+    def script_of(self, address: str) -> str | None:
+        """The scriptPubKey (hex) of one of our peg-in addresses."""
+        row = self.db.execute(
+            "SELECT script FROM peg_in_addresses WHERE address = ?", (address,)
+        ).fetchone()
+        return row[0] if row else None
+
     def addresses(self) -> list[str]:
         rows = self.db.execute("SELECT address FROM peg_in_addresses ORDER BY created").fetchall()
         return [r[0] for r in rows]

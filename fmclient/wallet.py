@@ -138,7 +138,6 @@ class MintWallet:
             if bad:
                 raise EcashError(f"notes {bad} do not carry the federation's signature")
             self.create_operation(op_id, "receive", list(ecash.notes), external=True)
-            self._checkpoint("created")
         return await self.finish(op_id)
 
     def _outputs_for(self, available_msat: int) -> list[int]:
@@ -230,6 +229,7 @@ class MintWallet:
                     raise EcashError("a note was taken by another operation; try again")
             if also is not None:
                 also(db)
+        self._checkpoint("created")
 
     async def finish(self, op_id: str) -> dict:
         """Take the operation from its committed step to its end; one run per operation at a

@@ -6,6 +6,10 @@ quote, and bad withdrawals change nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,3 +122,56 @@ async def test_bad_withdrawals_change_nothing(
         assert wallet.withdrawal("nothing-held") is None and wallet.mint.balance_msat() == 0
     finally:
         await wallet.mint.api.close()
+
+
+@pytest.mark.parametrize("crash_at", ["created", "sent", "submitted"])
+def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
+    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path, crash_at: str
+) -> None:
+    """The process is killed after each committed step of a peg-in claim and of a withdrawal
+    (and between the federation's acceptance and our record of it); the next process finishes
+    each once: credited once, paid once, on chain once."""
+    path = tmp_path / "crash.sqlite"
+    peers = json.dumps(dict(enumerate(federation1.api_urls)))
+
+    def run(action: str, *args: str, crash: str = "never") -> dict | None:
+        script = [sys.executable, "-m", "tests.fedimint.crash_onchain"]
+        done = subprocess.run(
+            [*script, str(path), peers, crash, action, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        if crash != "never":
+            assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+            return None
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    address = run("address")["address"]  # type: ignore[index]
+    bitcoind.send(address, 100_000)
+    bitcoind.mine(21)
+    deadline = time.monotonic() + 90
+    while not run("listed")["listed"]:  # type: ignore[index]
+        assert time.monotonic() < deadline, "the federation never listed the deposit"
+        bitcoind.mine(1)
+        time.sleep(0.5)
+    assert run("claim", crash=crash_at) is None
+    after = run("resume")
+    [dep] = after["deposits"]  # type: ignore[index]
+    assert dep["state"] == "claimed" and after["balance_msat"] == dep["credit_msat"] > 0  # type: ignore[index]
+    assert run("claim")["balance_msat"] == dep["credit_msat"]  # type: ignore[index]
+
+    to = bitcoind.new_address()
+    assert run("withdraw", to, crash=crash_at) is None
+    done = run("withdraw", to)  # the same operation id: finished, never made anew
+    assert done["withdrawal"]["state"] == "done"  # type: ignore[index]
+    paid = dep["credit_msat"] - done["balance_msat"]  # type: ignore[index]
+    assert 10_000_000 < paid < 10_000_000 + 2_000_000  # once: the value, fees, change rest
+    assert run("resume")["balance_msat"] == done["balance_msat"]  # type: ignore[index]
+    deadline = time.monotonic() + 90
+    while _received(bitcoind, to) == 0 and time.monotonic() < deadline:
+        bitcoind.mine(1)
+        time.sleep(0.5)
+    assert _received(bitcoind, to) == 10_000
