@@ -165,10 +165,16 @@ class OnchainWallet:
                     )
                 start = max(start, int(o["index"]) + 1)
             self.db.execute("INSERT OR REPLACE INTO onchain_cursor VALUES (0, ?)", (start,))
+        refused = []
         for (index,) in self.db.execute(
             "SELECT output_index FROM deposits WHERE state IN ('seen', 'claiming')"
         ).fetchall():
-            await self._claim(index)
+            try:
+                await self._claim(index)
+            except OnchainError as exc:  # this one refused (or retried later): the others go on
+                refused.append(f"deposit {index}: {exc}")
+        if refused:
+            raise OnchainError("; ".join(refused))
         return self.deposits()
 
     def deposits(self) -> list[dict]:

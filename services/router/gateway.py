@@ -220,7 +220,7 @@ class GatewayCore:
         try:
             cfg = await download_config(invite_code.strip(), timeout=20)
         except (JoinError, ConfigError, TimeoutError) as exc:
-            raise GatewayError(f"federation at {url}: {exc}", retryable=True) from None
+            raise ServiceNotReady(f"federation at {url}: {exc}") from None
         return {"federation_id": cfg.federation_id, "name": cfg.meta.get("federation_name", "")}
 
     async def leave(self, fed_id: object, *, force: bool) -> dict:

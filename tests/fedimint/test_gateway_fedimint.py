@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from fmclient.invite import InviteCode
 from fmclient.mintv2 import parse_ecash
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
@@ -61,6 +62,12 @@ def test_the_gateway_serves_a_real_fedimint_federation(
 ) -> None:
     gw = Gateway(tree)
     fed = federation1.federation_id
+    # bad invites first: a typo is a 400 with the reason; guardians nobody answers at, a 503
+    code = federation1.invite_code
+    typo = code[:-3] + ("q" if code[-3] != "q" else "p") + code[-2:]
+    assert "invalid invite code" in gw.post("/connect-fed", {"invite_code": typo}, 400)["error"]
+    nowhere = str(InviteCode("ef" * 32, {0: "ws://127.0.0.1:9/"}))
+    gw.post("/connect-fed", {"invite_code": nowhere}, 503)
     connected = gw.post("/connect-fed", {"invite_code": federation1.invite_code})
     assert connected["federation_id"] == fed and connected["state"] == "running"
     assert (
