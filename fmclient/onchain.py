@@ -1,7 +1,8 @@
 """On-chain money through walletv2: peg-in addresses, deposits found and claimed, peg-outs
 (fedimint-walletv2-common/-client/-server-0.13.0), kept in the mint wallet's SQLite file.
 
-Peg-in: the federation lists every output paid to an address that passes its filter
+Peg-in: addresses are ground ahead of time into `peg_in_ready` (grinding takes seconds) and
+moved to `peg_in_addresses` when handed out; only those are watched. The federation lists every output paid to an address that passes its filter
 (`output_info_slice [start, end)`: {index, script, value (sat), spent, outpoint}); we claim
 ours with `WalletInputV0 {output_index, tweak: PublicKey, fee: bitcoin::Amount}` signed by the
 address's tweak key. The fee is at least the consensus `receive_fee`; the input is worth
@@ -40,6 +41,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS peg_in_addresses (
     address TEXT PRIMARY KEY, script TEXT NOT NULL UNIQUE, tweak_secret BLOB NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peg_in_ready (
+    address TEXT PRIMARY KEY, script TEXT NOT NULL, tweak_secret BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deposits (
     output_index INTEGER PRIMARY KEY, address TEXT NOT NULL, outpoint TEXT,
@@ -124,6 +128,29 @@ class OnchainWallet:
             (made.address, made.script_pubkey.hex(), made.tweak_secret, time.time()),
         )
         return made.address
+
+    def ready_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM peg_in_ready").fetchone()[0])
+
+    def add_ready(self, made: PegInAddress) -> None:
+        """An address ground ahead of time (grinding takes seconds), not handed out yet."""
+        self.db.execute(
+            "INSERT INTO peg_in_ready VALUES (?, ?, ?)",
+            (made.address, made.script_pubkey.hex(), made.tweak_secret),
+        )
+
+    def take_ready(self) -> str | None:
+        """Hand out an address ground ahead of time, or None if there is none."""
+        with self.mint.transaction() as db:
+            row = db.execute("SELECT * FROM peg_in_ready LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM peg_in_ready WHERE address = ?", (row["address"],))
+            db.execute(
+                "INSERT INTO peg_in_addresses VALUES (?, ?, ?, ?)",
+                (row["address"], row["script"], row["tweak_secret"], time.time()),
+            )
+            return str(row["address"])
 
     def script_of(self, address: str) -> str | None:
         """The scriptPubKey (hex) of one of our peg-in addresses."""

@@ -30,6 +30,8 @@ MAGIC = {
     bytes.fromhex("fabfb5da"): "regtest",
 }
 OP_CHECKMULTISIG = 0xAE
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+GENERATOR = PublicKey.from_secret((1).to_bytes(32, "big"))
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,26 @@ class PegInAddress:
 
 
 def new_peg_in_address(config: WalletConfig, max_tries: int = 5_000_000) -> PegInAddress:
-    """A fresh address the federation will see: tweak keys ground until the filter passes."""
+    """A fresh address the federation will see: tweak keys ground until the filter passes
+    (about 65,536 tries). The search starts at a random key and steps by one (k+1 has the
+    public key P+G: a point addition instead of a multiplication); only the key found is ever
+    shown, so addresses are not linkable by their keys."""
     pks_hash = config.pks_hash
-    for _ in range(max_tries):
-        key = PrivateKey()
-        script = witness_script(config, key.public_key.format(compressed=True))
+    guardians = [PublicKey(pk) for pk in config.bitcoin_pks.values()]
+    m, n = config.threshold, len(guardians)
+    head, tail = bytes([0x50 + m]), bytes([0x50 + n, OP_CHECKMULTISIG])
+    start = PrivateKey()
+    point = start.public_key
+    for step in range(max_tries):
+        tweak_pubkey = point.format(compressed=True)
+        t = PublicKey.from_secret(hashlib.sha256(tweak_pubkey).digest())
+        keys = sorted(PublicKey.combine_keys([pk, t]).format(compressed=True) for pk in guardians)
+        script = head + b"".join(b"\x21" + k for k in keys) + tail
         spk = script_pubkey(script)
         if is_potential_receive(spk, pks_hash):
+            secret = (int.from_bytes(start.secret, "big") + step) % SECP256K1_ORDER
+            key = PrivateKey(secret.to_bytes(32, "big"))
+            assert key.public_key.format(compressed=True) == tweak_pubkey
             return PegInAddress(p2wsh(script, config.network), key.secret, spk)
+        point = PublicKey.combine_keys([point, GENERATOR])
     raise RuntimeError("no address passed the federation's filter")  # 2^-76 for the default

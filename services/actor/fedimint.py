@@ -108,6 +108,10 @@ class FedimintFederation:
                 await asyncio.wait_for(self.mint.resume(), 60)
             except Exception as exc:  # guardians away: resumed again later
                 log.warning("wallet resume incomplete: %s", exc)
+            try:
+                await self._keep_an_address_ready()
+            except Exception as exc:  # never expected; the next address is ground on demand
+                log.warning("no peg-in address ground ahead: %s", exc)
             if self.onchain.addresses():
                 try:
                     await asyncio.wait_for(self.onchain.scan(), 60)
@@ -123,10 +127,18 @@ class FedimintFederation:
     # -- on chain --------------------------------------------------------------------------------
 
     async def address(self) -> dict:
-        made = await asyncio.to_thread(new_peg_in_address, self.onchain.config)  # CPU: ground
-        self.onchain.store_address(made)
+        """A fresh peg-in address: one ground ahead of time, else ground now (seconds of CPU,
+        in a thread). The background loop keeps one ready."""
+        address = self.onchain.take_ready()
+        if address is None:
+            made = await asyncio.to_thread(new_peg_in_address, self.onchain.config)
+            address = self.onchain.store_address(made)
         self.wake.set()
-        return {"operation_id": made.address, "address": made.address}
+        return {"operation_id": address, "address": address}
+
+    async def _keep_an_address_ready(self) -> None:
+        if self.onchain.ready_count() < 1:
+            self.onchain.add_ready(await asyncio.to_thread(new_peg_in_address, self.onchain.config))
 
     async def deposit(self, body: dict) -> dict:
         """Scan now; answer the deposit of `txid` (else the newest), once claimed:

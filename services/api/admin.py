@@ -277,7 +277,7 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_INFO: _info,
     C.PATH_BALANCE: _balance,
     C.PATH_BALANCES: _balances,
-    C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS),
+    C.PATH_ADDRESS: _fed_call(C.METHOD_ACTOR_ADDRESS, timeout=90),  # Fedimint's may grind
     C.PATH_DEPOSIT: _deposit,
     C.PATH_WITHDRAW: _withdraw,
     C.PATH_SPEND_ECASH: _spend_ecash,

@@ -6,6 +6,7 @@ nothing, and leaving."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -162,6 +163,19 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     _until("the withdrawal on chain", 120, on_chain)
     log = gw.post("/payment_log", {"federation_id": fed})["payments"]
     assert any(p["direction"] == "withdrawal" and p["amount_msat"] == 30_000_000 for p in log)
+
+    # the dashboard's page of the federation, as a browser without JavaScript uses it
+    ui = httpx.Client(base_url=gw.url, timeout=150)
+    page = ui.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    ui.post("/ui/login", data={"login_token": token, "password": tree["password"]})
+    page = ui.get(f"/ui/federations/{fed}")
+    assert page.status_code == 200 and "Fedimint" in page.text
+    assert f"{gw.balance(fed):,}" in page.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+    more = str(user("module", "mintv2", "send", "4096"))
+    got_ui = ui.post(f"/ui/federations/{fed}/receive-ecash", data={"csrf": csrf, "notes": more})
+    assert got_ui.status_code == 200 and 'id="ecash-received"' in got_ui.text, got_ui.text[-500:]
 
     # leave
     assert gw.post("/leave-fed", {"federation_id": fed})["left"] == fed

@@ -1,6 +1,7 @@
 """The whole gateway serving a real 4-guardian federation (threshold 3) through crashes and
 outages: its actor killed (as kill -9) after the federation accepted a reissue but before the
-actor recorded it, then one guardian down, then two. Each e-cash is credited exactly once, to
+actor recorded it, then one guardian down (e-cash in and out, a peg-in, a withdrawal), then two.
+Each e-cash is credited exactly once, to
 the msat; with two guardians down a receive waits and completes when one returns."""
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import httpx
 import pytest
 
 from fmclient.mintv2 import parse_ecash
+from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import supervisor_rpc, tree  # noqa: F401 - the fixture, used by name
 
 from .conftest import User
 from .test_gateway_fedimint import Gateway
+from .test_onchain import received_sat
 
 pytestmark = pytest.mark.timeout(900)
 # the actor dies once, as kill -9 would, right after the federation accepted a reissue
@@ -32,6 +35,7 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
     tree: dict,  # noqa: F811
     federation4: Federation,
     user4: User,
+    bitcoind: Bitcoind,
 ) -> None:
     gw = Gateway(tree)
     fed = federation4.federation_id
@@ -53,10 +57,41 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
 
     g2, g3 = federation4.guardians[2], federation4.guardians[3]
     try:
-        # 2. one guardian of four down: still served
+        # 2. one guardian of four down: everything still served — e-cash in and out, a
+        # peg-in, a withdrawal
         g3.kill()
         one_down, _ = _receive(gw, user4, 32_000)
         assert gw.balance(fed) == balance + one_down["amount_msat"]
+        spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 8192})
+        assert user4("module", "mintv2", "receive", spent["notes"]) == "Success"
+        address = gw.post("/address", {"federation_id": fed})["address"]
+        bitcoind.send(address, 120_000)
+        bitcoind.mine(21)
+        before = gw.balance(fed)
+
+        def claimed() -> dict | None:
+            r = gw.http.post("/deposit", json={"federation_id": fed})
+            if r.status_code == 409:
+                bitcoind.mine(1)
+                time.sleep(0.5)
+                return None
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        deadline = time.monotonic() + 120
+        dep = claimed()
+        while dep is None:
+            assert time.monotonic() < deadline, "the deposit was not claimed"
+            dep = claimed()
+        assert gw.balance(fed) == before + dep["credited_msat"]
+        to = bitcoind.new_address("bech32")
+        sent = gw.post("/withdraw", {"federation_id": fed, "amount": 20_000, "address": to})
+        assert sent["amount_sat"] == 20_000
+        deadline = time.monotonic() + 120
+        while received_sat(bitcoind, to) != 20_000:
+            assert time.monotonic() < deadline, "the withdrawal did not reach the chain"
+            bitcoind.mine(1)
+            time.sleep(0.5)
         balance = gw.balance(fed)
 
         # 3. two down: below the threshold the receive waits, and completes when one returns

@@ -41,7 +41,7 @@ async def _claimed(wallet: OnchainWallet, bitcoind: Bitcoind, timeout: float = 9
     raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
 
 
-def _received(bitcoind: Bitcoind, address: str) -> int:
+def received_sat(bitcoind: Bitcoind, address: str) -> int:
     """Sat paid to `address` in the UTXO set (any address, in the wallet or not)."""
     found = bitcoind.rpc("scantxoutset", "start", [f"addr({address})"])
     return round(found["total_amount"] * 100_000_000)
@@ -91,10 +91,10 @@ async def test_peg_in_then_withdraw_to_every_address_type(
         while time.monotonic() < deadline:
             txids = {k: await wallet.withdrawal_txid(f"w-{k}") for k in targets}
             bitcoind.mine(1)
-            if all(txids.values()) and all(_received(bitcoind, a) for a in targets.values()):
+            if all(txids.values()) and all(received_sat(bitcoind, a) for a in targets.values()):
                 break
             await asyncio.sleep(0.5)
-        assert {k: _received(bitcoind, a) for k, a in targets.items()} == dict.fromkeys(
+        assert {k: received_sat(bitcoind, a) for k, a in targets.items()} == dict.fromkeys(
             targets, 10_000
         ), txids
     finally:
@@ -171,7 +171,7 @@ def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
     assert 10_000_000 < paid < 10_000_000 + 2_000_000  # once: the value, fees, change rest
     assert run("resume")["balance_msat"] == done["balance_msat"]  # type: ignore[index]
     deadline = time.monotonic() + 90
-    while _received(bitcoind, to) == 0 and time.monotonic() < deadline:
+    while received_sat(bitcoind, to) == 0 and time.monotonic() < deadline:
         bitcoind.mine(1)
         time.sleep(0.5)
-    assert _received(bitcoind, to) == 10_000
+    assert received_sat(bitcoind, to) == 10_000
