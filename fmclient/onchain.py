@@ -1,9 +1,10 @@
 """On-chain money through walletv2: peg-in addresses, deposits found and claimed, peg-outs
 (fedimint-walletv2-common/-client/-server-0.13.0), kept in the mint wallet's SQLite file.
 
-Peg-in: addresses are ground ahead of time into `peg_in_ready` (grinding takes seconds) and
-moved to `peg_in_addresses` when handed out; only those are watched. The federation lists every output paid to an address that passes its filter
-(`output_info_slice [start, end)`: {index, script, value (sat), spent, outpoint}); we claim
+Peg-in: addresses may be ground ahead of time into `peg_in_ready` (grinding takes seconds),
+moved to `peg_in_addresses` when handed out; only those are watched. The federation lists
+every output paid to an address that passes its filter (`output_info_slice [start, end)`:
+{index, script, value (sat), spent, outpoint}); we claim
 ours with `WalletInputV0 {output_index, tweak: PublicKey, fee: bitcoin::Amount}` signed by the
 address's tweak key. The fee is at least the consensus `receive_fee`; the input is worth
 (value - fee) sat, less the module's own fee (100 sat + ppm) — the rest is new e-cash.

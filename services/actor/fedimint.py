@@ -38,6 +38,7 @@ from gwcore.values import is_hex
 from .flows import crash_point
 
 log = logging.getLogger(__name__)
+READY_ADDRESSES = 2  # peg-in addresses ground ahead (about 3 s of CPU each on 4 guardians)
 STATUS_OF = {"done": "settled", "rejected": "failed", "created": "pending", "submitted": "pending"}
 
 
@@ -128,7 +129,7 @@ class FedimintFederation:
 
     async def address(self) -> dict:
         """A fresh peg-in address: one ground ahead of time, else ground now (seconds of CPU,
-        in a thread). The background loop keeps one ready."""
+        in a thread). The background loop keeps READY_ADDRESSES ready."""
         address = self.onchain.take_ready()
         if address is None:
             made = await asyncio.to_thread(new_peg_in_address, self.onchain.config)
@@ -137,7 +138,7 @@ class FedimintFederation:
         return {"operation_id": address, "address": address}
 
     async def _keep_an_address_ready(self) -> None:
-        if self.onchain.ready_count() < 1:
+        if self.onchain.ready_count() < READY_ADDRESSES:
             self.onchain.add_ready(await asyncio.to_thread(new_peg_in_address, self.onchain.config))
 
     async def deposit(self, body: dict) -> dict:

@@ -1,0 +1,156 @@
+"""E-cash through the whole gateway on real fedimintd federations (1 and 4 guardians, a real
+bitcoind), as a user and an operator see it:
+
+  receive:  a fedimint-cli user's notes given at the public POST /receive_ecash (HTTP front ->
+            bus -> the federation's actor -> reissued with every share verified), start to
+            answer; beside fedimint-cli's own `module mintv2 receive` + `dev wait-complete` of
+            the same amount (notes from POST /spend_ecash), in the same run;
+  address:  POST /address (a walletv2 peg-in address, ground ahead of time).
+
+    python bench/fedimint_gateway.py [--rounds 10] [--msat 32768]
+
+Starts the local world of `make run` in a temporary devnet directory for the gateway. Prints a
+table and, last, one JSON line {"bench": "fedimint_gateway", ...}. Stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import start_federation
+from tests.fedimint.conftest import funded_user
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def p90(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.9 + 0.5) - 1)]
+
+
+def measure(gw: httpx.Client, guardians: int, node: Bitcoind, base: Path, args) -> dict:  # type: ignore[no-untyped-def]
+    fed = start_federation(base / f"fed{guardians}", node, guardians)
+    try:
+        user = funded_user(fed, node, base / f"user{guardians}", sat=200_000)
+        r = gw.post("/connect-fed", json={"invite_code": fed.invite_code})
+        assert r.status_code == 200, r.text
+        fid = fed.federation_id
+        float_notes = str(user("module", "mintv2", "send", str(4 * args.msat)))  # to spend from
+        r = httpx.post(gw.base_url.join("/receive_ecash"), json={"notes": float_notes}, timeout=150)
+        assert r.status_code == 200, r.text
+        ours, theirs, addresses = [], [], []
+        for i in range(args.rounds + 1):  # the first warms up
+            text = str(user("module", "mintv2", "send", str(args.msat)))
+            t = time.perf_counter()
+            r = httpx.post(gw.base_url.join("/receive_ecash"), json={"notes": text}, timeout=150)
+            took = time.perf_counter() - t
+            assert r.status_code == 200, r.text
+            back = gw.post("/spend_ecash", json={"federation_id": fid, "amount_msat": args.msat})
+            assert back.status_code == 200, back.text
+            t = time.perf_counter()
+            assert user("module", "mintv2", "receive", back.json()["notes"]) == "Success"
+            user("dev", "wait-complete")
+            cli = time.perf_counter() - t
+            t = time.perf_counter()
+            assert gw.post("/address", json={"federation_id": fid}).status_code == 200
+            addr = time.perf_counter() - t
+            if i:
+                ours.append(took)
+                theirs.append(cli)
+                addresses.append(addr)
+            time.sleep(2.5)  # the next address is ground in the background meanwhile
+        gw.post("/leave-fed", json={"federation_id": fid, "force": True})
+        return {
+            "guardians": guardians,
+            "receive_p50_s": statistics.median(ours),
+            "receive_p90_s": p90(ours),
+            "cli_p50_s": statistics.median(theirs),
+            "cli_p90_s": p90(theirs),
+            "ratio_p50": statistics.median(theirs) / statistics.median(ours),
+            "address_p50_s": statistics.median(addresses),
+            "address_p90_s": p90(addresses),
+        }
+    finally:
+        fed.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--msat", type=int, default=32768)
+    args = ap.parse_args()
+    devnet = Path(f"/tmp/fmgw-bench-{os.urandom(3).hex()}")
+    env = {
+        **os.environ,
+        "GATEWAY_DEVNET_DIR": str(devnet),
+        "GATEWAY_RUN_DIR": str(devnet / "run"),
+        "GATEWAY_DATA_DIR": str(devnet / "data"),
+        "GATEWAY_API_BIND": f"127.0.0.1:{_port()}",
+        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_port()}",
+    }
+
+    def devnet_cmd(cmd: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "deploy.devnet", cmd],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=400,
+        )
+
+    base = Path(tempfile.mkdtemp(prefix="fmgw-bench-"))
+    node = Bitcoind.start(base / "bitcoind")
+    try:
+        devnet_cmd("run")
+        world = json.loads((devnet / "world.json").read_text())
+        gw = httpx.Client(
+            base_url=world["gateway"]["api_url"],
+            headers={"Authorization": f"Bearer {world['gateway']['password']}"},
+            timeout=150,
+        )
+        rows = [measure(gw, g, node, base, args) for g in (1, 4)]
+    finally:
+        node.stop()
+        try:
+            devnet_cmd("stop")
+        finally:
+            time.sleep(2)
+            shutil.rmtree(devnet, ignore_errors=True)
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"e-cash of {args.msat} msat through the gateway, {args.rounds} rounds")
+    head = ("guardians", "recv p50", "recv p90", "cli p50", "cli p90", "cli/gw", "addr p50")
+    print(" ".join(f"{h:>9}" for h in head))
+    for r in rows:
+        values = [r["receive_p50_s"], r["receive_p90_s"], r["cli_p50_s"], r["cli_p90_s"]]
+        print(
+            f"{r['guardians']:>9} "
+            + " ".join(f"{v:>9.3f}" for v in values)
+            + f" {r['ratio_p50']:>9.2f} {r['address_p50_s']:>9.3f}"
+        )
+    print(json.dumps({"bench": "fedimint_gateway", "msat": args.msat, "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
