@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 
 import zmq.asyncio
 
@@ -24,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
 
     async def run() -> None:
         federation = await open_federation(
-            actor_home(settings), settings.invite_code, settings.federation_id
+            actor_home(settings),
+            settings.invite_code,
+            settings.federation_id,
+            json.loads(base64.urlsafe_b64decode(settings.api_urls)) if settings.api_urls else None,
         )
         ctx = zmq.asyncio.Context()
         try:

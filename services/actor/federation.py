@@ -71,8 +71,11 @@ class Federation(Protocol):
     async def close(self) -> None: ...
 
 
-async def open_federation(home: Path, invite_code: str, federation_id: str) -> Federation:
-    """The implementation the invite names, joined (its config checked against the id)."""
+async def open_federation(
+    home: Path, invite_code: str, federation_id: str, api_urls: dict | None = None
+) -> Federation:
+    """The implementation the invite names, joined (its config checked against the id).
+    `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh."""
     if is_fedimint_invite(invite_code):
-        return await FedimintFederation.open(home, invite_code, federation_id)
+        return await FedimintFederation.open(home, invite_code, federation_id, api_urls)
     return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)

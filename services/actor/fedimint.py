@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fmclient.api import ApiError, FederationApi, NoConsensus, PeerUnreachable
 from fmclient.config import ClientConfig, parse_client_config
-from fmclient.join import JoinError, download_config
+from fmclient.join import JoinError, check_overrides, download_config, guardian_urls
 from fmclient.mintv2 import EcashError
 from fmclient.onchain import OnchainError, OnchainWallet, WithdrawQuote
 from fmclient.wallet import MintWallet
@@ -76,16 +76,21 @@ class FedimintFederation:
         self.wake = asyncio.Event()
 
     @classmethod
-    async def open(cls, home: Path, invite_code: str, federation_id: str) -> FedimintFederation:
-        """Join by invite (the config agreed by the guardians), or reopen what was joined."""
+    async def open(
+        cls, home: Path, invite_code: str, federation_id: str, api_urls: dict | None = None
+    ) -> FedimintFederation:
+        """Join by invite (the config agreed by the guardians), or reopen what was joined.
+        `api_urls`: the guardians' ws URLs by peer id, instead of the config's (iroh) ones."""
+        overrides = check_overrides(api_urls)
         config = _saved_config(home)
         if config is None:
             with gateway_errors():
-                config = await download_config(invite_code)
+                config = await download_config(invite_code, overrides=overrides)
             _save_config(home, config)
         if config.federation_id != federation_id:
             raise SystemExit("the invite code names another federation")
-        api = FederationApi({p: url for p, (url, _) in config.api_endpoints.items()})
+        endpoints = {p: url for p, (url, _) in config.api_endpoints.items()}
+        api = FederationApi(guardian_urls(endpoints, overrides))
         return cls(home, config, api)
 
     @property

@@ -20,6 +20,8 @@ class ActorSettings(BaseSettings):
 
     federation_id: str
     invite_code: str
+    # Fedimint: base64url of JSON {peer id: ws URL}, for guardians listed only by iroh
+    api_urls: str = ""
     scid: int = Field(ge=1)
     run_dir: Path = Path(DEFAULT_RUN_DIR)
     data_dir: Path = Path(".data")

@@ -209,10 +209,13 @@ def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
 def _connect(gw: Gateway, body: dict, rid: str) -> dict:
     if not isinstance(body.get("invite_code"), str):
         raise InvalidInput("invite_code is required")
+    query = {"invite_code": body["invite_code"]}
+    if body.get("api_urls") is not None:
+        query["api_urls"] = body["api_urls"]
     return gw.call(
         C.GATEWAY_SERVICE,
         C.METHOD_CONNECT_FED,
-        {"invite_code": body["invite_code"]},
+        query,
         request_id=rid,
         timeout=gw.settings.long_timeout_s,
         idempotent=False,

@@ -155,7 +155,18 @@ def openapi_document(version: str) -> dict:
         C.PATH_CONNECT_FED: {
             "post": _op(
                 "Connect a federation",
-                {"properties": {"invite_code": {"type": "string"}}, "required": ["invite_code"]},
+                {
+                    "properties": {
+                        "invite_code": {"type": "string"},
+                        "api_urls": {
+                            "description": "Fedimint only: the guardians' ws:// or wss:// API"
+                            " URLs by peer id, for a federation that lists only iroh endpoints",
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                    "required": ["invite_code"],
+                },
             )
         },
         C.PATH_LEAVE_FED: {

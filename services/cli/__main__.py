@@ -289,11 +289,24 @@ def spend_ecash(c: Ctx, federation_id: str, amount_msat: int, idempotency_key: s
 
 @cli.command("connect-fed")
 @click.argument("invite_code")
+@click.option(
+    "--api-url",
+    "api_urls",
+    multiple=True,
+    metavar="PEER=URL",
+    help="Fedimint: a guardian's ws:// or wss:// API, where the federation lists only iroh",
+)
 @click.pass_obj
 @_run
-def connect_fed(c: Ctx, invite_code: str) -> Any:
+def connect_fed(c: Ctx, invite_code: str, api_urls: tuple[str, ...]) -> Any:
     """Connect a federation by its invite code."""
-    return c.api().connect_fed(invite_code)
+    urls = {}
+    for item in api_urls:
+        peer, sep, url = item.partition("=")
+        if not sep or not peer.isdigit():
+            raise ApiError("invalid", "invalid_input", f"--api-url {item!r}: PEER=URL")
+        urls[peer] = url
+    return c.api().connect_fed(invite_code, urls or None)
 
 
 @cli.command("leave-fed")

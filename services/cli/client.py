@@ -119,8 +119,11 @@ class GatewayApi:
             body["idempotency_key"] = idempotency_key
         return self._post(C.PATH_SPEND_ECASH, body)
 
-    def connect_fed(self, invite_code: str) -> dict:
-        return self._post(C.PATH_CONNECT_FED, {"invite_code": invite_code})
+    def connect_fed(self, invite_code: str, api_urls: dict[str, str] | None = None) -> dict:
+        body: dict = {"invite_code": invite_code}
+        if api_urls:
+            body["api_urls"] = api_urls
+        return self._post(C.PATH_CONNECT_FED, body)
 
     def leave_fed(self, federation_id: str, force: bool = False) -> dict:
         return self._post(C.PATH_LEAVE_FED, {"federation_id": federation_id, "force": force})

@@ -14,6 +14,7 @@ holds it: expired).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -27,7 +28,7 @@ from devworld.fedlib.api import FedApiError, FederationApi
 from devworld.fedlib.tx import decode_invite
 from fmclient.config import ConfigError
 from fmclient.invite import is_fedimint_invite, parse_invite
-from fmclient.join import JoinError, download_config
+from fmclient.join import JoinError, check_overrides, download_config, guardian_urls
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     METHOD_ACTOR_HTLC,
@@ -98,7 +99,7 @@ class GatewayCore:
         except ValueError:
             raise InvalidInput("payload must be JSON") from None
         if call.method == METHOD_CONNECT_FED:
-            result = (await self.connect(body.get("invite_code"))).json()
+            result = (await self.connect(body.get("invite_code"), body.get("api_urls"))).json()
         elif call.method == METHOD_LIST_FEDS:
             programs = []
             if self.supervisor is not None:
@@ -146,21 +147,30 @@ class GatewayCore:
             oldest = min(self.connecting.values(), key=lambda p: p["updated"])
             self.connecting.pop(oldest["federation_id"], None)
 
-    async def connect(self, invite_code: object) -> FederationEntry:
-        """Connect the federation of `invite_code` (its progress in `connect_status`)."""
+    async def connect(self, invite_code: object, api_urls: object = None) -> FederationEntry:
+        """Connect the federation of `invite_code` (its progress in `connect_status`).
+        `api_urls` ({peer id: ws URL}, Fedimint only): the guardians' websocket APIs, for a
+        federation that lists only iroh endpoints."""
         if not isinstance(invite_code, str):
             raise InvalidInput("invite_code is required")
+        overrides: dict[int, str] = {}
         try:
             if is_fedimint_invite(invite_code):
                 invite = parse_invite(invite_code.strip())
-                fed_id, url = invite.federation_id, next(iter(invite.peers.values()))
+                overrides = check_overrides(api_urls)
+                urls = guardian_urls(invite.peers, overrides)
+                fed_id, url = invite.federation_id, next(iter(urls.values()))
+            elif api_urls:
+                raise InvalidInput("api_urls are for Fedimint federations (fed11… invites)")
             else:
                 fed_id, url = decode_invite(invite_code)
+        except JoinError as exc:
+            raise InvalidInput(str(exc)) from None
         except ValueError as exc:
             raise InvalidInput(f"invalid invite code: {exc}") from None
         self._step(fed_id, "checking")
         try:
-            entry = await self._connect(invite_code, fed_id, url)
+            entry = await self._connect(invite_code, fed_id, url, overrides)
         except GatewayError as exc:
             self._step(fed_id, "failed", exc.message)
             raise
@@ -170,12 +180,14 @@ class GatewayCore:
         self._step(fed_id, "running")
         return entry
 
-    async def _connect(self, invite_code: str, fed_id: str, url: str) -> FederationEntry:
+    async def _connect(
+        self, invite_code: str, fed_id: str, url: str, overrides: dict[int, str]
+    ) -> FederationEntry:
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
         if is_fedimint_invite(invite_code):
-            cfg = await self._fedimint_config(invite_code, url)
+            cfg = await self._fedimint_config(invite_code, url, overrides)
         else:
             try:
                 cfg = await asyncio.to_thread(FederationApi(url, timeout=10).config)
@@ -197,6 +209,11 @@ class GatewayCore:
             f"{ENV_PREFIX_ACTOR}INVITE_CODE": invite_code,
             f"{ENV_PREFIX_ACTOR}SCID": str(entry.scid),
         }
+        if overrides:
+            # base64 of the JSON: supervisord's environment= takes no quotes or % in values
+            env[f"{ENV_PREFIX_ACTOR}API_URLS"] = base64.urlsafe_b64encode(
+                json.dumps(overrides).encode()
+            ).decode()
         command = f"{Path(sys.executable).parent / 'gateway-actor'} --federation-id {fed_id}"
         self._step(fed_id, "starting")
         await asyncio.to_thread(self.supervisor.write_program, entry.program, fed_id, command, env)
@@ -215,10 +232,10 @@ class GatewayCore:
         return self.registry.get(fed_id)  # type: ignore[return-value]
 
     @staticmethod
-    async def _fedimint_config(invite_code: str, url: str) -> dict:
+    async def _fedimint_config(invite_code: str, url: str, overrides: dict[int, str]) -> dict:
         """A real Fedimint federation's id and name, its config agreed by its guardians."""
         try:
-            cfg = await download_config(invite_code.strip(), timeout=20)
+            cfg = await download_config(invite_code.strip(), timeout=20, overrides=overrides)
         except (JoinError, ConfigError, TimeoutError) as exc:
             raise ServiceNotReady(f"federation at {url}: {exc}") from None
         return {"federation_id": cfg.federation_id, "name": cfg.meta.get("federation_name", "")}

@@ -45,7 +45,10 @@ class SupervisorControl:
     def write_program(
         self, program: str, federation_id: str, command: str, environment: dict[str, str]
     ) -> Path:
-        env = ",".join(f'{k}="{v}"' for k, v in sorted(environment.items()))
+        bad = [k for k, v in environment.items() if '"' in v or "\n" in v]
+        if bad:  # supervisord's environment= cannot carry them
+            raise ValueError(f"environment values with quotes or newlines: {bad}")
+        env = ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in sorted(environment.items()))
         text = PROGRAM_TEMPLATE.format(
             federation_id=federation_id, program=program, command=command, environment=env
         )

@@ -69,7 +69,14 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     assert "invalid invite code" in gw.post("/connect-fed", {"invite_code": typo}, 400)["error"]
     nowhere = str(InviteCode("ef" * 32, {0: "ws://127.0.0.1:9/"}))
     gw.post("/connect-fed", {"invite_code": nowhere}, 503)
-    connected = gw.post("/connect-fed", {"invite_code": federation1.invite_code})
+    # a federation that lists only iroh endpoints (as production 0.13 setups do): refused with
+    # what to do, then served through the guardians' ws URLs given by hand
+    iroh_only = str(InviteCode(fed, {0: "iroh://" + "ab" * 32}))
+    why = gw.post("/connect-fed", {"invite_code": iroh_only}, 400)["error"]
+    assert "iroh" in why and "api_urls" in why
+    connected = gw.post(
+        "/connect-fed", {"invite_code": iroh_only, "api_urls": {"0": federation1.api_urls[0]}}
+    )
     assert connected["federation_id"] == fed and connected["state"] == "running"
     assert (
         gw.post("/connect-fed", {"invite_code": federation1.invite_code})["scid"]
