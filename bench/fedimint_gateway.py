@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,19 +28,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._devnet import devnet_world
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import start_federation
 from tests.fedimint.conftest import funded_user
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def p90(xs: list[float]) -> float:
@@ -100,45 +89,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--msat", type=int, default=32768)
     args = ap.parse_args()
-    devnet = Path(f"/tmp/fmgw-bench-{os.urandom(3).hex()}")
-    env = {
-        **os.environ,
-        "GATEWAY_DEVNET_DIR": str(devnet),
-        "GATEWAY_RUN_DIR": str(devnet / "run"),
-        "GATEWAY_DATA_DIR": str(devnet / "data"),
-        "GATEWAY_API_BIND": f"127.0.0.1:{_port()}",
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_port()}",
-    }
-
-    def devnet_cmd(cmd: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "deploy.devnet", cmd],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=400,
-        )
-
     base = Path(tempfile.mkdtemp(prefix="fmgw-bench-"))
     node = Bitcoind.start(base / "bitcoind")
     try:
-        devnet_cmd("run")
-        world = json.loads((devnet / "world.json").read_text())
-        gw = httpx.Client(
-            base_url=world["gateway"]["api_url"],
-            headers={"Authorization": f"Bearer {world['gateway']['password']}"},
-            timeout=150,
-        )
-        rows = [measure(gw, g, node, base, args) for g in (1, 4)]
+        with devnet_world() as world:
+            gw = httpx.Client(
+                base_url=world["gateway"]["api_url"],
+                headers={"Authorization": f"Bearer {world['gateway']['password']}"},
+                timeout=150,
+            )
+            rows = [measure(gw, g, node, base, args) for g in (1, 4)]
     finally:
         node.stop()
-        try:
-            devnet_cmd("stop")
-        finally:
-            time.sleep(2)
-            shutil.rmtree(devnet, ignore_errors=True)
-            shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     print(f"e-cash of {args.msat} msat through the gateway, {args.rounds} rounds")
     head = ("guardians", "recv p50", "recv p90", "cli p50", "cli p90", "cli/gw", "addr p50")
     print(" ".join(f"{h:>9}" for h in head))

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,46 +28,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._devnet import devnet_world
 from devworld.fedlib.client import FederationClient
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
     args = ap.parse_args()
-    devnet = Path(f"/tmp/fmgw-bench-{os.urandom(3).hex()}")
-    env = {
-        **os.environ,
-        "GATEWAY_DEVNET_DIR": str(devnet),
-        "GATEWAY_RUN_DIR": str(devnet / "run"),
-        "GATEWAY_DATA_DIR": str(devnet / "data"),
-        "GATEWAY_API_BIND": f"127.0.0.1:{_port()}",
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_port()}",
-    }
-
-    def devnet_cmd(cmd: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "deploy.devnet", cmd],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=400,
-        )
-
-    try:
-        devnet_cmd("run")
-        world = json.loads((devnet / "world.json").read_text())
+    with devnet_world() as world:
         regtest = json.loads((Path(world["regtest"]["data_dir"]) / "regtestd.json").read_text())
         ln = httpx.Client(
             base_url=regtest["api_url"],
@@ -114,12 +80,6 @@ def main() -> None:
             result[f"{name}_p50_ms"] = round(p50 * 1e3, 1)
             result[f"{name}_p90_ms"] = round(p90 * 1e3, 1)
         print(json.dumps(result))
-    finally:
-        try:
-            devnet_cmd("stop")
-        finally:
-            time.sleep(2)
-            shutil.rmtree(devnet, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,13 @@ def _deposit(gw: Gateway, body: dict, rid: str) -> dict:
     )
 
 
+def _idempotency_key(body: dict) -> str | None:
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
+        raise InvalidInput("idempotency_key: 8 to 64 letters, digits, - or _")
+    return key
+
+
 def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
     """{federation_id, amount (sat or "all"), address, preview?} -> {operation_id, status
     (sent | pending), txid, fee_sat, ...}, or with `preview` the quote only."""
@@ -133,9 +140,7 @@ def _withdraw(gw: Gateway, body: dict, rid: str) -> dict:
         raise InvalidAddress(f"invalid address: {exc}") from None
     if not isinstance(body.get("preview", False), bool):
         raise InvalidInput("preview must be true or false")
-    key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
-        raise InvalidInput("idempotency_key: 8 to 64 letters, digits, - or _")
+    key = _idempotency_key(body)
     fed = gw.federation(body, rid)
     query = {
         "amount_sat": amount,
@@ -162,9 +167,7 @@ def _spend_ecash(gw: Gateway, body: dict, rid: str) -> dict:
     amount = body.get("amount_msat")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidInput("amount_msat must be a positive integer")
-    key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
-        raise InvalidInput("idempotency_key: 8 to 64 letters, digits, - or _")
+    key = _idempotency_key(body)
     fed = gw.federation(body, rid)
     query: dict = {"amount_msat": amount}
     if key:
