@@ -59,9 +59,11 @@ peers: $(STAMP)
 
 ## vectors: test vectors from the real fedimint 0.13.0 crates into tests/fmclient/data/ (commit them)
 vectors: peers
-	CARGO_TARGET_DIR="$$($(BIN)/python -c 'from peers.cache import fedimint_target; print(fedimint_target())')" \
-	  cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
-	  --bin fedimint-vectors > tests/fmclient/data/tbs_vectors.json
+	export CARGO_TARGET_DIR="$$($(BIN)/python -c 'from peers.cache import fedimint_target; print(fedimint_target())')"; \
+	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-vectors > tests/fmclient/data/tbs_vectors.json && \
+	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-tpe-vectors > tests/fmclient/data/tpe_vectors.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4)
 GUARDIANS ?= 1
