@@ -216,6 +216,12 @@ class CipherText:
     def to_bytes(self) -> bytes:
         return self.encrypted_preimage + self.pk_bytes + self.signature_bytes
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CipherText) and other.to_bytes() == self.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
     def message(self, commitment: bytes) -> G2Point:
         return hash_to_message(self.encrypted_preimage, self.pk_bytes, commitment)
 
