@@ -129,6 +129,12 @@ class Federation:
             ],
         }
 
+    def add_gateway(self, url: str) -> None:
+        """Every guardian adds an LNv2 gateway (an admin call each: not in consensus)."""
+        module = self.module_ids["lnv2"]
+        for g in self.guardians:
+            g.call(f"module_{module}_add_gateway", url, auth=True)
+
     def stop(self) -> None:
         for g in self.guardians:
             g.stop()

@@ -38,6 +38,7 @@ from gwcore.constants import (
     METHOD_ACTOR_RECEIVE_ECASH,
     METHOD_ACTOR_RECOVERY_KEY,
     METHOD_ACTOR_RESTORE,
+    METHOD_ACTOR_ROUTING_INFO,
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
@@ -59,6 +60,9 @@ from .stats import PaymentStats, classify
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
+# blocks an outgoing contract must leave us to pay (gatewayd's defaults; clients accept <= 1440)
+LNV2_EXPIRATION_DELTA_MINIMUM = 144
+LNV2_EXPIRATION_DELTA_DEFAULT = 1440
 
 
 def actor_home(settings: ActorSettings) -> Path:
@@ -205,6 +209,8 @@ class Actor:
                 result = await self.federation.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.federation.withdraw(body)
+            elif call.method == METHOD_ACTOR_ROUTING_INFO:
+                result = await self.routing_info()
             elif call.method == METHOD_ACTOR_RECEIVE_ECASH:
                 result = await self.receive_ecash(body)
             elif call.method == METHOD_ACTOR_SPEND_ECASH:
@@ -270,6 +276,8 @@ class Actor:
             "fees": self.fees,
             "gateway_key": crypto.xonly(self.key),
             "registration": self.registration,
+            # LNv2: the URL every guardian adds (`module lnv2 gateways add`); none for devfed
+            "lnv2_gateway_url": None if self.dev else self.settings.public_api_url,
         }
 
     def _dev(self, what: str) -> DevFederation:
@@ -281,6 +289,29 @@ class Actor:
         if self.flows is None:
             raise NotFound(f"{what}: Lightning for Fedimint federations (LNv2) is not served yet")
         return self.flows
+
+    async def routing_info(self) -> dict:
+        """LNv2's RoutingInfo for this federation (Fedimint only): our node, the key contracts
+        name us by (`module_public_key`, this federation's gateway key), our fees, expiration
+        deltas; `receive_enabled` stays false until the extension makes hold invoices."""
+        if self.dev is not None:
+            raise NotFound("a development federation is not served by LNv2")
+        node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        fee = {
+            "base": self.fees["base_msat"],
+            "parts_per_million": self.fees["proportional_millionths"],
+        }
+        return {
+            "lightning_public_key": node.pub_key.hex(),
+            "lightning_alias": node.alias,
+            "module_public_key": self.key.public_key.format(compressed=True).hex(),
+            "send_fee_minimum": fee,
+            "send_fee_default": fee,
+            "expiration_delta_minimum": LNV2_EXPIRATION_DELTA_MINIMUM,
+            "expiration_delta_default": LNV2_EXPIRATION_DELTA_DEFAULT,
+            "receive_fee": fee,
+            "receive_enabled": False,
+        }
 
     async def receive_ecash(self, body: dict) -> dict:
         """{notes} -> {operation_id, amount_msat (credited), balance_msat}; the same notes

@@ -45,6 +45,7 @@ from .bridge import BusBridge
 from .dashboard import Dashboard, add_dashboard
 from .ecash import ReceiveEcash, receive_ecash
 from .gateway import BusCaller, Gateway, read_body
+from .lnv2 import add_lnv2_routes
 from .metrics import FrontMetrics, scrape
 from .openapi import body_fields, openapi_document
 from .sessions import RevokedSessions, Sessions
@@ -315,6 +316,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
     app.add_route(C.PATH_RECEIVE_ECASH, ReceiveEcash(gw))
+    add_lnv2_routes(app, gw)
     fields = body_fields(openapi_document(version_hash()))
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler, fields.get(path, frozenset())))

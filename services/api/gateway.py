@@ -27,22 +27,29 @@ class BusCaller(Protocol):
 
 
 def read_body(req: falcon.Request, max_bytes: int) -> dict:
+    body = read_json(req, max_bytes)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+def read_json(req: falcon.Request, max_bytes: int) -> object:
+    """Any JSON value (None for an empty body), bounded in size and depth."""
     if req.content_length and req.content_length > max_bytes:
         raise TooLarge(f"body over {max_bytes} bytes")
     raw = req.bounded_stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise TooLarge(f"body over {max_bytes} bytes")
     if not raw:
-        return {}
+        return None
     try:
-        body = json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        return json.loads(raw, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("body is not valid JSON") from None
     except RecursionError:  # "[[[[…" thousands deep
         raise InvalidInput("body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("body must be a JSON object")
-    return body
 
 
 class Gateway:

@@ -80,6 +80,14 @@ def openapi_document(version: str) -> dict:
                 public=True,
             )
         },
+        C.PATH_ROUTING_INFO: {
+            "post": _op(
+                "LNv2: our routing info for a federation (public; also at /v1/routing_info);"
+                " null for a federation not served by LNv2",
+                {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                public=True,
+            )
+        },
         C.PATH_RECEIVE_ECASH: {
             "post": _op(
                 "Give the gateway e-cash: reissued into its wallet, the same notes once (public)",

@@ -82,6 +82,8 @@ class FakeBus:
             if self.connect_progress is None:
                 raise NotFound("no connect of it")
             return json.dumps(self.connect_progress).encode()
+        if method == C.METHOD_ACTOR_ROUTING_INFO:
+            return json.dumps({"module_public_key": "02" + "33" * 32}).encode()
         if method == C.METHOD_ACTOR_RECEIVE_ECASH:
             return json.dumps(
                 {"operation_id": "op-r", "amount_msat": 63_000, "balance_msat": 64_234}

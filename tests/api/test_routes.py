@@ -18,6 +18,7 @@ from gwcore.errors import (
     BusTimeout,
     DepositPending,
     InvalidInput,
+    NotFound,
     PaymentFailed,
     ServiceUnavailable,
 )
@@ -618,3 +619,16 @@ def test_spend_ecash_is_admin_and_idempotent_by_key(
     assert kw["message_id"] == f"spend:{FED[:16]}:spend-0001"
     for bad in ({**body, "amount_msat": 0}, {**body, "idempotency_key": "x"}):
         assert client.simulate_post(C.PATH_SPEND_ECASH, json=bad, headers=AUTH).status_code == 400
+
+
+def test_lnv2_routing_info_at_the_root_and_v1(client: testing.TestClient, bus: FakeBus) -> None:
+    for path in (C.PATH_ROUTING_INFO, "/v1" + C.PATH_ROUTING_INFO):
+        r = client.simulate_post(path, json=FED)  # the body is a bare federation id
+        assert r.status_code == 200 and r.json == {"module_public_key": "02" + "33" * 32}
+    assert bus.calls[-1][:2] == (FED, C.METHOD_ACTOR_ROUTING_INFO)
+    r = client.simulate_post(C.PATH_ROUTING_INFO, json="ef" * 32)  # not served: null
+    assert r.status_code == 200 and r.text == "null"
+    bus.fail_on[C.METHOD_ACTOR_ROUTING_INFO] = NotFound("a development federation")
+    assert client.simulate_post(C.PATH_ROUTING_INFO, json=FED).text == "null"
+    for bad in ({"federation_id": FED}, "zz", 5):
+        assert client.simulate_post(C.PATH_ROUTING_INFO, json=bad).status_code == 400

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ class Gateway:
         assert r.status_code == status, (path, r.status_code, r.text)
         return r.json()
 
-    def public(self, path: str, body: dict, status: int = 200) -> dict:
+    def public(self, path: str, body: object, status: int = 200) -> Any:
         r = httpx.post(self.url + path, json=body, timeout=150)
         assert r.status_code == status, (path, r.status_code, r.text)
         return r.json()
@@ -84,6 +85,18 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     )  # twice: the same
     info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
     assert info["kind"] == "fedimint" and info["balance_msat"] == 0
+
+    # LNv2: our routing info at / and /v1/ (null for a federation we do not serve), and once
+    # every guardian added our URL, fedimint-cli finds and selects us
+    url = info["lnv2_gateway_url"]
+    routing = gw.public("/routing_info", fed)
+    assert routing["module_public_key"] and routing["lightning_public_key"]
+    assert routing["send_fee_default"] == {"base": 0, "parts_per_million": 10_000}
+    assert gw.public("/v1/routing_info", fed) == routing
+    assert gw.public("/routing_info", "ef" * 32) is None
+    gw.public("/routing_info", {"federation_id": fed}, 400)
+    federation1.add_gateway(url)
+    assert str(user("module", "lnv2", "gateways", "select")).rstrip("/") == url.rstrip("/")
 
     # e-cash from the user, exactly its amount less the federation's fees, credited once
     text = str(user("module", "mintv2", "send", "64000"))

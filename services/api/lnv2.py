@@ -1,0 +1,56 @@
+"""The LNv2 gateway API that fedimint clients call (public, no auth, rate limited), served at
+`/` and at `/v1/` as fedimint's gatewayd serves it (clients join the route onto the gateway's
+URL, dropping its path). Reference: ../shared/reference/fedimint-0.13.md §6.2.
+
+    POST /routing_info   body: a bare federation id (hex JSON string) -> RoutingInfo, or null
+                         for a federation this gateway does not serve (or not by LNv2)
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from gwcore import constants as C
+from gwcore.errors import GatewayError, InvalidInput
+from gwcore.logging import log_context
+from gwcore.values import hex32
+
+from .gateway import Gateway, read_json
+
+
+class RoutingInfo:
+    public = True
+    rate_limited = True
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.public = True
+        body = read_json(req, self.gw.settings.max_body_bytes)
+        if not isinstance(body, str):
+            raise InvalidInput("the body is a federation id: a JSON string of 64 hex digits")
+        fed = hex32(body, "federation_id")
+        rid = req.context.request_id
+        if not self.gw.serves(fed, rid):
+            _null(resp)
+            return
+        with log_context(federation_id=fed, request_id=rid):
+            try:
+                resp.media = self.gw.call(fed, C.METHOD_ACTOR_ROUTING_INFO, {}, request_id=rid)
+            except GatewayError as exc:
+                if exc.code != "not_found":  # a development federation: not LNv2
+                    raise
+                _null(resp)
+
+
+def _null(resp: falcon.Response) -> None:
+    """JSON `null` (Falcon sends no body at all for media None)."""
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = "null"
+
+
+def add_lnv2_routes(app: falcon.App, gw: Gateway) -> None:
+    routing = RoutingInfo(gw)
+    for prefix in ("", "/v1"):
+        app.add_route(prefix + C.PATH_ROUTING_INFO, routing)
