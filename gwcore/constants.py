@@ -81,6 +81,7 @@ PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 METHOD_ACTOR_RESTORE: Final = "actor.restore"
 METHOD_ACTOR_RECEIVE_ECASH: Final = "actor.receive_ecash"
 METHOD_ACTOR_ROUTING_INFO: Final = "actor.routing_info"
+METHOD_ACTOR_LNV2_SEND: Final = "actor.lnv2_send_payment"
 METHOD_ACTOR_SPEND_ECASH: Final = "actor.spend_ecash"
 
 # --- The HTTP API front -------------------------------------------------------------------------
@@ -90,6 +91,7 @@ REQUEST_ID_HEADER: Final = "X-Request-Id"
 # public
 PATH_PAY_INVOICE: Final = "/pay_invoice"
 PATH_ROUTING_INFO: Final = "/routing_info"  # LNv2, public, also under /v1/
+PATH_SEND_PAYMENT: Final = "/send_payment"  # LNv2, public, also under /v1/
 PATH_RECEIVE_ECASH: Final = "/receive_ecash"  # public: e-cash given to the gateway
 PATH_SPEND_ECASH: Final = "/spend_ecash"  # admin: out-of-band e-cash for the operator
 PATH_HEALTH: Final = "/health"  # readiness: router, extension and every actor

@@ -31,6 +31,7 @@ from gwcore.constants import (
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
+    METHOD_ACTOR_LNV2_SEND,
     METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
@@ -54,7 +55,9 @@ from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .devfed import DevFederation
 from .federation import Federation
+from .fedimint import FedimintFederation
 from .flows import IN_FINAL, OUT_FINAL, FlowRunner
+from .lnv2_send import Lnv2Sender
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
@@ -117,6 +120,11 @@ class Actor:
                 node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
             )
             if self.dev is not None
+            else None
+        )
+        self.lnv2 = (
+            Lnv2Sender(federation.mint, self.key, self.lnrpc, self.fees, settings.federation_id)
+            if isinstance(federation, FedimintFederation)
             else None
         )
         self.worker = Worker(
@@ -209,6 +217,10 @@ class Actor:
                 result = await self.federation.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.federation.withdraw(body)
+            elif call.method == METHOD_ACTOR_LNV2_SEND:
+                if self.lnv2 is None:
+                    raise NotFound("a development federation is not served by LNv2")
+                result = await self.lnv2.send_payment(body)
             elif call.method == METHOD_ACTOR_ROUTING_INFO:
                 result = await self.routing_info()
             elif call.method == METHOD_ACTOR_RECEIVE_ECASH:
@@ -408,6 +420,8 @@ class Actor:
         except Exception as exc:  # the federation unreachable: they resume on the next start
             log.warning("wallet resume incomplete: %s", exc)
         tasks = [asyncio.create_task(self.federation.run(stop))]
+        if self.lnv2 is not None:
+            tasks.append(asyncio.create_task(self.lnv2.resume()))
         if self.flows is not None:
             tasks.append(asyncio.create_task(self.registration_loop()))
             tasks.append(asyncio.create_task(self.flows.resume()))

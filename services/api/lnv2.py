@@ -4,18 +4,21 @@ URL, dropping its path). Reference: ../shared/reference/fedimint-0.13.md §6.2.
 
     POST /routing_info   body: a bare federation id (hex JSON string) -> RoutingInfo, or null
                          for a federation this gateway does not serve (or not by LNv2)
+    POST /send_payment   SendPaymentPayload -> {"Ok": preimage bytes} | {"Err": forfeit sig};
+                         one bus request per contract: a repeat joins or replays the first
 """
 
 from __future__ import annotations
 
 import falcon
 
+from fmclient.lnv2 import Lnv2Error, OutgoingContract
 from gwcore import constants as C
-from gwcore.errors import GatewayError, InvalidInput
+from gwcore.errors import GatewayError, InvalidInput, NotFound
 from gwcore.logging import log_context
 from gwcore.values import hex32
 
-from .gateway import Gateway, read_json
+from .gateway import Gateway, read_body, read_json
 
 
 class RoutingInfo:
@@ -50,7 +53,38 @@ def _null(resp: falcon.Response) -> None:
     resp.text = "null"
 
 
+class SendPayment:
+    public = True
+    rate_limited = True
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.public = True
+        body = read_body(req, self.gw.settings.max_body_bytes)
+        fed = hex32(body.get("federation_id"), "federation_id")
+        try:
+            cid = OutgoingContract.from_json(body.get("contract")).contract_id.hex()
+        except Lnv2Error as exc:
+            raise InvalidInput(f"contract: {exc}") from None
+        rid = req.context.request_id
+        if not self.gw.serves(fed, rid):
+            raise NotFound(f"this gateway does not serve federation {fed}")
+        with log_context(federation_id=fed, request_id=rid):
+            resp.media = self.gw.call(
+                fed,
+                C.METHOD_ACTOR_LNV2_SEND,
+                body,
+                request_id=rid,
+                timeout=self.gw.settings.pay_timeout_s,
+                idempotent=False,
+                message_id=f"lnv2-send-{fed[:16]}-{cid}",
+            )
+
+
 def add_lnv2_routes(app: falcon.App, gw: Gateway) -> None:
-    routing = RoutingInfo(gw)
+    routing, send = RoutingInfo(gw), SendPayment(gw)
     for prefix in ("", "/v1"):
         app.add_route(prefix + C.PATH_ROUTING_INFO, routing)
+        app.add_route(prefix + C.PATH_SEND_PAYMENT, send)

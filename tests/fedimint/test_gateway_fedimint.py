@@ -17,7 +17,7 @@ from fmclient.invite import InviteCode
 from fmclient.mintv2 import parse_ecash
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
-from tests.e2e.conftest import tree  # noqa: F401 - the fixture, used by name
+from tests.e2e.conftest import World, ensure_lightning, tree  # noqa: F401 - tree: the fixture
 
 from .conftest import User
 
@@ -112,7 +112,27 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     bad = gw.public("/receive_ecash", {"notes": "fedimintgarbage"}, status=400)
     assert "invalid notes" in bad["error"]
 
+    # LNv2 out: the user pays bob's invoice through us; bob is paid, the user gets the
+    # preimage, we claim the contract: our balance grows by the invoice plus our 1 % fee,
+    # less the federation's fees on the claim
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": 2_000_000})
+    before_gw = gw.balance(fed)
+    op = str(user("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
+    assert user("module", "lnv2", "await-send", op) == {"Success": bob["preimage"]}
+    assert world.get(f"/v1/nodes/bob/invoices/{bob['payment_hash']}")["state"] == "settled"
+    contract_msat = 2_000_000 + 20_000
+
+    def claimed() -> int:
+        gained = gw.balance(fed) - before_gw
+        return gained if gained > 0 else 0
+
+    gained = _until("the contract claimed", 60, claimed)
+    assert contract_msat - 100 * 20 - 512 - 1000 < gained <= contract_msat, gained
+
     # e-cash for the operator, received by the user
+    before_spend = gw.balance(fed)
     before_user = user("info")["total_amount_msat"]  # type: ignore[index]
     spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 20_000})
     assert spent["amount_msat"] == 20_480  # rounded up to the smallest note, 512 msat
@@ -120,7 +140,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     user("dev", "wait-complete")
     assert user("info")["total_amount_msat"] > before_user  # type: ignore[index]
     balance = gw.balance(fed)
-    assert balance <= got["amount_msat"] - spent["amount_msat"]
+    assert balance <= before_spend - spent["amount_msat"]
 
     # peg-in through walletv2
     address = gw.post("/address", {"federation_id": fed})["address"]
