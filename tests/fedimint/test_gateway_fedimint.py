@@ -131,6 +131,20 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     gained = _until("the contract claimed", 60, claimed)
     assert contract_msat - 100 * 20 - 512 - 1000 < gained <= contract_msat, gained
 
+    # an invoice nobody can route to: the payment fails, we forfeit, the user refunds at once
+    # (and the user's client picks our gateway by itself: every guardian lists it)
+    if world.http.get("/v1/nodes/carol").status_code != 200:
+        world.post("/v1/nodes", {"name": "carol"})  # no channels
+    carol = world.post("/v1/nodes/carol/invoices", {"amount_msat": 1_000_000})
+    before_user = user("info")["total_amount_msat"]
+    before_gw = gw.balance(fed)
+    op = str(user("module", "lnv2", "send", carol["bolt11"]))  # no --gateway: the client finds us
+    assert user("module", "lnv2", "await-send", op) == "Refunded"
+    user("dev", "wait-complete")
+    lost = before_user - user("info")["total_amount_msat"]
+    assert 0 <= lost < 20_000, lost  # only the federation's fees of funding and refunding
+    assert gw.balance(fed) == before_gw  # nothing taken, nothing paid
+
     # e-cash for the operator, received by the user
     before_spend = gw.balance(fed)
     before_user = user("info")["total_amount_msat"]  # type: ignore[index]
