@@ -136,6 +136,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     if world.http.get("/v1/nodes/carol").status_code != 200:
         world.post("/v1/nodes", {"name": "carol"})  # no channels
     carol = world.post("/v1/nodes/carol/invoices", {"amount_msat": 1_000_000})
+    user("dev", "wait-complete")  # the last send's change in
     before_user = user("info")["total_amount_msat"]
     before_gw = gw.balance(fed)
     op = str(user("module", "lnv2", "send", carol["bolt11"]))  # no --gateway: the client finds us
