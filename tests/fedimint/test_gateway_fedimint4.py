@@ -15,7 +15,7 @@ import pytest
 from fmclient.mintv2 import parse_ecash
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
-from tests.e2e.conftest import supervisor_rpc, tree  # noqa: F401 - the fixture, used by name
+from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
 from .conftest import User
 from .test_gateway_fedimint import Gateway
@@ -53,6 +53,20 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
     assert gw.balance(fed) == got["amount_msat"]
     assert gw.public("/receive_ecash", {"notes": text}) == got
     assert gw.balance(fed) == got["amount_msat"]
+    balance = gw.balance(fed)
+
+    # LNv2 out on 4 guardians, every one of them listing our gateway: the client finds us
+    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+    federation4.add_gateway(info["lnv2_gateway_url"])
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": 1_500_000})
+    op = str(user4("module", "lnv2", "send", bob["bolt11"]))
+    assert user4("module", "lnv2", "await-send", op) == {"Success": bob["preimage"]}
+    deadline = time.monotonic() + 60
+    while gw.balance(fed) <= balance:  # the contract claimed
+        assert time.monotonic() < deadline, "the contract was not claimed"
+        time.sleep(0.3)
     balance = gw.balance(fed)
 
     g2, g3 = federation4.guardians[2], federation4.guardians[3]
