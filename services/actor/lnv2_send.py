@@ -7,6 +7,7 @@ States, one row per contract id in the federation's wallet file, each committed 
 that follows it (`resume()` finishes what a crash left):
 
     paying --SETTLED--> paid (preimage stored; answered) --claim accepted--> claimed
+                                                         \\--claim refused--> claim_refused
        \\--FAILED--> forfeited (the forfeit signature stored; answered)
        \\--PENDING/UNKNOWN--> paying (asked again on the next call: never forfeited)
 
@@ -16,6 +17,7 @@ is idempotent per payment hash, and `paying` is committed before the first PayIn
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -26,7 +28,7 @@ from coincurve import PrivateKey
 
 from fmclient.lnv2 import Lnv2Config, Lnv2Error, OutgoingContract, claim_input, invoice_hash
 from fmclient.tx import ModuleItem
-from fmclient.wallet import Foreign, MintWallet
+from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.errors import GatewayError, InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
@@ -78,9 +80,15 @@ class Lnv2Sender:
             row = await self._check_and_record(body, contract, cid)
         if row["state"] == "paying":
             row = await self._pay(row, contract)
-        if row["state"] in ("paid", "claimed"):
+        if row["state"] in ("paid", "claimed", "claim_refused"):
             if row["state"] == "paid":
-                await self._claim(row, contract)
+                try:  # the payer gets its preimage whatever the claim does
+                    await asyncio.wait_for(self._claim(row, contract), 30)
+                except Rejected as exc:
+                    log.error("LNv2 claim of %s refused: %s", row["contract_id"], exc)
+                    self._put(row["contract_id"], "claim_refused", error=str(exc))
+                except Exception as exc:  # the federation away: claimed by resume()
+                    log.warning("LNv2 claim of %s not done yet: %s", row["contract_id"], exc)
             return {"Ok": list(bytes.fromhex(row["preimage"]))}
         return {"Err": row["forfeit"]}
 
