@@ -24,7 +24,7 @@ import hashlib
 
 from pyblst import final_verify, miller_loop
 
-from .tbs import G2_GENERATOR, G1Point, G2Point, P, R, TbsError, _ChaCha, g1, g2, to_bytes
+from .tbs import G2_GENERATOR, G1Point, G2Point, P, R, TbsError, _ChaCha, combine, g1, g2, to_bytes
 
 DOMAIN = b"FEDIMINT_TPE_BLS12_381_MESSAGE"
 # h_eff of RFC 9380 for G2: what zkcrypto's psi-based clear_cofactor multiplies by
@@ -248,18 +248,9 @@ def verify_dk_share(pk_share: G1Point, share: G1Point, ct: CipherText, message: 
 
 
 def aggregate_dk_shares(shares: dict[int, G1Point]) -> G1Point:
-    """Lagrange interpolation at 0 of shares keyed by peer id (x = peer id + 1)."""
-    if not shares:
-        raise TbsError("no shares to combine")
-    xs = {peer: peer + 1 for peer in shares}
-    total = G1Point()
-    for peer, share in shares.items():
-        lam = 1
-        for other, x in xs.items():
-            if other != peer:
-                lam = lam * x * pow(x - xs[peer], -1, R) % R
-        total = total + share.scalar_mul(lam)
-    return total
+    """Lagrange interpolation at 0 of shares keyed by peer id (x = peer id + 1): the same
+    combination as the TBS scheme's."""
+    return combine(shares)
 
 
 def decrypt_preimage(ct: CipherText, aggregate_dk: G1Point) -> bytes:

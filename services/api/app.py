@@ -44,7 +44,7 @@ from .auth import PasswordCheck
 from .bridge import BusBridge
 from .dashboard import Dashboard, add_dashboard
 from .ecash import ReceiveEcash, receive_ecash
-from .gateway import BusCaller, Gateway, read_body
+from .gateway import BusCaller, Gateway, PublicRoute, read_body
 from .lnv2 import add_lnv2_routes
 from .metrics import FrontMetrics, scrape
 from .openapi import body_fields, openapi_document
@@ -148,13 +148,7 @@ def _error_handler(gw: Gateway, ui: Dashboard | None = None) -> Callable[..., No
 
 
 # --- resources --------------------------------------------------------------------------------
-class PayInvoice:
-    public = True
-    rate_limited = True
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
+class PayInvoice(PublicRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.public = True
         body = read_body(req, self.gw.settings.max_body_bytes)

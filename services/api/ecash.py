@@ -20,7 +20,7 @@ from gwcore.errors import InvalidInput, NotFound
 from gwcore.logging import log_context
 from gwcore.values import hex32
 
-from .gateway import Gateway, read_body
+from .gateway import Gateway, PublicRoute, read_body
 
 MAX_NOTES_CHARS = 1_000_000
 
@@ -39,13 +39,7 @@ def notes_federation(notes: str) -> str:
     return str(ecash.federation_id or ecash.invite_federation_id)
 
 
-class ReceiveEcash:
-    public = True
-    rate_limited = True
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
+class ReceiveEcash(PublicRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.public = True
         try:

@@ -52,6 +52,17 @@ def read_json(req: falcon.Request, max_bytes: int) -> object:
         raise InvalidInput("body is nested too deeply") from None
 
 
+class PublicRoute:
+    """A route federation clients call: no auth, rate limited per client, errors redacted
+    (each responder sets `req.context.public`)."""
+
+    public = True
+    rate_limited = True
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+
 class Gateway:
     """Everything the responders need: the bus, the settings, metrics."""
 

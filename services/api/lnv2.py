@@ -18,16 +18,10 @@ from gwcore.errors import GatewayError, InvalidInput, NotFound
 from gwcore.logging import log_context
 from gwcore.values import hex32
 
-from .gateway import Gateway, read_body, read_json
+from .gateway import Gateway, PublicRoute, read_body, read_json
 
 
-class RoutingInfo:
-    public = True
-    rate_limited = True
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
+class RoutingInfo(PublicRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.public = True
         body = read_json(req, self.gw.settings.max_body_bytes)
@@ -53,13 +47,7 @@ def _null(resp: falcon.Response) -> None:
     resp.text = "null"
 
 
-class SendPayment:
-    public = True
-    rate_limited = True
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
+class SendPayment(PublicRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.public = True
         body = read_body(req, self.gw.settings.max_body_bytes)
