@@ -5,7 +5,9 @@ bitcoind), as a user and an operator see it:
             bus -> the federation's actor -> reissued with every share verified), start to
             answer; beside fedimint-cli's own `module mintv2 receive` + `dev wait-complete` of
             the same amount (notes from POST /spend_ecash), in the same run;
-  address:  POST /address (a walletv2 peg-in address, ground ahead of time).
+  address:  POST /address (a walletv2 peg-in address, ground ahead of time);
+  lnv2 out: a fedimint-cli user pays bob's invoice through the gateway (`module lnv2 send` +
+            `await-send`, start to Success), every guardian listing the gateway.
 
     python bench/fedimint_gateway.py [--rounds 10] [--msat 32768]
 
@@ -38,7 +40,9 @@ def p90(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(len(xs) * 0.9 + 0.5) - 1)]
 
 
-def measure(gw: httpx.Client, guardians: int, node: Bitcoind, base: Path, args) -> dict:  # type: ignore[no-untyped-def]
+def measure(
+    gw: httpx.Client, ln: httpx.Client, guardians: int, node: Bitcoind, base: Path, args
+) -> dict:  # type: ignore[no-untyped-def]
     fed = start_federation(base / f"fed{guardians}", node, guardians)
     try:
         user = funded_user(fed, node, base / f"user{guardians}", sat=200_000)
@@ -69,8 +73,24 @@ def measure(gw: httpx.Client, guardians: int, node: Bitcoind, base: Path, args) 
                 theirs.append(cli)
                 addresses.append(addr)
             time.sleep(2.5)  # the next address is ground in the background meanwhile
+        # LNv2 out: the user pays bob's invoice through us (send + await-send, as a user runs
+        # them: the client's process start included), every guardian listing our gateway
+        url = next(f for f in gw.post("/info").json()["federations"] if f["federation_id"] == fid)
+        fed.add_gateway(url["lnv2_gateway_url"])
+        sends = []
+        for i in range(args.rounds + 1):
+            bolt11 = ln.post("/v1/nodes/bob/invoices", json={"amount_msat": 10_000}).json()[
+                "bolt11"
+            ]
+            t = time.perf_counter()
+            op = str(user("module", "lnv2", "send", bolt11))
+            assert "Success" in user("module", "lnv2", "await-send", op)  # type: ignore[operator]
+            if i:
+                sends.append(time.perf_counter() - t)
         gw.post("/leave-fed", json={"federation_id": fid, "force": True})
         return {
+            "lnv2_send_p50_s": statistics.median(sends),
+            "lnv2_send_p90_s": p90(sends),
             "guardians": guardians,
             "receive_p50_s": statistics.median(ours),
             "receive_p90_s": p90(ours),
@@ -98,19 +118,34 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {world['gateway']['password']}"},
                 timeout=150,
             )
-            rows = [measure(gw, g, node, base, args) for g in (1, 4)]
+            regtest = json.loads((Path(world["regtest"]["data_dir"]) / "regtestd.json").read_text())
+            ln = httpx.Client(
+                base_url=regtest["api_url"],
+                headers={"Authorization": f"Bearer {regtest['api_token']}"},
+                timeout=120,
+            )
+            rows = [measure(gw, ln, g, node, base, args) for g in (1, 4)]
     finally:
         node.stop()
         shutil.rmtree(base, ignore_errors=True)
     print(f"e-cash of {args.msat} msat through the gateway, {args.rounds} rounds")
-    head = ("guardians", "recv p50", "recv p90", "cli p50", "cli p90", "cli/gw", "addr p50")
+    head = (
+        "guardians",
+        "recv p50",
+        "recv p90",
+        "cli p50",
+        "cli p90",
+        "cli/gw",
+        "addr p50",
+        "ln p50",
+    )
     print(" ".join(f"{h:>9}" for h in head))
     for r in rows:
         values = [r["receive_p50_s"], r["receive_p90_s"], r["cli_p50_s"], r["cli_p90_s"]]
         print(
             f"{r['guardians']:>9} "
             + " ".join(f"{v:>9.3f}" for v in values)
-            + f" {r['ratio_p50']:>9.2f} {r['address_p50_s']:>9.3f}"
+            + f" {r['ratio_p50']:>9.2f} {r['address_p50_s']:>9.3f} {r['lnv2_send_p50_s']:>9.3f}"
         )
     print(json.dumps({"bench": "fedimint_gateway", "msat": args.msat, "results": rows}))
 
