@@ -42,11 +42,8 @@ def notes_federation(notes: str) -> str:
 class ReceiveEcash(PublicRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.public = True
-        try:
+        with self.said_in_full(resp):  # the giver's own mistake: said in full
             resp.media = self._receive(req)
-        except InvalidInput as exc:  # the giver's own mistake: said in full (nothing secret)
-            resp.status = falcon.code_to_http_status(exc.spec().http_status)
-            resp.media = {"error": exc.message, "code": exc.code}
 
     def _receive(self, req: falcon.Request) -> dict:
         body = read_body(req, self.gw.settings.max_body_bytes)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import falcon
@@ -54,13 +56,23 @@ def read_json(req: falcon.Request, max_bytes: int) -> object:
 
 class PublicRoute:
     """A route federation clients call: no auth, rate limited per client, errors redacted
-    (each responder sets `req.context.public`)."""
+    (each responder sets `req.context.public`) — except the caller's own bad input, which
+    `said_in_full` answers with its reason (nothing secret in it)."""
 
     public = True
     rate_limited = True
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+
+    @staticmethod
+    @contextmanager
+    def said_in_full(resp: falcon.Response) -> Iterator[None]:
+        try:
+            yield
+        except InvalidInput as exc:
+            resp.status = falcon.code_to_http_status(exc.spec().http_status)
+            resp.media = {"error": exc.message, "code": exc.code}
 
 
 class Gateway:

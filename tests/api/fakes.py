@@ -82,6 +82,8 @@ class FakeBus:
             if self.connect_progress is None:
                 raise NotFound("no connect of it")
             return json.dumps(self.connect_progress).encode()
+        if method == C.METHOD_ACTOR_LNV2_SEND:
+            return json.dumps({"Err": "ab" * 64}).encode()
         if method == C.METHOD_ACTOR_ROUTING_INFO:
             return json.dumps({"module_public_key": "02" + "33" * 32}).encode()
         if method == C.METHOD_ACTOR_RECEIVE_ECASH:

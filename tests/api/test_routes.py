@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -632,3 +633,33 @@ def test_lnv2_routing_info_at_the_root_and_v1(client: testing.TestClient, bus: F
     assert client.simulate_post(C.PATH_ROUTING_INFO, json=FED).text == "null"
     for bad in ({"federation_id": FED}, "zz", 5):
         assert client.simulate_post(C.PATH_ROUTING_INFO, json=bad).status_code == 400
+
+
+def test_lnv2_send_payment_is_one_request_per_contract(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "fmclient" / "data" / "lnv2_vectors.json").read_text()
+    )
+    body = {**vectors["send_payment_payload"], "federation_id": FED}
+    cid = vectors["outgoing"]["contract_id"]
+    for path in (C.PATH_SEND_PAYMENT, "/v1" + C.PATH_SEND_PAYMENT):
+        r = client.simulate_post(path, json=body)
+        assert r.status_code == 200 and r.json == {"Err": "ab" * 64}
+        _, method, sent, kw = bus.calls[-1]
+        assert method == C.METHOD_ACTOR_LNV2_SEND and sent == body
+        assert kw["message_id"] == f"lnv2-send-{FED[:16]}-{cid}" and kw["idempotent"] is False
+    # bad input says why (the public route's own mistakes are not redacted) and calls no actor
+    calls = len(bus.calls)
+    bad_contract = {**body, "contract": {**body["contract"], "claim_pk": "00" * 33}}
+    r = client.simulate_post(C.PATH_SEND_PAYMENT, json=bad_contract)
+    assert r.status_code == 400 and "claim_pk" in r.json["error"]
+    r = client.simulate_post(C.PATH_SEND_PAYMENT, json={**body, "federation_id": "ef" * 32})
+    assert r.status_code == 404
+    assert not [c for c in bus.calls[calls:] if c[1] == C.METHOD_ACTOR_LNV2_SEND]
+    # the actor's refusal reaches the payer in full
+    bus.fail_on[C.METHOD_ACTOR_LNV2_SEND] = InvalidInput(
+        "the payer's auth signature does not verify"
+    )
+    r = client.simulate_post(C.PATH_SEND_PAYMENT, json=body)
+    assert r.status_code == 400 and "auth signature" in r.json["error"]
