@@ -36,6 +36,7 @@ from gwcore.errors import (
 from gwcore.values import is_hex
 
 from .flows import crash_point
+from .pegouts import withdrawal_row
 
 log = logging.getLogger(__name__)
 READY_ADDRESSES = 2  # peg-in addresses ground ahead (about 3 s of CPU each on 4 guardians)
@@ -239,28 +240,22 @@ class FedimintFederation:
         raise InvalidInput("the balance does not cover a withdrawal above the dust limit")
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        rows = []
-        for w in self.onchain.withdrawals(since, before, limit):
-            done = w["state"] in ("done", "rejected")
-            rows.append(
-                {
-                    "id": w["operation_id"],
-                    "federation_id": self.federation_id,
-                    "direction": "withdrawal",
-                    "status": STATUS_OF[w["state"]],
-                    "amount_msat": w["value_sat"] * 1000,
-                    "fee_earned_msat": 0,
-                    "created": w["created"],
-                    "finished": w["updated"] if done else None,
-                    "latency_s": round(w["updated"] - w["created"], 3) if done else None,
-                    "address": w["address"],
-                    "txid": w["btc_txid"],
-                    "onchain_fee_sat": w["fee_sat"],
-                    "error": w["error"],
-                    "refunded_msat": 0,
-                }
+        return [
+            withdrawal_row(
+                w["operation_id"],
+                self.federation_id,
+                STATUS_OF[w["state"]],
+                w["value_sat"] * 1000,
+                w["created"],
+                w["updated"] if w["state"] in ("done", "rejected") else None,
+                address=w["address"],
+                txid=w["btc_txid"],
+                onchain_fee_sat=w["fee_sat"],
+                error=w["error"],
+                refunded_msat=0,
             )
-        return rows
+            for w in self.onchain.withdrawals(since, before, limit)
+        ]
 
     # -- e-cash ----------------------------------------------------------------------------------
 

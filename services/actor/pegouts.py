@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from devworld.fedlib.api import FedApiError
 from devworld.fedlib.client import FederationClient
@@ -121,23 +122,44 @@ class Withdrawals:
             s = self.client.pegout_status(op["id"])
             if op["state"] == "failed" and s["status"] == "failed" and not s["refunded_msat"]:
                 continue  # refused by the federation before anything was taken: no payment
-            done = s["status"] != "pending"
             rows.append(
-                {
-                    "id": op["id"],
-                    "federation_id": self.federation_id,
-                    "direction": "withdrawal",
-                    "status": STATUS_OF[s["status"]],
-                    "amount_msat": (s["amount_sat"] or 0) * 1000,
-                    "fee_earned_msat": 0,
-                    "created": op["created"],
-                    "finished": op["updated"] if done else None,
-                    "latency_s": round(op["updated"] - op["created"], 3) if done else None,
-                    "address": s["address"],
-                    "txid": s["txid"],
-                    "onchain_fee_sat": s["fee_sat"],
-                    "error": s["error"],
-                    "refunded_msat": s["refunded_msat"],
-                }
+                withdrawal_row(
+                    op["id"],
+                    self.federation_id,
+                    STATUS_OF[s["status"]],
+                    (s["amount_sat"] or 0) * 1000,
+                    op["created"],
+                    op["updated"] if s["status"] != "pending" else None,
+                    address=s["address"],
+                    txid=s["txid"],
+                    onchain_fee_sat=s["fee_sat"],
+                    error=s["error"],
+                    refunded_msat=s["refunded_msat"],
+                )
             )
         return rows[:limit]
+
+
+def withdrawal_row(
+    op_id: str,
+    federation_id: str,
+    status: str,
+    amount_msat: int,
+    created: float,
+    finished: float | None,
+    **onchain: Any,
+) -> dict:
+    """A peg-out as a payment-log row (direction `withdrawal`), whichever federation made it;
+    `onchain`: address, txid, onchain_fee_sat, error, refunded_msat."""
+    return {
+        "id": op_id,
+        "federation_id": federation_id,
+        "direction": "withdrawal",
+        "status": status,
+        "amount_msat": amount_msat,
+        "fee_earned_msat": 0,
+        "created": created,
+        "finished": finished,
+        "latency_s": round(finished - created, 3) if finished is not None else None,
+        **onchain,
+    }
