@@ -10,8 +10,8 @@ Lightning API (JSON, `Authorization: Bearer <api_token>`; documented in docs/reg
     POST /v1/channels {from, to, capacity_sat, push_msat?, policy_from?, policy_to?}
     GET  /v1/channels[?node=NAME]
     POST /v1/nodes/{name}/channels/{scid}/policy {base_msat?, ppm?, cltv_delta?, ...}
-    POST /v1/nodes/{name}/invoices {amount_msat, description?, expiry?, preimage?, payment_hash?,
-                                    route_hints?, min_final_cltv?}
+    POST /v1/nodes/{name}/invoices {amount_msat, description? | description_hash?, expiry?,
+                                    preimage?, payment_hash?, route_hints?, min_final_cltv?}
     GET  /v1/nodes/{name}/invoices[/{hash}]
     POST /v1/nodes/{name}/invoices/{hash}/settle {preimage} | /cancel
     POST /v1/nodes/{name}/pay {bolt11, max_fee_msat?, max_cltv_delay?, amount_msat?, timeout_s?}
@@ -217,6 +217,7 @@ class LightningApi:
             payment_hash=body.get("payment_hash"),
             route_hints=body.get("route_hints"),
             min_final_cltv=_int_field(body, "min_final_cltv", 18, minimum=1),
+            description_hash=body.get("description_hash"),
         )
         self.payments.publish_new_invoice(self.payments.remember(inv))
         return web.json_response(inv, status=201)

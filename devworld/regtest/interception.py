@@ -75,8 +75,9 @@ class HoldsAndInterception:
         self._hold_expiry[key] = htlc.expiry
         with self.db.tx() as c:
             c.execute(
-                "UPDATE invoices SET state = 'accepted', amount_received_msat = ? WHERE node = ? AND payment_hash = ?",
-                (htlc.amount_msat, *key),
+                "UPDATE invoices SET state = 'accepted', amount_received_msat = ?, htlc_chan = ?,"
+                " htlc_id = ?, htlc_expiry = ? WHERE node = ? AND payment_hash = ?",
+                (htlc.amount_msat, htlc.scid, htlc.id, htlc.expiry, *key),
             )
         self._publish_invoice(*key)
         try:

@@ -323,6 +323,7 @@ class Network:
         payment_hash: str | None = None,
         route_hints: list[list[dict]] | None = None,
         min_final_cltv: int = DEFAULT_MIN_FINAL_CLTV,
+        description_hash: str | None = None,
     ) -> dict:
         """A signed BOLT11 invoice. Give `payment_hash` alone for a hold invoice."""
         node = self.node(node_name)
@@ -355,7 +356,15 @@ class Network:
         tags = Tags()
         tags.add(TagChar.payment_hash, payment_hash)
         tags.add(TagChar.payment_secret, secret)
-        tags.add(TagChar.description, description)
+        if description_hash is not None:
+            try:
+                if len(bytes.fromhex(description_hash)) != 32:
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise LnError("invalid_input", "description_hash must be 32 bytes of hex") from None
+            tags.add(TagChar.description_hash, description_hash)
+        else:
+            tags.add(TagChar.description, description)
         tags.add(TagChar.expire_time, expiry_s)
         tags.add(TagChar.min_final_cltv_expiry, min_final_cltv)
         tags.add(
@@ -434,6 +443,13 @@ class Network:
             "hold": bool(row["hold"]),
             "amount_received_msat": row["amount_received_msat"],
             "settled_at": row["settled_at"],
+            "htlc": None
+            if row["htlc_chan"] is None
+            else {  # the HTLC a hold invoice holds (state accepted)
+                "incoming_chan_id": row["htlc_chan"],
+                "incoming_htlc_id": row["htlc_id"],
+                "incoming_expiry": row["htlc_expiry"],
+            },
         }
 
     def invoices_of(self, node_name: str) -> list[dict]:

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS invoices (
     payment_secret TEXT NOT NULL, amount_msat INTEGER, description TEXT NOT NULL,
     created INTEGER NOT NULL, expiry INTEGER NOT NULL, min_final_cltv INTEGER NOT NULL,
     state TEXT NOT NULL, hold INTEGER NOT NULL, amount_received_msat INTEGER NOT NULL DEFAULT 0,
-    settled_at INTEGER, PRIMARY KEY (node, payment_hash));
+    settled_at INTEGER, htlc_chan INTEGER, htlc_id INTEGER, htlc_expiry INTEGER,
+    PRIMARY KEY (node, payment_hash));
 CREATE TABLE IF NOT EXISTS payments (
     payer TEXT NOT NULL, payment_hash TEXT NOT NULL, bolt11 TEXT NOT NULL, status TEXT NOT NULL,
     amount_msat INTEGER NOT NULL, fee_msat INTEGER NOT NULL DEFAULT 0, preimage TEXT,
@@ -76,6 +77,10 @@ class WorldDB:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(SCHEMA)
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(invoices)")}
+        for col in ("htlc_chan", "htlc_id", "htlc_expiry"):  # worlds made before hold HTLC info
+            if col not in columns:
+                self.conn.execute(f"ALTER TABLE invoices ADD COLUMN {col} INTEGER")
         self._depth = 0
 
     @contextlib.contextmanager

@@ -105,7 +105,7 @@ class RouteHtlcsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InterceptedHtlc(_message.Message):
-    __slots__ = ("payment_hash", "incoming_amount_msat", "outgoing_amount_msat", "incoming_expiry", "short_channel_id", "incoming_chan_id", "htlc_id", "outgoing_expiry")
+    __slots__ = ("payment_hash", "incoming_amount_msat", "outgoing_amount_msat", "incoming_expiry", "short_channel_id", "incoming_chan_id", "htlc_id", "outgoing_expiry", "hold_invoice")
     PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
     INCOMING_AMOUNT_MSAT_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_AMOUNT_MSAT_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class InterceptedHtlc(_message.Message):
     INCOMING_CHAN_ID_FIELD_NUMBER: _ClassVar[int]
     HTLC_ID_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    HOLD_INVOICE_FIELD_NUMBER: _ClassVar[int]
     payment_hash: bytes
     incoming_amount_msat: int
     outgoing_amount_msat: int
@@ -122,7 +123,8 @@ class InterceptedHtlc(_message.Message):
     incoming_chan_id: int
     htlc_id: int
     outgoing_expiry: int
-    def __init__(self, payment_hash: _Optional[bytes] = ..., incoming_amount_msat: _Optional[int] = ..., outgoing_amount_msat: _Optional[int] = ..., incoming_expiry: _Optional[int] = ..., short_channel_id: _Optional[int] = ..., incoming_chan_id: _Optional[int] = ..., htlc_id: _Optional[int] = ..., outgoing_expiry: _Optional[int] = ...) -> None: ...
+    hold_invoice: bool
+    def __init__(self, payment_hash: _Optional[bytes] = ..., incoming_amount_msat: _Optional[int] = ..., outgoing_amount_msat: _Optional[int] = ..., incoming_expiry: _Optional[int] = ..., short_channel_id: _Optional[int] = ..., incoming_chan_id: _Optional[int] = ..., htlc_id: _Optional[int] = ..., outgoing_expiry: _Optional[int] = ..., hold_invoice: _Optional[bool] = ...) -> None: ...
 
 class CompleteHtlcRequest(_message.Message):
     __slots__ = ("incoming_chan_id", "htlc_id", "settle", "cancel", "forward")
@@ -156,6 +158,26 @@ class CompleteHtlcRequest(_message.Message):
 class CompleteHtlcResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class CreateInvoiceRequest(_message.Message):
+    __slots__ = ("payment_hash", "amount_msat", "memo", "description_hash", "expiry_secs")
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MSAT_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_SECS_FIELD_NUMBER: _ClassVar[int]
+    payment_hash: bytes
+    amount_msat: int
+    memo: str
+    description_hash: bytes
+    expiry_secs: int
+    def __init__(self, payment_hash: _Optional[bytes] = ..., amount_msat: _Optional[int] = ..., memo: _Optional[str] = ..., description_hash: _Optional[bytes] = ..., expiry_secs: _Optional[int] = ...) -> None: ...
+
+class CreateInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: str
+    def __init__(self, invoice: _Optional[str] = ...) -> None: ...
 
 class GetBalancesRequest(_message.Message):
     __slots__ = ()

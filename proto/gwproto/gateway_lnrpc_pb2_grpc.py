@@ -59,6 +59,11 @@ class GatewayLightningStub:
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.SerializeToString,
                 response_deserializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.FromString,
                 _registered_method=True)
+        self.CreateInvoice = channel.unary_unary(
+                '/fmgw.lnrpc.v1.GatewayLightning/CreateInvoice',
+                request_serializer=gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceRequest.SerializeToString,
+                response_deserializer=gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceResponse.FromString,
+                _registered_method=True)
         self.GetBalances = channel.unary_unary(
                 '/fmgw.lnrpc.v1.GatewayLightning/GetBalances',
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.SerializeToString,
@@ -104,7 +109,20 @@ class GatewayLightningServicer:
 
     def CompleteHtlc(self, request, context):
         """Complete an intercepted HTLC exactly once: settle with the preimage, fail, or forward as a
-        normal HTLC. A second completion of the same HTLC gets NOT_FOUND.
+        normal HTLC. A second completion of the same HTLC gets NOT_FOUND. An HTLC of a hold invoice
+        is settled or cancelled (forward cancels it: it has nowhere to go).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateInvoice(self, request, context):
+        """Make a hold invoice, signed by the node, for a payment hash whose preimage the node does not
+        know (LNv2 receives: the federation decrypts the preimage once the gateway funds the
+        contract). Its HTLCs are not settled by the node: they arrive on RouteHtlcs with
+        `hold_invoice` set (short_channel_id 0) and wait for CompleteHtlc. Idempotent per payment
+        hash: the same request again returns the same invoice; a different one for a hash that
+        already has an invoice is ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +163,11 @@ def add_GatewayLightningServicer_to_server(servicer, server):
                     servicer.CompleteHtlc,
                     request_deserializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.FromString,
                     response_serializer=gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.SerializeToString,
+            ),
+            'CreateInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvoice,
+                    request_deserializer=gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceRequest.FromString,
+                    response_serializer=gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceResponse.SerializeToString,
             ),
             'GetBalances': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalances,
@@ -287,6 +310,33 @@ class GatewayLightning:
             '/fmgw.lnrpc.v1.GatewayLightning/CompleteHtlc',
             gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcRequest.SerializeToString,
             gwproto_dot_gateway__lnrpc__pb2.CompleteHtlcResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fmgw.lnrpc.v1.GatewayLightning/CreateInvoice',
+            gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceRequest.SerializeToString,
+            gwproto_dot_gateway__lnrpc__pb2.CreateInvoiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,8 +9,13 @@ Contract (every backend, checked by tests/contract/):
   `track(hash)` reports the state of an earlier payment without paying.
 * `balances()` reports on-chain funds and each channel's local (outbound) and remote (inbound)
   balance; the totals count active channels only.
-* `intercepted()` yields every HTLC the node holds for an unknown next-hop short channel id;
-  `complete(htlc, action)` resolves one exactly once (settle / fail / forward).
+* `intercepted()` yields every HTLC the node holds for an unknown next-hop short channel id,
+  and every HTLC paying one of its hold invoices (`hold_invoice` set, short_channel_id 0), again
+  after a reconnect while it is still held; `complete(htlc, action)` resolves one exactly once
+  (settle / fail / forward; forward of a hold-invoice HTLC fails it).
+* `create_invoice(...)` makes a hold invoice signed by the node for a payment hash it does not
+  know the preimage of; idempotent per hash (the same request gets the same invoice, another
+  request for that hash `InvoiceExists`).
 
 Payment status mapping of each backend is one explicit table in that backend's module.
 """
@@ -94,6 +99,7 @@ class InterceptedHtlc:
     incoming_chan_id: int
     htlc_id: int
     ref: object = field(default=None, compare=False, repr=False)  # the backend's own handle
+    hold_invoice: bool = False  # pays one of our hold invoices (short_channel_id 0)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -118,6 +124,13 @@ class BackendError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.invalid_input = invalid_input
+
+
+class InvoiceExists(BackendError):
+    """Another invoice already has this payment hash (`create_invoice`)."""
+
+    def __init__(self, message: str = "an invoice with this payment hash exists") -> None:
+        super().__init__(message, invalid_input=True)
 
 
 class LightningBackend(abc.ABC):
@@ -153,6 +166,18 @@ class LightningBackend(abc.ABC):
     @abc.abstractmethod
     def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
         """HTLCs held for unknown next-hop scids, as they arrive (reconnecting as needed)."""
+
+    @abc.abstractmethod
+    async def create_invoice(
+        self,
+        payment_hash: bytes,
+        amount_msat: int,
+        expiry_secs: int,
+        *,
+        memo: str = "",
+        description_hash: bytes = b"",
+    ) -> str:
+        """A BOLT11 hold invoice for `payment_hash` (its HTLCs come out of `intercepted()`)."""
 
     @abc.abstractmethod
     async def complete(

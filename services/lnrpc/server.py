@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 
-from .backend import BackendError, HtlcAction, LightningBackend, PaymentState
+from .backend import BackendError, HtlcAction, InvoiceExists, LightningBackend, PaymentState
 from .hub import AlreadySubscribed, HtlcHub, UnknownHtlc
 from .payments import PaymentRegistry
 
@@ -151,6 +151,7 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
                     incoming_chan_id=h.incoming_chan_id,
                     htlc_id=h.htlc_id,
                     outgoing_expiry=h.outgoing_expiry,
+                    hold_invoice=h.hold_invoice,
                 )
         except AlreadySubscribed as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
@@ -182,6 +183,39 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
             )
             await context.abort(code, str(exc))
         return pb.CompleteHtlcResponse()
+
+    async def CreateInvoice(
+        self, request: pb.CreateInvoiceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateInvoiceResponse:
+        if len(request.payment_hash) != 32:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "payment_hash must be 32 bytes")
+        if request.amount_msat <= 0 or request.expiry_secs <= 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "amount_msat and expiry_secs must be positive"
+            )
+        which = request.WhichOneof("description")
+        if which == "description_hash" and len(request.description_hash) != 32:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "description_hash must be 32 bytes"
+            )
+        try:
+            invoice = await self.backend.create_invoice(
+                request.payment_hash,
+                request.amount_msat,
+                request.expiry_secs,
+                memo=request.memo if which == "memo" else "",
+                description_hash=request.description_hash if which == "description_hash" else b"",
+            )
+        except InvoiceExists as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except BackendError as exc:
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if exc.invalid_input
+                else grpc.StatusCode.UNAVAILABLE
+            )
+            await context.abort(code, str(exc))
+        return pb.CreateInvoiceResponse(invoice=invoice)
 
 
 class ExtensionServer:

@@ -4,6 +4,10 @@ Status mapping (regtestd payment status -> PaymentState), the only place it is d
     succeeded -> SETTLED    failed -> FAILED    pending -> PENDING    (no answer) -> UNKNOWN
 The node is set to hold HTLCs for unknown scids (`hold_unknown_scids`), so HTLCs that arrive
 while the extension is down wait for it, as with LND's `requireinterceptor`.
+
+Hold invoices are the world's own (`payment_hash` without a preimage); their HTLCs are watched on
+the node's invoice stream (state `accepted`, with the held HTLC) and the accepted ones listed
+again after every reconnect; settle and cancel go to the invoice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from bolt11 import decode as bolt11_decode
 
 from gwcore.constants import REGTESTD_INFO_FILE
 
@@ -26,6 +31,7 @@ from .backend import (
     HintHop,
     HtlcAction,
     InterceptedHtlc,
+    InvoiceExists,
     LightningBackend,
     NodeInfo,
     PaymentResult,
@@ -175,7 +181,25 @@ class SimBackend(LightningBackend):
         return self._result(r.json())
 
     async def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
-        url = self.api_url + f"/v1/nodes/{self.node}/htlcs/intercept"
+        queue: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()
+        pumps = [
+            asyncio.create_task(self._pump(self._interceptions, queue)),
+            asyncio.create_task(self._pump(self._hold_htlcs, queue)),
+        ]
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for task in pumps:
+                task.cancel()
+
+    async def _pump(self, source, queue: asyncio.Queue[InterceptedHtlc]) -> None:  # type: ignore[no-untyped-def]
+        async for htlc in source():
+            queue.put_nowait(htlc)
+
+    async def _stream(self, path: str) -> AsyncIterator[dict | None]:
+        """The JSON messages of one of regtestd's websockets, reconnecting; None on connect."""
+        url = self.api_url + path
         delay = 0.1
         while True:
             try:
@@ -184,27 +208,97 @@ class SimBackend(LightningBackend):
                     session.ws_connect(url, heartbeat=20) as ws,
                 ):
                     delay = 0.1
+                    yield None
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        h = json.loads(msg.data)
-                        if "id" not in h:
-                            continue  # an ack
-                        yield InterceptedHtlc(
-                            payment_hash=bytes.fromhex(h["payment_hash"]),
-                            incoming_amount_msat=h["incoming_amount_msat"],
-                            outgoing_amount_msat=h["outgoing_amount_msat"],
-                            incoming_expiry=h["incoming_expiry"],
-                            outgoing_expiry=h["outgoing_expiry"],
-                            short_channel_id=h["short_channel_id"],
-                            incoming_chan_id=h["incoming_chan_id"],
-                            htlc_id=h["incoming_htlc_id"],
-                            ref=h["id"],
-                        )
+                        yield json.loads(msg.data)
             except (aiohttp.ClientError, OSError) as exc:
-                log.warning("interception stream: %s; reconnecting", exc)
+                log.warning("regtestd stream %s: %s; reconnecting", path, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _interceptions(self) -> AsyncIterator[InterceptedHtlc]:
+        async for h in self._stream(f"/v1/nodes/{self.node}/htlcs/intercept"):
+            if h is None or "id" not in h:
+                continue  # connected, or an ack
+            yield InterceptedHtlc(
+                payment_hash=bytes.fromhex(h["payment_hash"]),
+                incoming_amount_msat=h["incoming_amount_msat"],
+                outgoing_amount_msat=h["outgoing_amount_msat"],
+                incoming_expiry=h["incoming_expiry"],
+                outgoing_expiry=h["outgoing_expiry"],
+                short_channel_id=h["short_channel_id"],
+                incoming_chan_id=h["incoming_chan_id"],
+                htlc_id=h["incoming_htlc_id"],
+                ref=h["id"],
+            )
+
+    async def _hold_htlcs(self) -> AsyncIterator[InterceptedHtlc]:
+        async for inv in self._stream(f"/v1/nodes/{self.node}/invoices/subscribe"):
+            if inv is None:  # (re)connected: what was accepted meanwhile
+                try:
+                    listed = (await self._get(f"/v1/nodes/{self.node}/invoices")).json()
+                except BackendError:
+                    continue
+                for one in listed:
+                    if (held := self._held_htlc(one)) is not None:
+                        yield held
+            elif (held := self._held_htlc(inv)) is not None:
+                yield held
+
+    @staticmethod
+    def _held_htlc(inv: dict) -> InterceptedHtlc | None:
+        if not inv.get("hold") or inv.get("state") != "accepted" or not inv.get("htlc"):
+            return None
+        h = inv["htlc"]
+        return InterceptedHtlc(
+            payment_hash=bytes.fromhex(inv["payment_hash"]),
+            incoming_amount_msat=inv["amount_received_msat"],
+            outgoing_amount_msat=0,
+            incoming_expiry=h["incoming_expiry"],
+            outgoing_expiry=0,
+            short_channel_id=0,
+            incoming_chan_id=h["incoming_chan_id"],
+            htlc_id=h["incoming_htlc_id"],
+            ref=inv["payment_hash"],
+            hold_invoice=True,
+        )
+
+    async def create_invoice(
+        self,
+        payment_hash: bytes,
+        amount_msat: int,
+        expiry_secs: int,
+        *,
+        memo: str = "",
+        description_hash: bytes = b"",
+    ) -> str:
+        assert self.http is not None
+        body: dict = {"amount_msat": amount_msat, "expiry": expiry_secs}
+        body["payment_hash"] = payment_hash.hex()
+        if description_hash:
+            body["description_hash"] = description_hash.hex()
+        else:
+            body["description"] = memo
+        try:
+            r = await self.http.post(f"/v1/nodes/{self.node}/invoices", json=body)
+            if r.status_code == 409:  # this hash has an invoice: the same one, or a conflict
+                r = await self.http.get(f"/v1/nodes/{self.node}/invoices/{payment_hash.hex()}")
+                old = bolt11_decode(r.json()["bolt11"])
+                same = (
+                    old.amount_msat == amount_msat
+                    and old.expiry == expiry_secs
+                    and (old.description_hash or "") == description_hash.hex()
+                    and (old.description or "") == ("" if description_hash else memo)
+                )
+                if not same:
+                    raise InvoiceExists()
+        except httpx.HTTPError as exc:
+            raise BackendError(f"regtestd unreachable: {exc}", retryable=True) from None
+        if r.status_code >= 400:
+            raise BackendError(r.json().get("error", r.text), invalid_input=r.status_code < 500)
+        return str(r.json()["bolt11"])
 
     async def complete(
         self,
@@ -215,6 +309,9 @@ class SimBackend(LightningBackend):
         failure_code: int = 0x400F,
     ) -> None:
         assert self.http is not None
+        if htlc.hold_invoice:
+            await self._complete_hold(htlc, action, preimage)
+            return
         body = {"action": action.value, "failure_code": failure_code}
         if action == HtlcAction.SETTLE:
             body["preimage"] = preimage.hex()
@@ -223,6 +320,23 @@ class SimBackend(LightningBackend):
         except httpx.HTTPError as exc:
             raise BackendError(f"regtestd unreachable: {exc}", retryable=True) from None
         if r.status_code == 404:
+            raise BackendError("the node no longer holds this HTLC")
+        if r.status_code >= 400:
+            raise BackendError(r.json().get("error", r.text), invalid_input=True)
+
+    async def _complete_hold(
+        self, htlc: InterceptedHtlc, action: HtlcAction, preimage: bytes
+    ) -> None:
+        assert self.http is not None
+        path = f"/v1/nodes/{self.node}/invoices/{htlc.ref}"
+        try:
+            if action == HtlcAction.SETTLE:
+                r = await self.http.post(f"{path}/settle", json={"preimage": preimage.hex()})
+            else:  # fail, or forward: a hold-invoice HTLC has nowhere else to go
+                r = await self.http.post(f"{path}/cancel", json={})
+        except httpx.HTTPError as exc:
+            raise BackendError(f"regtestd unreachable: {exc}", retryable=True) from None
+        if r.status_code in (404, 409):
             raise BackendError("the node no longer holds this HTLC")
         if r.status_code >= 400:
             raise BackendError(r.json().get("error", r.text), invalid_input=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from bolt11 import decode as bolt11_decode
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gwproto import gateway_lnrpc_pb2 as pb
@@ -410,3 +411,80 @@ async def test_tls_listener(regtestd) -> None:  # type: ignore[no-untyped-def]
                 pb.GetNodeInfoRequest(), timeout=3
             )
     await server.stop(0.1)
+
+
+async def test_hold_invoice_settle_cancel_and_redelivery(stub) -> None:  # type: ignore[no-untyped-def]
+    """CreateInvoice makes a hold invoice signed by the node for a hash it does not know the
+    preimage of; its HTLC waits on RouteHtlcs (hold_invoice set) until CompleteHtlc settles or
+    cancels it, exactly once; one that arrived while nobody listened is delivered on subscribe."""
+    s, world, node = stub
+    me = await world.get(f"/v1/nodes/{node}")
+    outcomes, streams = {}, []
+    for action in ("settle", "cancel", "forward"):
+        pre = os.urandom(32)
+        ph = hashlib.sha256(pre).digest()
+        req = pb.CreateInvoiceRequest(
+            payment_hash=ph, amount_msat=50_000, expiry_secs=600, memo=f"lnv2 {action}"
+        )
+        inv = (await s.CreateInvoice(req, timeout=10)).invoice
+        assert (await s.CreateInvoice(req, timeout=10)).invoice == inv  # idempotent per hash
+        with pytest.raises(grpc.aio.AioRpcError) as exists:
+            await s.CreateInvoice(
+                pb.CreateInvoiceRequest(payment_hash=ph, amount_msat=60_000, expiry_secs=600),
+                timeout=10,
+            )
+        assert exists.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        decoded = bolt11_decode(inv)
+        assert decoded.payment_hash == ph.hex() and decoded.amount_msat == 50_000
+        assert decoded.payee == me["pubkey"] and decoded.description == f"lnv2 {action}"
+        pay = asyncio.create_task(
+            world.post(f"/v1/nodes/alice{node}/pay", {"bolt11": inv, "timeout_s": 60})
+        )
+        if action == "settle":  # arrives before anyone listens: held, then delivered
+            await asyncio.sleep(0.5)
+        if not streams:
+            streams.append(s.RouteHtlcs(pb.RouteHtlcsRequest()))
+        htlc = await asyncio.wait_for(streams[0].read(), 10)
+        assert htlc.hold_invoice and htlc.payment_hash == ph and htlc.short_channel_id == 0
+        assert htlc.incoming_amount_msat == 50_000 and htlc.incoming_expiry > me["block_height"]
+        assert not pay.done()  # the node did not settle it by itself
+        req2 = pb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        if action == "settle":
+            bad = pb.CompleteHtlcRequest(
+                incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id
+            )
+            bad.settle.preimage = os.urandom(32)
+            with pytest.raises(grpc.aio.AioRpcError) as wrong:
+                await s.CompleteHtlc(bad, timeout=10)
+            assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            req2.settle.preimage = settled_preimage = pre
+        elif action == "cancel":
+            req2.cancel.reason = "the contract did not decrypt"
+        else:
+            req2.forward.SetInParent()  # nowhere to forward a hold-invoice HTLC: cancelled
+        await s.CompleteHtlc(req2, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await s.CompleteHtlc(req2, timeout=10)
+        assert again.value.code() == grpc.StatusCode.NOT_FOUND
+        outcomes[action] = await asyncio.wait_for(pay, 10)
+    assert outcomes["settle"]["status"] == "succeeded"
+    assert outcomes["settle"]["preimage"] == settled_preimage.hex()
+    for action in ("cancel", "forward"):
+        assert outcomes[action]["status"] == "failed"
+        assert outcomes[action]["failure"] == "incorrect_or_unknown_payment_details"
+    hashed = pb.CreateInvoiceRequest(
+        payment_hash=os.urandom(32),
+        amount_msat=1_000,
+        expiry_secs=60,
+        description_hash=hashlib.sha256(b"a long description").digest(),
+    )
+    got = bolt11_decode((await s.CreateInvoice(hashed, timeout=10)).invoice)
+    assert got.description_hash == hashlib.sha256(b"a long description").hexdigest()
+    for bad_req in (
+        pb.CreateInvoiceRequest(payment_hash=b"short", amount_msat=1_000, expiry_secs=60),
+        pb.CreateInvoiceRequest(payment_hash=os.urandom(32), amount_msat=0, expiry_secs=60),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await s.CreateInvoice(bad_req, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    streams[0].cancel()
