@@ -61,6 +61,8 @@ METHOD_LIST_FEDS: Final = "gateway.list_feds"
 METHOD_LEAVE_FED: Final = "gateway.leave_fed"
 METHOD_CONNECT_STATUS: Final = "gateway.connect_status"  # how far a connect has got
 METHOD_LIGHTNING: Final = "gateway.lightning"
+# an actor claims a payment hash: HTLCs of its hold invoice go to it (LNv2 receives)
+METHOD_CLAIM_PAYMENT_HASH: Final = "gateway.claim_payment_hash"
 METHOD_ACTOR_INFO: Final = "actor.info"
 METHOD_ACTOR_HTLC: Final = "actor.htlc"
 METHOD_ACTOR_PAY: Final = "actor.pay_invoice"
@@ -82,6 +84,8 @@ METHOD_ACTOR_RESTORE: Final = "actor.restore"
 METHOD_ACTOR_RECEIVE_ECASH: Final = "actor.receive_ecash"
 METHOD_ACTOR_ROUTING_INFO: Final = "actor.routing_info"
 METHOD_ACTOR_LNV2_SEND: Final = "actor.lnv2_send_payment"
+METHOD_ACTOR_LNV2_INVOICE: Final = "actor.lnv2_create_invoice"
+METHOD_ACTOR_LNV2_VERIFY: Final = "actor.lnv2_verify"
 METHOD_ACTOR_SPEND_ECASH: Final = "actor.spend_ecash"
 
 # --- The HTTP API front -------------------------------------------------------------------------
@@ -92,6 +96,8 @@ REQUEST_ID_HEADER: Final = "X-Request-Id"
 PATH_PAY_INVOICE: Final = "/pay_invoice"
 PATH_ROUTING_INFO: Final = "/routing_info"  # LNv2, public, also under /v1/
 PATH_SEND_PAYMENT: Final = "/send_payment"  # LNv2, public, also under /v1/
+PATH_CREATE_BOLT11_INVOICE: Final = "/create_bolt11_invoice"  # LNv2, public, also under /v1/
+PATH_VERIFY: Final = "/verify/{payment_hash}"  # LNv2 (LUD-21), public, also under /v1/
 PATH_RECEIVE_ECASH: Final = "/receive_ecash"  # public: e-cash given to the gateway
 PATH_SPEND_ECASH: Final = "/spend_ecash"  # admin: out-of-band e-cash for the operator
 PATH_HEALTH: Final = "/health"  # readiness: router, extension and every actor

@@ -6,13 +6,19 @@ URL, dropping its path). Reference: ../shared/reference/fedimint-0.13.md §6.2.
                          for a federation this gateway does not serve (or not by LNv2)
     POST /send_payment   SendPaymentPayload -> {"Ok": preimage bytes} | {"Err": forfeit sig};
                          one bus request per contract: a repeat joins or replays the first
+    POST /create_bolt11_invoice  CreateBolt11InvoicePayload -> the BOLT11 (JSON string) of our
+                         node's hold invoice for the incoming contract's payment hash
+    GET  /verify/{payment_hash}[?wait]  LUD-21: {status: "OK", settled, preimage} (wait: up to
+                         30 s for the payment to end), {status: "ERROR", reason} otherwise
 """
 
 from __future__ import annotations
 
+import time
+
 import falcon
 
-from fmclient.lnv2 import Lnv2Error, OutgoingContract
+from fmclient.lnv2 import IncomingContract, Lnv2Error, OutgoingContract
 from gwcore import constants as C
 from gwcore.errors import GatewayError, InvalidInput, NotFound
 from gwcore.logging import log_context
@@ -79,8 +85,71 @@ class SendPayment(PublicRoute):
             )
 
 
+class CreateBolt11Invoice(PublicRoute):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.public = True
+        with self.said_in_full(resp):  # a contract we refuse: the client learns why
+            self._create(req, resp)
+
+    def _create(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_body(req, self.gw.settings.max_body_bytes)
+        fed = hex32(body.get("federation_id"), "federation_id")
+        try:
+            IncomingContract.from_json(body.get("contract"))
+        except Lnv2Error as exc:
+            raise InvalidInput(f"contract: {exc}") from None
+        rid = req.context.request_id
+        if not self.gw.serves(fed, rid):
+            raise InvalidInput(f"Federation {fed} does not exist")
+        with log_context(federation_id=fed, request_id=rid):
+            resp.media = self.gw.call(fed, C.METHOD_ACTOR_LNV2_INVOICE, body, request_id=rid)
+
+
+class Verify(PublicRoute):
+    """LUD-21 verify of an LNv2 receive, as gatewayd answers it (LnurlResponse: the answer, or
+    {status: ERROR, reason})."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, payment_hash: str) -> None:
+        req.context.public = True
+        rid = req.context.request_id
+        try:
+            ph = hex32(payment_hash, "payment_hash")
+            wait_until = time.monotonic() + (30 if "wait" in req.params else 0)
+            while True:
+                answer = self._ask(ph, rid)
+                if answer["settled"] or time.monotonic() >= wait_until:
+                    break
+                time.sleep(0.5)
+            resp.media = answer
+        except GatewayError as exc:
+            if exc.code != "invalid_input":
+                raise
+            resp.media = {"status": "ERROR", "reason": exc.message}
+
+    def _ask(self, ph: str, rid: str) -> dict:
+        feds = [
+            f["federation_id"]
+            for f in self.gw.federations(rid)
+            if f["state"] != "left" and f.get("kind") == "fedimint"
+        ]
+        for fed in feds:
+            try:
+                return dict(
+                    self.gw.call(
+                        fed, C.METHOD_ACTOR_LNV2_VERIFY, {"payment_hash": ph}, request_id=rid
+                    )
+                )
+            except GatewayError as exc:
+                if exc.code not in ("invalid_input", "not_found"):
+                    raise
+        raise InvalidInput("Unknown payment hash")
+
+
 def add_lnv2_routes(app: falcon.App, gw: Gateway) -> None:
     routing, send = RoutingInfo(gw), SendPayment(gw)
+    invoice, verify = CreateBolt11Invoice(gw), Verify(gw)
     for prefix in ("", "/v1"):
         app.add_route(prefix + C.PATH_ROUTING_INFO, routing)
         app.add_route(prefix + C.PATH_SEND_PAYMENT, send)
+        app.add_route(prefix + C.PATH_CREATE_BOLT11_INVOICE, invoice)
+        app.add_route(prefix + C.PATH_VERIFY, verify)

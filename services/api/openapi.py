@@ -88,6 +88,65 @@ def openapi_document(version: str) -> dict:
                 public=True,
             )
         },
+        C.PATH_SEND_PAYMENT: {
+            "post": _op(
+                "LNv2: pay the invoice of a funded outgoing contract (public; also at"
+                " /v1/send_payment) -> {Ok: preimage bytes} or {Err: forfeit signature}",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "outpoint": {"type": "object"},
+                        "contract": {"type": "object"},
+                        "invoice": {"type": "object"},
+                        "auth": {"type": "string"},
+                    },
+                    "required": ["federation_id", "outpoint", "contract", "invoice", "auth"],
+                },
+                public=True,
+            )
+        },
+        C.PATH_CREATE_BOLT11_INVOICE: {
+            "post": _op(
+                "LNv2: our node's hold invoice for an incoming contract (public; also at"
+                " /v1/create_bolt11_invoice) -> the BOLT11 as a JSON string",
+                {
+                    "properties": {
+                        "federation_id": FED,
+                        "contract": {"type": "object"},
+                        "amount": {"type": "integer", "minimum": 1},
+                        "description": {"type": "object"},
+                        "expiry_secs": {"type": "integer", "minimum": 1, "maximum": 86_400},
+                    },
+                    "required": [
+                        "federation_id",
+                        "contract",
+                        "amount",
+                        "description",
+                        "expiry_secs",
+                    ],
+                },
+                public=True,
+            )
+        },
+        C.PATH_VERIFY: {
+            "get": {
+                **_op(
+                    "LNv2 (LUD-21): {status: OK, settled, preimage} of a receive, or {status:"
+                    " ERROR, reason}; ?wait waits up to 30 s for it to end (also at /v1/verify)",
+                    None,
+                    public=True,
+                ),
+                "parameters": [
+                    {
+                        "name": "payment_hash",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                    {"name": "wait", "in": "query", "required": False, "schema": {}},
+                ],
+            }
+        },
         C.PATH_RECEIVE_ECASH: {
             "post": _op(
                 "Give the gateway e-cash: reissued into its wallet, the same notes once (public)",

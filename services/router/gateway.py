@@ -7,7 +7,9 @@ Connecting twice returns the existing federation.
 
 HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop); each
 HTLC's next-hop scid names a federation, whose actor decides (settle / cancel); unknown scids are
-forwarded; the completion is retried until acknowledged (NOT_FOUND means the node no longer
+forwarded. An HTLC of a hold invoice (LNv2 receive) goes to the federation whose actor claimed
+its payment hash (`gateway.claim_payment_hash`, before the invoice was made); an unclaimed one is
+cancelled. The completion is retried until acknowledged (NOT_FOUND means the node no longer
 holds it: expired).
 """
 
@@ -33,6 +35,7 @@ from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
+    METHOD_CLAIM_PAYMENT_HASH,
     METHOD_CONNECT_FED,
     METHOD_CONNECT_STATUS,
     METHOD_LEAVE_FED,
@@ -48,7 +51,7 @@ from gwcore.errors import (
     ServiceNotReady,
     UnknownMethod,
 )
-from gwcore.values import flag
+from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
@@ -122,9 +125,21 @@ class GatewayCore:
             result = await self.lightning()
         elif call.method == METHOD_CONNECT_STATUS:
             result = self.connect_status(body.get("federation_id"))
+        elif call.method == METHOD_CLAIM_PAYMENT_HASH:
+            result = self.claim_payment_hash(body)
         else:
             raise UnknownMethod(f"the gateway service has no method {call.method!r}")
         return json.dumps(result).encode()
+
+    def claim_payment_hash(self, body: dict) -> dict:
+        """{payment_hash, federation_id} -> {claimed}: HTLCs of that hash go to that actor."""
+        ph = hex32(body.get("payment_hash"), "payment_hash")
+        fed = hex32(body.get("federation_id"), "federation_id")
+        if self.registry.get(fed) is None:
+            raise NotFound(f"no federation {fed}")
+        if not self.registry.claim_payment_hash(ph, fed):
+            raise InvalidInput("another federation has an invoice for this payment hash")
+        return {"claimed": ph}
 
     def connect_status(self, federation_id: object) -> dict:
         """{federation_id, step, error, updated} of the newest connect of that federation.
@@ -326,8 +341,13 @@ class GatewayCore:
         self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
     ) -> None:
         req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
-        entry = self.registry.by_scid(htlc.short_channel_id)
-        if entry is None or entry.state in ("left", "failed"):
+        if htlc.hold_invoice:
+            entry = self.registry.by_payment_hash(htlc.payment_hash.hex())
+        else:
+            entry = self.registry.by_scid(htlc.short_channel_id)
+        if htlc.hold_invoice and (entry is None or entry.state in ("left", "failed")):
+            req.cancel.reason = "no federation served here expects this payment"
+        elif entry is None or entry.state in ("left", "failed"):
             req.forward.SetInParent()
         else:
             payload = {
@@ -338,6 +358,7 @@ class GatewayCore:
                 "short_channel_id": htlc.short_channel_id,
                 "incoming_chan_id": htlc.incoming_chan_id,
                 "htlc_id": htlc.htlc_id,
+                "hold_invoice": htlc.hold_invoice,
             }
             decision = None
             while decision is None:  # the actor may be restarting: keep asking (same message id)

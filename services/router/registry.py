@@ -2,7 +2,8 @@
 <-> state, in the router's own SQLite database.
 
 Short channel ids are allocated from 1 upwards, persisted, and never reused (a federation that
-leaves keeps its row, in state `left`, for audit). Federation states:
+leaves keeps its row, in state `left`, for audit). Payment hashes of the actors' hold invoices
+(LNv2 receives) map to their federation the same way: claimed once, by one federation. Federation states:
 
     connecting --actor READY and registered--> running --actor lost--> crashed --READY--> running
          \\                                        \\--leave--> leaving --stopped--> left
@@ -24,6 +25,8 @@ CREATE TABLE IF NOT EXISTS federations (
     scid INTEGER PRIMARY KEY AUTOINCREMENT, federation_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
     invite_code TEXT NOT NULL, api_url TEXT NOT NULL, program TEXT NOT NULL, state TEXT NOT NULL,
     created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS payment_hashes (
+    payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, created INTEGER NOT NULL);
 """
 STATES = ("connecting", "running", "crashed", "leaving", "left", "failed")
 
@@ -109,6 +112,27 @@ class FederationRegistry:
 
     def by_scid(self, scid: int) -> FederationEntry | None:
         row = self.db.execute("SELECT * FROM federations WHERE scid = ?", (scid,)).fetchone()
+        return self._entry(row) if row else None
+
+    def claim_payment_hash(self, payment_hash: str, federation_id: str) -> bool:
+        """HTLCs of the hold invoice for this hash go to this federation's actor. False when
+        another federation has claimed the hash (the same one again is fine)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT OR IGNORE INTO payment_hashes VALUES (?, ?, ?)",
+                (payment_hash, federation_id, int(time.time())),
+            )
+            row = self.db.execute(
+                "SELECT federation_id FROM payment_hashes WHERE payment_hash = ?", (payment_hash,)
+            ).fetchone()
+        return bool(row["federation_id"] == federation_id)
+
+    def by_payment_hash(self, payment_hash: str) -> FederationEntry | None:
+        row = self.db.execute(
+            "SELECT f.* FROM payment_hashes p JOIN federations f USING (federation_id)"
+            " WHERE p.payment_hash = ?",
+            (payment_hash,),
+        ).fetchone()
         return self._entry(row) if row else None
 
     def active(self) -> list[FederationEntry]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gwcore import constants as C
 from gwcore import summary
-from gwcore.errors import DepositPending, NotFound
+from gwcore.errors import DepositPending, InvalidInput, NotFound
 
 FED = "ab" * 32
 CID = "cd" * 32
@@ -67,6 +67,7 @@ class FakeBus:
                 {
                     "federations": [
                         {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"}
+                        | {"kind": "fedimint"}
                     ],
                     "extension_connected": True,
                     "programs": [
@@ -84,6 +85,12 @@ class FakeBus:
             return json.dumps(self.connect_progress).encode()
         if method == C.METHOD_ACTOR_LNV2_SEND:
             return json.dumps({"Err": "ab" * 64}).encode()
+        if method == C.METHOD_ACTOR_LNV2_INVOICE:
+            return json.dumps("lnbcrt1fakeinvoice").encode()
+        if method == C.METHOD_ACTOR_LNV2_VERIFY:
+            if body["payment_hash"] != "aa" * 32:
+                raise InvalidInput("Unknown payment hash")
+            return json.dumps({"status": "OK", "settled": True, "preimage": "bb" * 32}).encode()
         if method == C.METHOD_ACTOR_ROUTING_INFO:
             return json.dumps({"module_public_key": "02" + "33" * 32}).encode()
         if method == C.METHOD_ACTOR_RECEIVE_ECASH:

@@ -663,3 +663,34 @@ def test_lnv2_send_payment_is_one_request_per_contract(
     )
     r = client.simulate_post(C.PATH_SEND_PAYMENT, json=body)
     assert r.status_code == 400 and "auth signature" in r.json["error"]
+
+
+def test_lnv2_create_bolt11_invoice_and_verify(client: testing.TestClient, bus: FakeBus) -> None:
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "fmclient" / "data" / "lnv2_vectors.json").read_text()
+    )
+    body = {**vectors["create_bolt11_invoice_payload"], "federation_id": FED}
+    for path in (C.PATH_CREATE_BOLT11_INVOICE, "/v1" + C.PATH_CREATE_BOLT11_INVOICE):
+        r = client.simulate_post(path, json=body)
+        assert r.status_code == 200 and r.json == "lnbcrt1fakeinvoice"
+        assert bus.calls[-1][1:3] == (C.METHOD_ACTOR_LNV2_INVOICE, body)
+    calls = len(bus.calls)
+    bad = {**body, "contract": {**body["contract"], "commitment": {}}}
+    r = client.simulate_post(C.PATH_CREATE_BOLT11_INVOICE, json=bad)
+    assert r.status_code == 400 and "contract" in r.json["error"]
+    r = client.simulate_post(
+        C.PATH_CREATE_BOLT11_INVOICE, json={**body, "federation_id": "ef" * 32}
+    )
+    assert r.status_code == 400 and "does not exist" in r.json["error"]
+    assert not [c for c in bus.calls[calls:] if c[1] == C.METHOD_ACTOR_LNV2_INVOICE]
+    bus.fail_on[C.METHOD_ACTOR_LNV2_INVOICE] = InvalidInput("the contract has already expired")
+    r = client.simulate_post(C.PATH_CREATE_BOLT11_INVOICE, json=body)
+    assert r.status_code == 400 and "expired" in r.json["error"]
+    # LUD-21 verify, at the root and /v1/
+    for prefix in ("", "/v1"):
+        r = client.simulate_get(f"{prefix}/verify/{'aa' * 32}")
+        assert r.json == {"status": "OK", "settled": True, "preimage": "bb" * 32}
+    r = client.simulate_get(f"/verify/{'cc' * 32}")
+    assert r.json == {"status": "ERROR", "reason": "Unknown payment hash"}
+    r = client.simulate_get("/verify/nothex")
+    assert r.json["status"] == "ERROR" and "payment_hash" in r.json["reason"]

@@ -1,0 +1,333 @@
+"""LNv2 incoming payments for a real Fedimint federation (`POST /create_bolt11_invoice`): a
+user's IncomingContract names our key as its refund key; we check it, keep it, and have our
+node make a hold invoice for its payment hash. When that invoice's HTLC arrives we fund the
+contract from our e-cash, combine the guardians' decryption key shares into the preimage and
+settle the HTLC with it; a contract that does not decrypt to the preimage is refunded to us
+and the HTLC cancelled. Reference: fedimint-0.13.md §6.4 (gatewayd's create_bolt11_invoice_v2,
+gwv2-client's relay_incoming_htlc and receive state machine).
+
+States, one row per payment hash in the federation's wallet file, each committed before the
+step that follows it (the funding transaction is stored with the `funding` state, in one SQLite
+transaction; `resume()` finishes what a crash left):
+
+    created (contract checked and kept; the router knows the hash is ours; invoice made)
+      --HTLC of exactly the invoice's amount, >= 2 blocks before its deadline--> funding
+      --funding accepted--> decrypting --shares combined, preimage hashes right--> decrypted
+                                        \\--it does not--> refunding --refund accepted--> refunded
+             \\--funding refused--> funding_refused
+    decrypted: every HTLC of the hash is settled with the preimage; refunded, funding_refused:
+    cancelled. An HTLC refused by the checks (wrong amount, too near its deadline, no funds)
+    is cancelled and the row stays `created` (the payer may try again).
+
+Nothing here settles or cancels an HTLC itself: the decision goes back to the router, which
+completes the HTLC until the node acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from coincurve import PrivateKey
+
+from fmclient import tbs, tpe
+from fmclient.lnv2 import (
+    IncomingContract,
+    Lnv2Config,
+    Lnv2Error,
+    incoming_input,
+    incoming_output,
+)
+from fmclient.tx import ModuleItem
+from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
+from gwcore.errors import InvalidInput
+from gwproto import gateway_lnrpc_pb2 as lnpb
+
+log = logging.getLogger(__name__)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lnv2_receives (
+    payment_hash TEXT PRIMARY KEY, contract TEXT NOT NULL, amount_msat INTEGER NOT NULL,
+    description TEXT NOT NULL, expiry_secs INTEGER NOT NULL, invoice TEXT, state TEXT NOT NULL,
+    txid TEXT, out_idx INTEGER, agg_dk TEXT, preimage TEXT, error TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL
+);
+"""
+MAX_INVOICE_EXPIRY_SECS = 86_400  # gatewayd's (lnv2-common MAX_INVOICE_EXPIRY_SECS)
+CLAIM_DEADLINE_MARGIN = 2  # blocks an HTLC must leave before we fund (gwv2-client's margin)
+# LNv2 clients refuse a gateway whose receive fee is above this (PaymentFee::RECEIVE_FEE_LIMIT)
+RECEIVE_FEE_LIMIT = {"base_msat": 50_000, "proportional_millionths": 5_000}
+
+
+def receive_fee(fees: dict) -> dict:
+    """The receive fee we announce: our fees, each part within what LNv2 clients accept."""
+    return {k: min(int(fees[k]), limit) for k, limit in RECEIVE_FEE_LIMIT.items()}
+
+
+def fee_msat(fee: dict, amount_msat: int) -> int:
+    """PaymentFee::absolute_fee: amount·ppm/1e6 + base."""
+    return amount_msat * fee["proportional_millionths"] // 1_000_000 + fee["base_msat"]
+
+
+class Lnv2Receiver:
+    def __init__(
+        self,
+        mint: MintWallet,
+        key: PrivateKey,
+        lnrpc: Any,
+        fees: dict,
+        federation_id: str,
+        claim_hash: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """`claim_hash(payment_hash)`: tell the router that HTLCs of this hash are ours."""
+        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
+        self.federation_id, self.claim_hash = federation_id, claim_hash
+        self.module = mint.config.module_id("lnv2")
+        self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
+        self.db = mint.db
+        self.db.executescript(SCHEMA)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def row(self, payment_hash: str) -> dict | None:
+        row = self.db.execute(
+            "SELECT * FROM lnv2_receives WHERE payment_hash = ?", (payment_hash,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def _put(self, ph: str, state: str, **fields: Any) -> dict:
+        sets = "".join(f", {k} = ?" for k in fields)
+        self.db.execute(
+            f"UPDATE lnv2_receives SET state = ?, updated = ?{sets} WHERE payment_hash = ?",
+            (state, time.time(), *fields.values(), ph),
+        )
+        return self.row(ph) or {}
+
+    # --- the invoice ------------------------------------------------------------------------
+    async def create_invoice(self, body: dict) -> str:
+        """CreateBolt11InvoicePayload -> the BOLT11 of our node's hold invoice. The same
+        payload again answers the same invoice; another contract for that hash is refused."""
+        contract, amount, description, expiry = self._parse(body)
+        ph = contract.commitment.payment_image.json().get("Hash")
+        if not isinstance(ph, str):
+            raise InvalidInput("the contract's payment image is not a payment hash")
+        kept = self.row(ph)
+        record = (json.dumps(contract.json()), amount, json.dumps(description), expiry)
+        if kept is not None:
+            if (
+                kept["contract"],
+                kept["amount_msat"],
+                kept["description"],
+                kept["expiry_secs"],
+            ) != record:
+                raise InvalidInput("this payment hash is already registered")
+            if kept["invoice"]:
+                return str(kept["invoice"])
+        else:
+            await self._check(contract, amount, expiry)
+            now = time.time()
+            self.db.execute(
+                "INSERT OR IGNORE INTO lnv2_receives (payment_hash, contract, amount_msat,"
+                " description, expiry_secs, state, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, 'created', ?, ?)",
+                (ph, *record, now, now),
+            )
+        await self.claim_hash(ph)  # before the invoice exists: no HTLC can reach us unclaimed
+        req = lnpb.CreateInvoiceRequest(
+            payment_hash=bytes.fromhex(ph), amount_msat=amount, expiry_secs=expiry
+        )
+        if "Hash" in description:
+            req.description_hash = bytes.fromhex(description["Hash"])
+        else:
+            req.memo = description["Direct"]
+        invoice = (await self.lnrpc.CreateInvoice(req, timeout=30)).invoice
+        self.db.execute(
+            "UPDATE lnv2_receives SET invoice = ?, updated = ? WHERE payment_hash = ?",
+            (invoice, time.time(), ph),
+        )
+        return str(invoice)
+
+    def _parse(self, body: dict) -> tuple[IncomingContract, int, dict, int]:
+        if body.get("federation_id") != self.federation_id:
+            raise InvalidInput("federation_id is not this federation's")
+        try:
+            contract = IncomingContract.from_json(body.get("contract"))
+        except Lnv2Error as exc:
+            raise InvalidInput(f"contract: {exc}") from None
+        amount, expiry, desc = body.get("amount"), body.get("expiry_secs"), body.get("description")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
+            raise InvalidInput("amount is a positive number of msat")
+        if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= 0:
+            raise InvalidInput("expiry_secs is a positive number of seconds")
+        if expiry > MAX_INVOICE_EXPIRY_SECS:
+            raise InvalidInput("the invoice expiry exceeds the maximum of one day")
+        ok = isinstance(desc, dict) and len(desc) == 1
+        if ok and isinstance(desc.get("Direct"), str):  # type: ignore[union-attr]
+            ok = len(desc["Direct"].encode()) <= 639  # type: ignore[index]  # BOLT11's d tag
+        elif ok and isinstance(desc.get("Hash"), str):  # type: ignore[union-attr]
+            try:
+                ok = len(bytes.fromhex(desc["Hash"])) == 32  # type: ignore[index]
+            except ValueError:
+                ok = False
+        else:
+            ok = False
+        if not ok:
+            raise InvalidInput('description is {"Direct": text} or {"Hash": 64 hex digits}')
+        return contract, amount, desc, expiry  # type: ignore[return-value]
+
+    async def _check(self, contract: IncomingContract, amount: int, expiry: int) -> None:
+        c = contract.commitment
+        if c.refund_pk != self.key.public_key.format(compressed=True):
+            raise InvalidInput("the incoming contract is keyed to another gateway")
+        fee = receive_fee(self.fees)
+        want = amount - fee_msat(fee, amount)
+        if want <= 0:
+            raise InvalidInput("zero amount incoming contracts are not supported")
+        if c.amount_msat != want:
+            raise InvalidInput(
+                f"the contract amount does not pay our receive fee: {want} msat expected"
+            )
+        if c.expiration <= time.time():
+            raise InvalidInput("the contract has already expired")
+        if not await asyncio.to_thread(contract.verify):  # two pairings and a hash to G2
+            raise InvalidInput("the contract is invalid (its ciphertext does not verify)")
+
+    # --- the HTLC ---------------------------------------------------------------------------
+    async def on_htlc(self, htlc: dict) -> dict:
+        """An HTLC of one of our hold invoices -> {action: settle, preimage} | {action: cancel,
+        reason}. Idempotent per payment hash: a repeat after a crash resumes where it stopped."""
+        ph = str(htlc.get("payment_hash", ""))
+        lock = self._locks.setdefault(ph, asyncio.Lock())
+        async with lock:
+            row = self.row(ph)
+            if row is None:
+                return _cancel("no incoming contract for this payment hash")
+            if row["state"] == "created":
+                refused = await self._start_funding(row, htlc)
+                if refused:
+                    return _cancel(refused)
+            return await self._advance(ph)
+
+    async def _start_funding(self, row: dict, htlc: dict) -> str | None:
+        ph = row["payment_hash"]
+        if int(htlc.get("incoming_amount_msat", 0)) != row["amount_msat"]:
+            return f"the HTLC does not pay the invoice's {row['amount_msat']} msat"
+        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        if int(htlc.get("incoming_expiry", 0)) - info.block_height < CLAIM_DEADLINE_MARGIN:
+            return "the HTLC's claim deadline is too close"
+        contract = IncomingContract.from_json(json.loads(row["contract"]))
+        if contract.commitment.expiration <= time.time():
+            return "the contract has expired"
+        amount = contract.commitment.amount_msat
+        cost = amount + self.config.fee_msat(amount)
+        item = ModuleItem(self.module, incoming_output(contract))
+        try:
+            notes = self.mint.choose(cost)
+            self.mint.create_operation(
+                _fund_op(ph), "lnv2_fund", notes, external=False,
+                foreign=Foreign((), (), (item,), -cost),
+                also=lambda db: db.execute(
+                    "UPDATE lnv2_receives SET state = 'funding', updated = ? WHERE payment_hash = ?",
+                    (time.time(), ph),
+                ),
+            )  # fmt: skip
+        except EcashError as exc:
+            log.warning("LNv2 receive %s not funded: %s", ph, exc)
+            return "the gateway cannot fund this contract now"
+        return None
+
+    async def _advance(self, ph: str) -> dict:
+        row = self.row(ph) or {}
+        contract = IncomingContract.from_json(json.loads(row["contract"]))
+        if row["state"] == "funding":
+            try:
+                await self.mint.finish(_fund_op(ph))
+            except Rejected as exc:
+                log.error("LNv2 funding of %s refused: %s", ph, exc)
+                row = self._put(ph, "funding_refused", error=str(exc))
+            else:
+                txid = (self.mint.operation(_fund_op(ph)) or {})["txid"]
+                row = self._put(ph, "decrypting", txid=txid, out_idx=0)  # our output is first
+        if row["state"] == "decrypting":
+            agg = await self._aggregate_key(contract, row["txid"], row["out_idx"])
+            preimage = contract.decrypt(agg)
+            if preimage is not None:
+                row = self._put(
+                    ph, "decrypted", agg_dk=tbs.to_bytes(agg).hex(), preimage=preimage.hex()
+                )
+            else:
+                log.error("LNv2 contract %s does not decrypt to its preimage: refunding", ph)
+                row = self._put(ph, "refunding", agg_dk=tbs.to_bytes(agg).hex())
+        if row["state"] == "refunding":
+            await self._refund(row, contract)
+            row = self._put(ph, "refunded")
+        if row["state"] == "decrypted":
+            return {"action": "settle", "preimage": row["preimage"]}
+        return _cancel(f"the incoming contract was {row['state'].replace('_', ' ')}")
+
+    async def _aggregate_key(self, contract: IncomingContract, txid: str, out_idx: int) -> Any:
+        ct = contract.ciphertext
+        message = await asyncio.to_thread(ct.message, contract.commitment.hash)
+
+        def verify(peer: int, answer: Any) -> Any:
+            try:
+                share = tbs.g1(bytes.fromhex(answer))
+            except (TypeError, ValueError, tbs.TbsError):
+                return None
+            pk = self.config.tpe_pks.get(peer)
+            return share if pk is not None and tpe.verify_dk_share(pk, share, ct, message) else None
+
+        shares = await self.mint.api.verified(
+            f"module_{self.module}_decryption_key_share",
+            {"txid": txid, "out_idx": out_idx},
+            verify,
+            timeout=3600,
+            long_poll=True,
+        )
+        return tpe.aggregate_dk_shares(shares)
+
+    async def _refund(self, row: dict, contract: IncomingContract) -> None:
+        op_id = f"lnv2-refund-{row['payment_hash'][:32]}"
+        if self.mint.operation(op_id) is None:
+            agg = tbs.g1(bytes.fromhex(row["agg_dk"]))
+            item = ModuleItem(self.module, incoming_input(row["txid"], row["out_idx"], agg))
+            amount = contract.commitment.amount_msat
+            self.mint.create_operation(
+                op_id, "lnv2_refund", [], external=False,
+                foreign=Foreign((item,), (self.key.secret,), (), amount - self.config.fee_msat(amount)),
+            )  # fmt: skip
+        await self.mint.finish(op_id)
+
+    async def resume(self) -> None:
+        """Finish fundings, decryptions and refunds a crash interrupted (the router asks again
+        for the HTLC's decision and gets the result)."""
+        for row in self.db.execute(
+            "SELECT payment_hash FROM lnv2_receives WHERE state IN ('funding', 'decrypting', 'refunding')"
+        ).fetchall():
+            ph = row["payment_hash"]
+            try:
+                async with self._locks.setdefault(ph, asyncio.Lock()):
+                    await self._advance(ph)
+            except Exception as exc:  # the federation away: the next start, or the HTLC's retry
+                log.warning("LNv2 receive %s not finished yet: %s", ph, exc)
+
+    async def verify(self, payment_hash: str) -> dict:
+        """LUD-21 verify, as gatewayd's /verify answers it."""
+        row = self.row(payment_hash)
+        if row is None:
+            raise InvalidInput("Unknown payment hash")
+        if row["state"] == "decrypted":
+            return {"status": "OK", "settled": True, "preimage": row["preimage"]}
+        if row["state"] in ("refunded", "funding_refused"):
+            raise InvalidInput(f"Payment has been {row['state'].split('_')[-1]}")
+        return {"status": "OK", "settled": False, "preimage": None}
+
+
+def _fund_op(payment_hash: str) -> str:
+    return f"lnv2-fund-{payment_hash[:32]}"
+
+
+def _cancel(reason: str) -> dict:
+    return {"action": "cancel", "reason": reason}

@@ -1,0 +1,146 @@
+"""LNv2 receives through the whole gateway (the real process tree under supervisord) for a real
+fedimintd federation and a real fedimint-cli user: `module lnv2 receive` with and without
+`--gateway`, paid by alice over the regtest world's Lightning network through our node's hold
+invoice; amounts exact on every side; LUD-21 verify; a contract that does not decrypt to its
+preimage refunded to us and its HTLC cancelled; bad contracts refused with their reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+
+import httpx
+import pytest
+
+from fmclient import tpe
+from fmclient.config import parse_client_config
+from fmclient.lnv2 import Commitment, IncomingContract, Lnv2Config, PaymentImage
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import World, ensure_lightning, tree  # noqa: F401 - tree: the fixture
+
+from .conftest import User
+from .test_gateway_fedimint import Gateway, _until
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _lightning_msat(gw: Gateway) -> int:
+    return int(gw.post("/lightning", {})["balances"]["lightning_balance_msat"])
+
+
+def test_a_real_user_receives_through_the_gateway(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    user: User,
+) -> None:
+    gw = Gateway(tree)
+    fed = federation1.federation_id
+    gw.post("/connect-fed", {"invite_code": federation1.invite_code})
+    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+    url = info["lnv2_gateway_url"]
+    routing = gw.public("/routing_info", fed)
+    assert routing["receive_enabled"]
+    # our 1 % fee is above what LNv2 clients accept for receives: 0.5 % is announced
+    assert routing["receive_fee"] == {"base": 0, "parts_per_million": 5_000}
+    gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "400000"))})
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+
+    def receive(amount: int, *gateway: str) -> tuple[str, str]:
+        invoice, op = user("module", "lnv2", "receive", str(amount), *gateway)  # type: ignore[misc]
+        return str(invoice), str(op)
+
+    for i, gateway in enumerate((("--gateway", url), ())):
+        if not gateway:
+            federation1.add_gateway(url)  # every guardian lists us: the client finds us
+        user("dev", "wait-complete")
+        before_user = user("info")["total_amount_msat"]  # type: ignore[index]
+        before_gw, before_ln = gw.balance(fed), _lightning_msat(gw)
+        invoice, op = receive(100_000 + i, *gateway)
+        paid = world.post("/v1/nodes/alice/pay", {"bolt11": invoice, "timeout_s": 60})
+        assert paid["status"] == "succeeded", paid
+        assert user("module", "lnv2", "await-receive", op) == "Claimed"
+        contract_msat = 100_000 + i - (100_000 + i) * 5_000 // 1_000_000
+        # our node got exactly the invoice; our e-cash paid the contract, the federation's
+        # 1 sat on the contract output and its note fees
+        assert _lightning_msat(gw) - before_ln == 100_000 + i
+        spent = before_gw - gw.balance(fed)
+        assert contract_msat + 1_000 <= spent <= contract_msat + 1_000 + 100 * 40 + 512, spent
+        user("dev", "wait-complete")
+        gained = user("info")["total_amount_msat"] - before_user  # type: ignore[index,operator]
+        assert contract_msat - 1_000 - 100 * 30 - 512 <= gained <= contract_msat - 1_000, gained
+        ph = paid["payment_hash"]
+        verified = httpx.get(f"{gw.url}/verify/{ph}", timeout=30).json()
+        assert verified["status"] == "OK" and verified["settled"]
+        assert hashlib.sha256(bytes.fromhex(verified["preimage"])).hexdigest() == ph
+        assert httpx.get(f"{gw.url}/v1/verify/{ph}", timeout=30).json() == verified
+
+    # a contract whose ciphertext is sound but does not open to its payment hash: we fund it,
+    # learn that from the guardians' shares, take our money back and cancel alice's HTLC
+    config = parse_client_config(federation1.client_config)
+    lnv2 = Lnv2Config.from_bytes(config.modules[config.module_id("lnv2")].body)
+    gw_key = bytes.fromhex(routing["module_public_key"])
+    before_gw, before_ln = gw.balance(fed), _lightning_msat(gw)
+    amount = 50_000
+    commitment = Commitment(
+        PaymentImage("Hash", hashlib.sha256(os.urandom(32)).digest()),
+        amount - amount * 5_000 // 1_000_000,
+        int(time.time()) + 3600,
+        gw_key,  # claim key: anyone's; a user's would be its own
+        gw_key,
+        bytes.fromhex("02" + "11" * 32),
+    )
+    ct = tpe.encrypt_preimage(lnv2.tpe_agg_pk, os.urandom(32), os.urandom(32), commitment.hash)
+    contract = IncomingContract(commitment, ct)
+    body = {
+        "federation_id": fed,
+        "contract": contract.json(),
+        "amount": amount,
+        "description": {"Direct": "wrong preimage"},
+        "expiry_secs": 600,
+    }
+    invoice = gw.public("/create_bolt11_invoice", body)
+    assert gw.public("/v1/create_bolt11_invoice", body) == invoice  # the same, again
+    paid = world.post("/v1/nodes/alice/pay", {"bolt11": invoice, "timeout_s": 60})
+    assert paid["status"] == "failed" and paid["failure"] == "incorrect_or_unknown_payment_details"
+    assert _lightning_msat(gw) == before_ln
+    lost = _until("the refund", 60, lambda: max(0, before_gw - gw.balance(fed)) or None)
+    assert 2_000 <= lost <= 2_000 + 100 * 60 + 1024, lost  # the federation's fees only
+    ph = commitment.payment_image.value.hex()
+    refused = httpx.get(f"{gw.url}/verify/{ph}", timeout=30).json()
+    assert refused == {"status": "ERROR", "reason": "Payment has been refunded"}
+
+    # bad contracts: refused with the reason, nothing kept
+    before_gw = gw.balance(fed)
+    for change, why in [
+        ({"amount": amount + 1}, "does not pay our receive fee"),
+        ({"expiry_secs": 86_401}, "maximum of one day"),
+        ({"federation_id": "ef" * 32}, "does not exist"),
+        ({"description": {"Direct": 5}}, "description"),
+        ({"contract": {"commitment": {}}}, "contract"),
+    ]:
+        assert why in gw.public("/create_bolt11_invoice", {**body, **change}, 400)["error"]
+    other = Commitment(
+        PaymentImage("Hash", os.urandom(32)),
+        commitment.amount_msat,
+        commitment.expiration,
+        gw_key,
+        bytes.fromhex("02" + "22" * 32),  # another gateway's contract
+        commitment.ephemeral_pk,
+    )
+    foreign = IncomingContract(
+        other, tpe.encrypt_preimage(lnv2.tpe_agg_pk, b"s" * 32, b"p" * 32, other.hash)
+    )
+    assert (
+        "another gateway"
+        in gw.public("/create_bolt11_invoice", {**body, "contract": foreign.json()}, 400)["error"]
+    )
+    # ours, but the ciphertext was made for another commitment: the pairing check fails
+    tampered = IncomingContract(dataclasses.replace(other, refund_pk=gw_key), foreign.ciphertext)
+    assert (
+        "invalid"
+        in gw.public("/create_bolt11_invoice", {**body, "contract": tampered.json()}, 400)["error"]
+    )
+    assert gw.balance(fed) == before_gw
