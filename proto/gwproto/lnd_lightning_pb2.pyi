@@ -16,6 +16,12 @@ class PaymentFailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_REASON_INCORRECT_PAYMENT_DETAILS: _ClassVar[PaymentFailureReason]
     FAILURE_REASON_INSUFFICIENT_BALANCE: _ClassVar[PaymentFailureReason]
     FAILURE_REASON_CANCELED: _ClassVar[PaymentFailureReason]
+
+class InvoiceHTLCState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCEPTED: _ClassVar[InvoiceHTLCState]
+    SETTLED: _ClassVar[InvoiceHTLCState]
+    CANCELED: _ClassVar[InvoiceHTLCState]
 FAILURE_REASON_NONE: PaymentFailureReason
 FAILURE_REASON_TIMEOUT: PaymentFailureReason
 FAILURE_REASON_NO_ROUTE: PaymentFailureReason
@@ -23,6 +29,9 @@ FAILURE_REASON_ERROR: PaymentFailureReason
 FAILURE_REASON_INCORRECT_PAYMENT_DETAILS: PaymentFailureReason
 FAILURE_REASON_INSUFFICIENT_BALANCE: PaymentFailureReason
 FAILURE_REASON_CANCELED: PaymentFailureReason
+ACCEPTED: InvoiceHTLCState
+SETTLED: InvoiceHTLCState
+CANCELED: InvoiceHTLCState
 
 class WalletBalanceRequest(_message.Message):
     __slots__ = ("account", "min_confs")
@@ -199,3 +208,113 @@ class Failure(_message.Message):
     UNKNOWN_NEXT_PEER: Failure.FailureCode
     TEMPORARY_NODE_FAILURE: Failure.FailureCode
     def __init__(self) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("memo", "r_preimage", "r_hash", "value", "value_msat", "creation_date", "settle_date", "payment_request", "description_hash", "expiry", "cltv_expiry", "add_index", "settle_index", "amt_paid_sat", "amt_paid_msat", "state", "htlcs", "is_keysend", "payment_addr", "is_amp")
+    class InvoiceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OPEN: _ClassVar[Invoice.InvoiceState]
+        SETTLED: _ClassVar[Invoice.InvoiceState]
+        CANCELED: _ClassVar[Invoice.InvoiceState]
+        ACCEPTED: _ClassVar[Invoice.InvoiceState]
+    OPEN: Invoice.InvoiceState
+    SETTLED: Invoice.InvoiceState
+    CANCELED: Invoice.InvoiceState
+    ACCEPTED: Invoice.InvoiceState
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    R_PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    R_HASH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MSAT_FIELD_NUMBER: _ClassVar[int]
+    CREATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_DATE_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    CLTV_EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    ADD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    AMT_PAID_SAT_FIELD_NUMBER: _ClassVar[int]
+    AMT_PAID_MSAT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    HTLCS_FIELD_NUMBER: _ClassVar[int]
+    IS_KEYSEND_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ADDR_FIELD_NUMBER: _ClassVar[int]
+    IS_AMP_FIELD_NUMBER: _ClassVar[int]
+    memo: str
+    r_preimage: bytes
+    r_hash: bytes
+    value: int
+    value_msat: int
+    creation_date: int
+    settle_date: int
+    payment_request: str
+    description_hash: bytes
+    expiry: int
+    cltv_expiry: int
+    add_index: int
+    settle_index: int
+    amt_paid_sat: int
+    amt_paid_msat: int
+    state: Invoice.InvoiceState
+    htlcs: _containers.RepeatedCompositeFieldContainer[InvoiceHTLC]
+    is_keysend: bool
+    payment_addr: bytes
+    is_amp: bool
+    def __init__(self, memo: _Optional[str] = ..., r_preimage: _Optional[bytes] = ..., r_hash: _Optional[bytes] = ..., value: _Optional[int] = ..., value_msat: _Optional[int] = ..., creation_date: _Optional[int] = ..., settle_date: _Optional[int] = ..., payment_request: _Optional[str] = ..., description_hash: _Optional[bytes] = ..., expiry: _Optional[int] = ..., cltv_expiry: _Optional[int] = ..., add_index: _Optional[int] = ..., settle_index: _Optional[int] = ..., amt_paid_sat: _Optional[int] = ..., amt_paid_msat: _Optional[int] = ..., state: _Optional[_Union[Invoice.InvoiceState, str]] = ..., htlcs: _Optional[_Iterable[_Union[InvoiceHTLC, _Mapping]]] = ..., is_keysend: _Optional[bool] = ..., payment_addr: _Optional[bytes] = ..., is_amp: _Optional[bool] = ...) -> None: ...
+
+class InvoiceHTLC(_message.Message):
+    __slots__ = ("chan_id", "htlc_index", "amt_msat", "accept_height", "accept_time", "resolve_time", "expiry_height", "state", "mpp_total_amt_msat")
+    CHAN_ID_FIELD_NUMBER: _ClassVar[int]
+    HTLC_INDEX_FIELD_NUMBER: _ClassVar[int]
+    AMT_MSAT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MPP_TOTAL_AMT_MSAT_FIELD_NUMBER: _ClassVar[int]
+    chan_id: int
+    htlc_index: int
+    amt_msat: int
+    accept_height: int
+    accept_time: int
+    resolve_time: int
+    expiry_height: int
+    state: InvoiceHTLCState
+    mpp_total_amt_msat: int
+    def __init__(self, chan_id: _Optional[int] = ..., htlc_index: _Optional[int] = ..., amt_msat: _Optional[int] = ..., accept_height: _Optional[int] = ..., accept_time: _Optional[int] = ..., resolve_time: _Optional[int] = ..., expiry_height: _Optional[int] = ..., state: _Optional[_Union[InvoiceHTLCState, str]] = ..., mpp_total_amt_msat: _Optional[int] = ...) -> None: ...
+
+class PaymentHash(_message.Message):
+    __slots__ = ("r_hash_str", "r_hash")
+    R_HASH_STR_FIELD_NUMBER: _ClassVar[int]
+    R_HASH_FIELD_NUMBER: _ClassVar[int]
+    r_hash_str: str
+    r_hash: bytes
+    def __init__(self, r_hash_str: _Optional[str] = ..., r_hash: _Optional[bytes] = ...) -> None: ...
+
+class ListInvoiceRequest(_message.Message):
+    __slots__ = ("pending_only", "index_offset", "num_max_invoices", "reversed", "creation_date_start", "creation_date_end")
+    PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    INDEX_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NUM_MAX_INVOICES_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_FIELD_NUMBER: _ClassVar[int]
+    CREATION_DATE_START_FIELD_NUMBER: _ClassVar[int]
+    CREATION_DATE_END_FIELD_NUMBER: _ClassVar[int]
+    pending_only: bool
+    index_offset: int
+    num_max_invoices: int
+    reversed: bool
+    creation_date_start: int
+    creation_date_end: int
+    def __init__(self, pending_only: _Optional[bool] = ..., index_offset: _Optional[int] = ..., num_max_invoices: _Optional[int] = ..., reversed: _Optional[bool] = ..., creation_date_start: _Optional[int] = ..., creation_date_end: _Optional[int] = ...) -> None: ...
+
+class ListInvoiceResponse(_message.Message):
+    __slots__ = ("invoices", "last_index_offset", "first_index_offset")
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    LAST_INDEX_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INDEX_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    last_index_offset: int
+    first_index_offset: int
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., last_index_offset: _Optional[int] = ..., first_index_offset: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,16 @@ class LightningStub:
                 request_serializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.SerializeToString,
                 response_deserializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.FromString,
                 _registered_method=True)
+        self.LookupInvoice = channel.unary_unary(
+                '/lnrpc.Lightning/LookupInvoice',
+                request_serializer=gwproto_dot_lnd__lightning__pb2.PaymentHash.SerializeToString,
+                response_deserializer=gwproto_dot_lnd__lightning__pb2.Invoice.FromString,
+                _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/lnrpc.Lightning/ListInvoices',
+                request_serializer=gwproto_dot_lnd__lightning__pb2.ListInvoiceRequest.SerializeToString,
+                response_deserializer=gwproto_dot_lnd__lightning__pb2.ListInvoiceResponse.FromString,
+                _registered_method=True)
 
 
 class LightningServicer:
@@ -83,6 +93,18 @@ class LightningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupInvoice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LightningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +127,16 @@ def add_LightningServicer_to_server(servicer, server):
                     servicer.WalletBalance,
                     request_deserializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.FromString,
                     response_serializer=gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.SerializeToString,
+            ),
+            'LookupInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupInvoice,
+                    request_deserializer=gwproto_dot_lnd__lightning__pb2.PaymentHash.FromString,
+                    response_serializer=gwproto_dot_lnd__lightning__pb2.Invoice.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=gwproto_dot_lnd__lightning__pb2.ListInvoiceRequest.FromString,
+                    response_serializer=gwproto_dot_lnd__lightning__pb2.ListInvoiceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +247,60 @@ class Lightning:
             '/lnrpc.Lightning/WalletBalance',
             gwproto_dot_lnd__lightning__pb2.WalletBalanceRequest.SerializeToString,
             gwproto_dot_lnd__lightning__pb2.WalletBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lnrpc.Lightning/LookupInvoice',
+            gwproto_dot_lnd__lightning__pb2.PaymentHash.SerializeToString,
+            gwproto_dot_lnd__lightning__pb2.Invoice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lnrpc.Lightning/ListInvoices',
+            gwproto_dot_lnd__lightning__pb2.ListInvoiceRequest.SerializeToString,
+            gwproto_dot_lnd__lightning__pb2.ListInvoiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

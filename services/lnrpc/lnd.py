@@ -7,6 +7,8 @@ Interception: `HtlcInterceptor` sees every forwarded HTLC; those for the node's 
 resumed at once, the others (the gateway's virtual scids) are held and streamed. The stream is
 reopened with backoff when it drops; lnd redelivers the HTLCs it still holds (set
 `requireinterceptor=true` so it holds them while we are away).
+Hold invoices (invoicesrpc.Invoices: AddHoldInvoice, SubscribeSingleInvoice, SettleInvoice,
+CancelInvoice) are `lnd_invoices.LndHoldInvoices`; their accepted HTLCs join the intercepted ones.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import grpc
 
+from gwproto import lnd_invoices_pb2_grpc as inv_grpc
 from gwproto import lnd_lightning_pb2 as ln
 from gwproto import lnd_lightning_pb2_grpc as ln_grpc
 from gwproto import lnd_router_pb2 as router
@@ -37,6 +40,7 @@ from .backend import (
     PaymentResult,
     PaymentState,
 )
+from .lnd_invoices import LndHoldInvoices
 
 log = logging.getLogger(__name__)
 LND_STATUS = {
@@ -74,6 +78,8 @@ class LndBackend(LightningBackend):
         self._responses: asyncio.Queue[router.ForwardHtlcInterceptResponse] | None = None
         self._held: dict[tuple[int, int], InterceptedHtlc] = {}
         self._own: set[int] = set()
+        self._htlcs: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()  # both kinds, in order
+        self.holds: LndHoldInvoices | None = None
 
     @classmethod
     def from_files(cls, host: str, tls_cert_path: Path, macaroon_path: Path) -> LndBackend:
@@ -89,8 +95,11 @@ class LndBackend(LightningBackend):
         )
         self.ln = ln_grpc.LightningStub(self.channel)
         self.router = router_grpc.RouterStub(self.channel)
+        self.holds = LndHoldInvoices(self.ln, inv_grpc.InvoicesStub(self.channel), out=self._htlcs)
 
     async def close(self) -> None:
+        if self.holds is not None:
+            await self.holds.close()
         if self.channel is not None:
             await self.channel.close()
 
@@ -224,6 +233,30 @@ class LndBackend(LightningBackend):
         return self._result(p)
 
     async def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
+        """Forwards held by the HtlcInterceptor, and the HTLCs of our accepted hold invoices
+        (those pending at start are found and watched again first)."""
+        assert self.holds is not None
+        tasks = [
+            asyncio.create_task(self._pump_forwards(), name="lnd-interceptor"),
+            asyncio.create_task(self.holds.resync_until_done(), name="lnd-hold-resync"),
+        ]
+        try:
+            while True:
+                yield await self._htlcs.get()
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _pump_forwards(self) -> None:
+        while True:
+            try:
+                async for htlc in self._forwards():
+                    self._htlcs.put_nowait(htlc)
+            except Exception:
+                log.exception("the HtlcInterceptor loop failed; restarting it")
+                await asyncio.sleep(1.0)
+
+    async def _forwards(self) -> AsyncIterator[InterceptedHtlc]:
         delay = 0.1
         while True:
             queue: asyncio.Queue[router.ForwardHtlcInterceptResponse] = asyncio.Queue()
@@ -283,6 +316,10 @@ class LndBackend(LightningBackend):
         preimage: bytes = b"",
         failure_code: int = 0x400F,
     ) -> None:
+        if htlc.hold_invoice:
+            assert self.holds is not None
+            await self.holds.complete(htlc, action, preimage)
+            return
         if htlc.key not in self._held:
             raise BackendError("lnd no longer holds this HTLC")
         if self._responses is None:
@@ -309,3 +346,17 @@ class LndBackend(LightningBackend):
             )
         self._responses.put_nowait(resp)
         del self._held[htlc.key]
+
+    async def create_invoice(
+        self,
+        payment_hash: bytes,
+        amount_msat: int,
+        expiry_secs: int,
+        *,
+        memo: str = "",
+        description_hash: bytes = b"",
+    ) -> str:
+        assert self.holds is not None
+        return await self.holds.create(
+            payment_hash, amount_msat, expiry_secs, memo, description_hash
+        )

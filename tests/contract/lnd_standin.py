@@ -1,6 +1,8 @@
 """An LND stand-in for contract tests: LND's own gRPC services (lnrpc.Lightning,
-routerrpc.Router, from proto/lnd_*.proto) over TLS with macaroon checking, answering from a node
-of the regtest world. The LND backend talks to it exactly as to lnd.
+routerrpc.Router, invoicesrpc.Invoices, from proto/lnd_*.proto) over TLS with macaroon checking,
+answering from a node of the regtest world. The LND backend talks to it exactly as to lnd.
+Hold invoices and the invoice calls are `lnd_standin_invoices.InvoicesStandIn` (its docstring says
+what was taken from lnd's sources and what is not modelled).
 
 HtlcInterceptor: while a client stream is open (one at a time, like lnd), the world's HTLCs for
 unknown scids are sent as ForwardHtlcInterceptRequests and the responses (SETTLE / FAIL / RESUME)
@@ -25,10 +27,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gwproto import lnd_invoices_pb2_grpc as inv_grpc
 from gwproto import lnd_lightning_pb2 as ln
 from gwproto import lnd_lightning_pb2_grpc as ln_grpc
 from gwproto import lnd_router_pb2 as router
 from gwproto import lnd_router_pb2_grpc as router_grpc
+from tests.contract.lnd_standin_invoices import InvoicesStandIn
 
 FAILURE_TO_BOLT4 = {
     ln.Failure.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: 0x400F,
@@ -93,7 +97,7 @@ class MacaroonCheck(grpc.aio.ServerInterceptor):
         return await continuation(details)
 
 
-class LndStandIn(ln_grpc.LightningServicer, router_grpc.RouterServicer):
+class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterServicer):
     def __init__(self, info: dict, node: str) -> None:
         self.info, self.node = info, node
         self.headers = {"Authorization": f"Bearer {info['api_token']}"}
@@ -106,6 +110,7 @@ class LndStandIn(ln_grpc.LightningServicer, router_grpc.RouterServicer):
         self.server = grpc.aio.server(interceptors=[MacaroonCheck(self.macaroon.hex())])
         ln_grpc.add_LightningServicer_to_server(self, self.server)
         router_grpc.add_RouterServicer_to_server(self, self.server)
+        inv_grpc.add_InvoicesServicer_to_server(self, self.server)
         port = self.server.add_secure_port(
             "127.0.0.1:0", grpc.ssl_server_credentials([(self.key, self.cert)])
         )
