@@ -12,6 +12,7 @@ Lightning API (JSON, `Authorization: Bearer <api_token>`; documented in docs/reg
     POST /v1/nodes/{name}/channels/{scid}/policy {base_msat?, ppm?, cltv_delta?, ...}
     POST /v1/nodes/{name}/invoices {amount_msat, description? | description_hash?, expiry?,
                                     preimage?, payment_hash?, route_hints?, min_final_cltv?}
+                                   | {bolt11} (adopt: signed by the node, held as a hold invoice)
     GET  /v1/nodes/{name}/invoices[/{hash}]
     POST /v1/nodes/{name}/invoices/{hash}/settle {preimage} | /cancel
     POST /v1/nodes/{name}/pay {bolt11, max_fee_msat?, max_cltv_delay?, amount_msat?, timeout_s?}
@@ -200,6 +201,12 @@ class LightningApi:
     # --- invoices -----------------------------------------------------------------------------
     async def create_invoice(self, request: web.Request) -> web.Response:
         body = await _json(request)
+        if "bolt11" in body:  # an invoice built elsewhere, to be signed by the node and held
+            if not isinstance(body["bolt11"], str):
+                raise LnError("invalid_input", "bolt11 must be a string")
+            adopted = self.net.adopt_invoice(request.match_info["name"], body["bolt11"])
+            self.payments.publish_new_invoice(self.payments.remember(adopted))
+            return web.json_response(adopted, status=201)
         preimage = body.get("preimage")
         try:
             raw = bytes.fromhex(preimage) if preimage is not None else None

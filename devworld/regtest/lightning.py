@@ -5,7 +5,9 @@ no locks are needed between awaits). Every balance change goes through `move`, i
 transaction, so a restart finds the same balances. Payments and HTLCs are `payments.py`'s.
 
 Invoices are real BOLT11 (`bolt11` package): signed by the node key, payment secret distinct from
-the preimage, payment hash = SHA-256(preimage), expiry, min_final_cltv_expiry, route hints.
+the preimage, payment hash = SHA-256(preimage), expiry, min_final_cltv_expiry, route hints. An
+invoice built elsewhere can be adopted: signed with the node key and held as a hold invoice (what
+a Core Lightning plugin's `signinvoice` needs of a stand-in lightningd).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 
 import coincurve
 from bolt11 import Bolt11, MilliSatoshi
+from bolt11 import decode as bolt11_decode
 from bolt11 import encode as bolt11_encode
+from bolt11.exceptions import Bolt11Exception
 from bolt11.models.features import Feature, Features, FeatureState
 from bolt11.models.routehint import Route, RouteHint
 from bolt11.models.tags import TagChar, Tags
@@ -398,25 +402,48 @@ class Network:
             amount_msat=MilliSatoshi(amount_msat) if amount_msat else None,
         )
         bolt11 = bolt11_encode(inv, node.privkey)
+        pre = preimage.hex() if preimage else None
+        values = (node.name, payment_hash, bolt11, pre, secret, amount_msat, description, now)
+        return self._store_invoice((*values, expiry_s, min_final_cltv, int(hold)))
+
+    def adopt_invoice(self, node_name: str, bolt11: str) -> dict:
+        """Sign an invoice built elsewhere with the node's key (its own signature is ignored, as
+        CLN's `signinvoice` does) and hold its HTLCs as a hold invoice: payment hash, payment
+        secret, amount, description, date, expiry and min_final_cltv are the invoice's. The same
+        invoice again returns the same; another one for a hash in use is `invoice_exists`."""
+        node = self.node(node_name)
+        try:
+            inv = bolt11_decode(bolt11)
+            signed = bolt11_encode(inv, node.privkey)  # the recovered payee is not re-encoded
+        except (Bolt11Exception, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise LnError("invalid_invoice", f"cannot sign invoice: {exc}") from None
+        if not inv.is_regtest():
+            raise LnError("invalid_invoice", f"invoice is for {inv.currency!r}, not regtest")
+        old = self.db.one(
+            "SELECT bolt11 FROM invoices WHERE node = ? AND payment_hash = ?",
+            node.name,
+            inv.payment_hash,
+        )
+        if old is not None:
+            if old["bolt11"] != signed:
+                raise LnError("invoice_exists", "an invoice with this payment hash exists", 409)
+            return self.invoice(node.name, inv.payment_hash)
+        amount = int(inv.amount_msat) if inv.amount_msat else None
+        values = (node.name, inv.payment_hash, signed, None, inv.payment_secret, amount)
+        return self._store_invoice(
+            (*values, inv.description or "", inv.date, inv.expiry, inv.min_final_cltv_expiry, 1)
+        )
+
+    def _store_invoice(self, values: tuple) -> dict:
+        """Insert an open invoice: (node, payment_hash, bolt11, preimage, payment_secret,
+        amount_msat, description, created, expiry, min_final_cltv, hold)."""
         with self.db.tx() as c:
             c.execute(
                 "INSERT INTO invoices (node, payment_hash, bolt11, preimage, payment_secret, amount_msat, description,"
-                " created, expiry, min_final_cltv, state, hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                (
-                    node.name,
-                    payment_hash,
-                    bolt11,
-                    preimage.hex() if preimage else None,
-                    secret,
-                    amount_msat,
-                    description,
-                    now,
-                    expiry_s,
-                    min_final_cltv,
-                    int(hold),
-                ),
+                " created, expiry, min_final_cltv, hold, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                values,
             )
-        return self.invoice(node.name, payment_hash)
+        return self.invoice(values[0], values[1])
 
     def invoice(self, node_name: str, payment_hash: str) -> dict:
         row = self.db.one(

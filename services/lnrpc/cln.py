@@ -1,16 +1,22 @@
-"""The Core Lightning backend: a plugin (pyln-client) that lightningd starts, with the gRPC
-server in a thread of its own. Console script `gateway-cln-extension`.
+"""The Core Lightning backend (`ClnBackend`): lightningd's JSON-RPC and its `htlc_accepted` hook
+behind the port. It runs inside a plugin (pyln-client) that lightningd starts, with the gRPC
+server in a thread of its own (`cln_plugin.py`; console script `gateway-cln-extension`, `main`
+below); hold invoices are `cln_invoices.py`'s.
 
 Attach it with `plugin=/path/to/gateway-cln-extension` and `fm-gateway-listen=127.0.0.1:8177` in
 lightningd's config, or `lightning-cli plugin start /path/to/gateway-cln-extension
 fm-gateway-listen=127.0.0.1:8177` (see docs/lightning-backends.md). It never writes to stdout
 (that is lightningd's JSON-RPC channel): logs go to lightningd through `plugin.log`.
 
-`htlc_accepted`: no next hop (we are the destination) -> continue; next hop one of our channels ->
-continue; any other short channel id -> hold (the hook answers later) and stream it. Settle ->
-`{"result": "resolve", "payment_key"}`; cancel -> `{"result": "fail", "failure_message"}` with a
-real BOLT-4 failure message; forward -> continue; within `HOLD_SAFETY_BLOCKS` of the incoming
-expiry -> fail (temporary_node_failure).
+`htlc_accepted`: next hop one of our channels -> continue; any other short channel id -> hold
+(the hook answers later) and stream it. Settle -> `{"result": "resolve", "payment_key"}`; cancel
+-> `{"result": "fail", "failure_message"}` with a real BOLT-4 failure message; forward ->
+continue; within `HOLD_SAFETY_BLOCKS` of the incoming expiry -> fail (temporary_node_failure).
+No next hop (we are the destination): an HTLC of one of the plugin's hold invoices
+(`cln_invoices.py`) is checked (else failed at once, incorrect_or_unknown_payment_details), held
+and streamed with `hold_invoice` set; settle -> resolve, cancel or forward -> fail with
+incorrect_or_unknown_payment_details. Any other final-hop HTLC (lightningd's own invoices) ->
+continue.
 
 Payment status mapping (pay / listpays -> PaymentState), the only place it is decided:
     pay ok / listpays "complete" -> SETTLED
@@ -26,12 +32,14 @@ import contextlib
 import hashlib
 import logging
 import struct
-import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pyln.client import RpcError
+
 from .backend import (
+    INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
     BackendError,
     Balances,
     ChannelBalance,
@@ -43,9 +51,9 @@ from .backend import (
     PaymentResult,
     PaymentState,
 )
+from .cln_invoices import HoldInvoices
 
 log = logging.getLogger(__name__)
-OPTION_LISTEN = "fm-gateway-listen"
 HOLD_SAFETY_BLOCKS = 3
 # CLN pay error codes after which no part of the payment can still settle
 DEFINITE_FAILURES = {
@@ -89,11 +97,13 @@ class ClnBackend(LightningBackend):
         self._lock = threading.Lock()
         self._own_scids: set[int] = set()
         self._expiry_task: asyncio.Task[None] | None = None
+        self.invoices = HoldInvoices(self._call)
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue = asyncio.Queue()
+        await self.invoices.load()
         await self._refresh_scids()
+        self.queue = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()  # from now on the hook holds HTLCs
         self._expiry_task = asyncio.create_task(self._fail_expiring())
 
     async def close(self) -> None:
@@ -105,6 +115,8 @@ class ClnBackend(LightningBackend):
             return await asyncio.to_thread(self.rpc.call, method, params)
         except OSError as exc:
             raise BackendError(f"lightningd RPC unreachable: {exc}", retryable=True) from None
+        except RpcError as exc:
+            raise BackendError(f"lightningd {method}: {exc.error}") from None
 
     async def _refresh_scids(self) -> None:
         chans = (await self._call("listpeerchannels")).get("channels", [])
@@ -115,8 +127,11 @@ class ClnBackend(LightningBackend):
     # --- the hook (called on the plugin's main thread) -----------------------------------------
     def on_htlc_accepted(self, onion: dict, htlc: dict, request: Any) -> None:
         scid = onion.get("short_channel_id")
-        if scid is None or self.loop is None or self.queue is None:
-            request.set_result({"result": "continue"})  # we are the destination, or not ready
+        if self.loop is None or self.queue is None:
+            request.set_result({"result": "continue"})  # not ready
+            return
+        if scid is None:
+            self._on_final_hop(onion, htlc, request)
             return
         next_scid = scid_to_int(scid)
         if next_scid in self._own_scids:
@@ -133,9 +148,75 @@ class ClnBackend(LightningBackend):
             htlc_id=int(htlc["id"]),
             ref=request,
         )
+        self._hold(h)
+
+    def _hold(self, h: InterceptedHtlc) -> None:
+        assert self.loop is not None and self.queue is not None
         with self._lock:
             self._held[h.key] = h
         self.loop.call_soon_threadsafe(self.queue.put_nowait, h)
+
+    def _on_final_hop(self, onion: dict, htlc: dict, request: Any) -> None:
+        """We are the destination: hold an HTLC of one of our hold invoices, if it pays it."""
+        inv = self.invoices.get(htlc["payment_hash"])
+        if inv is None:  # one of lightningd's own invoices (or none): lightningd decides
+            request.set_result({"result": "continue"})
+            return
+        amount = msat(htlc.get("amount_msat", htlc.get("amount")))
+        expiry = int(htlc["cltv_expiry"])
+        relative = int(htlc.get("cltv_expiry_relative", 0))
+        key = (scid_to_int(htlc["short_channel_id"]), int(htlc["id"]))
+        if inv.state == "settled" and inv.preimage:  # replayed after a restart: settled already
+            request.set_result({"result": "resolve", "payment_key": inv.preimage})
+            return
+        reason = inv.refusal(onion, amount, relative)
+        with self._lock:
+            if any(
+                h.hold_invoice and h.payment_hash.hex() == inv.payment_hash and k != key
+                for k, h in self._held.items()
+            ):
+                reason = reason or "another HTLC already pays this invoice"
+        if reason:
+            log.info("failing an HTLC of hold invoice %s: %s", inv.payment_hash, reason)
+            msg = failure_message(INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, amount, expiry - relative)
+            request.set_result({"result": "fail", "failure_message": msg})
+            return
+        self._hold(
+            InterceptedHtlc(
+                payment_hash=bytes.fromhex(inv.payment_hash),
+                incoming_amount_msat=amount,
+                outgoing_amount_msat=0,
+                incoming_expiry=expiry,
+                outgoing_expiry=0,
+                short_channel_id=0,
+                incoming_chan_id=key[0],
+                htlc_id=key[1],
+                ref=request,
+                hold_invoice=True,
+            )
+        )
+        if inv.state == "open":
+            assert self.loop is not None
+            asyncio.run_coroutine_threadsafe(self._mark(inv.payment_hash, "accepted"), self.loop)
+
+    async def _mark(self, payment_hash: str, state: str, preimage: str = "") -> None:
+        try:
+            await self.invoices.update(payment_hash, state, preimage)
+        except BackendError as exc:
+            log.warning("hold invoice %s not marked %s: %s", payment_hash, state, exc)
+
+    async def create_invoice(
+        self,
+        payment_hash: bytes,
+        amount_msat: int,
+        expiry_secs: int,
+        *,
+        memo: str = "",
+        description_hash: bytes = b"",
+    ) -> str:
+        return await self.invoices.create(
+            payment_hash, amount_msat, expiry_secs, memo, description_hash
+        )
 
     async def intercepted(self) -> AsyncIterator[InterceptedHtlc]:
         assert self.queue is not None
@@ -154,7 +235,15 @@ class ClnBackend(LightningBackend):
             held = self._held.pop(htlc.key, None)
         if held is None:
             raise BackendError("lightningd no longer holds this HTLC")
-        height = (await self._call("getinfo"))["blockheight"]
+        try:
+            height = (await self._call("getinfo"))["blockheight"]
+        except BackendError:
+            with self._lock:
+                self._held[htlc.key] = held
+            raise
+        if held.hold_invoice:
+            await self._complete_hold(held, action, preimage, height)
+            return
         if action != HtlcAction.FAIL and height >= held.incoming_expiry - HOLD_SAFETY_BLOCKS:
             held.ref.set_result(
                 {
@@ -177,6 +266,29 @@ class ClnBackend(LightningBackend):
         else:
             result = {"result": "continue"}
         held.ref.set_result(result)
+
+    async def _complete_hold(
+        self, held: InterceptedHtlc, action: HtlcAction, preimage: bytes, height: int
+    ) -> None:
+        """Settle -> resolve (the preimage kept first, for a replay); fail or forward (nowhere
+        to forward to) -> fail with incorrect_or_unknown_payment_details, the invoice canceled."""
+        ph = held.payment_hash.hex()
+        late = height >= held.incoming_expiry - HOLD_SAFETY_BLOCKS
+        if action == HtlcAction.SETTLE and not late:
+            if hashlib.sha256(preimage).digest() != held.payment_hash:
+                with self._lock:
+                    self._held[held.key] = held
+                raise BackendError("preimage does not hash to the payment hash", invalid_input=True)
+            await self._mark(ph, "settled", preimage.hex())
+            held.ref.set_result({"result": "resolve", "payment_key": preimage.hex()})
+            return
+        await self._mark(ph, "canceled")
+        msg = failure_message(
+            INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, held.incoming_amount_msat, height
+        )
+        held.ref.set_result({"result": "fail", "failure_message": msg})
+        if action == HtlcAction.SETTLE:
+            raise BackendError("the HTLC was too close to its expiry and has been failed back")
 
     async def _fail_expiring(self) -> None:
         while True:
@@ -330,69 +442,10 @@ class ClnBackend(LightningBackend):
 
 
 def main() -> None:
-    """The plugin executable lightningd runs."""
-    from pyln.client import Plugin
+    """The plugin executable lightningd runs (console script `gateway-cln-extension`)."""
+    from .cln_plugin import run
 
-    from .server import ExtensionServer
-
-    plugin = Plugin()
-    plugin.add_option(
-        OPTION_LISTEN, "127.0.0.1:8177", "HOST:PORT for the gateway's GatewayLightning gRPC service"
-    )
-    state: dict[str, Any] = {}
-
-    def serve(backend: ClnBackend, listen: str, ready: threading.Event) -> None:
-        async def run() -> None:
-            server = ExtensionServer(backend, listen)
-            stop = asyncio.Event()
-            state["stop"] = lambda: server_loop.call_soon_threadsafe(stop.set)
-            await server.start()
-            ready.set()
-            await stop.wait()
-            await server.stop(2.0)
-
-        server_loop = asyncio.new_event_loop()
-        try:
-            server_loop.run_until_complete(run())
-        except Exception as exc:
-            plugin.log(f"gRPC server failed: {exc}", level="broken")
-            ready.set()
-
-    @plugin.init()
-    def init(options: dict, configuration: dict, plugin: Plugin, **kwargs: Any) -> None:
-        backend = ClnBackend(plugin.rpc)
-        state["backend"] = backend
-        ready = threading.Event()
-        t = threading.Thread(
-            target=serve,
-            args=(backend, plugin.get_option(OPTION_LISTEN), ready),
-            name="grpc",
-            daemon=True,
-        )
-        t.start()
-        state["thread"] = t
-        ready.wait(30)
-        plugin.log(f"GatewayLightning gRPC on {plugin.get_option(OPTION_LISTEN)}")
-
-    @plugin.async_hook("htlc_accepted")
-    def on_htlc_accepted(
-        onion: dict, htlc: dict, request: Any, plugin: Plugin, **kwargs: Any
-    ) -> None:
-        backend = state.get("backend")
-        if backend is None:
-            request.set_result({"result": "continue"})
-            return
-        backend.on_htlc_accepted(onion, htlc, request)
-
-    @plugin.subscribe("shutdown")
-    def on_shutdown(plugin: Plugin, **kwargs: Any) -> None:
-        if "stop" in state:
-            state["stop"]()
-            state["thread"].join(10)
-        sys.exit(0)
-
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-    plugin.run()
+    run(ClnBackend)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,40 @@
 Runs `gateway-cln-extension` as lightningd would (LIGHTNINGD_PLUGIN=1; JSON-RPC on its stdin and
 stdout, messages separated by blank lines): `getmanifest`, `init`, `htlc_accepted` hook calls,
 the `shutdown` notification. It also serves lightningd's JSON-RPC on a unix socket (`rpc-file`:
-getinfo, listpeerchannels, listchannels, pay, listpays), answering from a node of the regtest
-world, and turns the world's HTLCs for unknown scids into `htlc_accepted` calls, and the plugin's
-answers (resolve / fail with a BOLT-4 message / continue) back into the world. So the plugin runs
-unchanged against the real protocols, over a simulated network.
+getinfo, listfunds, listpeerchannels, pay, listpays, listinvoices, signinvoice, datastore,
+listdatastore), answering from a node of the regtest world, and turns the world's HTLCs into
+`htlc_accepted` calls, and the plugin's answers back into the world. So the plugin runs unchanged
+against the real protocols, over a simulated network. Where this stand-in and a real lightningd
+differ, the real one is right; what it imitates, and how:
+
+* Forwards: an HTLC the world's node holds for an unknown next-hop scid becomes a hook call with
+  the onion's `short_channel_id`, `forward_msat`, `outgoing_cltv_value`; resolve / fail (the
+  failure code of the BOLT-4 message) / continue go back to the world's HTLC.
+* `signinvoice invstring` -> `{"bolt11"}`: the invoice signed with the node's key, its own
+  signature ignored, nothing else changed. A real lightningd stores nothing; the world, which
+  plays the rest of the network, must know the invoice to hold the HTLCs paying it, so the
+  stand-in hands it to the world's node to adopt (signed by its key, held as a hold invoice).
+  So signing a second, different invoice for a payment hash in use fails here, not in lightningd.
+* Final hop: lightningd calls `htlc_accepted` for every HTLC it is the destination of, before it
+  looks at its own invoices. Here the world holds an HTLC paying an adopted invoice (state
+  accepted, after the world's own checks of payment secret, amount, expiry and CLTV, which the
+  plugin makes again) and the stand-in calls the hook without `short_channel_id`, with the final
+  onion fields (`payload`, `forward_msat`, `outgoing_cltv_value`, `total_msat`,
+  `payment_secret`). resolve -> the world's invoice settled with `payment_key`; fail -> canceled
+  (the world answers incorrect_or_unknown_payment_details whatever `failure_message` said);
+  continue -> canceled too (lightningd has no invoice of that hash). HTLCs of the node's ordinary
+  invoices are settled by the world without a hook call (the plugin would answer continue).
+  On start, HTLCs still held are offered again, as lightningd replays at startup those it has
+  no verdict for; while the stand-in runs, the hook is called once per HTLC.
+* `datastore`/`listdatastore`: CLN's semantics (`cln_datastore.py`), kept in the lightning dir.
+* `listinvoices [payment_hash]`: the node's ordinary (not hold) world invoices as lightningd's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -25,12 +49,27 @@ from typing import Any
 
 import aiohttp
 import httpx
+from bolt11 import decode as bolt11_decode
+
+from tests.contract.cln_datastore import Datastore, DatastoreError
 
 BIN = Path(sys.executable).parent
 
 
 def scid_str(scid: int) -> str:
     return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
+
+
+def final_payload(amount_msat: int, cltv: int, secret: str, total_msat: int) -> str:
+    """The raw onion payload of a final hop, as lightningd shows it (length-prefixed TLV:
+    amt_to_forward, outgoing_cltv_value, payment_data = secret + total_msat)."""
+
+    def tu(n: int) -> bytes:
+        return n.to_bytes(8, "big").lstrip(b"\0")
+
+    records = [(2, tu(amount_msat)), (4, tu(cltv)), (8, bytes.fromhex(secret) + tu(total_msat))]
+    tlv = b"".join(bytes([t, len(v)]) + v for t, v in records)
+    return (bytes([len(tlv)]) + tlv).hex()
 
 
 class FakeLightningd:
@@ -46,14 +85,30 @@ class FakeLightningd:
         self.stdout_garbage: list[bytes] = []
         self.logs: list[str] = []
         self.manifest: dict = {}
-        self._next_id = 100
-        self._pending: dict[int, Any] = {}  # hook request id -> held HTLC (world's)
+        self._ids = itertools.count(101)
+        self._pending: dict[int, Any] = {}  # hook request id -> what to do with the answer
+        self._hooked: set[tuple[str, int, int]] = set()  # final-hop HTLCs handed to the hook
+        self.datastore = Datastore(self.dir / "datastore.json")
         self._write = threading.Lock()
         self._answers: dict[int, threading.Event] = {}
         self._results: dict[int, Any] = {}
 
     # --- lightningd's JSON-RPC (unix socket) --------------------------------------------------
     def _rpc(self, method: str, params: dict) -> Any:
+        if method in ("datastore", "listdatastore"):
+            try:
+                return getattr(self.datastore, method)(params)
+            except DatastoreError as exc:
+                raise RpcFailure(exc.code, exc.message) from None
+        if method == "signinvoice":  # the world's node signs it (and adopts it: see above)
+            r = self.http.post(
+                f"/v1/nodes/{self.node}/invoices", json={"bolt11": params["invstring"]}
+            )
+            if r.status_code >= 400:
+                raise RpcFailure(-1, r.json().get("error", r.text))
+            return {"bolt11": r.json()["bolt11"]}
+        if method == "listinvoices":
+            return {"invoices": self._invoices(params.get("payment_hash"))}
         me = self.http.get(f"/v1/nodes/{self.node}").json()
         if method == "getinfo":
             return {
@@ -161,6 +216,23 @@ class FakeLightningd:
             return {"pays": [pay]}
         raise RpcFailure(-32601, f"Unknown command '{method}'")
 
+    def _invoices(self, payment_hash: str | None) -> list[dict]:
+        """lightningd's own invoices: the world's ordinary ones of the node (not the adopted)."""
+        out = []
+        for inv in self.http.get(f"/v1/nodes/{self.node}/invoices").json():
+            if inv["hold"] or inv["state"] == "canceled":  # (a canceled one: deleted)
+                continue
+            if payment_hash and inv["payment_hash"] != payment_hash:
+                continue
+            status = "paid" if inv["state"] == "settled" else "unpaid"
+            if status == "unpaid" and inv["expires_at"] < time.time():
+                status = "expired"
+            same = ("bolt11", "payment_hash", "amount_msat", "description", "expires_at")
+            out.append(
+                {"label": inv["payment_hash"], "status": status, **{k: inv[k] for k in same}}
+            )
+        return out
+
     def _serve_rpc(self, conn: socket.socket) -> None:
         buff = ""
         decoder = json.JSONDecoder()
@@ -214,6 +286,7 @@ class FakeLightningd:
     # --- the plugin (stdin/stdout) ------------------------------------------------------------
     def start(self) -> None:
         self.rpc_path = self.dir / "lightning-rpc"
+        self.rpc_path.unlink(missing_ok=True)  # left by an earlier run, as lightningd does
         self.rpc_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.rpc_sock.bind(str(self.rpc_path))
         self.rpc_sock.listen(16)
@@ -254,8 +327,7 @@ class FakeLightningd:
             self.proc.stdin.flush()
 
     def request(self, method: str, params: dict, timeout: float = 30) -> Any:
-        self._next_id += 1
-        rid = self._next_id
+        rid = next(self._ids)
         ev = threading.Event()
         self._answers[rid] = ev
         self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
@@ -284,7 +356,7 @@ class FakeLightningd:
                     rid = msg["id"]
                     self._results[rid] = msg.get("result", msg.get("error"))
                     if rid in self._pending:
-                        self._resolve_in_world(self._pending.pop(rid), msg.get("result", {}))
+                        self._pending.pop(rid)(msg.get("result", {}))
                     if rid in self._answers:
                         self._answers.pop(rid).set()
                 elif msg.get("method") == "log":
@@ -301,7 +373,9 @@ class FakeLightningd:
     async def _bridge(self) -> None:
         self._bridge_task = asyncio.current_task()
         try:
-            await self._bridge_htlcs()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._bridge_htlcs())
+                group.create_task(self._bridge_final_hops())
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # e.g. no such node: the plugin is tested without HTLCs
@@ -315,9 +389,8 @@ class FakeLightningd:
                 h = json.loads(msg.data)
                 if "id" not in h:
                     continue
-                self._next_id += 1
-                rid = self._next_id
-                self._pending[rid] = h
+                rid = next(self._ids)
+                self._pending[rid] = lambda result, h=h: self._resolve_in_world(h, result)
                 params = {
                     "onion": {
                         "type": "tlv",
@@ -339,6 +412,65 @@ class FakeLightningd:
                 self._send(
                     {"jsonrpc": "2.0", "id": rid, "method": "htlc_accepted", "params": params}
                 )
+
+    async def _bridge_final_hops(self) -> None:
+        """HTLCs the world holds on the node's adopted invoices -> final-hop hook calls."""
+        api, node = self.info["api_url"], self.node
+        headers = {"Authorization": f"Bearer {self.info['api_token']}"}
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.ws_connect(f"{api}/v1/nodes/{node}/invoices/subscribe") as ws,
+        ):
+            async with session.get(f"{api}/v1/nodes/{node}/invoices") as r:
+                held_now = await r.json()  # held before we started: replayed
+            for inv in held_now:
+                await self._final_hop(session, inv)
+            async for msg in ws:
+                await self._final_hop(session, json.loads(msg.data))
+
+    async def _final_hop(self, session: aiohttp.ClientSession, inv: dict) -> None:
+        h = inv.get("htlc")
+        if not inv.get("hold") or inv.get("state") != "accepted" or not h:
+            return
+        ident = (inv["payment_hash"], h["incoming_chan_id"], h["incoming_htlc_id"])
+        if ident in self._hooked:
+            return
+        self._hooked.add(ident)
+        async with session.get(self.info["api_url"] + "/v1/info") as r:
+            height = (await r.json())["block_height"]
+        secret = bolt11_decode(inv["bolt11"]).payment_secret
+        amount, expiry = inv["amount_received_msat"], h["incoming_expiry"]
+        params = {
+            "onion": {
+                "payload": final_payload(amount, expiry, secret, amount),
+                "type": "tlv",
+                "forward_msat": amount,
+                "outgoing_cltv_value": expiry,
+                "total_msat": amount,
+                "payment_secret": secret,
+                "next_onion": "00" * 1366,
+                "shared_secret": "00" * 32,
+            },
+            "htlc": {
+                "short_channel_id": scid_str(h["incoming_chan_id"]),
+                "id": h["incoming_htlc_id"],
+                "amount_msat": amount,
+                "cltv_expiry": expiry,
+                "cltv_expiry_relative": expiry - height,
+                "payment_hash": inv["payment_hash"],
+            },
+        }
+        rid = next(self._ids)
+        self._pending[rid] = lambda result: self._answer_final_hop(inv["payment_hash"], result)
+        self._send({"jsonrpc": "2.0", "id": rid, "method": "htlc_accepted", "params": params})
+
+    def _answer_final_hop(self, payment_hash: str, result: dict) -> None:
+        path = f"/v1/nodes/{self.node}/invoices/{payment_hash}"
+        with contextlib.suppress(httpx.HTTPError):
+            if result.get("result") == "resolve":
+                self.http.post(f"{path}/settle", json={"preimage": result["payment_key"]})
+            else:  # fail, or continue: lightningd has no invoice of that hash
+                self.http.post(f"{path}/cancel", json={})
 
     def _resolve_in_world(self, h: dict, result: dict) -> None:
         kind = result.get("result")

@@ -61,3 +61,28 @@ async def test_hold_invoices_and_bad_input(world: World) -> None:
             world.net.create_invoice("carol", **kwargs)
     with pytest.raises(LnError, match="no node"):
         world.net.create_invoice("nobody", 1000)
+
+
+async def test_adopted_invoice(world: World) -> None:
+    """An invoice built elsewhere (its signature ignored) is signed by the node, unchanged
+    otherwise, and held as a hold invoice with its payment secret; the same one again gives the
+    same, another one for that hash is refused."""
+    for name in ("carol", "dave", "erin"):
+        node(world, name, fund_sat=0)
+    ph = hashlib.sha256(b"y" * 32).hexdigest()
+    built = world.net.create_invoice(
+        "dave", 5000, description="lnv2", expiry_s=600, payment_hash=ph
+    )
+    adopted = world.net.adopt_invoice("carol", built["bolt11"])
+    d, src = decode(adopted["bolt11"]), decode(built["bolt11"])
+    assert d.payee == world.net.nodes["carol"].pubkey != src.payee
+    assert (d.payment_hash, d.payment_secret, d.amount_msat, d.description, d.date, d.expiry) == (
+        src.payment_hash, src.payment_secret, 5000, "lnv2", src.date, 600,
+    )  # fmt: skip
+    assert adopted["hold"] and adopted["state"] == "open" and adopted["preimage"] is None
+    assert world.net.adopt_invoice("carol", built["bolt11"])["bolt11"] == adopted["bolt11"]
+    other = world.net.create_invoice("erin", 6000, payment_hash=ph)
+    with pytest.raises(LnError, match="exists"):
+        world.net.adopt_invoice("carol", other["bolt11"])
+    with pytest.raises(LnError, match="cannot sign"):
+        world.net.adopt_invoice("carol", "lnbcrt1nope")
