@@ -63,6 +63,7 @@ METHOD_CONNECT_STATUS: Final = "gateway.connect_status"  # how far a connect has
 METHOD_LIGHTNING: Final = "gateway.lightning"
 # an actor claims a payment hash: HTLCs of its hold invoice go to it (LNv2 receives)
 METHOD_CLAIM_PAYMENT_HASH: Final = "gateway.claim_payment_hash"
+METHOD_PAYMENT_HASH_OWNER: Final = "gateway.payment_hash_owner"  # who claimed it (swaps)
 METHOD_ACTOR_INFO: Final = "actor.info"
 METHOD_ACTOR_HTLC: Final = "actor.htlc"
 METHOD_ACTOR_PAY: Final = "actor.pay_invoice"

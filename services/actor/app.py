@@ -45,7 +45,6 @@ from gwcore.constants import (
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
-    METHOD_CLAIM_PAYMENT_HASH,
     METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
@@ -60,16 +59,12 @@ from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
 from .flows import IN_FINAL, OUT_FINAL, FlowRunner
-from .lnv2_receive import Lnv2Receiver, receive_fee
-from .lnv2_send import Lnv2Sender
+from .lnv2_role import Lnv2Role
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
-# blocks an outgoing contract must leave us to pay (gatewayd's defaults; clients accept <= 1440)
-LNV2_EXPIRATION_DELTA_MINIMUM = 144
-LNV2_EXPIRATION_DELTA_DEFAULT = 1440
 
 
 def actor_home(settings: ActorSettings) -> Path:
@@ -127,18 +122,8 @@ class Actor:
             else None
         )
         self.lnv2 = (
-            Lnv2Sender(federation.mint, self.key, self.lnrpc, self.fees, settings.federation_id)
-            if isinstance(federation, FedimintFederation)
-            else None
-        )
-        self.lnv2_receive = (
-            Lnv2Receiver(
-                federation.mint,
-                self.key,
-                self.lnrpc,
-                self.fees,
-                settings.federation_id,
-                self.claim_payment_hash,
+            Lnv2Role(
+                federation.mint, self.key, self.lnrpc, self.fees, settings.federation_id, self.bus
             )
             if isinstance(federation, FedimintFederation)
             else None
@@ -219,7 +204,7 @@ class Actor:
                 result = await self.info()
             elif call.method == METHOD_ACTOR_HTLC and body.get("hold_invoice"):
                 with log_context(payment_hash=body.get("payment_hash")):
-                    result = await self._lnv2_receive().on_htlc(body)
+                    result = await self._lnv2().receiver.on_htlc(body)
             elif call.method == METHOD_ACTOR_HTLC:
                 result = await self._lightning("HTLC routing").handle_htlc(body)
             elif call.method == METHOD_ACTOR_PAY:
@@ -237,15 +222,13 @@ class Actor:
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.federation.withdraw(body)
             elif call.method == METHOD_ACTOR_LNV2_SEND:
-                if self.lnv2 is None:
-                    raise NotFound("a development federation is not served by LNv2")
-                result = await self.lnv2.send_payment(body)
+                result = await self._lnv2().sender.send_payment(body)
             elif call.method == METHOD_ACTOR_LNV2_INVOICE:
-                result = await self._lnv2_receive().create_invoice(body)
+                result = await self._lnv2().receiver.create_invoice(body)
             elif call.method == METHOD_ACTOR_LNV2_VERIFY:
-                result = await self._lnv2_receive().verify(str(body.get("payment_hash")))
+                result = await self._lnv2().receiver.verify(str(body.get("payment_hash")))
             elif call.method == METHOD_ACTOR_ROUTING_INFO:
-                result = await self.routing_info()
+                result = await self._lnv2().routing_info()
             elif call.method == METHOD_ACTOR_RECEIVE_ECASH:
                 result = await self.receive_ecash(body)
             elif call.method == METHOD_ACTOR_SPEND_ECASH:
@@ -275,17 +258,10 @@ class Actor:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()
 
-    def _lnv2_receive(self) -> Lnv2Receiver:
-        if self.lnv2_receive is None:
+    def _lnv2(self) -> Lnv2Role:
+        if self.lnv2 is None:
             raise NotFound("a development federation is not served by LNv2")
-        return self.lnv2_receive
-
-    async def claim_payment_hash(self, payment_hash: str) -> None:
-        """Tell the router that HTLCs of our hold invoice for this hash are ours to decide."""
-        body = {"payment_hash": payment_hash, "federation_id": self.settings.federation_id}
-        await self.bus.request(
-            GATEWAY_SERVICE, METHOD_CLAIM_PAYMENT_HASH, json.dumps(body).encode(), timeout=10
-        )
+        return self.lnv2
 
     async def swap(self, scid: int, payload: dict, message_id: str) -> dict | None:
         """Ask the actor of the federation with `scid` to buy the preimage (a swap between two
@@ -336,32 +312,6 @@ class Actor:
         if self.flows is None:
             raise NotFound(f"{what}: Lightning for Fedimint federations (LNv2) is not served yet")
         return self.flows
-
-    async def routing_info(self) -> dict:
-        """LNv2's RoutingInfo for this federation (Fedimint only): our node, the key contracts
-        name us by (`module_public_key`, this federation's gateway key), our fees, expiration
-        deltas; receives (hold invoices) at our fees within what LNv2 clients accept."""
-        if self.dev is not None:
-            raise NotFound("a development federation is not served by LNv2")
-        node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-        fee = {
-            "base": self.fees["base_msat"],
-            "parts_per_million": self.fees["proportional_millionths"],
-        }
-        return {
-            "lightning_public_key": node.pub_key.hex(),
-            "lightning_alias": node.alias,
-            "module_public_key": self.key.public_key.format(compressed=True).hex(),
-            "send_fee_minimum": fee,
-            "send_fee_default": fee,
-            "expiration_delta_minimum": LNV2_EXPIRATION_DELTA_MINIMUM,
-            "expiration_delta_default": LNV2_EXPIRATION_DELTA_DEFAULT,
-            "receive_fee": {
-                "base": (rf := receive_fee(self.fees))["base_msat"],
-                "parts_per_million": rf["proportional_millionths"],
-            },
-            "receive_enabled": True,
-        }
 
     async def receive_ecash(self, body: dict) -> dict:
         """{notes} -> {operation_id, amount_msat (credited), balance_msat}; the same notes
@@ -460,8 +410,6 @@ class Actor:
         tasks = [asyncio.create_task(self.federation.run(stop))]
         if self.lnv2 is not None:
             tasks.append(asyncio.create_task(self.lnv2.resume()))
-        if self.lnv2_receive is not None:
-            tasks.append(asyncio.create_task(self.lnv2_receive.resume()))
         if self.flows is not None:
             tasks.append(asyncio.create_task(self.registration_loop()))
             tasks.append(asyncio.create_task(self.flows.resume()))

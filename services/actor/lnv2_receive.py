@@ -197,7 +197,8 @@ class Lnv2Receiver:
     # --- the HTLC ---------------------------------------------------------------------------
     async def on_htlc(self, htlc: dict) -> dict:
         """An HTLC of one of our hold invoices -> {action: settle, preimage} | {action: cancel,
-        reason}. Idempotent per payment hash: a repeat after a crash resumes where it stopped."""
+        reason}. Idempotent per payment hash: a repeat after a crash resumes where it stopped.
+        `swap: true`: no HTLC, a payer of a federation we serve (direct swap); no deadline."""
         ph = str(htlc.get("payment_hash", ""))
         lock = self._locks.setdefault(ph, asyncio.Lock())
         async with lock:
@@ -214,9 +215,10 @@ class Lnv2Receiver:
         ph = row["payment_hash"]
         if int(htlc.get("incoming_amount_msat", 0)) != row["amount_msat"]:
             return f"the HTLC does not pay the invoice's {row['amount_msat']} msat"
-        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-        if int(htlc.get("incoming_expiry", 0)) - info.block_height < CLAIM_DEADLINE_MARGIN:
-            return "the HTLC's claim deadline is too close"
+        if not htlc.get("swap"):
+            info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+            if int(htlc.get("incoming_expiry", 0)) - info.block_height < CLAIM_DEADLINE_MARGIN:
+                return "the HTLC's claim deadline is too close"
         contract = IncomingContract.from_json(json.loads(row["contract"]))
         if contract.commitment.expiration <= time.time():
             return "the contract has expired"

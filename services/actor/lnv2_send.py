@@ -13,6 +13,11 @@ that follows it (`resume()` finishes what a crash left):
 
 A repeated call for a contract answers its stored result and never pays twice (the extension
 is idempotent per payment hash, and `paying` is committed before the first PayInvoice).
+
+A direct swap: when the invoice is our own node's hold invoice for an incoming contract of a
+federation we serve (this one or another), nothing goes over Lightning: `swap(payment_hash,
+amount)` has that federation's actor fund its incoming contract and answer the preimage (paid)
+or a definite refusal (forfeited), exactly as it answers an HTLC.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bolt11 import decode as bolt11_decode
@@ -46,10 +52,20 @@ MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the cont
 
 class Lnv2Sender:
     def __init__(
-        self, mint: MintWallet, key: PrivateKey, lnrpc: Any, fees: dict, federation_id: str
+        self,
+        mint: MintWallet,
+        key: PrivateKey,
+        lnrpc: Any,
+        fees: dict,
+        federation_id: str,
+        swap: Callable[[str, int], Awaitable[dict | None]] | None = None,
     ) -> None:
+        """`swap(payment_hash, amount_msat)`: the decision of the served federation whose
+        incoming contract has this hash ({action: settle, preimage} | {action: cancel}), or
+        None when no federation we serve expects it."""
         self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id = federation_id
+        self.federation_id, self.swap = federation_id, swap
+        self._node_key: bytes | None = None
         self.module = mint.config.module_id("lnv2")
         self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
         self.db = mint.db
@@ -156,6 +172,13 @@ class Lnv2Sender:
     async def _pay(self, row: dict, contract: OutgoingContract) -> dict:
         cid = row["contract_id"]
         inv = bolt11_decode(row["invoice"])
+        if self.swap is not None and await self._ours(inv.payee):
+            decision = await self.swap(inv.payment_hash, inv.amount_msat)
+            if decision is not None:
+                if decision.get("action") == "settle":
+                    return self._put(cid, "paid", preimage=decision["preimage"], ln_fee_msat=0)
+                forfeit = contract.forfeit_signature(self.key.secret).hex()
+                return self._put(cid, "forfeited", forfeit=forfeit, error=decision.get("reason"))
         req = lnpb.PayInvoiceRequest(
             invoice=row["invoice"],
             max_delay=row["max_delay"],
@@ -169,6 +192,13 @@ class Lnv2Sender:
             forfeit = contract.forfeit_signature(self.key.secret).hex()
             return self._put(cid, "forfeited", forfeit=forfeit, error=r.failure_reason)
         raise GatewayError("payment pending: ask again", retryable=True)
+
+    async def _ours(self, payee: str | None) -> bool:
+        """Is the invoice's payee our own node?"""
+        if self._node_key is None:
+            info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+            self._node_key = bytes(info.pub_key)
+        return payee is not None and payee == self._node_key.hex()
 
     async def _claim(self, row: dict, contract: OutgoingContract) -> None:
         cid = row["contract_id"]

@@ -41,6 +41,7 @@ from gwcore.constants import (
     METHOD_LEAVE_FED,
     METHOD_LIGHTNING,
     METHOD_LIST_FEDS,
+    METHOD_PAYMENT_HASH_OWNER,
     PROGRAM_ACTOR_PREFIX,
 )
 from gwcore.errors import (
@@ -127,6 +128,11 @@ class GatewayCore:
             result = self.connect_status(body.get("federation_id"))
         elif call.method == METHOD_CLAIM_PAYMENT_HASH:
             result = self.claim_payment_hash(body)
+        elif call.method == METHOD_PAYMENT_HASH_OWNER:
+            entry = self.registry.by_payment_hash(hex32(body.get("payment_hash"), "payment_hash"))
+            if entry is None or entry.state in ("left", "failed"):
+                raise NotFound("no federation served here has an invoice for this payment hash")
+            result = {"federation_id": entry.federation_id}
         else:
             raise UnknownMethod(f"the gateway service has no method {call.method!r}")
         return json.dumps(result).encode()

@@ -1,0 +1,112 @@
+"""The LNv2 gateway role of one real Fedimint federation's actor: what fedimint clients ask of
+us (routing info, sends, receives, LUD-21 verify) and the two calls that leave the actor for it
+(claiming a payment hash at the router before our node makes its hold invoice; a direct swap
+with the federation we serve whose incoming contract an invoice pays). The payments themselves
+are `lnv2_send.Lnv2Sender` and `lnv2_receive.Lnv2Receiver`; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from coincurve import PrivateKey
+
+from bus import BusClient
+from fmclient.wallet import MintWallet
+from gwcore.constants import (
+    GATEWAY_SERVICE,
+    METHOD_ACTOR_HTLC,
+    METHOD_CLAIM_PAYMENT_HASH,
+    METHOD_PAYMENT_HASH_OWNER,
+)
+from gwcore.errors import NotFound
+from gwproto import gateway_lnrpc_pb2 as lnpb
+
+from .lnv2_receive import Lnv2Receiver, receive_fee
+from .lnv2_send import Lnv2Sender
+
+# blocks an outgoing contract must leave us to pay (gatewayd's defaults; clients accept <= 1440)
+EXPIRATION_DELTA_MINIMUM = 144
+EXPIRATION_DELTA_DEFAULT = 1440
+
+
+class Lnv2Role:
+    def __init__(
+        self,
+        mint: MintWallet,
+        key: PrivateKey,
+        lnrpc: Any,
+        fees: dict,
+        federation_id: str,
+        bus: BusClient,
+    ) -> None:
+        self.key, self.lnrpc, self.fees, self.bus = key, lnrpc, fees, bus
+        self.federation_id = federation_id
+        self.sender = Lnv2Sender(mint, key, lnrpc, fees, federation_id, swap=self.swap)
+        self.receiver = Lnv2Receiver(mint, key, lnrpc, fees, federation_id, self.claim_hash)
+
+    async def routing_info(self) -> dict:
+        """RoutingInfo: our node, the key contracts name us by (`module_public_key`, this
+        federation's gateway key), our fees, expiration deltas; receives (hold invoices) at our
+        fees within what LNv2 clients accept. Read per call: `set_fees` is effective at once."""
+        node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        fee = {
+            "base": self.fees["base_msat"],
+            "parts_per_million": self.fees["proportional_millionths"],
+        }
+        rf = receive_fee(self.fees)
+        return {
+            "lightning_public_key": node.pub_key.hex(),
+            "lightning_alias": node.alias,
+            "module_public_key": self.key.public_key.format(compressed=True).hex(),
+            "send_fee_minimum": fee,
+            "send_fee_default": fee,
+            "expiration_delta_minimum": EXPIRATION_DELTA_MINIMUM,
+            "expiration_delta_default": EXPIRATION_DELTA_DEFAULT,
+            "receive_fee": {
+                "base": rf["base_msat"],
+                "parts_per_million": rf["proportional_millionths"],
+            },
+            "receive_enabled": True,
+        }
+
+    async def claim_hash(self, payment_hash: str) -> None:
+        """Tell the router that HTLCs of our hold invoice for this hash are ours to decide."""
+        body = {"payment_hash": payment_hash, "federation_id": self.federation_id}
+        await self.bus.request(
+            GATEWAY_SERVICE, METHOD_CLAIM_PAYMENT_HASH, json.dumps(body).encode(), timeout=10
+        )
+
+    async def swap(self, payment_hash: str, amount_msat: int) -> dict | None:
+        """A direct swap: the decision of the federation we serve whose incoming contract has
+        this hash (its actor funds the contract as for an HTLC), or None if none has."""
+        body = json.dumps({"payment_hash": payment_hash}).encode()
+        try:
+            owner = json.loads(
+                await self.bus.request(GATEWAY_SERVICE, METHOD_PAYMENT_HASH_OWNER, body, timeout=10)
+            )["federation_id"]
+        except NotFound:
+            return None
+        htlc = {
+            "payment_hash": payment_hash,
+            "incoming_amount_msat": amount_msat,
+            "hold_invoice": True,
+            "swap": True,
+        }
+        if owner == self.federation_id:
+            return await self.receiver.on_htlc(htlc)
+        raw = await self.bus.request(
+            owner,
+            METHOD_ACTOR_HTLC,
+            json.dumps(htlc).encode(),
+            timeout=120,
+            retries=3,
+            idempotent=False,
+            message_id=f"lnv2-swap-{payment_hash}",
+        )
+        return dict(json.loads(raw))
+
+    async def resume(self) -> None:
+        await asyncio.gather(self.sender.resume(), self.receiver.resume())
