@@ -204,7 +204,7 @@ class Actor:
                 result = await self.info()
             elif call.method == METHOD_ACTOR_HTLC and body.get("hold_invoice"):
                 with log_context(payment_hash=body.get("payment_hash")):
-                    result = await self._lnv2().receiver.on_htlc(body)
+                    result = await self._lnv2().on_htlc(body)
             elif call.method == METHOD_ACTOR_HTLC:
                 result = await self._lightning("HTLC routing").handle_htlc(body)
             elif call.method == METHOD_ACTOR_PAY:
@@ -222,9 +222,9 @@ class Actor:
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.federation.withdraw(body)
             elif call.method == METHOD_ACTOR_LNV2_SEND:
-                result = await self._lnv2().sender.send_payment(body)
+                result = await self._lnv2().send_payment(body)
             elif call.method == METHOD_ACTOR_LNV2_INVOICE:
-                result = await self._lnv2().receiver.create_invoice(body)
+                result = await self._lnv2().create_invoice(body)
             elif call.method == METHOD_ACTOR_LNV2_VERIFY:
                 result = await self._lnv2().receiver.verify(str(body.get("payment_hash")))
             elif call.method == METHOD_ACTOR_ROUTING_INFO:

@@ -47,6 +47,8 @@ from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
 from gwcore.errors import InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flows import crash_point
+
 log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lnv2_receives (
@@ -209,6 +211,7 @@ class Lnv2Receiver:
                 refused = await self._start_funding(row, htlc)
                 if refused:
                     return _cancel(refused)
+                crash_point("lnv2-receive-funding")  # the funding stored, not yet submitted
             return await self._advance(ph)
 
     async def _start_funding(self, row: dict, htlc: dict) -> str | None:
@@ -266,6 +269,7 @@ class Lnv2Receiver:
             await self._refund(row, contract)
             row = self._put(ph, "refunded")
         if row["state"] == "decrypted":
+            crash_point("lnv2-receive-decrypted")  # the preimage known, the HTLC not yet settled
             return {"action": "settle", "preimage": row["preimage"]}
         return _cancel(f"the incoming contract was {row['state'].replace('_', ' ')}")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from coincurve import PrivateKey
 
@@ -21,12 +23,14 @@ from gwcore.constants import (
     METHOD_CLAIM_PAYMENT_HASH,
     METHOD_PAYMENT_HASH_OWNER,
 )
-from gwcore.errors import NotFound
+from gwcore.errors import GatewayError, NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .lnv2_receive import Lnv2Receiver, receive_fee
 from .lnv2_send import Lnv2Sender
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 # blocks an outgoing contract must leave us to pay (gatewayd's defaults; clients accept <= 1440)
 EXPIRATION_DELTA_MINIMUM = 144
 EXPIRATION_DELTA_DEFAULT = 1440
@@ -46,6 +50,20 @@ class Lnv2Role:
         self.federation_id = federation_id
         self.sender = Lnv2Sender(mint, key, lnrpc, fees, federation_id, swap=self.swap)
         self.receiver = Lnv2Receiver(mint, key, lnrpc, fees, federation_id, self.claim_hash)
+
+    # --- what the bus asks: only definite answers may be final ---------------------------------
+    # A send and an HTLC are requests the bus de-duplicates by id: an answer it stores is
+    # replayed for ever. So a fault that is not a definite answer (the federation or the node
+    # unreachable, a timeout) must go back as retryable, never as a stored error: the payer asks
+    # again, the router asks again, and the payment goes on from its committed state.
+    async def send_payment(self, body: dict) -> dict:
+        return await _transient(self.sender.send_payment(body), "LNv2 send")
+
+    async def on_htlc(self, htlc: dict) -> dict:
+        return await _transient(self.receiver.on_htlc(htlc), "LNv2 receive")
+
+    async def create_invoice(self, body: dict) -> str:
+        return await _transient(self.receiver.create_invoice(body), "LNv2 invoice")
 
     async def routing_info(self) -> dict:
         """RoutingInfo: our node, the key contracts name us by (`module_public_key`, this
@@ -110,3 +128,13 @@ class Lnv2Role:
 
     async def resume(self) -> None:
         await asyncio.gather(self.sender.resume(), self.receiver.resume())
+
+
+async def _transient(work: Awaitable[T], what: str) -> T:
+    try:
+        return await work
+    except GatewayError:
+        raise
+    except Exception as exc:
+        log.warning("%s not finished yet: %s: %s", what, type(exc).__name__, exc)
+        raise GatewayError(f"{what} not finished yet: ask again", retryable=True) from exc

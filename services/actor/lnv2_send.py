@@ -38,6 +38,8 @@ from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.errors import GatewayError, InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flows import crash_point
+
 log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lnv2_sends (
@@ -96,6 +98,8 @@ class Lnv2Sender:
             row = await self._check_and_record(body, contract, cid)
         if row["state"] == "paying":
             row = await self._pay(row, contract)
+            if row["state"] == "paid":
+                crash_point("lnv2-send-paid")  # paid, not yet answered nor claimed
         if row["state"] in ("paid", "claimed", "claim_refused"):
             if row["state"] == "paid":
                 try:  # the payer gets its preimage whatever the claim does
