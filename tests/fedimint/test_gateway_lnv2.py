@@ -144,3 +144,58 @@ def test_a_real_user_receives_through_the_gateway(
         in gw.public("/create_bolt11_invoice", {**body, "contract": tampered.json()}, 400)["error"]
     )
     assert gw.balance(fed) == before_gw
+
+
+def test_a_swap_between_two_real_federations_without_lightning(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    federation4: Federation,
+    user: User,
+    user4: User,
+) -> None:
+    """A user of the 1-guardian federation pays the invoice a user of the 4-guardian one got
+    from us: both served here, so no Lightning payment is made; the receiver's contract is
+    funded with our e-cash there and its preimage claims the payer's contract here. The same
+    within one federation."""
+    gw = Gateway(tree)
+    fed1, fed4 = federation1.federation_id, federation4.federation_id
+    for f in (federation1, federation4):
+        gw.post("/connect-fed", {"invite_code": f.invite_code})
+    url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed1)[
+        "lnv2_gateway_url"
+    ]
+    gw.public("/receive_ecash", {"notes": str(user4("module", "mintv2", "send", "300000"))})
+    gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "300000"))})
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    _swap(gw, url, user, user4, fed1, fed4)
+    _swap(gw, url, user, user, fed1, fed1)
+
+
+def _swap(gw: Gateway, url: str, payer: User, payee: User, fed_pay: str, fed_get: str) -> None:
+    for u in {id(payer): payer, id(payee): payee}.values():
+        u("dev", "wait-complete")
+    before = {f: gw.balance(f) for f in {fed_pay, fed_get}}
+    before_ln = _lightning_msat(gw)
+    before_payee = payee("info")["total_amount_msat"]  # type: ignore[index]
+    invoice, op = payee("module", "lnv2", "receive", "150000", "--gateway", url)  # type: ignore[misc]
+    send = str(payer("module", "lnv2", "send", str(invoice), "--gateway", url))
+    outcome = payer("module", "lnv2", "await-send", send)
+    assert isinstance(outcome, dict) and "Success" in outcome, outcome
+    assert payee("module", "lnv2", "await-receive", str(op)) == "Claimed"
+    assert _lightning_msat(gw) == before_ln  # nothing went over Lightning
+    contract_in = 150_000 - 150_000 * 5_000 // 1_000_000  # the receiver's contract
+    contract_out = 150_000 + 150_000 * 10_000 // 1_000_000  # the payer's contract
+    fund_fees, claim_fees = (1_000, 100 * 40 + 512), (1_000, 100 * 30 + 512)
+    payee("dev", "wait-complete")
+    gained = payee("info")["total_amount_msat"] - before_payee  # type: ignore[index,operator]
+    if fed_pay != fed_get:
+        assert contract_in - sum(claim_fees) <= gained <= contract_in - 1_000, gained
+        spent = before[fed_get] - gw.balance(fed_get)
+        assert contract_in + 1_000 <= spent <= contract_in + sum(fund_fees), spent
+        low, high = contract_out - sum(claim_fees), contract_out - 1_000
+    else:  # one federation: we fund the one contract and claim the other
+        low = contract_out - sum(claim_fees) - contract_in - sum(fund_fees)
+        high = contract_out - 1_000 - contract_in - 1_000
+    got = _until("the claim", 60, lambda: gw.balance(fed_pay) - before[fed_pay] >= low)
+    assert got and low <= gw.balance(fed_pay) - before[fed_pay] <= high
