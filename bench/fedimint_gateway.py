@@ -7,7 +7,12 @@ bitcoind), as a user and an operator see it:
             the same amount (notes from POST /spend_ecash), in the same run;
   address:  POST /address (a walletv2 peg-in address, ground ahead of time);
   lnv2 out: a fedimint-cli user pays bob's invoice through the gateway (`module lnv2 send` +
-            `await-send`, start to Success), every guardian listing the gateway.
+            `await-send`, start to Success), every guardian listing the gateway;
+  lnv2 in:  a fedimint-cli user receives through the gateway: `module lnv2 receive`, alice
+            pays the hold invoice, `await-receive` says Claimed (start to Claimed), and alone
+            alice's payment (HTLC held -> contract funded -> shares combined -> settled: the
+            gateway's part), beside a plain two-hop payment alice -> gateway -> bob in the
+            same world (the Lightning floor; the ratio is what the receive adds).
 
     python bench/fedimint_gateway.py [--rounds 10] [--msat 32768]
 
@@ -49,7 +54,7 @@ def measure(
         r = gw.post("/connect-fed", json={"invite_code": fed.invite_code})
         assert r.status_code == 200, r.text
         fid = fed.federation_id
-        float_notes = str(user("module", "mintv2", "send", str(4 * args.msat)))  # to spend from
+        float_notes = str(user("module", "mintv2", "send", str(8 * args.msat)))  # to spend from
         r = httpx.post(gw.base_url.join("/receive_ecash"), json={"notes": float_notes}, timeout=150)
         assert r.status_code == 200, r.text
         ours, theirs, addresses = [], [], []
@@ -87,8 +92,34 @@ def measure(
             assert "Success" in user("module", "lnv2", "await-send", op)  # type: ignore[operator]
             if i:
                 sends.append(time.perf_counter() - t)
+        # LNv2 in: receive through us, alice pays; beside a plain payment alice -> bob
+        receives, htlcs, plain = [], [], []
+        for i in range(args.rounds + 1):
+            t = time.perf_counter()
+            invoice, op = user("module", "lnv2", "receive", "10000")  # type: ignore[misc]
+            t_pay = time.perf_counter()
+            paid = ln.post("/v1/nodes/alice/pay", json={"bolt11": invoice, "timeout_s": 60})
+            htlc = time.perf_counter() - t_pay
+            assert paid.json()["status"] == "succeeded", paid.text
+            assert user("module", "lnv2", "await-receive", str(op)) == "Claimed"
+            took = time.perf_counter() - t
+            bob = ln.post("/v1/nodes/bob/invoices", json={"amount_msat": 10_000}).json()
+            t = time.perf_counter()
+            direct = ln.post("/v1/nodes/alice/pay", json={"bolt11": bob["bolt11"]})
+            assert direct.json()["status"] == "succeeded", direct.text
+            if i:
+                receives.append(took)
+                htlcs.append(htlc)
+                plain.append(time.perf_counter() - t)
         gw.post("/leave-fed", json={"federation_id": fid, "force": True})
         return {
+            "lnv2_receive_p50_s": statistics.median(receives),
+            "lnv2_receive_p90_s": p90(receives),
+            "lnv2_receive_htlc_p50_s": statistics.median(htlcs),
+            "lnv2_receive_htlc_p90_s": p90(htlcs),
+            "ln_direct_p50_s": statistics.median(plain),
+            "lnv2_receive_htlc_over_direct_p50": statistics.median(htlcs)
+            / statistics.median(plain),
             "lnv2_send_p50_s": statistics.median(sends),
             "lnv2_send_p90_s": p90(sends),
             "guardians": guardians,
@@ -137,7 +168,12 @@ def main() -> None:
         "cli p90",
         "cli/gw",
         "addr p50",
-        "ln p50",
+        "out p50",
+        "in p50",
+        "in p90",
+        "htlc p50",
+        "htlc p90",
+        "direct",
     )
     print(" ".join(f"{h:>9}" for h in head))
     for r in rows:
@@ -146,6 +182,16 @@ def main() -> None:
             f"{r['guardians']:>9} "
             + " ".join(f"{v:>9.3f}" for v in values)
             + f" {r['ratio_p50']:>9.2f} {r['address_p50_s']:>9.3f} {r['lnv2_send_p50_s']:>9.3f}"
+            + "".join(
+                f" {r[k]:>9.3f}"
+                for k in (
+                    "lnv2_receive_p50_s",
+                    "lnv2_receive_p90_s",
+                    "lnv2_receive_htlc_p50_s",
+                    "lnv2_receive_htlc_p90_s",
+                    "ln_direct_p50_s",
+                )
+            )
         )
     print(json.dumps({"bench": "fedimint_gateway", "msat": args.msat, "results": rows}))
 
