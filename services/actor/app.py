@@ -361,6 +361,8 @@ class Actor:
             classify(r, self.settings.federation_id) for r in self.store.log(since, before, limit)
         ]
         rows += self.federation.log_rows(since, before, limit)
+        if self.lnv2 is not None:
+            rows += self.lnv2.log_rows(since, before, limit)
         rows.sort(key=lambda r: -r["created"])
         return {"payments": rows[:limit]}
 
@@ -375,6 +377,8 @@ class Actor:
         rows = self.store.log(float(start), float(end), limit=10_000_000)
         payments = [classify(r, self.settings.federation_id) for r in rows]
         payments += self.federation.log_rows(float(start), float(end), 10_000_000)
+        if self.lnv2 is not None:
+            payments += self.lnv2.log_rows(float(start), float(end), 10_000_000)
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS lnv2_receives (
     created REAL NOT NULL, updated REAL NOT NULL
 );
 """
+RECEIVE_STATUS = {"decrypted": "settled", "refunded": "failed", "funding_refused": "failed"}
 MAX_INVOICE_EXPIRY_SECS = 86_400  # gatewayd's (lnv2-common MAX_INVOICE_EXPIRY_SECS)
 CLAIM_DEADLINE_MARGIN = 2  # blocks an HTLC must leave before we fund (gwv2-client's margin)
 # LNv2 clients refuse a gateway whose receive fee is above this (PaymentFee::RECEIVE_FEE_LIMIT)
@@ -318,6 +319,35 @@ class Lnv2Receiver:
                     await self._advance(ph)
             except Exception as exc:  # the federation away: the next start, or the HTLC's retry
                 log.warning("LNv2 receive %s not finished yet: %s", ph, exc)
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        """LNv2 receives whose HTLC came (or swap), as payment-log rows (stats.classify's
+        shape): direction incoming; the fee earned is the invoice less the contract."""
+        rows = self.db.execute(
+            "SELECT * FROM lnv2_receives WHERE state != 'created' AND created >= ?"
+            " AND created < ? ORDER BY created DESC LIMIT ?",
+            (since, before if before is not None else float("inf"), limit),
+        ).fetchall()
+        out = []
+        for r in rows:
+            status = RECEIVE_STATUS.get(r["state"], "pending")
+            contract = json.loads(r["contract"])["commitment"]["amount"]
+            done = status != "pending"
+            out.append(
+                {
+                    "id": r["payment_hash"],
+                    "federation_id": self.federation_id,
+                    "direction": "incoming",
+                    "status": status,
+                    "amount_msat": r["amount_msat"],
+                    "fee_earned_msat": r["amount_msat"] - contract if status == "settled" else 0,
+                    "payment_hash": r["payment_hash"],
+                    "created": r["created"],
+                    "finished": r["updated"] if done else None,
+                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
+                }
+            )
+        return out
 
     async def verify(self, payment_hash: str) -> dict:
         """LUD-21 verify, as gatewayd's /verify answers it."""

@@ -126,6 +126,11 @@ class Lnv2Role:
         )
         return dict(json.loads(raw))
 
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        return self.sender.log_rows(since, before, limit) + self.receiver.log_rows(
+            since, before, limit
+        )
+
     async def resume(self) -> None:
         await asyncio.gather(self.sender.resume(), self.receiver.resume())
 

@@ -46,9 +46,12 @@ CREATE TABLE IF NOT EXISTS lnv2_sends (
     contract_id TEXT PRIMARY KEY, txid TEXT NOT NULL, out_idx INTEGER NOT NULL,
     contract TEXT NOT NULL, invoice TEXT NOT NULL, state TEXT NOT NULL, preimage TEXT,
     forfeit TEXT, error TEXT, max_delay INTEGER NOT NULL, max_fee_msat INTEGER NOT NULL,
-    ln_fee_msat INTEGER, created REAL NOT NULL, updated REAL NOT NULL
+    ln_fee_msat INTEGER, created REAL NOT NULL, updated REAL NOT NULL, invoice_msat INTEGER,
+    swap INTEGER
 );
 """
+SEND_STATUS = {"paid": "settled", "claimed": "settled", "claim_refused": "settled"}
+SEND_STATUS |= {"forfeited": "failed", "paying": "pending"}
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
 
 
@@ -72,6 +75,10 @@ class Lnv2Sender:
         self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
         self.db = mint.db
         self.db.executescript(SCHEMA)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(lnv2_sends)")}
+        for column in ("invoice_msat", "swap"):  # rows of gateways from before these columns
+            if column not in have:
+                self.db.execute(f"ALTER TABLE lnv2_sends ADD COLUMN {column} INTEGER")
 
     def _row(self, cid: str) -> dict | None:
         row = self.db.execute("SELECT * FROM lnv2_sends WHERE contract_id = ?", (cid,)).fetchone()
@@ -158,8 +165,8 @@ class Lnv2Sender:
         limits = (blocks_left - MIN_DELAY, contract.amount_msat - inv.amount_msat - fee)
         self.db.execute(
             "INSERT OR IGNORE INTO lnv2_sends (contract_id, txid, out_idx, contract, invoice,"
-            " state, max_delay, max_fee_msat, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, 'paying', ?, ?, ?, ?)",
+            " state, max_delay, max_fee_msat, created, updated, invoice_msat)"
+            " VALUES (?, ?, ?, ?, ?, 'paying', ?, ?, ?, ?, ?)",
             (
                 cid,
                 outpoint["txid"],
@@ -169,6 +176,7 @@ class Lnv2Sender:
                 *limits,
                 now,
                 now,
+                inv.amount_msat,
             ),
         )
         return self._row(cid) or {}
@@ -180,9 +188,13 @@ class Lnv2Sender:
             decision = await self.swap(inv.payment_hash, inv.amount_msat)
             if decision is not None:
                 if decision.get("action") == "settle":
-                    return self._put(cid, "paid", preimage=decision["preimage"], ln_fee_msat=0)
+                    return self._put(
+                        cid, "paid", preimage=decision["preimage"], ln_fee_msat=0, swap=1
+                    )
                 forfeit = contract.forfeit_signature(self.key.secret).hex()
-                return self._put(cid, "forfeited", forfeit=forfeit, error=decision.get("reason"))
+                return self._put(
+                    cid, "forfeited", forfeit=forfeit, error=decision.get("reason"), swap=1
+                )
         req = lnpb.PayInvoiceRequest(
             invoice=row["invoice"],
             max_delay=row["max_delay"],
@@ -219,6 +231,38 @@ class Lnv2Sender:
             )  # fmt: skip
         await self.mint.finish(op_id)
         self._put(cid, "claimed")
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        """LNv2 sends as payment-log rows (stats.classify's shape): direction outgoing, or swap
+        when the invoice was a served federation's; the fee earned is what the contract paid
+        beyond the invoice and the Lightning fee."""
+        rows = self.db.execute(
+            "SELECT * FROM lnv2_sends WHERE created >= ? AND created < ?"
+            " ORDER BY created DESC LIMIT ?",
+            (since, before if before is not None else float("inf"), limit),
+        ).fetchall()
+        out = []
+        for r in rows:
+            status = SEND_STATUS.get(r["state"], "pending")
+            amount = r["invoice_msat"] or 0
+            contract = json.loads(r["contract"])["amount"]
+            fee = contract - amount - (r["ln_fee_msat"] or 0) if status == "settled" else 0
+            done = status != "pending"
+            out.append(
+                {
+                    "id": r["contract_id"],
+                    "federation_id": self.federation_id,
+                    "direction": "swap" if r["swap"] else "outgoing",
+                    "status": status,
+                    "amount_msat": amount,
+                    "fee_earned_msat": max(0, fee) if amount else 0,
+                    "payment_hash": bolt11_decode(r["invoice"]).payment_hash if amount else None,
+                    "created": r["created"],
+                    "finished": r["updated"] if done else None,
+                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
+                }
+            )
+        return out
 
     async def resume(self) -> None:
         """Claim what was paid, ask again for what was in flight."""

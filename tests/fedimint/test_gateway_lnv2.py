@@ -111,6 +111,11 @@ def test_a_real_user_receives_through_the_gateway(
     ph = commitment.payment_image.value.hex()
     refused = httpx.get(f"{gw.url}/verify/{ph}", timeout=30).json()
     assert refused == {"status": "ERROR", "reason": "Payment has been refunded"}
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    ins = {p["payment_hash"]: p for p in log if p["direction"] == "incoming"}
+    assert ins[ph]["status"] == "failed" and ins[ph]["fee_earned_msat"] == 0
+    settled = [p for p in ins.values() if p["status"] == "settled"]
+    assert len(settled) == 2 and {p["fee_earned_msat"] for p in settled} == {500}
 
     # bad contracts: refused with the reason, nothing kept
     before_gw = gw.balance(fed)
@@ -199,3 +204,6 @@ def _swap(gw: Gateway, url: str, payer: User, payee: User, fed_pay: str, fed_get
         high = contract_out - 1_000 - contract_in - 1_000
     got = _until("the claim", 60, lambda: gw.balance(fed_pay) - before[fed_pay] >= low)
     assert got and low <= gw.balance(fed_pay) - before[fed_pay] <= high
+    log = gw.post("/payment_log", {"federation_id": fed_pay})["payments"]
+    assert log[0]["direction"] == "swap" and log[0]["status"] == "settled"
+    assert log[0]["amount_msat"] == 150_000 and log[0]["fee_earned_msat"] == 1_500
