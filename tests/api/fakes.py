@@ -111,6 +111,7 @@ class FakeBus:
                     "balance_msat": 1234,
                     "fees": {"base_msat": 0, "proportional_millionths": 10_000},
                     "registration": {"valid_until": time.time() + 540},
+                    "lnv2_gateway_url": "http://gw.example:8175/",
                 }
             ).encode()
         if method == C.METHOD_ACTOR_PAYMENT_SUMMARY:  # the actor's own summary of its payments

@@ -525,6 +525,7 @@ def test_ecash_in_and_out_from_the_federation_page(ui) -> None:  # type: ignore[
     cookies, csrf = login(c)
     page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies)
     assert 'action="/ui/federations/' + FED + '/receive-ecash"' in page.text
+    assert "gateways add http://gw.example:8175/" in page.text  # the URL guardians add
     key = re.search(r'name="key" value="([0-9a-f]{32})"', page.text).group(1)
     notes = encode_notes(FED, [{"amount": 1024, "spend_key": "11" * 32, "signature": "02" * 33}])
     got = c.simulate_post(
