@@ -128,6 +128,8 @@ class Actor:
             if isinstance(federation, FedimintFederation)
             else None
         )
+        if self.lnv2 is not None:
+            self.stats.more = self.lnv2.for_stats
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,

@@ -323,13 +323,15 @@ class Lnv2Receiver:
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """LNv2 receives whose HTLC came (or swap), as payment-log rows (stats.classify's
         shape): direction incoming; the fee earned is the invoice less the contract."""
-        rows = self.db.execute(
-            "SELECT * FROM lnv2_receives WHERE state != 'created' AND created >= ?"
-            " AND created < ? ORDER BY created DESC LIMIT ?",
-            (since, before if before is not None else float("inf"), limit),
-        ).fetchall()
+        end = before if before is not None else float("inf")
+        return self.payments(
+            "state != 'created' AND created >= ? AND created < ? ORDER BY created DESC LIMIT ?",
+            (since, end, limit),
+        )
+
+    def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in rows:
+        for r in self.db.execute(f"SELECT * FROM lnv2_receives WHERE {where}", params).fetchall():
             status = RECEIVE_STATUS.get(r["state"], "pending")
             contract = json.loads(r["contract"])["commitment"]["amount"]
             done = status != "pending"

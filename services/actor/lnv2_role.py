@@ -131,6 +131,22 @@ class Lnv2Role:
             since, before, limit
         )
 
+    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        """For the metrics (stats.PaymentStats): payments that reached a state they never leave
+        after `watermark` (by `updated`), and those still under way."""
+        final = self.sender.payments(
+            "state IN ('claimed', 'claim_refused', 'forfeited') AND updated > ?", (watermark,)
+        ) + self.receiver.payments(
+            "state IN ('decrypted', 'refunded', 'funding_refused') AND updated > ?",
+            (watermark,),
+        )
+        under_way = self.sender.payments("state IN ('paying', 'paid')", ()) + (
+            self.receiver.payments("state IN ('funding', 'decrypting', 'refunding')", ())
+        )
+        for p in under_way:
+            p["status"] = "pending"
+        return final, under_way
+
     async def resume(self) -> None:
         await asyncio.gather(self.sender.resume(), self.receiver.resume())
 

@@ -236,13 +236,14 @@ class Lnv2Sender:
         """LNv2 sends as payment-log rows (stats.classify's shape): direction outgoing, or swap
         when the invoice was a served federation's; the fee earned is what the contract paid
         beyond the invoice and the Lightning fee."""
-        rows = self.db.execute(
-            "SELECT * FROM lnv2_sends WHERE created >= ? AND created < ?"
-            " ORDER BY created DESC LIMIT ?",
-            (since, before if before is not None else float("inf"), limit),
-        ).fetchall()
+        end = before if before is not None else float("inf")
+        return self.payments(
+            "created >= ? AND created < ? ORDER BY created DESC LIMIT ?", (since, end, limit)
+        )
+
+    def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in rows:
+        for r in self.db.execute(f"SELECT * FROM lnv2_sends WHERE {where}", params).fetchall():
             status = SEND_STATUS.get(r["state"], "pending")
             amount = r["invoice_msat"] or 0
             contract = json.loads(r["contract"])["amount"]

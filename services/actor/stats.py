@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from gwcore.constants import PAYMENT_DIRECTIONS, PAYMENT_LATENCY_BUCKETS_S
@@ -76,10 +77,17 @@ def _empty() -> dict[str, dict[str, Any]]:
 class PaymentStats:
     """Running totals per direction of the payments in `store` (see the module docstring)."""
 
-    def __init__(self, store: ActorStore, federation_id: str) -> None:
-        self.store, self.federation_id = store, federation_id
+    def __init__(
+        self,
+        store: ActorStore,
+        federation_id: str,
+        more: Callable[[float], tuple[list[dict], list[dict]]] | None = None,
+    ) -> None:
+        """`more(watermark)`: payments kept elsewhere (LNv2's): those final since the
+        watermark (by `finished`) and those still pending, as classified payments."""
+        self.store, self.federation_id, self.more = store, federation_id, more
         self.totals = _empty()
-        self.watermark = 0.0
+        self.watermark = self.more_watermark = 0.0
         self.lock = threading.Lock()
 
     def _add(self, p: dict) -> None:
@@ -101,12 +109,20 @@ class PaymentStats:
             )
             for row in finished:
                 self._add(classify(row, self.federation_id))
+            pending: list[dict] = []
+            if self.more is not None:
+                final, pending = self.more(self.more_watermark)
+                for p in final:
+                    self._add(p)
+                    self.more_watermark = max(self.more_watermark, p["finished"])
             out = {
                 d: {**t, "latency_buckets": list(t["latency_buckets"])}
                 for d, t in self.totals.items()
             }
         for d in out.values():
             d["pending"] = 0
+        for p in pending:
+            out[p["direction"]]["pending"] += 1
         for table, final in (("outgoing", OUT_FINAL), ("incoming", IN_FINAL)):
             for key, row in self.store.unfinished(table, final):
                 p = classify({"table": table, "id": key, "created": 0, "updated": 0, **row}, "")

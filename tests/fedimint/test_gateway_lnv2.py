@@ -116,6 +116,16 @@ def test_a_real_user_receives_through_the_gateway(
     assert ins[ph]["status"] == "failed" and ins[ph]["fee_earned_msat"] == 0
     settled = [p for p in ins.values() if p["status"] == "settled"]
     assert len(settled) == 2 and {p["fee_earned_msat"] for p in settled} == {500}
+    metrics = gw.http.get("/metrics").text  # Prometheus: the receives counted once each
+    line = next(
+        m
+        for m in metrics.splitlines()
+        if m.startswith("gateway_payments_total{")
+        and fed in m
+        and 'direction="incoming"' in m
+        and 'status="settled"' in m
+    )
+    assert float(line.split()[-1]) == 2
 
     # bad contracts: refused with the reason, nothing kept
     before_gw = gw.balance(fed)
