@@ -2,7 +2,7 @@
 
 Health: NOT_SERVING until the backend answers `node_info` with synced=true (checked every
 `health_interval_s`), and again on shutdown. Errors map to status codes: bad input ->
-INVALID_ARGUMENT, a second RouteHtlcs -> ALREADY_EXISTS, unknown or already completed HTLC ->
+INVALID_ARGUMENT, a second RouteHtlcs or an invoice for a hash in use -> ALREADY_EXISTS, unknown or already completed HTLC ->
 NOT_FOUND, node unreachable -> UNAVAILABLE. Deadlines are honoured: PayInvoice answers PENDING
 just before the caller's deadline rather than letting it expire.
 """
@@ -44,6 +44,8 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
     async def _call(self, context: grpc.aio.ServicerContext, coro):  # type: ignore[no-untyped-def]
         try:
             return await coro
+        except InvoiceExists as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except BackendError as exc:
             code = (
                 grpc.StatusCode.INVALID_ARGUMENT
@@ -198,23 +200,16 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "description_hash must be 32 bytes"
             )
-        try:
-            invoice = await self.backend.create_invoice(
+        invoice = await self._call(
+            context,
+            self.backend.create_invoice(
                 request.payment_hash,
                 request.amount_msat,
                 request.expiry_secs,
                 memo=request.memo if which == "memo" else "",
                 description_hash=request.description_hash if which == "description_hash" else b"",
-            )
-        except InvoiceExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except BackendError as exc:
-            code = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if exc.invalid_input
-                else grpc.StatusCode.UNAVAILABLE
-            )
-            await context.abort(code, str(exc))
+            ),
+        )
         return pb.CreateInvoiceResponse(invoice=invoice)
 
 
