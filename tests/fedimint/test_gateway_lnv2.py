@@ -44,6 +44,14 @@ def test_a_real_user_receives_through_the_gateway(
     assert routing["receive_enabled"]
     # our 1 % fee is above what LNv2 clients accept for receives: 0.5 % is announced
     assert routing["receive_fee"] == {"base": 0, "parts_per_million": 5_000}
+    # set_fees is effective at once for LNv2 too, then back to the default
+    fees = {"federation_id": fed, "base_msat": 1_000, "proportional_millionths": 2_000}
+    gw.post("/set_fees", fees)
+    changed = gw.public("/routing_info", fed)
+    assert changed["send_fee_default"] == {"base": 1_000, "parts_per_million": 2_000}
+    assert changed["receive_fee"] == {"base": 1_000, "parts_per_million": 2_000}
+    gw.post("/set_fees", {**fees, "base_msat": 0, "proportional_millionths": 10_000})
+    assert gw.public("/routing_info", fed) == routing
     gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "400000"))})
     world = World(tree["regtest"])
     ensure_lightning(world)
