@@ -44,7 +44,7 @@ from fmclient.lnv2 import (
 )
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
-from gwcore.errors import InvalidInput
+from gwcore.errors import InvalidInput, NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
@@ -355,7 +355,7 @@ class Lnv2Receiver:
         """LUD-21 verify, as gatewayd's /verify answers it."""
         row = self.row(payment_hash)
         if row is None:
-            raise InvalidInput("Unknown payment hash")
+            raise NotFound("Unknown payment hash")
         if row["state"] == "decrypted":
             return {"status": "OK", "settled": True, "preimage": row["preimage"]}
         if row["state"] in ("refunded", "funding_refused"):

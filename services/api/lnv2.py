@@ -139,9 +139,8 @@ class Verify(PublicRoute):
                         fed, C.METHOD_ACTOR_LNV2_VERIFY, {"payment_hash": ph}, request_id=rid
                     )
                 )
-            except GatewayError as exc:
-                if exc.code not in ("invalid_input", "not_found"):
-                    raise
+            except NotFound:  # not this federation's
+                continue
         raise InvalidInput("Unknown payment hash")
 
 

@@ -88,8 +88,10 @@ class FakeBus:
         if method == C.METHOD_ACTOR_LNV2_INVOICE:
             return json.dumps("lnbcrt1fakeinvoice").encode()
         if method == C.METHOD_ACTOR_LNV2_VERIFY:
+            if body["payment_hash"] == "dd" * 32:
+                raise InvalidInput("Payment has been refunded")
             if body["payment_hash"] != "aa" * 32:
-                raise InvalidInput("Unknown payment hash")
+                raise NotFound("Unknown payment hash")
             return json.dumps({"status": "OK", "settled": True, "preimage": "bb" * 32}).encode()
         if method == C.METHOD_ACTOR_ROUTING_INFO:
             return json.dumps({"module_public_key": "02" + "33" * 32}).encode()

@@ -692,5 +692,7 @@ def test_lnv2_create_bolt11_invoice_and_verify(client: testing.TestClient, bus: 
         assert r.json == {"status": "OK", "settled": True, "preimage": "bb" * 32}
     r = client.simulate_get(f"/verify/{'cc' * 32}")
     assert r.json == {"status": "ERROR", "reason": "Unknown payment hash"}
+    r = client.simulate_get(f"/verify/{'dd' * 32}")
+    assert r.json == {"status": "ERROR", "reason": "Payment has been refunded"}
     r = client.simulate_get("/verify/nothex")
     assert r.json["status"] == "ERROR" and "payment_hash" in r.json["reason"]

@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+from coincurve import PrivateKey
 
 from fmclient import tpe
 from fmclient.config import parse_client_config
@@ -98,7 +99,7 @@ def test_a_real_user_receives_through_the_gateway(
         int(time.time()) + 3600,
         gw_key,  # claim key: anyone's; a user's would be its own
         gw_key,
-        bytes.fromhex("02" + "11" * 32),
+        PrivateKey().public_key.format(),
     )
     ct = tpe.encrypt_preimage(lnv2.tpe_agg_pk, os.urandom(32), os.urandom(32), commitment.hash)
     contract = IncomingContract(commitment, ct)
@@ -137,6 +138,10 @@ def test_a_real_user_receives_through_the_gateway(
 
     # bad contracts: refused with the reason, nothing kept
     before_gw = gw.balance(fed)
+    fresh = dataclasses.replace(commitment, payment_image=PaymentImage("Hash", os.urandom(32)))
+    body["contract"] = IncomingContract(
+        fresh, tpe.encrypt_preimage(lnv2.tpe_agg_pk, os.urandom(32), os.urandom(32), fresh.hash)
+    ).json()
     for change, why in [
         ({"amount": amount + 1}, "does not pay our receive fee"),
         ({"expiry_secs": 86_401}, "maximum of one day"),
@@ -150,7 +155,7 @@ def test_a_real_user_receives_through_the_gateway(
         commitment.amount_msat,
         commitment.expiration,
         gw_key,
-        bytes.fromhex("02" + "22" * 32),  # another gateway's contract
+        PrivateKey().public_key.format(),  # another gateway's contract
         commitment.ephemeral_pk,
     )
     foreign = IncomingContract(
