@@ -1,6 +1,7 @@
 """The whole gateway serving a real 4-guardian federation (threshold 3) through crashes and
 outages: its actor killed (as kill -9) after the federation accepted a reissue but before the
-actor recorded it, then one guardian down (e-cash in and out, a peg-in, a withdrawal), then two.
+actor recorded it, then one guardian down (e-cash in and out, an LNv2 receive, a peg-in, a
+withdrawal), then two.
 Each e-cash is credited exactly once, to
 the msat; with two guardians down a receive waits and completes when one returns."""
 
@@ -78,6 +79,14 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
         assert gw.balance(fed) == balance + one_down["amount_msat"]
         spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 8192})
         assert user4("module", "mintv2", "receive", spent["notes"]) == "Success"
+        # an LNv2 receive over Lightning: its contract decrypted from three guardians' shares
+        user4("dev", "wait-complete")
+        before = gw.balance(fed)
+        invoice, op = user4("module", "lnv2", "receive", "100000")  # type: ignore[misc]
+        paid = world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 120})
+        assert paid["status"] == "succeeded", paid
+        assert user4("module", "lnv2", "await-receive", str(op)) == "Claimed"
+        assert 99_500 + 1_000 <= before - gw.balance(fed) <= 99_500 + 1_000 + 100 * 40 + 512
         address = gw.post("/address", {"federation_id": fed})["address"]
         bitcoind.send(address, 120_000)
         bitcoind.mine(21)
