@@ -15,9 +15,11 @@ transaction; `resume()` finishes what a crash left):
       --funding accepted--> decrypting --shares combined, preimage hashes right--> decrypted
                                         \\--it does not--> refunding --refund accepted--> refunded
              \\--funding refused--> funding_refused
-    decrypted: every HTLC of the hash is settled with the preimage; refunded, funding_refused:
-    cancelled. An HTLC refused by the checks (wrong amount, too near its deadline, no funds)
-    is cancelled and the row stays `created` (the payer may try again).
+    decrypted: the HTLC that started the funding (its key, or "swap", is stored with it) is
+    settled with the preimage; refunded, funding_refused: cancelled. Any other HTLC of the hash
+    (a second payment of the invoice, or one after a direct swap paid it) is cancelled: the
+    invoice is paid once. An HTLC refused by the checks (wrong amount, too near its deadline,
+    no funds) is cancelled and the row stays `created` (the payer may try again).
 
 Nothing here settles or cancels an HTLC itself: the decision goes back to the router, which
 completes the HTLC until the node acknowledges it.
@@ -54,7 +56,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS lnv2_receives (
     payment_hash TEXT PRIMARY KEY, contract TEXT NOT NULL, amount_msat INTEGER NOT NULL,
     description TEXT NOT NULL, expiry_secs INTEGER NOT NULL, invoice TEXT, state TEXT NOT NULL,
-    txid TEXT, out_idx INTEGER, agg_dk TEXT, preimage TEXT, error TEXT,
+    txid TEXT, out_idx INTEGER, agg_dk TEXT, preimage TEXT, error TEXT, htlc TEXT,
     created REAL NOT NULL, updated REAL NOT NULL
 );
 """
@@ -208,14 +210,21 @@ class Lnv2Receiver:
             row = self.row(ph)
             if row is None:
                 return _cancel("no incoming contract for this payment hash")
+            key = (
+                "swap"
+                if htlc.get("swap")
+                else f"{htlc.get('incoming_chan_id')}:{htlc.get('htlc_id')}"
+            )
+            if row["state"] != "created" and row["htlc"] != key:
+                return _cancel("this invoice is already paid")
             if row["state"] == "created":
-                refused = await self._start_funding(row, htlc)
+                refused = await self._start_funding(row, htlc, key)
                 if refused:
                     return _cancel(refused)
                 crash_point("lnv2-receive-funding")  # the funding stored, not yet submitted
             return await self._advance(ph)
 
-    async def _start_funding(self, row: dict, htlc: dict) -> str | None:
+    async def _start_funding(self, row: dict, htlc: dict, key: str) -> str | None:
         ph = row["payment_hash"]
         if int(htlc.get("incoming_amount_msat", 0)) != row["amount_msat"]:
             return f"the HTLC does not pay the invoice's {row['amount_msat']} msat"
@@ -235,8 +244,9 @@ class Lnv2Receiver:
                 _fund_op(ph), "lnv2_fund", notes, external=False,
                 foreign=Foreign((), (), (item,), -cost),
                 also=lambda db: db.execute(
-                    "UPDATE lnv2_receives SET state = 'funding', updated = ? WHERE payment_hash = ?",
-                    (time.time(), ph),
+                    "UPDATE lnv2_receives SET state = 'funding', htlc = ?, updated = ?"
+                    " WHERE payment_hash = ?",
+                    (key, time.time(), ph),
                 ),
             )  # fmt: skip
         except EcashError as exc:

@@ -165,3 +165,21 @@ async def test_htlcs_the_checks_refuse_are_cancelled_and_fund_nothing(receiver) 
     assert broke["action"] == "cancel" and "cannot fund" in broke["reason"]
     assert rx.row(ph)["state"] == "created"  # type: ignore[index]  # the payer may try again
     assert rx.db.execute("SELECT COUNT(*) FROM operations").fetchone()[0] == 0
+
+
+async def test_an_invoice_is_paid_once(receiver) -> None:  # type: ignore[no-untyped-def]
+    """Once an HTLC (or a direct swap) has the preimage, that one is settled (again, when the
+    router asks again) and any other HTLC of the hash is cancelled."""
+    rx, _, _ = receiver
+    contract = _contract()
+    ph = contract.commitment.payment_image.value.hex()
+    await rx.create_invoice(_body(contract))
+    rx._put(ph, "decrypted", htlc="7:1", preimage="11" * 32)  # as the first HTLC left it
+    first = {"payment_hash": ph, "incoming_chan_id": 7, "htlc_id": 1}
+    assert await rx.on_htlc(first) == {"action": "settle", "preimage": "11" * 32}
+    again = await rx.on_htlc({**first, "htlc_id": 2})
+    assert again["action"] == "cancel" and "already paid" in again["reason"]
+    rx._put(ph, "decrypted", htlc="swap")  # paid by a direct swap
+    after_swap = await rx.on_htlc(first)
+    assert after_swap["action"] == "cancel" and "already paid" in after_swap["reason"]
+    assert (await rx.on_htlc({"payment_hash": ph, "swap": True}))["action"] == "settle"
