@@ -40,6 +40,14 @@ def _kill_and_wait(rpc, programs: list[str]) -> None:  # type: ignore[no-untyped
         _until(f"{p} restarted", 60, lambda p=p, pid=pid: _pid(rpc, p) not in (0, pid))
 
 
+def _keep(into: dict, work) -> None:  # type: ignore[no-untyped-def]
+    """Run `work` in a thread: its answer (a dict) into `into`, or the error that ended it."""
+    try:
+        into.update(work())
+    except BaseException as exc:
+        into["error"] = repr(exc)
+
+
 class Books:
     """The gateway's e-cash and Lightning, and the user's e-cash, before a payment."""
 
@@ -52,7 +60,7 @@ class Books:
     def received(self, amount: int) -> None:
         """Exactly one receive of `amount` happened (a contract funded once, an HTLC settled)."""
         contract = amount - amount * RECEIVE_FEE_PPM // 1_000_000
-        assert _lightning_msat(self.gw) - self.ln == amount
+        assert _lightning_msat(self.gw) - self.ln == amount, (self.ln, _lightning_msat(self.gw))
         spent = self.ecash - self.gw.balance(self.fed)
         assert contract + 1_000 <= spent <= contract + 1_000 + 100 * 40 + 512, spent
         self.user("dev", "wait-complete")
@@ -66,7 +74,8 @@ class Books:
         assert amount <= paid <= amount + 10_000, paid  # the invoice and the route's fee, once
         low, high = contract - 1_000 - 100 * 30 - 512, contract - 1_000
         _until("the claim", 60, lambda: self.gw.balance(self.fed) - self.ecash >= low)
-        assert low <= self.gw.balance(self.fed) - self.ecash <= high
+        claimed = self.gw.balance(self.fed) - self.ecash
+        assert low <= claimed <= high, (low, claimed, high)
 
 
 def test_lnv2_payments_survive_kill_9(
@@ -116,9 +125,11 @@ def test_lnv2_payments_survive_kill_9(
     os.kill(actor, signal.SIGSTOP)
     result: dict = {}
     payer = threading.Thread(
-        target=lambda: result.update(
-            world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 180})
-        )
+        target=_keep,
+        args=(
+            result,
+            lambda: world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 180}),
+        ),
     )
     payer.start()
     try:
@@ -155,9 +166,8 @@ def test_lnv2_payments_survive_kill_9(
     send = str(user("module", "lnv2", "send", held["bolt11"], "--gateway", url))
     outcome: dict = {}
     waiter = threading.Thread(  # the client's state machine runs while it awaits
-        target=lambda: outcome.update(
-            result=user("module", "lnv2", "await-send", send, timeout=300)
-        )
+        target=_keep,
+        args=(outcome, lambda: {"result": user("module", "lnv2", "await-send", send, timeout=300)}),
     )
     waiter.start()
     _until(
