@@ -28,6 +28,11 @@ MAX_FEE_BASE_MSAT = 100_000_000
 MAX_FEE_PPM = 1_000_000
 
 
+def fee_msat(fees: dict, amount_msat: int) -> int:
+    """Our fee on `amount_msat` for fees {base_msat, proportional_millionths}: base + ppm part."""
+    return int(fees["base_msat"]) + amount_msat * int(fees["proportional_millionths"]) // 1_000_000
+
+
 def fees(base: Any, ppm: Any) -> dict[str, int]:
     """{base_msat, proportional_millionths} checked: whole numbers within the bounds above."""
     for v, name, top in (

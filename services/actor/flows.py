@@ -34,6 +34,7 @@ from devworld.fedlib.api import FedApiError
 from devworld.fedlib.client import FederationClient
 from devworld.fedlib.wallet import WalletError
 from gwcore.errors import GatewayError, InvalidInput, NotFound, PaymentFailed
+from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .store import ActorStore
@@ -90,10 +91,7 @@ class FlowRunner:
             raise InvalidInput("contract's invoice cannot be decoded") from None
         if inv.payment_hash != c["payment_hash"] or not inv.amount_msat:
             raise InvalidInput("invoice does not match the contract")
-        fee = (
-            self.fees["base_msat"]
-            + inv.amount_msat * self.fees["proportional_millionths"] // 1_000_000
-        )
+        fee = fee_msat(self.fees, inv.amount_msat)
         if c["amount"] < inv.amount_msat + fee:
             raise InvalidInput(
                 f"contract {c['amount']} msat < invoice {inv.amount_msat} msat + fee {fee} msat"

@@ -47,6 +47,7 @@ from fmclient.lnv2 import (
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
 from gwcore.errors import InvalidInput, NotFound
+from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
@@ -70,11 +71,6 @@ RECEIVE_FEE_LIMIT = {"base_msat": 50_000, "proportional_millionths": 5_000}
 def receive_fee(fees: dict) -> dict:
     """The receive fee we announce: our fees, each part within what LNv2 clients accept."""
     return {k: min(int(fees[k]), limit) for k, limit in RECEIVE_FEE_LIMIT.items()}
-
-
-def fee_msat(fee: dict, amount_msat: int) -> int:
-    """PaymentFee::absolute_fee: amount·ppm/1e6 + base."""
-    return amount_msat * fee["proportional_millionths"] // 1_000_000 + fee["base_msat"]
 
 
 class Lnv2Receiver:

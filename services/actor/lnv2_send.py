@@ -36,6 +36,7 @@ from fmclient.lnv2 import Lnv2Config, Lnv2Error, OutgoingContract, claim_input, 
 from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.errors import GatewayError, InvalidInput
+from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
@@ -147,9 +148,7 @@ class Lnv2Sender:
             raise InvalidInput("the invoice has no amount")
         if contract.payment_image.json() != {"Hash": inv.payment_hash}:
             raise InvalidInput("the contract is not for this invoice's payment hash")
-        fee = self.fees["base_msat"] + inv.amount_msat * self.fees["proportional_millionths"] // (
-            1_000_000
-        )
+        fee = fee_msat(self.fees, inv.amount_msat)
         if contract.amount_msat < inv.amount_msat + fee:
             raise InvalidInput(f"the contract does not cover the invoice and our fee of {fee} msat")
         point = {"txid": outpoint["txid"], "out_idx": out_idx}
