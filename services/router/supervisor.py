@@ -35,8 +35,13 @@ class SupervisorControl:
     def __init__(self, server_url: str, conf_dir: Path) -> None:
         self.server_url = server_url
         self.conf_dir = conf_dir
-        self.rpc = xmlrpc.client.ServerProxy(
-            "http://127.0.0.1", transport=SupervisorTransport(None, None, server_url)
+
+    @property
+    def rpc(self) -> xmlrpc.client.ServerProxy:
+        """A proxy of its own per use: calls come from several threads at once (a listing while
+        a federation leaves), and one proxy's HTTP connection cannot carry two requests."""
+        return xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, self.server_url)
         )
 
     def conf_path(self, program: str) -> Path:
