@@ -85,6 +85,7 @@ class GatewayCore:
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
         # how far each connect has got (for the dashboard's progress), by federation id
         self.connecting: dict[str, dict] = {}
+        self._leaving = asyncio.Lock()
         broker.on_worker_event = self._worker_event
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
@@ -274,10 +275,13 @@ class GatewayCore:
                 raise PaymentsInFlight(
                     f"{in_flight} payment(s) in flight: wait, or leave with force"
                 )
-        self.registry.set_state(entry.federation_id, "leaving")
-        if self.supervisor is not None:
-            await asyncio.to_thread(self.supervisor.remove, entry.program)
-        self.registry.set_state(entry.federation_id, "left")
+        async with self._leaving:  # one leave at a time: a retried request finds it done
+            if (now := self.registry.get(entry.federation_id)) is not None and now.state == "left":
+                return {"left": entry.federation_id, "forced": force}
+            self.registry.set_state(entry.federation_id, "leaving")
+            if self.supervisor is not None:
+                await asyncio.to_thread(self.supervisor.remove, entry.program)
+            self.registry.set_state(entry.federation_id, "left")
         return {"left": entry.federation_id, "forced": force}
 
     async def lightning(self) -> dict:
