@@ -55,5 +55,33 @@ def bitcoind_command() -> list[str]:
 
 def install_all() -> None:
     """What `make peers` runs: each script does nothing when its peer is there."""
-    for script in (HERE / "bitcoind" / "install.sh", HERE / "fedimint" / "build.sh"):
+    for script in (
+        HERE / "bitcoind" / "install.sh",
+        HERE / "lnd" / "build.sh",
+        HERE / "fedimint" / "build.sh",
+    ):
         subprocess.run(["bash", str(script)], check=True, stdout=subprocess.DEVNULL)
+
+
+def lnd_version() -> str:
+    return (HERE / "lnd" / "VERSION").read_text().strip()
+
+
+def btcd_version() -> str:
+    return (HERE / "lnd" / "BTCD_VERSION").read_text().strip()
+
+
+def lnd_bin(name: str) -> Path:
+    """`lnd` or `lncli` of the pinned release."""
+    path = cache_root() / f"lnd-{lnd_version()}" / "bin" / name
+    if not path.is_file():
+        raise PeerMissing(f"{path} is missing: run `make peers` (builds lnd, ~15 min once)")
+    return path
+
+
+def btcd_bin(name: str) -> Path:
+    """`btcd` or `btcctl` of the pinned release."""
+    path = cache_root() / f"btcd-{btcd_version()}" / "bin" / name
+    if not path.is_file():
+        raise PeerMissing(f"{path} is missing: run `make peers`")
+    return path

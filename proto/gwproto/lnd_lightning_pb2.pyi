@@ -94,7 +94,7 @@ class ListChannelsRequest(_message.Message):
     def __init__(self, active_only: _Optional[bool] = ..., inactive_only: _Optional[bool] = ..., public_only: _Optional[bool] = ..., private_only: _Optional[bool] = ..., peer: _Optional[bytes] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("active", "remote_pubkey", "channel_point", "chan_id", "capacity", "local_balance", "remote_balance", "private")
+    __slots__ = ("active", "remote_pubkey", "channel_point", "chan_id", "capacity", "local_balance", "remote_balance", "private", "alias_scids", "zero_conf_confirmed_scid")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_PUBKEY_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_POINT_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,8 @@ class Channel(_message.Message):
     LOCAL_BALANCE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_BALANCE_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_SCIDS_FIELD_NUMBER: _ClassVar[int]
+    ZERO_CONF_CONFIRMED_SCID_FIELD_NUMBER: _ClassVar[int]
     active: bool
     remote_pubkey: str
     channel_point: str
@@ -111,7 +113,9 @@ class Channel(_message.Message):
     local_balance: int
     remote_balance: int
     private: bool
-    def __init__(self, active: _Optional[bool] = ..., remote_pubkey: _Optional[str] = ..., channel_point: _Optional[str] = ..., chan_id: _Optional[int] = ..., capacity: _Optional[int] = ..., local_balance: _Optional[int] = ..., remote_balance: _Optional[int] = ..., private: _Optional[bool] = ...) -> None: ...
+    alias_scids: _containers.RepeatedScalarFieldContainer[int]
+    zero_conf_confirmed_scid: int
+    def __init__(self, active: _Optional[bool] = ..., remote_pubkey: _Optional[str] = ..., channel_point: _Optional[str] = ..., chan_id: _Optional[int] = ..., capacity: _Optional[int] = ..., local_balance: _Optional[int] = ..., remote_balance: _Optional[int] = ..., private: _Optional[bool] = ..., alias_scids: _Optional[_Iterable[int]] = ..., zero_conf_confirmed_scid: _Optional[int] = ...) -> None: ...
 
 class ListChannelsResponse(_message.Message):
     __slots__ = ("channels",)
@@ -199,11 +203,17 @@ class Failure(_message.Message):
         __slots__ = ()
         RESERVED: _ClassVar[Failure.FailureCode]
         INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: _ClassVar[Failure.FailureCode]
+        INVALID_ONION_VERSION: _ClassVar[Failure.FailureCode]
+        INVALID_ONION_HMAC: _ClassVar[Failure.FailureCode]
+        INVALID_ONION_KEY: _ClassVar[Failure.FailureCode]
         TEMPORARY_CHANNEL_FAILURE: _ClassVar[Failure.FailureCode]
         UNKNOWN_NEXT_PEER: _ClassVar[Failure.FailureCode]
         TEMPORARY_NODE_FAILURE: _ClassVar[Failure.FailureCode]
     RESERVED: Failure.FailureCode
     INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: Failure.FailureCode
+    INVALID_ONION_VERSION: Failure.FailureCode
+    INVALID_ONION_HMAC: Failure.FailureCode
+    INVALID_ONION_KEY: Failure.FailureCode
     TEMPORARY_CHANNEL_FAILURE: Failure.FailureCode
     UNKNOWN_NEXT_PEER: Failure.FailureCode
     TEMPORARY_NODE_FAILURE: Failure.FailureCode

@@ -50,13 +50,14 @@ LND_STATUS = {
     ln.Payment.INITIATED: PaymentState.PENDING,
     ln.Payment.UNKNOWN: PaymentState.UNKNOWN,
 }
-# BOLT-4 code -> lnrpc.Failure.FailureCode for HtlcInterceptor's FAIL
-LND_FAILURE = {
-    0x400F: ln.Failure.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
-    0x1007: ln.Failure.TEMPORARY_CHANNEL_FAILURE,
-    0x400A: ln.Failure.UNKNOWN_NEXT_PEER,
-    0x2002: ln.Failure.TEMPORARY_NODE_FAILURE,
-}
+# outgoing_requested_chan_id of a node-addressed (blinded) forward: never one of ours
+NODE_ID_FORWARD_SCID = 2**64 - 1
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name} {exc.details()}"
+    return str(exc)
 
 
 class _Macaroon(grpc.AuthMetadataPlugin):
@@ -75,7 +76,8 @@ class LndBackend(LightningBackend):
     def __init__(self, host: str, tls_cert: bytes, macaroon: bytes) -> None:
         self.host, self.tls_cert, self.macaroon_hex = host, tls_cert, macaroon.hex()
         self.channel: grpc.aio.Channel | None = None
-        self._responses: asyncio.Queue[router.ForwardHtlcInterceptResponse] | None = None
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._write_lock = asyncio.Lock()
         self._held: dict[tuple[int, int], InterceptedHtlc] = {}
         self._own: set[int] = set()
         self._htlcs: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()  # both kinds, in order
@@ -252,31 +254,57 @@ class LndBackend(LightningBackend):
             try:
                 async for htlc in self._forwards():
                     self._htlcs.put_nowait(htlc)
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("the HtlcInterceptor loop failed; restarting it")
                 await asyncio.sleep(1.0)
 
+    async def _refresh_own(self) -> None:
+        """The scids of the node's own channels (aliases included): forwards to them are not
+        ours to judge. Asked at every (re)connect and whenever an unknown scid comes."""
+        chans = (
+            await self._rpc(self.ln.ListChannels(ln.ListChannelsRequest(), timeout=10))
+        ).channels
+        own = set()
+        for c in chans:
+            own.add(c.chan_id)
+            own.update(c.alias_scids)
+            if c.zero_conf_confirmed_scid:
+                own.add(c.zero_conf_confirmed_scid)
+        self._own = own
+
+    async def _is_own(self, scid: int) -> bool:
+        if scid == NODE_ID_FORWARD_SCID or scid in self._own:
+            return True
+        try:
+            await self._refresh_own()
+        except BackendError as exc:  # unsure: hold it; the gateway forwards what is not its own
+            log.warning("cannot list channels (%s): holding HTLC for scid %d", exc, scid)
+            return False
+        return scid in self._own
+
     async def _forwards(self) -> AsyncIterator[InterceptedHtlc]:
+        """One HtlcInterceptor stream after another. Responses are written on the stream by
+        `complete` (one at a time); lnd ends the stream when it refuses one (an unsupported
+        failure code, an HTLC it no longer holds) and offers every HTLC it still holds again
+        on the next stream."""
         delay = 0.1
         while True:
-            queue: asyncio.Queue[router.ForwardHtlcInterceptResponse] = asyncio.Queue()
-
-            async def responses(
-                q: asyncio.Queue[router.ForwardHtlcInterceptResponse] = queue,
-            ) -> AsyncIterator[router.ForwardHtlcInterceptResponse]:
-                while True:
-                    yield await q.get()
-
-            call = self.router.HtlcInterceptor(responses())
-            self._responses = queue
+            call = self.router.HtlcInterceptor()
             try:
-                async for req in call:
+                with contextlib.suppress(BackendError):
+                    await self._refresh_own()
+                self._call = call
+                while True:
+                    req = await call.read()
+                    if req is grpc.aio.EOF:
+                        log.warning("HtlcInterceptor stream closed by lnd; reconnecting")
+                        break
                     delay = 0.1
                     key = req.incoming_circuit_key
-                    if (
-                        req.outgoing_requested_chan_id in self._own
-                    ):  # a normal forward: not ours to judge
-                        queue.put_nowait(
+                    if await self._is_own(req.outgoing_requested_chan_id):
+                        await self._write(
                             router.ForwardHtlcInterceptResponse(
                                 incoming_circuit_key=key, action=router.RESUME
                             )
@@ -295,18 +323,25 @@ class LndBackend(LightningBackend):
                     )
                     self._held[h.key] = h
                     yield h
-            except grpc.aio.AioRpcError as exc:
-                log.warning(
-                    "HtlcInterceptor stream ended: %s %s; reconnecting",
-                    exc.code().name,
-                    exc.details(),
-                )
+            except (grpc.aio.AioRpcError, BackendError) as exc:
+                log.warning("HtlcInterceptor stream ended: %s; reconnecting", _why(exc))
             finally:
-                self._responses = None
-                with contextlib.suppress(Exception):
-                    call.cancel()
+                self._call = None
+                call.cancel()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _write(self, resp: router.ForwardHtlcInterceptResponse) -> None:
+        call = self._call
+        if call is None:
+            raise BackendError("the interceptor stream is down", retryable=True)
+        async with self._write_lock:
+            try:
+                await call.write(resp)
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+                raise BackendError(
+                    f"the interceptor stream is down: {_why(exc)}", retryable=True
+                ) from None
 
     async def complete(
         self,
@@ -322,7 +357,7 @@ class LndBackend(LightningBackend):
             return
         if htlc.key not in self._held:
             raise BackendError("lnd no longer holds this HTLC")
-        if self._responses is None:
+        if self._call is None:
             raise BackendError("the interceptor stream is down", retryable=True)
         if htlc.ref and (await self.node_info()).block_height >= int(htlc.ref):  # type: ignore[call-overload]
             del self._held[htlc.key]  # lnd failed it back itself at auto_fail_height
@@ -335,16 +370,20 @@ class LndBackend(LightningBackend):
                 incoming_circuit_key=key, action=router.SETTLE, preimage=preimage
             )
         elif action == HtlcAction.FAIL:
+            # lnd fails an intercepted HTLC with TEMPORARY_CHANNEL_FAILURE only (or an onion
+            # error, or a failure message encrypted with the onion's shared secret, which lnd
+            # does not give us): any other code ends the whole stream. The payer sees a
+            # temporary_channel_failure from our node whatever the reason.
             resp = router.ForwardHtlcInterceptResponse(
                 incoming_circuit_key=key,
                 action=router.FAIL,
-                failure_code=LND_FAILURE.get(failure_code, ln.Failure.TEMPORARY_CHANNEL_FAILURE),
+                failure_code=ln.Failure.TEMPORARY_CHANNEL_FAILURE,
             )
         else:
             resp = router.ForwardHtlcInterceptResponse(
                 incoming_circuit_key=key, action=router.RESUME
             )
-        self._responses.put_nowait(resp)
+        await self._write(resp)
         del self._held[htlc.key]
 
     async def create_invoice(

@@ -6,7 +6,8 @@ what was taken from lnd's sources and what is not modelled).
 
 HtlcInterceptor: while a client stream is open (one at a time, like lnd), the world's HTLCs for
 unknown scids are sent as ForwardHtlcInterceptRequests and the responses (SETTLE / FAIL / RESUME)
-are applied to the world; with no stream, the world's node holds them (requireinterceptor).
+are applied to the world; with no stream, as lnd with requireinterceptor, new ones are failed (temporary_channel_failure) and
+those already offered to a stream stay held for the next.
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ from gwproto import lnd_router_pb2 as router
 from gwproto import lnd_router_pb2_grpc as router_grpc
 from tests.contract.lnd_standin_invoices import InvoicesStandIn
 
-FAILURE_TO_BOLT4 = {
-    ln.Failure.INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: 0x400F,
-    ln.Failure.TEMPORARY_CHANNEL_FAILURE: 0x1007,
-    ln.Failure.UNKNOWN_NEXT_PEER: 0x400A,
-    ln.Failure.TEMPORARY_NODE_FAILURE: 0x2002,
+# the failure codes lnd's forwardInterceptor accepts with FAIL (lnrpc/routerrpc/
+# forward_interceptor.go); the stand-in fails them all as temporary_channel_failure (the onion
+# ones are not modelled)
+LND_FAIL_CODES = {
+    0,
+    ln.Failure.TEMPORARY_CHANNEL_FAILURE,
+    ln.Failure.INVALID_ONION_HMAC,
+    ln.Failure.INVALID_ONION_KEY,
+    ln.Failure.INVALID_ONION_VERSION,
 }
 STATUS = {
     "succeeded": ln.Payment.SUCCEEDED,
@@ -105,6 +110,9 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
         self.cert, self.key = self_signed()
         self.macaroon = os.urandom(32)
         self.interceptor_open = False
+        self._offered: set[int] = set()  # the world's HTLC ids offered to an interceptor
+        self._idle: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> str:
         self.server = grpc.aio.server(interceptors=[MacaroonCheck(self.macaroon.hex())])
@@ -115,9 +123,12 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
             "127.0.0.1:0", grpc.ssl_server_credentials([(self.key, self.cert)])
         )
         await self.server.start()
+        self._start_idle()
         return f"127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._stopping = True
+        await self._stop_idle()
         await self.server.stop(0.2)
         await self.http.aclose()
 
@@ -239,27 +250,35 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
     async def HtlcInterceptor(
         self, request_iterator, context
     ) -> AsyncIterator[router.ForwardHtlcInterceptRequest]:  # type: ignore[no-untyped-def]
+        """As lnd's forwardInterceptor: one stream at a time; every HTLC held (replayed ones
+        included) is offered on connect; a response lnd refuses (an unsupported failure code,
+        an HTLC it does not hold) ends the stream with an error."""
         if self.interceptor_open:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "interceptor already exists")
         self.interceptor_open = True
+        await self._stop_idle()
         held: dict[tuple[int, int], int] = {}  # circuit key -> the world's HTLC id
 
-        async def apply_responses() -> None:
+        async def apply_responses() -> tuple[grpc.StatusCode, str] | None:
             async for resp in request_iterator:
                 key = (resp.incoming_circuit_key.chan_id, resp.incoming_circuit_key.htlc_id)
+                if resp.action == router.FAIL and resp.failure_code not in LND_FAIL_CODES:
+                    return (
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"unsupported failure code: {ln.Failure.FailureCode.Name(resp.failure_code)}",
+                    )
                 ref = held.pop(key, None)
                 if ref is None:
-                    continue
+                    return grpc.StatusCode.UNKNOWN, f"forward does not exist: {key[0]}:{key[1]}"
+                self._offered.discard(ref)
                 if resp.action == router.SETTLE:
                     body = {"action": "settle", "preimage": resp.preimage.hex()}
                 elif resp.action == router.FAIL:
-                    body = {
-                        "action": "fail",
-                        "failure_code": FAILURE_TO_BOLT4.get(resp.failure_code, 0x1007),
-                    }
+                    body = {"action": "fail", "failure_code": 0x1007}
                 else:
                     body = {"action": "forward"}
                 await self.http.post(f"/v1/nodes/{self.node}/htlcs/{ref}/resolve", json=body)
+            return None
 
         applier = asyncio.create_task(apply_responses())
         try:
@@ -269,11 +288,23 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
                     self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
                 ) as ws,
             ):
-                async for msg in ws:
+                while True:
+                    recv = asyncio.ensure_future(ws.receive())
+                    await asyncio.wait({recv, applier}, return_when=asyncio.FIRST_COMPLETED)
+                    if applier.done():
+                        recv.cancel()
+                        refused = applier.result()
+                        if refused is not None:
+                            await context.abort(*refused)
+                        return
+                    msg = recv.result()
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        return
                     h = json.loads(msg.data)
                     if "id" not in h:
                         continue
                     held[(h["incoming_chan_id"], h["incoming_htlc_id"])] = h["id"]
+                    self._offered.add(h["id"])
                     yield router.ForwardHtlcInterceptRequest(
                         incoming_circuit_key=router.CircuitKey(
                             chan_id=h["incoming_chan_id"], htlc_id=h["incoming_htlc_id"]
@@ -291,3 +322,35 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await applier
             self.interceptor_open = False
+            self._start_idle()
+
+    # --- requireinterceptor with no interceptor attached --------------------------------------
+    def _start_idle(self) -> None:
+        if self._idle is None and not self._stopping:
+            self._idle = asyncio.create_task(self._fail_new_htlcs(), name="standin-no-interceptor")
+
+    async def _stop_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._idle
+            self._idle = None
+
+    async def _fail_new_htlcs(self) -> None:
+        """lnd's InterceptableSwitch with requireinterceptor and nobody attached: an HTLC no
+        interceptor has seen is failed back at once with TEMPORARY_CHANNEL_FAILURE; one already
+        offered to an interceptor (a replay) stays held for the next one."""
+        async with (
+            aiohttp.ClientSession(headers=self.headers) as session,
+            session.ws_connect(
+                self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
+            ) as ws,
+        ):
+            async for msg in ws:
+                h = json.loads(msg.data)
+                if "id" not in h or h["id"] in self._offered:
+                    continue
+                await self.http.post(
+                    f"/v1/nodes/{self.node}/htlcs/{h['id']}/resolve",
+                    json={"action": "fail", "failure_code": 0x1007},
+                )

@@ -1,0 +1,219 @@
+"""Real lnd nodes on a real regtest btcd, on loopback ports of their own.
+
+    world = LndWorld.start(folder)       # btcd, and the nodes `gateway`, `alice`, `bob`
+    world.node("alice").cli("getinfo")   # lncli, JSON out
+    world.stop()
+
+Each node runs with `--noseedbackup` (a wallet without a seed ceremony) and waits until lnd says
+it is synced to the chain. `LndWorld.start` funds the payer and the gateway, opens
+alice -> gateway -> bob (public, confirmed, announced: alice can route to bob through the gateway)
+and waits until every node sees both channels in its graph. The gateway's node runs with
+`--requireinterceptor`, as an operator's must (docs/operating.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..cache import lnd_bin
+from .btcd import Btcd
+from .procs import PeerFailed, Proc, free_ports
+
+CHANNEL_SAT = 2_000_000
+# alice's policy on her channel to the gateway (what a route hint through her must carry)
+ALICE_POLICY = {"base_msat": 500, "ppm": 100, "cltv_delta": 34}
+
+
+class Lnd:
+    """One lnd node: `cli(...)` runs lncli against it; `rpc_host`, `tls_cert`, `macaroon` are
+    what the gateway's extension needs."""
+
+    proc: Proc
+
+    def __init__(
+        self, name: str, folder: Path, args: list[str], rpc_port: int, p2p_port: int
+    ) -> None:
+        self.name, self.folder, self.args = name, folder, args
+        self.rpc_host = f"127.0.0.1:{rpc_port}"
+        self.p2p_host = f"127.0.0.1:{p2p_port}"
+        self.tls_cert = folder / "tls.cert"
+        self.macaroon = folder / "data" / "chain" / "bitcoin" / "regtest" / "admin.macaroon"
+        self.pubkey = ""
+
+    @classmethod
+    def start(cls, folder: Path, btcd: Btcd, name: str, extra: list[str] | None = None) -> Lnd:
+        folder.mkdir(parents=True, exist_ok=True)
+        rpc_port, p2p_port = free_ports(2)
+        args = [
+            f"--lnddir={folder}",
+            "--noseedbackup",
+            "--bitcoin.regtest",
+            "--bitcoin.node=btcd",
+            f"--btcd.rpchost={btcd.rpc_host}",
+            f"--btcd.rpcuser={btcd.user}",
+            f"--btcd.rpcpass={btcd.password}",
+            f"--btcd.rpccert={btcd.cert}",
+            f"--rpclisten=127.0.0.1:{rpc_port}",
+            f"--listen=127.0.0.1:{p2p_port}",
+            "--norest",
+            "--nobootstrap",
+            f"--alias={name}",
+            "--debuglevel=info",
+            "--trickledelay=50",
+            "--bitcoin.defaultchanconfs=1",
+            "--maxlogfiles=1",
+            *(extra or []),
+        ]
+        node = cls(name, folder, args, rpc_port, p2p_port)
+        node.restart()
+        return node
+
+    def _spawn(self) -> Proc:
+        return Proc(
+            f"lnd-{self.name}",
+            [str(lnd_bin("lnd")), *self.args],
+            dict(os.environ),
+            self.folder / "stdout.log",
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        info = self.proc.wait_for(
+            lambda: (i := self.cli("getinfo")) and i["synced_to_chain"] and i, timeout, "sync"
+        )
+        self.pubkey = info["identity_pubkey"]
+
+    def restart(self) -> None:
+        """Start it (again, after `stop` or `kill`: same folder, ports and flags)."""
+        self.proc = self._spawn()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def cli(self, *args: str, timeout: float = 60.0) -> Any:
+        argv = [
+            str(lnd_bin("lncli")),
+            f"--lnddir={self.folder}",
+            "--network=regtest",
+            f"--rpcserver={self.rpc_host}",
+            *args,
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise PeerFailed(
+                f"lncli {args[0]} on {self.name}: {done.stderr.strip() or done.stdout}"
+            )
+        out = done.stdout.strip()
+        return json.loads(out) if out.startswith(("{", "[")) else out
+
+    def height(self) -> int:
+        return int(self.cli("getinfo")["block_height"])
+
+    def new_address(self) -> str:
+        return str(self.cli("newaddress", "p2wkh")["address"])
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+
+class LndWorld:
+    """btcd and three lnd nodes: alice -> gateway -> bob."""
+
+    def __init__(self, folder: Path, btcd: Btcd, nodes: dict[str, Lnd]) -> None:
+        self.folder, self.btcd, self.nodes = folder, btcd, nodes
+
+    def node(self, name: str) -> Lnd:
+        return self.nodes[name]
+
+    @classmethod
+    def start(cls, folder: Path, *, gateway_args: list[str] | None = None) -> LndWorld:
+        btcd = Btcd.start(folder / "btcd")
+        world = cls(folder, btcd, {})
+        try:
+            p = ALICE_POLICY
+            extra = {
+                "gateway": ["--requireinterceptor", *(gateway_args or [])],
+                "alice": [
+                    f"--bitcoin.basefee={p['base_msat']}",
+                    f"--bitcoin.feerate={p['ppm']}",
+                    f"--bitcoin.timelockdelta={p['cltv_delta']}",
+                ],
+                "bob": [],
+            }
+            for name, args in extra.items():
+                world.nodes[name] = Lnd.start(folder / name, btcd, name, args)
+            alice, gateway, bob = (world.nodes[n] for n in ("alice", "gateway", "bob"))
+            btcd.fund(
+                [(alice.new_address(), 5_000_000)] * 2 + [(gateway.new_address(), 5_000_000)] * 2
+            )
+            world.mine(1)
+            world.wait(
+                lambda: all(
+                    int(n.cli("walletbalance")["confirmed_balance"]) > 0 for n in (alice, gateway)
+                ),
+                "funds",
+            )
+            world.open_channel(alice, gateway, CHANNEL_SAT)
+            world.open_channel(gateway, bob, CHANNEL_SAT)
+            world.mine(6)  # announced at 6 confirmations
+            world.wait_graph(2)
+        except BaseException:
+            world.stop()
+            raise
+        return world
+
+    def open_channel(self, a: Lnd, b: Lnd, sat: int, push_sat: int = 0) -> str:
+        peers = {p["pub_key"] for p in a.cli("listpeers")["peers"]}
+        if b.pubkey not in peers:
+            a.cli("connect", f"{b.pubkey}@{b.p2p_host}")
+        out = a.cli(
+            "openchannel", f"--node_key={b.pubkey}", f"--local_amt={sat}", f"--push_amt={push_sat}"
+        )
+        return str(out["funding_txid"])
+
+    def mine(self, blocks: int) -> None:
+        self.btcd.mine(blocks)
+        tip = self.btcd.height()
+        self.wait(lambda: all(n.height() >= tip for n in self.nodes.values()), f"height {tip}")
+
+    def wait_graph(self, channels: int, timeout: float = 120.0) -> None:
+        """Every node active on its channels and seeing `channels` edges in its graph."""
+
+        def ready() -> bool:
+            for n in self.nodes.values():
+                if any(not c["active"] for c in n.cli("listchannels")["channels"]):
+                    return False
+                if len(n.cli("describegraph")["edges"]) < channels:
+                    return False
+            return True
+
+        self.wait(ready, f"{channels} channels in every graph", timeout)
+
+    def wait(self, check: Any, what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():
+                    return
+            except PeerFailed:
+                pass
+            for n in self.nodes.values():
+                if not n.proc.alive():
+                    raise n.proc.failed(f"died waiting for {what}")
+            if time.monotonic() > deadline:
+                raise PeerFailed(f"no {what} within {timeout:.0f} s ({self.folder})")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for n in self.nodes.values():
+            n.stop()
+        self.btcd.stop()
