@@ -1,4 +1,5 @@
 """`python -m peers install`: install the real peers (what `make peers` runs).
+`python -m peers lnd [--dir D]`: btcd and real lnd nodes alice -> gateway -> bob, until Ctrl-C.
 `python -m peers federation [--guardians N] [--dir D]`: a real bitcoind and a real fedimintd
 federation on loopback, set up from nothing; prints its invite code, guardians' API URLs and
 admin passwords as JSON, and runs until Ctrl-C (then stops every process it started)."""
@@ -17,6 +18,7 @@ import click
 from .cache import install_all
 from .harness.bitcoind import Bitcoind
 from .harness.fedimintd import start_federation
+from .harness.lnd import LndWorld
 
 
 @click.group()
@@ -59,6 +61,34 @@ def federation(guardians: int, folder: Path | None, disable_base_fees: bool) -> 
             fed.stop()
     finally:
         node.stop()
+
+
+@cli.command("lnd")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), help="default: a temp folder")
+def lnd_world(folder: Path | None) -> None:
+    """A btcd and real lnd nodes alice -> gateway -> bob, until Ctrl-C."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="fmgw-lnd-"))
+    world = LndWorld.start(folder)
+    try:
+        described = {
+            name: {
+                "pubkey": n.pubkey,
+                "rpc_host": n.rpc_host,
+                "tls_cert": str(n.tls_cert),
+                "macaroon": str(n.macaroon),
+                "lncli": f"lncli --lnddir={n.folder} --network=regtest --rpcserver={n.rpc_host}",
+            }
+            for name, n in world.nodes.items()
+        }
+        described["btcd"] = {"rpc_host": world.btcd.rpc_host, "cert": str(world.btcd.cert)}
+        click.echo(json.dumps(described, indent=2))
+        click.echo(f"logs in {folder}; Ctrl-C stops everything", err=True)
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
+    finally:
+        world.stop()
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ class Lnd:
             self.stop()
             raise
 
-    def cli(self, *args: str, timeout: float = 60.0) -> Any:
+    def lncli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """lncli against this node, whatever its exit code."""
         argv = [
             str(lnd_bin("lncli")),
             f"--lnddir={self.folder}",
@@ -104,7 +105,11 @@ class Lnd:
             f"--rpcserver={self.rpc_host}",
             *args,
         ]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+    def cli(self, *args: str, timeout: float = 60.0) -> Any:
+        """lncli's JSON answer; PeerFailed if it fails."""
+        done = self.lncli(*args, timeout=timeout)
         if done.returncode != 0:
             raise PeerFailed(
                 f"lncli {args[0]} on {self.name}: {done.stderr.strip() or done.stdout}"

@@ -142,6 +142,12 @@ class LightningBackend(abc.ABC):
     async def start(self) -> None:  # noqa: B027 - optional
         """Connect to the node (called once, before anything else)."""
 
+    def intercepting(self) -> bool:
+        """Whether the node hands us its HTLCs right now (LND: our HtlcInterceptor stream is
+        attached; lnd with requireinterceptor fails new forwards while it is not). Backends
+        whose node cannot go on without us say True."""
+        return True
+
     async def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
 

@@ -52,6 +52,7 @@ LND_STATUS = {
 }
 # outgoing_requested_chan_id of a node-addressed (blinded) forward: never one of ours
 NODE_ID_FORWARD_SCID = 2**64 - 1
+ATTACH_GRACE_S = 0.5
 
 
 def _why(exc: Exception) -> str:
@@ -78,6 +79,7 @@ class LndBackend(LightningBackend):
         self.channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._write_lock = asyncio.Lock()
+        self._attached = False
         self._held: dict[tuple[int, int], InterceptedHtlc] = {}
         self._own: set[int] = set()
         self._htlcs: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()  # both kinds, in order
@@ -292,12 +294,14 @@ class LndBackend(LightningBackend):
         delay = 0.1
         while True:
             call = self.router.HtlcInterceptor()
+            attach = asyncio.create_task(self._mark_attached(call))
             try:
                 with contextlib.suppress(BackendError):
                     await self._refresh_own()
                 self._call = call
                 while True:
                     req = await call.read()
+                    self._attached = True
                     if req is grpc.aio.EOF:
                         log.warning("HtlcInterceptor stream closed by lnd; reconnecting")
                         break
@@ -326,10 +330,21 @@ class LndBackend(LightningBackend):
             except (grpc.aio.AioRpcError, BackendError) as exc:
                 log.warning("HtlcInterceptor stream ended: %s; reconnecting", _why(exc))
             finally:
-                self._call = None
+                self._call, self._attached = None, False
+                attach.cancel()
                 call.cancel()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _mark_attached(self, call: grpc.aio.StreamStreamCall) -> None:
+        """lnd sends nothing when an interceptor attaches (and ends the stream at once when
+        one is already attached): a stream still open after a moment is attached."""
+        await asyncio.sleep(ATTACH_GRACE_S)
+        if not call.done():
+            self._attached = True
+
+    def intercepting(self) -> bool:
+        return self._attached
 
     async def _write(self, resp: router.ForwardHtlcInterceptResponse) -> None:
         call = self._call

@@ -1,7 +1,8 @@
 """The GatewayLightning gRPC server (grpc.aio), its health service and optional reflection.
 
-Health: NOT_SERVING until the backend answers `node_info` with synced=true (checked every
-`health_interval_s`), and again on shutdown. Errors map to status codes: bad input ->
+Health: NOT_SERVING until the backend answers `node_info` with synced=true and the node hands
+us its HTLCs (`backend.intercepting()`), checked every `health_interval_s`, and again on
+shutdown. Errors map to status codes: bad input ->
 INVALID_ARGUMENT, a second RouteHtlcs or an invoice for a hash in use -> ALREADY_EXISTS, unknown or already completed HTLC ->
 NOT_FOUND, node unreachable -> UNAVAILABLE. Deadlines are honoured: PayInvoice answers PENDING
 just before the caller's deadline rather than letting it expire.
@@ -263,7 +264,7 @@ class ExtensionServer:
     async def _watch_node(self) -> None:
         while True:
             try:
-                serving = (await self.backend.node_info()).synced
+                serving = (await self.backend.node_info()).synced and self.backend.intercepting()
             except Exception as exc:
                 log.warning("node not reachable: %s", exc)
                 serving = False

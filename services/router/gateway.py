@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bus import Broker, Call
 from devworld.fedlib.api import FedApiError, FederationApi
@@ -60,6 +61,7 @@ from .registry import FederationEntry, FederationRegistry
 from .supervisor import SupervisorControl
 
 log = logging.getLogger(__name__)
+LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
 
 
 class GatewayCore:
@@ -79,7 +81,8 @@ class GatewayCore:
             actor_env,
             ready_timeout_s,
         )
-        self.extension_connected = False
+        self._stream_open = False  # RouteHtlcs is open
+        self._extension_serving = False  # the extension's gRPC health: node synced, HTLCs ours
         self.htlcs_completed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
@@ -87,6 +90,12 @@ class GatewayCore:
         self.connecting: dict[str, dict] = {}
         self._leaving = asyncio.Lock()
         broker.on_worker_event = self._worker_event
+
+    @property
+    def extension_connected(self) -> bool:
+        """HTLCs reach us: the RouteHtlcs stream is open and the extension says SERVING (its
+        node is synced and hands it the HTLCs, e.g. lnd's interceptor is attached)."""
+        return self._stream_open and self._extension_serving
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
         entry = self.registry.get(service)
@@ -334,18 +343,36 @@ class GatewayCore:
                 async with grpc.aio.insecure_channel(self.lnrpc_address) as channel:
                     stub = lnpb_grpc.GatewayLightningStub(channel)
                     stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
-                    self.extension_connected = True
-                    async for htlc in stream:
-                        delay = 0.2
-                        task = asyncio.create_task(self._dispatch(stub, htlc))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                    self._stream_open = True
+                    watch = asyncio.create_task(self._watch_extension(channel))
+                    try:
+                        async for htlc in stream:
+                            delay = 0.2
+                            task = asyncio.create_task(self._dispatch(stub, htlc))
+                            self._tasks.add(task)
+                            task.add_done_callback(self._tasks.discard)
+                    finally:
+                        watch.cancel()
             except grpc.aio.AioRpcError as exc:
                 log.warning("RouteHtlcs stream: %s; reconnecting", exc.code().name)
             finally:
-                self.extension_connected = False
+                self._stream_open = self._extension_serving = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _watch_extension(self, channel: grpc.aio.Channel, every_s: float = 1.0) -> None:
+        health = health_pb2_grpc.HealthStub(channel)
+        req = health_pb2.HealthCheckRequest(service=LNRPC_SERVICE)
+        while True:
+            try:
+                status = (await health.Check(req, timeout=5)).status
+                serving = status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.aio.AioRpcError:
+                serving = False
+            if serving != self._extension_serving:
+                log.info("Lightning extension %s", "serving" if serving else "NOT serving")
+            self._extension_serving = serving
+            await asyncio.sleep(every_s)
 
     async def _dispatch(
         self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc

@@ -152,13 +152,13 @@ class LndNet:
     async def hint(self) -> Hint:
         chans = (await self._cli(self.alice, "listchannels"))["channels"]
         (c,) = [c for c in chans if c["remote_pubkey"] == self.gw.pubkey]
-        edge = await self._cli(self.alice, "getchaninfo", "--chan_id", c["chan_id"])
+        edge = await self._cli(self.alice, "getchaninfo", "--chan_id", c["scid"])
         pol = (
             edge["node1_policy"] if edge["node1_pub"] == self.alice.pubkey else edge["node2_policy"]
         )
         return Hint(
             self.alice.pubkey,
-            int(c["chan_id"]),
+            int(c["scid"]),
             (
                 int(pol["fee_base_msat"]),
                 int(pol["fee_rate_milli_msat"]),
@@ -172,7 +172,7 @@ class LndNet:
         chans = (await self._cli(self.gw, "listchannels"))["channels"]
         return int(wallet["confirmed_balance"]), [
             ChannelTruth(
-                int(c["chan_id"]),
+                int(c["scid"]),
                 c["remote_pubkey"],
                 int(c["capacity"]),
                 int(c["local_balance"]) * 1000,
@@ -202,21 +202,22 @@ class LndNet:
         return int(inv["amt_paid_msat"])
 
     async def pay(self, bolt11: str, timeout_s: int = 60) -> dict:
-        try:
-            p = await self._cli(
-                self.alice,
-                "payinvoice",
-                "--force",
-                "--json",
-                f"--timeout={timeout_s}s",
-                "--fee_limit=100000",
-                bolt11,
-                timeout=timeout_s + 30,
-            )
-        except PeerFailed as exc:  # lncli exits non-zero on a failed payment, JSON on stdout
-            text = str(exc)
-            p = json.loads(text[text.index("{") :]) if "{" in text else {"status": "FAILED"}
-        return _lnd_payment(p)
+        """alice pays with a clean mission control (a failure the gateway gave on purpose must
+        not steer the next payment); lncli prints the payment and exits 1 when it failed."""
+        await self._cli(self.alice, "resetmc")
+        done = await asyncio.to_thread(
+            self.alice.lncli,
+            "payinvoice",
+            "--force",
+            "--json",
+            f"--timeout={timeout_s}s",
+            "--fee_limit=100",
+            bolt11,
+            timeout=timeout_s + 30,
+        )
+        if not done.stdout.strip().startswith("{"):
+            raise PeerFailed(f"lncli payinvoice: {done.stderr.strip()}")
+        return _lnd_payment(json.loads(done.stdout))
 
     async def mine(self, blocks: int) -> None:
         await asyncio.to_thread(self.world.mine, blocks)
