@@ -1,0 +1,133 @@
+"""`python -m deploy.gateway --env-file FILE [--check]`: run the gateway alone, as an operator
+deploys it (deploy/gateway.conf: router, API front, and the Lightning extension for LND).
+
+Reads FILE (KEY=VALUE lines, `#` comments, optional quotes; documented in
+deploy/gateway.env.example) over the process environment, checks it, creates the private run
+and data directories, and replaces itself with `supervisord -n -c deploy/gateway.conf`, so
+systemd (or any supervisor of supervisord) sees one process. `--check` only checks and prints
+what it would run; a bad file exits 2 with one line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import bcrypt
+import click
+
+from bus.endpoints import ensure_run_dir
+from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
+from gwcore.secretfile import secret_file
+
+HERE = Path(__file__).resolve().parent
+CONF = HERE / "gateway.conf"
+REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, "GATEWAY_API_PASSWORD_HASH", "GATEWAY_ROUTER_PUBLIC_API_URL")
+
+
+class EnvFileError(ValueError):
+    """The environment file is unreadable or incomplete (the message is one line)."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EnvFileError(f"cannot read {path}: {exc.strerror}") from None
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip().removeprefix("export "), value.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise EnvFileError(f"{path}:{n}: expected KEY=VALUE, got {raw!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
+    """The environment supervisord gets: the process's, then the file's; checked; the run and
+    data directories made (mode 0700), the session secret kept in the data directory."""
+    env = {**environ, **{k: v for k, v in file_env.items()}}
+    missing = [k for k in REQUIRED if not env.get(k)]
+    if missing:
+        raise EnvFileError(f"missing in the environment file: {', '.join(missing)}")
+    if not env["GATEWAY_API_PASSWORD_HASH"].startswith("$2"):
+        raise EnvFileError(
+            "GATEWAY_API_PASSWORD_HASH is not a bcrypt hash (gateway-cli create-password-hash)"
+        )
+    try:
+        bcrypt.checkpw(b"", env["GATEWAY_API_PASSWORD_HASH"].encode())
+    except ValueError:
+        raise EnvFileError("GATEWAY_API_PASSWORD_HASH is not a valid bcrypt hash") from None
+    run_extension = env.setdefault("GATEWAY_RUN_EXTENSION", "true").lower()
+    if run_extension not in ("true", "false"):
+        raise EnvFileError("GATEWAY_RUN_EXTENSION must be true (LND) or false (CLN)")
+    env["GATEWAY_RUN_EXTENSION"] = run_extension
+    if run_extension == "true":
+        backend = env.setdefault("GATEWAY_LNRPC_BACKEND", "lnd")
+        if backend != "lnd":
+            raise EnvFileError(
+                f"GATEWAY_LNRPC_BACKEND={backend}: supervisord runs the extension for lnd only"
+            )
+        for key in (
+            "GATEWAY_LNRPC_LND_HOST",
+            "GATEWAY_LNRPC_LND_TLS_CERT",
+            "GATEWAY_LNRPC_LND_MACAROON",
+        ):
+            if not env.get(key):
+                raise EnvFileError(f"missing in the environment file: {key}")
+    env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)
+    env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
+    run_dir = ensure_run_dir(env[ENV_RUN_DIR])
+    data_dir = ensure_run_dir(env[ENV_DATA_DIR])
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "conf.d").mkdir(exist_ok=True)
+    env[ENV_RUN_DIR], env[ENV_DATA_DIR] = str(run_dir), str(data_dir)
+    env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
+    if not env.get("GATEWAY_API_SESSION_SECRET"):
+        env["GATEWAY_API_SESSION_SECRET"] = secret_file(data_dir / "session-secret", 32)
+    env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
+    return env
+
+
+@click.command()
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="KEY=VALUE settings (deploy/gateway.env.example)",
+)
+@click.option("--check", is_flag=True, help="check the file and print what would run")
+def main(env_file: Path, check: bool) -> None:
+    """Run the gateway (router, API front, Lightning extension) under supervisord."""
+    try:
+        env = gateway_env(read_env_file(env_file), dict(os.environ))
+    except (EnvFileError, PermissionError) as exc:
+        click.echo(f"gateway: {exc}", err=True)
+        sys.exit(2)
+    supervisord = str(Path(sys.executable).parent / "supervisord")
+    argv = [supervisord, "-n", "-c", str(CONF)]
+    extension = (
+        f"extension: {env['GATEWAY_LNRPC_BACKEND']} at {env['GATEWAY_LNRPC_LND_HOST']}"
+        if env["GATEWAY_RUN_EXTENSION"] == "true"
+        else "extension: run by lightningd (CLN plugin)"
+    )
+    click.echo(
+        f"gateway: data {env[ENV_DATA_DIR]}, run {env[ENV_RUN_DIR]}, API {env['GATEWAY_API_BIND']}"
+        f" ({env['GATEWAY_ROUTER_PUBLIC_API_URL']}), {extension} on {env['GATEWAY_LNRPC_LISTEN']}",
+        err=True,
+    )
+    if check:
+        click.echo(" ".join(argv))
+        return
+    os.execve(supervisord, argv, env)
+
+
+if __name__ == "__main__":
+    main()

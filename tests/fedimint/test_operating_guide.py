@@ -1,0 +1,355 @@
+"""docs/operating.md, followed: the guide's own commands (its `<!-- guide-step -->` blocks, run
+by bash as written, with the test's values in `$VARIABLES`) deploy the gateway alone under
+supervisord (deploy/gateway.conf) beside a real lnd (btcd regtest, `--requireinterceptor`, a
+macaroon baked as the guide says), connect it to a real fedimintd federation, fund it by peg-in,
+have the guardians add it for LNv2 and set its fees. Then a real fedimint-cli user receives
+(alice pays from her lnd) and sends (to bob's lnd) through it, amounts exact; and both again with
+the extension killed (kill -9) mid-payment: each payment ends settled once, no HTLC is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from supervisor.xmlrpc import SupervisorTransport
+
+from peers.cache import fedimint_bin, lnd_bin
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation
+from peers.harness.lnd import LndWorld
+from peers.harness.procs import free_ports
+
+from .conftest import User
+from .test_gateway_fedimint import Gateway, _until
+
+pytestmark = pytest.mark.timeout(900)
+REPO = Path(__file__).resolve().parents[2]
+GUIDE = REPO / "docs" / "operating.md"
+RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step
+
+
+def guide_steps() -> dict[str, str]:
+    text = GUIDE.read_text()
+    found = re.findall(r"<!-- guide-step: ([\w-]+) -->\n```\w*\n(.*?)\n```", text, re.S)
+    return dict(found)
+
+
+class Guide:
+    """Runs the guide's steps with bash, in an environment holding the test's values."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.steps, self.env = guide_steps(), env
+
+    def run(self, step: str, timeout: float = 120, **values: str) -> str:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", self.steps[step]],
+            env={**self.env, **values},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+        assert done.returncode == 0, f"guide step {step}: {done.stdout} {done.stderr[-2000:]}"
+        return done.stdout
+
+    def start(self, step: str, log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", f"exec {self.steps[step]}"],
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+
+
+def _wrapper(folder: Path, name: str, argv: list[str], env: str = "") -> None:
+    path = folder / name
+    path.write_text(f'#!/bin/sh\n{env}exec {" ".join(argv)} "$@"\n')
+    path.chmod(0o755)
+
+
+@pytest.fixture(scope="module")
+def lnd_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LndWorld]:
+    world = LndWorld.start(tmp_path_factory.mktemp("lnd"))
+    try:
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture
+def deployed(lnd_world: LndWorld, tmp_path: Path) -> Iterator[dict]:
+    """The gateway deployed by the guide's steps, up to `run`; stopped with SIGTERM after."""
+    gw_node = lnd_world.node("gateway")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    lncli = [str(lnd_bin("lncli")), f"--lnddir={gw_node.folder}", "--network=regtest"]
+    _wrapper(bindir, "lncli", [*lncli, f"--rpcserver={gw_node.rpc_host}"])
+    _wrapper(bindir, "fedimint-cli", [str(fedimint_bin("fedimint-cli"))], "FM_IN_DEVIMINT=1 ")
+    api_port, lnrpc_port = free_ports(2)
+    base = Path(f"/tmp/fmgw-op-{os.urandom(3).hex()}")  # ipc paths stay short
+    password, metrics_token = os.urandom(12).hex(), "metrics-" + os.urandom(8).hex()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        "PATH": f"{bindir}:{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "ENV_FILE": str(tmp_path / "gateway.env"),
+        "MACAROON": str(tmp_path / "gateway.macaroon"),
+        "ADMIN_PASSWORD": password,
+        "GATEWAY_RPCPASSWORD": password,
+        "GATEWAY": f"http://127.0.0.1:{api_port}",
+    }
+    guide = Guide(env)
+    guide.run("macaroon")
+    password_hash = json.loads(guide.run("password-hash"))["password_hash"]
+    assert password_hash.startswith("$2")
+    ours = {
+        "GATEWAY_DATA_DIR": str(base / "data"),
+        "GATEWAY_RUN_DIR": str(base / "run"),
+        "GATEWAY_API_BIND": f"127.0.0.1:{api_port}",
+        "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
+        "GATEWAY_API_PASSWORD_HASH": password_hash,
+        "GATEWAY_API_METRICS_TOKEN": metrics_token,
+        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{lnrpc_port}",
+        "GATEWAY_LNRPC_LND_HOST": gw_node.rpc_host,
+        "GATEWAY_LNRPC_LND_TLS_CERT": str(gw_node.tls_cert),
+        "GATEWAY_LNRPC_LND_MACAROON": env["MACAROON"],
+    }
+    lines = []
+    for line in guide.steps["env-file"].splitlines():  # the guide's file, our paths and secrets
+        key, _, value = line.partition("=")
+        lines.append(f"{key}={ours.pop(key, value)}")
+    assert ours == {}, f"the guide's environment file lacks {sorted(ours)}"
+    Path(env["ENV_FILE"]).write_text("\n".join(lines) + "\n")
+    Path(env["ENV_FILE"]).chmod(0o600)
+    assert "supervisord -n -c" in guide.run("check")
+    log = tmp_path / "gateway.log"
+    proc = guide.start("run", log)
+    try:
+        url = env["GATEWAY"]
+        _until("/health ready", 90, lambda: _ready(url) or (proc.poll() is not None and _dead(log)))
+        yield {
+            "guide": guide,
+            "url": url,
+            "password": password,
+            "metrics_token": metrics_token,
+            "rpc": xmlrpc.client.ServerProxy(
+                "http://127.0.0.1",
+                transport=SupervisorTransport(None, None, f"unix://{base / 'run'}/supervisor.sock"),
+            ),
+            "data_dir": base / "data",
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _dead(log: Path) -> bool:
+    raise AssertionError(f"the gateway exited: {log.read_text()[-3000:]}")
+
+
+def _pid(rpc, program: str) -> int:  # type: ignore[no-untyped-def]
+    return int(rpc.supervisor.getProcessInfo(program)["pid"])
+
+
+def _kill_9(rpc, program: str) -> None:  # type: ignore[no-untyped-def]
+    pid = _pid(rpc, program)
+    os.kill(pid, signal.SIGKILL)
+    _until(f"{program} restarted", 60, lambda: _pid(rpc, program) not in (0, pid))
+
+
+def _keep(into: dict, work) -> None:  # type: ignore[no-untyped-def]
+    try:
+        into.update(work())
+    except BaseException as exc:
+        into["error"] = repr(exc)
+
+
+class Books:
+    """The gateway's e-cash and channel balance, and the user's e-cash, before a payment."""
+
+    def __init__(self, gw: Gateway, fed: str, user: User) -> None:
+        user("dev", "wait-complete")
+        self.gw, self.fed, self.user = gw, fed, user
+        self.ecash, self.ln = gw.balance(fed), _local_msat(gw)
+        self.user_msat = int(user("info")["total_amount_msat"])  # type: ignore[index]
+
+    def received(self, amount: int) -> None:
+        contract = amount - amount * RECEIVE_FEE_PPM // 1_000_000
+        _until("the channel settled", 30, lambda: _local_msat(self.gw) - self.ln == amount)
+        spent = self.ecash - self.gw.balance(self.fed)
+        assert contract + 1_000 <= spent <= contract + 1_000 + 100 * 40 + 512, spent
+        self.user("dev", "wait-complete")
+        got = int(self.user("info")["total_amount_msat"]) - self.user_msat  # type: ignore[index]
+        assert contract - 1_000 - 100 * 30 - 512 <= got <= contract - 1_000, got
+
+    def sent(self, amount: int) -> None:
+        contract = amount + amount * SEND_FEE_PPM // 1_000_000
+        _until("the channel settled", 30, lambda: self.ln - _local_msat(self.gw) >= amount)
+        paid = self.ln - _local_msat(self.gw)
+        assert amount <= paid <= amount + 10_000, paid  # the invoice and the route's fee, once
+        low, high = contract - 1_000 - 100 * 30 - 512, contract - 1_000
+        _until("the claim", 60, lambda: self.gw.balance(self.fed) - self.ecash >= low)
+        claimed = self.gw.balance(self.fed) - self.ecash
+        assert low <= claimed <= high, (low, claimed, high)
+
+
+def _local_msat(gw: Gateway) -> int:
+    return int(gw.post("/lightning", {})["balances"]["lightning_balance_msat"])
+
+
+def test_the_operating_guide_on_a_real_lnd(
+    deployed: dict,
+    lnd_world: LndWorld,
+    federation1: Federation,
+    user: User,
+    bitcoind: Bitcoind,
+) -> None:
+    guide: Guide = deployed["guide"]
+    gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
+    gw_node, alice, bob = (lnd_world.node(n) for n in ("gateway", "alice", "bob"))
+    info = guide.run("info")
+    assert gw_node.pubkey in info and "regtest" in info
+    fed = federation1.federation_id
+    connected = json.loads(guide.run("connect", INVITE_CODE=federation1.invite_code))
+    assert connected["federation_id"] == fed
+    # e-cash by peg-in, as the guide says: an address, bitcoin to it, the claim once confirmed
+    address = json.loads(guide.run("peg-in-address", FED_ID=fed))["address"]
+    bitcoind.send(address, 300_000)
+    bitcoind.mine(21)
+
+    def claimed() -> bool:
+        try:
+            guide.run("peg-in-claim", FED_ID=fed)
+            return True
+        except AssertionError:
+            bitcoind.mine(1)
+            return False
+
+    _until("the peg-in claimed", 120, claimed)
+    assert gw.balance(fed) >= 290_000_000
+    url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)[
+        "lnv2_gateway_url"
+    ]
+    for g in federation1.guardians:  # each guardian, with its own password
+        out = guide.run(
+            "guardian-add",
+            CLIENT_DIR=str(user.data_dir),
+            PEER_ID=str(g.peer_id),
+            GUARDIAN_PASSWORD=g.password,
+            PUBLIC_URL=url,
+        )
+        assert out.strip() in ("true", "false")
+    guide.run("fees", FED_ID=fed)
+    routing = gw.public("/routing_info", fed)
+    assert routing["receive_fee"] == {"base": 0, "parts_per_million": RECEIVE_FEE_PPM}
+    assert routing["send_fee_default"] == {"base": 0, "parts_per_million": SEND_FEE_PPM}
+
+    # a receive: the user's invoice (the client finds us through the guardians), alice pays it
+    books = Books(gw, fed, user)
+    invoice, op = user("module", "lnv2", "receive", "100000")  # type: ignore[misc]
+    paid = alice.cli("payinvoice", "--force", "--json", "--timeout=60s", str(invoice), timeout=90)
+    assert paid["status"] == "SUCCEEDED", paid
+    assert user("module", "lnv2", "await-receive", str(op)) == "Claimed"
+    books.received(100_000)
+
+    # a send: bob's invoice, paid by the user through us
+    books = Books(gw, fed, user)
+    bob_inv = bob.cli("addinvoice", "--amt_msat=60000")
+    send = str(user("module", "lnv2", "send", bob_inv["payment_request"]))
+    result = user("module", "lnv2", "await-send", send)
+    assert bob.cli("lookupinvoice", bob_inv["r_hash"])["state"] == "SETTLED"
+    assert result == {"Success": bob.cli("lookupinvoice", bob_inv["r_hash"])["r_preimage"]}
+    books.sent(60_000)
+
+    rpc = deployed["rpc"]
+    actor = connected["program"]
+    # a receive whose HTLC our lnd holds while the extension is killed (the actor stopped so it
+    # cannot answer first): the restarted extension finds the hold invoice, the HTLC is settled
+    books = Books(gw, fed, user)
+    invoice, op = user("module", "lnv2", "receive", "90000")  # type: ignore[misc]
+    ph = alice.cli("decodepayreq", str(invoice))["payment_hash"]
+    actor_pid = _pid(rpc, actor)
+    os.kill(actor_pid, signal.SIGSTOP)
+    outcome: dict = {}
+    payer = threading.Thread(
+        target=_keep,
+        args=(
+            outcome,
+            lambda: alice.cli(
+                "payinvoice", "--force", "--json", "--timeout=180s", str(invoice), timeout=240
+            ),
+        ),
+    )
+    payer.start()
+    try:
+        _until(
+            "the HTLC held by our lnd",
+            60,
+            lambda: gw_node.cli("lookupinvoice", ph)["state"] == "ACCEPTED",
+        )
+        time.sleep(1)  # the router has asked the (stopped) actor
+        _kill_9(rpc, "gateway-lnrpc-extension")
+    finally:
+        os.kill(actor_pid, signal.SIGCONT)
+    payer.join(240)
+    assert outcome.get("status") == "SUCCEEDED", outcome
+    assert user("module", "lnv2", "await-receive", str(op)) == "Claimed"
+    assert gw_node.cli("lookupinvoice", ph)["state"] == "SETTLED"
+    books.received(90_000)
+
+    # a send whose payment bob holds while the extension is killed; bob settles; the payment is
+    # found settled, answered and claimed once
+    books = Books(gw, fed, user)
+    preimage = os.urandom(32)
+    held = bob.cli("addholdinvoice", hashlib.sha256(preimage).hexdigest(), "--amt_msat=80000")
+    send = str(user("module", "lnv2", "send", held["payment_request"]))
+    waited: dict = {}
+    waiter = threading.Thread(
+        target=_keep,
+        args=(waited, lambda: {"result": user("module", "lnv2", "await-send", send, timeout=300)}),
+    )
+    waiter.start()
+    ph = hashlib.sha256(preimage).hexdigest()
+    _until("bob holding the HTLC", 60, lambda: bob.cli("lookupinvoice", ph)["state"] == "ACCEPTED")
+    _kill_9(rpc, "gateway-lnrpc-extension")
+    bob.cli("settleinvoice", preimage.hex())
+    waiter.join(300)
+    assert waited.get("result") == {"Success": preimage.hex()}, waited
+    books.sent(80_000)
+    assert all(c["pending_htlcs"] == [] for c in gw_node.cli("listchannels")["channels"])
+
+    # monitoring as the guide says: /health ready (once the restarted extension's interceptor
+    # is attached), /metrics with the token
+    _until("/health ready again", 30, lambda: _ready(deployed["url"]))
+    metrics = httpx.get(
+        deployed["url"] + "/metrics",
+        headers={"Authorization": f"Bearer {deployed['metrics_token']}"},
+        timeout=10,
+    ).text
+    assert "gateway_lightning_extension_connected 1.0" in metrics
