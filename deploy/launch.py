@@ -32,6 +32,9 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env[ENV_DATA_DIR] = str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
     env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)  # the extension's gRPC address
+    env.setdefault("GATEWAY_LNRPC_BACKEND", "sim")  # the regtest world's node "gateway"
+    env.setdefault("GATEWAY_LNRPC_SIM_REGTEST_DIR", str(data_dir / "regtest"))
+    env.setdefault("GATEWAY_LNRPC_SIM_NODE", "gateway")
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
     env.setdefault("GATEWAY_ROUTER_PUBLIC_API_URL", f"http://{env['GATEWAY_API_BIND']}")
     if not env.get("GATEWAY_API_PASSWORD_HASH"):  # a local admin password, kept in the run dir
