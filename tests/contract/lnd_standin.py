@@ -254,7 +254,7 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
         included) is offered on connect; a response lnd refuses (an unsupported failure code,
         an HTLC it does not hold) ends the stream with an error."""
         if self.interceptor_open:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "interceptor already exists")
+            await context.abort(grpc.StatusCode.UNKNOWN, "interceptor already exists")
         self.interceptor_open = True
         await self._stop_idle()
         held: dict[tuple[int, int], int] = {}  # circuit key -> the world's HTLC id
