@@ -52,8 +52,9 @@ fuzz: $(STAMP) browser
 	  --timeout=3600 || { echo "make fuzz: failed with seed $$seed (make fuzz SEED=$$seed)"; exit 1; }
 
 ## peers: the real peers the tests run beside, at pinned versions, into ~/.cache/fmgw-peers
-##        (FMGW_PEER_CACHE): fedimintd + fedimint-cli (cargo, ~35 min the first time), bitcoind
-##        (Bitcoin Knots from Debian unstable, unpacked privately). Nothing to do when present.
+##        (FMGW_PEER_CACHE): fedimintd + fedimint-cli (cargo, ~35 min the first time), lnd +
+##        lncli and btcd + btcctl (Go module proxy, ~15 min), bitcoind (Bitcoin Knots from
+##        Debian unstable, unpacked privately). Nothing to do when present.
 peers: $(STAMP)
 	$(BIN)/python -m peers install
 
