@@ -172,7 +172,11 @@ class PendingCalls:
             body = reply.WhichOneof("body")
             if body == "reply":
                 return reply.reply.payload
-            err = error_from_code(reply.error.code, reply.error.message, retryable=None)
+            # the sender's own verdict travels with the error: a "not yet, ask again" that
+            # outlasts our attempts must reach the caller still retryable, not as a refusal
+            err = error_from_code(
+                reply.error.code, reply.error.message, retryable=reply.error.retryable
+            )
             if reply.error.retryable and attempt <= retries and deadline - loop.time() > 0:
                 self.stats.incr("retried_errors")
                 await asyncio.sleep(min(0.05 * attempt, max(0.0, deadline - loop.time())))

@@ -1,5 +1,6 @@
 """Shared fixtures: a short private run directory (ipc paths must stay under 107 bytes) and a
-ZeroMQ context per test; the hypothesis profiles (tests/fuzzing.py says which runs use which)."""
+ZeroMQ context per test; the real lnd nodes (one set per session); the hypothesis profiles
+(tests/fuzzing.py says which runs use which)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import zmq.asyncio
 from hypothesis import settings
 
 from bus import HeartbeatPolicy
+from peers.harness.lnd import LndWorld
 from tests.fuzzing import CI_PROFILE, FUZZ_PROFILE, PROFILE_ENV
 
 # ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
@@ -44,3 +46,24 @@ async def zctx() -> AsyncIterator[zmq.asyncio.Context]:
 @pytest.fixture
 def fast_heartbeat() -> HeartbeatPolicy:
     return HeartbeatPolicy(interval_s=0.1, liveness=3)
+
+
+@pytest.fixture(scope="session")
+def lnd_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LndWorld]:
+    """Real lnd nodes alice -> gateway -> bob on a real btcd (about 40 s to start), shared by
+    every test that needs them (the contract suite's real-lnd target, the dev tree and the
+    operator's deployment on a real lnd). A test finds the channels as the last one left them
+    (balances move; compare before and after) and alice's mission control reset."""
+    world = LndWorld.start(tmp_path_factory.mktemp("lnd"))
+    try:
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture
+def lnd(lnd_world: LndWorld) -> LndWorld:
+    """`lnd_world`, with alice's mission control forgotten (a failure an earlier test caused on
+    purpose must not steer this one's payments)."""
+    lnd_world.node("alice").cli("resetmc")
+    return lnd_world

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -53,6 +54,7 @@ LND_STATUS = {
 # outgoing_requested_chan_id of a node-addressed (blinded) forward: never one of ours
 NODE_ID_FORWARD_SCID = 2**64 - 1
 ATTACH_GRACE_S = 0.5
+OWN_REFRESH_S = 1.0
 
 
 def _why(exc: Exception) -> str:
@@ -82,6 +84,7 @@ class LndBackend(LightningBackend):
         self._attached = False
         self._held: dict[tuple[int, int], InterceptedHtlc] = {}
         self._own: set[int] = set()
+        self._own_at = 0.0  # monotonic time of the last listing
         self._htlcs: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()  # both kinds, in order
         self.holds: LndHoldInvoices | None = None
 
@@ -274,11 +277,16 @@ class LndBackend(LightningBackend):
             own.update(c.alias_scids)
             if c.zero_conf_confirmed_scid:
                 own.add(c.zero_conf_confirmed_scid)
-        self._own = own
+        self._own, self._own_at = own, time.monotonic()
 
     async def _is_own(self, scid: int) -> bool:
+        """Ours to resume at once? An scid we do not know is looked up again (a channel opened
+        since), at most once a second: under a flood of the gateway's own HTLCs the node is
+        not asked each time, and a forward held by mistake is resumed by the gateway anyway."""
         if scid == NODE_ID_FORWARD_SCID or scid in self._own:
             return True
+        if time.monotonic() - self._own_at < OWN_REFRESH_S:
+            return False
         try:
             await self._refresh_own()
         except BackendError as exc:  # unsure: hold it; the gateway forwards what is not its own

@@ -62,6 +62,9 @@ from .supervisor import SupervisorControl
 
 log = logging.getLogger(__name__)
 LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
+# errors of an actor asked about an HTLC that are faults, not its decision: the router asks
+# again rather than cancel (the actor may have funded a contract for it already)
+NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
 
 
 class GatewayCore:
@@ -412,8 +415,15 @@ class GatewayCore:
                     )
                     decision = json.loads(raw)
                 except GatewayError as exc:
-                    if not exc.retryable:
+                    if not exc.retryable and exc.code not in NOT_A_VERDICT:
                         decision = {"action": "cancel", "reason": exc.message}
+                    elif not exc.retryable:  # a fault, not a verdict: never cancel on it
+                        log.error(
+                            "actor of %s failed on an HTLC: %s; asking again",
+                            entry.federation_id,
+                            exc.message,
+                        )
+                        await asyncio.sleep(5.0)
                     else:
                         log.warning(
                             "actor of %s did not decide yet: %s", entry.federation_id, exc.message
@@ -428,6 +438,13 @@ class GatewayCore:
             try:
                 await stub.CompleteHtlc(req, timeout=30)
                 self.htlcs_completed += 1
+                return
+            except grpc.aio.UsageError:  # the stream's channel closed: it comes again
+                log.warning(
+                    "HTLC %s/%s: the extension went away; it will offer it again",
+                    htlc.incoming_chan_id,
+                    htlc.htlc_id,
+                )
                 return
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):

@@ -54,6 +54,8 @@ class Echo:
             raise InvalidInput("amount must be positive")
         if call.method == "crash":
             raise RuntimeError("boom")
+        if call.method == "not-yet":
+            raise InternalError("not finished yet: ask again", retryable=True)
         if call.method == "slow":
             await asyncio.sleep(float(call.payload))
         return b"echo:" + call.payload
@@ -116,8 +118,15 @@ async def test_errors_keep_their_code_across_the_bus(
     w = await start_worker(zctx, endpoint, fast_heartbeat)
     with pytest.raises(InvalidInput, match="amount must be positive"):
         await client.request("fedA", "fail", b"", timeout=2)
-    with pytest.raises(InternalError, match="RuntimeError: boom"):
+    with pytest.raises(InternalError, match="RuntimeError: boom") as boom:
         await client.request("fedA", "crash", b"", timeout=2)
+    assert not boom.value.retryable
+    # "not yet, ask again" outlasting every attempt stays retryable (the router keeps asking
+    # rather than cancelling an HTLC whose contract may be funded already)
+    for caller in (client, broker):
+        with pytest.raises(InternalError, match="not finished yet") as later:
+            await caller.request("fedA", "not-yet", b"", timeout=2, retries=2)
+        assert later.value.retryable
     await w.stop()
 
 

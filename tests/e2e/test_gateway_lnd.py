@@ -25,14 +25,14 @@ from peers.harness.lnd import LndWorld
 from .conftest import World, bus, ensure_liquidity, supervisor_rpc, wait_until
 
 pytestmark = pytest.mark.timeout(600)
-TREE_ENV: dict[str, str] = {}  # the extension's lnd, filled in by `lnd_world` before the tree
+TREE_ENV: dict[str, str] = {}  # the extension's lnd, filled in before the tree starts
 FEE_PPM = 10_000
 
 
 @pytest.fixture(scope="module", autouse=True)
-def lnd_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LndWorld]:
-    world = LndWorld.start(tmp_path_factory.mktemp("lnd"))
-    gw = world.node("gateway")
+def lnd_tree_env(lnd_world: LndWorld) -> Iterator[None]:
+    """The tree's extension on the session's real lnd (autouse: set before `tree` starts)."""
+    gw = lnd_world.node("gateway")
     TREE_ENV.update(
         {
             "GATEWAY_LNRPC_BACKEND": "lnd",
@@ -42,10 +42,9 @@ def lnd_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LndWorld]:
         }
     )
     try:
-        yield world
+        yield
     finally:
         TREE_ENV.clear()
-        world.stop()
 
 
 def _balance(tree: dict, fed: str) -> int:
@@ -59,9 +58,9 @@ def _keep(into: dict, work) -> None:  # type: ignore[no-untyped-def]
         into["error"] = repr(exc)
 
 
-def test_dev_federations_on_a_real_lnd(tree: dict, lnd_world: LndWorld, tmp_path: Path) -> None:
+def test_dev_federations_on_a_real_lnd(tree: dict, lnd: LndWorld, tmp_path: Path) -> None:
     world = World(tree["regtest"])
-    gw_node, alice, bob = (lnd_world.node(n) for n in ("gateway", "alice", "bob"))
+    gw_node, alice, bob = (lnd.node(n) for n in ("gateway", "alice", "bob"))
     alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
     entries = {
         n: bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": f["invite_code"]})

@@ -81,19 +81,10 @@ def _wrapper(folder: Path, name: str, argv: list[str], env: str = "") -> None:
     path.chmod(0o755)
 
 
-@pytest.fixture(scope="module")
-def lnd_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LndWorld]:
-    world = LndWorld.start(tmp_path_factory.mktemp("lnd"))
-    try:
-        yield world
-    finally:
-        world.stop()
-
-
 @pytest.fixture
-def deployed(lnd_world: LndWorld, tmp_path: Path) -> Iterator[dict]:
+def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     """The gateway deployed by the guide's steps, up to `run`; stopped with SIGTERM after."""
-    gw_node = lnd_world.node("gateway")
+    gw_node = lnd.node("gateway")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     lncli = [str(lnd_bin("lncli")), f"--lnddir={gw_node.folder}", "--network=regtest"]
@@ -225,14 +216,14 @@ def _local_msat(gw: Gateway) -> int:
 
 def test_the_operating_guide_on_a_real_lnd(
     deployed: dict,
-    lnd_world: LndWorld,
+    lnd: LndWorld,
     federation1: Federation,
     user: User,
     bitcoind: Bitcoind,
 ) -> None:
     guide: Guide = deployed["guide"]
     gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
-    gw_node, alice, bob = (lnd_world.node(n) for n in ("gateway", "alice", "bob"))
+    gw_node, alice, bob = (lnd.node(n) for n in ("gateway", "alice", "bob"))
     info = guide.run("info")
     assert gw_node.pubkey in info and "regtest" in info
     fed = federation1.federation_id
