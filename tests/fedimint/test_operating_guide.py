@@ -211,7 +211,13 @@ class Books:
 
 
 def _local_msat(gw: Gateway) -> int:
-    return int(gw.post("/lightning", {})["balances"]["lightning_balance_msat"])
+    """Our channels' local side (waits for an extension that is restarting)."""
+    r = _until(
+        "the extension answering",
+        60,
+        lambda: (x := gw.http.post("/lightning", json={})).is_success and x,
+    )
+    return int(r.json()["balances"]["lightning_balance_msat"])
 
 
 def test_the_operating_guide_on_a_real_lnd(
