@@ -1,5 +1,5 @@
-"""Real peers for tests: a regtest bitcoind (Bitcoin Knots) per session, and real fedimintd
-federations of 1 and of 4 guardians per module, set up from scratch (peers/). They are built by
+"""Real peers for tests: a regtest bitcoind (Bitcoin Knots), and real fedimintd federations of 1
+and of 4 guardians on it, per module, set up from scratch (peers/). They are built by
 `make peers`, which `make test` runs first; missing, the tests fail and say so (never skip)."""
 
 from __future__ import annotations
@@ -28,13 +28,17 @@ def peer_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bitcoind(peer_dir: Path) -> Iterator[Bitcoind]:
-    node = Bitcoind.start(peer_dir / "bitcoind")
+    """A fresh chain per module (a few seconds): guardians set up on a chain that every earlier
+    test has grown took minutes to sync it (a 4-guardian federation over 100 s)."""
+    folder = peer_dir / f"bitcoind-{os.urandom(3).hex()}"
+    node = Bitcoind.start(folder)
     try:
         yield node
     finally:
         node.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _federation(bitcoind: Bitcoind, folder: Path, guardians: int) -> Iterator[Federation]:

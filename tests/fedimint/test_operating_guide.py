@@ -341,6 +341,9 @@ def test_the_operating_guide_on_a_real_lnd(
     books.sent(80_000)
     assert all(c["pending_htlcs"] == [] for c in gw_node.cli("listchannels")["channels"])
 
+    status = guide.run("status", GATEWAY_RUN_DIR=str(deployed["data_dir"].parent / "run"))
+    for program in ("gateway-router", "gateway-api", "gateway-lnrpc-extension", actor):
+        assert re.search(rf"^{program}\s+RUNNING", status, re.M), status
     # monitoring as the guide says: /health ready (once the restarted extension's interceptor
     # is attached), /metrics with the token
     _until("/health ready again", 30, lambda: _ready(deployed["url"]))
