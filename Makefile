@@ -31,9 +31,10 @@ foreground: $(STAMP)
 	$(BIN)/python -m deploy.launch
 
 ## test: set up, lint, check generated code, install the real peers if missing, run the test suite
-##       (browser tests use Debian's chromium)
+##       on TEST_WORKERS pytest-xdist workers (tests/scheduling.py; browser tests use Debian's chromium)
+TEST_WORKERS ?= 4
 test: $(STAMP) lint browser peers
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## browser: Debian's chromium for the dashboard's browser tests (Playwright drives it; no download)
 browser:

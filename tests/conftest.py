@@ -17,12 +17,17 @@ from hypothesis import settings
 from bus import HeartbeatPolicy
 from peers.harness.lnd import LndWorld
 from tests.fuzzing import CI_PROFILE, FUZZ_PROFILE, PROFILE_ENV
+from tests.scheduling import pytest_collection_modifyitems, register  # noqa: F401 - hooks
 
 # ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
 settings.register_profile(CI_PROFILE, derandomize=True, database=None, print_blob=True)
 # fuzz: random draws (the seed comes from --hypothesis-seed, which `make fuzz` prints)
 settings.register_profile(FUZZ_PROFILE, derandomize=False, database=None, print_blob=True)
 settings.load_profile(os.environ.get(PROFILE_ENV, CI_PROFILE))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register(config)
 
 
 @pytest.fixture

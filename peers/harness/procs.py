@@ -19,18 +19,49 @@ class PeerFailed(RuntimeError):
     """A peer did not start or stopped answering; the message ends with its log."""
 
 
+# Ports are handed out below the kernel's ephemeral range (32768-60999 by default), where no
+# outgoing connection takes one behind our back, in a block of its own per pytest-xdist worker, so
+# that parallel workers never race for a port between choosing it and the peer binding it.
+_PORT_BASE, _PORT_TOP, _PORT_BLOCKS = 10_000, 32_000, 16
+_next_port: list[int] = []
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3" in a worker, unset otherwise
+    return int(worker[2:]) % _PORT_BLOCKS if worker[2:].isdigit() else _PORT_BLOCKS - 1
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct loopback ports free right now (held open together while chosen)."""
-    socks = []
+    """`n` distinct loopback ports free right now (held open together while chosen), from this
+    process's block: each is handed out once per process, so two peers of one test run never get
+    the same port even when the first has not bound it yet."""
+    size = (_PORT_TOP - _PORT_BASE) // _PORT_BLOCKS
+    low = _PORT_BASE + _worker_index() * size
+    if not _next_port:  # a random start: two test runs on one machine rarely meet
+        _next_port.append(low + int.from_bytes(os.urandom(2), "big") % size)
+    socks: list[socket.socket] = []
     try:
-        for _ in range(n):
+        for _ in range(size):
+            if len(socks) == n:
+                return [int(s.getsockname()[1]) for s in socks]
+            port = _next_port[0]
+            _next_port[0] = low + (port + 1 - low) % size
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
+        raise RuntimeError(f"no {n} free loopback ports in {low}..{low + size - 1}")
     finally:
         for s in socks:
             s.close()
+
+
+def free_port() -> int:
+    """One port of `free_ports`."""
+    return free_ports(1)[0]
 
 
 class Proc:

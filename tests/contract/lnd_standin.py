@@ -284,9 +284,7 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
         try:
             async with (
                 aiohttp.ClientSession(headers=self.headers) as session,
-                session.ws_connect(
-                    self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
-                ) as ws,
+                await self._intercept(session) as ws,
             ):
                 while True:
                     recv = asyncio.ensure_future(ws.receive())
@@ -324,6 +322,20 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
             self.interceptor_open = False
             self._start_idle()
 
+    async def _intercept(self, session: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+        """The world's interception websocket of our node. The world takes one at a time and
+        sees the previous one (the idle failer, or a stream just ended) closed a moment after we
+        closed it, answering 409 meanwhile: asked again for up to 5 s."""
+        url = self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
+        for _ in range(50):
+            try:
+                return await session.ws_connect(url)
+            except aiohttp.WSServerHandshakeError as e:
+                if e.status != 409:
+                    raise
+                await asyncio.sleep(0.1)
+        return await session.ws_connect(url)
+
     # --- requireinterceptor with no interceptor attached --------------------------------------
     def _start_idle(self) -> None:
         if self._idle is None and not self._stopping:
@@ -342,9 +354,7 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
         offered to an interceptor (a replay) stays held for the next one."""
         async with (
             aiohttp.ClientSession(headers=self.headers) as session,
-            session.ws_connect(
-                self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
-            ) as ws,
+            await self._intercept(session) as ws,
         ):
             async for msg in ws:
                 h = json.loads(msg.data)

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+from peers.harness.procs import free_port
 from services.lnrpc.lnd import LndBackend
 from services.lnrpc.server import ExtensionServer
 from services.lnrpc.sim import SimBackend
@@ -29,6 +30,10 @@ from tests.contract.lnd_standin import LndStandIn
 from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
 from tests.regtest.test_regtestd_process import Regtestd
+
+pytestmark = pytest.mark.xdist_group(
+    "lnd"
+)  # the real lnd nodes: one set per run (tests/scheduling.py)
 
 # sim, cln (harness) and lnd-standin answer from the simulated world; lnd is a real lnd
 BACKENDS = ["sim", "cln", "lnd-standin", "lnd"]
@@ -48,14 +53,6 @@ def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     r.info = r.start()
     yield r
     r.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 Stub = tuple[pb_grpc.GatewayLightningStub, RegtestNet | LndNet, str]
@@ -98,7 +95,7 @@ async def stub(request, tmp_path) -> AsyncIterator[Stub]:  # type: ignore[no-unt
             await server.start()
             listen = server.listen
         else:  # cln: the real plugin process, driven by lightningd's side of the protocol
-            listen = f"127.0.0.1:{_free_port()}"
+            listen = f"127.0.0.1:{free_port()}"
             harness = FakeLightningd(regtestd.info, node, Path(f"/tmp/fmgw-cln-{node}"), listen)
             await asyncio.to_thread(harness.start)
     channel = grpc.aio.insecure_channel(listen)
@@ -351,7 +348,7 @@ def test_cln_plugin_manifest(regtestd, tmp_path) -> None:  # type: ignore[no-unt
         regtestd.info,
         "nobody",
         Path(f"/tmp/fmgw-cln-m{os.urandom(3).hex()}"),
-        f"127.0.0.1:{_free_port()}",
+        f"127.0.0.1:{free_port()}",
     )
     harness.start()
     try:

@@ -25,6 +25,7 @@ from deploy.launch import prepare_env
 from gwcore.constants import ROUTER_ENDPOINT_NAME
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
+from peers.harness.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -44,14 +45,6 @@ def wait_until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def pay_via_api(tree: dict, body: dict) -> tuple[int, object]:
     """POST /pay_invoice on the real API front (what federation clients call)."""
     r = httpx.post(tree["api_url"] + "/pay_invoice", json=body, timeout=150)
@@ -63,7 +56,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
     base = Path(f"/tmp/fmgw-e2e-{os.urandom(3).hex()}")
     run_dir, data_dir = base / "run", base / "data"
-    api_bind = f"127.0.0.1:{_free_port()}"
+    api_bind = f"127.0.0.1:{free_port()}"
     env = prepare_env(
         run_dir,
         data_dir,
@@ -72,7 +65,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             **getattr(request.module, "TREE_ENV", {}),
             "GATEWAY_API_BIND": api_bind,
             "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
-            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
+            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{free_port()}",
         },
     )
     log_file = open(base.with_suffix(".log"), "wb")  # noqa: SIM115 - the tree's logs, open for its whole life

@@ -11,20 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from peers.harness.procs import free_port
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _alive(marker: str) -> list[str]:
@@ -42,8 +37,8 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         if not k.startswith(("GATEWAY_", "SUPERVISOR_")) and k != "VIRTUAL_ENV"
     }
     # other ports than a developer's own `make run` on this machine
-    env["GATEWAY_API_BIND"] = f"127.0.0.1:{_port()}"
-    env["GATEWAY_LNRPC_LISTEN"] = f"127.0.0.1:{_port()}"
+    env["GATEWAY_API_BIND"] = f"127.0.0.1:{free_port()}"
+    env["GATEWAY_LNRPC_LISTEN"] = f"127.0.0.1:{free_port()}"
 
     def make(target: str) -> subprocess.CompletedProcess[str]:
         # -o: the venv counts as set up (it is this test run's own)

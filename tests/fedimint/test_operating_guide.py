@@ -34,7 +34,8 @@ from peers.harness.procs import free_ports
 from .conftest import User
 from .test_gateway_fedimint import Gateway, _until
 
-pytestmark = pytest.mark.timeout(900)
+# the real lnd nodes: one set per run (tests/scheduling.py)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("lnd")]
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "operating.md"
 RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step

@@ -19,6 +19,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
+from peers.harness.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,8 +44,8 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
         run_dir / "data",
         {
             **os.environ,
-            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
-            "GATEWAY_API_BIND": f"127.0.0.1:{_free_port()}",
+            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{free_port()}",
+            "GATEWAY_API_BIND": f"127.0.0.1:{free_port()}",
         },
     )
     sup = subprocess.Popen(
@@ -63,14 +64,6 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             os.killpg(sup.pid, signal.SIGKILL)
             sup.wait(5)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
