@@ -41,9 +41,9 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         for k, v in os.environ.items()
         if not k.startswith(("GATEWAY_", "SUPERVISOR_")) and k != "VIRTUAL_ENV"
     }
-    # other ports than a developer's own `make run` on this machine
+    # another port than a developer's own `make run` on this machine (the extension's socket is
+    # in the clone's own run dir)
     env["GATEWAY_API_BIND"] = f"127.0.0.1:{_port()}"
-    env["GATEWAY_LNRPC_LISTEN"] = f"127.0.0.1:{_port()}"
 
     def make(target: str) -> subprocess.CompletedProcess[str]:
         # -o: the venv counts as set up (it is this test run's own)
