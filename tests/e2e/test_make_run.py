@@ -2,6 +2,7 @@
 nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
 second `make run` reports the running world; `make status` lists every program; `make stop`
 stops every process of it before it returns, and `make run` then brings the same world back.
+A stranger on the machine gets nothing from the world's Lightning extension.
 
 The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
 is set up), so the test measures the world's setup, not pip."""
@@ -15,7 +16,13 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from gwcore.constants import PROGRAM_LNRPC
+from tests.strangers import assert_strangers_get_nothing
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +85,14 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         world = json.loads(world_file.read_text())
         assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
         assert world["gateway"]["api_url"].endswith(env["GATEWAY_API_BIND"])
+        # only the gateway may call the Lightning extension: a stranger gets nothing from it
+        run_dir = clone / ".devnet" / "run"
+        rpc = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1",
+            transport=SupervisorTransport(None, None, f"unix://{run_dir}/supervisor.sock"),
+        )
+        ext_pid = int(rpc.supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
+        assert_strangers_get_nothing(ext_pid, f"unix:{run_dir}/lnrpc/extension.sock", run_dir)
 
         # into the federation: alice pays the alpha user's invoice over Lightning
         inv = cli("fed-cli", "ln-invoice", "--amount-msat", "50000")
