@@ -75,12 +75,19 @@ def connect_as_nobody(path: Path) -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
-def assert_strangers_get_nothing(pid: int, listen: str, run_dir: Path) -> None:
+def environ(pid: int) -> dict[str, str]:
+    """The environment process `pid` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().partition("=")[::2] for e in raw if e)
+
+
+def assert_strangers_get_nothing(pid: int, run_dir: Path) -> None:
     """The extension `pid` listens on no TCP port a bare client gets an answer from, and on the
     unix socket in `run_dir`'s private folder, which another user cannot connect to."""
     for port in tcp_listeners(pid):
         assert bare_client_answered(port) == [], f"a bare client got answers on port {port}"
     sock = run_dir / "lnrpc" / "extension.sock"
+    listen = environ(pid).get("GATEWAY_LNRPC_LISTEN")
     assert listen == f"unix:{sock}", listen
     assert stat.S_ISSOCK(sock.stat().st_mode)
     assert oct(sock.parent.stat().st_mode & 0o777) == "0o700"

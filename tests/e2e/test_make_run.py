@@ -92,7 +92,7 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
             transport=SupervisorTransport(None, None, f"unix://{run_dir}/supervisor.sock"),
         )
         ext_pid = int(rpc.supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
-        assert_strangers_get_nothing(ext_pid, f"unix:{run_dir}/lnrpc/extension.sock", run_dir)
+        assert_strangers_get_nothing(ext_pid, run_dir)
 
         # into the federation: alice pays the alpha user's invoice over Lightning
         inv = cli("fed-cli", "ln-invoice", "--amount-msat", "50000")

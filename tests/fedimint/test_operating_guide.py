@@ -159,11 +159,6 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(e.decode().partition("=")[::2] for e in raw if e)
-
-
 def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
     """Core Lightning on another host: the guide's `extension-certs` step makes the TLS folder
     (files 0600, never overwritten); `--check` refuses the plugin's TCP address without it,
@@ -282,9 +277,9 @@ def test_the_operating_guide_on_a_real_lnd(
     info = guide.run("info")
     assert gw_node.pubkey in info and "regtest" in info
     # only the gateway may call the extension: a stranger on the machine gets nothing
-    ext_pid = _pid(deployed["rpc"], "gateway-lnrpc-extension")
-    listen = _environ(ext_pid)["GATEWAY_LNRPC_LISTEN"]
-    assert_strangers_get_nothing(ext_pid, listen, deployed["run_dir"])
+    assert_strangers_get_nothing(
+        _pid(deployed["rpc"], "gateway-lnrpc-extension"), deployed["run_dir"]
+    )
     fed = federation1.federation_id
     connected = json.loads(guide.run("connect", INVITE_CODE=federation1.invite_code))
     assert connected["federation_id"] == fed
