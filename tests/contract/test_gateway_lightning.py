@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -54,7 +54,7 @@ def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
 
 @pytest.fixture
-def socket_address() -> AsyncIterator[str]:
+def socket_address() -> Iterator[str]:
     """`unix:` address of a socket in a fresh folder (short: unix socket paths are bounded)."""
     base = tempfile.mkdtemp(prefix="fmgw-x-", dir="/tmp")
     yield f"unix:{base}/lnrpc/extension.sock"
