@@ -29,8 +29,8 @@ def devnet_world() -> Iterator[dict]:
         "GATEWAY_RUN_DIR": str(devnet / "run"),
         "GATEWAY_DATA_DIR": str(devnet / "data"),
         "GATEWAY_API_BIND": f"127.0.0.1:{free_port()}",
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{free_port()}",
     }
+    env.pop("GATEWAY_LNRPC_LISTEN", None)  # the extension's socket in this run dir
 
     def devnet_cmd(cmd: str) -> None:
         subprocess.run(

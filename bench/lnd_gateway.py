@@ -55,7 +55,7 @@ def deploy_gateway(base: Path, gw: Lnd) -> tuple[subprocess.Popen[bytes], str, s
     admin password)."""
     import bcrypt
 
-    api_port, lnrpc_port = free_ports(2)
+    (api_port,) = free_ports(1)
     password = os.urandom(12).hex()
     url = f"http://127.0.0.1:{api_port}"
     base.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,6 @@ def deploy_gateway(base: Path, gw: Lnd) -> tuple[subprocess.Popen[bytes], str, s
                 f"GATEWAY_API_BIND=127.0.0.1:{api_port}",
                 f"GATEWAY_ROUTER_PUBLIC_API_URL={url}",
                 f"GATEWAY_API_PASSWORD_HASH={bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}",
-                f"GATEWAY_LNRPC_LISTEN=127.0.0.1:{lnrpc_port}",
                 "GATEWAY_RUN_EXTENSION=true",
                 "GATEWAY_LNRPC_BACKEND=lnd",
                 f"GATEWAY_LNRPC_LND_HOST={gw.rpc_host}",

@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from services.lnrpc.server import ExtensionServer
@@ -57,7 +57,9 @@ async def measure(data_dir: Path, n: int) -> dict:
         r.raise_for_status()
         return r.json()
 
-    server = ExtensionServer(SimBackend.from_data_dir(data_dir, "gateway"), "127.0.0.1:0")
+    server = ExtensionServer(
+        SimBackend.from_data_dir(data_dir, "gateway"), f"unix:{data_dir}/lnrpc/extension.sock"
+    )
     await server.start()
     for name in ("alice", "bob"):
         await post("/v1/nodes", {"name": name})
@@ -66,7 +68,7 @@ async def measure(data_dir: Path, n: int) -> dict:
     await post("/v1/channels", {"from": "alice", "to": "gateway", "capacity_sat": 16_000_000})
     await post("/v1/channels", {"from": "gateway", "to": "bob", "capacity_sat": 16_000_000})
     gw_pub = (await http.get("/v1/nodes/gateway")).json()["pubkey"]
-    async with grpc.aio.insecure_channel(server.listen) as channel:
+    async with ExtensionEndpoint.parse(server.listen).channel() as channel:
         stub = pb_grpc.GatewayLightningStub(channel)
         invoices = [
             await post("/v1/nodes/bob/invoices", {"amount_msat": 1000 + i}) for i in range(n + 10)

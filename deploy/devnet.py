@@ -27,6 +27,7 @@ from deploy.launch import prepare_env
 from devworld.fedlib.client import FederationClient
 from gwcore.constants import ENV_DATA_DIR, ENV_DEVNET_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
 from gwcore.devworld import DEVNET_DIR_NAME, WORLD_FILE
+from gwcore.extension import ExtensionConfigError
 from services.cli.client import ApiError, GatewayApi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +53,10 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault(ENV_RUN_DIR, str(DEVNET / "run"))
     env.setdefault(ENV_DATA_DIR, str(DEVNET / "data"))
-    return prepare_env(Path(env[ENV_RUN_DIR]), Path(env[ENV_DATA_DIR]), env)
+    try:
+        return prepare_env(Path(env[ENV_RUN_DIR]), Path(env[ENV_DATA_DIR]), env)
+    except ExtensionConfigError as exc:  # e.g. GATEWAY_LNRPC_LISTEN on TCP without TLS
+        raise SystemExit(f"make run: {exc}") from None
 
 
 def _supervisor(env: dict[str, str]) -> xmlrpc.client.ServerProxy:

@@ -18,7 +18,8 @@ import bcrypt
 import click
 
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
+from gwcore.constants import ENV_DATA_DIR, ENV_LNRPC_LISTEN, ENV_LNRPC_TLS_DIR, ENV_RUN_DIR
+from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.secretfile import secret_file
 
 HERE = Path(__file__).resolve().parent
@@ -82,8 +83,10 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
         ):
             if not env.get(key):
                 raise EnvFileError(f"missing in the environment file: {key}")
-    env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
+    env[ENV_LNRPC_LISTEN], env[ENV_LNRPC_TLS_DIR] = extension_env(
+        env, Path(env[ENV_RUN_DIR]).resolve()
+    )
     run_dir = ensure_run_dir(env[ENV_RUN_DIR])
     data_dir = ensure_run_dir(env[ENV_DATA_DIR])
     (run_dir / "logs").mkdir(exist_ok=True)
@@ -94,6 +97,22 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
         env["GATEWAY_API_SESSION_SECRET"] = secret_file(data_dir / "session-secret", 32)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return env
+
+
+def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
+    """The extension's address (default: its unix socket in the run dir) and TLS folder,
+    checked: TCP only with mutual TLS, every file the gateway (and, when supervisord runs the
+    extension, the extension) needs readable now."""
+    try:
+        extension = ExtensionEndpoint.parse(
+            env.get(ENV_LNRPC_LISTEN, ""), env.get(ENV_LNRPC_TLS_DIR), run_dir=run_dir
+        )
+        extension.check_client()
+        if extension.tls_dir is not None and env["GATEWAY_RUN_EXTENSION"] == "true":
+            extension.server_credentials()
+    except ExtensionConfigError as exc:
+        raise EnvFileError(str(exc)) from None
+    return extension.address, str(extension.tls_dir or "")
 
 
 @click.command()

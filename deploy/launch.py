@@ -3,7 +3,9 @@
 Sets GATEWAY_RUN_DIR (default: <repo>/.run), GATEWAY_DATA_DIR (default: <repo>/.data: the
 regtest world's and, later, the gateway's databases) and GATEWAY_BIN_DIR (this virtualenv's bin)
 for supervisord.conf, creates the private run directory (mode 0700) with its logs/ and conf.d/, then
-replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whole tree.
+replaces itself with `supervisord -n -c supervisord.conf`. Ctrl-C stops the whole tree. The
+Lightning extension listens on `unix:<run dir>/lnrpc/extension.sock` (GATEWAY_LNRPC_LISTEN) unless
+told otherwise; a TCP address needs GATEWAY_LNRPC_TLS_DIR (mutual TLS, gwcore/extension.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import bcrypt
 
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import DEFAULT_LNRPC_LISTEN, ENV_DATA_DIR, ENV_RUN_DIR
+from gwcore.constants import ENV_DATA_DIR, ENV_LNRPC_LISTEN, ENV_LNRPC_TLS_DIR, ENV_RUN_DIR
+from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.secretfile import secret_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +34,12 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     env[ENV_RUN_DIR] = str(run_dir)
     env[ENV_DATA_DIR] = str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
-    env.setdefault("GATEWAY_LNRPC_LISTEN", DEFAULT_LNRPC_LISTEN)  # the extension's gRPC address
+    # the extension's gRPC address: its unix socket in the run dir unless told (TCP: mutual TLS)
+    extension = ExtensionEndpoint.parse(
+        env.get(ENV_LNRPC_LISTEN, ""), env.get(ENV_LNRPC_TLS_DIR), run_dir=run_dir
+    )
+    env[ENV_LNRPC_LISTEN] = extension.address
+    env[ENV_LNRPC_TLS_DIR] = str(extension.tls_dir or "")
     env.setdefault("GATEWAY_LNRPC_BACKEND", "sim")  # the regtest world's node "gateway"
     env.setdefault("GATEWAY_LNRPC_SIM_REGTEST_DIR", str(data_dir / "regtest"))
     env.setdefault("GATEWAY_LNRPC_SIM_NODE", "gateway")
@@ -51,7 +59,10 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
 def main() -> None:
     run_dir = Path(os.environ.get(ENV_RUN_DIR) or REPO / ".run")
     data_dir = Path(os.environ.get(ENV_DATA_DIR) or REPO / ".data")
-    env = prepare_env(run_dir, data_dir, dict(os.environ))
+    try:
+        env = prepare_env(run_dir, data_dir, dict(os.environ))
+    except ExtensionConfigError as exc:
+        sys.exit(f"launch: {exc}")
     supervisord = str(Path(sys.executable).parent / "supervisord")
     print(
         f"supervisord: run dir {env[ENV_RUN_DIR]}, data dir {env[ENV_DATA_DIR]}; Ctrl-C stops everything\n"

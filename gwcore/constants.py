@@ -51,7 +51,22 @@ FEDERATION_INFO_FILE: Final = "federation.json"  # written into guardiand's data
 # --- The Lightning extension ---------------------------------------------------------------------
 ENV_PREFIX_LNRPC: Final = "GATEWAY_LNRPC_"
 PROGRAM_LNRPC: Final = "gateway-lnrpc-extension"
-DEFAULT_LNRPC_LISTEN: Final = "127.0.0.1:8177"
+# where the extension listens and the gateway dials it: `unix:PATH` or `HOST:PORT` (mutual TLS)
+ENV_LNRPC_LISTEN: Final = "GATEWAY_LNRPC_LISTEN"
+# the folder of `gateway-cli make-extension-certs` (TCP only; "" for the unix socket)
+ENV_LNRPC_TLS_DIR: Final = "GATEWAY_LNRPC_TLS_DIR"
+# the default: unix:<run dir>/<LNRPC_SOCKET_SUBDIR>/<LNRPC_SOCKET_NAME>, its folder 0700
+LNRPC_SOCKET_SUBDIR: Final = "lnrpc"
+LNRPC_SOCKET_NAME: Final = "extension.sock"
+# the files of a TLS folder, and the name the extension's certificate is issued to (the gateway
+# checks it whatever host it dials)
+LNRPC_TLS_CA: Final = "ca.crt"
+LNRPC_TLS_EXTENSION_CERT: Final = "extension.crt"
+LNRPC_TLS_EXTENSION_KEY: Final = "extension.key"
+LNRPC_TLS_GATEWAY_CERT: Final = "gateway.crt"
+LNRPC_TLS_GATEWAY_KEY: Final = "gateway.key"
+LNRPC_TLS_SERVER_NAME: Final = "fmgw-lnrpc-extension"
+LNRPC_TLS_CLIENT_NAME: Final = "fmgw-gateway"
 
 # --- Actors and the gateway service ---------------------------------------------------------------
 ENV_PREFIX_ACTOR: Final = "GATEWAY_ACTOR_"

@@ -17,7 +17,6 @@ import os
 import signal
 from pathlib import Path
 
-import grpc
 import zmq.asyncio
 from coincurve import PrivateKey
 
@@ -49,6 +48,7 @@ from gwcore.constants import (
     ROUTER_ENDPOINT_NAME,
 )
 from gwcore.errors import InvalidInput, NotFound, UnknownMethod
+from gwcore.extension import ExtensionEndpoint
 from gwcore.logging import log_context
 from gwcore.values import fees as checked_fees
 from gwcore.values import is_hex
@@ -102,7 +102,9 @@ class Actor:
             else {"base_msat": settings.fee_base_msat, "proportional_millionths": settings.fee_ppm}
         )
         self.dev = federation if isinstance(federation, DevFederation) else None
-        self.channel = grpc.aio.insecure_channel(settings.lnrpc_address)
+        self.channel = ExtensionEndpoint.parse(
+            settings.lnrpc_address, settings.lnrpc_tls_dir, run_dir=settings.run_dir
+        ).channel()
         self.lnrpc = lnpb_grpc.GatewayLightningStub(self.channel)
         self.bus = BusClient(
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),

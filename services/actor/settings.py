@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gwcore.constants import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
-    DEFAULT_LNRPC_LISTEN,
     DEFAULT_RUN_DIR,
     ENV_PREFIX_ACTOR,
 )
@@ -25,7 +24,10 @@ class ActorSettings(BaseSettings):
     scid: int = Field(ge=1)
     run_dir: Path = Path(DEFAULT_RUN_DIR)
     data_dir: Path = Path(".data")
-    lnrpc_address: str = DEFAULT_LNRPC_LISTEN
+    # the Lightning extension, as the router passes it (gwcore.extension; "" = the socket in
+    # run_dir)
+    lnrpc_address: str = ""
+    lnrpc_tls_dir: str = ""
     public_api_url: str = "http://127.0.0.1:8175"  # where federation users reach /pay_invoice
     fee_base_msat: int = Field(0, ge=0)
     fee_ppm: int = Field(10_000, ge=0)

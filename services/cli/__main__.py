@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import bcrypt
@@ -19,6 +20,7 @@ from gwcore.cli import run as run_cli
 from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
 from gwcore.devworld import find_world
 
+from . import extension_certs
 from .client import ApiError, GatewayApi
 
 EXIT = {"server": 1, "invalid": 2, "connection": 3, "auth": 4, "not_found": 5, "pending": 6}
@@ -415,6 +417,19 @@ def create_password_hash(password: str | None) -> None:
     if not password:
         _fail(ApiError("invalid", "invalid_input", "the password must not be empty"))
     _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
+
+
+@cli.command("make-extension-certs")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+def make_extension_certs(folder: Path) -> None:
+    """The TLS folder for a Lightning extension reached over TCP (mutual TLS): a CA of its own,
+    the extension's certificate and the gateway's, keys 0600. Give the folder to the gateway
+    (GATEWAY_LNRPC_TLS_DIR) and ca.crt + extension.* to the extension (the CLN plugin's
+    fm-gateway-tls-dir). Never overwrites."""
+    try:
+        _out(extension_certs.make_extension_certs(folder))
+    except extension_certs.CertFolderError as exc:
+        _fail(ApiError("invalid", "invalid_input", str(exc)))
 
 
 @cli.command("help")

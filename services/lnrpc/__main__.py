@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 from pathlib import Path
 
 from gwcore.constants import PROGRAM_LNRPC
+from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.logging import configure_logging
 
 from .backend import LightningBackend
@@ -28,12 +30,14 @@ def create_backend(settings: LnrpcSettings) -> LightningBackend:
     )
 
 
+def endpoint(settings: LnrpcSettings) -> ExtensionEndpoint:
+    """Where to listen: the unix socket in the run dir unless told; TCP only with mutual TLS."""
+    return ExtensionEndpoint.parse(settings.listen, settings.tls_dir, run_dir=settings.run_dir)
+
+
 def create_server(settings: LnrpcSettings) -> ExtensionServer:
-    tls = None
-    if settings.tls_cert_path and settings.tls_key_path:
-        tls = (settings.tls_cert_path.read_bytes(), settings.tls_key_path.read_bytes())
     return ExtensionServer(
-        create_backend(settings), settings.listen, reflection_enabled=settings.reflection, tls=tls
+        create_backend(settings), endpoint(settings), reflection_enabled=settings.reflection
     )
 
 
@@ -47,7 +51,14 @@ async def _wait_for_world(settings: LnrpcSettings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROGRAM_LNRPC, description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sim", "lnd"])
-    parser.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8177)")
+    parser.add_argument(
+        "--listen",
+        help="unix:PATH (default: unix:<run dir>/lnrpc/extension.sock) or HOST:PORT (needs --tls-dir)",
+    )
+    parser.add_argument("--run-dir", type=Path)
+    parser.add_argument(
+        "--tls-dir", help="TCP: the folder of `gateway-cli make-extension-certs` (mutual TLS)"
+    )
     parser.add_argument("--sim-regtest-dir", type=Path)
     parser.add_argument("--sim-node")
     parser.add_argument("--lnd-host")
@@ -58,10 +69,19 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = LnrpcSettings(**overrides)
     configure_logging(PROGRAM_LNRPC, settings.log_level)
+    try:
+        endpoint(settings)
+    except ExtensionConfigError as exc:
+        print(f"{PROGRAM_LNRPC}: {exc}", file=sys.stderr)
+        sys.exit(2)
 
     async def run() -> None:
         await _wait_for_world(settings)
-        server = create_server(settings)
+        try:
+            server = create_server(settings)
+        except ExtensionConfigError as exc:
+            print(f"{PROGRAM_LNRPC}: {exc}", file=sys.stderr)
+            sys.exit(2)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

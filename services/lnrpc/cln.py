@@ -3,9 +3,10 @@ behind the port. It runs inside a plugin (pyln-client) that lightningd starts, w
 server in a thread of its own (`cln_plugin.py`; console script `gateway-cln-extension`, `main`
 below); hold invoices are `cln_invoices.py`'s.
 
-Attach it with `plugin=/path/to/gateway-cln-extension` and `fm-gateway-listen=127.0.0.1:8177` in
-lightningd's config, or `lightning-cli plugin start /path/to/gateway-cln-extension
-fm-gateway-listen=127.0.0.1:8177` (see docs/lightning-backends.md). It never writes to stdout
+Attach it with `plugin=/path/to/gateway-cln-extension` and `fm-gateway-listen=unix:PATH` (or
+`HOST:PORT` with `fm-gateway-tls-dir=DIR`: mutual TLS) in lightningd's config, or `lightning-cli
+plugin start /path/to/gateway-cln-extension fm-gateway-listen=...` (see
+docs/lightning-backends.md). It never writes to stdout
 (that is lightningd's JSON-RPC channel): logs go to lightningd through `plugin.log`.
 
 `htlc_accepted`: next hop one of our channels -> continue; any other short channel id -> hold

@@ -1,7 +1,10 @@
 """The Core Lightning plugin process: what lightningd sees of the extension.
 
-Owns the pyln-client `Plugin`: the `fm-gateway-listen` option, `init` (starts the gRPC server,
-with the `ClnBackend`, on a thread and event loop of its own, and waits until it serves), the
+Owns the pyln-client `Plugin`: the `fm-gateway-listen` option (`unix:PATH`, for a gateway
+running as lightningd's user on the same host, or `HOST:PORT`, which needs the
+`fm-gateway-tls-dir` option: mutual TLS, see `gwcore.extension`), `init` (starts the gRPC server,
+with the `ClnBackend`, on a thread and event loop of its own, and waits until it serves; a
+listen it cannot use disables the plugin, with the reason, and serves nothing), the
 `htlc_accepted` hook (async: answered later, from the gRPC thread, by the backend) and the
 `shutdown` notification (stops the server, exits 0). Nothing is written to stdout, lightningd's
 JSON-RPC channel: logs go to stderr and `plugin.log`.
@@ -17,28 +20,45 @@ from typing import TYPE_CHECKING, Any
 
 from pyln.client import Plugin
 
+from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
+
 from .server import ExtensionServer
 
 if TYPE_CHECKING:
     from .cln import ClnBackend
 
 OPTION_LISTEN = "fm-gateway-listen"
+OPTION_TLS_DIR = "fm-gateway-tls-dir"
 
 
 def run(backend_class: type[ClnBackend]) -> None:
-    """Set the plugin up (option, init, hook, shutdown) and run it until `shutdown`."""
+    """Set the plugin up (options, init, hook, shutdown) and run it until `shutdown`."""
     plugin = Plugin()
     plugin.add_option(
-        OPTION_LISTEN, "127.0.0.1:8177", "HOST:PORT for the gateway's GatewayLightning gRPC service"
+        OPTION_LISTEN,
+        "",
+        "where the gateway's GatewayLightning gRPC service listens: unix:PATH (the gateway runs"
+        " as this user on this host) or HOST:PORT (mutual TLS: needs fm-gateway-tls-dir)",
+    )
+    plugin.add_option(
+        OPTION_TLS_DIR,
+        "",
+        "for HOST:PORT: the folder with ca.crt, extension.crt and extension.key"
+        " (gateway-cli make-extension-certs)",
     )
     state: dict[str, Any] = {}
 
-    def serve(backend: ClnBackend, listen: str, ready: threading.Event) -> None:
+    def serve(backend: ClnBackend, listen: ExtensionEndpoint, ready: threading.Event) -> None:
         async def run() -> None:
-            server = ExtensionServer(backend, listen)
+            try:
+                server = ExtensionServer(backend, listen)
+            except ExtensionConfigError as exc:
+                state["error"] = str(exc)
+                ready.set()
+                return
             stop = asyncio.Event()
-            state["stop"] = lambda: server_loop.call_soon_threadsafe(stop.set)
             await server.start()
+            state["stop"] = lambda: server_loop.call_soon_threadsafe(stop.set)
             ready.set()
             await stop.wait()
             await server.stop(2.0)
@@ -48,23 +68,35 @@ def run(backend_class: type[ClnBackend]) -> None:
             server_loop.run_until_complete(run())
         except Exception as exc:
             plugin.log(f"gRPC server failed: {exc}", level="broken")
-            ready.set()
+            if not ready.is_set():
+                state["error"] = f"gRPC server failed: {exc}"
+                ready.set()
 
     @plugin.init()
-    def init(options: dict, configuration: dict, plugin: Plugin, **kwargs: Any) -> None:
+    def init(options: dict, configuration: dict, plugin: Plugin, **kwargs: Any) -> dict | None:
+        try:
+            if not plugin.get_option(OPTION_LISTEN):
+                raise ExtensionConfigError(
+                    f"set {OPTION_LISTEN}: unix:PATH, or HOST:PORT with {OPTION_TLS_DIR}"
+                )
+            listen = ExtensionEndpoint.parse(
+                plugin.get_option(OPTION_LISTEN), plugin.get_option(OPTION_TLS_DIR) or None
+            )
+        except ExtensionConfigError as exc:
+            plugin.log(f"not serving the gateway: {exc}", level="broken")
+            return {"disable": str(exc)}
         backend = backend_class(plugin.rpc)
-        state["backend"] = backend
         ready = threading.Event()
-        t = threading.Thread(
-            target=serve,
-            args=(backend, plugin.get_option(OPTION_LISTEN), ready),
-            name="grpc",
-            daemon=True,
-        )
-        t.start()
+        t = threading.Thread(target=serve, args=(backend, listen, ready), name="grpc", daemon=True)
         state["thread"] = t
+        t.start()
         ready.wait(30)
-        plugin.log(f"GatewayLightning gRPC on {plugin.get_option(OPTION_LISTEN)}")
+        if "error" in state:
+            plugin.log(f"not serving the gateway: {state['error']}", level="broken")
+            return {"disable": state["error"]}
+        state["backend"] = backend
+        plugin.log(f"GatewayLightning gRPC on {listen.address}")
+        return None
 
     @plugin.async_hook("htlc_accepted")
     def on_htlc_accepted(

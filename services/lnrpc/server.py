@@ -1,5 +1,9 @@
 """The GatewayLightning gRPC server (grpc.aio), its health service and optional reflection.
 
+Where it listens (`gwcore.extension`): a unix socket in a private folder (0700, ours: made so if
+missing, refused if open to others; a socket another process still serves is refused too; the
+socket itself 0600), or TCP with mutual TLS only. It never opens a plaintext TCP port.
+
 Health: NOT_SERVING until the backend answers `node_info` with synced=true and the node hands
 us its HTLCs (`backend.intercepting()`), checked every `health_interval_s`, and again on
 shutdown. Errors map to status codes: bad input ->
@@ -14,13 +18,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from bolt11 import decode as bolt11_decode
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 
@@ -214,18 +223,75 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
         return pb.CreateInvoiceResponse(invoice=invoice)
 
 
+def _private_folder(folder: Path) -> None:
+    """The socket's folder: made 0700 if missing; refused if another user's or open to others."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid != os.getuid():
+        raise ExtensionConfigError(
+            f"socket folder {folder} belongs to uid {st.st_uid}, not to us (uid {os.getuid()})"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ExtensionConfigError(
+            f"socket folder {folder} is open to other users (mode {stat.S_IMODE(st.st_mode):o}):"
+            " it must be 0700"
+        )
+
+
+def _not_served(path: Path) -> None:
+    """A socket left by a process that died may be replaced; one still served may not."""
+    if not path.exists():
+        return
+    if not stat.S_ISSOCK(path.stat().st_mode):
+        raise ExtensionConfigError(f"{path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return  # stale: nobody listens
+    raise ExtensionConfigError(f"another process already listens on {path}")
+
+
+def listen_on(server: grpc.aio.Server, endpoint: ExtensionEndpoint) -> str:
+    """Bind `server` to `endpoint`; the address it listens on (a TCP port 0 made concrete)."""
+    if endpoint.is_unix:
+        path = endpoint.socket_path
+        _private_folder(path.parent)
+        _not_served(path)
+        try:
+            server.add_insecure_port(endpoint.address)
+        except RuntimeError as exc:
+            raise ExtensionConfigError(f"cannot listen on {endpoint.address}: {exc}") from None
+        path.chmod(0o600)
+        return endpoint.address
+    try:
+        port = server.add_secure_port(endpoint.address, endpoint.server_credentials())
+    except RuntimeError as exc:
+        raise ExtensionConfigError(f"cannot listen on {endpoint.address}: {exc}") from None
+    return endpoint.address.rsplit(":", 1)[0] + f":{port}"
+
+
 class ExtensionServer:
-    """The gRPC server with its hub, payments, health and reflection. `start()`, `stop()`."""
+    """The gRPC server with its hub, payments, health and reflection. `start()`, `stop()`.
+
+    `listen` is `unix:PATH` or `HOST:PORT` (then `tls_dir` is required: mutual TLS), or an
+    `ExtensionEndpoint`; a bad one raises `ExtensionConfigError`."""
 
     def __init__(
         self,
         backend: LightningBackend,
-        listen: str,
+        listen: str | ExtensionEndpoint,
         *,
         reflection_enabled: bool = False,
-        tls: tuple[bytes, bytes] | None = None,
+        tls_dir: str | os.PathLike[str] | None = None,
         health_interval_s: float = 2.0,
     ) -> None:
+        endpoint = (
+            listen
+            if isinstance(listen, ExtensionEndpoint)
+            else ExtensionEndpoint.parse(listen, tls_dir)
+        )
         self.backend = backend
         self.hub = HtlcHub(backend)
         self.payments = PaymentRegistry(backend)
@@ -241,12 +307,8 @@ class ExtensionServer:
             reflection.enable_server_reflection(
                 (SERVICE_NAME, reflection.SERVICE_NAME, health.SERVICE_NAME), self.server
             )
-        if tls is not None:
-            creds = grpc.ssl_server_credentials([(tls[1], tls[0])])  # (key, cert)
-            self.port = self.server.add_secure_port(listen, creds)
-        else:
-            self.port = self.server.add_insecure_port(listen)
-        self.listen = listen.rsplit(":", 1)[0] + f":{self.port}"
+        self.endpoint = endpoint
+        self.listen = listen_on(self.server, endpoint)
         self.health_interval_s = health_interval_s
         self._watch: asyncio.Task[None] | None = None
 

@@ -7,17 +7,19 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gwcore.constants import ENV_PREFIX_LNRPC
+from gwcore.constants import DEFAULT_RUN_DIR, ENV_PREFIX_LNRPC
 
 
 class LnrpcSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX_LNRPC, extra="ignore")
 
     backend: Literal["sim", "lnd"] = "sim"
-    listen: str = "127.0.0.1:8177"
+    # unix:PATH, or HOST:PORT (mutual TLS: tls_dir); "" = unix:<run_dir>/lnrpc/extension.sock
+    listen: str = ""
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    # TCP only: the folder of `gateway-cli make-extension-certs` (ca.crt, extension.crt/.key)
+    tls_dir: str = ""
     reflection: bool = False
-    tls_cert_path: Path | None = None
-    tls_key_path: Path | None = None
     # sim: the regtest world's data dir (regtestd.json) and the node to drive
     sim_regtest_dir: Path = Path(".data/regtest")
     sim_node: str = "gateway"

@@ -14,6 +14,7 @@ import zmq.asyncio
 from bus import Broker, Codec, CurveKeyPair, CurveServerConfig, HeartbeatPolicy, ipc_endpoint
 from bus.endpoints import ensure_run_dir
 from gwcore.constants import ENV_PREFIX_ACTOR, GATEWAY_SERVICE, ROUTER_ENDPOINT_NAME
+from gwcore.extension import ExtensionEndpoint
 
 from .gateway import GatewayCore
 from .registry import FederationRegistry
@@ -51,6 +52,12 @@ class Router:
 def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
     """Factory: the router with its broker bound to ipc (and TCP, when configured)."""
     ensure_run_dir(settings.run_dir)
+    # the Lightning extension: its unix socket, or TCP with the gateway's certificate (checked
+    # now: a missing file stops the router at startup with the reason)
+    extension = ExtensionEndpoint.parse(
+        settings.lnrpc_address, settings.lnrpc_tls_dir, run_dir=settings.run_dir
+    )
+    extension.check_client()
     endpoints = [ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME)]
     curve = None
     if settings.tcp_endpoint:
@@ -80,11 +87,10 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
     actor_env = {
         f"{ENV_PREFIX_ACTOR}RUN_DIR": str(settings.run_dir.resolve()),
         f"{ENV_PREFIX_ACTOR}DATA_DIR": str(settings.data_dir.resolve()),
-        f"{ENV_PREFIX_ACTOR}LNRPC_ADDRESS": settings.lnrpc_address,
+        f"{ENV_PREFIX_ACTOR}LNRPC_ADDRESS": extension.address,
+        f"{ENV_PREFIX_ACTOR}LNRPC_TLS_DIR": str(extension.tls_dir or ""),
         f"{ENV_PREFIX_ACTOR}PUBLIC_API_URL": settings.public_api_url,
     }
-    core = GatewayCore(
-        broker, registry, supervisor, lnrpc_address=settings.lnrpc_address, actor_env=actor_env
-    )
+    core = GatewayCore(broker, registry, supervisor, extension=extension, actor_env=actor_env)
     broker.serve_local(GATEWAY_SERVICE, core.handle)
     return Router(settings, broker, core)

@@ -53,6 +53,7 @@ from gwcore.errors import (
     ServiceNotReady,
     UnknownMethod,
 )
+from gwcore.extension import ExtensionEndpoint
 from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -74,13 +75,13 @@ class GatewayCore:
         registry: FederationRegistry,
         supervisor: SupervisorControl | None,
         *,
-        lnrpc_address: str,
+        extension: ExtensionEndpoint,
         actor_env: dict[str, str],
         ready_timeout_s: float = 90.0,
     ) -> None:
         self.broker, self.registry, self.supervisor = broker, registry, supervisor
-        self.lnrpc_address, self.actor_env, self.ready_timeout_s = (
-            lnrpc_address,
+        self.extension, self.actor_env, self.ready_timeout_s = (
+            extension,
             actor_env,
             ready_timeout_s,
         )
@@ -301,7 +302,7 @@ class GatewayCore:
         synced}, balances: {onchain_balance_sat, lightning_balance_msat,
         inbound_lightning_liquidity_msat, channels: [...]}}."""
         if self._unary is None:
-            self._unary = grpc.aio.insecure_channel(self.lnrpc_address)
+            self._unary = self.extension.channel()
         stub = lnpb_grpc.GatewayLightningStub(self._unary)
         try:
             info, bal = await asyncio.gather(
@@ -343,7 +344,7 @@ class GatewayCore:
         delay = 0.2
         while True:
             try:
-                async with grpc.aio.insecure_channel(self.lnrpc_address) as channel:
+                async with self.extension.channel() as channel:
                     stub = lnpb_grpc.GatewayLightningStub(channel)
                     stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
                     self._stream_open = True

@@ -10,7 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gwcore.constants import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_HEARTBEAT_LIVENESS,
-    DEFAULT_LNRPC_LISTEN,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_RUN_DIR,
     ENV_PREFIX_ROUTER,
@@ -32,6 +31,9 @@ class RouterSettings(BaseSettings):
     max_frame_bytes: int = Field(DEFAULT_MAX_FRAME_BYTES, ge=1024)
     # where databases live (the registry: <data_dir>/router.sqlite; actors: <data_dir>/actors/)
     data_dir: Path = Path(".data")
-    lnrpc_address: str = DEFAULT_LNRPC_LISTEN
+    # the Lightning extension (gwcore.extension): unix:PATH, or HOST:PORT with lnrpc_tls_dir
+    # (mutual TLS); "" = unix:<run_dir>/lnrpc/extension.sock
+    lnrpc_address: str = ""
+    lnrpc_tls_dir: str = ""
     public_api_url: str = "http://127.0.0.1:8175"
     log_level: str = "INFO"

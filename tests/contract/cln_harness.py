@@ -73,8 +73,11 @@ def final_payload(amount_msat: int, cltv: int, secret: str, total_msat: int) -> 
 
 
 class FakeLightningd:
-    def __init__(self, info: dict, node: str, workdir: Path, listen: str) -> None:
-        self.info, self.node, self.listen = info, node, listen
+    def __init__(
+        self, info: dict, node: str, workdir: Path, listen: str, tls_dir: Path | None = None
+    ) -> None:
+        self.info, self.node, self.listen, self.tls_dir = info, node, listen, tls_dir
+        self.init_result: Any = None
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.http = httpx.Client(
@@ -302,10 +305,13 @@ class FakeLightningd:
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         self.manifest = self.request("getmanifest", {"allow-deprecated-apis": False})
-        self.request(
+        options = {"fm-gateway-listen": self.listen}
+        if self.tls_dir is not None:
+            options["fm-gateway-tls-dir"] = str(self.tls_dir)
+        self.init_result = self.request(
             "init",
             {
-                "options": {"fm-gateway-listen": self.listen},
+                "options": options,
                 "configuration": {
                     "lightning-dir": str(self.dir),
                     "rpc-file": "lightning-rpc",

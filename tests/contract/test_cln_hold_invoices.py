@@ -20,6 +20,7 @@ import grpc
 import httpx
 import pytest
 
+from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from tests.contract.cln_harness import FakeLightningd, final_payload, scid_str
@@ -32,14 +33,6 @@ def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     r.info = r.start()
     yield r
     r.kill()
-
-
-def _free_listen() -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -64,9 +57,10 @@ async def net(regtestd) -> AsyncIterator[tuple[httpx.AsyncClient, str, Path]]:  
 
 
 async def _start(regtestd, node: str, workdir: Path) -> tuple[FakeLightningd, grpc.aio.Channel]:  # type: ignore[no-untyped-def]
-    harness = FakeLightningd(regtestd.info, node, workdir, _free_listen())
+    listen = f"unix:{workdir}/lnrpc/extension.sock"
+    harness = FakeLightningd(regtestd.info, node, workdir, listen)
     await asyncio.to_thread(harness.start)
-    return harness, grpc.aio.insecure_channel(harness.listen)
+    return harness, ExtensionEndpoint.parse(listen).channel()
 
 
 async def _stop(harness: FakeLightningd, channel: grpc.aio.Channel) -> None:

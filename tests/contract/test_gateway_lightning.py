@@ -1,8 +1,9 @@
 """The GatewayLightning contract, one suite for every backend (parametrized by `backend`).
 
 The regtest world runs for real (regtestd process): alice pays through the gateway's node and
-bob is paid by it. The extension's gRPC server runs in the test's loop on a free port and is
-reached through a real gRPC channel.
+bob is paid by it. The extension's gRPC server runs in the test's loop on a unix socket of its
+own (the default: tests/contract/test_extension_access.py covers TCP with mutual TLS) and is
+reached through the gateway's own channel (`gwcore.extension`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -19,9 +21,9 @@ import pytest
 from bolt11 import decode as bolt11_decode
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
-from peers.harness.procs import free_port
 from services.lnrpc.lnd import LndBackend
 from services.lnrpc.server import ExtensionServer
 from services.lnrpc.sim import SimBackend
@@ -55,12 +57,21 @@ def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     r.kill()
 
 
+@pytest.fixture
+def socket_address() -> Iterator[str]:
+    """`unix:` address of a socket in a fresh folder (short: unix socket paths are bounded)."""
+    base = tempfile.mkdtemp(prefix="fmgw-x-", dir="/tmp")
+    yield f"unix:{base}/lnrpc/extension.sock"
+    shutil.rmtree(base, ignore_errors=True)
+
+
 Stub = tuple[pb_grpc.GatewayLightningStub, RegtestNet | LndNet, str]
 
 
 @pytest.fixture(params=BACKENDS)
-async def stub(request, tmp_path) -> AsyncIterator[Stub]:  # type: ignore[no-untyped-def]
+async def stub(request, socket_address: str) -> AsyncIterator[Stub]:  # type: ignore[no-untyped-def]
     server = harness = standin = None
+    listen = socket_address
     net: RegtestNet | LndNet
     if request.param == "lnd":  # the real LND backend on a real lnd
         world = request.getfixturevalue("lnd_world")
@@ -69,9 +80,8 @@ async def stub(request, tmp_path) -> AsyncIterator[Stub]:  # type: ignore[no-unt
         backend = LndBackend.from_files(
             gw.rpc_host.replace("127.0.0.1", "localhost"), gw.tls_cert, gw.macaroon
         )
-        server = ExtensionServer(backend, "127.0.0.1:0", health_interval_s=0.2)
+        server = ExtensionServer(backend, listen, health_interval_s=0.2)
         await server.start()
-        listen = server.listen
     else:
         regtestd = request.getfixturevalue("regtestd")
         node = f"gw{os.urandom(3).hex()}"
@@ -83,22 +93,17 @@ async def stub(request, tmp_path) -> AsyncIterator[Stub]:  # type: ignore[no-unt
             backend = LndBackend(
                 host.replace("127.0.0.1", "localhost"), standin.cert, standin.macaroon
             )
-            server = ExtensionServer(backend, "127.0.0.1:0", health_interval_s=0.2)
+            server = ExtensionServer(backend, listen, health_interval_s=0.2)
             await server.start()
-            listen = server.listen
         elif request.param == "sim":
             server = ExtensionServer(
-                SimBackend.from_data_dir(regtestd.data_dir, node),
-                "127.0.0.1:0",
-                health_interval_s=0.2,
+                SimBackend.from_data_dir(regtestd.data_dir, node), listen, health_interval_s=0.2
             )
             await server.start()
-            listen = server.listen
         else:  # cln: the real plugin process, driven by lightningd's side of the protocol
-            listen = f"127.0.0.1:{free_port()}"
             harness = FakeLightningd(regtestd.info, node, Path(f"/tmp/fmgw-cln-{node}"), listen)
             await asyncio.to_thread(harness.start)
-    channel = grpc.aio.insecure_channel(listen)
+    channel = ExtensionEndpoint.parse(listen).channel()
     try:
         yield pb_grpc.GatewayLightningStub(channel), net, request.param
     finally:
@@ -310,18 +315,18 @@ async def test_held_while_nobody_listens_and_timeout(stub: Stub) -> None:
     stream2.cancel()
 
 
-async def test_health_and_reflection(regtestd) -> None:  # type: ignore[no-untyped-def]
+async def test_health_and_reflection(regtestd, socket_address: str) -> None:  # type: ignore[no-untyped-def]
     """SERVING only while the node answers; NOT_SERVING after shutdown begins."""
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     server = ExtensionServer(
         SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"),
-        "127.0.0.1:0",
+        socket_address,
         reflection_enabled=True,
         health_interval_s=0.1,
     )
     await server.start()
-    async with grpc.aio.insecure_channel(server.listen) as channel:
+    async with ExtensionEndpoint.parse(server.listen).channel() as channel:
         health = health_pb2_grpc.HealthStub(channel)
         req = health_pb2.HealthCheckRequest(service="fmgw.lnrpc.v1.GatewayLightning")
         for _ in range(50):
@@ -343,18 +348,16 @@ async def test_health_and_reflection(regtestd) -> None:  # type: ignore[no-untyp
 
 
 def test_cln_plugin_manifest(regtestd, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """What lightningd learns at getmanifest: the hook, the option, the shutdown subscription."""
+    """What lightningd learns at getmanifest: the hook, the options, the shutdown subscription."""
+    workdir = Path(f"/tmp/fmgw-cln-m{os.urandom(3).hex()}")
     harness = FakeLightningd(
-        regtestd.info,
-        "nobody",
-        Path(f"/tmp/fmgw-cln-m{os.urandom(3).hex()}"),
-        f"127.0.0.1:{free_port()}",
+        regtestd.info, "nobody", workdir, f"unix:{workdir}/lnrpc/extension.sock"
     )
     harness.start()
     try:
         m = harness.manifest
         assert any(h["name"] == "htlc_accepted" for h in m["hooks"])
-        assert any(o["name"] == "fm-gateway-listen" for o in m["options"])
+        assert {"fm-gateway-listen", "fm-gateway-tls-dir"} <= {o["name"] for o in m["options"]}
         assert "shutdown" in m["subscriptions"]
     finally:
         assert harness.shutdown() == 0
@@ -373,33 +376,6 @@ async def test_lnd_refuses_a_wrong_macaroon(regtestd) -> None:  # type: ignore[n
         await backend.node_info()
     await backend.close()
     await standin.stop()
-
-
-async def test_tls_listener(regtestd) -> None:  # type: ignore[no-untyped-def]
-    """With a certificate and key the extension serves TLS only."""
-    from tests.contract.lnd_standin import self_signed
-
-    cert, key = self_signed()
-    server = ExtensionServer(
-        SimBackend.from_data_dir(regtestd.data_dir, f"gw{os.urandom(3).hex()}"),
-        "127.0.0.1:0",
-        tls=(cert, key),
-    )
-    await server.start()
-    port = server.listen.rsplit(":", 1)[1]
-    async with grpc.aio.secure_channel(
-        f"localhost:{port}", grpc.ssl_channel_credentials(root_certificates=cert)
-    ) as channel:
-        info = await pb_grpc.GatewayLightningStub(channel).GetNodeInfo(
-            pb.GetNodeInfoRequest(), timeout=10
-        )
-        assert len(info.pub_key) == 33
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
-        with pytest.raises(grpc.aio.AioRpcError):
-            await pb_grpc.GatewayLightningStub(plain).GetNodeInfo(
-                pb.GetNodeInfoRequest(), timeout=3
-            )
-    await server.stop(0.1)
 
 
 async def test_hold_invoice_settle_cancel_and_redelivery(stub: Stub) -> None:

@@ -17,6 +17,8 @@ import asyncio
 import hashlib
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +26,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from peers.harness.lnd import Lnd, LndWorld
@@ -44,14 +47,16 @@ async def extension(gw: Lnd) -> AsyncIterator[tuple[ExtensionServer, grpc.aio.Ch
     backend = LndBackend.from_files(
         gw.rpc_host.replace("127.0.0.1", "localhost"), gw.tls_cert, gw.macaroon
     )
-    server = ExtensionServer(backend, "127.0.0.1:0", health_interval_s=0.1)
+    base = tempfile.mkdtemp(prefix="fmgw-x-", dir="/tmp")
+    server = ExtensionServer(backend, f"unix:{base}/lnrpc/extension.sock", health_interval_s=0.1)
     await server.start()
-    channel = grpc.aio.insecure_channel(server.listen)
+    channel = ExtensionEndpoint.parse(server.listen).channel()
     try:
         yield server, channel
     finally:
         await channel.close()
         await server.stop(0.2)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 async def health(channel: grpc.aio.Channel) -> int:

@@ -1,6 +1,9 @@
 """Fixtures for end-to-end tests: the real process tree under supervisord (regtest world, two
-dev federations, the Lightning extension on a free port, the router), a bus helper, and an HTTP
-helper for the API front's public POST /pay_invoice."""
+dev federations, the Lightning extension on its unix socket in the run dir, as `make run` has
+it, the router), a bus helper, and an HTTP helper for the API front's public POST /pay_invoice.
+
+A module may set `TREE_ENV` (extra environment: test hooks) or define `tree_env(base)` (the
+same, made in the tree's own folder `base`, e.g. a TLS folder)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
@@ -23,6 +25,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import BusClient, ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import ROUTER_ENDPOINT_NAME
+from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from peers.harness.procs import free_port
@@ -57,15 +60,17 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     base = Path(f"/tmp/fmgw-e2e-{os.urandom(3).hex()}")
     run_dir, data_dir = base / "run", base / "data"
     api_bind = f"127.0.0.1:{free_port()}"
+    base.mkdir(mode=0o700)
+    make_env = getattr(request.module, "tree_env", None)
     env = prepare_env(
         run_dir,
         data_dir,
         {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
             **getattr(request.module, "TREE_ENV", {}),
+            **(make_env(base) if make_env is not None else {}),
             "GATEWAY_API_BIND": api_bind,
             "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
-            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{free_port()}",
         },
     )
     log_file = open(base.with_suffix(".log"), "wb")  # noqa: SIM115 - the tree's logs, open for its whole life
@@ -97,8 +102,12 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
                 "federation API",
             )
 
+        extension = ExtensionEndpoint.parse(
+            env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"]
+        )
+
         def extension_up() -> bool:
-            with grpc.insecure_channel(env["GATEWAY_LNRPC_LISTEN"]) as ch:
+            with extension.sync_channel() as ch:
                 return (
                     lnpb_grpc.GatewayLightningStub(ch)
                     .GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=2)
@@ -118,6 +127,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "regtest": info,
             "feds": feds,
             "env": env,
+            "extension": extension,
             "api_url": api_url,
             "password": (run_dir / "admin-password").read_text().strip(),
         }

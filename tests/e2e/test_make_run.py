@@ -2,6 +2,7 @@
 nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
 second `make run` reports the running world; `make status` lists every program; `make stop`
 stops every process of it before it returns, and `make run` then brings the same world back.
+A stranger on the machine gets nothing from the world's Lightning extension.
 
 The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
 is set up), so the test measures the world's setup, not pip."""
@@ -14,9 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from pathlib import Path
 
+from supervisor.xmlrpc import SupervisorTransport
+
+from gwcore.constants import PROGRAM_LNRPC
 from peers.harness.procs import free_port
+from tests.strangers import assert_strangers_get_nothing
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +42,9 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         for k, v in os.environ.items()
         if not k.startswith(("GATEWAY_", "SUPERVISOR_")) and k != "VIRTUAL_ENV"
     }
-    # other ports than a developer's own `make run` on this machine
+    # another port than a developer's own `make run` on this machine (the extension's socket is
+    # in the clone's own run dir)
     env["GATEWAY_API_BIND"] = f"127.0.0.1:{free_port()}"
-    env["GATEWAY_LNRPC_LISTEN"] = f"127.0.0.1:{free_port()}"
 
     def make(target: str) -> subprocess.CompletedProcess[str]:
         # -o: the venv counts as set up (it is this test run's own)
@@ -73,6 +79,14 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         world = json.loads(world_file.read_text())
         assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
         assert world["gateway"]["api_url"].endswith(env["GATEWAY_API_BIND"])
+        # only the gateway may call the Lightning extension: a stranger gets nothing from it
+        run_dir = clone / ".devnet" / "run"
+        rpc = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1",
+            transport=SupervisorTransport(None, None, f"unix://{run_dir}/supervisor.sock"),
+        )
+        ext_pid = int(rpc.supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
+        assert_strangers_get_nothing(ext_pid, run_dir)
 
         # into the federation: alice pays the alpha user's invoice over Lightning
         inv = cli("fed-cli", "ln-invoice", "--amount-msat", "50000")

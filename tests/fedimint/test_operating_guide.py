@@ -5,6 +5,10 @@ macaroon baked as the guide says), connect it to a real fedimintd federation, fu
 have the guardians add it for LNv2 and set its fees. Then a real fedimint-cli user receives
 (alice pays from her lnd) and sends (to bob's lnd) through it, amounts exact; and both again with
 the extension killed (kill -9) mid-payment: each payment ends settled once, no HTLC is left.
+A stranger on the machine gets nothing from the deployed extension (no TCP port answers; its
+unix socket is the gateway user's alone). The guide's TLS folder for a Core Lightning plugin on
+another host (`extension-certs`) is made as written, and `--check` takes a TCP address only with
+it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
@@ -30,6 +35,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
+from tests.strangers import assert_strangers_get_nothing
 
 from .conftest import User
 from .test_gateway_fedimint import Gateway, _until
@@ -91,7 +97,7 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     lncli = [str(lnd_bin("lncli")), f"--lnddir={gw_node.folder}", "--network=regtest"]
     _wrapper(bindir, "lncli", [*lncli, f"--rpcserver={gw_node.rpc_host}"])
     _wrapper(bindir, "fedimint-cli", [str(fedimint_bin("fedimint-cli"))], "FM_IN_DEVIMINT=1 ")
-    api_port, lnrpc_port = free_ports(2)
+    (api_port,) = free_ports(1)
     base = Path(f"/tmp/fmgw-op-{os.urandom(3).hex()}")  # ipc paths stay short
     password, metrics_token = os.urandom(12).hex(), "metrics-" + os.urandom(8).hex()
     env = {
@@ -114,7 +120,6 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
         "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
         "GATEWAY_API_PASSWORD_HASH": password_hash,
         "GATEWAY_API_METRICS_TOKEN": metrics_token,
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{lnrpc_port}",
         "GATEWAY_LNRPC_LND_HOST": gw_node.rpc_host,
         "GATEWAY_LNRPC_LND_TLS_CERT": str(gw_node.tls_cert),
         "GATEWAY_LNRPC_LND_MACAROON": env["MACAROON"],
@@ -142,6 +147,7 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
                 transport=SupervisorTransport(None, None, f"unix://{base / 'run'}/supervisor.sock"),
             ),
             "data_dir": base / "data",
+            "run_dir": base / "run",
         }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -151,6 +157,44 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
+    """Core Lightning on another host: the guide's `extension-certs` step makes the TLS folder
+    (files 0600, never overwritten); `--check` refuses the plugin's TCP address without it,
+    takes it with it."""
+    tls = tmp_path / "extension-tls"
+    guide = Guide(
+        {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+            "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+            "EXTENSION_TLS_DIR": str(tls),
+        }
+    )
+    guide.run("extension-certs")
+    files = {"ca.crt", "extension.crt", "extension.key", "gateway.crt", "gateway.key"}
+    assert {p.name for p in tls.iterdir()} == files
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in tls.iterdir())
+    with pytest.raises(AssertionError, match="already has"):
+        guide.run("extension-certs")
+    base = Path(f"/tmp/fmgw-opc-{os.urandom(3).hex()}")
+    lines = [
+        f"GATEWAY_DATA_DIR={base / 'data'}",
+        f"GATEWAY_RUN_DIR={base / 'run'}",
+        "GATEWAY_ROUTER_PUBLIC_API_URL=https://gateway.example.com",
+        f"GATEWAY_API_PASSWORD_HASH={bcrypt.hashpw(b'x', bcrypt.gensalt(4)).decode()}",
+        "GATEWAY_RUN_EXTENSION=false",
+        "GATEWAY_LNRPC_LISTEN=lightning.example.com:8177",
+    ]
+    env_file = tmp_path / "gateway.env"
+    try:
+        env_file.write_text("\n".join(lines) + "\n")
+        with pytest.raises(AssertionError, match="needs mutual TLS"):
+            guide.run("check", ENV_FILE=str(env_file))
+        env_file.write_text("\n".join([*lines, f"GATEWAY_LNRPC_TLS_DIR={tls}"]) + "\n")
+        assert "supervisord -n -c" in guide.run("check", ENV_FILE=str(env_file))
+    finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
@@ -233,6 +277,10 @@ def test_the_operating_guide_on_a_real_lnd(
     gw_node, alice, bob = (lnd.node(n) for n in ("gateway", "alice", "bob"))
     info = guide.run("info")
     assert gw_node.pubkey in info and "regtest" in info
+    # only the gateway may call the extension: a stranger on the machine gets nothing
+    assert_strangers_get_nothing(
+        _pid(deployed["rpc"], "gateway-lnrpc-extension"), deployed["run_dir"]
+    )
     fed = federation1.federation_id
     connected = json.loads(guide.run("connect", INVITE_CODE=federation1.invite_code))
     assert connected["federation_id"] == fed

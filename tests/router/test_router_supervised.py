@@ -19,6 +19,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
+from gwcore.extension import ExtensionEndpoint
 from peers.harness.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,8 +44,7 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
         run_dir,
         run_dir / "data",
         {
-            **os.environ,
-            "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{free_port()}",
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
             "GATEWAY_API_BIND": f"127.0.0.1:{free_port()}",
         },
     )
@@ -147,8 +147,11 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     from gwproto import gateway_lnrpc_pb2 as pb
     from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 
+    # on its unix socket in the run dir, as the router dials it
+    assert world["GATEWAY_LNRPC_LISTEN"] == f"unix:{run_dir}/lnrpc/extension.sock"
+
     def extension_info() -> bool:
-        with grpc.insecure_channel(world["GATEWAY_LNRPC_LISTEN"]) as ch:
+        with ExtensionEndpoint.parse(world["GATEWAY_LNRPC_LISTEN"]).sync_channel() as ch:
             try:
                 return (
                     pb_grpc.GatewayLightningStub(ch)

@@ -1,0 +1,66 @@
+"""A tree whose Lightning extension listens on TCP (as the CLN plugin on another host would):
+mutual TLS with the folder `gateway-cli make-extension-certs` makes, given to the tree as
+GATEWAY_LNRPC_TLS_DIR. The router and the actors reach it with the gateway's certificate;
+a plaintext client, or one without that certificate, gets nothing, not even the HTLC stream."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gwcore.constants import (
+    GATEWAY_SERVICE,
+    LNRPC_TLS_CA,
+    METHOD_CONNECT_FED,
+    METHOD_LIGHTNING,
+    METHOD_LIST_FEDS,
+    PROGRAM_LNRPC,
+)
+from gwproto import gateway_lnrpc_pb2 as pb
+from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+from services.cli.extension_certs import make_extension_certs
+from tests.strangers import bare_client_answered, tcp_listeners
+
+from .conftest import bus, supervisor_rpc, wait_until
+
+
+def tree_env(base: Path) -> dict[str, str]:
+    """The tree's extension on a free loopback port, with a TLS folder of its own."""
+    make_extension_certs(base / "tls")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return {"GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{port}", "GATEWAY_LNRPC_TLS_DIR": str(base / "tls")}
+
+
+def test_mutual_tls_tree(tree: dict) -> None:
+    env = tree["env"]
+    port = int(env["GATEWAY_LNRPC_LISTEN"].rsplit(":", 1)[1])
+    pid = int(supervisor_rpc(tree).supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
+    assert tcp_listeners(pid) == [port]
+    # the gateway: the router's HTLC stream and calls, an actor's registration
+    wait_until(
+        lambda: bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})["extension_connected"],
+        30,
+        "the router's HTLC stream",
+    )
+    alpha = tree["feds"]["alpha"]
+    fed = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
+    assert fed["state"] == "running"  # its actor asked the extension for the node to register
+    assert bus(tree, GATEWAY_SERVICE, METHOD_LIGHTNING, {})["node"]["synced"]
+    # strangers: plaintext, and TLS trusting the extension but with no certificate of its own
+    assert bare_client_answered(port) == []
+    ca = (Path(env["GATEWAY_LNRPC_TLS_DIR"]) / LNRPC_TLS_CA).read_bytes()
+    with (
+        grpc.secure_channel(
+            f"127.0.0.1:{port}",
+            grpc.ssl_channel_credentials(ca),
+            options=[("grpc.ssl_target_name_override", "fmgw-lnrpc-extension")],
+        ) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        pb_grpc.GatewayLightningStub(channel).GetNodeInfo(pb.GetNodeInfoRequest(), timeout=3)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
