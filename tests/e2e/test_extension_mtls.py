@@ -5,7 +5,6 @@ a plaintext client, or one without that certificate, gets nothing, not even the 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import grpc
@@ -21,6 +20,7 @@ from gwcore.constants import (
 )
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
+from peers.harness.procs import free_port
 from services.cli.extension_certs import make_extension_certs
 from tests.strangers import bare_client_answered, tcp_listeners
 
@@ -30,9 +30,7 @@ from .conftest import bus, supervisor_rpc, wait_until
 def tree_env(base: Path) -> dict[str, str]:
     """The tree's extension on a free loopback port, with a TLS folder of its own."""
     make_extension_certs(base / "tls")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     return {"GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{port}", "GATEWAY_LNRPC_TLS_DIR": str(base / "tls")}
 
 

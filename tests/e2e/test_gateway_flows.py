@@ -2,7 +2,9 @@
 (sim), the router; federations connected at run time (each actor its own supervisor program);
 an incoming payment (alice -> a federation user) and an outgoing one (a federation user -> bob)
 through the gateway's real API front (gunicorn); swaps, internal payments, failures, leave
-(refused while a payment is in flight), the admin API, gateway-cli and the dashboard.
+(refused while a payment is in flight), the admin API, gateway-cli and the dashboard; and a
+stranger on the machine gets nothing from the extension the gateway calls over its unix socket
+(tests/e2e/test_extension_mtls.py runs a tree whose extension is on TCP with mutual TLS).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from gwcore.constants import (
     METHOD_CONNECT_FED,
     METHOD_CONNECT_STATUS,
     METHOD_LIST_FEDS,
+    PROGRAM_LNRPC,
 )
 from gwcore.errors import GatewayError
 from services.cli.client import ApiError, GatewayApi
+from tests.strangers import assert_strangers_get_nothing
 
 from .conftest import (
     World,
@@ -65,6 +69,10 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     )  # twice: the same
     listed = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})
     assert [f["scid"] for f in listed["federations"]] == [1, 2] and listed["extension_connected"]
+    # the router and the actors reach the extension on its socket; nobody else reaches it
+    assert tree["env"]["GATEWAY_LNRPC_TLS_DIR"] == ""
+    pid = int(supervisor_rpc(tree).supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
+    assert_strangers_get_nothing(pid, tree["run_dir"])
     # the router keeps each connect's progress (the dashboard follows it): done, or why not
     status = {"federation_id": alpha["federation_id"]}
     assert bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_STATUS, status)["step"] == "running"
