@@ -34,7 +34,7 @@ foreground: $(STAMP)
 ##       on TEST_WORKERS pytest-xdist workers (tests/scheduling.py; browser tests use Debian's chromium)
 TEST_WORKERS ?= 4
 test: $(STAMP) lint browser peers
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 ## browser: Debian's chromium for the dashboard's browser tests (Playwright drives it; no download)
 browser:

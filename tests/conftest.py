@@ -17,7 +17,11 @@ from hypothesis import settings
 from bus import HeartbeatPolicy
 from peers.harness.lnd import LndWorld
 from tests.fuzzing import CI_PROFILE, FUZZ_PROFILE, PROFILE_ENV
-from tests.scheduling import pytest_collection_modifyitems, register  # noqa: F401 - hooks
+from tests.scheduling import (  # noqa: F401 - hooks
+    pytest_collection_modifyitems,
+    pytest_xdist_make_scheduler,
+    register,
+)
 
 # ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
 settings.register_profile(CI_PROFILE, derandomize=True, database=None, print_blob=True)

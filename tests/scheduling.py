@@ -1,12 +1,16 @@
-"""How `make test` spreads the suite over pytest-xdist workers (`-n N --dist loadgroup`).
+"""How `make test` spreads the suite over pytest-xdist workers (`-n N --dist loadscope`, with the
+scheduler below in place of xdist's own).
 
 - A test module's tests run on one worker, in order: its module-scoped fixtures (a process tree
   under supervisord, real federations on a fresh bitcoind) are made once, as without xdist.
-- Modules that share a costly session fixture name it with `pytestmark =
-  pytest.mark.xdist_group("<name>")` and run together on one worker: the real lnd nodes
-  (`lnd_world`, about 40 s and a core to start) are started once per run, not once per worker.
-- Groups are queued longest first (from `tests/durations.json`, seconds per group as measured),
-  so no long group starts last and holds the run up alone (longest-processing-time first).
+- Modules that share a costly session fixture are one group (`SHARED_GROUPS`) and run on one
+  worker: the real lnd nodes (`lnd_world`, about 40 s and a core to start) start once per run,
+  not once per worker. (A table, not `xdist_group` marks: the controller, which schedules,
+  collects nothing and sees only node ids; and pytest 9.2 no longer lets xdist 3.8 put the
+  group in the node id, so `--dist loadgroup` silently spread every test on its own.)
+- Groups are queued longest first (`tests/durations.json`, seconds per group as measured), and a
+  worker takes its next group only when it is down to its last test, so no long group waits
+  behind another while a worker idles (longest-processing-time first).
   `FMGW_RECORD_DURATIONS=1 make test` rewrites that file from the run's own figures.
 
 Each worker owns its peers: session fixtures are per worker process, and every port comes from
@@ -21,17 +25,27 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 DURATIONS = Path(__file__).with_name("durations.json")
 RECORD_ENV = "FMGW_RECORD_DURATIONS"
 DEFAULT_S = 2.0  # a module not measured yet: most are unit tests
 
+SHARED_GROUPS = {
+    "lnd": (  # the session's real lnd nodes (tests/conftest.py::lnd_world)
+        "tests/contract/test_gateway_lightning.py",
+        "tests/contract/test_lnd_interceptor.py",
+        "tests/contract/test_lnd_interceptor_rules.py",
+        "tests/e2e/test_gateway_lnd.py",
+        "tests/fedimint/test_operating_guide.py",
+    ),
+}
+_GROUP_OF_MODULE = {m: g for g, modules in SHARED_GROUPS.items() for m in modules}
 
-def group_of(item: pytest.Item) -> str:
-    mark = item.get_closest_marker("xdist_group")
-    if mark is not None:
-        return str(mark.args[0] if mark.args else mark.kwargs.get("name"))
-    return item.nodeid.split("::", 1)[0]
+
+def group_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return _GROUP_OF_MODULE.get(module, module)
 
 
 def _weights() -> dict[str, float]:
@@ -41,17 +55,46 @@ def _weights() -> dict[str, float]:
         return {}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    weights = _weights()
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group_of(item)))
-    first = {}
+    """Longest group first; a group keeps its tests' order (stable sort). Every worker collects
+    and sorts alike, as xdist requires."""
+    weights, first = _weights(), {}
     for i, item in enumerate(items):
-        first.setdefault(group_of(item), i)
-    # stable: a group keeps its tests' order; groups by weight, then by where they came first
-    items.sort(key=lambda it: (-weights.get(group_of(it), DEFAULT_S), first[group_of(it)]))
+        first.setdefault(group_of(item.nodeid), i)
+
+    def key(item: pytest.Item) -> tuple[float, int]:
+        group = group_of(item.nodeid)
+        return -weights.get(group, DEFAULT_S), first[group]
+
+    items.sort(key=key)
+
+
+class GroupScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling with our groups as scopes, queued in collection order (longest
+    first), and a worker given its next group only when down to its last test (xdist holds a
+    worker's last test until it knows what comes next)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid)
+
+    def _reschedule(self, node) -> None:  # type: ignore[no-untyped-def]
+        if node.shutting_down:
+            return
+        if not self.workqueue:
+            node.shutdown()
+            return
+        if self._pending_of(self.assigned_work[node]) > 1:
+            return
+        self._assign_work_unit(node)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    if config.getvalue("dist") != "loadscope":
+        return None
+    config.option.loadscopereorder = False  # our order, not xdist's (by number of tests)
+    return GroupScheduling(config, log)
 
 
 class DurationRecorder:
@@ -60,17 +103,9 @@ class DurationRecorder:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        self.groups: dict[str, str] = {}
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.groups.update({it.nodeid: group_of(it) for it in items})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # under xdist the controller collects nothing, but loadgroup appends "@group" to node ids
-        nodeid, _, group = report.nodeid.partition("@")
-        group = group or self.groups.get(nodeid) or nodeid.split("::", 1)[0]
-        self.seconds[group] += report.duration
+        self.seconds[group_of(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self) -> None:
         if self.seconds:

@@ -33,10 +33,6 @@ from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
 from tests.regtest.test_regtestd_process import Regtestd
 
-pytestmark = pytest.mark.xdist_group(
-    "lnd"
-)  # the real lnd nodes: one set per run (tests/scheduling.py)
-
 # sim, cln (harness) and lnd-standin answer from the simulated world; lnd is a real lnd
 BACKENDS = ["sim", "cln", "lnd-standin", "lnd"]
 # what the payer sees when the gateway cancels an intercepted HTLC: lnd's interceptor fails

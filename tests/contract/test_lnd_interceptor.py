@@ -35,10 +35,6 @@ from services.lnrpc.server import SERVICE_NAME, ExtensionServer
 from tests.contract.nets import LndNet
 from tests.regtest.helpers import federation_invoice
 
-pytestmark = pytest.mark.xdist_group(
-    "lnd"
-)  # the real lnd nodes: one set per run (tests/scheduling.py)
-
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 

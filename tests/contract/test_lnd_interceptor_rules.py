@@ -27,10 +27,6 @@ from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
 from tests.regtest.test_regtestd_process import Regtestd
 
-pytestmark = pytest.mark.xdist_group(
-    "lnd"
-)  # the real lnd nodes: one set per run (tests/scheduling.py)
-
 
 @pytest.fixture(scope="module")
 def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

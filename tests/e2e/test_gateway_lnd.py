@@ -24,8 +24,7 @@ from peers.harness.lnd import LndWorld
 
 from .conftest import World, bus, ensure_liquidity, supervisor_rpc, wait_until
 
-# the real lnd nodes: one set per run (tests/scheduling.py)
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("lnd")]
+pytestmark = pytest.mark.timeout(600)
 TREE_ENV: dict[str, str] = {}  # the extension's lnd, filled in before the tree starts
 FEE_PPM = 10_000
 

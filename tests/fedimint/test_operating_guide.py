@@ -40,8 +40,7 @@ from tests.strangers import assert_strangers_get_nothing
 from .conftest import User
 from .test_gateway_fedimint import Gateway, _until
 
-# the real lnd nodes: one set per run (tests/scheduling.py)
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("lnd")]
+pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "operating.md"
 RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step
