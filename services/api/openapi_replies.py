@@ -57,7 +57,13 @@ FEDERATION = obj(
         "scid": {"type": "integer", "minimum": 1},
         "state": {"type": "string"},
     },
-    {"balance_msat": MSAT, "fees": FEES, "in_flight": {"type": "integer", "minimum": 0}},
+    {
+        "balance_msat": MSAT,
+        "fees": FEES,
+        "in_flight": {"type": "integer", "minimum": 0},
+        # what is in flight, by kind (lnv2_send, lnv2_receive, withdrawal, deposit, …)
+        "in_flight_kinds": {"type": "object", "additionalProperties": MSAT},
+    },
 )
 PAYMENT = obj(
     {
