@@ -79,6 +79,12 @@ METHOD_LIGHTNING: Final = "gateway.lightning"
 # an actor claims a payment hash: HTLCs of its hold invoice go to it (LNv2 receives)
 METHOD_CLAIM_PAYMENT_HASH: Final = "gateway.claim_payment_hash"
 METHOD_PAYMENT_HASH_OWNER: Final = "gateway.payment_hash_owner"  # who claimed it (swaps)
+# an actor claims a payment hash it is about to pay (one contract per hash, gateway-wide), and
+# releases it when that contract failed definitely
+METHOD_CLAIM_OUTGOING: Final = "gateway.claim_outgoing_hash"
+METHOD_RELEASE_OUTGOING: Final = "gateway.release_outgoing_hash"
+# why a second contract for a payment hash is refused (payment log, the refusal's message)
+DUPLICATE_PAYMENT_REASON: Final = "payment hash already paid or being paid by this gateway"
 METHOD_ACTOR_INFO: Final = "actor.info"
 METHOD_ACTOR_HTLC: Final = "actor.htlc"
 METHOD_ACTOR_PAY: Final = "actor.pay_invoice"
@@ -95,6 +101,17 @@ METHOD_ACTOR_RECOVERY_KEY: Final = "actor.recovery_key"
 # payments as the log, the summary and /metrics show them
 PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap", "withdrawal")  # withdrawal: a peg-out
 PAYMENT_STATUSES: Final = ("settled", "failed", "pending")
+# what an actor may have in flight (actor.info's in_flight_kinds; leave names them)
+IN_FLIGHT_KINDS: Final = {
+    "outgoing": "outgoing payment",
+    "incoming": "incoming payment",
+    "swap": "swap",
+    "lnv2_send": "LNv2 send",
+    "lnv2_receive": "LNv2 receive",
+    "withdrawal": "withdrawal",
+    "deposit": "deposit being claimed",
+    "ecash": "e-cash operation",
+}
 PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 METHOD_ACTOR_RESTORE: Final = "actor.restore"
 METHOD_ACTOR_RECEIVE_ECASH: Final = "actor.receive_ecash"

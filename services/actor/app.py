@@ -58,8 +58,9 @@ from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
-from .flows import IN_FINAL, OUT_FINAL, FlowRunner
+from .flows import FlowRunner
 from .lnv2_role import Lnv2Role
+from .outgoing import RouterPaymentHashClaims
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
@@ -110,6 +111,8 @@ class Actor:
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             identity=f"actor-client-{settings.federation_id[:16]}",
         )
+        # one contract per payment hash, for the whole gateway (outgoing.py)
+        hashes = RouterPaymentHashClaims(self.bus, settings.federation_id)
         self.flows = (
             FlowRunner(
                 self.dev.client,
@@ -119,13 +122,20 @@ class Actor:
                 self.fees,
                 swap=self.swap,
                 node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
+                hashes=hashes,
             )
             if self.dev is not None
             else None
         )
         self.lnv2 = (
             Lnv2Role(
-                federation.mint, self.key, self.lnrpc, self.fees, settings.federation_id, self.bus
+                federation.mint,
+                self.key,
+                self.lnrpc,
+                self.fees,
+                settings.federation_id,
+                self.bus,
+                hashes,
             )
             if isinstance(federation, FedimintFederation)
             else None
@@ -291,10 +301,22 @@ class Actor:
         )
         return json.loads(raw)
 
+    def in_flight(self) -> dict[str, int]:
+        """Everything in flight, by kind (gwcore.constants.IN_FLIGHT_KINDS): the federation's
+        own (withdrawals, deposits being claimed, e-cash operations) and the Lightning role's
+        (outgoing, incoming, swaps; LNv2 sends and receives)."""
+        kinds = dict(self.federation.in_flight())
+        for role in (self.flows, self.lnv2):
+            if role is not None:
+                for kind, n in role.in_flight().items():
+                    kinds[kind] = kinds.get(kind, 0) + n
+        return kinds
+
     async def info(self) -> dict:
+        kinds = self.in_flight()
         return {
-            "in_flight": len(self.store.unfinished("outgoing", OUT_FINAL))
-            + len(self.store.unfinished("incoming", IN_FINAL)),
+            "in_flight": sum(kinds.values()),  # leave is refused while it is not 0
+            "in_flight_kinds": kinds,
             "federation_id": self.settings.federation_id,
             "kind": self.federation.kind,
             "name": self.federation.name,

@@ -78,6 +78,23 @@ class DevFederation:
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         return self.withdrawals.log_rows(since, before, limit)
 
+    def in_flight(self) -> dict[str, int]:
+        """Peg-outs not yet sent on chain or refunded, deposit claims and e-cash operations
+        with a transaction in flight (the gateway role's own operations are counted by the
+        payment flows, by their payments)."""
+        ops = dict(
+            self.client.db.execute(
+                "SELECT kind, COUNT(*) FROM operations WHERE state IN ('created', 'submitted')"
+                " AND kind IN ('pegin-claim', 'reissue', 'split', 'spend') GROUP BY kind"
+            ).fetchall()
+        )
+        deposits = ops.pop("pegin-claim", 0)
+        return {
+            "withdrawal": self.withdrawals.in_flight(),
+            "deposit": int(deposits),
+            "ecash": int(sum(ops.values())),
+        }
+
     async def deposit(self, body: dict) -> dict:
         """Claim a confirmed deposit to one of our peg-in addresses, named by
         `txid`, by the raw `transaction` (the 2023 form; its `txout_proof` is not needed: the

@@ -7,7 +7,7 @@ Two implementations, as the Lightning extension has backends:
   payments (`flows.py`), registration, backups.
 - `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes
   `fed11…`), through `fmclient`: mintv2 e-cash and walletv2 on-chain money. Its Lightning role
-  (LNv2) is the next step; until then Lightning calls are refused with a clear error.
+  (LNv2) is `lnv2_role.py`, built by the actor beside it.
 
 Every method's errors are `GatewayError`s (the front maps them to HTTP); amounts are integer
 msat (sat only where the chain counts in sat), and every money-moving call is idempotent by an
@@ -66,6 +66,12 @@ class Federation(Protocol):
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """On-chain and e-cash operations as payment-log rows, newest first."""
+        ...
+
+    def in_flight(self) -> dict[str, int]:
+        """Money of ours in flight in this federation, by kind (gwcore.constants.IN_FLIGHT_KINDS):
+        withdrawals not yet on chain or refunded, deposits seen and not yet claimed, e-cash
+        operations with a transaction not yet final. The Lightning roles count their own."""
         ...
 
     async def close(self) -> None: ...

@@ -239,6 +239,27 @@ class FedimintFederation:
             value -= 1
         raise InvalidInput("the balance does not cover a withdrawal above the dust limit")
 
+    def in_flight(self) -> dict[str, int]:
+        """Withdrawals and other e-cash operations whose transaction is not final yet, deposits
+        listed by the federation and not yet claimed. The LNv2 operations (funding, claims,
+        refunds) are counted by the LNv2 role, by its payments."""
+        ops = dict(
+            self.mint.db.execute(
+                "SELECT kind, COUNT(*) FROM operations WHERE state IN ('created', 'submitted')"
+                " AND kind NOT LIKE 'lnv2%' GROUP BY kind"
+            ).fetchall()
+        )
+        deposits = self.mint.db.execute(
+            "SELECT COUNT(*) FROM deposits WHERE state IN ('seen', 'claiming')"
+        ).fetchone()[0]
+        withdrawals = ops.pop("pegout", 0)
+        ops.pop("pegin", None)  # a deposit being claimed: counted by its deposit row
+        return {
+            "withdrawal": int(withdrawals),
+            "deposit": int(deposits),
+            "ecash": int(sum(ops.values())),
+        }
+
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         return [
             withdrawal_row(

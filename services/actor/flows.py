@@ -5,8 +5,13 @@ Outgoing (a federation user pays a Lightning invoice; `pay_invoice(contract_id)`
     checked --(persisted, then PayInvoice)--> paying --SETTLED--> claiming --claim accepted--> claimed
                                                 \\--FAILED--> cancelling --cancel accepted--> cancelled
                                                 \\--PENDING/UNKNOWN--> paying (asked again later)
+                                                \\--hash held by another contract--> cancelling (refused)
     A repeated call returns the stored result; a payment is never sent twice (the extension is
-    idempotent per payment hash, and `paying` is persisted before the first call).
+    idempotent per payment hash, and `paying` is persisted before the first call). A payment
+    hash is paid once for the whole gateway (`outgoing.py`): `paying` and `swapping` first
+    claim the hash for this contract at the router; a contract for a hash another contract
+    holds is refused and cancelled (the user refunds), nothing paid. A definite failure
+    releases the hash.
 
 Incoming (an intercepted HTLC for our scid; `handle_htlc(htlc)`):
 
@@ -33,10 +38,12 @@ from devworld.fedlib import crypto
 from devworld.fedlib.api import FedApiError
 from devworld.fedlib.client import FederationClient
 from devworld.fedlib.wallet import WalletError
+from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, NotFound, PaymentFailed
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .outgoing import PaymentHashClaims
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
@@ -55,8 +62,10 @@ class FlowRunner:
         fees: dict,
         swap=None,
         node_pubkey=None,
+        hashes: PaymentHashClaims | None = None,
     ) -> None:  # type: ignore[no-untyped-def]
         self.client, self.store, self.key, self.lnrpc, self.fees = client, store, key, lnrpc, fees
+        self.hashes = hashes  # the gateway's claims of the payment hashes it pays
         self.swap = swap  # async (scid, htlc-like payload, message id) -> the target federation actor's decision, or None
         self.node_pubkey = node_pubkey  # () -> our node's public key (hex) once known
         self._locks: dict[str, asyncio.Lock] = {}
@@ -127,6 +136,15 @@ class FlowRunner:
         return None
 
     async def _advance_outgoing(self, cid: str, row: dict) -> dict:
+        if (
+            row["state"] in ("paying", "swapping")
+            and self.hashes is not None
+            and not await self.hashes.claim(row["payment_hash"], cid)
+        ):
+            log.warning("outgoing %s refused: %s", cid, DUPLICATE_PAYMENT_REASON)
+            row = self.store.put(
+                "outgoing", cid, "cancelling", error=DUPLICATE_PAYMENT_REASON, refused=True
+            )
         if row["state"] == "swapping":
             if self.swap is None:
                 raise GatewayError("swaps are not available", retryable=True)
@@ -154,6 +172,7 @@ class FlowRunner:
                     "no such federation" if decision is None else decision.get("reason", "refused")
                 )
                 row = self.store.put("outgoing", cid, "cancelling", error=f"swap refused: {reason}")
+                await self._release(row["payment_hash"], cid)
         if row["state"] == "paying":
             req = lnpb.PayInvoiceRequest(
                 invoice=row["invoice"],
@@ -171,6 +190,7 @@ class FlowRunner:
                 row = self.store.put(
                     "outgoing", cid, "cancelling", error=r.failure_reason or "payment failed"
                 )
+                await self._release(row["payment_hash"], cid)
             else:
                 raise GatewayError("payment pending: ask again", retryable=True)
         if row["state"] == "claiming":
@@ -181,9 +201,16 @@ class FlowRunner:
             row = self.store.put("outgoing", cid, "cancelled", finished=time.time())
         if row["state"] == "claimed":
             return {"preimage": row["preimage"], "contract_id": cid}
+        if row.get("refused"):
+            raise PaymentFailed(f"refused: {row['error']}; contract cancelled for refund")
         raise PaymentFailed(
             f"Lightning payment failed: {row.get('error', 'failed')}; contract cancelled for refund"
         )
+
+    async def _release(self, payment_hash: str, cid: str) -> None:
+        """This contract failed definitely (committed first): another may pay the hash."""
+        if self.hashes is not None:
+            await self.hashes.release(payment_hash, cid)
 
     async def _client_op(self, func, *args):  # type: ignore[no-untyped-def]
         try:
@@ -262,6 +289,17 @@ class FlowRunner:
         if row["state"] == "settled":
             return {"action": "settle", "preimage": row["preimage"]}
         return {"action": "cancel", "reason": row.get("reason", "failed")}
+
+    def in_flight(self) -> dict[str, int]:
+        """Payments not finished, by kind: outgoing (to Lightning), swap (to a federation we
+        serve), incoming (an HTLC being decided)."""
+        out = self.store.unfinished("outgoing", OUT_FINAL)
+        swaps = sum(1 for _, row in out if row.get("swap_scid"))
+        return {
+            "outgoing": len(out) - swaps,
+            "swap": swaps,
+            "incoming": len(self.store.unfinished("incoming", IN_FINAL)),
+        }
 
     async def resume(self) -> None:
         """Finish what a crash interrupted (called on start)."""

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS lnv2_receives (
 );
 """
 RECEIVE_STATUS = {"decrypted": "settled", "refunded": "failed", "funding_refused": "failed"}
+RECEIVE_IN_FLIGHT = ("funding", "decrypting", "refunding")
 MAX_INVOICE_EXPIRY_SECS = 86_400  # gatewayd's (lnv2-common MAX_INVOICE_EXPIRY_SECS)
 CLAIM_DEADLINE_MARGIN = 2  # blocks an HTLC must leave before we fund (gwv2-client's margin)
 # LNv2 clients refuse a gateway whose receive fee is above this (PaymentFee::RECEIVE_FEE_LIMIT)
@@ -316,8 +317,9 @@ class Lnv2Receiver:
     async def resume(self) -> None:
         """Finish fundings, decryptions and refunds a crash interrupted (the router asks again
         for the HTLC's decision and gets the result)."""
+        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
         for row in self.db.execute(
-            "SELECT payment_hash FROM lnv2_receives WHERE state IN ('funding', 'decrypting', 'refunding')"
+            f"SELECT payment_hash FROM lnv2_receives WHERE state IN ({marks})", RECEIVE_IN_FLIGHT
         ).fetchall():
             ph = row["payment_hash"]
             try:
@@ -353,9 +355,20 @@ class Lnv2Receiver:
                     "created": r["created"],
                     "finished": r["updated"] if done else None,
                     "latency_s": round(r["updated"] - r["created"], 3) if done else None,
+                    "error": r["error"] if status == "failed" else None,
                 }
             )
         return out
+
+    def in_flight(self) -> int:
+        """Receives whose HTLC came (or swap) and whose contract is being funded, decrypted or
+        refunded to us: our e-cash is in the contract until they finish."""
+        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
+        return int(
+            self.db.execute(
+                f"SELECT COUNT(*) FROM lnv2_receives WHERE state IN ({marks})", RECEIVE_IN_FLIGHT
+            ).fetchone()[0]
+        )
 
     async def verify(self, payment_hash: str) -> dict:
         """LUD-21 verify, as gatewayd's /verify answers it."""

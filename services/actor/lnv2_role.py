@@ -26,8 +26,9 @@ from gwcore.constants import (
 from gwcore.errors import GatewayError, NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .lnv2_receive import Lnv2Receiver, receive_fee
-from .lnv2_send import Lnv2Sender
+from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
+from .lnv2_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv2Sender
+from .outgoing import PaymentHashClaims
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,10 +46,13 @@ class Lnv2Role:
         fees: dict,
         federation_id: str,
         bus: BusClient,
+        hashes: PaymentHashClaims,
     ) -> None:
         self.key, self.lnrpc, self.fees, self.bus = key, lnrpc, fees, bus
         self.federation_id = federation_id
-        self.sender = Lnv2Sender(mint, key, lnrpc, fees, federation_id, swap=self.swap)
+        self.sender = Lnv2Sender(
+            mint, key, lnrpc, fees, federation_id, swap=self.swap, hashes=hashes
+        )
         self.receiver = Lnv2Receiver(mint, key, lnrpc, fees, federation_id, self.claim_hash)
 
     # --- what the bus asks: only definite answers may be final ---------------------------------
@@ -134,18 +138,26 @@ class Lnv2Role:
     def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
         """For the metrics (stats.PaymentStats): payments that reached a state they never leave
         after `watermark` (by `updated`), and those still under way."""
+        send_final = ", ".join("?" * len(SEND_FINAL))
         final = self.sender.payments(
-            "state IN ('claimed', 'claim_refused', 'forfeited') AND updated > ?", (watermark,)
+            f"state IN ({send_final}) AND updated > ?", (*SEND_FINAL, watermark)
         ) + self.receiver.payments(
             "state IN ('decrypted', 'refunded', 'funding_refused') AND updated > ?",
             (watermark,),
         )
-        under_way = self.sender.payments("state IN ('paying', 'paid')", ()) + (
-            self.receiver.payments("state IN ('funding', 'decrypting', 'refunding')", ())
+        under_way = self.sender.payments(
+            f"state IN ({', '.join('?' * len(SEND_IN_FLIGHT))})", SEND_IN_FLIGHT
+        ) + self.receiver.payments(
+            f"state IN ({', '.join('?' * len(RECEIVE_IN_FLIGHT))})", RECEIVE_IN_FLIGHT
         )
         for p in under_way:
             p["status"] = "pending"
         return final, under_way
+
+    def in_flight(self) -> dict[str, int]:
+        """LNv2 payments under way, by kind (a swap's payer side is a send, its payee side a
+        receive)."""
+        return {"lnv2_send": self.sender.in_flight(), "lnv2_receive": self.receiver.in_flight()}
 
     async def resume(self) -> None:
         await asyncio.gather(self.sender.resume(), self.receiver.resume())

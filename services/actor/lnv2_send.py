@@ -8,11 +8,16 @@ that follows it (`resume()` finishes what a crash left):
 
     paying --SETTLED--> paid (preimage stored; answered) --claim accepted--> claimed
                                                          \\--claim refused--> claim_refused
-       \\--FAILED--> forfeited (the forfeit signature stored; answered)
+       \\--FAILED--> forfeited (the forfeit signature stored; answered; the hash released)
        \\--PENDING/UNKNOWN--> paying (asked again on the next call: never forfeited)
+       \\--payment hash held by another contract--> refused (forfeit signature stored; answered)
 
 A repeated call for a contract answers its stored result and never pays twice (the extension
 is idempotent per payment hash, and `paying` is committed before the first PayInvoice).
+A payment hash is paid once for the whole gateway (`outgoing.py`): every step from `paying`
+first claims the hash for this contract at the router, and a contract for a hash another
+contract holds (a second payer of an invoice, in this federation or another) is `refused`
+with our forfeit signature before anything is paid, so its payer refunds at once.
 
 A direct swap: when the invoice is our own node's hold invoice for an incoming contract of a
 federation we serve (this one or another), nothing goes over Lightning: `swap(payment_hash,
@@ -35,11 +40,13 @@ from coincurve import PrivateKey
 from fmclient.lnv2 import Lnv2Config, Lnv2Error, OutgoingContract, claim_input, invoice_hash
 from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
+from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
+from .outgoing import PaymentHashClaims
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -52,7 +59,9 @@ CREATE TABLE IF NOT EXISTS lnv2_sends (
 );
 """
 SEND_STATUS = {"paid": "settled", "claimed": "settled", "claim_refused": "settled"}
-SEND_STATUS |= {"forfeited": "failed", "paying": "pending"}
+SEND_STATUS |= {"forfeited": "failed", "refused": "failed", "paying": "pending"}
+SEND_FINAL = ("claimed", "claim_refused", "forfeited", "refused")
+SEND_IN_FLIGHT = ("paying", "paid")
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
 
 
@@ -65,12 +74,14 @@ class Lnv2Sender:
         fees: dict,
         federation_id: str,
         swap: Callable[[str, int], Awaitable[dict | None]] | None = None,
+        hashes: PaymentHashClaims | None = None,
     ) -> None:
         """`swap(payment_hash, amount_msat)`: the decision of the served federation whose
         incoming contract has this hash ({action: settle, preimage} | {action: cancel}), or
-        None when no federation we serve expects it."""
+        None when no federation we serve expects it. `hashes`: the gateway's claims of the
+        payment hashes it pays (outgoing.py)."""
         self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swap = federation_id, swap
+        self.federation_id, self.swap, self.hashes = federation_id, swap, hashes
         self._node_key: bytes | None = None
         self.module = mint.config.module_id("lnv2")
         self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
@@ -183,6 +194,10 @@ class Lnv2Sender:
     async def _pay(self, row: dict, contract: OutgoingContract) -> dict:
         cid = row["contract_id"]
         inv = bolt11_decode(row["invoice"])
+        if self.hashes is not None and not await self.hashes.claim(inv.payment_hash, cid):
+            forfeit = contract.forfeit_signature(self.key.secret).hex()
+            log.warning("LNv2 send %s refused: %s", cid, DUPLICATE_PAYMENT_REASON)
+            return self._put(cid, "refused", forfeit=forfeit, error=DUPLICATE_PAYMENT_REASON)
         if self.swap is not None and await self._ours(inv.payee):
             decision = await self.swap(inv.payment_hash, inv.amount_msat)
             if decision is not None:
@@ -191,9 +206,11 @@ class Lnv2Sender:
                         cid, "paid", preimage=decision["preimage"], ln_fee_msat=0, swap=1
                     )
                 forfeit = contract.forfeit_signature(self.key.secret).hex()
-                return self._put(
+                row = self._put(
                     cid, "forfeited", forfeit=forfeit, error=decision.get("reason"), swap=1
                 )
+                await self._release(inv.payment_hash, cid)
+                return row
         req = lnpb.PayInvoiceRequest(
             invoice=row["invoice"],
             max_delay=row["max_delay"],
@@ -205,8 +222,15 @@ class Lnv2Sender:
             return self._put(cid, "paid", preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat)
         if r.status == lnpb.FAILED:
             forfeit = contract.forfeit_signature(self.key.secret).hex()
-            return self._put(cid, "forfeited", forfeit=forfeit, error=r.failure_reason)
+            row = self._put(cid, "forfeited", forfeit=forfeit, error=r.failure_reason)
+            await self._release(inv.payment_hash, cid)
+            return row
         raise GatewayError("payment pending: ask again", retryable=True)
+
+    async def _release(self, payment_hash: str, cid: str) -> None:
+        """This contract failed definitely (committed first): another may pay the hash."""
+        if self.hashes is not None:
+            await self.hashes.release(payment_hash, cid)
 
     async def _ours(self, payee: str | None) -> bool:
         """Is the invoice's payee our own node?"""
@@ -260,9 +284,20 @@ class Lnv2Sender:
                     "created": r["created"],
                     "finished": r["updated"] if done else None,
                     "latency_s": round(r["updated"] - r["created"], 3) if done else None,
+                    "error": r["error"] if status == "failed" else None,
                 }
             )
         return out
+
+    def in_flight(self) -> int:
+        """Sends not finished: paying (maybe paid over Lightning) or paid, not yet claimed (a
+        paid contract left unclaimed could expire and be refunded to its payer)."""
+        marks = ", ".join("?" * len(SEND_IN_FLIGHT))
+        return int(
+            self.db.execute(
+                f"SELECT COUNT(*) FROM lnv2_sends WHERE state IN ({marks})", SEND_IN_FLIGHT
+            ).fetchone()[0]
+        )
 
     async def resume(self) -> None:
         """Claim what was paid, ask again for what was in flight."""

@@ -111,6 +111,15 @@ class Withdrawals:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), interval_s)
 
+    def in_flight(self) -> int:
+        """Peg-outs still pending: not yet sent on chain, nor refused and refunded."""
+        return sum(
+            1
+            for op in self.client.operations_of("pegout", 100_000)
+            if op["state"] != "failed"
+            and self.client.pegout_status(op["id"])["status"] == "pending"
+        )
+
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """Peg-outs as payment-log rows (direction `withdrawal`), newest first."""
         rows = []

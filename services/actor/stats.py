@@ -26,7 +26,7 @@ IN_STATUS = {"settled": "settled", "failed": "failed"}
 def classify(row: dict, federation_id: str) -> dict:
     """A store row -> a payment: {id, federation_id, direction (outgoing | incoming | swap),
     status (settled | failed | pending), amount_msat, fee_earned_msat, payment_hash, created,
-    finished, latency_s}. Fees count only what the gateway kept (after Lightning fees)."""
+    finished, latency_s, error (why it failed)}. Fees count only what the gateway kept (after Lightning fees)."""
     if row["table"] == "outgoing":
         direction = "swap" if row.get("swap_scid") else "outgoing"
         status = OUT_STATUS.get(row["state"], "pending")
@@ -57,6 +57,7 @@ def classify(row: dict, federation_id: str) -> dict:
         "created": row["created"],
         "finished": row["updated"] if done else None,
         "latency_s": round(row["updated"] - row["created"], 3) if done else None,
+        "error": (row.get("error") or row.get("reason")) if status == "failed" else None,
     }
 
 

@@ -57,7 +57,13 @@ FEDERATION = obj(
         "scid": {"type": "integer", "minimum": 1},
         "state": {"type": "string"},
     },
-    {"balance_msat": MSAT, "fees": FEES, "in_flight": {"type": "integer", "minimum": 0}},
+    {
+        "balance_msat": MSAT,
+        "fees": FEES,
+        "in_flight": {"type": "integer", "minimum": 0},
+        # what is in flight, by kind (lnv2_send, lnv2_receive, withdrawal, deposit, …)
+        "in_flight_kinds": {"type": "object", "additionalProperties": MSAT},
+    },
 )
 PAYMENT = obj(
     {
@@ -73,11 +79,13 @@ PAYMENT = obj(
         "finished": nullable(TIME),
         "latency_s": nullable(TIME),
         "payment_hash": nullable({"type": "string"}),
+        # why a failed payment failed (a refused duplicate: "payment hash already paid or being
+        # paid by this gateway"; a Lightning failure; the chain's refusal of a peg-out)
+        "error": nullable({"type": "string"}),
         # withdrawals (peg-outs): where to, the on-chain txid, the chain's refusal and refund
         "address": {"type": "string"},
         "txid": nullable(HEX32),
         "onchain_fee_sat": MSAT,
-        "error": nullable({"type": "string"}),
         "refunded_msat": MSAT,
     },
 )

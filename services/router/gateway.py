@@ -34,8 +34,10 @@ from fmclient.invite import is_fedimint_invite, parse_invite
 from fmclient.join import JoinError, check_overrides, download_config, guardian_urls
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
+    IN_FLIGHT_KINDS,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
+    METHOD_CLAIM_OUTGOING,
     METHOD_CLAIM_PAYMENT_HASH,
     METHOD_CONNECT_FED,
     METHOD_CONNECT_STATUS,
@@ -43,6 +45,7 @@ from gwcore.constants import (
     METHOD_LIGHTNING,
     METHOD_LIST_FEDS,
     METHOD_PAYMENT_HASH_OWNER,
+    METHOD_RELEASE_OUTGOING,
     PROGRAM_ACTOR_PREFIX,
 )
 from gwcore.errors import (
@@ -142,6 +145,8 @@ class GatewayCore:
             result = self.connect_status(body.get("federation_id"))
         elif call.method == METHOD_CLAIM_PAYMENT_HASH:
             result = self.claim_payment_hash(body)
+        elif call.method in (METHOD_CLAIM_OUTGOING, METHOD_RELEASE_OUTGOING):
+            result = self.outgoing_hash(call.method, body)
         elif call.method == METHOD_PAYMENT_HASH_OWNER:
             entry = self.registry.by_payment_hash(hex32(body.get("payment_hash"), "payment_hash"))
             if entry is None or entry.state in ("left", "failed"):
@@ -160,6 +165,17 @@ class GatewayCore:
         if not self.registry.claim_payment_hash(ph, fed):
             raise InvalidInput("another federation has an invoice for this payment hash")
         return {"claimed": ph}
+
+    def outgoing_hash(self, method: str, body: dict) -> dict:
+        """{payment_hash, federation_id, contract_id} -> claim: {claimed: bool} (False: another
+        contract holds the hash; refuse this one); release: {released: bool}. The rule that a
+        payment hash is paid once for the whole gateway (registry.py)."""
+        ph = hex32(body.get("payment_hash"), "payment_hash")
+        fed = hex32(body.get("federation_id"), "federation_id")
+        cid = hex32(body.get("contract_id"), "contract_id")
+        if method == METHOD_CLAIM_OUTGOING:
+            return {"claimed": self.registry.claim_outgoing(ph, fed, cid)}
+        return {"released": self.registry.release_outgoing(ph, fed, cid)}
 
     def connect_status(self, federation_id: object) -> dict:
         """{federation_id, step, error, updated} of the newest connect of that federation.
@@ -279,15 +295,8 @@ class GatewayCore:
         entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None
         if entry is None or entry.state == "left":
             raise NotFound("no such federation")
-        if not force and entry.state == "running":
-            raw = await self.broker.request(
-                entry.federation_id, METHOD_ACTOR_INFO, b"{}", timeout=10
-            )
-            in_flight = json.loads(raw).get("in_flight", 0)
-            if in_flight:
-                raise PaymentsInFlight(
-                    f"{in_flight} payment(s) in flight: wait, or leave with force"
-                )
+        if not force and entry.state in ("running", "crashed"):
+            await self._nothing_in_flight(entry)
         async with self._leaving:  # one leave at a time: a retried request finds it done
             if (now := self.registry.get(entry.federation_id)) is not None and now.state == "left":
                 return {"left": entry.federation_id, "forced": force}
@@ -296,6 +305,28 @@ class GatewayCore:
                 await asyncio.to_thread(self.supervisor.remove, entry.program)
             self.registry.set_state(entry.federation_id, "left")
         return {"left": entry.federation_id, "forced": force}
+
+    async def _nothing_in_flight(self, entry: FederationEntry) -> None:
+        """Refuse (409, naming what) while the actor has any payment in flight: LNv2 sends and
+        receives, outgoing and incoming payments, swaps, withdrawals, deposits being claimed,
+        e-cash operations. An actor that does not answer cannot say: refused too."""
+        try:
+            raw = await self.broker.request(
+                entry.federation_id, METHOD_ACTOR_INFO, b"{}", timeout=10
+            )
+        except GatewayError as exc:
+            raise ServiceNotReady(
+                f"the actor of {entry.federation_id} does not answer ({exc.message}): what it"
+                " has in flight is unknown; try again, or leave with force"
+            ) from None
+        info = json.loads(raw)
+        kinds = {k: n for k, n in dict(info.get("in_flight_kinds") or {}).items() if n}
+        total = int(info.get("in_flight") or 0)
+        if total or kinds:
+            named = ", ".join(f"{n} {IN_FLIGHT_KINDS.get(k, k)}" for k, n in sorted(kinds.items()))
+            raise PaymentsInFlight(
+                f"{total} payment(s) in flight ({named or 'unnamed'}): wait, or leave with force"
+            )
 
     async def lightning(self) -> dict:
         """The node behind the extension: {node: {pub_key, alias, network, block_height,

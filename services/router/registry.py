@@ -3,7 +3,17 @@
 
 Short channel ids are allocated from 1 upwards, persisted, and never reused (a federation that
 leaves keeps its row, in state `left`, for audit). Payment hashes of the actors' hold invoices
-(LNv2 receives) map to their federation the same way: claimed once, by one federation. Federation states:
+(LNv2 receives) map to their federation the same way: claimed once, by one federation.
+
+Payment hashes this gateway pays (outgoing contracts of every federation, LNv1-style and LNv2,
+Lightning or swap) are claimed by one contract before anything is paid, so a hash is paid once
+for the whole gateway: a contract of another user, in any federation, for a hash held by
+another contract is refused. The claim is released only when its contract failed definitely
+(it will never pay): then another contract may take the hash.
+
+    (free) --claim by contract C--> held by C --C failed definitely--> released --claim by D--> held by D
+
+Federation states:
 
     connecting --actor READY and registered--> running --actor lost--> crashed --READY--> running
          \\                                        \\--leave--> leaving --stopped--> left
@@ -27,6 +37,9 @@ CREATE TABLE IF NOT EXISTS federations (
     created INTEGER NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS payment_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outgoing_hashes (
+    payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, contract_id TEXT NOT NULL,
+    state TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 """
 STATES = ("connecting", "running", "crashed", "leaving", "left", "failed")
 
@@ -134,6 +147,37 @@ class FederationRegistry:
             (payment_hash,),
         ).fetchone()
         return self._entry(row) if row else None
+
+    def claim_outgoing(self, payment_hash: str, federation_id: str, contract_id: str) -> bool:
+        """May this contract pay this hash? True when the hash is free, released, or already
+        this contract's (asked again: the same answer); False while another contract holds it.
+        Committed (synchronous=FULL) before it answers, so a restart keeps every claim."""
+        me = (federation_id, contract_id)
+        now = int(time.time())
+        with self.lock:
+            row = self.db.execute(
+                "SELECT * FROM outgoing_hashes WHERE payment_hash = ?", (payment_hash,)
+            ).fetchone()
+            if row is not None and (row["federation_id"], row["contract_id"]) == me:
+                return True
+            if row is not None and row["state"] == "held":
+                return False
+            self.db.execute(
+                "INSERT OR REPLACE INTO outgoing_hashes VALUES (?, ?, ?, 'held', ?, ?)",
+                (payment_hash, federation_id, contract_id, now, now),
+            )
+        return True
+
+    def release_outgoing(self, payment_hash: str, federation_id: str, contract_id: str) -> bool:
+        """The holding contract failed definitely: the hash may be claimed again. Only its
+        holder can release it; False otherwise (nothing changes)."""
+        with self.lock:
+            done = self.db.execute(
+                "UPDATE outgoing_hashes SET state = 'released', updated = ?"
+                " WHERE payment_hash = ? AND federation_id = ? AND contract_id = ?",
+                (int(time.time()), payment_hash, federation_id, contract_id),
+            ).rowcount
+        return bool(done)
 
     def active(self) -> list[FederationEntry]:
         rows = self.db.execute(

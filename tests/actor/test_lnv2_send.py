@@ -1,10 +1,14 @@
 """The actor's LNv2 send (services/actor/lnv2_send.py) with a real wallet file, real contracts
 and signatures (the real crates' vectors) and a real federation's config, the guardians and
 the Lightning node faked: every check refuses with its reason and records nothing; a definite
-Lightning failure is answered with a valid forfeit, and asking again pays nothing twice."""
+Lightning failure is answered with a valid forfeit, and asking again pays nothing twice. A
+payment hash is paid once for the whole gateway (the router's real registry of claims): a
+second contract for a hash paid or being paid, in this federation or another, is refused with
+its forfeit before anything is paid, also after a restart; a definite failure frees the hash."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,12 @@ from coincurve import PrivateKey
 from fmclient.config import parse_client_config
 from fmclient.lnv2 import OutgoingContract
 from fmclient.wallet import MintWallet
+from gwcore import summary
+from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from services.actor.lnv2_send import Lnv2Sender
+from services.router.registry import FederationRegistry
 
 DATA = Path(__file__).parents[1] / "fmclient" / "data"
 V = json.loads((DATA / "lnv2_vectors.json").read_text())
@@ -45,13 +52,32 @@ class FakeLightning:
     async def PayInvoice(self, req: lnpb.PayInvoiceRequest, timeout: float) -> Any:
         self.calls += 1
         assert req.max_delay == 1000 - 144 and req.max_fee_msat == 2_000
-        return lnpb.PayInvoiceResponse(status=self.status, failure_reason="no route")
+        return lnpb.PayInvoiceResponse(
+            status=self.status, failure_reason="no route", preimage=b"\x01" * 32
+        )
 
 
-def _sender(tmp_path: Path, lightning: FakeLightning, expiration: Any) -> Lnv2Sender:
+class RouterClaims:
+    """The actor's claims of payment hashes, straight on the router's registry (what
+    `gateway.claim_outgoing_hash` / `release_outgoing_hash` do), for one federation."""
+
+    def __init__(self, registry: FederationRegistry, federation_id: str) -> None:
+        self.registry, self.federation_id = registry, federation_id
+
+    async def claim(self, payment_hash: str, contract_id: str) -> bool:
+        return self.registry.claim_outgoing(payment_hash, self.federation_id, contract_id)
+
+    async def release(self, payment_hash: str, contract_id: str) -> None:
+        self.registry.release_outgoing(payment_hash, self.federation_id, contract_id)
+
+
+def _sender(
+    tmp_path: Path, lightning: FakeLightning, expiration: Any, hashes: Any = None
+) -> Lnv2Sender:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     mint = MintWallet(tmp_path / "w.sqlite", CONFIG, FakeApi(expiration))  # type: ignore[arg-type]
     key = PrivateKey(bytes.fromhex(V["secret_keys"]["claim"]))
-    return Lnv2Sender(mint, key, lightning, FEES, CONFIG.federation_id)
+    return Lnv2Sender(mint, key, lightning, FEES, CONFIG.federation_id, hashes=hashes)
 
 
 def _body(**changes: Any) -> dict:
@@ -104,3 +130,80 @@ async def test_our_fee_must_be_covered(tmp_path: Path) -> None:
     sender.fees = {"base_msat": 0, "proportional_millionths": 10_000}
     with pytest.raises(InvalidInput, match="does not cover"):
         await sender.send_payment(_body())
+
+
+# another user's contract for the same invoice: another expiration, so another contract id; the
+# same refund key, so the payer's auth over the invoice verifies as well
+OTHER = dataclasses.replace(CONTRACT, expiration=CONTRACT.expiration + 7)
+FED_A, FED_B = "aa" * 32, "bb" * 32
+
+
+def _other(sender: Lnv2Sender) -> dict:
+    sender.mint.api.answer = [OTHER.contract_id.hex(), 1000]  # type: ignore[attr-defined]
+    return _body(contract=OTHER.json())
+
+
+def _log(sender: Lnv2Sender, cid: bytes) -> dict:
+    return next(p for p in sender.log_rows(0, None, 10) if p["id"] == cid.hex())
+
+
+async def test_a_hash_paid_for_one_contract_is_refused_to_another_in_any_federation(
+    tmp_path: Path,
+) -> None:
+    registry = FederationRegistry(tmp_path / "router.sqlite")
+    ln_a, ln_b = FakeLightning(lnpb.SETTLED), FakeLightning(lnpb.SETTLED)
+    cid = V["outgoing"]["contract_id"]
+    alice = _sender(tmp_path / "a", ln_a, [cid, 1000], RouterClaims(registry, FED_A))
+    paid = await alice.send_payment(_body())
+    assert paid == {"Ok": [1] * 32} and ln_a.calls == 1
+    # the router restarts: the claim is kept
+    registry = FederationRegistry(tmp_path / "router.sqlite")
+    # carol, in another federation the gateway serves, pays the same invoice: refused before
+    # anything is paid, with our forfeit signature for her contract (she refunds at once)
+    carol = _sender(tmp_path / "b", ln_b, None, RouterClaims(registry, FED_B))
+    refused = await carol.send_payment(_other(carol))
+    assert OTHER.verify_forfeit(bytes.fromhex(refused["Err"])) and ln_b.calls == 0
+    assert await carol.send_payment(_other(carol)) == refused and ln_b.calls == 0  # asked again
+    # and in alice's own federation, too
+    dave = _sender(tmp_path / "c", FakeLightning(lnpb.SETTLED), None, RouterClaims(registry, FED_A))
+    assert OTHER.verify_forfeit(bytes.fromhex((await dave.send_payment(_other(dave)))["Err"]))
+    # alice's own contract again: her own answer (idempotence, not a second payment)
+    alice.hashes = RouterClaims(registry, FED_A)
+    assert await alice.send_payment(_body()) == paid and ln_a.calls == 1
+    # the payment log and summary: a failed outgoing payment, with the reason
+    row = _log(carol, OTHER.contract_id)
+    assert row["status"] == "failed" and row["error"] == DUPLICATE_PAYMENT_REASON
+    assert row["fee_earned_msat"] == 0 and row["direction"] == "outgoing"
+    assert _log(alice, CONTRACT.contract_id)["status"] == "settled"
+    part = summary.partial(carol.log_rows(0, None, 10), 0, 2**40, 2**40)
+    assert part["directions"]["outgoing"]["failed"] == 1
+    assert part["directions"]["outgoing"]["settled"] == 0
+
+
+async def test_a_hash_being_paid_is_refused_to_another_contract(tmp_path: Path) -> None:
+    registry = FederationRegistry(tmp_path / "router.sqlite")
+    claims = RouterClaims(registry, FED_A)
+    ln = FakeLightning(lnpb.PENDING)
+    sender = _sender(tmp_path, ln, [V["outgoing"]["contract_id"], 1000], claims)
+    with pytest.raises(GatewayError, match="pending"):
+        await sender.send_payment(_body())
+    refused = await sender.send_payment(_other(sender))
+    assert OTHER.verify_forfeit(bytes.fromhex(refused["Err"])) and ln.calls == 1
+    assert sender.in_flight() == 1  # the first still paying
+    sender.mint.api.answer = [V["outgoing"]["contract_id"], 1000]  # type: ignore[attr-defined]
+    with pytest.raises(GatewayError, match="pending"):  # the first is still asked, not refused
+        await sender.send_payment(_body())
+    assert ln.calls == 2
+
+
+async def test_a_definite_failure_frees_the_hash(tmp_path: Path) -> None:
+    registry = FederationRegistry(tmp_path / "router.sqlite")
+    claims = RouterClaims(registry, FED_A)
+    ln = FakeLightning(lnpb.FAILED)
+    sender = _sender(tmp_path, ln, [V["outgoing"]["contract_id"], 1000], claims)
+    assert CONTRACT.verify_forfeit(bytes.fromhex((await sender.send_payment(_body()))["Err"]))
+    assert sender.in_flight() == 0
+    ln.status = lnpb.SETTLED  # the user tries again (say, once we have liquidity): paid
+    assert await sender.send_payment(_other(sender)) == {"Ok": [1] * 32} and ln.calls == 2
+    row = _log(sender, CONTRACT.contract_id)
+    assert row["status"] == "failed" and row["error"] == "no route"

@@ -149,6 +149,7 @@ class FakeBus:
                             "created": now + 5,
                             "finished": now + 6,
                             "latency_s": 1.0,
+                            "error": C.DUPLICATE_PAYMENT_REASON,
                         },
                     ]
                 }

@@ -225,6 +225,7 @@ def test_payments_filters_keep_their_choice(ui) -> None:  # type: ignore[no-unty
         "/ui/payments/rows", params={"direction": "outgoing", "status": "failed"}, cookies=cookies
     )
     assert rows.text.count("<tr>") == 1 and "2027-01-15" in rows.text  # times shown as dates
+    assert C.DUPLICATE_PAYMENT_REASON in rows.text  # why it failed
 
 
 def test_payment_summary_refreshes_and_follows_the_federation_filter(ui) -> None:  # type: ignore[no-untyped-def]

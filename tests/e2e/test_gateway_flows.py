@@ -25,6 +25,7 @@ import pytest
 from devworld.fedlib.client import FederationClient
 from devworld.fedlib.tx import encode_invite
 from gwcore.constants import (
+    DUPLICATE_PAYMENT_REASON,
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
     METHOD_ACTOR_DEPOSIT,
@@ -155,13 +156,27 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
         for p in log
     )
     assert world.get("/v1/nodes/bob")["lightning_balance_msat"] == 20_000
-    # and /metrics counts them per federation and direction, from the actor's database
+    # the user pays bob's invoice again (a new contract, as a second payer of a shared invoice
+    # would): our node would answer the stored preimage without paying anything, so the gateway
+    # refuses the contract and cancels it; the user is refunded in full, bob paid once
     fed_id = alpha["federation_id"]
+    gw_before, before = bus(tree, fed_id, METHOD_ACTOR_INFO, {})["balance_msat"], user.balance()
+    second = user.ln_pay(bob_inv["bolt11"])
+    assert second["preimage"] is None and "502" in second["error"], second
+    assert second["refunded_msat"] == 20_000 + fee and user.balance() == before
+    assert world.get("/v1/nodes/bob")["lightning_balance_msat"] == 20_000
+    assert bus(tree, fed_id, METHOD_ACTOR_INFO, {})["balance_msat"] == gw_before
+    log = bus(tree, fed_id, "actor.payment_log", {"limit": 10})["payments"]
+    refused = next(p for p in log if p["id"] == second["contract_id"])
+    assert refused["status"] == "failed" and refused["error"] == DUPLICATE_PAYMENT_REASON
+    # and /metrics counts them per federation and direction, from the actor's database
     for direction, volume in (("outgoing", 20_000), ("incoming", 50_000)):
         labels = {"federation_id": fed_id, "direction": direction}
         assert _metric(tree, "gateway_payments_total", status="settled", **labels) == 1
         assert _metric(tree, "gateway_payment_volume_msat_total", **labels) == volume
         assert _metric(tree, "gateway_payment_latency_seconds_count", **labels) == 1
+    labels = {"federation_id": fed_id, "direction": "outgoing"}
+    assert _metric(tree, "gateway_payments_total", status="failed", **labels) == 1
     assert (
         _metric(
             tree,
@@ -332,6 +347,7 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
         with pytest.raises(ApiError) as refused:
             api.leave_fed(alpha["federation_id"])
         assert refused.value.status == 409 and refused.value.code == "payments_in_flight"
+        assert "1 outgoing payment" in refused.value.message, refused.value.message
         world.post(f"/v1/nodes/bob/invoices/{hold_hash}/settle", {"preimage": hold_preimage.hex()})
         assert paying.result(60)["preimage"] == hold_preimage.hex()
     wait_until(lambda: in_flight() == 0, 30, "the payment finished")

@@ -2,13 +2,17 @@
 fedimintd federation and a real fedimint-cli user: `module lnv2 receive` with and without
 `--gateway`, paid by alice over the regtest world's Lightning network through our node's hold
 invoice; amounts exact on every side; LUD-21 verify; a contract that does not decrypt to its
-preimage refunded to us and its HTLC cancelled; bad contracts refused with their reason."""
+preimage refunded to us and its HTLC cancelled; bad contracts refused with their reason. Swaps
+between served federations; one invoice paid by several users (in one federation and in two)
+paid once, the others refunded; leave refused while a receive is in flight."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
+import signal
+import threading
 import time
 
 import httpx
@@ -18,6 +22,7 @@ from coincurve import PrivateKey
 from fmclient import tpe
 from fmclient.config import parse_client_config
 from fmclient.lnv2 import Commitment, IncomingContract, Lnv2Config, PaymentImage
+from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, tree  # noqa: F401 - tree: the fixture
 
@@ -230,3 +235,132 @@ def _swap(gw: Gateway, url: str, payer: User, payee: User, fed_pay: str, fed_get
     log = gw.post("/payment_log", {"federation_id": fed_pay})["payments"]
     assert log[0]["direction"] == "swap" and log[0]["status"] == "settled"
     assert log[0]["amount_msat"] == 150_000 and log[0]["fee_earned_msat"] == 1_500
+
+
+def _outgoing(gw: Gateway, fed: str, payment_hash: str) -> list[dict]:
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    return [p for p in log if p["direction"] == "outgoing" and p["payment_hash"] == payment_hash]
+
+
+def _summary(gw: Gateway, fed: str) -> dict:
+    return gw.post("/payment_summary", {"federation_id": fed})["directions"]["outgoing"]
+
+
+def test_an_invoice_paid_by_two_users_is_paid_once(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    federation4: Federation,
+    user: User,
+    user4: User,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """alice and carol, two fedimint-cli users of one federation, pay the same invoice of bob's
+    through us, and so does a user of another federation we serve: alice's send succeeds; the
+    others are refused with our forfeit signature and refunded at once (they lose fees at most);
+    bob is paid once, and our e-cash and channel move by one payment."""
+    gw = Gateway(tree)
+    fed1, fed4 = federation1.federation_id, federation4.federation_id
+    for f in (federation1, federation4):
+        gw.post("/connect-fed", {"invite_code": f.invite_code})
+    url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed1)[
+        "lnv2_gateway_url"
+    ]
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+    alice = user
+    carol = User(tmp_path_factory.mktemp("carol"))
+    carol("join", federation1.invite_code)
+    notes = str(alice("module", "mintv2", "send", "3000000"))
+    assert carol("module", "mintv2", "receive", notes) == "Success"
+    amount, contract = 1_000_000, 1_000_000 + 1_000_000 * 10_000 // 1_000_000
+    bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": amount})
+    bob_before = world.get("/v1/nodes/bob")["lightning_balance_msat"]
+    for u in (alice, carol, user4):
+        u("dev", "wait-complete")
+    users = {"carol": carol, "user4": user4}
+    before = {name: int(u("info")["total_amount_msat"]) for name, u in users.items()}  # type: ignore[index]
+    gw_before = {f: gw.balance(f) for f in (fed1, fed4)}
+    ln_before = _lightning_msat(gw)
+    sums = {f: _summary(gw, f) for f in (fed1, fed4)}
+
+    send = str(alice("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
+    assert alice("module", "lnv2", "await-send", send) == {"Success": bob["preimage"]}
+    for name, u in users.items():  # the same invoice again, by others: refunded at once
+        op = str(u("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
+        assert u("module", "lnv2", "await-send", op) == "Refunded", name
+        u("dev", "wait-complete")
+        lost = before[name] - int(u("info")["total_amount_msat"])  # type: ignore[index]
+        assert 0 <= lost < 20_000, (name, lost)  # the federation's fees only, never the contract
+
+    # bob paid once; our channel paid once; our e-cash: alice's contract claimed, nothing else
+    assert world.get("/v1/nodes/bob")["lightning_balance_msat"] - bob_before == amount
+    paid = ln_before - _lightning_msat(gw)
+    assert amount <= paid <= amount + 10_000, paid
+    low, high = contract - 1_000 - 100 * 30 - 512, contract - 1_000
+    _until("the claim", 60, lambda: gw.balance(fed1) - gw_before[fed1] >= low)
+    assert low <= gw.balance(fed1) - gw_before[fed1] <= high
+    assert gw.balance(fed4) == gw_before[fed4]
+
+    # the payment log and summary: alice's settled, the others failed with the reason
+    ph = bob["payment_hash"]
+    one = sorted((p["status"], p["error"]) for p in _outgoing(gw, fed1, ph))
+    assert one == [("failed", DUPLICATE_PAYMENT_REASON), ("settled", None)], one
+    four = [(p["status"], p["error"]) for p in _outgoing(gw, fed4, ph)]
+    assert four == [("failed", DUPLICATE_PAYMENT_REASON)], four
+    now = {f: _summary(gw, f) for f in (fed1, fed4)}
+    assert now[fed1]["settled"] - sums[fed1]["settled"] == 1
+    assert now[fed1]["failed"] - sums[fed1]["failed"] == 1
+    assert now[fed4]["failed"] - sums[fed4]["failed"] == 1
+    assert now[fed4]["settled"] == sums[fed4]["settled"]
+
+
+def test_leave_is_refused_while_an_lnv2_receive_is_in_flight(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    user: User,
+) -> None:
+    """alice pays a user's invoice while the federation's guardian is stopped (SIGSTOP): our
+    HTLC is held and the incoming contract's funding waits (`funding`); leave is refused with
+    a 409 naming the LNv2 receive; once the guardian runs again the receive finishes, and
+    then leave succeeds."""
+    gw = Gateway(tree)
+    fed = federation1.federation_id
+    gw.post("/connect-fed", {"invite_code": federation1.invite_code})
+    url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)[
+        "lnv2_gateway_url"
+    ]
+    gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "200000"))})
+    world = World(tree["regtest"])
+    ensure_lightning(world)
+
+    def in_flight() -> dict:
+        info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+        return dict(info["in_flight_kinds"])
+
+    invoice, op = user("module", "lnv2", "receive", "60000", "--gateway", url)  # type: ignore[misc]
+    (guardian,) = federation1.guardians
+    assert guardian.proc is not None
+    os.kill(guardian.proc.popen.pid, signal.SIGSTOP)
+    result: dict = {}
+
+    def pay() -> None:
+        try:
+            result.update(
+                world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 100})
+            )
+        except BaseException as exc:
+            result["error"] = repr(exc)
+
+    payer = threading.Thread(target=pay)
+    payer.start()
+    try:
+        _until("the receive in flight", 60, lambda: in_flight().get("lnv2_receive") == 1)
+        refused = gw.post("/leave-fed", {"federation_id": fed}, 409)
+        assert refused["code"] == "payments_in_flight" and "1 LNv2 receive" in refused["error"]
+    finally:
+        os.kill(guardian.proc.popen.pid, signal.SIGCONT)
+    payer.join(150)
+    assert result.get("status") == "succeeded", result
+    assert user("module", "lnv2", "await-receive", str(op)) == "Claimed"
+    _until("nothing in flight", 60, lambda: not any(in_flight().values()))
+    assert gw.post("/leave-fed", {"federation_id": fed})["left"] == fed
