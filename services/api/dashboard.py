@@ -22,9 +22,9 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from devworld.fedlib.tx import decode_invite
 from gwcore import constants as C
 from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
+from gwcore.invites import parse_api_urls, parse_invite
 
 from . import formatting as fmt
 from .charts import volume_chart
@@ -205,35 +205,40 @@ class Dashboard:
         )
 
     def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Connect by invite code. With htmx: the invite is checked at once (a bad one is an
-        error in place), the connect runs on (the router does the work and keeps its progress)
-        and the page follows its steps (`on_get_connect_progress`). Without JavaScript: one
-        request that answers when connected, or with the error."""
+        """Connect by invite code, with the guardians' ws URLs if given (`PEER=URL` items, for a
+        federation that lists only iroh endpoints). With htmx: the invite is checked at once (a
+        bad one is an error in place), the connect runs on (the router does the work and keeps
+        its progress) and the page follows its steps (`on_get_connect_progress`). Without
+        JavaScript: one request that answers when connected, or with the error."""
         form = self._form(req, self._session(req))
-        invite = str(form.get("invite_code", "")).strip()
         rid = req.context.request_id
-        if req.get_header("HX-Request") == "true":
-            try:
-                fed_id, _ = decode_invite(invite)
-            except ValueError as exc:
-                self._render(resp, "connect_status.html", error=f"invalid invite code: {exc}")
-                return
-            threading.Thread(
-                target=self._connect_in_background, args=(invite, rid), daemon=True
-            ).start()
-            self._render(resp, "connect_status.html", error=None, progress=None, fed_id=fed_id, n=0)
-            return
         try:
-            self._call("/connect-fed", {"invite_code": invite}, rid)
+            body: dict = {"invite_code": str(form.get("invite_code", "")).strip()}
+            api_urls = parse_api_urls(str(form.get("api_urls", "")))
+            if api_urls:
+                body["api_urls"] = api_urls
+            if req.get_header("HX-Request") == "true":
+                fed_id = parse_invite(body["invite_code"], api_urls).federation_id
+                threading.Thread(
+                    target=self._connect_in_background, args=(body, rid), daemon=True
+                ).start()
+                self._render(
+                    resp, "connect_status.html", error=None, progress=None, fed_id=fed_id, n=0
+                )
+                return
+            self._call("/connect-fed", body, rid)
         except GatewayError as exc:
+            if req.get_header("HX-Request") == "true":
+                self._render(resp, "connect_status.html", error=exc.message)
+                return
             resp.status = falcon.code_to_http_status(exc.http_status)
             self._render(resp, "message.html", title="Could not connect", message=exc.message)
             return
         raise falcon.HTTPSeeOther("/ui/")
 
-    def _connect_in_background(self, invite: str, rid: str) -> None:
+    def _connect_in_background(self, body: dict, rid: str) -> None:
         try:
-            self._call("/connect-fed", {"invite_code": invite}, rid)
+            self._call("/connect-fed", body, rid)
         except GatewayError:
             pass  # the router keeps the failure for the progress poll to show
         except Exception:
