@@ -219,11 +219,18 @@ class Dashboard:
                 body["api_urls"] = api_urls
             if req.get_header("HX-Request") == "true":
                 fed_id = parse_invite(body["invite_code"], api_urls).federation_id
+                since = int(time.time() * 1000)  # what the router says of older connects is old
                 threading.Thread(
                     target=self._connect_in_background, args=(body, rid), daemon=True
                 ).start()
                 self._render(
-                    resp, "connect_status.html", error=None, progress=None, fed_id=fed_id, n=0
+                    resp,
+                    "connect_status.html",
+                    error=None,
+                    progress=None,
+                    fed_id=fed_id,
+                    n=0,
+                    since=since,
                 )
                 return
             self._call("/connect-fed", body, rid)
@@ -246,10 +253,13 @@ class Dashboard:
 
     def on_get_connect_progress(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         """One step of a connect's progress, from the router (whichever worker asks): polled by
-        htmx until running (then the overview) or failed (then the error, in place)."""
+        htmx until running (then the overview) or failed (then the error, in place). `since`
+        (ms): when this connect was sent; the router's word on an earlier connect of the same
+        federation (running before it was left, or failed) is not this one's."""
         self._session(req)
-        raw_n = req.get_param("n") or "0"
+        raw_n, raw_since = req.get_param("n") or "0", req.get_param("since") or "0"
         n = int(raw_n) if fmt.whole(raw_n) else 0
+        since = int(raw_since) if fmt.whole(raw_since) else 0
         note = None
         try:
             progress = self.gw.call(
@@ -263,6 +273,8 @@ class Dashboard:
             progress = None  # the connect has not reached the router yet
         except GatewayError as exc:  # a slow answer is not the connect's end: ask again
             progress, note = None, exc.message
+        if progress is not None and progress.get("updated", 0) * 1000 < since:
+            progress = None  # an earlier connect's: this one has not reached the router yet
         if progress is not None and progress["step"] == "failed":
             self._render(resp, "connect_status.html", error=progress["error"])
             return
@@ -280,6 +292,7 @@ class Dashboard:
             progress=progress,
             fed_id=fed,
             n=n + 1,
+            since=since,
             note=note,
         )
 

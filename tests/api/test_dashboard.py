@@ -295,14 +295,29 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
         cookies=cookies,
     )
     # the connect runs on; the fragment follows its steps
-    assert ok.status_code == 200 and f'hx-get="/ui/connect/{FED}?n=0"' in ok.text
+    assert ok.status_code == 200 and f'hx-get="/ui/connect/{FED}?n=0&amp;since=' in ok.text
+    since = re.search(r"since=(\d+)", ok.text).group(1)
+    assert abs(int(since) / 1000 - time.time()) < 5  # when it was sent
     deadline = time.monotonic() + 5
     while not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]:
         assert time.monotonic() < deadline, "the connect never reached the router"
         time.sleep(0.01)
     progress = f"/ui/connect/{FED}"
     early = c.simulate_get(progress, params={"n": "3"}, headers=htmx, cookies=cookies)
-    assert f'hx-get="/ui/connect/{FED}?n=4"' in early.text  # not at the router yet: asks again
+    assert f'hx-get="/ui/connect/{FED}?n=4&amp;since=0"' in early.text  # not at the router yet
+    # what the router says of an earlier connect of this federation (running, before it was
+    # left; or failed) is not this connect's end: asked again
+    for step in ("running", "failed"):
+        bus.connect_progress = {"federation_id": FED, "step": step, "error": "x"}
+        bus.connect_progress["updated"] = int(since) / 1000 - 1
+        old = c.simulate_get(
+            progress, params={"n": "1", "since": since}, headers=htmx, cookies=cookies
+        )
+        assert "HX-Redirect" not in old.headers and "Could not connect" not in old.text
+        assert f'hx-get="/ui/connect/{FED}?n=2&amp;since={since}"' in old.text
+    bus.connect_progress["updated"] = int(since) / 1000 + 0.002  # this connect's
+    new = c.simulate_get(progress, params={"n": "2", "since": since}, headers=htmx, cookies=cookies)
+    assert "Could not connect: x" in new.text
     bus.connect_progress = {"federation_id": FED, "step": "registering", "error": None}
     mid = c.simulate_get(progress, params={"n": "4"}, headers=htmx, cookies=cookies).text
     assert mid.count('class="done"') == 2 and '<li class="now">Start the actor' in mid
@@ -375,7 +390,7 @@ def test_a_fedimint_invite_connects_with_or_without_guardian_urls(ui) -> None:  
         assert why in post(wrong).text
     assert connects() == []
     ok = post("1=ws://127.0.0.1:10/\r\n0=wss://g0.example/")
-    assert f'hx-get="/ui/connect/{fed}?n=0"' in ok.text  # checked; the connect runs on
+    assert f'hx-get="/ui/connect/{fed}?n=0&amp;since=' in ok.text  # checked; the connect runs on
     deadline = time.monotonic() + 5
     while not connects():
         assert time.monotonic() < deadline, "the connect never reached the router"
@@ -385,7 +400,7 @@ def test_a_fedimint_invite_connects_with_or_without_guardian_urls(ui) -> None:  
     ]
     # an invite whose guardians all list ws needs none; without JavaScript, one request
     invite = str(InviteCode(fed, {0: "ws://127.0.0.1:9/"}))
-    assert f'hx-get="/ui/connect/{fed}?n=0"' in post("").text
+    assert f'hx-get="/ui/connect/{fed}?n=0&amp;since=' in post("").text
     assert post("", FORM).status_code == 303 and connects()[-1] == {"invite_code": invite}
     plain = post("0=ws://127.0.0.1:11/", FORM)
     assert plain.status_code == 303
