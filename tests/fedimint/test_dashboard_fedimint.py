@@ -31,13 +31,15 @@ def shots() -> Path:
     return out
 
 
-def connect(page: Page, invite: str, api_urls: str = "") -> None:
-    """Fill the overview's connect form and send it."""
+def connect(page: Page, invite: str, api_urls: str = "", shot: Path | None = None) -> None:
+    """Fill the overview's connect form (a screenshot of it to `shot`) and send it."""
     page.fill("#invite", invite)
     if api_urls:
         if not page.is_visible("#api-urls"):
             page.click("summary:has-text('Guardian API URLs')")
         page.fill("#api-urls", api_urls)
+    if shot is not None:
+        page.locator("form[action='/ui/connect']").screenshot(path=str(shot))
     page.click("form[action='/ui/connect'] button[type=submit]")
 
 
@@ -87,11 +89,11 @@ def test_operator_connects_a_real_fedimint_federation_from_the_dashboard(
         assert "iroh only" in alert.inner_text() and "Guardian API URLs" in alert.inner_text()
         page.screenshot(path=str(shots / "03-iroh-only-refused.png"), full_page=True)
         # with the guardian's ws URL given in the form: connected through it
-        connect(page, iroh_only, f"0={ws_url}")
+        connect(page, iroh_only, f"0={ws_url}", shots / "04-guardian-api-urls.png")
         page.wait_for_selector("#connect-status ol[aria-label='connect progress']")
         page.wait_for_selector(card, timeout=120_000)
         assert "running" in page.inner_text(card)
-        page.screenshot(path=str(shots / "04-connected-by-ws-url.png"), full_page=True)
+        page.screenshot(path=str(shots / "05-connected-by-ws-url.png"), full_page=True)
         leave(page, ui, federation1, name)
 
         # without JavaScript: the same form, one request that answers once connected
@@ -107,7 +109,7 @@ def test_operator_connects_a_real_fedimint_federation_from_the_dashboard(
             plain.click("form[action='/ui/connect'] button[type=submit]")
         assert plain.url == ui
         assert "running" in plain.inner_text(card)
-        plain.screenshot(path=str(shots / "05-connected-without-javascript.png"), full_page=True)
+        plain.screenshot(path=str(shots / "06-connected-without-javascript.png"), full_page=True)
         plain.context.close()
 
         assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
