@@ -27,12 +27,6 @@ HRP = "fed1"
 API, FEDERATION_ID, API_SECRET = 0, 1, 2
 
 
-def is_fedimint_invite(text: str) -> bool:
-    """A Fedimint invite (`fed11…`), not the development federation's (`fed1…`: its HRP is
-    `fed`, and "1" is no bech32 data character, so none of its invites starts `fed11`)."""
-    return text.strip().lower().startswith(HRP + "1")
-
-
 class InviteError(ValueError):
     """Not an invite code; the message says why in one line."""
 

@@ -40,7 +40,8 @@ def guardian_urls(endpoints: dict[int, str], overrides: dict[int, str]) -> dict[
     if iroh:
         raise JoinError(
             f"guardians {iroh} list no websocket API URL (iroh only): give their ws:// or "
-            "wss:// URLs (api_urls, gateway-cli connect-fed --api-url PEER=URL)"
+            "wss:// URLs (api_urls; gateway-cli connect-fed --api-url PEER=URL; the dashboard's "
+            "Guardian API URLs)"
         )
     return urls
 

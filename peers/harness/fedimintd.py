@@ -230,8 +230,13 @@ def _set_up(
         proc(g).wait_for(
             lambda g=g: (g.data_dir / "invite-code").is_file() or None, timeout, "its invite code"
         )
+    # fedimintd writes client.json beside the invite, not atomically: read it once it is whole
+    config = proc(members[0]).wait_for(
+        lambda: json.loads((members[0].data_dir / "client.json").read_text()),
+        timeout,
+        "client.json",
+    )
     invite = invite_file.read_text().strip()
-    config = json.loads((members[0].data_dir / "client.json").read_text())
     module_ids = {m["kind"]: int(i) for i, m in config["modules"].items()}
     fed_id = proc(members[0]).wait_for(
         lambda: members[0].call("federation_id"), timeout, "the consensus API"

@@ -6,8 +6,9 @@ Two implementations, as the Lightning extension has backends:
   invite codes `fed1…` with its own payload), through `fedlib`. It serves the whole gateway role: Lightning
   payments (`flows.py`), registration, backups.
 - `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes
-  `fed11…`), through `fmclient`: mintv2 e-cash and walletv2 on-chain money. Its Lightning role
-  (LNv2) is `lnv2_role.py`, built by the actor beside it.
+  `fed11…` or `fedimint…`; the kind is `gwcore.invites.invite_kind`'s), through `fmclient`:
+  mintv2 e-cash and walletv2 on-chain money. Its Lightning role (LNv2) is `lnv2_role.py`, built
+  by the actor beside it.
 
 Every method's errors are `GatewayError`s (the front maps them to HTTP); amounts are integer
 msat (sat only where the chain counts in sat), and every money-moving call is idempotent by an
@@ -20,7 +21,7 @@ import asyncio
 from pathlib import Path
 from typing import Protocol
 
-from fmclient.invite import is_fedimint_invite
+from gwcore.invites import FEDIMINT, invite_kind
 
 from .devfed import DevFederation
 from .fedimint import FedimintFederation
@@ -82,6 +83,6 @@ async def open_federation(
 ) -> Federation:
     """The implementation the invite names, joined (its config checked against the id).
     `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh."""
-    if is_fedimint_invite(invite_code):
+    if invite_kind(invite_code) == FEDIMINT:
         return await FedimintFederation.open(home, invite_code, federation_id, api_urls)
     return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)

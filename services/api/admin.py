@@ -13,6 +13,7 @@ from typing import Any
 from gwcore import constants as C
 from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.errors import GatewayError, InvalidAddress, InvalidInput, ServiceUnavailable
+from gwcore.invites import parse_invite
 from gwcore.values import fees as checked_fees
 from gwcore.values import flag, hex32, is_hex
 from gwcore.version import version_hash
@@ -210,8 +211,8 @@ def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
 
 
 def _connect(gw: Gateway, body: dict, rid: str) -> dict:
-    if not isinstance(body.get("invite_code"), str):
-        raise InvalidInput("invite_code is required")
+    # checked here too: a bad invite is a 400 at once, and never reaches the router
+    parse_invite(body.get("invite_code"), body.get("api_urls"))
     query = {"invite_code": body["invite_code"]}
     if body.get("api_urls") is not None:
         query["api_urls"] = body["api_urls"]

@@ -22,9 +22,9 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from devworld.fedlib.tx import decode_invite
 from gwcore import constants as C
 from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
+from gwcore.invites import parse_api_urls, parse_invite
 
 from . import formatting as fmt
 from .charts import volume_chart
@@ -205,35 +205,47 @@ class Dashboard:
         )
 
     def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Connect by invite code. With htmx: the invite is checked at once (a bad one is an
-        error in place), the connect runs on (the router does the work and keeps its progress)
-        and the page follows its steps (`on_get_connect_progress`). Without JavaScript: one
-        request that answers when connected, or with the error."""
+        """Connect by invite code, with the guardians' ws URLs if given (`PEER=URL` items, for a
+        federation that lists only iroh endpoints). With htmx: the invite is checked at once (a
+        bad one is an error in place), the connect runs on (the router does the work and keeps
+        its progress) and the page follows its steps (`on_get_connect_progress`). Without
+        JavaScript: one request that answers when connected, or with the error."""
         form = self._form(req, self._session(req))
-        invite = str(form.get("invite_code", "")).strip()
         rid = req.context.request_id
-        if req.get_header("HX-Request") == "true":
-            try:
-                fed_id, _ = decode_invite(invite)
-            except ValueError as exc:
-                self._render(resp, "connect_status.html", error=f"invalid invite code: {exc}")
-                return
-            threading.Thread(
-                target=self._connect_in_background, args=(invite, rid), daemon=True
-            ).start()
-            self._render(resp, "connect_status.html", error=None, progress=None, fed_id=fed_id, n=0)
-            return
         try:
-            self._call("/connect-fed", {"invite_code": invite}, rid)
+            body: dict = {"invite_code": str(form.get("invite_code", "")).strip()}
+            api_urls = parse_api_urls(str(form.get("api_urls", "")))
+            if api_urls:
+                body["api_urls"] = api_urls
+            if req.get_header("HX-Request") == "true":
+                fed_id = parse_invite(body["invite_code"], api_urls).federation_id
+                since = int(time.time() * 1000)  # what the router says of older connects is old
+                threading.Thread(
+                    target=self._connect_in_background, args=(body, rid), daemon=True
+                ).start()
+                self._render(
+                    resp,
+                    "connect_status.html",
+                    error=None,
+                    progress=None,
+                    fed_id=fed_id,
+                    n=0,
+                    since=since,
+                )
+                return
+            self._call("/connect-fed", body, rid)
         except GatewayError as exc:
+            if req.get_header("HX-Request") == "true":
+                self._render(resp, "connect_status.html", error=exc.message)
+                return
             resp.status = falcon.code_to_http_status(exc.http_status)
             self._render(resp, "message.html", title="Could not connect", message=exc.message)
             return
         raise falcon.HTTPSeeOther("/ui/")
 
-    def _connect_in_background(self, invite: str, rid: str) -> None:
+    def _connect_in_background(self, body: dict, rid: str) -> None:
         try:
-            self._call("/connect-fed", {"invite_code": invite}, rid)
+            self._call("/connect-fed", body, rid)
         except GatewayError:
             pass  # the router keeps the failure for the progress poll to show
         except Exception:
@@ -241,10 +253,13 @@ class Dashboard:
 
     def on_get_connect_progress(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         """One step of a connect's progress, from the router (whichever worker asks): polled by
-        htmx until running (then the overview) or failed (then the error, in place)."""
+        htmx until running (then the overview) or failed (then the error, in place). `since`
+        (ms): when this connect was sent; the router's word on an earlier connect of the same
+        federation (running before it was left, or failed) is not this one's."""
         self._session(req)
-        raw_n = req.get_param("n") or "0"
+        raw_n, raw_since = req.get_param("n") or "0", req.get_param("since") or "0"
         n = int(raw_n) if fmt.whole(raw_n) else 0
+        since = int(raw_since) if fmt.whole(raw_since) else 0
         note = None
         try:
             progress = self.gw.call(
@@ -258,6 +273,8 @@ class Dashboard:
             progress = None  # the connect has not reached the router yet
         except GatewayError as exc:  # a slow answer is not the connect's end: ask again
             progress, note = None, exc.message
+        if progress is not None and progress.get("updated", 0) * 1000 < since:
+            progress = None  # an earlier connect's: this one has not reached the router yet
         if progress is not None and progress["step"] == "failed":
             self._render(resp, "connect_status.html", error=progress["error"])
             return
@@ -275,6 +292,7 @@ class Dashboard:
             progress=progress,
             fed_id=fed,
             n=n + 1,
+            since=since,
             note=note,
         )
 

@@ -28,10 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bus import Broker, Call
 from devworld.fedlib.api import FedApiError, FederationApi
-from devworld.fedlib.tx import decode_invite
 from fmclient.config import ConfigError
-from fmclient.invite import is_fedimint_invite, parse_invite
-from fmclient.join import JoinError, check_overrides, download_config, guardian_urls
+from fmclient.join import JoinError, download_config
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     IN_FLIGHT_KINDS,
@@ -57,6 +55,7 @@ from gwcore.errors import (
     UnknownMethod,
 )
 from gwcore.extension import ExtensionEndpoint
+from gwcore.invites import FEDIMINT, Invite, parse_invite
 from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -202,26 +201,11 @@ class GatewayCore:
         """Connect the federation of `invite_code` (its progress in `connect_status`).
         `api_urls` ({peer id: ws URL}, Fedimint only): the guardians' websocket APIs, for a
         federation that lists only iroh endpoints."""
-        if not isinstance(invite_code, str):
-            raise InvalidInput("invite_code is required")
-        overrides: dict[int, str] = {}
-        try:
-            if is_fedimint_invite(invite_code):
-                invite = parse_invite(invite_code.strip())
-                overrides = check_overrides(api_urls)
-                urls = guardian_urls(invite.peers, overrides)
-                fed_id, url = invite.federation_id, next(iter(urls.values()))
-            elif api_urls:
-                raise InvalidInput("api_urls are for Fedimint federations (fed11… invites)")
-            else:
-                fed_id, url = decode_invite(invite_code)
-        except JoinError as exc:
-            raise InvalidInput(str(exc)) from None
-        except ValueError as exc:
-            raise InvalidInput(f"invalid invite code: {exc}") from None
+        invite = parse_invite(invite_code, api_urls)  # InvalidInput: nothing started
+        fed_id = invite.federation_id
         self._step(fed_id, "checking")
         try:
-            entry = await self._connect(invite_code, fed_id, url, overrides)
+            entry = await self._connect(str(invite_code).strip(), invite)
         except GatewayError as exc:
             self._step(fed_id, "failed", exc.message)
             raise
@@ -231,13 +215,12 @@ class GatewayCore:
         self._step(fed_id, "running")
         return entry
 
-    async def _connect(
-        self, invite_code: str, fed_id: str, url: str, overrides: dict[int, str]
-    ) -> FederationEntry:
+    async def _connect(self, invite_code: str, invite: Invite) -> FederationEntry:
+        fed_id, url, overrides = invite.federation_id, invite.api_url, invite.api_urls
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
-        if is_fedimint_invite(invite_code):
+        if invite.kind == FEDIMINT:
             cfg = await self._fedimint_config(invite_code, url, overrides)
         else:
             try:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmclient.invite import is_fedimint_invite
+from gwcore.invites import invite_kind
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS federations (
@@ -63,7 +63,7 @@ class FederationEntry:
             "program": self.program,
             "state": self.state,
             "invite_code": self.invite_code,
-            "kind": "fedimint" if is_fedimint_invite(self.invite_code) else "devfed",
+            "kind": invite_kind(self.invite_code),
         }
 
 

@@ -12,6 +12,7 @@ from falcon import testing
 
 from devworld.fedlib.notes import encode_notes
 from devworld.fedlib.tx import encode_invite
+from fmclient.invite import InviteCode
 from gwcore import constants as C
 from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
 from services.api.app import create_app
@@ -85,8 +86,14 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
         ).status_code
         == 403
     )
-    r = c.simulate_post(
+    bad = c.simulate_post(
         "/ui/connect", body=f"invite_code=fed1x&csrf={csrf}", headers=FORM, cookies=cookies
+    )
+    assert bad.status_code == 400 and "invalid invite code" in bad.text  # checked by the API
+    assert not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]
+    invite = encode_invite(FED, "http://127.0.0.1:9")
+    r = c.simulate_post(
+        "/ui/connect", body=f"invite_code={invite}&csrf={csrf}", headers=FORM, cookies=cookies
     )
     assert r.status_code == 303 and bus.calls[-1][1] == C.METHOD_CONNECT_FED
     page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies)
@@ -289,14 +296,29 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
         cookies=cookies,
     )
     # the connect runs on; the fragment follows its steps
-    assert ok.status_code == 200 and f'hx-get="/ui/connect/{FED}?n=0"' in ok.text
+    assert ok.status_code == 200 and f'hx-get="/ui/connect/{FED}?n=0&amp;since=' in ok.text
+    since = re.search(r"since=(\d+)", ok.text).group(1)
+    assert abs(int(since) / 1000 - time.time()) < 5  # when it was sent
     deadline = time.monotonic() + 5
     while not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]:
         assert time.monotonic() < deadline, "the connect never reached the router"
         time.sleep(0.01)
     progress = f"/ui/connect/{FED}"
     early = c.simulate_get(progress, params={"n": "3"}, headers=htmx, cookies=cookies)
-    assert f'hx-get="/ui/connect/{FED}?n=4"' in early.text  # not at the router yet: asks again
+    assert f'hx-get="/ui/connect/{FED}?n=4&amp;since=0"' in early.text  # not at the router yet
+    # what the router says of an earlier connect of this federation (running, before it was
+    # left; or failed) is not this connect's end: asked again
+    for step in ("running", "failed"):
+        bus.connect_progress = {"federation_id": FED, "step": step, "error": "x"}
+        bus.connect_progress["updated"] = int(since) / 1000 - 1
+        old = c.simulate_get(
+            progress, params={"n": "1", "since": since}, headers=htmx, cookies=cookies
+        )
+        assert "HX-Redirect" not in old.headers and "Could not connect" not in old.text
+        assert f'hx-get="/ui/connect/{FED}?n=2&amp;since={since}"' in old.text
+    bus.connect_progress["updated"] = int(since) / 1000 + 0.002  # this connect's
+    new = c.simulate_get(progress, params={"n": "2", "since": since}, headers=htmx, cookies=cookies)
+    assert "Could not connect: x" in new.text
     bus.connect_progress = {"federation_id": FED, "step": "registering", "error": None}
     mid = c.simulate_get(progress, params={"n": "4"}, headers=htmx, cookies=cookies).text
     assert mid.count('class="done"') == 2 and '<li class="now">Start the actor' in mid
@@ -317,11 +339,11 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
     slow = c.simulate_get(progress, params={"n": "5"}, headers=htmx, cookies=cookies).text
     assert "still following the connect" in slow and "?n=6" in slow  # not the end of it
     del bus.fail_on[C.METHOD_CONNECT_STATUS]
-    bus.fail = InvalidInput("invalid invite code: bad checksum")
+    bus.fail = InvalidInput("the federation at this URL is not the one the invite names")
     plain = c.simulate_post(  # without JavaScript: a page with the error and its status
-        "/ui/connect", body=f"invite_code=fed1y&csrf={csrf}", headers=FORM, cookies=cookies
+        "/ui/connect", body=f"invite_code={invite}&csrf={csrf}", headers=FORM, cookies=cookies
     )
-    assert plain.status_code == 400 and "bad checksum" in plain.text
+    assert plain.status_code == 400 and "not the one the invite names" in plain.text
     bus.fail = None
     page = c.simulate_post(
         f"/ui/federations/{FED}/address", body=f"csrf={csrf}", headers=FORM, cookies=cookies
@@ -341,6 +363,51 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
         c.simulate_post(status, body="operation_id=op1", headers=htmx, cookies=cookies).status_code
         == 403
     )
+
+
+def test_a_fedimint_invite_connects_with_or_without_guardian_urls(ui) -> None:  # type: ignore[no-untyped-def]
+    """A real Fedimint invite (`fed11…`) passes the check at once; the guardians' ws URLs from
+    the form (`PEER=URL` a line) go with it; a bad one is an error in place, nothing sent."""
+    c, bus = ui
+    cookies, csrf = login(c)
+    htmx = {**FORM, "HX-Request": "true"}
+    fed = "ef" * 32
+    invite = str(InviteCode(fed, {0: "ws://127.0.0.1:9/", 1: "iroh://" + "ab" * 32}))
+    assert invite.startswith("fed11")
+
+    def connects() -> list[dict]:
+        return [b for _, m, b, _ in bus.calls if m == C.METHOD_CONNECT_FED]
+
+    def post(api_urls: str, headers: dict = htmx) -> testing.Result:
+        form = {"csrf": csrf, "invite_code": invite, "api_urls": api_urls}
+        return c.simulate_post(
+            "/ui/connect", body=urlencode(form), headers=headers, cookies=cookies
+        )
+
+    # guardian 1 lists only iroh: its ws URL is needed, and the form says so at once
+    bad = post("")
+    assert "Could not connect" in bad.text and "iroh only" in bad.text and "hx-get" not in bad.text
+    for wrong, why in [("1=http://x/", "must be ws://"), ("one", "is not PEER=URL")]:
+        assert why in post(wrong).text
+    assert connects() == []
+    ok = post("1=ws://127.0.0.1:10/\r\n0=wss://g0.example/")
+    assert f'hx-get="/ui/connect/{fed}?n=0&amp;since=' in ok.text  # checked; the connect runs on
+    deadline = time.monotonic() + 5
+    while not connects():
+        assert time.monotonic() < deadline, "the connect never reached the router"
+        time.sleep(0.01)
+    assert connects() == [
+        {"invite_code": invite, "api_urls": {"1": "ws://127.0.0.1:10/", "0": "wss://g0.example/"}}
+    ]
+    # an invite whose guardians all list ws needs none; without JavaScript, one request
+    invite = str(InviteCode(fed, {0: "ws://127.0.0.1:9/"}))
+    assert f'hx-get="/ui/connect/{fed}?n=0&amp;since=' in post("").text
+    assert post("", FORM).status_code == 303 and connects()[-1] == {"invite_code": invite}
+    plain = post("0=ws://127.0.0.1:11/", FORM)
+    assert plain.status_code == 303
+    assert connects()[-1] == {"invite_code": invite, "api_urls": {"0": "ws://127.0.0.1:11/"}}
+    page = c.simulate_get("/ui/", cookies=cookies).text
+    assert 'name="api_urls"' in page and 'placeholder="fed11' in page  # the form has the field
 
 
 def test_process_states_read_as_the_operator_says_them() -> None:

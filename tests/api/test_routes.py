@@ -13,6 +13,7 @@ from falcon import testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from devworld.fedlib.notes import encode_notes
+from fmclient.invite import InviteCode
 from gwcore import constants as C
 from gwcore import summary
 from gwcore.errors import (
@@ -161,13 +162,21 @@ def test_admin_routes(client: testing.TestClient, bus: FakeBus) -> None:
         ).status_code
         == 400
     )
-    assert (
-        client.simulate_post(C.PATH_CONNECT_FED, json={"invite_code": "fed1x"}, headers=AUTH).json[
-            "ok"
-        ]
-        == C.METHOD_CONNECT_FED
-    )
-    assert client.simulate_post(C.PATH_CONNECT_FED, json={}, headers=AUTH).status_code == 400
+    invite = str(InviteCode(FED, {0: "ws://127.0.0.1:9/"}))
+    connect = {"invite_code": invite, "api_urls": {"0": "ws://127.0.0.1:10/"}}
+    ok = client.simulate_post(C.PATH_CONNECT_FED, json=connect, headers=AUTH).json
+    assert ok["ok"] == C.METHOD_CONNECT_FED and ok["body"] == connect
+    # a bad invite is refused by the API itself, with the reason: the router is not asked
+    n = len(bus.calls)
+    for body, why in [
+        ({}, "invite_code is required"),
+        ({"invite_code": "fed1x"}, "invalid invite code"),
+        ({"invite_code": invite[:-1] + "x"}, "invalid invite code"),
+        ({"invite_code": invite, "api_urls": {"0": "http://a/"}}, "ws:// or wss://"),
+    ]:
+        r = client.simulate_post(C.PATH_CONNECT_FED, json=body, headers=AUTH)
+        assert r.status_code == 400 and why in r.json["error"], r.json
+    assert len(bus.calls) == n
     assert (
         client.simulate_post(C.PATH_LEAVE_FED, json={"federation_id": FED}, headers=AUTH).json[
             "body"
