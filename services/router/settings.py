@@ -34,4 +34,8 @@ class RouterSettings(BaseSettings):
     data_dir: Path = Path(".data")
     lnrpc_address: str = DEFAULT_LNRPC_LISTEN
     public_api_url: str = "http://127.0.0.1:8175"
+    # connecting a federation: its config fetched from the hosts the invite names within this,
+    # at most this many at once (one more is refused, 429)
+    connect_config_timeout_s: float = Field(30.0, gt=0)
+    max_concurrent_connects: int = Field(4, ge=1)
     log_level: str = "INFO"
