@@ -113,7 +113,13 @@ class BufferingWorker(base.Worker):
         except InterruptedError:
             return
         for key, _ in events:
-            key.data(key.fileobj)
+            try:
+                key.data(key.fileobj)
+            except Exception:  # one connection's trouble must not end the worker's others
+                self.log.exception("Error reading a request")
+                conn = next((c for c in self.reading if c.sock is key.fileobj), None)
+                if conn is not None:
+                    self._close(conn)
 
     def _woken(self, fd: Any) -> None:
         try:

@@ -162,3 +162,48 @@ def test_wrong_passwords_are_one_count_per_client_across_workers(front: str) -> 
         headers={"Authorization": "Bearer pw", "X-Forwarded-For": "198.51.100.21"},
     )
     assert other.status_code == 200  # the operator, elsewhere, is not locked out
+
+
+def _exchange(port: int, data: bytes, then: bytes = b"", wait_s: float = 0.0) -> bytes:
+    """Send `data` (then, after `wait_s`, `then`) on one connection; everything answered until
+    the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        if then:
+            time.sleep(wait_s)
+            s.sendall(then)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_honest_clients_are_served_as_before(front: str) -> None:
+    """Kept-alive connections, pipelined requests, chunked bodies and Expect: 100-continue
+    work; an oversized body is refused before it is sent."""
+    port = int(front.rsplit(":", 1)[1])
+    with httpx.Client(base_url=front) as c:  # one connection, kept alive
+        pids = {c.get(C.PATH_HEALTH_LIVE).headers["X-Worker-Pid"] for _ in range(5)}
+        assert len(pids) == 1
+    live = b"GET /health/live HTTP/1.1\r\nHost: gw\r\n\r\n"
+    closing = b"GET /openapi.json HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+    assert _exchange(port, live + live + closing).count(b"HTTP/1.1 200 OK") == 3
+    body = b'"' + FED.encode() + b'"'
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7)
+    )
+    post = b"POST /routing_info HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+    answer = _exchange(
+        port,
+        post + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked + b"0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    expecting = (
+        post
+        + b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    answer = _exchange(port, expecting, then=body, wait_s=0.2)
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"), answer
+    assert answer.count(b"100 Continue") == 1
+    too_large = _exchange(port, post + b"Content-Length: 10000000\r\n\r\n")
+    assert too_large.startswith(b"HTTP/1.1 413") and b'"too_large"' in too_large
