@@ -11,6 +11,7 @@ Never raise a bare Exception across a boundary: unknown exceptions become `Inter
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -143,7 +144,16 @@ class TooLarge(GatewayError):
 
 
 class RateLimited(GatewayError):
+    """Too many requests: `retry_after_s` (whole seconds, at least 1) is when to try again; the
+    HTTP front sends it as `Retry-After`."""
+
     code = "rate_limited"
+
+    def __init__(
+        self, message: str = "", *, retryable: bool | None = None, retry_after_s: float = 1
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
 
 
 class ServiceNotReady(GatewayError):

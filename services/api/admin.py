@@ -274,6 +274,10 @@ def _config(gw: Gateway, body: dict, rid: str) -> dict:
         "worker_timeout_s": s.worker_timeout_s(),
         "max_body_bytes": s.max_body_bytes,
         "public_rate_per_s": s.public_rate_per_s,
+        "public_burst": s.public_burst,
+        "trusted_proxies": [str(n) for n in s.trusted_proxies],
+        "header_timeout_s": s.header_timeout_s,
+        "body_timeout_s": s.body_timeout_s,
         "version_hash": version_hash(),
     }
 

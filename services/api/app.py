@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -42,9 +42,11 @@ from gwcore.version import version_hash
 from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
 from .bridge import BusBridge
+from .clients import ClientAddress, client_of
 from .dashboard import Dashboard, add_dashboard
 from .ecash import ReceiveEcash, receive_ecash
 from .gateway import BusCaller, Gateway, PublicRoute, read_body
+from .limits import LIMITS_FILE, SharedLimits
 from .lnv2 import add_lnv2_routes
 from .metrics import FrontMetrics, scrape
 from .openapi import body_fields, openapi_document
@@ -80,34 +82,29 @@ class Auth:
         header = req.get_header("Authorization") or ""
         if not header.startswith("Bearer ") or not self.passwords.hash:
             raise Unauthorized("missing or wrong password")
-        if not self.passwords.verify(header[7:], req.remote_addr or ""):
+        if not self.passwords.verify(header[7:], client_of(req)):
             raise Unauthorized("missing or wrong password")
 
 
 class RateLimit:
-    """A token bucket per client address, for public routes."""
+    """A token bucket per client (all workers together: limits.SharedLimits), for the public
+    routes; an empty bucket is a 429 with Retry-After."""
 
-    def __init__(self, rate_per_s: float, burst: float = 40) -> None:
-        self.rate, self.burst = rate_per_s, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, limits: SharedLimits, rate_per_s: float, burst: float = 40) -> None:
+        self.limits, self.rate, self.burst = limits, rate_per_s, burst
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
     ) -> None:
         if resource is None or not getattr(resource, "rate_limited", False):
             return
-        now = time.monotonic()
-        with self._lock:
-            tokens, at = self._buckets.get(req.remote_addr or "", (self.burst, now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens < 1:
-                raise RateLimited("too many requests")
-            if len(self._buckets) > 10_000:  # forget full buckets of idle clients
-                self._buckets = {
-                    k: v for k, v in self._buckets.items() if now - v[1] < self.burst / self.rate
-                }
-            self._buckets[req.remote_addr or ""] = (tokens - 1, now)
+        try:
+            wait = self.limits.take(client_of(req), self.rate, self.burst)
+        except sqlite3.Error:  # never refuse payments because the counter file failed
+            log.exception("the rate limit's counts could not be read: request let through")
+            return
+        if wait:
+            raise RateLimited("too many requests", retry_after_s=wait)
 
 
 # Falcon's own answers (no such route, wrong method, …) in the words of gwcore.errors
@@ -125,6 +122,8 @@ def _error_handler(gw: Gateway, ui: Dashboard | None = None) -> Callable[..., No
 
     def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
         dashboard = ui is not None and req.path.startswith("/ui/")
+        if isinstance(ex, RateLimited):
+            resp.set_header("Retry-After", str(ex.retry_after_s))
         if isinstance(ex, falcon.HTTPError):
             if dashboard:
                 assert ui is not None
@@ -257,7 +256,7 @@ class Metrics:
         given = header[7:].encode() if header.startswith("Bearer ") else b""
         if not given or not (
             (self.token and hmac.compare_digest(given, self.token))
-            or self.passwords.verify(given, req.remote_addr or "")
+            or self.passwords.verify(given, client_of(req))
         ):
             raise Unauthorized("/metrics needs the metrics token or the admin password")
         resp.content_type = CONTENT_TYPE_LATEST
@@ -290,12 +289,20 @@ class CountRequests:
 
 def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     gw = Gateway(settings, bus, FrontMetrics(CollectorRegistry()))
-    passwords = PasswordCheck(settings.password_hash.get_secret_value())
+    # the counts every worker shares (rate limit, wrong passwords), in the run directory
+    limits = SharedLimits(ensure_run_dir(settings.run_dir) / LIMITS_FILE)
+    passwords = PasswordCheck(
+        settings.password_hash.get_secret_value(),
+        settings.password_max_failures,
+        settings.password_window_s,
+        limits,
+    )
     app = falcon.App(
         middleware=[
             RequestId(),
+            ClientAddress(settings.trusted_proxies),
             Auth(passwords),
-            RateLimit(settings.public_rate_per_s),
+            RateLimit(limits, settings.public_rate_per_s, settings.public_burst),
             CountRequests(gw),
         ]
     )

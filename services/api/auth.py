@@ -3,31 +3,41 @@ re-authentication.
 
 bcrypt makes each check slow on purpose; a password that passed once is remembered (by its
 SHA-256, per worker) so honest clients pay that cost once. Wrong passwords are throttled per
-client address: after `max_failures` within `window_s` further new tries get 429 until the
-window has passed, so guessing is slow and cannot pin the CPU; a password already found right
-(cached) still works, so an operator is not locked out by someone else's guesses from the same
-address (e.g. behind a shared proxy).
-(Counted per gunicorn worker: with N workers an address gets at most N x max_failures tries.)
+client (services/api/clients.py: its address, or behind a trusted proxy the address the proxy
+saw), counted by every gunicorn worker together (services/api/limits.py): after
+`max_failures` within `window_s` further new tries get 429 (with the seconds to wait) until the
+oldest failure leaves the window, so guessing is slow and cannot pin the CPU. Each try is
+counted before its bcrypt check, so concurrent guesses cannot slip past the limit. A password
+already found right in this worker still works, so an operator is not locked out by someone
+else's guesses from the same address.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
-import time
-from collections import deque
 
 import bcrypt
 
 from gwcore.errors import RateLimited
 
+from .limits import SharedLimits
+
 
 class PasswordCheck:
-    def __init__(self, password_hash: str, max_failures: int = 10, window_s: float = 300) -> None:
+    def __init__(
+        self,
+        password_hash: str,
+        max_failures: int = 10,
+        window_s: float = 300,
+        limits: SharedLimits | None = None,
+    ) -> None:
+        """`limits`: the counts shared with the other workers (None: this object's own)."""
         self.hash = password_hash.encode()
         self.max_failures, self.window_s = max_failures, window_s
+        self.limits = limits or SharedLimits(None)
         self._ok: set[bytes] = set()
-        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def verify(self, password: str | bytes, client: str) -> bool:
@@ -35,26 +45,20 @@ class PasswordCheck:
         too many recent failures."""
         secret = password.encode() if isinstance(password, str) else password
         digest = hashlib.sha256(secret).digest()
-        now = time.monotonic()
         with self._lock:
             if digest in self._ok:  # known right: never locked out by someone else's guesses
                 return True
-            recent = self._failures.get(client)
-            while recent and now - recent[0] > self.window_s:
-                recent.popleft()
-            if recent is not None and len(recent) >= self.max_failures:
-                raise RateLimited("too many wrong passwords: wait a few minutes")
+        try_id, wait = self.limits.try_password(client, self.max_failures, self.window_s)
+        if try_id is None:
+            raise RateLimited(
+                f"too many wrong passwords: try again in {math.ceil(wait)} s", retry_after_s=wait
+            )
         try:
             ok = bool(self.hash) and bcrypt.checkpw(secret, self.hash)
         except ValueError:
             ok = False
-        with self._lock:
-            if ok:
+        if ok:
+            self.limits.right(try_id)
+            with self._lock:
                 self._ok.add(digest)
-            else:
-                if len(self._failures) > 10_000:  # forget addresses whose window has passed
-                    self._failures = {
-                        k: v for k, v in self._failures.items() if v and now - v[-1] < self.window_s
-                    }
-                self._failures.setdefault(client, deque()).append(now)
         return ok

@@ -28,6 +28,7 @@ from gwcore.invites import parse_api_urls, parse_invite
 
 from . import formatting as fmt
 from .charts import volume_chart
+from .clients import client_of
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_S, Sessions
 
 HERE = Path(__file__).resolve().parent
@@ -128,10 +129,11 @@ class Dashboard:
     def _password_error(self, req: falcon.Request, resp: falcon.Response, password: str) -> str:
         """ "" if `password` is right; else the message to show, with the status set."""
         try:
-            if self.sessions.check_password(password, req.remote_addr or ""):
+            if self.sessions.check_password(password, client_of(req)):
                 return ""
         except RateLimited as exc:
             resp.status = falcon.HTTP_429
+            resp.set_header("Retry-After", str(exc.retry_after_s))
             return exc.message.capitalize() + "."
         resp.status = falcon.HTTP_401
         return "Wrong password."

@@ -41,7 +41,10 @@ def read_json(req: falcon.Request, max_bytes: int) -> object:
     """Any JSON value (None for an empty body), bounded in size and depth."""
     if req.content_length and req.content_length > max_bytes:
         raise TooLarge(f"body over {max_bytes} bytes")
-    raw = req.bounded_stream.read(max_bytes + 1)
+    # a chunked body has no Content-Length (Falcon's bounded stream would read nothing); the
+    # server marks its end (wsgi.input_terminated), and our worker has it whole and bounded
+    chunked = req.content_length is None and req.env.get("wsgi.input_terminated")
+    raw = (req.stream if chunked else req.bounded_stream).read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise TooLarge(f"body over {max_bytes} bytes")
     if not raw:

@@ -2,14 +2,22 @@
 
 Every bus call of a responder is bounded by one of the timeouts here; gunicorn's worker timeout
 (`worker_timeout_s`, used by deploy/gunicorn.conf.py) is derived from the longest, with a
-margin, so a slow answer is always the bus's clear 504, never a worker killed mid-request."""
+margin, so a slow answer is always the bus's clear 504, never a worker killed mid-request.
+
+A request is read whole by the worker's event loop before any thread sees it (services/api/
+worker.py): its headers within `header_timeout_s` of the connection (or of a kept-alive one's next
+request), its body within `body_timeout_s` after them, else the connection is cut. Clients are
+told apart by address (services/api/clients.py): behind a reverse proxy listed in
+`trusted_proxies`, by the right-most address in X-Forwarded-For the proxies did not add."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gwcore.constants import DEFAULT_RUN_DIR, ENV_PREFIX_API
 
@@ -34,10 +42,34 @@ class ApiSettings(BaseSettings):
     # connecting a federation (its actor starts and registers) and restoring a backup
     long_timeout_s: float = Field(120.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    public_rate_per_s: float = Field(20.0, gt=0)  # per client address, on /pay_invoice
+    # per client (all workers together), on the public routes (/pay_invoice, LNv2, e-cash):
+    # a bucket of `public_burst` requests refilled at `public_rate_per_s`
+    public_rate_per_s: float = Field(20.0, gt=0)
+    public_burst: int = Field(40, ge=1)
+    # wrong admin passwords per client (all workers together) before 429s, and over what window
+    password_max_failures: int = Field(10, ge=1)
+    password_window_s: float = Field(300.0, gt=0)
+    # reverse proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma separated
+    # (e.g. "127.0.0.1,::1" for nginx or Caddy on this host); empty: the peer is the client
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    # reading a request: its headers, then its body; a slower client is cut (408)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(20.0, gt=0)
+    max_header_bytes: int = Field(32 * 1024, ge=4096)
     workers: int = Field(2, ge=1)
     threads: int = Field(8, ge=1)
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if isinstance(value, list):
+            return [ip_network(str(v).strip(), strict=False) for v in value]
+        return value
 
     def worker_timeout_s(self) -> int:
         """gunicorn's worker timeout: the longest bus call, the bridge's 5 s, and a minute."""

@@ -91,6 +91,14 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         f"{ENV_PREFIX_ACTOR}LNRPC_TLS_DIR": str(extension.tls_dir or ""),
         f"{ENV_PREFIX_ACTOR}PUBLIC_API_URL": settings.public_api_url,
     }
-    core = GatewayCore(broker, registry, supervisor, extension=extension, actor_env=actor_env)
+    core = GatewayCore(
+        broker,
+        registry,
+        supervisor,
+        extension=extension,
+        actor_env=actor_env,
+        config_timeout_s=settings.connect_config_timeout_s,
+        max_connects=settings.max_concurrent_connects,
+    )
     broker.serve_local(GATEWAY_SERVICE, core.handle)
     return Router(settings, broker, core)

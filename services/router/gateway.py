@@ -3,7 +3,8 @@
 Connect a federation: check the invite code, fetch the federation's config (its id must be the
 invite's), allocate the scid, write the actor's conf.d program and add it to supervisord, wait
 until the actor says READY (it does so after its first registration), mark it running.
-Connecting twice returns the existing federation.
+Connecting twice returns the existing federation. The config fetch goes to hosts an invite
+names, so it is bounded (a time limit, a few at once) and its failures are one fixed message.
 
 HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop); each
 HTLC's next-hop scid names a federation, whose actor decides (settle / cancel); unknown scids are
@@ -27,9 +28,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bus import Broker, Call
-from devworld.fedlib.api import FedApiError, FederationApi
-from fmclient.config import ConfigError
-from fmclient.join import JoinError, download_config
+from devworld.fedlib.api import FederationApi
+from fmclient.join import download_config
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     IN_FLIGHT_KINDS,
@@ -51,6 +51,7 @@ from gwcore.errors import (
     InvalidInput,
     NotFound,
     PaymentsInFlight,
+    RateLimited,
     ServiceNotReady,
     UnknownMethod,
 )
@@ -68,6 +69,8 @@ LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
 # errors of an actor asked about an HTLC that are faults, not its decision: the router asks
 # again rather than cancel (the actor may have funded a contract for it already)
 NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
+# a connect whose federation's config could not be had, however (the details are logged only)
+UNREACHABLE = "federation unreachable: its guardians did not give its config"
 
 
 class GatewayCore:
@@ -80,6 +83,8 @@ class GatewayCore:
         extension: ExtensionEndpoint,
         actor_env: dict[str, str],
         ready_timeout_s: float = 90.0,
+        config_timeout_s: float = 30.0,
+        max_connects: int = 4,
     ) -> None:
         self.broker, self.registry, self.supervisor = broker, registry, supervisor
         self.extension, self.actor_env, self.ready_timeout_s = (
@@ -94,6 +99,9 @@ class GatewayCore:
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
         # how far each connect has got (for the dashboard's progress), by federation id
         self.connecting: dict[str, dict] = {}
+        # fetching a federation's config from the hosts an invite names: bounded (see _config)
+        self.config_timeout_s, self.max_connects = config_timeout_s, max_connects
+        self._fetching = asyncio.Semaphore(max_connects)
         self._leaving = asyncio.Lock()
         broker.on_worker_event = self._worker_event
 
@@ -220,15 +228,7 @@ class GatewayCore:
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state == "running":
             return existing
-        if invite.kind == FEDIMINT:
-            cfg = await self._fedimint_config(invite_code, url, overrides)
-        else:
-            try:
-                cfg = await asyncio.to_thread(FederationApi(url, timeout=10).config)
-            except FedApiError as exc:
-                raise GatewayError(
-                    f"federation at {url} unreachable: {exc.message}", retryable=True
-                ) from None
+        cfg = await self._config(invite_code, invite)
         if cfg.get("federation_id") != fed_id:
             raise InvalidInput("the federation at this URL is not the one the invite names")
         entry = self.registry.add(
@@ -265,13 +265,42 @@ class GatewayCore:
         self.registry.set_state(fed_id, "running")
         return self.registry.get(fed_id)  # type: ignore[return-value]
 
+    async def _config(self, invite_code: str, invite: Invite) -> dict:
+        """The federation's config ({federation_id, name, …}) from the hosts its invite names.
+        Bounded: at most `max_connects` fetches at once (one more is refused at once, 429),
+        each within `config_timeout_s`. Whatever goes wrong on the way is one fixed message,
+        UNREACHABLE, the details only in this log: the answer must not tell refused from
+        filtered from "not a federation", or connect-fed would scan ports for its caller."""
+        if self._fetching.locked():
+            raise RateLimited(
+                f"{self.max_connects} federation connects are running: try again when one ends",
+                retry_after_s=5,
+            )
+        async with self._fetching:
+            try:
+                async with asyncio.timeout(self.config_timeout_s):
+                    if invite.kind == FEDIMINT:
+                        return await self._fedimint_config(invite_code, invite.api_urls)
+                    return await asyncio.to_thread(
+                        FederationApi(
+                            invite.api_url, timeout=min(10.0, self.config_timeout_s)
+                        ).config
+                    )
+            except GatewayError:
+                raise
+            except Exception as exc:  # refused, reset, timed out, TLS, not a federation, …
+                log.warning(
+                    "connect %s: no config from its guardians: %s: %s",
+                    invite.federation_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                raise ServiceNotReady(UNREACHABLE) from None
+
     @staticmethod
-    async def _fedimint_config(invite_code: str, url: str, overrides: dict[int, str]) -> dict:
+    async def _fedimint_config(invite_code: str, overrides: dict[int, str]) -> dict:
         """A real Fedimint federation's id and name, its config agreed by its guardians."""
-        try:
-            cfg = await download_config(invite_code.strip(), timeout=20, overrides=overrides)
-        except (JoinError, ConfigError, TimeoutError) as exc:
-            raise ServiceNotReady(f"federation at {url}: {exc}") from None
+        cfg = await download_config(invite_code.strip(), timeout=20, overrides=overrides)
         return {"federation_id": cfg.federation_id, "name": cfg.meta.get("federation_name", "")}
 
     async def leave(self, fed_id: object, *, force: bool) -> dict:

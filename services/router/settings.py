@@ -36,4 +36,8 @@ class RouterSettings(BaseSettings):
     lnrpc_address: str = ""
     lnrpc_tls_dir: str = ""
     public_api_url: str = "http://127.0.0.1:8175"
+    # connecting a federation: its config fetched from the hosts the invite names within this,
+    # at most this many at once (one more is refused, 429)
+    connect_config_timeout_s: float = Field(30.0, gt=0)
+    max_concurrent_connects: int = Field(4, ge=1)
     log_level: str = "INFO"

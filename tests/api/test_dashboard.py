@@ -435,6 +435,7 @@ def test_guessing_the_password_is_throttled(ui) -> None:  # type: ignore[no-unty
     assert blocked.status_code == 429 and blocked.json["code"] == "rate_limited"
     login = post_login(c, "more guesses")
     assert login.status_code == 429 and "Too many wrong passwords" in login.text
+    assert 0 < int(login.headers["Retry-After"]) <= 300 and "Retry-After" in blocked.headers
     assert c.simulate_post(C.PATH_INFO, headers=bearer).status_code == 200  # not locked out
     elsewhere = c.simulate_post(
         C.PATH_INFO, headers={"Authorization": "Bearer guess"}, remote_addr="10.0.0.7"

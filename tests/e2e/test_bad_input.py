@@ -388,3 +388,54 @@ def test_fed_cli_refuses_bad_input_and_moves_nothing(tree: dict, world_ready: di
         return _cli_refusal(_run("fed-cli", args, env))
 
     _check_each(tree, world_ready, cases, send)
+
+
+def test_connect_fed_is_no_port_scanner(tree: dict) -> None:
+    """An invite naming a closed port, a port of another service, or a port that never
+    answers: the admin API (and the dashboard's progress) says the same fixed thing each time,
+    nothing of the host, the port or the OS's error."""
+    import contextlib
+    import socket
+    import threading
+
+    from devworld.fedlib.tx import encode_invite
+    from fmclient.invite import InviteCode
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(8)
+
+    def ssh() -> None:
+        other.settimeout(30)
+        with contextlib.suppress(OSError):
+            while True:
+                conn = other.accept()[0]
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+                conn.close()
+
+    threading.Thread(target=ssh, daemon=True).start()
+    api = httpx.Client(
+        base_url=tree["api_url"],
+        headers={"Authorization": f"Bearer {tree['password']}"},
+        timeout=120,
+    )
+    answers = []
+    try:
+        for port in (closed.getsockname()[1], other.getsockname()[1]):
+            fed11 = str(InviteCode("ef" * 32, {0: f"ws://127.0.0.1:{port}/"}))
+            for invite in (fed11, encode_invite("ef" * 32, f"http://127.0.0.1:{port}")):
+                r = api.post(C.PATH_CONNECT_FED, json={"invite_code": invite})
+                answers.append((r.status_code, r.json()["error"]))
+                assert str(port) not in r.text and "Errno" not in r.text, r.text
+        progress = bus(
+            tree, C.GATEWAY_SERVICE, C.METHOD_CONNECT_STATUS, {"federation_id": "ef" * 32}
+        )
+    finally:
+        api.close()
+        closed.close()
+        other.close()
+    assert len(set(answers)) == 1 and answers[0][0] == 503, answers
+    assert "unreachable" in answers[0][1]
+    assert progress["step"] == "failed" and progress["error"] == answers[0][1]
