@@ -8,6 +8,10 @@ window has passed, so guessing is slow and cannot pin the CPU; a password alread
 (cached) still works, so an operator is not locked out by someone else's guesses from the same
 address (e.g. behind a shared proxy).
 (Counted per gunicorn worker: with N workers an address gets at most N x max_failures tries.)
+
+bcrypt reads at most 72 bytes of a password (older bcrypt releases silently cut the rest, so any
+password sharing the first 72 bytes would pass): a longer one is refused with its own message,
+before bcrypt, and is not counted as a guess (it costs nothing to refuse).
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from collections import deque
 
 import bcrypt
 
-from gwcore.errors import RateLimited
+from gwcore.constants import MAX_PASSWORD_BYTES
+from gwcore.errors import RateLimited, Unauthorized
+
+TOO_LONG = (
+    f"the password is longer than {MAX_PASSWORD_BYTES} bytes (bcrypt's limit):"
+    " it cannot be the admin password"
+)
 
 
 class PasswordCheck:
@@ -32,8 +42,10 @@ class PasswordCheck:
 
     def verify(self, password: str | bytes, client: str) -> bool:
         """True if `password` is the admin password. Raises RateLimited while `client` has
-        too many recent failures."""
+        too many recent failures, Unauthorized (TOO_LONG) for a password over 72 bytes."""
         secret = password.encode() if isinstance(password, str) else password
+        if len(secret) > MAX_PASSWORD_BYTES:
+            raise Unauthorized(TOO_LONG)
         digest = hashlib.sha256(secret).digest()
         now = time.monotonic()
         with self._lock:

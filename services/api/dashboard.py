@@ -24,7 +24,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from devworld.fedlib.tx import decode_invite
 from gwcore import constants as C
-from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
+from gwcore.errors import (
+    DepositPending,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 
 from . import formatting as fmt
 from .charts import volume_chart
@@ -132,6 +139,9 @@ class Dashboard:
                 return ""
         except RateLimited as exc:
             resp.status = falcon.HTTP_429
+            return exc.message.capitalize() + "."
+        except Unauthorized as exc:  # longer than bcrypt reads
+            resp.status = falcon.HTTP_401
             return exc.message.capitalize() + "."
         resp.status = falcon.HTTP_401
         return "Wrong password."

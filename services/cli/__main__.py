@@ -16,8 +16,14 @@ import bcrypt
 import click
 
 from gwcore.cli import run as run_cli
-from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
+from gwcore.constants import (
+    DEFAULT_API_URL,
+    MAX_PASSWORD_BYTES,
+    PAYMENT_DIRECTIONS,
+    PAYMENT_STATUSES,
+)
 from gwcore.devworld import find_world
+from gwcore.files import keep_private
 
 from .client import ApiError, GatewayApi
 
@@ -414,6 +420,15 @@ def create_password_hash(password: str | None) -> None:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
         _fail(ApiError("invalid", "invalid_input", "the password must not be empty"))
+    if len(password.encode()) > MAX_PASSWORD_BYTES:  # bcrypt would refuse it (or cut it short)
+        _fail(
+            ApiError(
+                "invalid",
+                "invalid_input",
+                f"the password is {len(password.encode())} bytes long (UTF-8): bcrypt reads at most"
+                f" {MAX_PASSWORD_BYTES}; choose a shorter one",
+            )
+        )
     _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
 
 
@@ -435,6 +450,7 @@ def help_cmd(ctx: click.Context, command: str | None) -> None:
 
 
 def main() -> None:
+    keep_private()  # wallets and files it makes: 0600, folders 0700
     run_cli(cli)
 
 

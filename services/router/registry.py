@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmclient.invite import is_fedimint_invite
+from gwcore.files import private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS federations (
@@ -56,8 +57,7 @@ class FederationEntry:
 
 class FederationRegistry:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(private_file(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
