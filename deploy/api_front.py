@@ -8,7 +8,8 @@ deploy/gateway.py for the operator) therefore take the front's secrets (the `Sec
 settings of ApiSettings: GATEWAY_API_PASSWORD_HASH, _SESSION_SECRET, _METRICS_TOKEN) out of
 supervisord's environment with `hand_over`, which keeps them in `<run dir>/api-secrets.json`
 (0600). This command adds them to its own environment and replaces itself with gunicorn, so
-only the front's master and its workers hold them.
+only the front's master and its workers hold them. gateway-cli's admin password
+(GATEWAY_RPCPASSWORD), should the launcher's shell hold it, is given to no program.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from gwcore.constants import DEFAULT_RUN_DIR, ENV_PREFIX_API
+from gwcore.constants import DEFAULT_RUN_DIR, ENV_CLI_PASSWORD, ENV_PREFIX_API
 from gwcore.files import keep_private, write_private
 from services.api.settings import ApiSettings
 
@@ -47,13 +48,14 @@ def kept_secrets(run_dir: Path) -> dict[str, str]:
 
 def hand_over(env: dict[str, str], run_dir: Path) -> dict[str, str]:
     """`env` without the API front's secrets, which are kept for it in the run directory
-    (replacing those kept before: a secret no longer set is no longer kept)."""
+    (replacing those kept before: a secret no longer set is no longer kept), nor gateway-cli's
+    admin password (an operator's shell may hold it; no program needs it)."""
     names = secret_names()
     write_private(
         Path(run_dir) / API_SECRETS_FILE,
         json.dumps({k: env[k] for k in names if env.get(k)}),
     )
-    return {k: v for k, v in env.items() if k not in names}
+    return {k: v for k, v in env.items() if k not in names and k != ENV_CLI_PASSWORD}
 
 
 def front_env(environ: dict[str, str], run_dir: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ import click
 from gwcore.cli import run as run_cli
 from gwcore.constants import (
     DEFAULT_API_URL,
+    ENV_CLI_PASSWORD,
     MAX_PASSWORD_BYTES,
     PAYMENT_DIRECTIONS,
     PAYMENT_STATUSES,
@@ -92,7 +93,7 @@ class Ctx:
         self.address, self._password = address, password
 
     def api(self) -> GatewayApi:
-        password = self._password or os.environ.get("GATEWAY_RPCPASSWORD")
+        password = self._password or os.environ.get(ENV_CLI_PASSWORD)
         world = find_world() if self.address is None or not password else None
         if world is not None:  # `make run`'s world: its URL, and its password only for that URL
             gw = world.get("gateway", {})

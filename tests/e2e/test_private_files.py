@@ -82,6 +82,7 @@ def _programs(run_dir: Path) -> dict[str, int]:
 
 def _check_environments(programs: dict[str, int], supervisord_pid: int, kept: dict) -> None:
     """Only the API front holds its secrets (and holds the ones kept for it)."""
+    programs = dict(programs)
     front = environ(programs.pop("gateway-api"))
     for name in API_SECRETS:
         assert front.get(name) and front[name] == kept[name], name
@@ -190,7 +191,8 @@ def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path)
             ]
         )
     )
-    proc = _start(["deploy.gateway", "--env-file", str(env_file)], _clean_env(), base / "log")
+    shell = {**_clean_env(), "GATEWAY_RPCPASSWORD": "operator password"}  # for gateway-cli
+    proc = _start(["deploy.gateway", "--env-file", str(env_file)], shell, base / "log")
     try:
         api_url = f"http://{api_bind}"
         wait_until(
@@ -215,5 +217,7 @@ def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path)
         assert kept["GATEWAY_API_METRICS_TOKEN"] == "scrape-me"
         _check_environments(programs, proc.pid, kept)
         assert "GATEWAY_API_METRICS_TOKEN" not in environ(proc.pid)
+        for pid in (proc.pid, *programs.values()):  # the password itself reaches no program
+            assert "GATEWAY_RPCPASSWORD" not in environ(pid)
     finally:
         _stop(proc)

@@ -100,10 +100,12 @@ def test_the_api_fronts_secrets_are_handed_to_it_alone(tmp_path: Path, loose_uma
         "GATEWAY_API_SESSION_SECRET": "s3",
         "GATEWAY_API_METRICS_TOKEN": "",
         "GATEWAY_API_BIND": "127.0.0.1:1",
+        "GATEWAY_RPCPASSWORD": "the password itself",  # gateway-cli's, in the operator's shell
         "PATH": "/bin",
     }
     supervisord_env = hand_over(env, run)
     assert not names & set(supervisord_env)  # what every program gets
+    assert "GATEWAY_RPCPASSWORD" not in supervisord_env
     assert supervisord_env["GATEWAY_API_BIND"] == "127.0.0.1:1"
     assert stat.S_IMODE((run / API_SECRETS_FILE).stat().st_mode) == 0o600
     front = front_env(supervisord_env, run)
