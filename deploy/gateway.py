@@ -98,8 +98,8 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
     run_dir = ensure_run_dir(env[ENV_RUN_DIR])
     data_dir = ensure_run_dir(env[ENV_DATA_DIR])
-    private_dir(run_dir / "logs")
-    private_dir(run_dir / "conf.d")
+    private_dir(run_dir / "logs", tighten=True)
+    private_dir(run_dir / "conf.d", tighten=True)
     env[ENV_RUN_DIR], env[ENV_DATA_DIR] = str(run_dir), str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
     if not env.get(ENV_API_SESSION_SECRET):

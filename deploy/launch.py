@@ -37,8 +37,8 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     API front's secrets are kept for it in the run directory, not in the environment)."""
     run_dir = ensure_run_dir(run_dir)
     data_dir = ensure_run_dir(data_dir)
-    private_dir(run_dir / "logs")
-    private_dir(run_dir / "conf.d")
+    private_dir(run_dir / "logs", tighten=True)
+    private_dir(run_dir / "conf.d", tighten=True)
     env = dict(environ)
     env[ENV_RUN_DIR] = str(run_dir)
     env[ENV_DATA_DIR] = str(data_dir)
