@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gwcore.files import private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_replies (
     message_id   TEXT PRIMARY KEY,
@@ -47,8 +49,9 @@ class ReplyStore:
     def __init__(self, path: str | Path, *, retention_s: float = 7 * 24 * 3600) -> None:
         self.path = Path(path)
         self.retention_s = retention_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            private_file(self.path), isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")

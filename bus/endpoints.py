@@ -8,7 +8,6 @@ should be protected with CURVE (see `bus.security`).
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gwcore.constants import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_HEARTBEAT_LIVENESS,
 )
+from gwcore.files import private_dir
 
 # sun_path in struct sockaddr_un is 108 bytes including the terminating NUL on Linux.
 MAX_IPC_PATH = 107
@@ -47,14 +47,7 @@ class ReconnectPolicy:
 
 def ensure_run_dir(path: str | os.PathLike[str]) -> Path:
     """Create (or tighten) the private run directory for bus sockets: mode 0700, ours."""
-    p = Path(path).resolve()
-    p.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = p.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"run directory {p} belongs to uid {st.st_uid}, not to us")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        p.chmod(0o700)
-    return p
+    return private_dir(Path(path).resolve(), tighten=True)
 
 
 def ipc_endpoint(run_dir: str | os.PathLike[str], name: str) -> str:

@@ -4,6 +4,7 @@ running, then make it useful, idempotently:
 * the regtest world: alice and bob, channels alice -> gateway and gateway -> bob;
 * the gateway connected to both development federations and funded by a peg-in in each;
 * a user wallet joined to each federation and funded (`fed-cli --wallet .devnet/users/<fed>`);
+* everything under `.devnet/` private to the user (files 0600, folders 0700: gwcore.files);
 * `.devnet/world.json` for the CLIs: {"gateway": {"api_url", "password"}, "federations": [{"name",
   "federation_id", "invite_code", "user_wallet"}], "regtest": {"data_dir"}}.
 
@@ -28,6 +29,7 @@ from devworld.fedlib.client import FederationClient
 from gwcore.constants import ENV_DATA_DIR, ENV_DEVNET_DIR, ENV_RUN_DIR, REGTESTD_INFO_FILE
 from gwcore.devworld import DEVNET_DIR_NAME, WORLD_FILE
 from gwcore.extension import ExtensionConfigError
+from gwcore.files import keep_private, private_dir, write_private
 from services.cli.client import ApiError, GatewayApi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,7 @@ def _wait(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
 
 
 def _env() -> dict[str, str]:
+    private_dir(DEVNET, tighten=True)  # the world's own folder: its run, data and user wallets
     env = dict(os.environ)
     env.setdefault(ENV_RUN_DIR, str(DEVNET / "run"))
     env.setdefault(ENV_DATA_DIR, str(DEVNET / "data"))
@@ -211,12 +214,7 @@ def setup(env: dict[str, str]) -> dict:
         "federations": feds,
         "regtest": {"data_dir": str(data / "regtest")},
     }
-    DEVNET.mkdir(exist_ok=True)
-    world_file = DEVNET / WORLD_FILE  # holds the admin password: the user's alone
-    fd = os.open(world_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(out, indent=2))
-    world_file.chmod(0o600)
+    write_private(DEVNET / WORLD_FILE, json.dumps(out, indent=2))  # holds the admin password
     return out
 
 
@@ -230,6 +228,7 @@ def _try(func, *args):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    keep_private()  # the world's files, its user wallets and supervisord's: 0600, folders 0700
     env = _env()
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     if cmd == "stop":

@@ -3,9 +3,12 @@ deploys it (deploy/gateway.conf: router, API front, and the Lightning extension 
 
 Reads FILE (KEY=VALUE lines, `#` comments, optional quotes; documented in
 deploy/gateway.env.example) over the process environment, checks it, creates the private run
-and data directories, and replaces itself with `supervisord -n -c deploy/gateway.conf`, so
-systemd (or any supervisor of supervisord) sees one process. `--check` only checks and prints
-what it would run; a bad file exits 2 with one line saying what is wrong.
+and data directories, and replaces itself with `supervisord -n -c deploy/gateway.conf` under
+umask 077 (gwcore.files), so systemd (or any supervisor of supervisord) sees one process. The API
+front's secrets (the password hash, the session secret, the metrics token) go to the front alone
+(deploy/api_front.py), never into supervisord's environment, which every program gets.
+`--check` only checks and prints what it would run; a bad file exits 2 with one line saying what
+is wrong.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ import bcrypt
 import click
 
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import ENV_DATA_DIR, ENV_LNRPC_LISTEN, ENV_LNRPC_TLS_DIR, ENV_RUN_DIR
+from deploy.api_front import hand_over
+from gwcore.constants import (
+    ENV_API_PASSWORD_HASH,
+    ENV_API_SESSION_SECRET,
+    ENV_DATA_DIR,
+    ENV_LNRPC_LISTEN,
+    ENV_LNRPC_TLS_DIR,
+    ENV_RUN_DIR,
+)
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
+from gwcore.files import keep_private, private_dir
 from gwcore.secretfile import secret_file
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"
-REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, "GATEWAY_API_PASSWORD_HASH", "GATEWAY_ROUTER_PUBLIC_API_URL")
+REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, ENV_API_PASSWORD_HASH, "GATEWAY_ROUTER_PUBLIC_API_URL")
 
 
 class EnvFileError(ValueError):
@@ -53,17 +65,18 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
     """The environment supervisord gets: the process's, then the file's; checked; the run and
-    data directories made (mode 0700), the session secret kept in the data directory."""
+    data directories made (mode 0700), the session secret kept in the data directory; the API
+    front's secrets handed over to it (in the run directory), not in the environment."""
     env = {**environ, **{k: v for k, v in file_env.items()}}
     missing = [k for k in REQUIRED if not env.get(k)]
     if missing:
         raise EnvFileError(f"missing in the environment file: {', '.join(missing)}")
-    if not env["GATEWAY_API_PASSWORD_HASH"].startswith("$2"):
+    if not env[ENV_API_PASSWORD_HASH].startswith("$2"):
         raise EnvFileError(
             "GATEWAY_API_PASSWORD_HASH is not a bcrypt hash (gateway-cli create-password-hash)"
         )
     try:
-        bcrypt.checkpw(b"", env["GATEWAY_API_PASSWORD_HASH"].encode())
+        bcrypt.checkpw(b"", env[ENV_API_PASSWORD_HASH].encode())
     except ValueError:
         raise EnvFileError("GATEWAY_API_PASSWORD_HASH is not a valid bcrypt hash") from None
     run_extension = env.setdefault("GATEWAY_RUN_EXTENSION", "true").lower()
@@ -89,14 +102,14 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
     )
     run_dir = ensure_run_dir(env[ENV_RUN_DIR])
     data_dir = ensure_run_dir(env[ENV_DATA_DIR])
-    (run_dir / "logs").mkdir(exist_ok=True)
-    (run_dir / "conf.d").mkdir(exist_ok=True)
+    private_dir(run_dir / "logs", tighten=True)
+    private_dir(run_dir / "conf.d", tighten=True)
     env[ENV_RUN_DIR], env[ENV_DATA_DIR] = str(run_dir), str(data_dir)
     env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
-    if not env.get("GATEWAY_API_SESSION_SECRET"):
-        env["GATEWAY_API_SESSION_SECRET"] = secret_file(data_dir / "session-secret", 32)
+    if not env.get(ENV_API_SESSION_SECRET):
+        env[ENV_API_SESSION_SECRET] = secret_file(data_dir / "session-secret", 32)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
-    return env
+    return hand_over(env, run_dir)
 
 
 def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
@@ -125,6 +138,7 @@ def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
 @click.option("--check", is_flag=True, help="check the file and print what would run")
 def main(env_file: Path, check: bool) -> None:
     """Run the gateway (router, API front, Lightning extension) under supervisord."""
+    keep_private()  # supervisord's own files (its log, pid file) and every program's
     try:
         env = gateway_env(read_env_file(env_file), dict(os.environ))
     except (EnvFileError, PermissionError) as exc:

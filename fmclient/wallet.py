@@ -29,6 +29,8 @@ from typing import Any
 
 from coincurve import PrivateKey
 
+from gwcore.files import private_file
+
 from . import tbs
 from .api import FederationApi
 from .config import ClientConfig
@@ -87,7 +89,7 @@ class MintWallet:
         self._checkpoint = checkpoint or (lambda step: None)
         self.module = config.module_id("mintv2")
         self.mint = MintConfig.from_bytes(config.modules[self.module].body)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(private_file(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)

@@ -123,6 +123,13 @@ METHOD_ACTOR_SPEND_ECASH: Final = "actor.spend_ecash"
 
 # --- The HTTP API front -------------------------------------------------------------------------
 ENV_PREFIX_API: Final = "GATEWAY_API_"
+# the API front's secrets (deploy/api_front.py hands them to the front alone)
+ENV_API_PASSWORD_HASH: Final = "GATEWAY_API_PASSWORD_HASH"
+ENV_API_SESSION_SECRET: Final = "GATEWAY_API_SESSION_SECRET"
+# gateway-cli's admin password (a client's: no program of the gateway is given it)
+ENV_CLI_PASSWORD: Final = "GATEWAY_RPCPASSWORD"
+# bcrypt reads at most 72 bytes of a password: a longer admin password is refused, not truncated
+MAX_PASSWORD_BYTES: Final = 72
 DEFAULT_API_URL: Final = "http://127.0.0.1:8175"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 # public

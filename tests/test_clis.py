@@ -3,6 +3,7 @@ error is one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,30 @@ def test_a_bug_is_one_line_with_its_own_exit_code(monkeypatch: pytest.MonkeyPatc
     )
     code, err = ends("1")
     assert code == gcli.EXIT_INTERNAL and "Traceback" in err
+
+
+@pytest.mark.parametrize("given", ["argument", "pipe"])
+def test_a_password_over_bcrypts_72_bytes_is_refused_in_one_line(
+    given: str, tmp_path: Path
+) -> None:
+    """bcrypt reads 72 bytes of a password: create-password-hash refuses a longer one (counted
+    in UTF-8 bytes, not characters) with one line and exit code 2, and makes no hash."""
+    too_long = "é" * 37  # 37 characters, 74 bytes
+
+    def create(password: str) -> subprocess.CompletedProcess[str]:
+        args = [str(BIN / "gateway-cli"), "create-password-hash"]
+        return subprocess.run(
+            [*args, password] if given == "argument" else args,
+            input=None if given == "argument" else password + "\n",
+            env=_nowhere(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = create(too_long)
+    assert refused.returncode == 2 and refused.stdout == ""
+    lines = [ln for ln in refused.stderr.splitlines() if not ln.startswith("warning:")]
+    assert len(lines) == 1 and "74 bytes" in lines[0] and "72" in lines[0], refused.stderr
+    made = create("é" * 36)  # 72 bytes: bcrypt's whole password
+    assert made.returncode == 0 and json.loads(made.stdout)["password_hash"].startswith("$2")

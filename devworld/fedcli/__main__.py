@@ -19,6 +19,7 @@ from devworld.fedlib.client import FederationClient
 from devworld.fedlib.wallet import WalletError
 from gwcore.cli import run as run_cli
 from gwcore.devworld import find_world
+from gwcore.files import keep_private
 
 EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3
 DEFAULT_WALLET = (
@@ -275,6 +276,7 @@ def operations(c: Ctx, limit: int) -> None:
 
 
 def main() -> None:
+    keep_private()  # wallets and files it makes: 0600, folders 0700
     run_cli(cli)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .app import GuardianServer, build_federation, write_info
@@ -12,6 +13,7 @@ from .settings import FederationSettings
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_private()
     parser = argparse.ArgumentParser(prog="guardiand", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir", type=Path, help="database and federation.json (env FED_DATA_DIR)"

@@ -24,6 +24,8 @@ from typing import Any
 
 from coincurve import PrivateKey
 
+from gwcore.files import private_file
+
 from . import crypto
 from .api import FedApiError, FederationApi
 from .notes import decode_notes, encode_notes
@@ -52,8 +54,9 @@ class WalletError(Exception):
 class FederationWallet:
     def __init__(self, path: str | Path, api: FederationApi | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(
+            private_file(self.path), isolation_level=None, check_same_thread=False
+        )
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .app import create_world
@@ -13,6 +14,7 @@ from .settings import RegtestSettings
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_private()
     parser = argparse.ArgumentParser(prog="regtestd", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir", type=Path, help="state and regtestd.json (env REGTEST_DATA_DIR)"

@@ -20,6 +20,7 @@ import httpx
 from gwcore.cli import run as run_cli
 from gwcore.constants import ENV_PREFIX_REGTEST, REGTESTD_INFO_FILE
 from gwcore.devworld import find_world
+from gwcore.files import keep_private
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PAYMENT_FAILED = 1, 2, 3, 4
 
@@ -294,6 +295,7 @@ def balance(w: World, name: str) -> None:
 
 
 def main() -> None:
+    keep_private()  # wallets and files it makes: 0600, folders 0700
     run_cli(cli)
 
 

@@ -10,6 +10,7 @@ import json
 
 import zmq.asyncio
 
+from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .app import Actor, actor_home
@@ -18,6 +19,7 @@ from .settings import ActorSettings
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_private()  # its databases and files: 0600, folders 0700
     parser = argparse.ArgumentParser(prog="gateway-actor", description=__doc__.splitlines()[0])
     parser.add_argument("--federation-id", required=True)
     args = parser.parse_args(argv)

@@ -33,6 +33,7 @@ from gwcore.errors import (
     NotFound,
     ServiceNotReady,
 )
+from gwcore.files import write_private
 from gwcore.values import is_hex
 
 from .flows import crash_point
@@ -312,7 +313,4 @@ def _saved_config(home: Path) -> ClientConfig | None:
 
 
 def _save_config(home: Path, config: ClientConfig) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    tmp = home / "fedimint-config.json.tmp"
-    tmp.write_text(json.dumps(config.raw))
-    os.replace(tmp, home / "fedimint-config.json")
+    write_private(home / "fedimint-config.json", json.dumps(config.raw))

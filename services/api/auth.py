@@ -10,6 +10,10 @@ oldest failure leaves the window, so guessing is slow and cannot pin the CPU. Ea
 counted before its bcrypt check, so concurrent guesses cannot slip past the limit. A password
 already found right in this worker still works, so an operator is not locked out by someone
 else's guesses from the same address.
+
+bcrypt reads at most 72 bytes of a password (older bcrypt releases silently cut the rest, so any
+password sharing the first 72 bytes would pass): a longer one is refused with its own message,
+before bcrypt, and is not counted as a guess (it costs nothing to refuse).
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ import threading
 
 import bcrypt
 
-from gwcore.errors import RateLimited
+from gwcore.constants import MAX_PASSWORD_BYTES
+from gwcore.errors import RateLimited, Unauthorized
 
 from .limits import SharedLimits
+
+TOO_LONG = (
+    f"the password is longer than {MAX_PASSWORD_BYTES} bytes (bcrypt's limit):"
+    " it cannot be the admin password"
+)
 
 
 class PasswordCheck:
@@ -42,8 +52,10 @@ class PasswordCheck:
 
     def verify(self, password: str | bytes, client: str) -> bool:
         """True if `password` is the admin password. Raises RateLimited while `client` has
-        too many recent failures."""
+        too many recent failures, Unauthorized (TOO_LONG) for a password over 72 bytes."""
         secret = password.encode() if isinstance(password, str) else password
+        if len(secret) > MAX_PASSWORD_BYTES:
+            raise Unauthorized(TOO_LONG)
         digest = hashlib.sha256(secret).digest()
         with self._lock:
             if digest in self._ok:  # known right: never locked out by someone else's guesses

@@ -23,7 +23,14 @@ import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gwcore import constants as C
-from gwcore.errors import DepositPending, GatewayError, InvalidInput, NotFound, RateLimited
+from gwcore.errors import (
+    DepositPending,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from gwcore.invites import parse_api_urls, parse_invite
 
 from . import formatting as fmt
@@ -134,6 +141,9 @@ class Dashboard:
         except RateLimited as exc:
             resp.status = falcon.HTTP_429
             resp.set_header("Retry-After", str(exc.retry_after_s))
+            return exc.message.capitalize() + "."
+        except Unauthorized as exc:  # longer than bcrypt reads
+            resp.status = falcon.HTTP_401
             return exc.message.capitalize() + "."
         resp.status = falcon.HTTP_401
         return "Wrong password."

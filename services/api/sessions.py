@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from gwcore.files import private_file
+
 from .auth import PasswordCheck
 
 SESSION_COOKIE = "mintgate_session"
@@ -47,7 +49,9 @@ class RevokedSessions:
         db = getattr(self._local, "db", None)
         if db is None:
             assert self.path is not None
-            db = self._local.db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+            db = self._local.db = sqlite3.connect(
+                private_file(self.path), timeout=5, isolation_level=None
+            )
         return db
 
     def revoke(self, session_id: str, expiry: int) -> None:

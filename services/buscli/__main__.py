@@ -24,6 +24,7 @@ from gwcore.constants import (
     ROUTER_ENDPOINT_NAME,
 )
 from gwcore.errors import BusError, GatewayError
+from gwcore.files import keep_private
 from gwproto.bus_pb2 import LivenessReport, WorkerStatus
 
 EXIT_INVALID, EXIT_UNREACHABLE, EXIT_FAILED = 2, 3, 4
@@ -111,6 +112,7 @@ def ping(obj: tuple[BusCliSettings, float], service: str) -> None:
 
 
 def main() -> None:
+    keep_private()  # wallets and files it makes: 0600, folders 0700
     run_cli(cli)
 
 

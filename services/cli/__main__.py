@@ -17,8 +17,15 @@ import bcrypt
 import click
 
 from gwcore.cli import run as run_cli
-from gwcore.constants import DEFAULT_API_URL, PAYMENT_DIRECTIONS, PAYMENT_STATUSES
+from gwcore.constants import (
+    DEFAULT_API_URL,
+    ENV_CLI_PASSWORD,
+    MAX_PASSWORD_BYTES,
+    PAYMENT_DIRECTIONS,
+    PAYMENT_STATUSES,
+)
 from gwcore.devworld import find_world
+from gwcore.files import keep_private
 
 from . import extension_certs
 from .client import ApiError, GatewayApi
@@ -88,7 +95,7 @@ class Ctx:
         self.address, self._password = address, password
 
     def api(self) -> GatewayApi:
-        password = self._password or os.environ.get("GATEWAY_RPCPASSWORD")
+        password = self._password or os.environ.get(ENV_CLI_PASSWORD)
         world = find_world() if self.address is None or not password else None
         if world is not None:  # `make run`'s world: its URL, and its password only for that URL
             gw = world.get("gateway", {})
@@ -416,6 +423,15 @@ def create_password_hash(password: str | None) -> None:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
         _fail(ApiError("invalid", "invalid_input", "the password must not be empty"))
+    if len(password.encode()) > MAX_PASSWORD_BYTES:  # bcrypt would refuse it (or cut it short)
+        _fail(
+            ApiError(
+                "invalid",
+                "invalid_input",
+                f"the password is {len(password.encode())} bytes long (UTF-8): bcrypt reads at most"
+                f" {MAX_PASSWORD_BYTES}; choose a shorter one",
+            )
+        )
     _out({"password_hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()})
 
 
@@ -450,6 +466,7 @@ def help_cmd(ctx: click.Context, command: str | None) -> None:
 
 
 def main() -> None:
+    keep_private()  # wallets and files it makes: 0600, folders 0700
     run_cli(cli)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gwcore.constants import PROGRAM_LNRPC
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
+from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .backend import LightningBackend
@@ -49,6 +50,7 @@ async def _wait_for_world(settings: LnrpcSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_private()  # files and sockets it makes: 0600, folders 0700
     parser = argparse.ArgumentParser(prog=PROGRAM_LNRPC, description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sim", "lnd"])
     parser.add_argument(

@@ -39,6 +39,8 @@ from typing import Any
 
 from pyln.client import RpcError
 
+from gwcore.files import keep_private
+
 from .backend import (
     INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
     BackendError,
@@ -444,6 +446,7 @@ class ClnBackend(LightningBackend):
 
 def main() -> None:
     """The plugin executable lightningd runs (console script `gateway-cln-extension`)."""
+    keep_private()  # lightningd's umask is not ours to trust
     from .cln_plugin import run
 
     run(ClnBackend)

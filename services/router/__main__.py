@@ -7,6 +7,7 @@ import asyncio
 import zmq.asyncio
 
 from gwcore.constants import PROGRAM_ROUTER
+from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .app import create_router
@@ -14,6 +15,7 @@ from .settings import RouterSettings
 
 
 def main() -> None:
+    keep_private()  # databases, sockets, conf.d files: 0600, folders 0700
     settings = RouterSettings()
     configure_logging(PROGRAM_ROUTER, settings.log_level)
 

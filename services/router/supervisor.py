@@ -2,22 +2,27 @@
 time without touching the others (a conf.d file per actor, written atomically, then
 `reloadConfig` + `addProcessGroup` for that group alone; never a shared group or numprocs).
 
+A conf.d file holds the federation's invite code: it is written 0600 and the actor runs with
+umask 077 (gwcore.files).
+
 Supervisor is reached over its unix socket (XML-RPC), found through SUPERVISOR_SERVER_URL as
 supervisord sets it for its children. Calls block: use them through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
-import os
 import xmlrpc.client
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gwcore.files import write_private
+
 PROGRAM_TEMPLATE = """; written by the gateway router: the actor of federation {federation_id}
 [program:{program}]
 command={command}
 environment={environment}
+umask=077
 autostart=true
 autorestart=true
 startsecs=1
@@ -57,12 +62,7 @@ class SupervisorControl:
         text = PROGRAM_TEMPLATE.format(
             federation_id=federation_id, program=program, command=command, environment=env
         )
-        self.conf_dir.mkdir(parents=True, exist_ok=True)
-        path = self.conf_path(program)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        return path
+        return write_private(self.conf_path(program), text)  # it holds the invite code
 
     def add(self, program: str) -> None:
         """Load the program's conf.d file and start just that group (idempotent)."""

@@ -443,6 +443,24 @@ def test_guessing_the_password_is_throttled(ui) -> None:  # type: ignore[no-unty
     assert elsewhere.status_code == 401  # its own count
 
 
+def test_a_password_over_bcrypts_72_bytes_is_refused_as_such(ui) -> None:  # type: ignore[no-untyped-def]
+    """bcrypt reads 72 bytes of a password (older releases cut the rest off, so the right one
+    plus anything would pass): a longer one is refused with its reason, on the API and the
+    dashboard, and costs no guess."""
+    c, _ = ui
+    too_long = PASSWORD + "x" * (73 - len(PASSWORD))
+    for _ in range(11):  # more than the guesses allowed: still its own answer, never 429
+        r = c.simulate_post(C.PATH_INFO, headers={"Authorization": f"Bearer {too_long}"})
+        assert r.status_code == 401 and "72 bytes" in r.json["error"], r.json
+    page = post_login(c, too_long)
+    assert page.status_code == 401 and "72 bytes" in page.text
+    assert "mintgate_session" not in page.cookies
+    assert (
+        c.simulate_post(C.PATH_INFO, headers={"Authorization": f"Bearer {PASSWORD}"}).status_code
+        == 200
+    )
+
+
 def test_no_password_means_no_session_can_be_made_or_forged() -> None:
     """Without a password hash (a misconfigured front) the dashboard opens to nobody: a cookie
     signed with what would be the key is refused."""

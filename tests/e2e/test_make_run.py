@@ -1,7 +1,8 @@
 """`make run` on a fresh clone of the repository reaches a paid invoice in both directions with
 nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
-second `make run` reports the running world; `make status` lists every program; `make stop`
-stops every process of it before it returns, and `make run` then brings the same world back.
+second `make run` reports the running world; everything the world makes is private (files
+0600, folders 0700) though make ran under umask 002; `make status` lists every program; `make
+stop` stops every process of it before it returns, and `make run` then brings the same world back.
 A stranger on the machine gets nothing from the world's Lightning extension.
 
 The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
@@ -22,6 +23,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from gwcore.constants import PROGRAM_LNRPC
 from peers.harness.procs import free_port
+from tests.private_files import loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
 BIN = Path(sys.executable).parent
@@ -55,6 +57,7 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
             capture_output=True,
             text=True,
             timeout=400,
+            preexec_fn=lambda: os.umask(0o002),  # a loose umask: the world's files stay private
         )
 
     def cli(*args: str) -> dict:
@@ -74,8 +77,11 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
         assert "the local world is running" in first.stdout
         assert "admin password:" in first.stdout and "/ui/" in first.stdout
+        # every file of the world (databases, logs, sockets, conf.d files with invite codes, the
+        # user wallets, world.json with the admin password) 0600, every folder 0700
+        assert loose_entries(clone / ".devnet") == []
         world_file = clone / ".devnet" / "world.json"
-        assert oct(world_file.stat().st_mode & 0o777) == "0o600"
+        assert {"run", "data", "users"} <= {p.name for p in world_file.parent.iterdir()}
         world = json.loads(world_file.read_text())
         assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
         assert world["gateway"]["api_url"].endswith(env["GATEWAY_API_BIND"])
@@ -109,6 +115,8 @@ def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
         for program in ("gateway-api", "gateway-router", "regtestd", "devfed-alpha"):
             assert program in status.stdout
         assert status.stdout.count("RUNNING") >= 8  # 6 programs and one actor per federation
+
+        assert loose_entries(clone / ".devnet") == []  # after the CLIs' payments too
 
         # stop, then run again: the same world comes back (make stop waits until it is down)
         balance = cli("fed-cli", "balance")["balance_msat"]

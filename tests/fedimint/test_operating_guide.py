@@ -35,6 +35,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
+from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
 from .conftest import User
@@ -78,6 +79,7 @@ class Guide:
             stderr=subprocess.STDOUT,
             cwd=REPO,
             start_new_session=True,
+            preexec_fn=lambda: os.umask(0o002),  # a loose umask: the gateway's files stay private
         )
 
 
@@ -401,3 +403,13 @@ def test_the_operating_guide_on_a_real_lnd(
         timeout=10,
     ).text
     assert "gateway_lightning_extension_connected 1.0" in metrics
+
+    # secrets and files stay private: run and data folders 0700 throughout, files 0600, though
+    # the gateway was started under umask 002; only the API front holds its secrets
+    base = deployed["data_dir"].parent
+    assert loose_entries(base / "run") == [] and loose_entries(base / "data") == []
+    pids = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
+    assert set(API_SECRETS) <= set(environ(pids.pop("gateway-api")))
+    assert {n: set(API_SECRETS) & set(environ(pid)) for n, pid in pids.items()} == {
+        n: set() for n in pids
+    }
