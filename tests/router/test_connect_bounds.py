@@ -16,6 +16,7 @@ import pytest
 from devworld.fedlib.tx import encode_invite
 from fmclient.invite import InviteCode
 from gwcore.errors import GatewayError, RateLimited
+from gwcore.extension import ExtensionEndpoint
 from services.router.gateway import UNREACHABLE, GatewayCore
 from services.router.registry import FederationRegistry
 
@@ -35,7 +36,7 @@ def _core(tmp_path: Path, **bounds: float) -> GatewayCore:
         _NoBroker(),  # type: ignore[arg-type]
         registry,
         None,
-        lnrpc_address="127.0.0.1:1",
+        extension=ExtensionEndpoint.parse("unix:/tmp/fmgw-none/extension.sock"),
         actor_env={},
         **bounds,  # type: ignore[arg-type]
     )

@@ -12,6 +12,7 @@ import pytest
 
 from gwcore.constants import METHOD_ACTOR_INFO, METHOD_CLAIM_OUTGOING, METHOD_RELEASE_OUTGOING
 from gwcore.errors import GatewayError, InvalidInput, PaymentsInFlight, ServiceNotReady
+from gwcore.extension import ExtensionEndpoint
 from services.router.gateway import GatewayCore
 from services.router.registry import FederationRegistry
 
@@ -39,7 +40,13 @@ class FakeCall:
 def _core(path: Path) -> tuple[GatewayCore, FakeBroker]:
     broker = FakeBroker()
     registry = FederationRegistry(path / "router.sqlite")
-    core = GatewayCore(broker, registry, None, lnrpc_address="127.0.0.1:9", actor_env={})  # type: ignore[arg-type]
+    core = GatewayCore(
+        broker,
+        registry,
+        None,
+        extension=ExtensionEndpoint.parse("unix:/tmp/fmgw-none/extension.sock"),
+        actor_env={},
+    )  # type: ignore[arg-type]
     return core, broker
 
 
