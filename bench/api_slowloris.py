@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gwcore import constants as C  # noqa: E402
+from peers.harness.procs import stop_group  # noqa: E402
 from tests.api.slowclients import SlowClients, timed_get, timed_post  # noqa: E402
 
 
@@ -126,11 +126,7 @@ def main() -> None:
             )
             result[part] = r
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, 30)
     print(json.dumps(result))
 
 

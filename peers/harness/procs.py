@@ -3,6 +3,7 @@ end of their log when they die, stopped (SIGTERM, then SIGKILL) with everything 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -62,6 +63,20 @@ def free_ports(n: int) -> list[int]:
 def free_port() -> int:
     """One port of `free_ports`."""
     return free_ports(1)[0]
+
+
+def stop_group(popen: subprocess.Popen, timeout: float = 60) -> None:
+    """Stop a process started in its own session (supervisord, gunicorn): SIGTERM and wait up to
+    `timeout` s for it to stop its children itself; then SIGKILL its whole process group."""
+    if popen.poll() is not None:
+        return
+    popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(5)
 
 
 class Proc:

@@ -7,7 +7,6 @@ Retry-After, and tell the users of a trusted reverse proxy apart."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from gwcore import constants as C
+from peers.harness.procs import stop_group
 
 from .fakes import CID, FED
 from .slowclients import SlowClients, timed_get, timed_post
@@ -76,12 +76,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc, 30)
 
 
 @pytest.mark.parametrize("slow_part", ["headers", "body"])

@@ -24,15 +24,6 @@ from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from tests.contract.cln_harness import FakeLightningd, final_payload, scid_str
-from tests.regtest.test_regtestd_process import Regtestd
-
-
-@pytest.fixture(scope="module")
-def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    r = Regtestd(tmp_path_factory.mktemp("cln-hold") / "rt")
-    r.info = r.start()
-    yield r
-    r.kill()
 
 
 @pytest.fixture

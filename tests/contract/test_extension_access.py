@@ -35,16 +35,7 @@ from services.cli.extension_certs import make_extension_certs
 from services.lnrpc.server import ExtensionServer
 from services.lnrpc.sim import SimBackend
 from tests.contract.cln_harness import FakeLightningd
-from tests.regtest.test_regtestd_process import Regtestd
 from tests.strangers import connect_as_nobody
-
-
-@pytest.fixture(scope="module")
-def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    r = Regtestd(tmp_path_factory.mktemp("access") / "rt")
-    r.info = r.start()
-    yield r
-    r.kill()
 
 
 @pytest.fixture

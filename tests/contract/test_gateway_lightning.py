@@ -25,13 +25,12 @@ from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 from services.lnrpc.lnd import LndBackend
-from services.lnrpc.server import ExtensionServer
+from services.lnrpc.server import SERVICE_NAME, ExtensionServer
 from services.lnrpc.sim import SimBackend
 from tests.contract.cln_harness import FakeLightningd
 from tests.contract.lnd_standin import LndStandIn
 from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
-from tests.regtest.test_regtestd_process import Regtestd
 
 # sim, cln (harness) and lnd-standin answer from the simulated world; lnd is a real lnd
 BACKENDS = ["sim", "cln", "lnd-standin", "lnd"]
@@ -45,14 +44,6 @@ CANCEL_FAILURE = {
 }
 
 
-@pytest.fixture(scope="module")
-def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    r = Regtestd(tmp_path_factory.mktemp("contract") / "rt")
-    r.info = r.start()
-    yield r
-    r.kill()
-
-
 @pytest.fixture
 def socket_address() -> Iterator[str]:
     """`unix:` address of a socket in a fresh folder (short: unix socket paths are bounded)."""
@@ -62,6 +53,24 @@ def socket_address() -> Iterator[str]:
 
 
 Stub = tuple[pb_grpc.GatewayLightningStub, RegtestNet | LndNet, str]
+
+
+async def _until_serving(channel: grpc.aio.Channel, timeout: float = 30) -> None:
+    """The extension's health SERVING: ready for HTLCs (for LND: its interceptor attached; an
+    HTLC sent before that is failed by a node that requires an interceptor, as lnd does)."""
+    health = health_pb2_grpc.HealthStub(channel)
+    req = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if (
+                await health.Check(req, timeout=2)
+            ).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.aio.AioRpcError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "the extension never said SERVING"
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -101,6 +110,7 @@ async def stub(request, socket_address: str) -> AsyncIterator[Stub]:  # type: ig
             await asyncio.to_thread(harness.start)
     channel = ExtensionEndpoint.parse(listen).channel()
     try:
+        await _until_serving(channel)
         yield pb_grpc.GatewayLightningStub(channel), net, request.param
     finally:
         await channel.close()

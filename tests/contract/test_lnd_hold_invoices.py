@@ -20,15 +20,6 @@ from gwproto import lnd_lightning_pb2 as ln
 from services.lnrpc.backend import BackendError, HtlcAction, InvoiceExists
 from services.lnrpc.lnd import LndBackend
 from tests.contract.lnd_standin import LndStandIn
-from tests.regtest.test_regtestd_process import Regtestd
-
-
-@pytest.fixture(scope="module")
-def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    r = Regtestd(tmp_path_factory.mktemp("lnd-hold") / "rt")
-    r.info = r.start()
-    yield r
-    r.kill()
 
 
 class Lnd:

@@ -25,15 +25,6 @@ from services.lnrpc.lnd import _Macaroon
 from tests.contract.lnd_standin import LndStandIn
 from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
-from tests.regtest.test_regtestd_process import Regtestd
-
-
-@pytest.fixture(scope="module")
-def regtestd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    r = Regtestd(tmp_path_factory.mktemp("rules") / "rt")
-    r.info = r.start()
-    yield r
-    r.kill()
 
 
 def _channel(host: str, cert: bytes, macaroon: bytes) -> grpc.aio.Channel:

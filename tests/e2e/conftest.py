@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from gwcore.constants import ROUTER_ENDPOINT_NAME
 from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
-from peers.harness.procs import free_port
+from peers.harness.procs import free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -132,11 +131,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "password": (run_dir / "admin-password").read_text().strip(),
         }
     finally:
-        sup.send_signal(signal.SIGTERM)
-        try:
-            sup.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(sup.pid, signal.SIGKILL)
+        stop_group(sup)
         log_file.close()
         subprocess.run(["rm", "-rf", str(base)], check=False)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,10 +30,11 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from deploy.api_front import API_SECRETS_FILE
 from gwcore.constants import PROGRAM_ACTOR_PREFIX
+from peers.harness.procs import free_port, stop_group
 from services.cli.client import ApiError, GatewayApi
 from tests.private_files import API_SECRETS, environ, loose_entries
 
-from .conftest import _free_port, wait_until
+from .conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LOOSE_UMASK = 0o002
@@ -60,11 +60,7 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)  # supervisord (the launcher replaced itself with it)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_group(proc)  # supervisord (the launcher replaced itself with it)
 
 
 def _programs(run_dir: Path) -> dict[str, int]:
@@ -104,15 +100,14 @@ def base() -> Iterator[Path]:
 
 def test_the_make_run_tree_keeps_its_files_and_secrets_private(base: Path) -> None:
     run_dir, data_dir = base / "run", base / "data"
-    api_bind = f"127.0.0.1:{_free_port()}"
+    api_bind = f"127.0.0.1:{free_port()}"
     env = {
         **_clean_env(),
         "GATEWAY_RUN_DIR": str(run_dir),
         "GATEWAY_DATA_DIR": str(data_dir),
         "GATEWAY_API_BIND": api_bind,
         "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
-        "GATEWAY_LNRPC_LISTEN": f"127.0.0.1:{_free_port()}",
-    }
+    }  # the extension on its default socket in the run dir (whose modes are checked too)
     base.mkdir()  # as a user would have it: not private, and left as it is
     proc = _start(["deploy.launch"], env, Path(f"{base}.log"))
     try:
@@ -173,7 +168,7 @@ def test_the_make_run_tree_keeps_its_files_and_secrets_private(base: Path) -> No
 
 def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path) -> None:
     run_dir, data_dir = base / "run", base / "data"
-    api_bind = f"127.0.0.1:{_free_port()}"
+    api_bind = f"127.0.0.1:{free_port()}"
     password_hash = bcrypt.hashpw(b"operator password", bcrypt.gensalt(rounds=4)).decode()
     base.mkdir()
     env_file = base / "gateway.env"
@@ -186,7 +181,7 @@ def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path)
                 "GATEWAY_API_METRICS_TOKEN=scrape-me",
                 f"GATEWAY_API_BIND={api_bind}",
                 f"GATEWAY_ROUTER_PUBLIC_API_URL=http://{api_bind}",
-                f"GATEWAY_LNRPC_LISTEN=127.0.0.1:{_free_port()}",  # nobody there: CLN's part
+                # CLN's part, nobody there: the plugin's socket in the run dir (the default)
                 "GATEWAY_RUN_EXTENSION=false",
             ]
         )

@@ -20,7 +20,7 @@ from bus import ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
 from gwcore.extension import ExtensionEndpoint
-from peers.harness.procs import free_port
+from peers.harness.procs import free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,12 +58,7 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        sup.send_signal(signal.SIGTERM)
-        try:
-            sup.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(sup.pid, signal.SIGKILL)
-            sup.wait(5)
+        stop_group(sup)
 
 
 def _healthy(url: str) -> bool:
