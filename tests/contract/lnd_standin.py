@@ -325,9 +325,9 @@ class LndStandIn(InvoicesStandIn, ln_grpc.LightningServicer, router_grpc.RouterS
     async def _intercept(self, session: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
         """The world's interception websocket of our node. The world takes one at a time and
         sees the previous one (the idle failer, or a stream just ended) closed a moment after we
-        closed it, answering 409 meanwhile: asked again for up to 5 s."""
+        closed it, answering 409 meanwhile: asked again for up to 30 s (a loaded machine)."""
         url = self.info["api_url"] + f"/v1/nodes/{self.node}/htlcs/intercept"
-        for _ in range(50):
+        for _ in range(300):
             try:
                 return await session.ws_connect(url)
             except aiohttp.WSServerHandshakeError as e:

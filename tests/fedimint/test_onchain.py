@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -74,7 +75,9 @@ async def test_peg_in_then_withdraw_to_every_address_type(
         # withdrawals to every standard type; bitcoind's own wallet knows the first four
         targets = {t: bitcoind.new_address(t) for t in ("legacy", "p2sh-segwit", "bech32")}
         targets["bech32m"] = bitcoind.new_address("bech32m")
-        targets["p2wsh"] = p2wsh(b"\x51", "regtest")  # OP_TRUE: anyone can spend, fine here
+        # <16 random bytes> OP_DROP OP_TRUE: anyone can spend, fine here, and an address of this
+        # run alone (a fixed script's address also holds the other federation's withdrawal)
+        targets["p2wsh"] = p2wsh(bytes([16]) + os.urandom(16) + b"\x75\x51", "regtest")
         for kind, to in targets.items():
             before = mint.balance_msat()
             quote = await wallet.quote(to, 10_000)
