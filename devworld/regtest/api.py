@@ -256,8 +256,8 @@ class LightningApi:
         name = request.match_info["name"]
         queue = self.payments.watch_invoices(name)
         ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        try:
+        try:  # a client gone during the handshake leaves no watcher behind
+            await ws.prepare(request)
             await _pump(ws, queue)
         finally:
             self.payments.unwatch_invoices(name, queue)
@@ -313,9 +313,8 @@ class LightningApi:
         """Websocket: the server sends each held HTLC as JSON; the client answers
         {"id", "action", "preimage"?, "failure_code"?} and gets {"ack": id, "ok", "error"?}."""
         name = request.match_info["name"]
-        queue = self.payments.subscribe_htlcs(name)
+        queue = self.payments.subscribe_htlcs(name)  # 409 while another interceptor holds it
         ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
 
         async def on_message(data: Any) -> None:
             try:
@@ -332,7 +331,8 @@ class LightningApi:
                     }
                 )
 
-        try:
+        try:  # a client gone during the handshake must not keep the node's interceptor slot
+            await ws.prepare(request)
             await _pump(ws, queue, on_message)
         finally:
             self.payments.unsubscribe_htlcs(name, queue)
