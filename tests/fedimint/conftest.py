@@ -64,12 +64,14 @@ def federation4(
 
 
 class User:
-    """A fedimint-cli 0.13.0 user: one data dir, one command per process, JSON out."""
+    """A fedimint-cli 0.13.0 user: one data dir, one command per process, JSON out. A command
+    may take minutes on a machine whose cores are kept busy (a 4-guardian federation's consensus
+    starved of CPU): its time limit only catches a hang, never a slow machine."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
 
-    def __call__(self, *args: str, timeout: float = 120) -> object:
+    def __call__(self, *args: str, timeout: float = 400) -> object:
         out = subprocess.run(
             [str(fedimint_bin("fedimint-cli")), "--data-dir", str(self.data_dir), *args],
             capture_output=True,
