@@ -29,6 +29,8 @@ from .bitcoind import Bitcoind
 from .procs import PeerFailed, Proc, free_ports
 
 DEFAULT_MODULES = ("lnv2", "meta", "mintv2", "walletv2")
+# what fedimintd 0.11 and older set up by default: every federation that has users today
+V1_MODULES = ("ln", "lnv2", "meta", "mint", "wallet")
 
 
 class GuardianApiError(RuntimeError):

@@ -16,7 +16,7 @@ import pytest
 
 from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
-from peers.harness.fedimintd import Federation, start_federation
+from peers.harness.fedimintd import V1_MODULES, Federation, start_federation
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +41,11 @@ def bitcoind(peer_dir: Path) -> Iterator[Bitcoind]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _federation(bitcoind: Bitcoind, folder: Path, guardians: int) -> Iterator[Federation]:
-    fed = start_federation(folder, bitcoind, guardians=guardians)
+def _federation(
+    bitcoind: Bitcoind, folder: Path, guardians: int, modules: tuple[str, ...] | None = None
+) -> Iterator[Federation]:
+    extra = {"modules": modules} if modules else {}
+    fed = start_federation(folder, bitcoind, guardians=guardians, **extra)
     try:
         yield fed
     finally:
@@ -61,6 +64,23 @@ def federation4(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
     yield from _federation(bitcoind, tmp_path_factory.mktemp("fed4"), 4)
+
+
+@pytest.fixture(scope="module")
+def federation1_v1(
+    bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    """A 1-guardian federation with the modules fedimintd 0.11 set up by default (V1_MODULES:
+    ln, lnv2, meta, mint, wallet), the shape of every federation that has users today."""
+    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1v1"), 1, V1_MODULES)
+
+
+@pytest.fixture(scope="module")
+def federation4_v1(
+    bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    """The same with 4 guardians."""
+    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed4v1"), 4, V1_MODULES)
 
 
 class User:
