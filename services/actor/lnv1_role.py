@@ -44,7 +44,7 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     METHOD_PAYMENT_HASH_OWNER,
 )
-from gwcore.errors import GatewayError, NotFound
+from gwcore.errors import NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .lnv1_receive import RECEIVE_IN_FLIGHT, RECEIVE_STATUS, Lnv1Receiver

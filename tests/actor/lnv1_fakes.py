@@ -147,13 +147,13 @@ class FakeLightning:
         self.status, self.preimage, self.height = status, preimage, height
         self.paid: list[lnpb.PayInvoiceRequest] = []
 
-    async def PayInvoice(self, req: lnpb.PayInvoiceRequest, timeout: float) -> Any:  # noqa: N802
+    async def PayInvoice(self, req: lnpb.PayInvoiceRequest, timeout: float) -> Any:
         self.paid.append(req)
         return lnpb.PayInvoiceResponse(
             status=self.status, preimage=self.preimage, fee_msat=1_234, failure_reason="no route"
         )
 
-    async def GetNodeInfo(self, req: Any, timeout: float) -> Any:  # noqa: N802
+    async def GetNodeInfo(self, req: Any, timeout: float) -> Any:
         return lnpb.GetNodeInfoResponse(
             pub_key=NODE_KEY.public_key.format(), block_height=self.height
         )

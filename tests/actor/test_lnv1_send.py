@@ -256,7 +256,7 @@ async def test_swaps_settle_or_cancel_without_lightning(tmp_path: Path) -> None:
     async def wrong(inv: Any, cid: str) -> dict:  # a preimage that is not the hash's: unpaid
         return {"action": "settle", "preimage": "00" * 32}
 
-    sender, mint, ln = _setup(tmp_path / "c", FakeLightning(lnpb.FAILED), swap=wrong)
+    sender, _, ln = _setup(tmp_path / "c", FakeLightning(lnpb.FAILED), swap=wrong)
     with pytest.raises(PaymentFailed):
         await sender.pay_invoice(_body())
 
