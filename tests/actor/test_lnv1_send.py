@@ -239,7 +239,7 @@ async def test_swaps_settle_or_cancel_without_lightning(tmp_path: Path) -> None:
         asked.append(inv.payment_hash)
         return {"action": "settle", "preimage": PREIMAGE.hex()}
 
-    sender, mint, ln = _setup(tmp_path / "a", swap=settle)
+    sender, _mint, ln = _setup(tmp_path / "a", swap=settle)
     assert (await sender.pay_invoice(_body()))["preimage"] == PREIMAGE.hex()
     assert ln.paid == [] and asked == [HASH.hex()]
     (row,) = sender.log_rows(0, None, 10)
@@ -248,7 +248,7 @@ async def test_swaps_settle_or_cancel_without_lightning(tmp_path: Path) -> None:
     async def refuse(inv: Any, cid: str) -> dict:
         return {"action": "cancel", "reason": "no offer"}
 
-    sender, mint, ln = _setup(tmp_path / "b", swap=refuse)
+    sender, _, ln = _setup(tmp_path / "b", swap=refuse)
     with pytest.raises(PaymentFailed, match="swap refused: no offer"):
         await sender.pay_invoice(_body())
     assert ln.paid == [] and sender.row(_contract().contract_id.hex())["state"] == "cancelled"
