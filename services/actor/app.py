@@ -49,6 +49,7 @@ from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
+from .lnv1_role import Lnv1Role
 from .lnv2_role import Lnv2Role
 from .outgoing import RouterPaymentHashClaims
 from .roles import LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
@@ -103,7 +104,9 @@ class Actor:
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             identity=f"actor-client-{settings.federation_id[:16]}",
         )
-        self.swaps = Swaps(self.bus, settings.federation_id, self.lnrpc, self._local_htlc)
+        self.swaps = Swaps(
+            self.bus, settings.federation_id, settings.scid, self.lnrpc, self._local_htlc
+        )
         self.roles = self._lightning_roles()
         # each bus method (an HTLC: by how it reached us) to the one role that serves it
         self.routes = {m: h for role in self.roles for m, h in role.bus_methods().items()}
@@ -149,6 +152,22 @@ class Actor:
                     self.bus,
                     hashes,
                     self.settings.public_api_url,
+                    self.swaps,
+                )
+            )
+        if "ln" in federation.modules:
+            roles.append(
+                Lnv1Role(
+                    federation.mint,
+                    self.key,
+                    self.lnrpc,
+                    self.fees,
+                    self.settings.federation_id,
+                    self.bus,
+                    hashes,
+                    self.settings.scid,
+                    self.settings.public_api_url,
+                    self.settings.registration_ttl_s,
                     self.swaps,
                 )
             )

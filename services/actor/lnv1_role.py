@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -38,13 +37,8 @@ from fmclient.lnv1_gateway import (
 )
 from fmclient.wallet import MintWallet
 from gwcore.constants import (
-    GATEWAY_SERVICE,
-    METHOD_ACTOR_HTLC,
     METHOD_ACTOR_PAY,
-    METHOD_LIST_FEDS,
-    METHOD_PAYMENT_HASH_OWNER,
 )
-from gwcore.errors import NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .lnv1_receive import RECEIVE_IN_FLIGHT, RECEIVE_STATUS, Lnv1Receiver
@@ -52,6 +46,7 @@ from .lnv1_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv1Sender
 from .lnv2_role import _transient  # the bus rule: only definite answers are final
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_SCID, Handler
+from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL_S = 600  # gatewayd's, renewed every 8.5 min; we renew every third of it
@@ -151,45 +146,6 @@ class Lnv1Registration:
         return [a for ans in answers if isinstance(ans, list) for a in parse_gateways(ans)]
 
 
-async def swap_by_scid(
-    bus: BusClient, federation_id: str, scid: int, payload: dict, message_id: str
-) -> dict | None:
-    """The decision of the served federation whose LNv1 scid the invoice's last hop names (its
-    actor funds its incoming contract as for an HTLC); None when no running federation has it."""
-    feds = json.loads(await bus.request(GATEWAY_SERVICE, METHOD_LIST_FEDS, b"{}", timeout=10))
-    target = next(
-        (f for f in feds["federations"] if f["scid"] == scid and f["state"] == "running"), None
-    )
-    if target is None:
-        return None
-    raw = await bus.request(
-        target["federation_id"], METHOD_ACTOR_HTLC, json.dumps(payload).encode(),
-        timeout=120, retries=3, idempotent=False, message_id=message_id,
-    )  # fmt: skip
-    return dict(json.loads(raw))
-
-
-async def swap_by_hash(
-    bus: BusClient, payment_hash: str, amount_msat: int, message_id: str
-) -> dict | None:
-    """The decision of the served federation whose LNv2 incoming contract (our hold invoice)
-    has this hash; None when none has."""
-    body = json.dumps({"payment_hash": payment_hash}).encode()
-    try:
-        owner = json.loads(
-            await bus.request(GATEWAY_SERVICE, METHOD_PAYMENT_HASH_OWNER, body, timeout=10)
-        )["federation_id"]
-    except NotFound:
-        return None
-    htlc = {"payment_hash": payment_hash, "incoming_amount_msat": amount_msat,
-            "hold_invoice": True, "swap": True}  # fmt: skip
-    raw = await bus.request(
-        owner, METHOD_ACTOR_HTLC, json.dumps(htlc).encode(),
-        timeout=120, retries=3, idempotent=False, message_id=message_id,
-    )  # fmt: skip
-    return dict(json.loads(raw))
-
-
 class Lnv1Role:
     """The actor's role for a federation's `ln` module (roles.LightningRole): registration,
     `/pay_invoice` (bus METHOD_ACTOR_PAY with the whole PayInvoicePayload), HTLCs intercepted
@@ -209,6 +165,7 @@ class Lnv1Role:
         scid: int,
         public_api_url: str,
         ttl_s: int = DEFAULT_TTL_S,
+        swaps: Swaps | None = None,
     ) -> None:
         self.key, self.lnrpc, self.fees, self.bus = key, lnrpc, fees, bus
         self.federation_id, self.scid = federation_id, scid
@@ -217,7 +174,7 @@ class Lnv1Role:
         )
         self.registered: dict | None = None
         self._reregister = asyncio.Event()
-        self.sender = Lnv1Sender(mint, key, lnrpc, fees, federation_id, self.swap, hashes)
+        self.sender = Lnv1Sender(mint, key, lnrpc, fees, federation_id, swaps, hashes)
         self.receiver = Lnv1Receiver(mint, key, lnrpc, fees, federation_id)
 
     def bus_methods(self) -> dict[str, Handler]:
@@ -270,40 +227,6 @@ class Lnv1Role:
 
     async def handle_htlc(self, htlc: dict) -> dict:
         return await _transient(self.receiver.handle_htlc(htlc), "LNv1 receive")
-
-    async def swap(self, invoice: Any, contract_id: str) -> dict | None:
-        """The decision of the served federation `invoice` (decoded) pays without Lightning:
-        LNv1 by its first route hint's last hop (our node, a federation's scid; ours too),
-        LNv2 by its payee (our node's hold invoice); None when it pays none of them."""
-        me = (await self.registration_node()).hex()
-        hop = invoice.route_hints[0].routes[-1] if invoice.route_hints else None
-        if hop is not None and hop.public_key == me:
-            block, tx, out = (int(x) for x in hop.short_channel_id.split("x"))
-            scid = (block << 40) | (tx << 16) | out
-            htlc = {
-                "payment_hash": invoice.payment_hash,
-                "incoming_amount_msat": invoice.amount_msat,
-                "outgoing_amount_msat": invoice.amount_msat,
-                "incoming_expiry": 0,
-                "short_channel_id": scid,
-                "incoming_chan_id": 0,
-                "htlc_id": int(contract_id[:12], 16),
-                "swap": True,
-            }
-            if scid == self.scid:  # payer and payee in this federation
-                return await self.receiver.handle_htlc(htlc)
-            return await swap_by_scid(self.bus, scid, htlc, f"lnv1-swap-{contract_id}")
-        if invoice.payee == me:
-            return await swap_by_hash(
-                self.bus, invoice.payment_hash, invoice.amount_msat, f"lnv1-swap-{contract_id}"
-            )
-        return None
-
-    async def registration_node(self) -> bytes:
-        if self.registration.last is not None:
-            return self.registration.last.info.node_pub_key
-        node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-        return bytes(node.pub_key)
 
     # --- books --------------------------------------------------------------------------------
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:

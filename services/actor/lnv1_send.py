@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +56,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
+from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 TIMELOCK_DELTA = 10  # gatewayd's blocks of margin below the contract's timelock
@@ -103,7 +103,6 @@ SEND_STATUS = {"paid": "settled", "claimed": "settled", "claim_refused": "settle
 SEND_STATUS |= {"cancelled": "failed", "cancel_refused": "failed"}
 SEND_FINAL = SEND.in_states(*(s for s in S if SEND.final(s)))
 SEND_IN_FLIGHT = SEND.in_states(S.PAYING, S.PAID, S.CANCELLING)
-Swap = Callable[[Any, str], Awaitable[dict | None]]
 
 
 class Lnv1Sender:
@@ -114,14 +113,14 @@ class Lnv1Sender:
         lnrpc: Any,
         fees: dict,
         federation_id: str,
-        swap: Swap | None = None,
+        swaps: Swaps | None = None,
         hashes: PaymentHashClaims | None = None,
     ) -> None:
-        """`swap(decoded invoice, contract_id)`: the decision of the served federation the
-        invoice pays ({action: settle, preimage} | {action: cancel, reason}), or None when it
-        pays no federation we serve. `hashes`: the gateway's claims of payment hashes."""
+        """`swaps`: the decision of a served federation that is the invoice's payee
+        ({action: settle, preimage} | {action: cancel, reason}; swaps.py), no Lightning then.
+        `hashes`: the gateway's claims of payment hashes."""
         self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swap, self.hashes = federation_id, swap, hashes
+        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
         self.module = mint.config.module_id("ln")
         self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
         self.db = mint.db
@@ -245,8 +244,10 @@ class Lnv1Sender:
         if self.hashes is not None and not await self.hashes.claim(ph, cid):
             log.warning("LNv1 send %s refused: %s", cid, DUPLICATE_PAYMENT_REASON)
             return self._put(cid, S.CANCELLING, error=DUPLICATE_PAYMENT_REASON)
-        if self.swap is not None:
-            decision = await self.swap(bolt11_decode(row["invoice"]), cid)
+        if self.swaps is not None:
+            decision = await self.swaps.decide(
+                row["invoice"], row["amount_msat"], f"lnv1-swap-{cid}"
+            )
             if decision is not None:
                 if decision.get("action") == "settle" and _hashes_to(decision["preimage"], ph):
                     return self._put(

@@ -41,10 +41,13 @@ def scid_of(text: str) -> int:
 
 
 class Swaps:
-    def __init__(self, bus: BusClient, federation_id: str, lnrpc: Any, local: Local) -> None:
-        """`local(route, htlc)`: this actor's own handler of an HTLC of `route` (roles.HTLC_HOLD
-        or HTLC_SCID), for a payer and payee of this federation."""
+    def __init__(
+        self, bus: BusClient | None, federation_id: str, scid: int, lnrpc: Any, local: Local
+    ) -> None:
+        """`scid`: this federation's. `local(route, htlc)`: this actor's own handler of an HTLC
+        of `route` (roles.HTLC_HOLD or HTLC_SCID), for a payer and payee of this federation."""
         self.bus, self.federation_id, self.lnrpc, self.local = bus, federation_id, lnrpc, local
+        self.scid = scid
         self._node_key: str | None = None
 
     async def node_key(self) -> str:
@@ -89,6 +92,7 @@ class Swaps:
     ) -> dict | None:
         """The decision of the federation whose hold invoice has this hash, or None."""
         body = json.dumps({"payment_hash": payment_hash}).encode()
+        assert self.bus is not None
         try:
             owner = json.loads(
                 await self.bus.request(GATEWAY_SERVICE, METHOD_PAYMENT_HASH_OWNER, body, timeout=10)
@@ -105,6 +109,9 @@ class Swaps:
 
     async def to_scid(self, scid: int, htlc: dict, message_id: str) -> dict | None:
         """The decision of the running federation with `scid`, or None if none has it."""
+        if scid == self.scid:
+            return await self.local(HTLC_SCID, htlc)
+        assert self.bus is not None
         feds = json.loads(
             await self.bus.request(GATEWAY_SERVICE, METHOD_LIST_FEDS, b"{}", timeout=10)
         )["federations"]
@@ -116,6 +123,7 @@ class Swaps:
     async def _ask(self, owner: str, route: str, htlc: dict, message_id: str) -> dict:
         if owner == self.federation_id:  # payer and payee of this federation
             return await self.local(route, htlc)
+        assert self.bus is not None
         raw = await self.bus.request(
             owner,
             METHOD_ACTOR_HTLC,

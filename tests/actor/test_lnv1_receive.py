@@ -170,18 +170,23 @@ async def test_the_role_swaps_within_its_federation_without_lightning(tmp_path: 
     from bolt11 import decode
 
     from services.actor.lnv1_role import Lnv1Role
+    from services.actor.swaps import Swaps
 
     from .lnv1_fakes import NODE, invoice
 
     _receiver, mint = _setup(tmp_path)
+    fed = config().federation_id
+    swaps = Swaps(
+        None, fed, 7, FakeLightning(), lambda route, htlc: role.bus_methods()[route](htlc)
+    )
     role = Lnv1Role(
         mint, KEY, FakeLightning(), {"base_msat": 0, "proportional_millionths": 0},  # type: ignore[arg-type]
-        config().federation_id, None, None, scid=7, public_api_url="http://127.0.0.1:8175",  # type: ignore[arg-type]
+        fed, None, None, scid=7, public_api_url="http://127.0.0.1:8175", swaps=swaps,  # type: ignore[arg-type]
     )  # fmt: skip
     assert set(role.bus_methods()) == {"actor.pay_invoice", "actor.htlc:scid"}
-    paid = decode(invoice(bytes.fromhex(PREIMAGE), 100_000, hint_scid=7))
-    assert paid.route_hints[0].routes[-1].public_key == NODE
-    decision = await role.swap(paid, "ab" * 32)
+    paid = invoice(bytes.fromhex(PREIMAGE), 100_000, hint_scid=7)
+    assert decode(paid).route_hints[0].routes[-1].public_key == NODE
+    decision = await swaps.decide(paid, 100_000, "lnv1-swap-" + "ab" * 32)
     assert decision == {"action": "settle", "preimage": PREIMAGE}
     assert role.receiver.row(PH)["htlc"] == "swap"
-    assert await role.swap(decode(invoice(bytes(32), 1_000)), "cd" * 32) is None  # not ours
+    assert await swaps.decide(invoice(bytes(32), 1_000), 1_000, "x") is None  # not ours

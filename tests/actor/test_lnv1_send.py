@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
 from fmclient.encoding import Reader
@@ -232,30 +233,32 @@ async def test_a_refused_claim_still_answers_the_preimage(tmp_path: Path) -> Non
     assert sender.row(cid)["state"] == "claim_refused"
 
 
+class FakeSwaps:
+    """swaps.Swaps as a send sees it: the payee federation's decision, and what was asked."""
+
+    def __init__(self, answer: dict | None) -> None:
+        self.answer, self.asked = answer, []
+
+    async def decide(self, invoice: str, amount_msat: int, message_id: str) -> dict | None:
+        self.asked.append((bolt11_decode(invoice).payment_hash, amount_msat))
+        return self.answer
+
+
 async def test_swaps_settle_or_cancel_without_lightning(tmp_path: Path) -> None:
-    asked: list[str] = []
-
-    async def settle(inv: Any, cid: str) -> dict:
-        asked.append(inv.payment_hash)
-        return {"action": "settle", "preimage": PREIMAGE.hex()}
-
+    settle = FakeSwaps({"action": "settle", "preimage": PREIMAGE.hex()})
     sender, _mint, ln = _setup(tmp_path / "a", swap=settle)
     assert (await sender.pay_invoice(_body()))["preimage"] == PREIMAGE.hex()
-    assert ln.paid == [] and asked == [HASH.hex()]
+    assert ln.paid == [] and settle.asked == [(HASH.hex(), AMOUNT)]
     (row,) = sender.log_rows(0, None, 10)
     assert (row["direction"], row["fee_earned_msat"]) == ("swap", 626_000)
 
-    async def refuse(inv: Any, cid: str) -> dict:
-        return {"action": "cancel", "reason": "no offer"}
-
+    refuse = FakeSwaps({"action": "cancel", "reason": "no offer"})
     sender, _, ln = _setup(tmp_path / "b", swap=refuse)
     with pytest.raises(PaymentFailed, match="swap refused: no offer"):
         await sender.pay_invoice(_body())
     assert ln.paid == [] and sender.row(_contract().contract_id.hex())["state"] == "cancelled"
 
-    async def wrong(inv: Any, cid: str) -> dict:  # a preimage that is not the hash's: unpaid
-        return {"action": "settle", "preimage": "00" * 32}
-
+    wrong = FakeSwaps({"action": "settle", "preimage": "00" * 32})  # not the hash's: unpaid
     sender, _, ln = _setup(tmp_path / "c", FakeLightning(lnpb.FAILED), swap=wrong)
     with pytest.raises(PaymentFailed):
         await sender.pay_invoice(_body())
