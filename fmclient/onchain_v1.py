@@ -37,7 +37,7 @@ from gwcore.states import StateMachine
 from .chain import ChainError, ChainOutput, ChainSource
 from .encoding import Reader
 from .mintv2 import EcashError
-from .onchain import OnchainError
+from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, from_serde
 from .wallet import Foreign, MintWallet, Rejected
 from .walletv1 import (
@@ -53,7 +53,6 @@ from .walletv1 import (
     peg_out_outcome_txid,
     peg_out_output,
 )
-from .walletv2 import PegInAddress
 
 MAX_CLAIMS = 10  # claims of one deposit refused for a passing reason before it is given up
 
@@ -110,13 +109,6 @@ WITHDRAWAL = StateMachine(
 )  # fmt: skip
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS v1_peg_in_addresses (
-    address TEXT PRIMARY KEY, script TEXT NOT NULL UNIQUE, tweak_secret BLOB NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS v1_peg_in_ready (
-    address TEXT PRIMARY KEY, script TEXT NOT NULL, tweak_secret BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS v1_deposits (
     id INTEGER PRIMARY KEY AUTOINCREMENT, outpoint TEXT NOT NULL UNIQUE, address TEXT NOT NULL,
     value_sat INTEGER NOT NULL, height INTEGER NOT NULL, block_hash TEXT NOT NULL,
@@ -150,7 +142,9 @@ class WithdrawQuoteV1:
         return PegOutFees(self.sats_per_kvb, self.total_weight)
 
 
-class OnchainWalletV1:
+class OnchainWalletV1(OnchainCommon):
+    ADDRESSES, READY, ERRORS = "v1_peg_in_addresses", "v1_peg_in_ready", WALLET_ERRORS
+
     def __init__(self, mint: MintWallet, chain: ChainSource, proof_only: bool = False) -> None:
         """`proof_only`: always claim with the peg-in proof (input V0), never V1."""
         self.mint, self.api, self.db, self.chain = mint, mint.api, mint.db, chain
@@ -158,10 +152,8 @@ class OnchainWalletV1:
         self.module = mint.config.module_id("wallet")
         self.config = WalletV1Config.from_bytes(mint.config.modules[self.module].body)
         self.db.executescript(SCHEMA)
+        self._create_book()
         self._scanning = asyncio.Lock()
-
-    async def _call(self, endpoint: str, params: object = None) -> object:
-        return await self.api.current_consensus(f"module_{self.module}_{endpoint}", params)
 
     # -- peg-in addresses ------------------------------------------------------------------------
 
@@ -169,44 +161,9 @@ class OnchainWalletV1:
         """A fresh peg-in address, its tweak key stored before it is handed out."""
         return self.store_address(new_peg_in_address(self.config))
 
-    def store_address(self, made: PegInAddress) -> str:
-        self.db.execute(
-            "INSERT INTO v1_peg_in_addresses VALUES (?, ?, ?, ?)",
-            (made.address, made.script_pubkey.hex(), made.tweak_secret, time.time()),
-        )
-        return made.address
-
-    def ready_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM v1_peg_in_ready").fetchone()[0])
-
-    def add_ready(self, made: PegInAddress) -> None:
-        self.db.execute(
-            "INSERT INTO v1_peg_in_ready VALUES (?, ?, ?)",
-            (made.address, made.script_pubkey.hex(), made.tweak_secret),
-        )
-
     def take_ready(self) -> str:
         """An address made ahead of time, else a new one (v1 addresses cost nothing to make)."""
-        with self.mint.transaction() as db:
-            row = db.execute("SELECT * FROM v1_peg_in_ready LIMIT 1").fetchone()
-            if row is not None:
-                db.execute("DELETE FROM v1_peg_in_ready WHERE address = ?", (row["address"],))
-                db.execute(
-                    "INSERT INTO v1_peg_in_addresses VALUES (?, ?, ?, ?)",
-                    (row["address"], row["script"], row["tweak_secret"], time.time()),
-                )
-                return str(row["address"])
-        return self.new_address()
-
-    def script_of(self, address: str) -> str | None:
-        row = self.db.execute(
-            "SELECT script FROM v1_peg_in_addresses WHERE address = ?", (address,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def addresses(self) -> list[str]:
-        rows = self.db.execute("SELECT address FROM v1_peg_in_addresses ORDER BY created")
-        return [r[0] for r in rows.fetchall()]
+        return self._take_ready() or self.new_address()
 
     # -- deposits --------------------------------------------------------------------------------
 
@@ -325,11 +282,7 @@ class OnchainWalletV1:
         """The signed claim's input (V1 if the federation tracks the output, else the proof)
         and the tweak key's secret that signs it."""
         txid, vout = dep["outpoint"].split(":")
-        secret = bytes(
-            self.db.execute(
-                "SELECT tweak_secret FROM v1_peg_in_addresses WHERE address = ?", (dep["address"],)
-            ).fetchone()[0]
-        )
+        secret = self.tweak_secret(dep["address"])
         tweak_key = PrivateKey(secret).public_key.format(compressed=True)
         try:
             raw_tx = await self.chain.transaction(txid, dep["block_hash"])
@@ -342,12 +295,6 @@ class OnchainWalletV1:
         known = not self.proof_only and await self._call("utxo_confirmed", dep["outpoint"])
         body = claim_input_v1(proof) if known is True else claim_input_v0(proof)
         return ModuleItem(self.module, body), secret
-
-    def _reason(self, exc: Rejected) -> str:
-        cause = exc.cause
-        if cause is not None and cause.module == self.module:
-            return WALLET_ERRORS.get((cause.variant, cause.module_error), str(exc))
-        return str(exc)
 
     # -- peg-out ---------------------------------------------------------------------------------
 
@@ -384,11 +331,6 @@ class OnchainWalletV1:
         stored before it is submitted; answers `withdrawal(op_id)`."""
         if self.withdrawal(op_id) is None:
             body = peg_out_output(quote.address, self.config.network, quote.value_sat, quote.fees)
-            cost = quote.total_msat
-            try:
-                notes = self.mint.choose(cost)
-            except EcashError as exc:
-                raise OnchainError(str(exc)) from None
 
             def record(db: sqlite3.Connection) -> None:
                 db.execute(
@@ -398,21 +340,11 @@ class OnchainWalletV1:
                      WithdrawalState.CREATED.value),
                 )  # fmt: skip
 
-            try:
-                self.mint.create_operation(
-                    op_id, "pegout", notes, external=False,
-                    foreign=Foreign((), (), (ModuleItem(self.module, body),), -cost),
-                    also=record,
-                )  # fmt: skip
-            except EcashError as exc:
-                raise OnchainError(str(exc)) from None
-        op = self.mint.operation(op_id)
-        if op is not None and op["state"] in ("created", "submitted"):
-            try:
-                await self.mint.finish(op_id)
-            except Rejected as exc:
-                self.withdrawal(op_id)  # mirrors the rejection
-                raise OnchainError(self._reason(exc)) from None
+            self._store_payout(op_id, ModuleItem(self.module, body), quote.total_msat, record)
+        try:
+            await self._finish(op_id)
+        finally:
+            self.withdrawal(op_id)  # mirrors the operation's state
         return self.withdrawal(op_id) or {}
 
     def withdrawal(self, op_id: str) -> dict | None:
