@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from .mintv2 import EcashError
+from .ecash import EcashError
 from .tx import ModuleItem
 from .wallet import Foreign, MintWallet, Rejected
 from .walletv2 import PegInAddress

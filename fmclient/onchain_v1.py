@@ -35,8 +35,8 @@ from gwcore.bitcoin_address import DUST_SAT, AddressError, parse_address
 from gwcore.states import StateMachine
 
 from .chain import ChainError, ChainOutput, ChainSource
+from .ecash import EcashError
 from .encoding import Reader
-from .mintv2 import EcashError
 from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, from_serde
 from .wallet import Foreign, MintWallet, Rejected

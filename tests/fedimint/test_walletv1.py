@@ -8,7 +8,6 @@ changing nothing; a 4-guardian federation with one guardian stopped still taking
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
@@ -57,13 +56,27 @@ async def _settled(wallet: OnchainWalletV1, bitcoind: Bitcoind, n: int, timeout:
     raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
 
 
-def _issued_fees(wallet: OnchainWalletV1, op_id: str) -> int:
-    """The mint's fees on the notes an operation spent and on those it issued."""
+def _expected(wallet: OnchainWalletV1, op_id: str, brings_msat: int) -> int:
+    """What an operation leaves in the balance by the fee rules, from what it `brings` (a
+    claim: value less the peg-in fee; a peg-out: minus the quote's total) and the notes it
+    spent (less their fee each): the most that new notes of at least 512 msat can hold once
+    each new note's fee is paid (the rest goes to the federation)."""
     mint = wallet.mint
-    spent = mint.db.execute("SELECT denomination FROM notes WHERE op_id = ?", (op_id,)).fetchall()
-    row = mint.db.execute("SELECT outputs FROM operations WHERE id = ?", (op_id,)).fetchone()
-    issued = [o["d"] for o in json.loads(row["outputs"] or "[]")]
-    return sum(mint.mint.fee(d) for d in [r[0] for r in spent] + issued)
+    rows = mint.db.execute("SELECT denomination FROM notes WHERE op_id = ?", (op_id,))
+    spent = [r[0] for r in rows.fetchall()]
+    available = sum((1 << d) - mint.mint.fee(d) for d in spent) + brings_msat
+    credit = available // 512 * 512
+    while credit > 0:
+        new = [d for d in range(9, 64) if credit >> d & 1]
+        if credit + sum(mint.mint.fee(d) for d in new) <= available:
+            return credit
+        credit -= 512
+    return 0
+
+
+def _spent_notes(wallet: OnchainWalletV1, op_id: str) -> int:
+    rows = wallet.mint.db.execute("SELECT denomination FROM notes WHERE op_id = ?", (op_id,))
+    return sum(1 << r[0] for r in rows.fetchall())
 
 
 def _find_tx(bitcoind: Bitcoind, txid: str) -> dict | None:
@@ -138,9 +151,8 @@ async def test_deposits_are_credited_exactly_once_and_withdrawals_pay_every_addr
                 "SELECT op_id FROM v1_deposits WHERE outpoint = ?", (d["outpoint"],)
             ).fetchone()[0]
             assert d["fee_sat"] == 1000
-            assert d["credit_msat"] == d["value_sat"] * 1000 - PEG_IN_FEE_MSAT - _issued_fees(
-                wallet, op_id
-            )
+            net = d["value_sat"] * 1000 - PEG_IN_FEE_MSAT
+            assert d["credit_msat"] == _expected(wallet, op_id, net)
         balance = mint.balance_msat()
         assert balance == sum(d["credit_msat"] for d in claimed)
         # scanning again claims nothing more
@@ -171,8 +183,8 @@ async def test_deposits_are_credited_exactly_once_and_withdrawals_pay_every_addr
             done = await wallet.withdraw(quote, f"w-{kind}")
             assert done["state"] == "done" and done["value_sat"] == 10_000, done
             assert await wallet.withdraw(quote, f"w-{kind}") == done  # idempotent by id
-            spent = before - mint.balance_msat()
-            assert spent == quote.total_msat + _issued_fees(wallet, f"w-{kind}"), kind
+            change = _expected(wallet, f"w-{kind}", -quote.total_msat)
+            assert mint.balance_msat() == before - _spent_notes(wallet, f"w-{kind}") + change, kind
             txid = await _txid(wallet, f"w-{kind}")
             assert await _paid_by(bitcoind, txid, to) == 10_000, kind
         bitcoind.mine(1)
@@ -221,14 +233,15 @@ async def test_four_guardians_one_stopped_peg_in_and_peg_out(
         [dep] = await _settled(wallet, bitcoind, 1, timeout=300)
         assert dep["state"] == "claimed" and dep["value_sat"] == 80_000
         op_id = wallet.mint.db.execute("SELECT op_id FROM v1_deposits").fetchone()[0]
-        assert dep["credit_msat"] == 80_000_000 - PEG_IN_FEE_MSAT - _issued_fees(wallet, op_id)
+        assert dep["credit_msat"] == _expected(wallet, op_id, 80_000_000 - PEG_IN_FEE_MSAT)
         assert wallet.mint.balance_msat() == dep["credit_msat"]
         to = bitcoind.new_address("bech32")
         quote = await wallet.quote(to, 20_000)
         before = wallet.mint.balance_msat()
         done = await wallet.withdraw(quote, "w4")
         assert done["state"] == "done"
-        assert before - wallet.mint.balance_msat() == quote.total_msat + _issued_fees(wallet, "w4")
+        change = _expected(wallet, "w4", -quote.total_msat)
+        assert wallet.mint.balance_msat() == before - _spent_notes(wallet, "w4") + change
         txid = await _txid(wallet, "w4")
         assert await _paid_by(bitcoind, txid, to, timeout=300) == 20_000  # 3 signatures of 4
         bitcoind.mine(1)
