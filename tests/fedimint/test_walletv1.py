@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,13 @@ async def test_deposits_are_credited_exactly_once_and_withdrawals_pay_every_addr
         targets = {t: bitcoind.new_address(t) for t in ("legacy", "p2sh-segwit", "bech32")}
         targets["bech32m"] = bitcoind.new_address("bech32m")
         targets["p2wsh"] = p2wsh(bytes([16]) + os.urandom(16) + b"\x75\x51", "regtest")
+        # more than the balance: refused before anything is stored
+        quote = await wallet.quote(targets["bech32"], 10_000)
+        too_much = replace(quote, value_sat=balance // 1000)
+        with pytest.raises(OnchainError, match="does not cover"):
+            await wallet.withdraw(too_much, "too-much")
+        assert wallet.withdrawal("too-much") is None and mint.balance_msat() == balance
+        assert mint.operation("too-much") is None
         for kind, to in targets.items():
             before = mint.balance_msat()
             quote = await wallet.quote(to, 10_000)
@@ -195,7 +203,7 @@ async def test_deposits_are_credited_exactly_once_and_withdrawals_pay_every_addr
         await _close(wallet)
 
 
-async def test_bad_withdrawals_change_nothing(
+async def test_bad_withdrawals_are_refused_before_anything_is_stored(
     federation1_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
 ) -> None:
     wallet = await _wallet(federation1_v1, bitcoind, tmp_path / "poor.sqlite")
@@ -211,10 +219,6 @@ async def test_bad_withdrawals_change_nothing(
         for to, value, why in cases:
             with pytest.raises(OnchainError, match=why):
                 await wallet.quote(to, value)
-        quote = await wallet.quote(good, 10_000)  # more than this empty wallet holds
-        with pytest.raises(OnchainError, match="does not cover"):
-            await wallet.withdraw(quote, "too-much")
-        assert wallet.withdrawal("too-much") is None and wallet.mint.balance_msat() == 0
         assert wallet.mint.db.execute("SELECT COUNT(*) FROM operations").fetchone()[0] == 0
     finally:
         await _close(wallet)
