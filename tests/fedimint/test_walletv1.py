@@ -8,11 +8,7 @@ changing nothing; a 4-guardian federation with one guardian stopped still taking
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +24,8 @@ from fmclient.wallet import MintWallet
 from gwcore.bitcoin_address import p2wsh, parse_address
 from peers.harness.bitcoind import Bitcoind, RpcError
 from peers.harness.fedimintd import Federation
+
+from .crash_onchain import killed_claim_and_withdrawal
 
 PEG_IN_FEE_MSAT = 1_000_000  # the wallet module's default fee_consensus.peg_in_abs
 
@@ -265,56 +263,4 @@ def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
     between the federation's acceptance and our record of it); the next process finishes each
     once: credited once, paid once, on chain once."""
     path = tmp_path / "crash.sqlite"
-    peers = json.dumps(dict(enumerate(federation1_v1.api_urls)))
-    node = json.dumps([bitcoind.url, bitcoind.user, bitcoind.password])
-
-    def run(action: str, *args: str, crash: str = "never") -> dict | None:
-        script = [sys.executable, "-m", "tests.fedimint.crash_onchain_v1"]
-        done = subprocess.run(
-            [*script, str(path), peers, node, crash, action, *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        if crash != "never":
-            assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-            return None
-        assert done.returncode == 0, done.stderr[-2000:]
-        return json.loads(done.stdout)
-
-    address = run("address")["address"]  # type: ignore[index]
-    bitcoind.send(address, 100_000)
-    bitcoind.mine(11)
-    deadline = time.monotonic() + 90
-    while not run("ready")["ready"]:  # type: ignore[index]
-        assert time.monotonic() < deadline, "the federation never synced the deposit's block"
-        bitcoind.mine(1)
-        time.sleep(0.5)
-    assert run("claim", crash=crash_at) is None
-    after = run("resume")
-    [dep] = after["deposits"]  # type: ignore[index]
-    assert dep["state"] == "claimed" and after["balance_msat"] == dep["credit_msat"] > 0  # type: ignore[index]
-    assert dep["credit_msat"] > 100_000_000 - PEG_IN_FEE_MSAT - 2_000
-    assert run("claim")["balance_msat"] == dep["credit_msat"]  # type: ignore[index]
-
-    to = bitcoind.new_address()
-    assert run("withdraw", to, crash=crash_at) is None
-    done = run("withdraw", to)  # the same operation id: finished, never made anew
-    w = done["withdrawal"]  # type: ignore[index]
-    assert w["state"] == "done" and w["value_sat"] == 10_000
-    paid = dep["credit_msat"] - done["balance_msat"]  # type: ignore[index]
-    total = (10_000 + w["fee_sat"]) * 1000 + w["federation_fee_msat"]
-    assert total <= paid < total + 100 * 64 + 512  # once: the quote, the notes' fees, the rest
-    assert run("resume")["balance_msat"] == done["balance_msat"]  # type: ignore[index]
-    deadline = time.monotonic() + 90
-    while not _received(bitcoind, to) and time.monotonic() < deadline:
-        bitcoind.mine(1)
-        time.sleep(0.5)
-    assert _received(bitcoind, to) == 10_000
-
-
-def _received(bitcoind: Bitcoind, address: str) -> int:
-    """Sat paid to `address` in the UTXO set."""
-    found = bitcoind.rpc("scantxoutset", "start", [f"addr({address})"])
-    return round(found["total_amount"] * 100_000_000)
+    killed_claim_and_withdrawal(federation1_v1, bitcoind, path, crash_at, True, 11)
