@@ -270,15 +270,11 @@ class OnchainWallet(OnchainCommon):
     def withdrawals(self, since: float, before: float | None, limit: int) -> list[dict]:
         """Withdrawals created in [since, before), newest first, with their operation's
         state, times and error."""
-        rows = self.db.execute(
-            "SELECT w.*, o.state, o.created, o.updated, o.error FROM withdrawals w"
-            " JOIN operations o ON o.id = w.op_id WHERE o.created >= ? AND o.created < ?"
-            " ORDER BY o.created DESC LIMIT ?",
-            (since, before if before is not None else float("inf"), limit),
-        ).fetchall()
-        keys = ("address", "value_sat", "fee_sat", "federation_fee_msat", "btc_txid", "state")
+        rows = self._withdrawal_rows(since, before, limit)
+        keys = ("address", "value_sat", "fee_sat", "federation_fee_msat", "btc_txid")
         return [
-            {"operation_id": r["op_id"]} | {k: r[k] for k in (*keys, "created", "updated", "error")}
+            {"operation_id": r["op_id"], "state": r["op_state"]}
+            | {k: r[k] for k in (*keys, "created", "updated", "error")}
             for r in rows
         ]
 

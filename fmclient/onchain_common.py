@@ -24,6 +24,7 @@ class OnchainError(ValueError):
 class OnchainCommon:
     ADDRESSES = "peg_in_addresses"  # handed out: watched for deposits
     READY = "peg_in_ready"  # made ahead of time, not handed out yet
+    WITHDRAWALS = "withdrawals"  # one row per peg-out operation (`op_id`)
     ERRORS: dict[tuple[int, int], str] = {}  # (input 4 | output 5, the module's error) -> why
 
     mint: MintWallet
@@ -118,6 +119,16 @@ class OnchainCommon:
                 await self.mint.finish(op_id)
             except Rejected as exc:
                 raise OnchainError(self._reason(exc)) from None
+
+    def _withdrawal_rows(self, since: float, before: float | None, limit: int) -> list[sqlite3.Row]:
+        """Withdrawals created in [since, before), newest first, with their operation's
+        `op_state`, times and error."""
+        return self.db.execute(
+            f"SELECT w.*, o.state AS op_state, o.created, o.updated, o.error"
+            f" FROM {self.WITHDRAWALS} w JOIN operations o ON o.id = w.op_id"
+            " WHERE o.created >= ? AND o.created < ? ORDER BY o.created DESC LIMIT ?",
+            (since, before if before is not None else float("inf"), limit),
+        ).fetchall()
 
     def _reason(self, exc: Rejected) -> str:
         cause = exc.cause

@@ -143,7 +143,8 @@ class WithdrawQuoteV1:
 
 
 class OnchainWalletV1(OnchainCommon):
-    ADDRESSES, READY, ERRORS = "v1_peg_in_addresses", "v1_peg_in_ready", WALLET_ERRORS
+    ADDRESSES, READY, WITHDRAWALS = "v1_peg_in_addresses", "v1_peg_in_ready", "v1_withdrawals"
+    ERRORS = WALLET_ERRORS
 
     def __init__(self, mint: MintWallet, chain: ChainSource, proof_only: bool = False) -> None:
         """`proof_only`: always claim with the peg-in proof (input V0), never V1."""
@@ -371,12 +372,7 @@ class OnchainWalletV1(OnchainCommon):
     def withdrawals(self, since: float, before: float | None, limit: int) -> list[dict]:
         """Withdrawals created in [since, before), newest first, with their state, times and
         error."""
-        rows = self.db.execute(
-            "SELECT w.*, o.created, o.updated, o.error FROM v1_withdrawals w"
-            " JOIN operations o ON o.id = w.op_id WHERE o.created >= ? AND o.created < ?"
-            " ORDER BY o.created DESC LIMIT ?",
-            (since, before if before is not None else float("inf"), limit),
-        ).fetchall()
+        rows = self._withdrawal_rows(since, before, limit)
         keys = ("address", "value_sat", "fee_sat", "federation_fee_msat", "btc_txid")
         return [
             {"operation_id": r["op_id"], "state": self._mirror(r["op_id"], r["state"])}

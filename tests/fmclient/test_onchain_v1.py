@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from fmclient.mintv2 import EcashError
 from fmclient.onchain import OnchainError
 from fmclient.onchain_v1 import DEPOSIT, OnchainWalletV1
 from fmclient.tx import TxRejected, to_serde
-from fmclient.wallet import Foreign, Rejected
+from fmclient.wallet import Foreign, MintWallet, Rejected
 from fmclient.walletv2 import PegInAddress
 from gwcore.states import IllegalTransition
 
@@ -75,15 +74,7 @@ class FakeMint:
         self.balance_msat = 100_000_000
         self.crash_after_create = False
 
-    @contextmanager
-    def transaction(self):  # type: ignore[no-untyped-def]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+    transaction = MintWallet.transaction
 
     def choose(self, need_msat: int) -> list:
         if need_msat > self.balance_msat:
