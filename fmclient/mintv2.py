@@ -15,19 +15,21 @@ out-of-band e-cash string (fedimint-mintv2-common/-client-0.13.0).
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from coincurve import PrivateKey
+from typing import Any, ClassVar
 
 from . import base32, tbs
+from .ecash import EcashError, Note, Received
 from .encoding import DecodeError, Reader, Writer, encode
+from .tx import v0
+
+__all__ = ["EcashError"]  # re-exported: callers import it from here
 
 CLIENT_DENOMINATIONS = range(9, 42)
+SPENT_COIN = 1  # MintInputError::SpentCoin
 MINT, NOTE, INVITE, API_SECRET, UNIT = 0, 1, 2, 3, 4
-
-
-class EcashError(ValueError):
-    """Not an e-cash string, or notes that are not valid; one line saying why."""
 
 
 @dataclass(frozen=True)
@@ -91,18 +93,8 @@ class MintConfig:
 
 
 @dataclass(frozen=True)
-class SpendableNote:
-    denomination: int
-    secret: bytes  # the note's spend key; its public key is the nonce
-    signature: bytes  # G1, compressed
-
-    @property
-    def amount_msat(self) -> int:
-        return 1 << self.denomination
-
-    @functools.cached_property
-    def nonce(self) -> bytes:
-        return PrivateKey(self.secret).public_key.format(compressed=True)
+class SpendableNote(Note):
+    """A note as mintv2's e-cash string carries it."""
 
     def valid(self, config: MintConfig) -> bool:
         """The federation's signature on this note's nonce."""
@@ -201,3 +193,50 @@ def parse_ecash(text: object) -> ECash:
     if bad:
         raise EcashError(f"notes of denominations {bad} are outside 2^9..2^41 msat")
     return ecash
+
+
+class Dialect:
+    """mintv2 as `MintWallet` speaks it (fmclient.ecash.Dialect)."""
+
+    kind: ClassVar[str] = "mintv2"
+    spent_coin = SPENT_COIN
+    denominations = CLIENT_DENOMINATIONS
+
+    def __init__(self, module: int, body: bytes) -> None:
+        self.module = module
+        self.config = MintConfig.from_bytes(body)
+        self.fee = self.config.fee
+        self.aggregate_key = self.config.aggregate_key
+        self.share_key = self.config.share_key
+
+    message = staticmethod(tbs.message_sha256)
+
+    def output(self, denomination: int, blinded: tbs.G1Point) -> bytes:
+        """`MintOutputV0 {denomination, nonce, tweak}`: a random tweak (it only serves the
+        Rust client's own recovery)."""
+        return v0(bytes([denomination]) + tbs.to_bytes(blinded) + os.urandom(16))
+
+    def input(self, note: Note) -> bytes:
+        return v0(bytes([note.denomination]) + note.nonce + note.signature)
+
+    def shares_request(self, txid: str, start: int, end: int) -> tuple[str, Any]:
+        rng = {"txid": txid, "idx_range": {"start": start, "end": end}}
+        return f"module_{self.module}_signature_shares", rng
+
+    def decode_shares(self, answer: Any, count: int) -> list[tbs.G1Point] | None:
+        if not isinstance(answer, list) or len(answer) != count:
+            return None
+        try:
+            return [tbs.g1(bytes.fromhex(s)) for s in answer]
+        except (tbs.TbsError, ValueError, TypeError):
+            return None
+
+    @staticmethod
+    def parse(text: object) -> Received:
+        ecash = parse_ecash(text)
+        federation = ecash.federation_id or ecash.invite_federation_id or ""
+        return Received(federation, ecash.notes, ecash.to_bytes())
+
+    def format(self, federation_id: str, notes: Sequence[Note]) -> str:
+        own = tuple(SpendableNote(n.denomination, n.secret, n.signature) for n in notes)
+        return str(ECash(federation_id, own))

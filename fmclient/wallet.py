@@ -1,4 +1,7 @@
-"""A mintv2 e-cash wallet in one SQLite file: receive (reissue) and spend out-of-band e-cash.
+"""An e-cash wallet in one SQLite file: receive (reissue) and spend out-of-band e-cash of the
+federation's e-cash module, mint v1 (`mint`) or `mintv2`, each spoken by its dialect
+(fmclient.ecash.Dialect: fmclient.mintv1.Dialect, fmclient.mintv2.Dialect), chosen from the
+client config by kind; a federation with both is served with mint v1, as gatewayd does.
 
 Operations, by id, each step committed before the next (a crash anywhere resumes from the
 last committed step, `resume()`):
@@ -31,14 +34,24 @@ from coincurve import PrivateKey
 
 from gwcore.files import private_file
 
-from . import tbs
+from . import mintv1, mintv2, tbs
 from .api import FederationApi
-from .config import ClientConfig
-from .encoding import encode
-from .mintv2 import CLIENT_DENOMINATIONS, ECash, EcashError, MintConfig, SpendableNote, parse_ecash
-from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde, v0
+from .config import ClientConfig, ConfigError
+from .ecash import Dialect, EcashError, Note, note_valid, parse_for
+from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
 
-SPENT_COIN = 1  # MintInputError::SpentCoin
+# the e-cash module versions, in the order of preference when a federation has several
+DIALECTS: tuple[type[Dialect], ...] = (mintv1.Dialect, mintv2.Dialect)
+
+
+def dialect_for(config: ClientConfig) -> Dialect:
+    """The federation's e-cash module, spoken by its version's dialect."""
+    for cls in DIALECTS:
+        if any(m.kind == cls.kind for m in config.modules.values()):
+            module = config.module_id(cls.kind)
+            return cls(module, config.modules[module].body)
+    kinds = ", ".join(c.kind for c in DIALECTS)
+    raise ConfigError(f"the federation has no e-cash module ({kinds})")
 
 
 class Rejected(EcashError):
@@ -87,8 +100,8 @@ class MintWallet:
         "done"): crash tests kill the process there."""
         self.config, self.api = config, api
         self._checkpoint = checkpoint or (lambda step: None)
-        self.module = config.module_id("mintv2")
-        self.mint = MintConfig.from_bytes(config.modules[self.module].body)
+        self.mint = dialect_for(config)  # fee(denomination), keys, items, e-cash strings
+        self.module = self.mint.module
         self.db = sqlite3.connect(private_file(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -130,13 +143,13 @@ class MintWallet:
         """Reissue e-cash into this wallet: {operation_id, amount_msat (credited, after the
         federation's fees), state}. Bad or foreign e-cash is EcashError and records nothing;
         e-cash already spent is EcashError `rejected` (nothing credited)."""
-        ecash = parse_ecash(text)
-        fed = ecash.federation_id or ecash.invite_federation_id
-        if fed != self.config.federation_id:
+        ecash = parse_for(self.mint, DIALECTS, text)
+        fed = ecash.federation
+        if not fed or not self.config.federation_id.startswith(fed):
             raise EcashError(f"the e-cash is of federation {fed}, not {self.config.federation_id}")
-        op_id = hashlib.sha256(ecash.to_bytes()).hexdigest()[:32]
+        op_id = hashlib.sha256(ecash.key).hexdigest()[:32]
         if self.operation(op_id) is None:
-            bad = [i for i, n in enumerate(ecash.notes) if not n.valid(self.mint)]
+            bad = [i for i, n in enumerate(ecash.notes) if not note_valid(self.mint, n)]
             if bad:
                 raise EcashError(f"notes {bad} do not carry the federation's signature")
             self.create_operation(op_id, "receive", list(ecash.notes), external=True)
@@ -144,14 +157,15 @@ class MintWallet:
 
     def _outputs_for(self, available_msat: int) -> list[int]:
         """Denominations of new notes for `available_msat` after every output's fee: the
-        fewest notes; what is below 512 msat cannot be issued and goes to the federation."""
-        k = 1
+        fewest notes; what is below the smallest note we issue (512 msat when fees are
+        charged) cannot be issued and goes to the federation."""
+        lo, k = self.mint.denominations[0], 1
         while True:
-            out = available_msat - k * self.mint.fee(9)
-            if out < 1 << 9:
+            out = available_msat - k * self.mint.fee(lo)
+            if out < 1 << lo:
                 return []
-            rep = out >> 9 << 9
-            ds = [d for d in CLIENT_DENOMINATIONS if rep >> d & 1]
+            rep = out >> lo << lo
+            ds = [d for d in self.mint.denominations if rep >> d & 1]
             fees = sum(self.mint.fee(d) for d in ds)
             if len(ds) <= k and sum(1 << d for d in ds) + fees <= available_msat:
                 return ds
@@ -161,7 +175,7 @@ class MintWallet:
         self,
         op_id: str,
         kind: str,
-        notes: list[SpendableNote],
+        notes: list[Note],
         external: bool,
         wanted: list[int] | None = None,
         foreign: Foreign | None = None,
@@ -187,8 +201,7 @@ class MintWallet:
             secret = PrivateKey().secret
             nonce = PrivateKey(secret).public_key.format(compressed=True)
             r = tbs.new_blinding_key()
-            blinded = tbs.blind(tbs.message_sha256(nonce), r)
-            tweak = os.urandom(16)
+            blinded = tbs.blind(self.mint.message(nonce), r)
             outputs.append(
                 {
                     "d": d,
@@ -198,14 +211,8 @@ class MintWallet:
                     "idx": len(items),
                 }
             )
-            items.append(ModuleItem(self.module, v0(bytes([d]) + tbs.to_bytes(blinded) + tweak)))
-        inputs = list(foreign.inputs) + [
-            ModuleItem(
-                self.module,
-                v0(encode(lambda w, n=n: w.u8(n.denomination).raw(n.nonce).raw(n.signature))),
-            )
-            for n in notes
-        ]
+            items.append(ModuleItem(self.module, self.mint.output(d, blinded)))
+        inputs = list(foreign.inputs) + [ModuleItem(self.module, self.mint.input(n)) for n in notes]
         tx = Transaction(inputs, items).sign(list(foreign.keys) + [n.secret for n in notes])
         now = time.time()
         credit = sum(1 << d for d in denominations)
@@ -258,7 +265,7 @@ class MintWallet:
                 submission_outcome(outcome)
             except TxRejected as exc:
                 self._settle(op_id, "rejected", str(exc))
-                spent = exc.module == self.module and exc.module_error == SPENT_COIN
+                spent = exc.module == self.module and exc.module_error == self.mint.spent_coin
                 raise Rejected(
                     "rejected: the notes are already spent" if spent else f"rejected: {exc}", exc
                 ) from None
@@ -281,33 +288,27 @@ class MintWallet:
         blinded = [tbs.g1(bytes.fromhex(o["blinded"])) for o in outputs]
 
         def verify(peer: int, answer: Any) -> list | None:
-            if not isinstance(answer, list) or len(answer) != len(outputs):
+            shares = self.mint.decode_shares(answer, len(outputs))
+            if shares is None:
                 return None
             try:
-                shares = [tbs.g1(bytes.fromhex(s)) for s in answer]
-            except (tbs.TbsError, ValueError, TypeError):
+                ok = all(
+                    tbs.verify_share(b, s, self.mint.share_key(o["d"], peer))
+                    for b, s, o in zip(blinded, shares, outputs, strict=True)
+                )
+            except (KeyError, tbs.TbsError):  # a guardian or tier the config has no key for
                 return None
-            ok = all(
-                tbs.verify_share(b, s, self.mint.share_key(o["d"], peer))
-                for b, s, o in zip(blinded, shares, outputs, strict=True)
-            )
             return shares if ok else None
 
         first = outputs[0].get("idx", 0) if outputs else 0  # other modules' outputs come first
-        rng = {"txid": row["txid"], "idx_range": {"start": first, "end": first + len(outputs)}}
-        got = (
-            await self.api.verified(
-                f"module_{self.module}_signature_shares", rng, verify, long_poll=True
-            )
-            if outputs
-            else {}
-        )
+        method, params = self.mint.shares_request(row["txid"], first, first + len(outputs))
+        got = await self.api.verified(method, params, verify, long_poll=True) if outputs else {}
         notes = []
         for i, o in enumerate(outputs):
             combined = tbs.combine({peer: shares[i] for peer, shares in got.items()})
             sig = tbs.unblind(combined, tbs.scalar_from_le(bytes.fromhex(o["r"])))
-            note = SpendableNote(o["d"], bytes.fromhex(o["secret"]), tbs.to_bytes(sig))
-            if not note.valid(self.mint):
+            note = Note(o["d"], bytes.fromhex(o["secret"]), tbs.to_bytes(sig))
+            if not note_valid(self.mint, note):
                 raise EcashError(f"output {i}: the combined signature does not verify")
             notes.append(note)
         with self.transaction() as db:
@@ -360,8 +361,9 @@ class MintWallet:
     # -- spend ---------------------------------------------------------------------------------
 
     async def spend(self, amount_msat: int, op_id: str | None = None) -> dict:
-        """Notes worth `amount_msat` rounded up to 512 msat, as an e-cash string:
-        {operation_id, amount_msat, ecash}. Splits notes first when no exact set is held."""
+        """Notes worth `amount_msat` rounded up to the smallest note we issue (512 msat when
+        fees are charged), as the module's e-cash string: {operation_id, amount_msat, ecash}.
+        Splits notes first when no exact set is held."""
         if not isinstance(amount_msat, int) or isinstance(amount_msat, bool) or amount_msat <= 0:
             raise EcashError("the amount is a positive number of msat")
         op_id = op_id or os.urandom(16).hex()
@@ -374,14 +376,15 @@ class MintWallet:
                 "amount_msat": done["amount_msat"],
                 "ecash": done["ecash"],
             }
-        target = -(-amount_msat // 512) * 512
-        wanted = [d for d in CLIENT_DENOMINATIONS if target >> d & 1]
+        unit = 1 << self.mint.denominations[0]
+        target = -(-amount_msat // unit) * unit
+        wanted = [d for d in self.mint.denominations if target >> d & 1]
         if self._exact(wanted) is None:
             await self._split(wanted, target)
         exact = self._exact(wanted)
         if exact is None:
             raise EcashError("could not make the exact notes")
-        ecash = str(ECash(self.config.federation_id, tuple(exact)))
+        ecash = self.mint.format(self.config.federation_id, exact)
         now = time.time()
         with self.transaction() as db:
             db.execute(
@@ -396,7 +399,7 @@ class MintWallet:
                 )
         return {"operation_id": op_id, "amount_msat": target, "ecash": ecash}
 
-    def _exact(self, wanted: list[int]) -> list[SpendableNote] | None:
+    def _exact(self, wanted: list[int]) -> list[Note] | None:
         out = []
         for d in wanted:
             row = self.db.execute(
@@ -404,10 +407,10 @@ class MintWallet:
             ).fetchone()
             if row is None:
                 return None
-            out.append(SpendableNote(d, bytes(row["secret"]), bytes(row["signature"])))
+            out.append(Note(d, bytes(row["secret"]), bytes(row["signature"])))
         return out
 
-    def choose(self, need_msat: int) -> list[SpendableNote]:
+    def choose(self, need_msat: int) -> list[Note]:
         """Our unspent notes, largest first, until they cover `need_msat` after their own input
         fees and a change output's; EcashError when the balance does not."""
         rows = self.db.execute(
@@ -417,9 +420,7 @@ class MintWallet:
         for row in rows:
             if value >= need_msat + self.mint.fee(row["denomination"]) * (len(chosen) + 1):
                 break
-            chosen.append(
-                SpendableNote(row["denomination"], bytes(row["secret"]), bytes(row["signature"]))
-            )
+            chosen.append(Note(row["denomination"], bytes(row["secret"]), bytes(row["signature"])))
             value += (1 << row["denomination"]) - self.mint.fee(row["denomination"])
         if value < need_msat:
             raise EcashError(

@@ -6,11 +6,7 @@ quote, and bad withdrawals change nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +19,8 @@ from fmclient.wallet import MintWallet
 from gwcore.bitcoin_address import p2wsh
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
+
+from .crash_onchain import killed_claim_and_withdrawal, received_sat
 
 
 async def _onchain(fed: Federation, path: Path) -> OnchainWallet:
@@ -40,12 +38,6 @@ async def _claimed(wallet: OnchainWallet, bitcoind: Bitcoind, timeout: float = 9
         bitcoind.mine(1)
         await asyncio.sleep(0.5)
     raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
-
-
-def received_sat(bitcoind: Bitcoind, address: str) -> int:
-    """Sat paid to `address` in the UTXO set (any address, in the wallet or not)."""
-    found = bitcoind.rpc("scantxoutset", "start", [f"addr({address})"])
-    return round(found["total_amount"] * 100_000_000)
 
 
 @pytest.mark.parametrize("which", ["federation1", "federation4"])
@@ -134,47 +126,7 @@ def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
     """The process is killed after each committed step of a peg-in claim and of a withdrawal
     (and between the federation's acceptance and our record of it); the next process finishes
     each once: credited once, paid once, on chain once."""
-    path = tmp_path / "crash.sqlite"
-    peers = json.dumps(dict(enumerate(federation1.api_urls)))
-
-    def run(action: str, *args: str, crash: str = "never") -> dict | None:
-        script = [sys.executable, "-m", "tests.fedimint.crash_onchain"]
-        done = subprocess.run(
-            [*script, str(path), peers, crash, action, *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        if crash != "never":
-            assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
-            return None
-        assert done.returncode == 0, done.stderr[-2000:]
-        return json.loads(done.stdout)
-
-    address = run("address")["address"]  # type: ignore[index]
-    bitcoind.send(address, 100_000)
-    bitcoind.mine(21)
-    deadline = time.monotonic() + 90
-    while not run("listed")["listed"]:  # type: ignore[index]
-        assert time.monotonic() < deadline, "the federation never listed the deposit"
-        bitcoind.mine(1)
-        time.sleep(0.5)
-    assert run("claim", crash=crash_at) is None
-    after = run("resume")
-    [dep] = after["deposits"]  # type: ignore[index]
-    assert dep["state"] == "claimed" and after["balance_msat"] == dep["credit_msat"] > 0  # type: ignore[index]
-    assert run("claim")["balance_msat"] == dep["credit_msat"]  # type: ignore[index]
-
-    to = bitcoind.new_address()
-    assert run("withdraw", to, crash=crash_at) is None
-    done = run("withdraw", to)  # the same operation id: finished, never made anew
-    assert done["withdrawal"]["state"] == "done"  # type: ignore[index]
-    paid = dep["credit_msat"] - done["balance_msat"]  # type: ignore[index]
-    assert 10_000_000 < paid < 10_000_000 + 2_000_000  # once: the value, fees, change rest
-    assert run("resume")["balance_msat"] == done["balance_msat"]  # type: ignore[index]
-    deadline = time.monotonic() + 90
-    while received_sat(bitcoind, to) == 0 and time.monotonic() < deadline:
-        bitcoind.mine(1)
-        time.sleep(0.5)
-    assert received_sat(bitcoind, to) == 10_000
+    # walletv2 lists an output once the tip is 7 blocks past it
+    killed_claim_and_withdrawal(
+        federation1, bitcoind, tmp_path / "crash.sqlite", crash_at, False, 21
+    )
