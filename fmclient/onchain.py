@@ -17,8 +17,7 @@ output's outpoint gives its txid).
 Operations (by id; a claim's id is derived from the output index, so each deposit is claimed
 once): the mint wallet's created -> submitted -> done | rejected, and here:
 
-    deposit: seen (listed by the federation) -> claiming (operation created) -> claimed |
-             rejected; too_small (worth less than the fees: left to the federation)
+    deposit: `DepositState` below
     withdrawal: the operation's state, and its bitcoin txid once the federation signed it
 """
 
@@ -27,10 +26,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 from coincurve import PrivateKey
 
 from gwcore.bitcoin_address import AddressError, parse_address
+from gwcore.states import StateMachine
 
 from .encoding import encode
 from .mintv2 import EcashError
@@ -73,6 +74,32 @@ WALLET_ERRORS = {
     (5, 5): "the federation's change would be dust",
 }
 
+
+class DepositState(StrEnum):
+    """A walletv2 deposit, by the federation's output index (created `seen`, or
+    `spent_elsewhere` when the federation lists it spent already):
+
+        seen --claim signed and stored--> claiming --accepted--> claimed
+                                          \\--refused--> rejected
+        claiming --refused for its fee--> seen (claimed anew at the new fee)
+        seen --worth less than the fees--> too_small (left to the federation)
+    """
+
+    SEEN = "seen"
+    CLAIMING = "claiming"
+    CLAIMED = "claimed"
+    REJECTED = "rejected"
+    TOO_SMALL = "too_small"
+    SPENT_ELSEWHERE = "spent_elsewhere"
+
+
+DEPOSIT = StateMachine(
+    DepositState,
+    {
+        DepositState.SEEN: {DepositState.CLAIMING, DepositState.TOO_SMALL},
+        DepositState.CLAIMING: {DepositState.CLAIMED, DepositState.REJECTED, DepositState.SEEN},
+    },
+)
 RETRY = {(4, 4), (4, 5)}  # a claim refused for its fee is claimed again with the new fee
 
 
@@ -230,14 +257,20 @@ class OnchainWallet:
                 self.module, v0(encode(lambda w: w.varint(index).raw(tweak).varint(fee)))
             )
             if net_sat <= 0:
-                self._deposit(index, "too_small", fee)
+                self._deposit(index, DepositState.TOO_SMALL, fee)
                 return
 
             def record(db: sqlite3.Connection) -> None:
                 db.execute(
-                    "UPDATE deposits SET state = 'claiming', fee_sat = ?, op_id = ?, updated = ?"
+                    "UPDATE deposits SET state = ?, fee_sat = ?, op_id = ?, updated = ?"
                     " WHERE output_index = ?",
-                    (fee, op_id, time.time(), index),
+                    (
+                        DEPOSIT.check(dep["state"], DepositState.CLAIMING),
+                        fee,
+                        op_id,
+                        time.time(),
+                        index,
+                    ),
                 )
 
             try:
@@ -246,27 +279,31 @@ class OnchainWallet:
                     foreign=Foreign((item,), (bytes(secret),), (), net_msat), also=record,
                 )  # fmt: skip
             except EcashError:
-                self._deposit(index, "too_small", fee)
+                self._deposit(index, DepositState.TOO_SMALL, fee)
                 return
         try:
             await self.mint.finish(op_id)
         except Rejected as exc:
             cause = exc.cause
             retry = cause is not None and (cause.variant, cause.module_error) in RETRY
-            self._deposit(index, "seen" if retry else "rejected")
+            self._deposit(index, DepositState.SEEN if retry else DepositState.REJECTED)
             raise OnchainError(self._reason(exc)) from None
         credit = (self.mint.operation(op_id) or {}).get("amount_msat")
+        self._deposit(index, DepositState.CLAIMED)
         self.db.execute(
-            "UPDATE deposits SET state = 'claimed', credit_msat = ?, updated = ?"
-            " WHERE output_index = ?",
-            (credit, time.time(), index),
+            "UPDATE deposits SET credit_msat = ? WHERE output_index = ?", (credit, index)
         )
 
-    def _deposit(self, index: int, state: str, fee: int | None = None) -> None:
+    def _deposit(
+        self, index: int, state: DepositState, fee: int | None = None, credit: int | None = None
+    ) -> None:
+        """Move the deposit to `state` (the table allows it, or IllegalTransition)."""
+        old = self.db.execute("SELECT state FROM deposits WHERE output_index = ?", (index,))
+        DEPOSIT.check(old.fetchone()[0], state)
         self.db.execute(
-            "UPDATE deposits SET state = ?, fee_sat = COALESCE(?, fee_sat), updated = ?"
-            " WHERE output_index = ?",
-            (state, fee, time.time(), index),
+            "UPDATE deposits SET state = ?, fee_sat = COALESCE(?, fee_sat),"
+            " credit_msat = COALESCE(?, credit_msat), updated = ? WHERE output_index = ?",
+            (state, fee, credit, time.time(), index),
         )
 
     def _reason(self, exc: Rejected) -> str:

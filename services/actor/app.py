@@ -30,17 +30,12 @@ from gwcore.constants import (
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
-    METHOD_ACTOR_LNV2_INVOICE,
-    METHOD_ACTOR_LNV2_SEND,
-    METHOD_ACTOR_LNV2_VERIFY,
     METHOD_ACTOR_METRICS,
-    METHOD_ACTOR_PAY,
     METHOD_ACTOR_PAYMENT_LOG,
     METHOD_ACTOR_PAYMENT_SUMMARY,
     METHOD_ACTOR_RECEIVE_ECASH,
     METHOD_ACTOR_RECOVERY_KEY,
     METHOD_ACTOR_RESTORE,
-    METHOD_ACTOR_ROUTING_INFO,
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
@@ -52,15 +47,14 @@ from gwcore.extension import ExtensionEndpoint
 from gwcore.logging import log_context
 from gwcore.values import fees as checked_fees
 from gwcore.values import is_hex
-from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
-from .flows import FlowRunner
 from .lnv2_role import Lnv2Role
 from .outgoing import RouterPaymentHashClaims
+from .roles import HTLC_SCID, LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
@@ -111,37 +105,10 @@ class Actor:
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             identity=f"actor-client-{settings.federation_id[:16]}",
         )
-        # one contract per payment hash, for the whole gateway (outgoing.py)
-        hashes = RouterPaymentHashClaims(self.bus, settings.federation_id)
-        self.flows = (
-            FlowRunner(
-                self.dev.client,
-                self.store,
-                self.key,
-                self.lnrpc,
-                self.fees,
-                swap=self.swap,
-                node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
-                hashes=hashes,
-            )
-            if self.dev is not None
-            else None
-        )
-        self.lnv2 = (
-            Lnv2Role(
-                federation.mint,
-                self.key,
-                self.lnrpc,
-                self.fees,
-                settings.federation_id,
-                self.bus,
-                hashes,
-            )
-            if isinstance(federation, FedimintFederation)
-            else None
-        )
-        if self.lnv2 is not None:
-            self.stats.more = self.lnv2.for_stats
+        self.roles = self._lightning_roles()
+        # each bus method (an HTLC: by how it reached us) to the one role that serves it
+        self.routes = {m: h for role in self.roles for m, h in role.bus_methods().items()}
+        self.stats.more = self._roles_for_stats
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,
@@ -151,61 +118,50 @@ class Actor:
             heartbeat=HeartbeatPolicy(settings.heartbeat_interval_s),
             store=ReplyStore(home / "bus-replies.sqlite"),
         )
-        self.registration: dict | None = None
-        self._reregister = asyncio.Event()
 
-    # --- registration ---------------------------------------------------------------------------
-    async def register(self) -> dict:
-        if self.dev is None:
-            return {}  # LNv2 gateways are added by the guardians (next step)
-        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-        hints = (
-            await self.lnrpc.GetRouteHints(lnpb.GetRouteHintsRequest(num_route_hints=3), timeout=10)
-        ).route_hints
-        route_hints = [
-            [
-                {
-                    "pubkey": h.src_node_id.hex(),
-                    "scid": h.short_channel_id,
-                    "base_msat": h.base_msat,
-                    "ppm": h.proportional_millionths,
-                    "cltv_delta": h.cltv_expiry_delta,
-                }
-                for h in hint.hops
+    def _lightning_roles(self) -> list[LightningRole]:
+        """One role per Lightning module of the federation (roles.py)."""
+        # one contract per payment hash, for the whole gateway (outgoing.py)
+        hashes = RouterPaymentHashClaims(self.bus, self.settings.federation_id)
+        if self.dev is not None:
+            return [
+                DevRole(
+                    self.dev,
+                    self.store,
+                    self.key,
+                    self.lnrpc,
+                    self.fees,
+                    self.settings,
+                    hashes,
+                    self.swap,
+                )
             ]
-            for hint in hints
-        ]
-        reg = await asyncio.to_thread(
-            self.dev.client.register_gateway,
-            self.key,
-            scid=self.settings.scid,
-            node_pubkey=info.pub_key.hex(),
-            api_url=self.settings.public_api_url,
-            fees=dict(self.fees),
-            route_hints=route_hints,
-            ttl_s=self.settings.registration_ttl_s,
-        )
-        self.registration = {**reg, "node_pubkey": info.pub_key.hex(), "route_hints": route_hints}
-        log.info(
-            "registered with the federation", extra={"fields": {"valid_until": reg["valid_until"]}}
-        )
-        return reg
+        federation = self.federation
+        assert isinstance(federation, FedimintFederation)
+        roles: list[LightningRole] = []
+        if "lnv2" in federation.modules:
+            roles.append(
+                Lnv2Role(
+                    federation.mint,
+                    self.key,
+                    self.lnrpc,
+                    self.fees,
+                    self.settings.federation_id,
+                    self.bus,
+                    hashes,
+                    self.settings.public_api_url,
+                )
+            )
+        return roles
 
-    async def registration_loop(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.register()
-                delay = 0.2
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._reregister.wait(), self.settings.registration_ttl_s / 3
-                    )
-                self._reregister.clear()
-            except Exception as exc:
-                log.warning("registration failed: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+    def _roles_for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        final: list[dict] = []
+        under_way: list[dict] = []
+        for role in self.roles:
+            f, u = role.for_stats(watermark)
+            final += f
+            under_way += u
+        return final, under_way
 
     # --- bus --------------------------------------------------------------------------------------
     async def handle(self, call: Call) -> bytes:
@@ -214,19 +170,17 @@ class Actor:
         except ValueError:
             raise InvalidInput("payload must be JSON") from None
         with log_context(federation_id=self.settings.federation_id):
-            if call.method == METHOD_ACTOR_INFO:
-                result = await self.info()
-            elif call.method == METHOD_ACTOR_HTLC and body.get("hold_invoice"):
+            route = htlc_route(call.method, body)
+            if route in self.routes:
                 with log_context(payment_hash=body.get("payment_hash")):
-                    result = await self._lnv2().on_htlc(body)
-            elif call.method == METHOD_ACTOR_HTLC:
-                result = await self._lightning("HTLC routing").handle_htlc(body)
-            elif call.method == METHOD_ACTOR_PAY:
-                cid = body.get("contract_id")
-                if not isinstance(cid, str) or len(cid) != 64:
-                    raise InvalidInput("contract_id must be 32 bytes of hex")
-                with log_context(payment_hash=None):
-                    result = await self._lightning("pay_invoice").pay_invoice(cid)
+                    result = await self.routes[route](body)
+            elif call.method == METHOD_ACTOR_INFO:
+                result = await self.info()
+            elif call.method in LIGHTNING_METHODS:
+                raise NotFound(
+                    f"{call.method}: not served for this federation (its Lightning modules:"
+                    f" {', '.join(r.kind for r in self.roles) or 'none'})"
+                )
             elif call.method == METHOD_ACTOR_SET_FEES:
                 result = self.set_fees(body)
             elif call.method == METHOD_ACTOR_ADDRESS:
@@ -235,14 +189,6 @@ class Actor:
                 result = await self.federation.deposit(body)
             elif call.method == METHOD_ACTOR_WITHDRAW:
                 result = await self.federation.withdraw(body)
-            elif call.method == METHOD_ACTOR_LNV2_SEND:
-                result = await self._lnv2().send_payment(body)
-            elif call.method == METHOD_ACTOR_LNV2_INVOICE:
-                result = await self._lnv2().create_invoice(body)
-            elif call.method == METHOD_ACTOR_LNV2_VERIFY:
-                result = await self._lnv2().receiver.verify(str(body.get("payment_hash")))
-            elif call.method == METHOD_ACTOR_ROUTING_INFO:
-                result = await self._lnv2().routing_info()
             elif call.method == METHOD_ACTOR_RECEIVE_ECASH:
                 result = await self.receive_ecash(body)
             elif call.method == METHOD_ACTOR_SPEND_ECASH:
@@ -272,11 +218,6 @@ class Actor:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()
 
-    def _lnv2(self) -> Lnv2Role:
-        if self.lnv2 is None:
-            raise NotFound("a development federation is not served by LNv2")
-        return self.lnv2
-
     async def swap(self, scid: int, payload: dict, message_id: str) -> dict | None:
         """Ask the actor of the federation with `scid` to buy the preimage (a swap between two
         federations we serve); None if no running federation has that scid."""
@@ -286,10 +227,8 @@ class Actor:
         target = next((f for f in feds if f["scid"] == scid and f["state"] == "running"), None)
         if target is None:
             return None
-        if (
-            target["federation_id"] == self.settings.federation_id
-        ):  # payer and payee in our federation
-            return await self.flows.handle_htlc(payload)
+        if target["federation_id"] == self.settings.federation_id:  # payer and payee here
+            return await self.routes[HTLC_SCID](payload)
         raw = await self.bus.request(
             target["federation_id"],
             METHOD_ACTOR_HTLC,
@@ -306,38 +245,35 @@ class Actor:
         own (withdrawals, deposits being claimed, e-cash operations) and the Lightning role's
         (outgoing, incoming, swaps; LNv2 sends and receives)."""
         kinds = dict(self.federation.in_flight())
-        for role in (self.flows, self.lnv2):
-            if role is not None:
-                for kind, n in role.in_flight().items():
-                    kinds[kind] = kinds.get(kind, 0) + n
+        for role in self.roles:
+            for kind, n in role.in_flight().items():
+                kinds[kind] = kinds.get(kind, 0) + n
         return kinds
 
     async def info(self) -> dict:
         kinds = self.in_flight()
-        return {
+        info = {
             "in_flight": sum(kinds.values()),  # leave is refused while it is not 0
             "in_flight_kinds": kinds,
             "federation_id": self.settings.federation_id,
             "kind": self.federation.kind,
+            "modules": self.federation.modules,
             "name": self.federation.name,
             "scid": self.settings.scid,
             "balance_msat": self.federation.balance_msat(),
             "fees": self.fees,
             "gateway_key": crypto.xonly(self.key),
-            "registration": self.registration,
-            # LNv2: the URL every guardian adds (`module lnv2 gateways add`); none for devfed
-            "lnv2_gateway_url": None if self.dev else self.settings.public_api_url,
+            "registration": None,
+            "lnv2_gateway_url": None,
         }
+        for role in self.roles:
+            info.update(role.info())
+        return info
 
     def _dev(self, what: str) -> DevFederation:
         if self.dev is None:
             raise NotFound(f"{what}: not served for Fedimint federations yet")
         return self.dev
-
-    def _lightning(self, what: str) -> FlowRunner:
-        if self.flows is None:
-            raise NotFound(f"{what}: Lightning for Fedimint federations (LNv2) is not served yet")
-        return self.flows
 
     async def receive_ecash(self, body: dict) -> dict:
         """{notes} -> {operation_id, amount_msat (credited), balance_msat}; the same notes
@@ -387,8 +323,8 @@ class Actor:
             classify(r, self.settings.federation_id) for r in self.store.log(since, before, limit)
         ]
         rows += self.federation.log_rows(since, before, limit)
-        if self.lnv2 is not None:
-            rows += self.lnv2.log_rows(since, before, limit)
+        for role in self.roles:
+            rows += role.log_rows(since, before, limit)
         rows.sort(key=lambda r: -r["created"])
         return {"payments": rows[:limit]}
 
@@ -403,14 +339,15 @@ class Actor:
         rows = self.store.log(float(start), float(end), limit=10_000_000)
         payments = [classify(r, self.settings.federation_id) for r in rows]
         payments += self.federation.log_rows(float(start), float(end), 10_000_000)
-        if self.lnv2 is not None:
-            payments += self.lnv2.log_rows(float(start), float(end), 10_000_000)
+        for role in self.roles:
+            payments += role.log_rows(float(start), float(end), 10_000_000)
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:
         self.fees.update(checked_fees(body.get("base_msat"), body.get("proportional_millionths")))
         self.store.set_meta("fees", json.dumps(self.fees))
-        self._reregister.set()  # effective at once, and re-registered
+        for role in self.roles:
+            role.fees_changed()  # effective at once, and re-registered
         return {"fees": self.fees}
 
     # --- life -------------------------------------------------------------------------------------
@@ -420,15 +357,8 @@ class Actor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        delay = 0.2
-        while not stop.is_set():  # READY only once registered
-            try:
-                await self.register()
-                break
-            except Exception as exc:
-                log.warning("first registration failed: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        for role in self.roles:  # READY only once every role may be (a first registration)
+            await role.start(stop)
         # the wallet first: transactions a crash left submitted are taken in (their notes are
         # ours), reservations of ones never submitted released; then the payment flows
         try:
@@ -438,11 +368,7 @@ class Actor:
         except Exception as exc:  # the federation unreachable: they resume on the next start
             log.warning("wallet resume incomplete: %s", exc)
         tasks = [asyncio.create_task(self.federation.run(stop))]
-        if self.lnv2 is not None:
-            tasks.append(asyncio.create_task(self.lnv2.resume()))
-        if self.flows is not None:
-            tasks.append(asyncio.create_task(self.registration_loop()))
-            tasks.append(asyncio.create_task(self.flows.resume()))
+        tasks += [asyncio.create_task(role.run(stop)) for role in self.roles]
         await self.worker.start()
         try:
             await stop.wait()

@@ -37,6 +37,7 @@ def wallet_error(exc: WalletError) -> GatewayError:
 
 class DevFederation:
     kind = "devfed"
+    modules = ["devfed"]  # its own mint, wallet and LNv1-like module, in one
 
     def __init__(self, client: FederationClient, federation_id: str) -> None:
         self.client = client

@@ -6,9 +6,9 @@ Two implementations, as the Lightning extension has backends:
   invite codes `fed1…` with its own payload), through `fedlib`. It serves the whole gateway role: Lightning
   payments (`flows.py`), registration, backups.
 - `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes
-  `fed11…` or `fedimint…`; the kind is `gwcore.invites.invite_kind`'s), through `fmclient`:
-  mintv2 e-cash and walletv2 on-chain money. Its Lightning role (LNv2) is `lnv2_role.py`, built
-  by the actor beside it.
+  `fed11…` or `fedimint…`; the kind is `gwcore.invites.invite_kind`'s), through `fmclient`,
+  built from the modules it has: e-cash and on-chain money. Its Lightning roles, one per
+  Lightning module (roles.py), are built by the actor beside it.
 
 Every method's errors are `GatewayError`s (the front maps them to HTTP); amounts are integer
 msat (sat only where the chain counts in sat), and every money-moving call is idempotent by an
@@ -30,6 +30,7 @@ from .fedimint import FedimintFederation
 class Federation(Protocol):
     kind: str
     federation_id: str
+    modules: list[str]  # the module kinds, as the federation's config names them
 
     @property
     def name(self) -> str: ...

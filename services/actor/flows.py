@@ -1,24 +1,14 @@
 """The payment flows of one federation actor, each a persisted state machine.
 
-Outgoing (a federation user pays a Lightning invoice; `pay_invoice(contract_id)`):
+Outgoing (a federation user pays a Lightning invoice; `pay_invoice(contract_id)`): `OutState`.
+A repeated call returns the stored result; a payment is never sent twice (the extension is
+idempotent per payment hash, and `paying` is persisted before the first call). A payment hash
+is paid once for the whole gateway (`outgoing.py`): `paying` and `swapping` first claim the
+hash for this contract at the router; a contract for a hash another contract holds is refused
+and cancelled (the user refunds), nothing paid. A definite failure releases the hash.
 
-    checked --(persisted, then PayInvoice)--> paying --SETTLED--> claiming --claim accepted--> claimed
-                                                \\--FAILED--> cancelling --cancel accepted--> cancelled
-                                                \\--PENDING/UNKNOWN--> paying (asked again later)
-                                                \\--hash held by another contract--> cancelling (refused)
-    A repeated call returns the stored result; a payment is never sent twice (the extension is
-    idempotent per payment hash, and `paying` is persisted before the first call). A payment
-    hash is paid once for the whole gateway (`outgoing.py`): `paying` and `swapping` first
-    claim the hash for this contract at the router; a contract for a hash another contract
-    holds is refused and cancelled (the user refunds), nothing paid. A definite failure
-    releases the hash.
-
-Incoming (an intercepted HTLC for our scid; `handle_htlc(htlc)`):
-
-    received --no/expired offer, amount too low--> failed   (HTLC: cancel)
-       \\--(persisted) fund incoming contract--> funded --valid--> settle (HTLC: settle with preimage)
-                                                      \\--invalid--> refunding --refund accepted--> failed (HTLC: cancel)
-    Keyed by (incoming channel id, htlc id): a redelivered HTLC gets the stored decision.
+Incoming (an intercepted HTLC for our scid; `handle_htlc(htlc)`): `InState`. Keyed by
+(incoming channel id, htlc id): a redelivered HTLC gets the stored decision.
 """
 
 from __future__ import annotations
@@ -28,6 +18,7 @@ import hashlib
 import logging
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +31,7 @@ from devworld.fedlib.client import FederationClient
 from devworld.fedlib.wallet import WalletError
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, NotFound, PaymentFailed
+from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
@@ -48,8 +40,62 @@ from .store import ActorStore
 
 log = logging.getLogger(__name__)
 TIMELOCK_SAFETY = 10
-OUT_FINAL = ("claimed", "cancelled", "refused")
-IN_FINAL = ("settled", "failed")
+
+
+class OutState(StrEnum):
+    """A development federation's outgoing contract (a row is created `paying`, or `swapping`
+    when the invoice is another served federation's; PENDING/UNKNOWN leaves it `paying`):
+
+        paying --SETTLED--> claiming --claim accepted--> claimed
+        paying --FAILED, or hash held by another contract--> cancelling --cancel accepted--> cancelled
+        swapping --the other federation settles--> claiming
+        swapping --it refuses, or hash held by another contract--> cancelling
+    """
+
+    PAYING = "paying"
+    SWAPPING = "swapping"
+    CLAIMING = "claiming"
+    CLAIMED = "claimed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+class InState(StrEnum):
+    """An HTLC intercepted for a development federation's scid (created `received`):
+
+    received --no offer, expired, or above the HTLC--> failed
+    received --offer found (persisted)--> funding --preimage valid--> settled
+                                          \\--invalid--> refunding --refund accepted--> failed
+    funding --funding refused--> failed
+    """
+
+    RECEIVED = "received"
+    FUNDING = "funding"
+    SETTLED = "settled"
+    REFUNDING = "refunding"
+    FAILED = "failed"
+
+
+OUTGOING = StateMachine(
+    OutState,
+    {
+        OutState.PAYING: {OutState.CLAIMING, OutState.CANCELLING},
+        OutState.SWAPPING: {OutState.CLAIMING, OutState.CANCELLING},
+        OutState.CLAIMING: {OutState.CLAIMED},
+        OutState.CANCELLING: {OutState.CANCELLED},
+    },
+)
+INCOMING = StateMachine(
+    InState,
+    {
+        InState.RECEIVED: {InState.FAILED, InState.FUNDING},
+        InState.FUNDING: {InState.SETTLED, InState.REFUNDING, InState.FAILED},
+        InState.REFUNDING: {InState.FAILED},
+    },
+)
+MACHINES = {"outgoing": OUTGOING, "incoming": INCOMING}
+OUT_FINAL = ("claimed", "cancelled", "refused")  # "refused": rows of older gateways
+IN_FINAL = INCOMING.in_states(InState.SETTLED, InState.FAILED)
 
 
 class FlowRunner:
@@ -110,7 +156,7 @@ class FlowRunner:
         if max_delay <= 0:
             raise InvalidInput("contract timelock too close")
         target = self._swap_target(inv)
-        return self.store.put(
+        return self._put(
             "outgoing",
             cid,
             "swapping" if target else "paying",
@@ -123,6 +169,13 @@ class FlowRunner:
             max_fee_msat=c["amount"] - inv.amount_msat,
             started=time.time(),
         )
+
+    def _put(self, table: str, key: str, state: str, **data: Any) -> dict:
+        """The store's put, for a move the flow's table allows (IllegalTransition otherwise)."""
+        row = self.store.get(table, key)
+        if row is not None:
+            MACHINES[table].check(row["state"], state)
+        return self.store.put(table, key, state, **data)
 
     def _swap_target(self, inv) -> int | None:  # type: ignore[no-untyped-def]
         """The scid of another federation we serve, when the invoice's last hop is our node's
@@ -142,7 +195,7 @@ class FlowRunner:
             and not await self.hashes.claim(row["payment_hash"], cid)
         ):
             log.warning("outgoing %s refused: %s", cid, DUPLICATE_PAYMENT_REASON)
-            row = self.store.put(
+            row = self._put(
                 "outgoing", cid, "cancelling", error=DUPLICATE_PAYMENT_REASON, refused=True
             )
         if row["state"] == "swapping":
@@ -159,7 +212,7 @@ class FlowRunner:
             }
             decision = await self.swap(row["swap_scid"], payload, f"swap-{cid}")
             if decision is not None and decision.get("action") == "settle":
-                row = self.store.put(
+                row = self._put(
                     "outgoing",
                     cid,
                     "claiming",
@@ -171,7 +224,7 @@ class FlowRunner:
                 reason = (
                     "no such federation" if decision is None else decision.get("reason", "refused")
                 )
-                row = self.store.put("outgoing", cid, "cancelling", error=f"swap refused: {reason}")
+                row = self._put("outgoing", cid, "cancelling", error=f"swap refused: {reason}")
                 await self._release(row["payment_hash"], cid)
         if row["state"] == "paying":
             req = lnpb.PayInvoiceRequest(
@@ -182,12 +235,12 @@ class FlowRunner:
             )
             r = await self.lnrpc.PayInvoice(req, timeout=120)
             if r.status == lnpb.SETTLED:
-                row = self.store.put(
+                row = self._put(
                     "outgoing", cid, "claiming", preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat
                 )
                 crash_point("paid")  # the worst moment: paid over Lightning, not yet claimed
             elif r.status == lnpb.FAILED:
-                row = self.store.put(
+                row = self._put(
                     "outgoing", cid, "cancelling", error=r.failure_reason or "payment failed"
                 )
                 await self._release(row["payment_hash"], cid)
@@ -195,10 +248,10 @@ class FlowRunner:
                 raise GatewayError("payment pending: ask again", retryable=True)
         if row["state"] == "claiming":
             await self._client_op(self.client.claim_outgoing, cid, row["preimage"], self.key)
-            row = self.store.put("outgoing", cid, "claimed", finished=time.time())
+            row = self._put("outgoing", cid, "claimed", finished=time.time())
         if row["state"] == "cancelling":
             await self._client_op(self.client.cancel_outgoing, cid, self.key)
-            row = self.store.put("outgoing", cid, "cancelled", finished=time.time())
+            row = self._put("outgoing", cid, "cancelled", finished=time.time())
         if row["state"] == "claimed":
             return {"preimage": row["preimage"], "contract_id": cid}
         if row.get("refused"):
@@ -228,7 +281,7 @@ class FlowRunner:
         async with self._lock(key):
             row = self.store.get("incoming", key)
             if row is None:
-                row = self.store.put("incoming", key, "received", **htlc)
+                row = self._put("incoming", key, "received", **htlc)
             return await self._advance_incoming(key, row)
 
     async def _advance_incoming(self, key: str, row: dict) -> dict:
@@ -253,9 +306,9 @@ class FlowRunner:
                     if offer is None
                     else "offer funded, expired or above the HTLC amount"
                 )
-                row = self.store.put("incoming", key, "failed", reason=reason)
+                row = self._put("incoming", key, "failed", reason=reason)
             else:
-                row = self.store.put("incoming", key, "funding", offer_amount_msat=offer["amount"])
+                row = self._put("incoming", key, "funding", offer_amount_msat=offer["amount"])
         if row["state"] == "funding":
             try:
                 outcome = await asyncio.to_thread(
@@ -264,10 +317,10 @@ class FlowRunner:
             except WalletError as exc:
                 if exc.code == "federation_unreachable":
                     raise GatewayError(exc.message, retryable=True) from None
-                row = self.store.put("incoming", key, "failed", reason=f"{exc.code}: {exc.message}")
+                row = self._put("incoming", key, "failed", reason=f"{exc.code}: {exc.message}")
             else:
                 if outcome["valid"]:
-                    row = self.store.put(
+                    row = self._put(
                         "incoming",
                         key,
                         "settled",
@@ -275,12 +328,12 @@ class FlowRunner:
                         contract_id=outcome["contract_id"],
                     )
                 else:
-                    row = self.store.put(
+                    row = self._put(
                         "incoming", key, "refunding", contract_id=outcome["contract_id"]
                     )
         if row["state"] == "refunding":
             await self._client_op(self.client.refund_incoming, row["contract_id"], self.key)
-            row = self.store.put(
+            row = self._put(
                 "incoming",
                 key,
                 "failed",

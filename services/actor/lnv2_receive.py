@@ -6,20 +6,14 @@ settle the HTLC with it; a contract that does not decrypt to the preimage is ref
 and the HTLC cancelled. Reference: fedimint-0.13.md §6.4 (gatewayd's create_bolt11_invoice_v2,
 gwv2-client's relay_incoming_htlc and receive state machine).
 
-States, one row per payment hash in the federation's wallet file, each committed before the
-step that follows it (the funding transaction is stored with the `funding` state, in one SQLite
-transaction; `resume()` finishes what a crash left):
-
-    created (contract checked and kept; the router knows the hash is ours; invoice made)
-      --HTLC of exactly the invoice's amount, >= 2 blocks before its deadline--> funding
-      --funding accepted--> decrypting --shares combined, preimage hashes right--> decrypted
-                                        \\--it does not--> refunding --refund accepted--> refunded
-             \\--funding refused--> funding_refused
-    decrypted: the HTLC that started the funding (its key, or "swap", is stored with it) is
-    settled with the preimage; refunded, funding_refused: cancelled. Any other HTLC of the hash
-    (a second payment of the invoice, or one after a direct swap paid it) is cancelled: the
-    invoice is paid once. An HTLC refused by the checks (wrong amount, too near its deadline,
-    no funds) is cancelled and the row stays `created` (the payer may try again).
+States: `ReceiveState` below, one row per payment hash in the federation's wallet file, each
+committed before the step that follows it (the funding transaction is stored with the `funding`
+state, in one SQLite transaction; `resume()` finishes what a crash left). `decrypted`: the
+HTLC that started the funding (its key, or "swap", is stored with it) is settled with the
+preimage; `refunded`, `funding_refused`: cancelled. Any other HTLC of the hash (a second payment
+of the invoice, or one after a direct swap paid it) is cancelled: the invoice is paid once. An
+HTLC refused by the checks (wrong amount, too near its deadline, no funds) is cancelled and the
+row stays `created` (the payer may try again).
 
 Nothing here settles or cancels an HTLC itself: the decision goes back to the router, which
 completes the HTLC until the node acknowledges it.
@@ -32,6 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Any
 
 from coincurve import PrivateKey
@@ -47,6 +42,7 @@ from fmclient.lnv2 import (
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
 from gwcore.errors import InvalidInput, NotFound
+from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
@@ -61,8 +57,40 @@ CREATE TABLE IF NOT EXISTS lnv2_receives (
     created REAL NOT NULL, updated REAL NOT NULL
 );
 """
+
+
+class ReceiveState(StrEnum):
+    """An LNv2 receive, by payment hash:
+
+    created (contract checked and kept; the router knows the hash is ours; invoice made)
+    created --HTLC of the invoice's amount, 2 blocks or more before its deadline--> funding
+    funding --funding accepted--> decrypting --preimage hashes right--> decrypted
+                                  \\--it does not--> refunding --refund accepted--> refunded
+    funding --funding refused--> funding_refused
+    """
+
+    CREATED = "created"
+    FUNDING = "funding"
+    DECRYPTING = "decrypting"
+    DECRYPTED = "decrypted"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+    FUNDING_REFUSED = "funding_refused"
+
+
+RECEIVE = StateMachine(
+    ReceiveState,
+    {
+        ReceiveState.CREATED: {ReceiveState.FUNDING},
+        ReceiveState.FUNDING: {ReceiveState.DECRYPTING, ReceiveState.FUNDING_REFUSED},
+        ReceiveState.DECRYPTING: {ReceiveState.DECRYPTED, ReceiveState.REFUNDING},
+        ReceiveState.REFUNDING: {ReceiveState.REFUNDED},
+    },
+)
 RECEIVE_STATUS = {"decrypted": "settled", "refunded": "failed", "funding_refused": "failed"}
-RECEIVE_IN_FLIGHT = ("funding", "decrypting", "refunding")
+RECEIVE_IN_FLIGHT = RECEIVE.in_states(
+    ReceiveState.FUNDING, ReceiveState.DECRYPTING, ReceiveState.REFUNDING
+)
 MAX_INVOICE_EXPIRY_SECS = 86_400  # gatewayd's (lnv2-common MAX_INVOICE_EXPIRY_SECS)
 CLAIM_DEADLINE_MARGIN = 2  # blocks an HTLC must leave before we fund (gwv2-client's margin)
 # LNv2 clients refuse a gateway whose receive fee is above this (PaymentFee::RECEIVE_FEE_LIMIT)
@@ -99,7 +127,9 @@ class Lnv2Receiver:
         ).fetchone()
         return dict(row) if row else None
 
-    def _put(self, ph: str, state: str, **fields: Any) -> dict:
+    def _put(self, ph: str, state: ReceiveState, **fields: Any) -> dict:
+        """Move the row to `state` (the table allows it, or IllegalTransition)."""
+        RECEIVE.check((self.row(ph) or {})["state"], state)
         sets = "".join(f", {k} = ?" for k in fields)
         self.db.execute(
             f"UPDATE lnv2_receives SET state = ?, updated = ?{sets} WHERE payment_hash = ?",
@@ -212,9 +242,9 @@ class Lnv2Receiver:
                 if htlc.get("swap")
                 else f"{htlc.get('incoming_chan_id')}:{htlc.get('htlc_id')}"
             )
-            if row["state"] != "created" and row["htlc"] != key:
+            if row["state"] != ReceiveState.CREATED and row["htlc"] != key:
                 return _cancel("this invoice is already paid")
-            if row["state"] == "created":
+            if row["state"] == ReceiveState.CREATED:
                 refused = await self._start_funding(row, htlc, key)
                 if refused:
                     return _cancel(refused)
@@ -241,9 +271,9 @@ class Lnv2Receiver:
                 _fund_op(ph), "lnv2_fund", notes, external=False,
                 foreign=Foreign((), (), (item,), -cost),
                 also=lambda db: db.execute(
-                    "UPDATE lnv2_receives SET state = 'funding', htlc = ?, updated = ?"
+                    "UPDATE lnv2_receives SET state = ?, htlc = ?, updated = ?"
                     " WHERE payment_hash = ?",
-                    (key, time.time(), ph),
+                    (RECEIVE.check(row["state"], ReceiveState.FUNDING), key, time.time(), ph),
                 ),
             )  # fmt: skip
         except EcashError as exc:
@@ -254,29 +284,34 @@ class Lnv2Receiver:
     async def _advance(self, ph: str) -> dict:
         row = self.row(ph) or {}
         contract = IncomingContract.from_json(json.loads(row["contract"]))
-        if row["state"] == "funding":
+        if row["state"] == ReceiveState.FUNDING:
             try:
                 await self.mint.finish(_fund_op(ph))
             except Rejected as exc:
                 log.error("LNv2 funding of %s refused: %s", ph, exc)
-                row = self._put(ph, "funding_refused", error=str(exc))
+                row = self._put(ph, ReceiveState.FUNDING_REFUSED, error=str(exc))
             else:
                 txid = (self.mint.operation(_fund_op(ph)) or {})["txid"]
-                row = self._put(ph, "decrypting", txid=txid, out_idx=0)  # our output is first
-        if row["state"] == "decrypting":
+                row = self._put(
+                    ph, ReceiveState.DECRYPTING, txid=txid, out_idx=0
+                )  # our output is first
+        if row["state"] == ReceiveState.DECRYPTING:
             agg = await self._aggregate_key(contract, row["txid"], row["out_idx"])
             preimage = contract.decrypt(agg)
             if preimage is not None:
                 row = self._put(
-                    ph, "decrypted", agg_dk=tbs.to_bytes(agg).hex(), preimage=preimage.hex()
+                    ph,
+                    ReceiveState.DECRYPTED,
+                    agg_dk=tbs.to_bytes(agg).hex(),
+                    preimage=preimage.hex(),
                 )
             else:
                 log.error("LNv2 contract %s does not decrypt to its preimage: refunding", ph)
-                row = self._put(ph, "refunding", agg_dk=tbs.to_bytes(agg).hex())
-        if row["state"] == "refunding":
+                row = self._put(ph, ReceiveState.REFUNDING, agg_dk=tbs.to_bytes(agg).hex())
+        if row["state"] == ReceiveState.REFUNDING:
             await self._refund(row, contract)
-            row = self._put(ph, "refunded")
-        if row["state"] == "decrypted":
+            row = self._put(ph, ReceiveState.REFUNDED)
+        if row["state"] == ReceiveState.DECRYPTED:
             crash_point("lnv2-receive-decrypted")  # the preimage known, the HTLC not yet settled
             return {"action": "settle", "preimage": row["preimage"]}
         return _cancel(f"the incoming contract was {row['state'].replace('_', ' ')}")

@@ -20,6 +20,10 @@ from fmclient.wallet import MintWallet
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_HTLC,
+    METHOD_ACTOR_LNV2_INVOICE,
+    METHOD_ACTOR_LNV2_SEND,
+    METHOD_ACTOR_LNV2_VERIFY,
+    METHOD_ACTOR_ROUTING_INFO,
     METHOD_CLAIM_PAYMENT_HASH,
     METHOD_PAYMENT_HASH_OWNER,
 )
@@ -29,6 +33,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
 from .lnv2_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
+from .roles import HTLC_HOLD, Handler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +43,11 @@ EXPIRATION_DELTA_DEFAULT = 1440
 
 
 class Lnv2Role:
+    """The actor's role for a federation's `lnv2` module (roles.LightningRole). Guardians add
+    the gateway (`public_api_url`) themselves: there is nothing to register."""
+
+    kind = "lnv2"
+
     def __init__(
         self,
         mint: MintWallet,
@@ -47,13 +57,38 @@ class Lnv2Role:
         federation_id: str,
         bus: BusClient,
         hashes: PaymentHashClaims,
+        public_api_url: str | None = None,
     ) -> None:
         self.key, self.lnrpc, self.fees, self.bus = key, lnrpc, fees, bus
-        self.federation_id = federation_id
+        self.federation_id, self.public_api_url = federation_id, public_api_url
         self.sender = Lnv2Sender(
             mint, key, lnrpc, fees, federation_id, swap=self.swap, hashes=hashes
         )
         self.receiver = Lnv2Receiver(mint, key, lnrpc, fees, federation_id, self.claim_hash)
+
+    def bus_methods(self) -> dict[str, Handler]:
+        return {
+            METHOD_ACTOR_LNV2_SEND: self.send_payment,
+            METHOD_ACTOR_LNV2_INVOICE: self.create_invoice,
+            METHOD_ACTOR_LNV2_VERIFY: lambda body: self.receiver.verify(
+                str(body.get("payment_hash"))
+            ),
+            METHOD_ACTOR_ROUTING_INFO: lambda body: self.routing_info(),
+            HTLC_HOLD: self.on_htlc,
+        }
+
+    async def start(self, stop: asyncio.Event) -> None:
+        return None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.resume()
+
+    def fees_changed(self) -> None:
+        return None  # read per call
+
+    def info(self) -> dict:
+        # the URL every guardian adds (`module lnv2 gateways add`)
+        return {"lnv2_gateway_url": self.public_api_url}
 
     # --- what the bus asks: only definite answers may be final ---------------------------------
     # A send and an HTLC are requests the bus de-duplicates by id: an answer it stores is

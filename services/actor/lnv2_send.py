@@ -3,14 +3,9 @@ an OutgoingContract naming our key; we check it, pay the invoice over Lightning,
 preimage and claim the contract (with change notes), or, on a definite failure, answer a
 forfeit signature so the user cancels at once. Reference: fedimint-0.13.md §6.3.
 
-States, one row per contract id in the federation's wallet file, each committed before the step
-that follows it (`resume()` finishes what a crash left):
-
-    paying --SETTLED--> paid (preimage stored; answered) --claim accepted--> claimed
-                                                         \\--claim refused--> claim_refused
-       \\--FAILED--> forfeited (the forfeit signature stored; answered; the hash released)
-       \\--PENDING/UNKNOWN--> paying (asked again on the next call: never forfeited)
-       \\--payment hash held by another contract--> refused (forfeit signature stored; answered)
+States: `SendState` below, one row per contract id in the federation's wallet file, each
+committed before the step that follows it (`resume()` finishes what a crash left); PENDING or
+UNKNOWN from the node leaves the row `paying` (asked again on the next call: never forfeited).
 
 A repeated call for a contract answers its stored result and never pays twice (the extension
 is idempotent per payment hash, and `paying` is committed before the first PayInvoice).
@@ -32,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Any
 
 from bolt11 import decode as bolt11_decode
@@ -42,6 +38,7 @@ from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
+from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
@@ -58,10 +55,36 @@ CREATE TABLE IF NOT EXISTS lnv2_sends (
     swap INTEGER
 );
 """
+
+
+class SendState(StrEnum):
+    """An LNv2 send, by contract id:
+
+    paying --SETTLED--> paid (preimage stored; answered) --claim accepted--> claimed
+                        \\--claim refused--> claim_refused
+    paying --FAILED--> forfeited (forfeit signature stored; answered; hash released)
+    paying --hash held by another contract--> refused (forfeit signature stored; answered)
+    """
+
+    PAYING = "paying"
+    PAID = "paid"
+    CLAIMED = "claimed"
+    CLAIM_REFUSED = "claim_refused"
+    FORFEITED = "forfeited"
+    REFUSED = "refused"
+
+
+SEND = StateMachine(
+    SendState,
+    {
+        SendState.PAYING: {SendState.PAID, SendState.FORFEITED, SendState.REFUSED},
+        SendState.PAID: {SendState.CLAIMED, SendState.CLAIM_REFUSED},
+    },
+)
 SEND_STATUS = {"paid": "settled", "claimed": "settled", "claim_refused": "settled"}
 SEND_STATUS |= {"forfeited": "failed", "refused": "failed", "paying": "pending"}
-SEND_FINAL = ("claimed", "claim_refused", "forfeited", "refused")
-SEND_IN_FLIGHT = ("paying", "paid")
+SEND_FINAL = SEND.in_states(*(s for s in SendState if SEND.final(s)))
+SEND_IN_FLIGHT = SEND.in_states(SendState.PAYING, SendState.PAID)
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
 
 
@@ -96,7 +119,9 @@ class Lnv2Sender:
         row = self.db.execute("SELECT * FROM lnv2_sends WHERE contract_id = ?", (cid,)).fetchone()
         return dict(row) if row else None
 
-    def _put(self, cid: str, state: str, **fields: Any) -> dict:
+    def _put(self, cid: str, state: SendState, **fields: Any) -> dict:
+        """Move the contract's row to `state` (the table allows it, or IllegalTransition)."""
+        SEND.check((self._row(cid) or {})["state"], state)
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(
             f"UPDATE lnv2_sends SET state = ?, updated = ?{', ' + sets if sets else ''}"
@@ -115,17 +140,17 @@ class Lnv2Sender:
         row = self._row(cid)
         if row is None:
             row = await self._check_and_record(body, contract, cid)
-        if row["state"] == "paying":
+        if row["state"] == SendState.PAYING:
             row = await self._pay(row, contract)
-            if row["state"] == "paid":
+            if row["state"] == SendState.PAID:
                 crash_point("lnv2-send-paid")  # paid, not yet answered nor claimed
-        if row["state"] in ("paid", "claimed", "claim_refused"):
-            if row["state"] == "paid":
+        if row["state"] in (SendState.PAID, SendState.CLAIMED, SendState.CLAIM_REFUSED):
+            if row["state"] == SendState.PAID:
                 try:  # the payer gets its preimage whatever the claim does
                     await asyncio.wait_for(self._claim(row, contract), 30)
                 except Rejected as exc:
                     log.error("LNv2 claim of %s refused: %s", row["contract_id"], exc)
-                    self._put(row["contract_id"], "claim_refused", error=str(exc))
+                    self._put(row["contract_id"], SendState.CLAIM_REFUSED, error=str(exc))
                 except Exception as exc:  # the federation away: claimed by resume()
                     log.warning("LNv2 claim of %s not done yet: %s", row["contract_id"], exc)
             return {"Ok": list(bytes.fromhex(row["preimage"]))}
@@ -197,17 +222,19 @@ class Lnv2Sender:
         if self.hashes is not None and not await self.hashes.claim(inv.payment_hash, cid):
             forfeit = contract.forfeit_signature(self.key.secret).hex()
             log.warning("LNv2 send %s refused: %s", cid, DUPLICATE_PAYMENT_REASON)
-            return self._put(cid, "refused", forfeit=forfeit, error=DUPLICATE_PAYMENT_REASON)
+            return self._put(
+                cid, SendState.REFUSED, forfeit=forfeit, error=DUPLICATE_PAYMENT_REASON
+            )
         if self.swap is not None and await self._ours(inv.payee):
             decision = await self.swap(inv.payment_hash, inv.amount_msat)
             if decision is not None:
                 if decision.get("action") == "settle":
                     return self._put(
-                        cid, "paid", preimage=decision["preimage"], ln_fee_msat=0, swap=1
+                        cid, SendState.PAID, preimage=decision["preimage"], ln_fee_msat=0, swap=1
                     )
                 forfeit = contract.forfeit_signature(self.key.secret).hex()
                 row = self._put(
-                    cid, "forfeited", forfeit=forfeit, error=decision.get("reason"), swap=1
+                    cid, SendState.FORFEITED, forfeit=forfeit, error=decision.get("reason"), swap=1
                 )
                 await self._release(inv.payment_hash, cid)
                 return row
@@ -219,10 +246,10 @@ class Lnv2Sender:
         )
         r = await self.lnrpc.PayInvoice(req, timeout=120)
         if r.status == lnpb.SETTLED:
-            return self._put(cid, "paid", preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat)
+            return self._put(cid, SendState.PAID, preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat)
         if r.status == lnpb.FAILED:
             forfeit = contract.forfeit_signature(self.key.secret).hex()
-            row = self._put(cid, "forfeited", forfeit=forfeit, error=r.failure_reason)
+            row = self._put(cid, SendState.FORFEITED, forfeit=forfeit, error=r.failure_reason)
             await self._release(inv.payment_hash, cid)
             return row
         raise GatewayError("payment pending: ask again", retryable=True)
@@ -253,7 +280,7 @@ class Lnv2Sender:
                 foreign=Foreign((item,), (self.key.secret,), (), net),
             )  # fmt: skip
         await self.mint.finish(op_id)
-        self._put(cid, "claimed")
+        self._put(cid, SendState.CLAIMED)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """LNv2 sends as payment-log rows (stats.classify's shape): direction outgoing, or swap

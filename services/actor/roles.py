@@ -1,0 +1,216 @@
+"""The Lightning roles of an actor: one per Lightning module its federation has, each behind the
+same small interface, built from the federation's modules (`lightning_roles`). The actor only
+routes bus methods to the role that declares them; nothing outside a role knows its version.
+
+- `lnv2` (`lnv2_role.Lnv2Role`): routing info, sends, hold-invoice receives, LUD-21 verify.
+- `ln` (LNv1): registration, `/pay_invoice`, HTLCs intercepted for the federation's scid.
+- `devfed` (`DevRole` below): the development federation's LNv1-like flows (`flows.py`).
+
+A role's bus methods are keyed by the bus method name; an HTLC is keyed by how it reached us:
+`HTLC_HOLD` (an HTLC of one of our hold invoices) or `HTLC_SCID` (addressed to the federation's
+short channel id and intercepted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from coincurve import PrivateKey
+
+from gwcore.constants import (
+    METHOD_ACTOR_HTLC,
+    METHOD_ACTOR_LNV2_INVOICE,
+    METHOD_ACTOR_LNV2_SEND,
+    METHOD_ACTOR_LNV2_VERIFY,
+    METHOD_ACTOR_PAY,
+    METHOD_ACTOR_ROUTING_INFO,
+)
+from gwcore.errors import InvalidInput
+from gwproto import gateway_lnrpc_pb2 as lnpb
+
+from .devfed import DevFederation
+from .flows import FlowRunner
+from .outgoing import PaymentHashClaims
+from .settings import ActorSettings
+from .store import ActorStore
+
+log = logging.getLogger(__name__)
+Handler = Callable[[dict], Awaitable[Any]]
+HTLC_HOLD = f"{METHOD_ACTOR_HTLC}:hold_invoice"
+HTLC_SCID = f"{METHOD_ACTOR_HTLC}:scid"
+# what only a Lightning role answers: asked of a federation without it, a clear 404
+LIGHTNING_METHODS = frozenset(
+    {
+        METHOD_ACTOR_HTLC,
+        METHOD_ACTOR_PAY,
+        METHOD_ACTOR_LNV2_SEND,
+        METHOD_ACTOR_LNV2_INVOICE,
+        METHOD_ACTOR_LNV2_VERIFY,
+        METHOD_ACTOR_ROUTING_INFO,
+    }
+)
+
+
+def htlc_route(method: str, body: dict) -> str:
+    """The key a bus call is routed by: an HTLC by how it reached us, anything else by name."""
+    if method != METHOD_ACTOR_HTLC:
+        return method
+    return HTLC_HOLD if body.get("hold_invoice") else HTLC_SCID
+
+
+class LightningRole(Protocol):
+    kind: str  # the module it serves: "ln", "lnv2", "devfed"
+
+    def bus_methods(self) -> dict[str, Handler]: ...
+
+    async def start(self, stop: asyncio.Event) -> None:
+        """What must hold before the actor says READY (a first registration); retried until
+        it holds or `stop`."""
+        ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Resume what a crash left, then background work (registration renewals) until stop."""
+        ...
+
+    def info(self) -> dict: ...
+
+    def in_flight(self) -> dict[str, int]: ...
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]: ...
+
+    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]: ...
+
+    def fees_changed(self) -> None:
+        """Fees were set: effective at once (re-register where the module registers)."""
+        ...
+
+
+def contract_id(body: dict) -> str:
+    cid = body.get("contract_id")
+    if not isinstance(cid, str) or len(cid) != 64:
+        raise InvalidInput("contract_id must be 32 bytes of hex")
+    return cid
+
+
+class DevRole:
+    """The development federation's Lightning role: registration with our scid route hints
+    (renewed every third of its TTL, and at once when fees change), `/pay_invoice` and
+    intercepted HTLCs through `FlowRunner`. Its payments live in the actor's store, which the
+    actor reads for every federation; so its log and stats rows are the actor's own."""
+
+    kind = "devfed"
+
+    def __init__(
+        self,
+        dev: DevFederation,
+        store: ActorStore,
+        key: PrivateKey,
+        lnrpc: Any,
+        fees: dict,
+        settings: ActorSettings,
+        hashes: PaymentHashClaims,
+        swap: Callable[[int, dict, str], Awaitable[dict | None]],
+    ) -> None:
+        self.dev, self.key, self.lnrpc, self.fees, self.settings = dev, key, lnrpc, fees, settings
+        self.registration: dict | None = None
+        self._reregister = asyncio.Event()
+        self.flows = FlowRunner(
+            dev.client,
+            store,
+            key,
+            lnrpc,
+            fees,
+            swap=swap,
+            node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
+            hashes=hashes,
+        )
+
+    def bus_methods(self) -> dict[str, Handler]:
+        return {
+            METHOD_ACTOR_PAY: lambda body: self.flows.pay_invoice(contract_id(body)),
+            HTLC_SCID: self.flows.handle_htlc,
+        }
+
+    async def register(self) -> dict:
+        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        hints = (
+            await self.lnrpc.GetRouteHints(lnpb.GetRouteHintsRequest(num_route_hints=3), timeout=10)
+        ).route_hints
+        route_hints = [
+            [
+                {
+                    "pubkey": h.src_node_id.hex(),
+                    "scid": h.short_channel_id,
+                    "base_msat": h.base_msat,
+                    "ppm": h.proportional_millionths,
+                    "cltv_delta": h.cltv_expiry_delta,
+                }
+                for h in hint.hops
+            ]
+            for hint in hints
+        ]
+        reg = await asyncio.to_thread(
+            self.dev.client.register_gateway,
+            self.key,
+            scid=self.settings.scid,
+            node_pubkey=info.pub_key.hex(),
+            api_url=self.settings.public_api_url,
+            fees=dict(self.fees),
+            route_hints=route_hints,
+            ttl_s=self.settings.registration_ttl_s,
+        )
+        self.registration = {**reg, "node_pubkey": info.pub_key.hex(), "route_hints": route_hints}
+        log.info(
+            "registered with the federation", extra={"fields": {"valid_until": reg["valid_until"]}}
+        )
+        return reg
+
+    async def start(self, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():  # READY only once registered
+            try:
+                await self.register()
+                return
+            except Exception as exc:
+                log.warning("first registration failed: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        resume = asyncio.create_task(self.flows.resume())
+        delay = 0.2
+        try:
+            while not stop.is_set():
+                try:
+                    await self.register()
+                    delay = 0.2
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._reregister.wait(), self.settings.registration_ttl_s / 3
+                        )
+                    self._reregister.clear()
+                except Exception as exc:
+                    log.warning("registration failed: %s; retrying", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+        finally:
+            resume.cancel()
+
+    def fees_changed(self) -> None:
+        self._reregister.set()
+
+    def info(self) -> dict:
+        return {"registration": self.registration}
+
+    def in_flight(self) -> dict[str, int]:
+        return self.flows.in_flight()
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        return []  # in the actor's store, read for every federation
+
+    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        return [], []  # likewise
