@@ -35,18 +35,12 @@ from gwcore.states import StateMachine
 
 from .encoding import encode
 from .mintv2 import EcashError
+from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, v0
 from .wallet import Foreign, MintWallet, Rejected
-from .walletv2 import PegInAddress, WalletConfig, new_peg_in_address
+from .walletv2 import WalletConfig, new_peg_in_address
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS peg_in_addresses (
-    address TEXT PRIMARY KEY, script TEXT NOT NULL UNIQUE, tweak_secret BLOB NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS peg_in_ready (
-    address TEXT PRIMARY KEY, script TEXT NOT NULL, tweak_secret BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS deposits (
     output_index INTEGER PRIMARY KEY, address TEXT NOT NULL, outpoint TEXT,
     value_sat INTEGER NOT NULL, fee_sat INTEGER, credit_msat INTEGER, op_id TEXT,
@@ -103,10 +97,6 @@ DEPOSIT = StateMachine(
 RETRY = {(4, 4), (4, 5)}  # a claim refused for its fee is claimed again with the new fee
 
 
-class OnchainError(ValueError):
-    """A withdrawal or deposit that cannot be made; one line saying why. Nothing changed."""
-
-
 @dataclass(frozen=True)
 class WithdrawQuote:
     address: str
@@ -130,18 +120,18 @@ def standard_script(address: str, network: str) -> bytes:
     return encode(lambda w: w.framed(variant, parsed.script[start:end]))
 
 
-class OnchainWallet:
+class OnchainWallet(OnchainCommon):
+    ERRORS = WALLET_ERRORS
+
     def __init__(self, mint: MintWallet) -> None:
         self.mint, self.api, self.db = mint, mint.api, mint.db
         self.module = mint.config.module_id("walletv2")
         self.config = WalletConfig.from_bytes(mint.config.modules[self.module].body)
         self.db.executescript(SCHEMA)
+        self._create_book()
 
     def module_fee_msat(self, amount_msat: int) -> int:
         return self.config.fee_base_msat + amount_msat * self.config.fee_ppm // 1_000_000
-
-    async def _call(self, endpoint: str, params: object = None) -> object:
-        return await self.api.current_consensus(f"module_{self.module}_{endpoint}", params)
 
     # -- peg-in ----------------------------------------------------------------------------------
 
@@ -149,47 +139,9 @@ class OnchainWallet:
         """A fresh peg-in address, its tweak key stored before it is handed out."""
         return self.store_address(new_peg_in_address(self.config))
 
-    def store_address(self, made: PegInAddress) -> str:
-        """Keep an address ground elsewhere (e.g. in a thread) before handing it out."""
-        self.db.execute(
-            "INSERT INTO peg_in_addresses VALUES (?, ?, ?, ?)",
-            (made.address, made.script_pubkey.hex(), made.tweak_secret, time.time()),
-        )
-        return made.address
-
-    def ready_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM peg_in_ready").fetchone()[0])
-
-    def add_ready(self, made: PegInAddress) -> None:
-        """An address ground ahead of time (grinding takes seconds), not handed out yet."""
-        self.db.execute(
-            "INSERT INTO peg_in_ready VALUES (?, ?, ?)",
-            (made.address, made.script_pubkey.hex(), made.tweak_secret),
-        )
-
     def take_ready(self) -> str | None:
         """Hand out an address ground ahead of time, or None if there is none."""
-        with self.mint.transaction() as db:
-            row = db.execute("SELECT * FROM peg_in_ready LIMIT 1").fetchone()
-            if row is None:
-                return None
-            db.execute("DELETE FROM peg_in_ready WHERE address = ?", (row["address"],))
-            db.execute(
-                "INSERT INTO peg_in_addresses VALUES (?, ?, ?, ?)",
-                (row["address"], row["script"], row["tweak_secret"], time.time()),
-            )
-            return str(row["address"])
-
-    def script_of(self, address: str) -> str | None:
-        """The scriptPubKey (hex) of one of our peg-in addresses."""
-        row = self.db.execute(
-            "SELECT script FROM peg_in_addresses WHERE address = ?", (address,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def addresses(self) -> list[str]:
-        rows = self.db.execute("SELECT address FROM peg_in_addresses ORDER BY created").fetchall()
-        return [r[0] for r in rows]
+        return self._take_ready()
 
     async def receive_fee_sat(self) -> int:
         fee = await self._call("receive_fee")
@@ -249,10 +201,8 @@ class OnchainWallet:
             net_sat = dep["value_sat"] - fee
             amount_msat = net_sat * 1000
             net_msat = amount_msat - self.module_fee_msat(amount_msat)
-            secret = self.db.execute(
-                "SELECT tweak_secret FROM peg_in_addresses WHERE address = ?", (dep["address"],)
-            ).fetchone()[0]
-            tweak = _public_key(bytes(secret))
+            secret = self.tweak_secret(dep["address"])
+            tweak = _public_key(secret)
             item = ModuleItem(
                 self.module, v0(encode(lambda w: w.varint(index).raw(tweak).varint(fee)))
             )
@@ -276,7 +226,7 @@ class OnchainWallet:
             try:
                 self.mint.create_operation(
                     op_id, "pegin", [], external=False,
-                    foreign=Foreign((item,), (bytes(secret),), (), net_msat), also=record,
+                    foreign=Foreign((item,), (secret,), (), net_msat), also=record,
                 )  # fmt: skip
             except EcashError:
                 self._deposit(index, DepositState.TOO_SMALL, fee)
@@ -306,12 +256,6 @@ class OnchainWallet:
             (state, fee, credit, time.time(), index),
         )
 
-    def _reason(self, exc: Rejected) -> str:
-        cause = exc.cause
-        if cause is not None and cause.module == self.module:
-            return WALLET_ERRORS.get((cause.variant, cause.module_error), str(exc))
-        return str(exc)
-
     # -- peg-out ---------------------------------------------------------------------------------
 
     async def quote(self, address: str, value_sat: int) -> WithdrawQuote:
@@ -338,11 +282,6 @@ class OnchainWallet:
             body = encode(
                 lambda w: w.raw(destination).varint(quote.value_sat).varint(quote.fee_sat)
             )
-            cost = quote.total_msat
-            try:
-                notes = self.mint.choose(cost)
-            except EcashError as exc:
-                raise OnchainError(str(exc)) from None
 
             def record(db: sqlite3.Connection) -> None:
                 db.execute(
@@ -351,20 +290,9 @@ class OnchainWallet:
                      quote.federation_fee_msat),
                 )  # fmt: skip
 
-            try:
-                self.mint.create_operation(
-                    op_id, "pegout", notes, external=False,
-                    foreign=Foreign((), (), (ModuleItem(self.module, v0(body)),), -cost),
-                    also=record,
-                )  # fmt: skip
-            except EcashError as exc:
-                raise OnchainError(str(exc)) from None
-        op = self.mint.operation(op_id)
-        if op is not None and op["state"] in ("created", "submitted"):
-            try:
-                await self.mint.finish(op_id)
-            except Rejected as exc:
-                raise OnchainError(self._reason(exc)) from None
+            output = ModuleItem(self.module, v0(body))
+            self._store_payout(op_id, output, quote.total_msat, record)
+        await self._finish(op_id)
         return self.withdrawal(op_id) or {}
 
     def withdrawal(self, op_id: str) -> dict | None:
