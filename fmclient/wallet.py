@@ -142,8 +142,8 @@ class MintWallet:
     # -- receive -------------------------------------------------------------------------------
 
     async def receive(self, text: str) -> dict:
-        """Reissue e-cash into this wallet: {operation_id, amount_msat (credited, after the
-        federation's fees), state}. Bad or foreign e-cash is EcashError and records nothing;
+        """Reissue e-cash into this wallet: the operation {id, kind, state, txid, amount_msat
+        (credited, after the federation's fees), error}. Bad or foreign e-cash is EcashError and records nothing;
         e-cash already spent is EcashError `rejected` (nothing credited)."""
         ecash = parse_for(self.mint, DIALECTS, text)
         fed = ecash.federation
@@ -262,11 +262,10 @@ class MintWallet:
                 )
                 submission_outcome(outcome)
             except TxRejected as exc:
-                self._settle(op_id, str(exc))
                 spent = exc.module == self.module and exc.module_error == self.mint.spent_coin
-                raise Rejected(
-                    "rejected: the notes are already spent" if spent else f"rejected: {exc}", exc
-                ) from None
+                why = "the notes are already spent" if spent else str(exc)
+                self._settle(op_id, why)  # asked again, the operation answers the same
+                raise Rejected(f"rejected: {why}", exc) from None
             self._checkpoint("sent")  # accepted, not yet recorded as such
             with self.transaction() as db:
                 self._move(db, op_id, OperationState.CREATED, OperationState.SUBMITTED)

@@ -107,7 +107,7 @@ async def _both_ways(ours: MintWallet, user: User, send_msat: int, back_msat: in
     assert given.amount_msat == back_msat
     held = ours.balance_msat()
     got = await ours.receive(theirs)
-    issued = _issued(ours, got["operation_id"])
+    issued = _issued(ours, got["id"])
     assert got["state"] == "done" and got["amount_msat"] == sum(issued)
     lost = back_msat - FEE * (len(given.notes) + len(issued)) - got["amount_msat"]
     assert 0 <= lost < 512 + FEE, (back_msat, given.notes, issued, got)
