@@ -4,13 +4,16 @@ wallet v1 peg-in (fedimint-cli's own v1 peg-in needs Esplora); then: the wallet'
 reissued by a user (whose balance is exactly what fedimint-cli's change layout makes of them
 less the fees), the user's notes are received (credited exactly their value less the
 federation's fees, once), notes someone else reissued first are refused with nothing kept,
-mintv2 e-cash is refused by the v1 wallet and v1 e-cash by a mintv2 wallet, and with one of four
-guardians stopped both ways still work."""
+mintv2 e-cash is refused by the v1 wallet and v1 e-cash by a mintv2 wallet, with one of four
+guardians stopped both ways still work, and a receive killed (-9) after any step ends once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +200,49 @@ async def test_four_guardians_one_stopped(
         if g3.proc is None or not g3.proc.alive():
             g3.start()
         await ours.api.close()
+
+
+async def test_kill_9_during_a_receive_loses_and_duplicates_nothing(
+    federation1_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
+) -> None:
+    """A process receiving v1 notes is killed after each committed step (and once between the
+    federation accepting the transaction and our recording it); a new process resumes: the
+    wallet ends with exactly what an uninterrupted receive credits, once."""
+    fed = federation1_v1
+    giver = await _funded(fed, bitcoind, tmp_path / "giver.sqlite", 60_000)
+    peers = json.dumps(dict(enumerate(fed.api_urls)))
+    try:
+        for crash_at in ("created", "sent", "submitted"):
+            text = (await giver.spend(8_192))["ecash"]
+            assert [a for a, _, _ in mintv1.parse_oob_notes(text).notes] == [8_192]
+            path = tmp_path / f"crash-{crash_at}.sqlite"
+
+            def run(
+                step: str, path: Path = path, text: str = text
+            ) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.fedimint.crash_receive",
+                        str(path),
+                        peers,
+                        step,
+                        text,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=Path(__file__).resolve().parents[2],
+                )
+
+            killed = run(crash_at)
+            assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+            resumed = run("resume")
+            assert resumed.returncode == 0, resumed.stderr[-2000:]
+            # 8192 - 100 in = 8092: 4096 + 2048 + 1024 + 512 and 4 x 100 out (12 msat lost)
+            assert json.loads(resumed.stdout)["balance_msat"] == 7_680, crash_at
+            again = run("never")  # the same e-cash again, uninterrupted: the same operation
+            assert again.returncode == 0 and json.loads(again.stdout)["balance_msat"] == 7_680
+    finally:
+        await giver.api.close()
