@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from fmclient.wallet import MintWallet, Rejected
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 
+from . import crash_receive
 from .conftest import User
 
 FEE = 100  # msat per note in and out: the mint's base fee, no ppm
@@ -210,31 +210,14 @@ async def test_kill_9_during_a_receive_loses_and_duplicates_nothing(
     wallet ends with exactly what an uninterrupted receive credits, once."""
     fed = federation1_v1
     giver = await _funded(fed, bitcoind, tmp_path / "giver.sqlite", 60_000)
-    peers = json.dumps(dict(enumerate(fed.api_urls)))
     try:
         for crash_at in ("created", "sent", "submitted"):
             text = (await giver.spend(8_192))["ecash"]
             assert [a for a, _, _ in mintv1.parse_oob_notes(text).notes] == [8_192]
             path = tmp_path / f"crash-{crash_at}.sqlite"
 
-            def run(
-                step: str, path: Path = path, text: str = text
-            ) -> subprocess.CompletedProcess[str]:
-                return subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tests.fedimint.crash_receive",
-                        str(path),
-                        peers,
-                        step,
-                        text,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    cwd=Path(__file__).resolve().parents[2],
-                )
+            def run(step: str, path: Path = path, text: str = text) -> subprocess.CompletedProcess:
+                return crash_receive.run(path, fed.api_urls, step, text)
 
             killed = run(crash_at)
             assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
