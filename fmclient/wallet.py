@@ -38,7 +38,7 @@ from gwcore.files import private_file
 from . import mintv1, mintv2, tbs
 from .api import FederationApi
 from .config import ClientConfig, ConfigError
-from .ecash import Dialect, EcashError, Note, note_valid, parse_for
+from .ecash import Dialect, EcashError, Note, Received, note_valid, parse_for
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
 from .wallet_states import NOTE, OPERATION, NoteState, OperationState
 
@@ -54,6 +54,19 @@ def dialect_for(config: ClientConfig) -> Dialect:
             return cls(module, config.modules[module].body)
     kinds = ", ".join(c.kind for c in DIALECTS)
     raise ConfigError(f"the federation has no e-cash module ({kinds})")
+
+
+def read_ecash(text: object) -> tuple[str, Received]:
+    """Any version's e-cash string, read without a federation: its module kind and what it
+    says (`federation`: the issuer's id, or only its first 8 hex digits for mint v1 notes
+    carrying no invite). EcashError when no version reads it."""
+    why = []
+    for cls in DIALECTS:
+        try:
+            return cls.kind, cls.parse(text)
+        except EcashError as exc:
+            why.append(f"{cls.kind}: {exc}")
+    raise EcashError(f"not e-cash ({'; '.join(why)})")
 
 
 class Rejected(EcashError):
