@@ -71,7 +71,9 @@ vectors: peers
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
 	  --bin fedimint-mintv1-vectors > tests/fmclient/data/mintv1_vectors.json && \
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
-	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json
+	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json && \
+	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-lnv1-vectors > tests/fmclient/data/lnv1_vectors.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4)
 GUARDIANS ?= 1

@@ -134,6 +134,7 @@ DEFAULT_API_URL: Final = "http://127.0.0.1:8175"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 # public
 PATH_PAY_INVOICE: Final = "/pay_invoice"
+PATH_GATEWAY_ID: Final = "/id"  # LNv1, public: clients ask it before they fund a contract
 PATH_ROUTING_INFO: Final = "/routing_info"  # LNv2, public, also under /v1/
 PATH_SEND_PAYMENT: Final = "/send_payment"  # LNv2, public, also under /v1/
 PATH_CREATE_BOLT11_INVOICE: Final = "/create_bolt11_invoice"  # LNv2, public, also under /v1/

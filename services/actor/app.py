@@ -24,11 +24,9 @@ from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoi
 from devworld.fedlib import crypto
 from gwcore import summary
 from gwcore.constants import (
-    GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
     METHOD_ACTOR_BACKUP,
     METHOD_ACTOR_DEPOSIT,
-    METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAYMENT_LOG,
@@ -39,7 +37,6 @@ from gwcore.constants import (
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
-    METHOD_LIST_FEDS,
     ROUTER_ENDPOINT_NAME,
 )
 from gwcore.errors import InvalidInput, NotFound, UnknownMethod
@@ -52,12 +49,14 @@ from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
+from .lnv1_role import Lnv1Role
 from .lnv2_role import Lnv2Role
 from .outgoing import RouterPaymentHashClaims
-from .roles import HTLC_SCID, LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
+from .roles import LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
 from .store import ActorStore
+from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,9 @@ class Actor:
             ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             identity=f"actor-client-{settings.federation_id[:16]}",
         )
+        self.swaps = Swaps(
+            self.bus, settings.federation_id, settings.scid, self.lnrpc, self._local_htlc
+        )
         self.roles = self._lightning_roles()
         # each bus method (an HTLC: by how it reached us) to the one role that serves it
         self.routes = {m: h for role in self.roles for m, h in role.bus_methods().items()}
@@ -133,7 +135,7 @@ class Actor:
                     self.fees,
                     self.settings,
                     hashes,
-                    self.swap,
+                    self.swaps.to_scid,
                 )
             ]
         federation = self.federation
@@ -150,6 +152,23 @@ class Actor:
                     self.bus,
                     hashes,
                     self.settings.public_api_url,
+                    self.swaps,
+                )
+            )
+        if "ln" in federation.modules:
+            roles.append(
+                Lnv1Role(
+                    federation.mint,
+                    self.key,
+                    self.lnrpc,
+                    self.fees,
+                    self.settings.federation_id,
+                    self.bus,
+                    hashes,
+                    self.settings.scid,
+                    self.settings.public_api_url,
+                    self.settings.registration_ttl_s,
+                    self.swaps,
                 )
             )
         return roles
@@ -218,27 +237,11 @@ class Actor:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()
 
-    async def swap(self, scid: int, payload: dict, message_id: str) -> dict | None:
-        """Ask the actor of the federation with `scid` to buy the preimage (a swap between two
-        federations we serve); None if no running federation has that scid."""
-        feds = json.loads(
-            await self.bus.request(GATEWAY_SERVICE, METHOD_LIST_FEDS, b"{}", timeout=10)
-        )["federations"]
-        target = next((f for f in feds if f["scid"] == scid and f["state"] == "running"), None)
-        if target is None:
-            return None
-        if target["federation_id"] == self.settings.federation_id:  # payer and payee here
-            return await self.routes[HTLC_SCID](payload)
-        raw = await self.bus.request(
-            target["federation_id"],
-            METHOD_ACTOR_HTLC,
-            json.dumps(payload).encode(),
-            timeout=60,
-            retries=3,
-            idempotent=False,
-            message_id=message_id,
-        )
-        return json.loads(raw)
+    async def _local_htlc(self, route: str, htlc: dict) -> dict:
+        """A swap whose payee is of this federation: the role that takes such HTLCs decides."""
+        if route not in self.routes:
+            return {"action": "cancel", "reason": "this federation does not receive that way"}
+        return dict(await self.routes[route](htlc))
 
     def in_flight(self) -> dict[str, int]:
         """Everything in flight, by kind (gwcore.constants.IN_FLIGHT_KINDS): the federation's

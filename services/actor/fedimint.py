@@ -119,13 +119,13 @@ class FedimintFederation:
     def in_flight(self) -> dict[str, int]:
         """The on-chain part's (withdrawals, deposits being claimed) and the other e-cash
         operations whose transaction is not final yet. The Lightning roles count their own
-        (their operations' kinds start with their module's: lnv2_…, ln_…)."""
+        (their operations' kinds start with their module's: lnv1_…, lnv2_…)."""
         kinds = set(self.onchain.operation_kinds)
         ops = self.mint.db.execute(
             "SELECT kind FROM operations WHERE state IN ('created', 'submitted')"
         ).fetchall()
         ecash = sum(
-            1 for (kind,) in ops if kind not in kinds and not kind.startswith(("lnv2", "ln_"))
+            1 for (kind,) in ops if kind not in kinds and not kind.startswith(("lnv1", "lnv2"))
         )
         return {**self.onchain.in_flight(), "ecash": ecash}
 

@@ -1,7 +1,7 @@
 """The LNv2 gateway role of one real Fedimint federation's actor: what fedimint clients ask of
 us (routing info, sends, receives, LUD-21 verify) and the two calls that leave the actor for it
-(claiming a payment hash at the router before our node makes its hold invoice; a direct swap
-with the federation we serve whose incoming contract an invoice pays). The payments themselves
+(claiming a payment hash at the router before our node makes its hold invoice; swaps with a
+federation we serve, `swaps.py`). The payments themselves
 are `lnv2_send.Lnv2Sender` and `lnv2_receive.Lnv2Receiver`; this module only wires them.
 """
 
@@ -19,21 +19,20 @@ from bus import BusClient
 from fmclient.wallet import MintWallet
 from gwcore.constants import (
     GATEWAY_SERVICE,
-    METHOD_ACTOR_HTLC,
     METHOD_ACTOR_LNV2_INVOICE,
     METHOD_ACTOR_LNV2_SEND,
     METHOD_ACTOR_LNV2_VERIFY,
     METHOD_ACTOR_ROUTING_INFO,
     METHOD_CLAIM_PAYMENT_HASH,
-    METHOD_PAYMENT_HASH_OWNER,
 )
-from gwcore.errors import GatewayError, NotFound
+from gwcore.errors import GatewayError
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
 from .lnv2_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_HOLD, Handler
+from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,12 +57,11 @@ class Lnv2Role:
         bus: BusClient,
         hashes: PaymentHashClaims,
         public_api_url: str | None = None,
+        swaps: Swaps | None = None,
     ) -> None:
         self.key, self.lnrpc, self.fees, self.bus = key, lnrpc, fees, bus
         self.federation_id, self.public_api_url = federation_id, public_api_url
-        self.sender = Lnv2Sender(
-            mint, key, lnrpc, fees, federation_id, swap=self.swap, hashes=hashes
-        )
+        self.sender = Lnv2Sender(mint, key, lnrpc, fees, federation_id, swaps=swaps, hashes=hashes)
         self.receiver = Lnv2Receiver(mint, key, lnrpc, fees, federation_id, self.claim_hash)
 
     def bus_methods(self) -> dict[str, Handler]:
@@ -135,35 +133,6 @@ class Lnv2Role:
         await self.bus.request(
             GATEWAY_SERVICE, METHOD_CLAIM_PAYMENT_HASH, json.dumps(body).encode(), timeout=10
         )
-
-    async def swap(self, payment_hash: str, amount_msat: int) -> dict | None:
-        """A direct swap: the decision of the federation we serve whose incoming contract has
-        this hash (its actor funds the contract as for an HTLC), or None if none has."""
-        body = json.dumps({"payment_hash": payment_hash}).encode()
-        try:
-            owner = json.loads(
-                await self.bus.request(GATEWAY_SERVICE, METHOD_PAYMENT_HASH_OWNER, body, timeout=10)
-            )["federation_id"]
-        except NotFound:
-            return None
-        htlc = {
-            "payment_hash": payment_hash,
-            "incoming_amount_msat": amount_msat,
-            "hold_invoice": True,
-            "swap": True,
-        }
-        if owner == self.federation_id:
-            return await self.receiver.on_htlc(htlc)
-        raw = await self.bus.request(
-            owner,
-            METHOD_ACTOR_HTLC,
-            json.dumps(htlc).encode(),
-            timeout=120,
-            retries=3,
-            idempotent=False,
-            message_id=f"lnv2-swap-{payment_hash}",
-        )
-        return dict(json.loads(raw))
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         return self.sender.log_rows(since, before, limit) + self.receiver.log_rows(

@@ -14,10 +14,11 @@ first claims the hash for this contract at the router, and a contract for a hash
 contract holds (a second payer of an invoice, in this federation or another) is `refused`
 with our forfeit signature before anything is paid, so its payer refunds at once.
 
-A direct swap: when the invoice is our own node's hold invoice for an incoming contract of a
-federation we serve (this one or another), nothing goes over Lightning: `swap(payment_hash,
-amount)` has that federation's actor fund its incoming contract and answer the preimage (paid)
-or a definite refusal (forfeited), exactly as it answers an HTLC.
+A swap: when the invoice's payee is a federation we serve (this one or another; our hold
+invoice for an LNv2 receive, or a route hint to a served federation's scid for an LNv1 one),
+nothing goes over Lightning: `swaps.decide` has that federation's actor fund its incoming
+contract and answer the preimage (paid) or a definite refusal (forfeited), exactly as it
+answers an HTLC (swaps.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +44,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
+from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -96,16 +97,14 @@ class Lnv2Sender:
         lnrpc: Any,
         fees: dict,
         federation_id: str,
-        swap: Callable[[str, int], Awaitable[dict | None]] | None = None,
+        swaps: Swaps | None = None,
         hashes: PaymentHashClaims | None = None,
     ) -> None:
-        """`swap(payment_hash, amount_msat)`: the decision of the served federation whose
-        incoming contract has this hash ({action: settle, preimage} | {action: cancel}), or
-        None when no federation we serve expects it. `hashes`: the gateway's claims of the
+        """`swaps`: the decision of a served federation that is the invoice's payee (no
+        Lightning then). `hashes`: the gateway's claims of the
         payment hashes it pays (outgoing.py)."""
         self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swap, self.hashes = federation_id, swap, hashes
-        self._node_key: bytes | None = None
+        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
         self.module = mint.config.module_id("lnv2")
         self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
         self.db = mint.db
@@ -225,8 +224,10 @@ class Lnv2Sender:
             return self._put(
                 cid, SendState.REFUSED, forfeit=forfeit, error=DUPLICATE_PAYMENT_REASON
             )
-        if self.swap is not None and await self._ours(inv.payee):
-            decision = await self.swap(inv.payment_hash, inv.amount_msat)
+        if self.swaps is not None:
+            decision = await self.swaps.decide(
+                row["invoice"], contract.amount_msat, f"lnv2-swap-{inv.payment_hash}"
+            )
             if decision is not None:
                 if decision.get("action") == "settle":
                     return self._put(
@@ -258,13 +259,6 @@ class Lnv2Sender:
         """This contract failed definitely (committed first): another may pay the hash."""
         if self.hashes is not None:
             await self.hashes.release(payment_hash, cid)
-
-    async def _ours(self, payee: str | None) -> bool:
-        """Is the invoice's payee our own node?"""
-        if self._node_key is None:
-            info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-            self._node_key = bytes(info.pub_key)
-        return payee is not None and payee == self._node_key.hex()
 
     async def _claim(self, row: dict, contract: OutgoingContract) -> None:
         cid = row["contract_id"]

@@ -178,6 +178,19 @@ class PayInvoice(PublicRoute):
         resp.media = out["preimage"]  # as the 2023 API: the preimage as a hex JSON string
 
 
+class GatewayId(PublicRoute):
+    """LNv1 clients ask `GET /id` of a gateway before funding a contract for it (fedimint-ln-
+    client's verify_gateway_availability: any JSON will do): our node's public key, as
+    gatewayd answers its id."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.public = True
+        node = self.gw.call(
+            C.GATEWAY_SERVICE, C.METHOD_LIGHTNING, {}, request_id=req.context.request_id, timeout=8
+        )["node"]
+        resp.media = node["pub_key"]
+
+
 class Admin:
     """One class per route would repeat itself: the admin routes are a table (see create_app)."""
 
@@ -318,6 +331,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     app.add_error_handler(Exception, _error_handler(gw, ui))
     app.add_error_handler(falcon.HTTPError, _error_handler(gw, ui))  # the same {error, code} shape
     app.add_route(C.PATH_PAY_INVOICE, PayInvoice(gw))
+    app.add_route(C.PATH_GATEWAY_ID, GatewayId(gw))
     app.add_route(C.PATH_RECEIVE_ECASH, ReceiveEcash(gw))
     add_lnv2_routes(app, gw)
     fields = body_fields(openapi_document(version_hash()))

@@ -147,6 +147,14 @@ def openapi_document(version: str) -> dict:
                 ],
             }
         },
+        C.PATH_GATEWAY_ID: {
+            "get": _op(
+                "LNv1: the gateway's id (our node's public key, hex), asked by clients before"
+                " they fund a contract for us",
+                None,
+                public=True,
+            )
+        },
         C.PATH_RECEIVE_ECASH: {
             "post": _op(
                 "Give the gateway e-cash: reissued into its wallet, the same notes once (public)",

@@ -103,6 +103,7 @@ DIRECTION_SUMMARY = obj(
 
 REPLIES: dict[str, dict] = {
     C.PATH_PAY_INVOICE: {"description": "the preimage, hex", **HEX32},
+    C.PATH_GATEWAY_ID: {"description": "our node's public key, hex", "type": "string"},
     C.PATH_INFO: obj(
         {
             "version_hash": {"type": "string"},
