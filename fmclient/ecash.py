@@ -11,7 +11,7 @@ signature (a G1 point) on the version's message of that nonce. The wallet does e
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -99,14 +99,23 @@ class Dialect(Protocol):
         """Our notes as this version's e-cash string."""
 
 
-def note_valid(dialect: Dialect, note: Note) -> bool:
-    """The federation's signature on this note's nonce, under its denomination's key."""
+def signed(
+    note: Note,
+    message: Callable[[bytes], tbs.G1Point],
+    aggregate_key: Callable[[int], tbs.G2Point],
+) -> bool:
+    """The federation's signature on this note's nonce (as `message` makes it a point), under
+    its denomination's key (`aggregate_key`, EcashError if there is none)."""
     try:
         signature = tbs.g1(note.signature)
-        key = dialect.aggregate_key(note.denomination)
+        key = aggregate_key(note.denomination)
     except (tbs.TbsError, EcashError):
         return False
-    return tbs.verify(dialect.message(note.nonce), signature, key)
+    return tbs.verify(message(note.nonce), signature, key)
+
+
+def note_valid(dialect: Dialect, note: Note) -> bool:
+    return signed(note, dialect.message, dialect.aggregate_key)
 
 
 def parse_for(dialect: Dialect, others: Sequence[type[Dialect]], text: object) -> Received:

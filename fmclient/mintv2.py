@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import base32, tbs
-from .ecash import EcashError, Note, Received
+from .ecash import EcashError, Note, Received, signed
 from .encoding import DecodeError, Reader, Writer, encode
 from .tx import v0
 
@@ -98,12 +98,7 @@ class SpendableNote(Note):
 
     def valid(self, config: MintConfig) -> bool:
         """The federation's signature on this note's nonce."""
-        try:
-            signature = tbs.g1(self.signature)
-            key = config.aggregate_key(self.denomination)
-        except (tbs.TbsError, EcashError):
-            return False
-        return tbs.verify(tbs.message_sha256(self.nonce), signature, key)
+        return signed(self, tbs.message_sha256, config.aggregate_key)
 
     def put(self, w: Writer) -> None:
         w.u8(self.denomination).raw(self.secret).raw(self.signature)

@@ -7,11 +7,12 @@ Operations, by id, each step committed before the next (a crash anywhere resumes
 last committed step, `resume()`):
 
     receive (reissue of someone's notes into ours) / split (ours into the denominations a
-    spend needs):  created (tx signed, output secrets stored) -> submitted -> done (notes
-    stored) | rejected (the federation refused: nothing spent, nothing credited)
+    spend needs): `OperationState` (fmclient/wallet_states.py): created (tx signed, output
+    secrets stored) -> submitted -> done (notes stored) | rejected (the federation refused:
+    nothing spent, nothing credited)
     spend:  done at once (notes marked exported, the e-cash string stored)
 
-Notes: unspent -> spending (an operation's input) -> spent, or -> exported (spent by a spend).
+Notes: `NoteState`: unspent -> spending (an operation's input) -> spent, or -> exported.
 A receive's id is derived from the e-cash it takes, so taking the same e-cash twice is one
 operation: the second call answers the first's result and credits nothing more.
 """
@@ -37,8 +38,9 @@ from gwcore.files import private_file
 from . import mintv1, mintv2, tbs
 from .api import FederationApi
 from .config import ClientConfig, ConfigError
-from .ecash import Dialect, EcashError, Note, note_valid, parse_for
+from .ecash import Dialect, EcashError, Note, Received, note_valid, parse_for
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
+from .wallet_states import NOTE, OPERATION, NoteState, OperationState
 
 # the e-cash module versions, in the order of preference when a federation has several
 DIALECTS: tuple[type[Dialect], ...] = (mintv1.Dialect, mintv2.Dialect)
@@ -52,6 +54,19 @@ def dialect_for(config: ClientConfig) -> Dialect:
             return cls(module, config.modules[module].body)
     kinds = ", ".join(c.kind for c in DIALECTS)
     raise ConfigError(f"the federation has no e-cash module ({kinds})")
+
+
+def read_ecash(text: object) -> tuple[str, Received]:
+    """Any version's e-cash string, read without a federation: its module kind and what it
+    says (`federation`: the issuer's id, or only its first 8 hex digits for mint v1 notes
+    carrying no invite). EcashError when no version reads it."""
+    why = []
+    for cls in DIALECTS:
+        try:
+            return cls.kind, cls.parse(text)
+        except EcashError as exc:
+            why.append(f"{cls.kind}: {exc}")
+    raise EcashError(f"not e-cash ({'; '.join(why)})")
 
 
 class Rejected(EcashError):
@@ -140,8 +155,8 @@ class MintWallet:
     # -- receive -------------------------------------------------------------------------------
 
     async def receive(self, text: str) -> dict:
-        """Reissue e-cash into this wallet: {operation_id, amount_msat (credited, after the
-        federation's fees), state}. Bad or foreign e-cash is EcashError and records nothing;
+        """Reissue e-cash into this wallet: the operation {id, kind, state, txid, amount_msat
+        (credited, after the federation's fees), error}. Bad or foreign e-cash is EcashError and records nothing;
         e-cash already spent is EcashError `rejected` (nothing credited)."""
         ecash = parse_for(self.mint, DIALECTS, text)
         fed = ecash.federation
@@ -228,12 +243,8 @@ class MintWallet:
                         "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'spending', ?)",
                         (n.nonce.hex(), n.denomination, n.secret, n.signature, op_id),
                     )
-                elif (
-                    db.execute(
-                        "UPDATE notes SET state = 'spending', op_id = ? WHERE nonce = ? AND state = 'unspent'",
-                        (op_id, n.nonce.hex()),
-                    ).rowcount
-                    != 1
+                elif not self._move_note(
+                    db, n.nonce.hex(), NoteState.UNSPENT, NoteState.SPENDING, op_id
                 ):
                     raise EcashError("a note was taken by another operation; try again")
             if also is not None:
@@ -257,27 +268,27 @@ class MintWallet:
 
     async def _finish(self, op_id: str) -> dict:
         row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
-        if row["state"] == "created":
+        if row["state"] == OperationState.CREATED:
             try:
                 outcome = await self.api.current_consensus(
                     "submit_transaction", to_serde(bytes(row["tx"]))
                 )
                 submission_outcome(outcome)
             except TxRejected as exc:
-                self._settle(op_id, "rejected", str(exc))
                 spent = exc.module == self.module and exc.module_error == self.mint.spent_coin
-                raise Rejected(
-                    "rejected: the notes are already spent" if spent else f"rejected: {exc}", exc
-                ) from None
+                why = "the notes are already spent" if spent else str(exc)
+                self._settle(op_id, why)  # asked again, the operation answers the same
+                raise Rejected(f"rejected: {why}", exc) from None
             self._checkpoint("sent")  # accepted, not yet recorded as such
-            self._set(op_id, "submitted")
+            with self.transaction() as db:
+                self._move(db, op_id, OperationState.CREATED, OperationState.SUBMITTED)
             self._checkpoint("submitted")
             row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
-        if row["state"] == "submitted":
+        if row["state"] == OperationState.SUBMITTED:
             await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)
             await self._issue(row)
             self._checkpoint("done")
-        elif row["state"] == "rejected":
+        elif row["state"] == OperationState.REJECTED:
             raise Rejected(f"rejected: {row['error']}")
         return self.operation(op_id) or {}
 
@@ -317,38 +328,54 @@ class MintWallet:
                     "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, 'unspent', NULL)",
                     (n.nonce.hex(), n.denomination, n.secret, n.signature),
                 )
-            db.execute(
-                "UPDATE notes SET state = 'spent' WHERE op_id = ? AND state = 'spending'",
-                (row["id"],),
-            )
-            db.execute(
-                "UPDATE operations SET state = 'done', updated = ? WHERE id = ?",
-                (time.time(), row["id"]),
-            )
+            self._move_inputs(db, row["id"], NoteState.SPENT)
+            self._move(db, row["id"], OperationState.SUBMITTED, OperationState.DONE)
 
-    def _set(self, op_id: str, state: str) -> None:
-        self.db.execute(
-            "UPDATE operations SET state = ?, updated = ? WHERE id = ?", (state, time.time(), op_id)
+    def _move(
+        self, db: sqlite3.Connection, op_id: str, old: OperationState, new: OperationState
+    ) -> None:
+        """The operation from `old` to `new`, if the table allows it and it is still `old`."""
+        OPERATION.check(old, new)
+        db.execute(
+            "UPDATE operations SET state = ?, updated = ? WHERE id = ? AND state = ?",
+            (new, time.time(), op_id, old),
         )
 
-    def _settle(self, op_id: str, state: str, error: str) -> None:
+    def _move_note(
+        self, db: sqlite3.Connection, nonce: str, old: NoteState, new: NoteState, op_id: str | None
+    ) -> bool:
+        """One note from `old` to `new` (its operation `op_id`); False if it was not `old`."""
+        NOTE.check(old, new)
+        return (
+            db.execute(
+                "UPDATE notes SET state = ?, op_id = ? WHERE nonce = ? AND state = ?",
+                (new, op_id, nonce, old),
+            ).rowcount
+            == 1
+        )
+
+    def _move_inputs(self, db: sqlite3.Connection, op_id: str, new: NoteState) -> None:
+        """An operation's input notes, `spending`, to `new` (spent; or unspent again, freed)."""
+        NOTE.check(NoteState.SPENDING, new)
+        db.execute(
+            "UPDATE notes SET state = ?, op_id = CASE WHEN ? = 'unspent' THEN NULL ELSE op_id END"
+            " WHERE op_id = ? AND state = ?",
+            (new, new, op_id, NoteState.SPENDING),
+        )
+
+    def _settle(self, op_id: str, error: str) -> None:
         """A refused reissue: our own notes (a split's) are unspent again; someone else's
         (a receive's) were never ours and are forgotten."""
         with self.transaction() as db:
             kind = db.execute("SELECT kind FROM operations WHERE id = ?", (op_id,)).fetchone()[0]
+            self._move(db, op_id, OperationState.CREATED, OperationState.REJECTED)
             db.execute(
-                "UPDATE operations SET state = ?, error = ?, amount_msat = 0, updated = ?"
-                " WHERE id = ?",
-                (state, error, time.time(), op_id),
+                "UPDATE operations SET error = ?, amount_msat = 0 WHERE id = ?", (error, op_id)
             )
             if kind == "receive":
                 db.execute("DELETE FROM notes WHERE op_id = ? AND state = 'spending'", (op_id,))
             else:
-                db.execute(
-                    "UPDATE notes SET state = 'unspent', op_id = NULL"
-                    " WHERE op_id = ? AND state = 'spending'",
-                    (op_id,),
-                )
+                self._move_inputs(db, op_id, NoteState.UNSPENT)
 
     async def resume(self) -> None:
         """Finish every operation a crash left between steps."""
@@ -393,10 +420,10 @@ class MintWallet:
                 (op_id, target, ecash, now, now),
             )
             for n in exact:
-                db.execute(
-                    "UPDATE notes SET state = 'exported', op_id = ? WHERE nonce = ?",
-                    (op_id, n.nonce.hex()),
-                )
+                if not self._move_note(
+                    db, n.nonce.hex(), NoteState.UNSPENT, NoteState.EXPORTED, op_id
+                ):
+                    raise EcashError("a note was taken by another operation; try again")
         return {"operation_id": op_id, "amount_msat": target, "ecash": ecash}
 
     def _exact(self, wanted: list[int]) -> list[Note] | None:

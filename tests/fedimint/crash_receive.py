@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +32,27 @@ async def main(wallet_path: str, fed_json: str, crash_at: str, ecash: str) -> No
         await wallet.receive(ecash)
     print(json.dumps({"balance_msat": wallet.balance_msat()}))
     await api.close()
+
+
+def run(
+    wallet_path: Path, api_urls: list[str], step: str, ecash: str
+) -> subprocess.CompletedProcess[str]:
+    """This script in its own process (by the tests)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.fedimint.crash_receive",
+            str(wallet_path),
+            json.dumps(dict(enumerate(api_urls))),
+            step,
+            ecash,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from fmclient.mintv2 import EcashError, parse_ecash
 from fmclient.wallet import MintWallet
 from peers.harness.fedimintd import Federation
 
+from . import crash_receive
 from .conftest import User
 
 
@@ -92,16 +92,9 @@ def test_kill_9_during_a_receive_loses_and_duplicates_nothing(
     wallet ends with exactly what an uninterrupted receive credits, once."""
     text = str(user("module", "mintv2", "send", "8192"))
     path = tmp_path / f"crash-{crash_at}.sqlite"
-    peers = json.dumps(dict(enumerate(federation1.api_urls)))
 
     def run(step: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tests.fedimint.crash_receive", str(path), peers, step, text],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=Path(__file__).resolve().parents[2],
-        )
+        return crash_receive.run(path, federation1.api_urls, step, text)
 
     killed = run(crash_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]

@@ -7,17 +7,18 @@ federations and fedimint-cli: tests/fedimint/test_mintv1.py.)"""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from fmclient import base32, mintv1, mintv2, tbs
-from fmclient.config import parse_client_config
+from fmclient.config import ConfigError, ModuleConfig, parse_client_config
 from fmclient.ecash import EcashError, Note, note_valid, parse_for
 from fmclient.encoding import DecodeError, encode
 from fmclient.tx import ModuleItem, TxRejected, submission_outcome, to_serde
-from fmclient.wallet import DIALECTS, dialect_for
+from fmclient.wallet import DIALECTS, dialect_for, read_ecash
 
 DATA = Path(__file__).parent / "data"
 V = json.loads((DATA / "mintv1_vectors.json").read_text())
@@ -254,3 +255,31 @@ def test_each_version_refuses_the_others_ecash_and_says_so() -> None:
             parse_for(v2, DIALECTS, text)
     with pytest.raises(EcashError, match="no e-cash notes"):
         parse_for(v1, DIALECTS, "fedimint" + base32.encode(b"\x00"))
+
+
+def test_the_dialect_is_chosen_by_kind_mint_v1_first() -> None:
+    v1 = parse_client_config(REAL[1]["client_config"])
+    v2 = parse_client_config(
+        json.loads((DATA / "fedimintd_4_guardians.json").read_text())["client_config"]
+    )
+    both = dataclasses.replace(
+        v1,
+        modules={
+            **v1.modules,
+            9: dataclasses.replace(v2.modules[v2.module_id("mintv2")], instance_id=9),
+        },
+    )
+    assert (dialect_for(both).kind, dialect_for(both).module) == ("mint", 3)  # as gatewayd
+    assert dialect_for(v2).kind == "mintv2"
+    neither = dataclasses.replace(v1, modules={0: ModuleConfig(0, "ln", (2, 0), b"")})
+    with pytest.raises(ConfigError, match=r"no e-cash module \(mint, mintv2\)"):
+        dialect_for(neither)
+
+
+def test_any_versions_ecash_is_read_without_a_federation() -> None:
+    kind, got = read_ecash(V["oob_invite"]["standard_base64"])
+    assert (kind, got.federation, got.amount_msat) == ("mint", V["federation_id"], 2114)
+    v2_text = str(mintv2.ECash("ab" * 32, (mintv2.SpendableNote(10, b"\x01" * 32, b"\x02" * 48),)))
+    assert read_ecash(v2_text)[0] == "mintv2" and read_ecash(v2_text)[1].federation == "ab" * 32
+    with pytest.raises(EcashError, match=r"not e-cash \(mint: .*; mintv2: "):
+        read_ecash("lnbcrt1")
