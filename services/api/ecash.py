@@ -3,8 +3,10 @@ gateway e-cash (`{notes, federation_id?, wait?}` -> `{amount, amount_msat, feder
 operation_id}`); the notes are reissued into the gateway's wallet of their federation (named by
 the notes themselves), and the same notes again credit nothing and answer the same.
 
-Both kinds of notes are read here only to find their federation (Fedimint's `fedimint…`
-strings, the development federation's `fednotes…`); the actor checks them in full.
+Every kind of notes is read here only to find their federation (Fedimint's mintv2 `fedimint…`
+strings and mint v1 `OOBNotes`, the development federation's `fednotes…`); the actor checks
+them in full. Mint v1 notes without an invite name only the first 4 bytes of their federation's
+id, as gatewayd reads them: the served federation with that prefix takes them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import falcon
 
 from devworld.fedlib.notes import decode_notes
-from fmclient.mintv2 import EcashError, parse_ecash
+from fmclient.wallet import EcashError, read_ecash
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound
 from gwcore.logging import log_context
@@ -26,17 +28,30 @@ MAX_NOTES_CHARS = 1_000_000
 
 
 def notes_federation(notes: str) -> str:
-    """The federation id the notes name; InvalidInput if they are no e-cash string."""
+    """The federation id the notes name (for mint v1 notes without an invite, only its first 8
+    hex digits); InvalidInput if they are no e-cash string."""
     if notes.startswith("fednotes"):
         try:
             return decode_notes(notes)[0]
         except ValueError as exc:
             raise InvalidInput(f"invalid notes: {exc}") from None
     try:
-        ecash = parse_ecash(notes)
+        _, received = read_ecash(notes)
     except EcashError as exc:
         raise InvalidInput(f"invalid notes: {exc}") from None
-    return str(ecash.federation_id or ecash.invite_federation_id)
+    return str(received.federation)
+
+
+def _served_with_prefix(gw: Gateway, prefix: str, rid: str) -> str:
+    """The one served federation whose id starts with `prefix`, else NotFound."""
+    feds = [
+        f["federation_id"]
+        for f in gw.federations(rid)
+        if f["state"] != "left" and f["federation_id"].startswith(prefix)
+    ]
+    if len(feds) != 1:
+        raise NotFound(f"this gateway does not serve a federation {prefix}…")
+    return str(feds[0])
 
 
 class ReceiveEcash(PublicRoute):
@@ -62,6 +77,8 @@ def receive_ecash(gw: Gateway, body: dict, rid: str) -> dict:
         raise InvalidInput("wait must be true or false")
     notes = notes.strip()
     fed = notes_federation(notes)
+    if len(fed) < 64:
+        fed = _served_with_prefix(gw, fed, rid)
     if body.get("federation_id") is not None:
         given = hex32(body["federation_id"], "federation_id")
         if given != fed:

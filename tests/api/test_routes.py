@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devworld.fedlib.notes import encode_notes
 from fmclient.invite import InviteCode
+from fmclient.mintv1 import OOBNotes
 from gwcore import constants as C
 from gwcore import summary
 from gwcore.errors import (
@@ -592,6 +593,20 @@ def test_receive_ecash_is_public_and_keyed_by_the_notes(
     assert kw["idempotent"] is False and kw["message_id"].startswith(f"ecash-{FED[:16]}-")
     client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": notes})
     assert bus.calls[-1][3]["message_id"] == kw["message_id"]
+
+
+def test_mint_v1_notes_name_their_federation_by_prefix(
+    client: testing.TestClient, bus: FakeBus
+) -> None:
+    """gatewayd's rule: v1 notes without an invite carry 4 bytes of the federation id; the
+    served federation with that prefix takes them, an unknown prefix is a 404."""
+    note = ((1024, b"\x02" * 48, b"\x11" * 32),)
+    notes = str(OOBNotes(note, FED[:8]))
+    r = client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": notes})
+    assert r.status_code == 200, r.text
+    assert bus.calls[-1][:3] == (FED, C.METHOD_ACTOR_RECEIVE_ECASH, {"notes": notes})
+    r = client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": str(OOBNotes(note, "cd" * 4))})
+    assert r.status_code == 404, r.text
 
 
 @pytest.mark.parametrize(
