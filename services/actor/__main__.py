@@ -14,6 +14,7 @@ from gwcore.files import keep_private
 from gwcore.logging import configure_logging
 
 from .app import Actor, actor_home
+from .chain_source import chain_source
 from .federation import open_federation
 from .settings import ActorSettings
 
@@ -27,11 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(f"gateway-actor:{settings.federation_id[:16]}", settings.log_level)
 
     async def run() -> None:
+        chain = chain_source(
+            settings.bitcoind_url,
+            settings.bitcoind_username,
+            settings.bitcoind_password_file,
+            settings.esplora_url,
+        )
         federation = await open_federation(
             actor_home(settings),
             settings.invite_code,
             settings.federation_id,
             json.loads(base64.urlsafe_b64decode(settings.api_urls)) if settings.api_urls else None,
+            chain,
         )
         ctx = zmq.asyncio.Context()
         try:

@@ -21,6 +21,7 @@ import asyncio
 from pathlib import Path
 from typing import Protocol
 
+from fmclient.chain import ChainSource
 from gwcore.invites import FEDIMINT, invite_kind
 
 from .devfed import DevFederation
@@ -80,10 +81,15 @@ class Federation(Protocol):
 
 
 async def open_federation(
-    home: Path, invite_code: str, federation_id: str, api_urls: dict | None = None
+    home: Path,
+    invite_code: str,
+    federation_id: str,
+    api_urls: dict | None = None,
+    chain: ChainSource | None = None,
 ) -> Federation:
     """The implementation the invite names, joined (its config checked against the id).
-    `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh."""
+    `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh.
+    `chain`: the operator's chain source (needed by wallet v1)."""
     if invite_kind(invite_code) == FEDIMINT:
-        return await FedimintFederation.open(home, invite_code, federation_id, api_urls)
+        return await FedimintFederation.open(home, invite_code, federation_id, api_urls, chain)
     return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)

@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from fmclient.api import FederationApi
+from fmclient.chain import ChainSource
 from fmclient.config import ClientConfig, parse_client_config
 from fmclient.join import check_overrides, download_config, guardian_urls
 from fmclient.wallet import MintWallet
@@ -28,19 +30,41 @@ from gwcore.files import write_private
 from .ecash_errors import gateway_errors
 from .flows import crash_point
 from .onchain import NoOnchain, Onchain
+from .onchain_v1 import WalletV1Onchain
 from .onchain_v2 import WalletV2Onchain
 
 log = logging.getLogger(__name__)
-# the on-chain part for each wallet module version
-ONCHAIN = {"walletv2": WalletV2Onchain}
+NO_CHAIN = (
+    "wallet v1 reads deposits from the chain: set the gateway's chain source"
+    " (GATEWAY_ROUTER_BITCOIND_URL with _USERNAME and _PASSWORD_FILE, or GATEWAY_ROUTER_ESPLORA_URL)"
+)
+
+
+def _wallet_v1(mint: MintWallet, wake: Callable[[], None], chain: ChainSource | None) -> Onchain:
+    if chain is None:
+        return NoOnchain(["wallet"], NO_CHAIN)
+    return WalletV1Onchain(mint, wake, chain)
+
+
+# the on-chain part for each wallet module version: (mint, wake, chain source) -> part
+ONCHAIN: dict[str, Callable[[MintWallet, Callable[[], None], ChainSource | None], Onchain]] = {
+    "walletv2": lambda mint, wake, chain: WalletV2Onchain(mint, wake),
+    "wallet": _wallet_v1,
+}
 
 
 class FedimintFederation:
     kind = "fedimint"
 
     def __init__(
-        self, home: Path, config: ClientConfig, api: FederationApi, scan_interval_s: float = 2.0
+        self,
+        home: Path,
+        config: ClientConfig,
+        api: FederationApi,
+        scan_interval_s: float = 2.0,
+        chain: ChainSource | None = None,
     ) -> None:
+        """`chain`: the operator's chain source (wallet v1 needs it)."""
         self.federation_id = config.federation_id
         self.config = config
         # crash tests kill the actor between a wallet operation's steps (inert otherwise)
@@ -52,12 +76,18 @@ class FedimintFederation:
         self.modules = sorted(m.kind for m in config.modules.values())
         wallet = next((k for k in self.modules if k in ONCHAIN), None)
         self.onchain: Onchain = (
-            ONCHAIN[wallet](self.mint, self.wake.set) if wallet else NoOnchain(self.modules)
+            ONCHAIN[wallet](self.mint, self.wake.set, chain) if wallet else NoOnchain(self.modules)
         )
+        self.chain = chain
 
     @classmethod
     async def open(
-        cls, home: Path, invite_code: str, federation_id: str, api_urls: dict | None = None
+        cls,
+        home: Path,
+        invite_code: str,
+        federation_id: str,
+        api_urls: dict | None = None,
+        chain: ChainSource | None = None,
     ) -> FedimintFederation:
         """Join by invite (the config agreed by the guardians), or reopen what was joined.
         `api_urls`: the guardians' ws URLs by peer id, instead of the config's (iroh) ones."""
@@ -71,7 +101,7 @@ class FedimintFederation:
             raise SystemExit("the invite code names another federation")
         endpoints = {p: url for p, (url, _) in config.api_endpoints.items()}
         api = FederationApi(guardian_urls(endpoints, overrides))
-        return cls(home, config, api)
+        return cls(home, config, api, chain=chain)
 
     @property
     def name(self) -> str:
@@ -104,6 +134,8 @@ class FedimintFederation:
 
     async def close(self) -> None:
         await self.mint.api.close()
+        if self.chain is not None:
+            await self.chain.close()
 
     # -- on chain: the wallet module's part -------------------------------------------------
 

@@ -33,4 +33,9 @@ class ActorSettings(BaseSettings):
     fee_ppm: int = Field(10_000, ge=0)
     registration_ttl_s: int = Field(600, ge=60, le=600)
     heartbeat_interval_s: float = Field(DEFAULT_HEARTBEAT_INTERVAL_S, gt=0)
+    # the chain, for wallet v1 deposits (chain_source.py): bitcoind RPC or Esplora
+    bitcoind_url: str = ""
+    bitcoind_username: str = ""
+    bitcoind_password_file: str = ""  # the RPC password, or bitcoind's .cookie (user:password)
+    esplora_url: str = ""
     log_level: str = "INFO"

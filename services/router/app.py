@@ -90,6 +90,10 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         f"{ENV_PREFIX_ACTOR}LNRPC_ADDRESS": extension.address,
         f"{ENV_PREFIX_ACTOR}LNRPC_TLS_DIR": str(extension.tls_dir or ""),
         f"{ENV_PREFIX_ACTOR}PUBLIC_API_URL": settings.public_api_url,
+        f"{ENV_PREFIX_ACTOR}BITCOIND_URL": settings.bitcoind_url,
+        f"{ENV_PREFIX_ACTOR}BITCOIND_USERNAME": settings.bitcoind_username,
+        f"{ENV_PREFIX_ACTOR}BITCOIND_PASSWORD_FILE": settings.bitcoind_password_file,
+        f"{ENV_PREFIX_ACTOR}ESPLORA_URL": settings.esplora_url,
     }
     core = GatewayCore(
         broker,

@@ -40,4 +40,11 @@ class RouterSettings(BaseSettings):
     # at most this many at once (one more is refused, 429)
     connect_config_timeout_s: float = Field(30.0, gt=0)
     max_concurrent_connects: int = Field(4, ge=1)
+    # the operator's chain source, passed to every actor (wallet v1 deposits are read from it):
+    # bitcoind's RPC URL with its user and a file holding the password (or bitcoind's .cookie),
+    # or an Esplora API URL
+    bitcoind_url: str = ""
+    bitcoind_username: str = ""
+    bitcoind_password_file: str = ""
+    esplora_url: str = ""
     log_level: str = "INFO"
