@@ -59,7 +59,11 @@ def test_pay_invoice_is_public_idempotent_and_traced(
     assert r.status_code == 200 and r.json == "11" * 32
     assert r.headers[C.REQUEST_ID_HEADER] == "req-42"
     service, method, body, kw = bus.calls[-1]
-    assert (service, method, body) == (FED, C.METHOD_ACTOR_PAY, {"contract_id": CID})
+    assert (service, method, body) == (
+        FED,
+        C.METHOD_ACTOR_PAY,
+        {"federation_id": FED, "contract_id": CID},
+    )
     assert (
         kw["idempotent"] is False
         and kw["message_id"] == f"pay-{FED[:32]}-{CID}"
