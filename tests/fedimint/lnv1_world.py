@@ -15,11 +15,15 @@ A test module uses them by importing them (pytest finds fixtures in the module's
 - `v1_user` (module-scoped): a fedimint-cli 0.13.0 user of that federation holding
   `USER_MSAT` of the gateway's v1 notes (`/spend_ecash`, reissued by `module mint reissue`:
   fedimint-cli's v1 wallet reads the chain only through Esplora, so it cannot peg in here).
-- `peg_in`, `fund_user`, `credit_for`, `lightning_msat`, `balance_of`, `v1_gateway_id`: helpers.
+- helpers: `peg_in`, `fund_user`, `lightning_msat`, `balance_of`, `v1_gateway_id`; exact
+  amounts by the mint's rule: `credit_for`, `paid_for`, with the notes an operation spent
+  (`spent_by`) and what splits cost (`splits_paid`), read from the actor's wallet file.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +106,46 @@ def credit_for(fed: Federation, available_msat: int) -> int:
             return credit
         credit -= 512
     return 0
+
+
+def spent_by(tree: dict, federation_id: str, op_id: str) -> list[int]:
+    """The values of the notes the gateway's e-cash operation `op_id` spent, read from the
+    actor's wallet file (read-only): what an exact balance check needs besides the rule."""
+    path = tree["data_dir"] / "actors" / federation_id[:16] / "fedimint.sqlite"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT denomination FROM notes WHERE op_id = ?", (op_id,)).fetchall()
+    finally:
+        db.close()
+    return [1 << d for (d,) in rows]
+
+
+def splits_paid(tree: dict, federation_id: str) -> int:
+    """What the gateway's splits (notes reissued into the denominations a spend needs) have
+    paid the federation so far: their notes less the notes they issued."""
+    path = tree["data_dir"] / "actors" / federation_id[:16] / "fedimint.sqlite"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        paid = 0
+        for op_id, outputs in db.execute(
+            "SELECT id, outputs FROM operations WHERE kind = 'split'"
+        ).fetchall():
+            spent = db.execute("SELECT denomination FROM notes WHERE op_id = ?", (op_id,))
+            issued = [1 << o["d"] for o in json.loads(outputs)]
+            paid += sum(1 << d for (d,) in spent.fetchall()) - sum(issued)
+    finally:
+        db.close()
+    return paid
+
+
+def paid_for(fed: Federation, spent: list[int], out_msat: int) -> int:
+    """What the gateway's balance loses to an operation that spent the notes `spent` (each
+    paying the mint's fee) for outputs worth `out_msat` (with their own fees): the notes less
+    the change issued for the rest (`credit_for`)."""
+    config = parse_client_config(fed.client_config)
+    mint = MintConfig.from_bytes(config.modules[config.module_id("mint")].body)
+    rest = sum(n - mint.fee_msat(n) for n in spent) - out_msat
+    return sum(spent) - credit_for(fed, rest)
 
 
 def fund_user(gw: Gateway, federation_id: str, user: User, amount_msat: int) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from fmclient import mintv1
+from fmclient.config import parse_client_config
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
 
 from .conftest import User
@@ -18,14 +20,23 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
     balance_of,
     credit_for,
     lightning_msat,
+    paid_for,
+    spent_by,
+    splits_paid,
     tree_env,
     v1,
     v1_gateway_id,
     v1_user,
 )
+from .test_gateway_fedimint import _until
 
 pytestmark = pytest.mark.timeout(900)
 NOTE_FEES = 100 * 40 + 512  # a bound on a fedimint-cli user's note fees in one payment
+
+
+def _mint(v1: V1World) -> mintv1.MintConfig:  # noqa: F811
+    config = parse_client_config(v1.fed.client_config)
+    return mintv1.MintConfig.from_bytes(config.modules[config.module_id("mint")].body)
 
 
 def test_connect_and_peg_in_through_wallet_v1(v1: V1World) -> None:  # noqa: F811
@@ -62,3 +73,114 @@ def test_ln_pay_through_the_gateway(v1: V1World, v1_user: User) -> None:  # noqa
     row = next(p for p in log if p["payment_hash"] == bob["payment_hash"])
     assert (row["direction"], row["status"], row["amount_msat"]) == ("outgoing", "settled", 10**6)
     assert row["fee_earned_msat"] == 10_000
+
+
+def test_peg_out_through_wallet_v1(v1: V1World) -> None:  # noqa: F811
+    """A withdrawal: bad ones change nothing; the preview's total is what the balance loses
+    (besides the mint's note fees, exactly by the rule), and the address gets the amount."""
+    gw, fed, bitcoind = v1.gw, v1.federation_id, v1.bitcoind
+    balance = gw.balance(fed)
+    for body, code in [
+        ({"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, 400),
+        ({"amount": 200, "address": bitcoind.new_address()}, 400),  # dust
+        ({"amount": 10**9, "address": bitcoind.new_address()}, 400),  # more than held
+    ]:
+        gw.post("/withdraw", {"federation_id": fed, **body}, status=code)
+    assert gw.balance(fed) == balance
+    to = bitcoind.new_address("bech32m")
+    body = {"federation_id": fed, "amount": 30_000, "address": to}
+    quote = gw.post("/withdraw", {**body, "preview": True})
+    total = (30_000 + quote["fee_sat"]) * 1000 + quote["federation_fee_msat"]
+    assert quote["preview"] and quote["total_msat"] == total and quote["fee_sat"] > 0
+    assert gw.balance(fed) == balance
+    sent = gw.post("/withdraw", {**body, "idempotency_key": "v1-wd-0001"})
+    assert sent["amount_sat"] == 30_000 and sent["fee_sat"] == quote["fee_sat"]
+    spent = spent_by(v1.tree, fed, sent["operation_id"])
+    assert balance - gw.balance(fed) == paid_for(v1.fed, spent, total)
+    again = gw.post("/withdraw", {**body, "idempotency_key": "v1-wd-0001"})
+    assert again["operation_id"] == sent["operation_id"]
+    assert balance - gw.balance(fed) == paid_for(v1.fed, spent, total)  # paid once
+
+    def on_chain() -> bool:
+        bitcoind.mine(1)
+        found = bitcoind.rpc("scantxoutset", "start", [f"addr({to})"])
+        return round(found["total_amount"] * 100_000_000) == 30_000
+
+    _until("the withdrawal on chain", 120, on_chain)
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    assert any(p["direction"] == "withdrawal" and p["amount_msat"] == 30_000_000 for p in log)
+
+
+def test_v1_ecash_both_ways(v1: V1World, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
+    """Our notes (`/spend_ecash`) reissued by a fresh fedimint-cli user, whose balance is
+    exactly the change fedimint-cli makes of them; the user's `module mint spend` notes
+    credited to us once, exactly what our new notes hold of them."""
+    gw, fed = v1.gw, v1.federation_id
+    carol = User(tmp_path_factory.mktemp("carol-v1"))
+    carol("join", v1.fed.invite_code)
+    before = gw.balance(fed)
+    splits = splits_paid(v1.tree, fed)
+    spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 300_000})
+    assert spent["amount_msat"] == 300_032  # rounded up to our smallest note, 512 msat
+    oob = mintv1.parse_oob_notes(spent["notes"])
+    assert oob.amount_msat == 300_032 and oob.federation_prefix == fed[:8]
+    assert gw.balance(fed) == before - 300_032 - (splits_paid(v1.tree, fed) - splits)
+    assert carol("module", "mint", "reissue", spent["notes"]) == 300_032
+    layout = mintv1.represent_amount(300_032 - 100 * len(oob.notes), {}, _mint(v1), 2)
+    assert balance_of(carol) == sum(t * n for t, n in layout.items())
+
+    theirs = str(carol("module", "mint", "spend", "150000")["notes"])  # type: ignore[index]
+    given = mintv1.parse_oob_notes(theirs)
+    assert given.amount_msat == 150_000
+    held = gw.balance(fed)
+    got = gw.public("/receive_ecash", {"notes": theirs})
+    assert got["federation_id"] == fed
+    assert got["amount_msat"] == credit_for(v1.fed, 150_000 - 100 * len(given.notes))
+    assert gw.balance(fed) == held + got["amount_msat"]
+    assert gw.public("/receive_ecash", {"notes": theirs}) == got  # once
+    assert gw.balance(fed) == held + got["amount_msat"]
+
+
+def test_ln_pay_unroutable_is_cancelled_and_refunded(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """An invoice nobody can route to (`module ln pay`): our node fails, we cancel the
+    contract, the user refunds at once; we keep nothing and pay nothing."""
+    gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
+    if world.http.get("/v1/nodes/carol").status_code != 200:
+        world.post("/v1/nodes", {"name": "carol"})  # no channels
+    carol = world.post("/v1/nodes/carol/invoices", {"amount_msat": 500_000})
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    out = user("module", "ln", "pay", carol["bolt11"], "--gateway-id", v1_gateway_id(gw, fed))
+    assert isinstance(out, dict) and "Failure" in out, out
+    assert "refunded" in out["Failure"]["error_message"], out
+    lost = before_user - balance_of(user)
+    assert 0 < lost <= 2 * NOTE_FEES, lost  # the federation's note fees, never the contract
+    assert gw.balance(fed) == before_gw and lightning_msat(gw) == before_ln
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    row = next(p for p in log if p["payment_hash"] == carol["payment_hash"])
+    assert (row["direction"], row["status"], row["fee_earned_msat"]) == ("outgoing", "failed", 0)
+
+
+def test_ln_invoice_paid_over_lightning(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """`ln-invoice` through us, paid by alice over the regtest world: our node receives
+    exactly the invoice (the last hop's fee is 0), our e-cash funds the offer's contract of
+    exactly the invoice, the user claims it (`await-invoice`)."""
+    gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
+    gateway_id = v1_gateway_id(gw, fed)
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    amount = 700_000
+    made = user(
+        "ln-invoice", "--amount", str(amount), "--description", "v1 in", "--gateway-id", gateway_id
+    )
+    assert isinstance(made, dict)
+    paid = world.post("/v1/nodes/alice/pay", {"bolt11": made["invoice"], "timeout_s": 60})
+    assert paid["status"] == "succeeded", paid
+    summary = user("await-invoice", made["operation_id"])
+    assert isinstance(summary, dict) and "total_amount_msat" in summary, summary
+    assert lightning_msat(gw) - before_ln == amount
+    spent = spent_by(v1.tree, fed, f"lnv1-fund-{paid['payment_hash'][:32]}")
+    assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, amount)
+    gained = balance_of(user) - before_user
+    assert amount - NOTE_FEES <= gained < amount, gained  # the claim's new notes pay their fees
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    row = next(p for p in log if p["payment_hash"] == paid["payment_hash"])
+    assert (row["direction"], row["status"], row["amount_msat"]) == ("incoming", "settled", amount)
