@@ -6,6 +6,14 @@ node, exact amounts on every side."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
 
 from fmclient import mintv1
@@ -184,3 +192,33 @@ def test_ln_invoice_paid_over_lightning(v1: V1World, v1_user: User) -> None:  # 
     log = gw.post("/payment_log", {"federation_id": fed})["payments"]
     row = next(p for p in log if p["payment_hash"] == paid["payment_hash"])
     assert (row["direction"], row["status"], row["amount_msat"]) == ("incoming", "settled", amount)
+
+
+def test_gateway_cli_and_dashboard_show_the_v1_federation(v1: V1World) -> None:  # noqa: F811
+    """`gateway-cli info`/`balance` and the federation's dashboard page: its modules, its
+    LNv1 registration, its balance."""
+    gw, fed = v1.gw, v1.federation_id
+    env = {**os.environ, "GATEWAY_RPCPASSWORD": v1.tree["password"]}
+    env["GATEWAY_ADDRESS"] = gw.url
+
+    def cli(*args: str) -> dict:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "gateway-cli"), *args],
+            capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout))
+
+    info = next(f for f in cli("info")["federations"] if f["federation_id"] == fed)
+    assert info["modules"] == ["ln", "lnv2", "meta", "mint", "wallet"]
+    assert info["registration"]["gateway_id"] == v1_gateway_id(gw, fed)
+    assert cli("balance", "--federation-id", fed)["balance_msat"] == gw.balance(fed)
+    ui = httpx.Client(base_url=gw.url, timeout=60)
+    page = ui.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    ui.post("/ui/login", data={"login_token": token, "password": v1.tree["password"]})
+    page = ui.get(f"/ui/federations/{fed}")
+    assert page.status_code == 200 and "Fedimint" in page.text
+    shown = re.search(r'<p id="modules">(.*?)</p>', page.text)
+    assert shown and re.findall(r"<code[^>]*>(\w+)</code>", shown.group(1)) == info["modules"]
+    assert "registered until" in page.text and f"{gw.balance(fed):,}" in page.text
