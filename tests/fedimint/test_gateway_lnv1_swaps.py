@@ -216,4 +216,8 @@ def test_swaps_within_the_v1_federation(
     want = claimed - paid_for(v1.fed, fund, 70_000)
     _until("the LNv2 contract claimed", 60, lambda: gw.balance(fed) - before_gw >= want)
     assert gw.balance(fed) - before_gw == want
+    # the log: carol's LNv2 send a swap earning our send fee; the LNv1 receive earns nothing
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    rows = {p["direction"]: p for p in log if p["payment_hash"] == made["operation_id"]}
+    assert rows["swap"]["fee_earned_msat"] == 700 and rows["incoming"]["fee_earned_msat"] == 0
     assert lightning_msat(gw) == before_ln
