@@ -15,6 +15,8 @@ A test module uses them by importing them (pytest finds fixtures in the module's
 - `v1_user` (module-scoped): a fedimint-cli 0.13.0 user of that federation holding
   `USER_MSAT` of the gateway's v1 notes (`/spend_ecash`, reissued by `module mint reissue`:
   fedimint-cli's v1 wallet reads the chain only through Esplora, so it cannot peg in here).
+- `open_world(tree, federation, bitcoind)` and `funded_user(world, dir)`: the same for another
+  federation (`federation4_v1`).
 - helpers: `peg_in`, `fund_user`, `lightning_msat`, `balance_of`, `v1_gateway_id`; exact
   amounts by the mint's rule: `credit_for`, `paid_for`, with the notes an operation spent
   (`spent_by`) and what splits cost (`splits_paid`), read from the actor's wallet file.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,21 +181,31 @@ class V1World:
     tree: dict
 
 
-@pytest.fixture(scope="module")
-def v1(tree: dict, federation1_v1: Federation, bitcoind: Bitcoind) -> Iterator[V1World]:
+def open_world(tree: dict, fed: Federation, bitcoind: Bitcoind) -> V1World:
+    """The gateway of `tree` connected to `fed` by invite, with e-cash from a wallet v1 peg-in
+    of `PEG_IN_SAT`, and the regtest world's Lightning network."""
     gw = Gateway(tree)
-    fed = federation1_v1.federation_id
-    connected = gw.post("/connect-fed", {"invite_code": federation1_v1.invite_code})
-    before = gw.balance(fed)
-    deposit = peg_in(gw, fed, bitcoind, PEG_IN_SAT)
+    connected = gw.post("/connect-fed", {"invite_code": fed.invite_code})
+    before = gw.balance(fed.federation_id)
+    deposit = peg_in(gw, fed.federation_id, bitcoind, PEG_IN_SAT)
     world = World(tree["regtest"])
     ensure_lightning(world)
-    yield V1World(gw, federation1_v1, fed, world, bitcoind, connected, deposit, before, tree)
+    return V1World(gw, fed, fed.federation_id, world, bitcoind, connected, deposit, before, tree)
+
+
+def funded_user(v1: V1World, data_dir: Path, amount_msat: int = USER_MSAT) -> User:
+    """A fedimint-cli user of the world's federation holding `amount_msat` of our notes."""
+    user = User(data_dir)
+    user("join", v1.fed.invite_code)
+    fund_user(v1.gw, v1.federation_id, user, amount_msat)
+    return user
+
+
+@pytest.fixture(scope="module")
+def v1(tree: dict, federation1_v1: Federation, bitcoind: Bitcoind) -> V1World:
+    return open_world(tree, federation1_v1, bitcoind)
 
 
 @pytest.fixture(scope="module")
 def v1_user(v1: V1World, tmp_path_factory: pytest.TempPathFactory) -> User:
-    user = User(tmp_path_factory.mktemp("v1-user"))
-    user("join", v1.fed.invite_code)
-    fund_user(v1.gw, v1.federation_id, user, USER_MSAT)
-    return user
+    return funded_user(v1, tmp_path_factory.mktemp("v1-user"))

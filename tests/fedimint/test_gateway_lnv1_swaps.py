@@ -18,7 +18,7 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
     V1World,
     balance_of,
     credit_for,
-    fund_user,
+    funded_user,
     lightning_msat,
     paid_for,
     spent_by,
@@ -67,10 +67,7 @@ def lnv2_v1(v1: V1World) -> str:  # noqa: F811
 @pytest.fixture(scope="module")
 def carol(v1: V1World, tmp_path_factory: pytest.TempPathFactory) -> User:  # noqa: F811
     """A second user of the v1 federation (with 20,000 sat of our notes)."""
-    u = User(tmp_path_factory.mktemp("carol-v1"))
-    u("join", v1.fed.invite_code)
-    fund_user(v1.gw, v1.federation_id, u, 20_000_000)
-    return u
+    return funded_user(v1, tmp_path_factory.mktemp("carol-v1"), 20_000_000)
 
 
 def test_lnv2_receive_and_send_on_the_v1_federation(

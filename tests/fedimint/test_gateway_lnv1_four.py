@@ -1,0 +1,64 @@
+"""The whole gateway serving a real 4-guardian federation with the v1 modules, one guardian
+stopped: a fedimint-cli user still pays through us (`ln-pay`) and receives (`ln-invoice`),
+amounts exact on our side, as with one guardian."""
+
+from __future__ import annotations
+
+import pytest
+
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import tree  # noqa: F401 - the fixture
+
+from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source
+    PEG_IN_FEE_MSAT,
+    PEG_IN_SAT,
+    balance_of,
+    credit_for,
+    funded_user,
+    lightning_msat,
+    open_world,
+    paid_for,
+    spent_by,
+    tree_env,
+    v1_gateway_id,
+)
+
+pytestmark = pytest.mark.timeout(900)
+NOTE_FEES = 100 * 40 + 512  # a bound on a fedimint-cli user's note fees in one payment
+
+
+def test_ln_pay_and_ln_invoice_with_one_guardian_of_four_stopped(
+    tree: dict,  # noqa: F811
+    federation4_v1: Federation,
+    bitcoind: Bitcoind,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    v1 = open_world(tree, federation4_v1, bitcoind)
+    gw, fed, world = v1.gw, v1.federation_id, v1.world
+    assert v1.deposit["credited_msat"] == credit_for(v1.fed, PEG_IN_SAT * 1000 - PEG_IN_FEE_MSAT)
+    user = funded_user(v1, tmp_path_factory.mktemp("v1-user-4"))
+    gateway_id = v1_gateway_id(gw, fed)
+    federation4_v1.guardians[3].stop()
+
+    bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": 1_000_000})
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    out = user("ln-pay", bob["bolt11"], "--gateway-id", gateway_id)
+    assert out == {"Success": {"preimage": bob["preimage"]}}, out
+    contract = 1_000_000 + 10_000
+    assert before_ln - lightning_msat(gw) == 1_000_000
+    assert gw.balance(fed) - before_gw == credit_for(v1.fed, contract)
+    lost = before_user - balance_of(user)
+    assert contract + 100 <= lost <= contract + NOTE_FEES, lost
+
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    made = user("ln-invoice", "--amount", "400000", "--gateway-id", gateway_id)
+    assert isinstance(made, dict)
+    paid = world.post("/v1/nodes/alice/pay", {"bolt11": made["invoice"], "timeout_s": 90})
+    assert paid["status"] == "succeeded", paid
+    user("await-invoice", made["operation_id"])
+    assert lightning_msat(gw) - before_ln == 400_000
+    spent = spent_by(v1.tree, fed, f"lnv1-fund-{paid['payment_hash'][:32]}")
+    assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, 400_000)
+    gained = balance_of(user) - before_user
+    assert 400_000 - NOTE_FEES <= gained < 400_000, gained
