@@ -18,8 +18,9 @@ A test module uses them by importing them (pytest finds fixtures in the module's
 - `open_world(tree, federation, bitcoind)` and `funded_user(world, dir)`: the same for another
   federation (`federation4_v1`).
 - helpers: `peg_in`, `fund_user`, `lightning_msat`, `balance_of`, `v1_gateway_id`; exact
-  amounts by the mint's rule: `credit_for`, `paid_for`, with the notes an operation spent
-  (`spent_by`) and what splits cost (`splits_paid`), read from the actor's wallet file.
+  amounts by the mint's rule: a user's (`held_notes`, `user_credit`), ours (`credit_for`,
+  `paid_for`, with the notes an operation spent
+  (`spent_by`) and what splits cost (`splits_paid`), read from the actor's wallet file).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from fmclient.config import parse_client_config
-from fmclient.mintv1 import MintConfig
+from fmclient.mintv1 import MintConfig, represent_amount
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning
@@ -71,6 +72,21 @@ def balance_of(user: User) -> int:
     """A fedimint-cli user's e-cash once its pending operations are done."""
     user("dev", "wait-complete")
     return int(user("info")["total_amount_msat"])  # type: ignore[index]
+
+
+def held_notes(user: User) -> dict[int, int]:
+    """A fedimint-cli user's notes, tier (msat) -> count, once its operations are done."""
+    user("dev", "wait-complete")
+    counts = user("info")["denominations_msat"]  # type: ignore[index]
+    return {int(tier): int(n) for tier, n in counts.items()}
+
+
+def user_credit(fed: Federation, available_msat: int, held: dict[int, int]) -> int:
+    """What fedimint-cli 0.13 issues a user of `fed` holding `held` for `available_msat` (a
+    claimed contract less its input fee): its change layout (`mintv1.represent_amount`)."""
+    config = parse_client_config(fed.client_config)
+    mint = MintConfig.from_bytes(config.modules[config.module_id("mint")].body)
+    return sum(t * n for t, n in represent_amount(available_msat, held, mint, 2).items())
 
 
 def peg_in(gw: Gateway, federation_id: str, bitcoind: Bitcoind, sat: int) -> dict:

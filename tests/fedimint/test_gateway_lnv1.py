@@ -27,11 +27,13 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
     V1World,
     balance_of,
     credit_for,
+    held_notes,
     lightning_msat,
     paid_for,
     spent_by,
     splits_paid,
     tree_env,
+    user_credit,
     v1,
     v1_gateway_id,
     v1_user,
@@ -175,6 +177,7 @@ def test_ln_invoice_paid_over_lightning(v1: V1World, v1_user: User) -> None:  # 
     gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
     gateway_id = v1_gateway_id(gw, fed)
     before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    held = held_notes(user)
     amount = 700_000
     made = user(
         "ln-invoice", "--amount", str(amount), "--description", "v1 in", "--gateway-id", gateway_id
@@ -187,8 +190,8 @@ def test_ln_invoice_paid_over_lightning(v1: V1World, v1_user: User) -> None:  # 
     assert lightning_msat(gw) - before_ln == amount
     spent = spent_by(v1.tree, fed, f"lnv1-fund-{paid['payment_hash'][:32]}")
     assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, amount)
-    gained = balance_of(user) - before_user
-    assert amount - NOTE_FEES <= gained < amount, gained  # the claim's new notes pay their fees
+    # the user claims exactly the invoice (no input fee), as fedimint-cli's new notes
+    assert balance_of(user) - before_user == user_credit(v1.fed, amount, held)
     log = gw.post("/payment_log", {"federation_id": fed})["payments"]
     row = next(p for p in log if p["payment_hash"] == paid["payment_hash"])
     assert (row["direction"], row["status"], row["amount_msat"]) == ("incoming", "settled", amount)

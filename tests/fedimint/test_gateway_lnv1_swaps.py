@@ -19,10 +19,12 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
     balance_of,
     credit_for,
     funded_user,
+    held_notes,
     lightning_msat,
     paid_for,
     spent_by,
     tree_env,
+    user_credit,
     v1,
     v1_gateway_id,
     v1_user,
@@ -79,6 +81,7 @@ def test_lnv2_receive_and_send_on_the_v1_federation(
     (alice pays over Lightning; our mint v1 e-cash funds the contract) and pays bob."""
     gw, fed, u, world = v1.gw, v1.federation_id, v1_user, v1.world
     before_user, before_gw, before_ln = balance_of(u), gw.balance(fed), lightning_msat(gw)
+    held = held_notes(u)
     invoice, op = u("module", "lnv2", "receive", "100000", "--gateway", lnv2_v1)  # type: ignore[misc]
     paid = world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 60})
     assert paid["status"] == "succeeded", paid
@@ -88,9 +91,8 @@ def test_lnv2_receive_and_send_on_the_v1_federation(
     spent = spent_by(v1.tree, fed, f"lnv2-fund-{paid['payment_hash'][:32]}")
     out = contract + _lnv2_fee(v1.fed, contract)  # the contract and its output's fee
     assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, out)
-    gained = balance_of(u) - before_user
-    claim_fee = _lnv2_fee(v1.fed, contract)
-    assert contract - claim_fee - NOTE_FEES <= gained <= contract - claim_fee, gained
+    claim_fee = _lnv2_fee(v1.fed, contract)  # the user's claim: the contract less its fee
+    assert balance_of(u) - before_user == user_credit(v1.fed, contract - claim_fee, held)
 
     bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": 800_000})
     before_gw, before_ln = gw.balance(fed), lightning_msat(gw)
@@ -139,7 +141,7 @@ def test_swaps_between_the_v1_and_the_v2_federation(
 
     # LNv2 payer (v2) -> LNv1 payee (v1)
     b1, b2 = gw.balance(fed1), gw.balance(fed2)
-    before_payee = balance_of(v1_user)
+    before_payee, held = balance_of(v1_user), held_notes(v1_user)
     made = v1_user("ln-invoice", "--amount", "120000", "--gateway-id", gateway_id)
     assert isinstance(made, dict)
     send = str(user("module", "lnv2", "send", made["invoice"], "--gateway", v2))
@@ -149,8 +151,7 @@ def test_swaps_between_the_v1_and_the_v2_federation(
     ph = made["operation_id"]  # LNv1's receive operation id is the payment hash
     spent = spent_by(v1.tree, fed1, f"lnv1-fund-{ph[:32]}")
     assert b1 - gw.balance(fed1) == paid_for(v1.fed, spent, 120_000)
-    gained = balance_of(v1_user) - before_payee
-    assert 120_000 - NOTE_FEES <= gained < 120_000, gained
+    assert balance_of(v1_user) - before_payee == user_credit(v1.fed, 120_000, held)
     contract_out = 120_000 + 120_000 * SEND_PPM // 1_000_000
     low = contract_out - _lnv2_fee(federation1, contract_out) - NOTE_FEES
     _until("the v2 contract claimed", 60, lambda: gw.balance(fed2) - b2 >= low)
@@ -172,18 +173,17 @@ def test_swaps_within_the_v1_federation(
     before_ln = lightning_msat(gw)
 
     # LNv1 -> LNv1: internal to the federation, not through us
-    before_gw, before_carol = gw.balance(fed), balance_of(carol)
+    before_gw, before_carol, held = gw.balance(fed), balance_of(carol), held_notes(carol)
     made = carol("ln-invoice", "--amount", "90000", "--gateway-id", gateway_id)
     assert isinstance(made, dict)
     out = v1_user("ln-pay", made["invoice"], "--gateway-id", gateway_id)
     assert isinstance(out, dict) and "Success" in out, out
     carol("await-invoice", made["operation_id"])
-    gained = balance_of(carol) - before_carol
-    assert 90_000 - NOTE_FEES <= gained < 90_000, gained
+    assert balance_of(carol) - before_carol == user_credit(v1.fed, 90_000, held)
     assert gw.balance(fed) == before_gw
 
     # LNv1 payer -> LNv2 payee: we fund carol's LNv2 contract and claim the user's LNv1 one
-    before_gw, before_carol = gw.balance(fed), balance_of(carol)
+    before_gw, before_carol, held = gw.balance(fed), balance_of(carol), held_notes(carol)
     invoice, op = carol("module", "lnv2", "receive", "110000", "--gateway", lnv2_v1)  # type: ignore[misc]
     out = v1_user("ln-pay", str(invoice), "--gateway-id", gateway_id)
     assert isinstance(out, dict) and "Success" in out, out
@@ -195,9 +195,8 @@ def test_swaps_within_the_v1_federation(
     fund = spent_by(v1.tree, fed, f"lnv2-fund-{row['payment_hash'][:32]}")
     paid = paid_for(v1.fed, fund, contract_in + _lnv2_fee(v1.fed, contract_in))
     assert gw.balance(fed) - before_gw == credit_for(v1.fed, contract_v1) - paid
-    gained = balance_of(carol) - before_carol
     fee_in = _lnv2_fee(v1.fed, contract_in)
-    assert contract_in - fee_in - NOTE_FEES <= gained <= contract_in - fee_in, gained
+    assert balance_of(carol) - before_carol == user_credit(v1.fed, contract_in - fee_in, held)
 
     # LNv2 payer -> LNv1 payee: we fund the user's LNv1 contract and claim carol's LNv2 one
     before_gw = gw.balance(fed)
