@@ -45,6 +45,31 @@ class Gateway:
         return self.post("/balance", {"federation_id": fed})["balance_msat"]
 
 
+def refuses_bad_withdrawals(gw: Gateway, fed: str, bitcoind: Bitcoind, dust_sat: int) -> None:
+    """An address of another network, dust, more than held: each a 400, nothing spent."""
+    balance = gw.balance(fed)
+    for body in [
+        {"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"},
+        {"amount": dust_sat, "address": bitcoind.new_address()},
+        {"amount": 10**9, "address": bitcoind.new_address()},
+    ]:
+        gw.post("/withdraw", {"federation_id": fed, **body}, status=400)
+    assert gw.balance(fed) == balance
+
+
+def withdrawn(gw: Gateway, fed: str, bitcoind: Bitcoind, to: str, sat: int) -> None:
+    """Until the withdrawal of `sat` to `to` is on chain (mining), and in the payment log."""
+
+    def on_chain() -> bool:
+        bitcoind.mine(1)
+        found = bitcoind.rpc("scantxoutset", "start", [f"addr({to})"])
+        return round(found["total_amount"] * 100_000_000) == sat
+
+    _until("the withdrawal on chain", 120, on_chain)
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    assert any(p["direction"] == "withdrawal" and p["amount_msat"] == sat * 1000 for p in log)
+
+
 def _until(what: str, timeout: float, check):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -176,14 +201,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     assert gw.post("/deposit", {"federation_id": fed})["already_credited"]
     balance = gw.balance(fed)
 
-    # bad withdrawals change nothing
-    for body, code in [
-        ({"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, 400),
-        ({"amount": 5_000, "address": bitcoind.new_address()}, 400),  # dust
-        ({"amount": 10**9, "address": bitcoind.new_address()}, 400),  # more than held
-    ]:
-        gw.post("/withdraw", {"federation_id": fed, **body}, status=code)
-    assert gw.balance(fed) == balance
+    refuses_bad_withdrawals(gw, fed, bitcoind, 5_000)
 
     # a withdrawal: preview, then sent; it reaches the chain
     to = bitcoind.new_address("bech32m")
@@ -209,15 +227,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     )
     assert again["operation_id"] == sent["operation_id"]
     assert balance - gw.balance(fed) == paid  # paid once
-
-    def on_chain() -> bool:
-        bitcoind.mine(1)
-        found = bitcoind.rpc("scantxoutset", "start", [f"addr({to})"])
-        return round(found["total_amount"] * 100_000_000) == 30_000
-
-    _until("the withdrawal on chain", 120, on_chain)
-    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
-    assert any(p["direction"] == "withdrawal" and p["amount_msat"] == 30_000_000 for p in log)
+    withdrawn(gw, fed, bitcoind, to, 30_000)
 
     # the dashboard's page of the federation, as a browser without JavaScript uses it
     ui = httpx.Client(base_url=gw.url, timeout=150)

@@ -49,6 +49,18 @@ def _lnv2_url(gw: Gateway, fed: str) -> str:
     return str(info["lnv2_gateway_url"])
 
 
+def _lnv2_pays_ln_invoice(payer: User, payee: User, url: str, gateway_id: str, msat: int) -> dict:
+    """`payee`'s `ln-invoice` through us, paid by `payer` with `module lnv2 send` through us
+    (`url`), claimed by `payee`: the `ln-invoice` answer."""
+    made = payee("ln-invoice", "--amount", str(msat), "--gateway-id", gateway_id)
+    assert isinstance(made, dict)
+    send = str(payer("module", "lnv2", "send", made["invoice"], "--gateway", url))
+    outcome = payer("module", "lnv2", "await-send", send)
+    assert isinstance(outcome, dict) and "Success" in outcome, outcome
+    payee("await-invoice", made["operation_id"])
+    return made
+
+
 @pytest.fixture(scope="module")
 def v2(v1: V1World, federation1: Federation, user: User) -> str:  # noqa: F811
     """The default (v2) federation served beside the v1 one, with our e-cash there (notes of
@@ -142,12 +154,7 @@ def test_swaps_between_the_v1_and_the_v2_federation(
     # LNv2 payer (v2) -> LNv1 payee (v1)
     b1, b2 = gw.balance(fed1), gw.balance(fed2)
     before_payee, held = balance_of(v1_user), held_notes(v1_user)
-    made = v1_user("ln-invoice", "--amount", "120000", "--gateway-id", gateway_id)
-    assert isinstance(made, dict)
-    send = str(user("module", "lnv2", "send", made["invoice"], "--gateway", v2))
-    outcome = user("module", "lnv2", "await-send", send)
-    assert isinstance(outcome, dict) and "Success" in outcome, outcome
-    v1_user("await-invoice", made["operation_id"])
+    made = _lnv2_pays_ln_invoice(user, v1_user, v2, gateway_id, 120_000)
     ph = made["operation_id"]  # LNv1's receive operation id is the payment hash
     spent = spent_by(v1.tree, fed1, f"lnv1-fund-{ph[:32]}")
     assert b1 - gw.balance(fed1) == paid_for(v1.fed, spent, 120_000)
@@ -200,12 +207,7 @@ def test_swaps_within_the_v1_federation(
 
     # LNv2 payer -> LNv1 payee: we fund the user's LNv1 contract and claim carol's LNv2 one
     before_gw = gw.balance(fed)
-    made = v1_user("ln-invoice", "--amount", "70000", "--gateway-id", gateway_id)
-    assert isinstance(made, dict)
-    send = str(carol("module", "lnv2", "send", made["invoice"], "--gateway", lnv2_v1))
-    outcome = carol("module", "lnv2", "await-send", send)
-    assert isinstance(outcome, dict) and "Success" in outcome, outcome
-    v1_user("await-invoice", made["operation_id"])
+    made = _lnv2_pays_ln_invoice(carol, v1_user, lnv2_v1, gateway_id, 70_000)
     fund = spent_by(v1.tree, fed, f"lnv1-fund-{made['operation_id'][:32]}")
     contract_out = 70_000 + 70_000 * SEND_PPM // 1_000_000
     claimed = credit_for(v1.fed, contract_out - _lnv2_fee(v1.fed, contract_out))
