@@ -212,6 +212,7 @@ class Lnv1Receiver:
             else:
                 txid = (self.mint.operation(_fund_op(ph)) or {})["txid"]
                 row = self._put(ph, R.DECRYPTING, txid=txid)
+                crash_point("lnv1-receive-funded")  # the contract funded, not yet decrypted
         if row["state"] == R.DECRYPTING:
             answer = await self.mint.api.current_consensus(
                 f"module_{self.module}_await_preimage_decryption", ph, timeout=3600, long_poll=True

@@ -153,6 +153,7 @@ class Lnv1Sender:
             row = self.row(cid)
             if row is None:
                 row = await self._check_and_record(payload)
+                crash_point("lnv1-send-recorded")  # the contract stored, nothing paid yet
             elif row["preimage_auth"] != payload.preimage_auth.hex():
                 raise InvalidInput("this contract's payment was started by another caller")
             return await self._advance(row)
