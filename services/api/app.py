@@ -161,8 +161,9 @@ class PayInvoice(PublicRoute):
                 out = self.gw.call(
                     fed,
                     C.METHOD_ACTOR_PAY,
-                    # LNv1's PayInvoicePayload: what to pay (the contract names only its hash)
-                    {"contract_id": cid}
+                    # LNv1's whole PayInvoicePayload: what to pay (the contract names only its
+                    # hash); the actor checks the federation id the payload names too
+                    {"federation_id": fed, "contract_id": cid}
                     | {k: body[k] for k in ("payment_data", "preimage_auth") if k in body},
                     request_id=req.context.request_id,
                     timeout=self.gw.settings.pay_timeout_s,

@@ -111,6 +111,7 @@ class FakeBus:
             return json.dumps(
                 {
                     "balance_msat": 1234,
+                    "modules": ["ln", "lnv2", "meta", "mint", "wallet"],
                     "fees": {"base_msat": 0, "proportional_millionths": 10_000},
                     "registration": {"valid_until": time.time() + 540},
                     "lnv2_gateway_url": "http://gw.example:8175/",

@@ -59,7 +59,11 @@ def test_pay_invoice_is_public_idempotent_and_traced(
     assert r.status_code == 200 and r.json == "11" * 32
     assert r.headers[C.REQUEST_ID_HEADER] == "req-42"
     service, method, body, kw = bus.calls[-1]
-    assert (service, method, body) == (FED, C.METHOD_ACTOR_PAY, {"contract_id": CID})
+    assert (service, method, body) == (
+        FED,
+        C.METHOD_ACTOR_PAY,
+        {"federation_id": FED, "contract_id": CID},
+    )
     assert (
         kw["idempotent"] is False
         and kw["message_id"] == f"pay-{FED[:32]}-{CID}"
@@ -231,7 +235,10 @@ def test_flags_and_fees_are_checked_strictly(client: testing.TestClient, bus: Fa
     assert extra.status_code == 400
     # the public route takes what federation clients of every version send
     newer = {"federation_id": FED, "contract_id": CID, "preimage_auth": "00" * 32}
+    newer["payment_data"] = {"invoice": "lnbcrt1..."}
     assert client.simulate_post(C.PATH_PAY_INVOICE, json=newer).status_code == 200
+    # the actor gets the whole LNv1 PayInvoicePayload (it checks the federation id too)
+    assert [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_PAY][-1] == newer
     for force in ("false", 1, "yes", []):
         r = client.simulate_post(
             C.PATH_LEAVE_FED, json={"federation_id": FED, "force": force}, headers=AUTH

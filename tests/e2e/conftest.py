@@ -3,11 +3,13 @@ dev federations, the Lightning extension on its unix socket in the run dir, as `
 it, the router), a bus helper, and an HTTP helper for the API front's public POST /pay_invoice.
 
 A module may set `TREE_ENV` (extra environment: test hooks) or define `tree_env(base)` (the
-same, made in the tree's own folder `base`, e.g. a TLS folder)."""
+same, made in the tree's own folder `base`, e.g. a TLS folder), or `tree_env(base, request)` when
+it needs the module's other fixtures (`request.getfixturevalue("bitcoind")`: a chain source)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -53,6 +55,13 @@ def pay_via_api(tree: dict, body: dict) -> tuple[int, object]:
     return r.status_code, r.json()
 
 
+def _module_env(make_env, base: Path, request: pytest.FixtureRequest) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A module's `tree_env(base)` or `tree_env(base, request)`."""
+    if len(inspect.signature(make_env).parameters) > 1:
+        return dict(make_env(base, request))
+    return dict(make_env(base))
+
+
 @pytest.fixture(scope="module")
 def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
@@ -67,7 +76,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
             **getattr(request.module, "TREE_ENV", {}),
-            **(make_env(base) if make_env is not None else {}),
+            **(_module_env(make_env, base, request) if make_env is not None else {}),
             "GATEWAY_API_BIND": api_bind,
             "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
         },
@@ -129,6 +138,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "extension": extension,
             "api_url": api_url,
             "password": (run_dir / "admin-password").read_text().strip(),
+            "log": base.with_suffix(".log"),  # every program's output (kept after the tree)
         }
     finally:
         stop_group(sup)

@@ -1,0 +1,224 @@
+"""The whole gateway (the real process tree under supervisord) serving a real fedimintd
+federation with the v1 modules (ln, lnv2, meta, mint, wallet), with real fedimint-cli 0.13.0
+users: connected by invite, pegging in and out through wallet v1 (its chain source: the real
+bitcoind), v1 e-cash both ways, LNv1 payments out (`ln-pay`) and in (`ln-invoice`) through our
+node, exact amounts on every side."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fmclient import mintv1
+from fmclient.config import parse_client_config
+from tests.e2e.conftest import tree  # noqa: F401 - the fixture
+
+from .conftest import User
+from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fixtures
+    PEG_IN_FEE_MSAT,
+    PEG_IN_SAT,
+    V1World,
+    balance_of,
+    credit_for,
+    lightning_msat,
+    paid_for,
+    spent_by,
+    splits_paid,
+    tree_env,
+    v1,
+    v1_gateway_id,
+    v1_user,
+)
+from .test_gateway_fedimint import _until
+
+pytestmark = pytest.mark.timeout(900)
+NOTE_FEES = 100 * 40 + 512  # a bound on a fedimint-cli user's note fees in one payment
+
+
+def _mint(v1: V1World) -> mintv1.MintConfig:  # noqa: F811
+    config = parse_client_config(v1.fed.client_config)
+    return mintv1.MintConfig.from_bytes(config.modules[config.module_id("mint")].body)
+
+
+def test_connect_and_peg_in_through_wallet_v1(v1: V1World) -> None:  # noqa: F811
+    gw, fed = v1.gw, v1.federation_id
+    assert v1.connected["federation_id"] == fed and v1.connected["state"] == "running"
+    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+    assert info["modules"] == ["ln", "lnv2", "meta", "mint", "wallet"], info
+    dep = v1.deposit
+    assert v1.balance_before_peg_in == 0 and not dep["already_credited"]
+    # the deposit's value less the federation's peg-in fee, as notes that pay their own fees
+    assert dep["credited_msat"] == credit_for(v1.fed, PEG_IN_SAT * 1000 - PEG_IN_FEE_MSAT)
+    assert dep["balance_msat"] == dep["credited_msat"]
+
+
+def test_ln_pay_through_the_gateway(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """A fedimint-cli user pays bob's invoice through us (top-level `ln-pay`): bob is paid
+    once, the user gets the preimage; the contract is the invoice plus our 1 % fee, our node
+    pays exactly the invoice (a direct channel), we claim the contract."""
+    gw, fed, user = v1.gw, v1.federation_id, v1_user
+    gateway_id = v1_gateway_id(gw, fed)
+    listed = user("list-gateways")
+    assert isinstance(listed, list) and [g["info"]["gateway_id"] for g in listed] == [gateway_id]
+    bob = v1.world.post("/v1/nodes/bob/invoices", {"amount_msat": 1_000_000})
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    out = user("ln-pay", bob["bolt11"], "--gateway-id", gateway_id)
+    assert out == {"Success": {"preimage": bob["preimage"]}}, out
+    assert v1.world.get(f"/v1/nodes/bob/invoices/{bob['payment_hash']}")["state"] == "settled"
+    contract = 1_000_000 + 10_000
+    assert before_ln - lightning_msat(gw) == 1_000_000
+    assert gw.balance(fed) - before_gw == credit_for(v1.fed, contract)
+    lost = before_user - balance_of(user)
+    assert contract + 100 <= lost <= contract + NOTE_FEES, lost
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    row = next(p for p in log if p["payment_hash"] == bob["payment_hash"])
+    assert (row["direction"], row["status"], row["amount_msat"]) == ("outgoing", "settled", 10**6)
+    assert row["fee_earned_msat"] == 10_000
+
+
+def test_peg_out_through_wallet_v1(v1: V1World) -> None:  # noqa: F811
+    """A withdrawal: bad ones change nothing; the preview's total is what the balance loses
+    (besides the mint's note fees, exactly by the rule), and the address gets the amount."""
+    gw, fed, bitcoind = v1.gw, v1.federation_id, v1.bitcoind
+    balance = gw.balance(fed)
+    for body, code in [
+        ({"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"}, 400),
+        ({"amount": 200, "address": bitcoind.new_address()}, 400),  # dust
+        ({"amount": 10**9, "address": bitcoind.new_address()}, 400),  # more than held
+    ]:
+        gw.post("/withdraw", {"federation_id": fed, **body}, status=code)
+    assert gw.balance(fed) == balance
+    to = bitcoind.new_address("bech32m")
+    body = {"federation_id": fed, "amount": 30_000, "address": to}
+    quote = gw.post("/withdraw", {**body, "preview": True})
+    total = (30_000 + quote["fee_sat"]) * 1000 + quote["federation_fee_msat"]
+    assert quote["preview"] and quote["total_msat"] == total and quote["fee_sat"] > 0
+    assert gw.balance(fed) == balance
+    sent = gw.post("/withdraw", {**body, "idempotency_key": "v1-wd-0001"})
+    assert sent["amount_sat"] == 30_000 and sent["fee_sat"] == quote["fee_sat"]
+    spent = spent_by(v1.tree, fed, sent["operation_id"])
+    assert balance - gw.balance(fed) == paid_for(v1.fed, spent, total)
+    again = gw.post("/withdraw", {**body, "idempotency_key": "v1-wd-0001"})
+    assert again["operation_id"] == sent["operation_id"]
+    assert balance - gw.balance(fed) == paid_for(v1.fed, spent, total)  # paid once
+
+    def on_chain() -> bool:
+        bitcoind.mine(1)
+        found = bitcoind.rpc("scantxoutset", "start", [f"addr({to})"])
+        return round(found["total_amount"] * 100_000_000) == 30_000
+
+    _until("the withdrawal on chain", 120, on_chain)
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    assert any(p["direction"] == "withdrawal" and p["amount_msat"] == 30_000_000 for p in log)
+
+
+def test_v1_ecash_both_ways(v1: V1World, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
+    """Our notes (`/spend_ecash`) reissued by a fresh fedimint-cli user, whose balance is
+    exactly the change fedimint-cli makes of them; the user's `module mint spend` notes
+    credited to us once, exactly what our new notes hold of them."""
+    gw, fed = v1.gw, v1.federation_id
+    carol = User(tmp_path_factory.mktemp("carol-v1"))
+    carol("join", v1.fed.invite_code)
+    before = gw.balance(fed)
+    splits = splits_paid(v1.tree, fed)
+    spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 300_000})
+    assert spent["amount_msat"] == 300_032  # rounded up to our smallest note, 512 msat
+    oob = mintv1.parse_oob_notes(spent["notes"])
+    assert oob.amount_msat == 300_032 and oob.federation_prefix == fed[:8]
+    assert gw.balance(fed) == before - 300_032 - (splits_paid(v1.tree, fed) - splits)
+    assert carol("module", "mint", "reissue", spent["notes"]) == 300_032
+    layout = mintv1.represent_amount(300_032 - 100 * len(oob.notes), {}, _mint(v1), 2)
+    assert balance_of(carol) == sum(t * n for t, n in layout.items())
+
+    theirs = str(carol("module", "mint", "spend", "150000")["notes"])  # type: ignore[index]
+    given = mintv1.parse_oob_notes(theirs)
+    assert given.amount_msat == 150_000
+    held = gw.balance(fed)
+    got = gw.public("/receive_ecash", {"notes": theirs})
+    assert got["federation_id"] == fed
+    assert got["amount_msat"] == credit_for(v1.fed, 150_000 - 100 * len(given.notes))
+    assert gw.balance(fed) == held + got["amount_msat"]
+    assert gw.public("/receive_ecash", {"notes": theirs}) == got  # once
+    assert gw.balance(fed) == held + got["amount_msat"]
+
+
+def test_ln_pay_unroutable_is_cancelled_and_refunded(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """An invoice nobody can route to (`module ln pay`): our node fails, we cancel the
+    contract, the user refunds at once; we keep nothing and pay nothing."""
+    gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
+    if world.http.get("/v1/nodes/carol").status_code != 200:
+        world.post("/v1/nodes", {"name": "carol"})  # no channels
+    carol = world.post("/v1/nodes/carol/invoices", {"amount_msat": 500_000})
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    out = user("module", "ln", "pay", carol["bolt11"], "--gateway-id", v1_gateway_id(gw, fed))
+    assert isinstance(out, dict) and "Failure" in out, out
+    assert "refunded" in out["Failure"]["error_message"], out
+    lost = before_user - balance_of(user)
+    assert 0 < lost <= 2 * NOTE_FEES, lost  # the federation's note fees, never the contract
+    assert gw.balance(fed) == before_gw and lightning_msat(gw) == before_ln
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    row = next(p for p in log if p["payment_hash"] == carol["payment_hash"])
+    assert (row["direction"], row["status"], row["fee_earned_msat"]) == ("outgoing", "failed", 0)
+
+
+def test_ln_invoice_paid_over_lightning(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """`ln-invoice` through us, paid by alice over the regtest world: our node receives
+    exactly the invoice (the last hop's fee is 0), our e-cash funds the offer's contract of
+    exactly the invoice, the user claims it (`await-invoice`)."""
+    gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
+    gateway_id = v1_gateway_id(gw, fed)
+    before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
+    amount = 700_000
+    made = user(
+        "ln-invoice", "--amount", str(amount), "--description", "v1 in", "--gateway-id", gateway_id
+    )
+    assert isinstance(made, dict)
+    paid = world.post("/v1/nodes/alice/pay", {"bolt11": made["invoice"], "timeout_s": 60})
+    assert paid["status"] == "succeeded", paid
+    summary = user("await-invoice", made["operation_id"])
+    assert isinstance(summary, dict) and "total_amount_msat" in summary, summary
+    assert lightning_msat(gw) - before_ln == amount
+    spent = spent_by(v1.tree, fed, f"lnv1-fund-{paid['payment_hash'][:32]}")
+    assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, amount)
+    gained = balance_of(user) - before_user
+    assert amount - NOTE_FEES <= gained < amount, gained  # the claim's new notes pay their fees
+    log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+    row = next(p for p in log if p["payment_hash"] == paid["payment_hash"])
+    assert (row["direction"], row["status"], row["amount_msat"]) == ("incoming", "settled", amount)
+
+
+def test_gateway_cli_and_dashboard_show_the_v1_federation(v1: V1World) -> None:  # noqa: F811
+    """`gateway-cli info`/`balance` and the federation's dashboard page: its modules, its
+    LNv1 registration, its balance."""
+    gw, fed = v1.gw, v1.federation_id
+    env = {**os.environ, "GATEWAY_RPCPASSWORD": v1.tree["password"]}
+    env["GATEWAY_ADDRESS"] = gw.url
+
+    def cli(*args: str) -> dict:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "gateway-cli"), *args],
+            capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout))
+
+    info = next(f for f in cli("info")["federations"] if f["federation_id"] == fed)
+    assert info["modules"] == ["ln", "lnv2", "meta", "mint", "wallet"]
+    assert info["registration"]["gateway_id"] == v1_gateway_id(gw, fed)
+    assert cli("balance", "--federation-id", fed)["balance_msat"] == gw.balance(fed)
+    ui = httpx.Client(base_url=gw.url, timeout=60)
+    page = ui.get("/ui/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    ui.post("/ui/login", data={"login_token": token, "password": v1.tree["password"]})
+    page = ui.get(f"/ui/federations/{fed}")
+    assert page.status_code == 200 and "Fedimint" in page.text
+    shown = re.search(r'<p id="modules">(.*?)</p>', page.text)
+    assert shown and re.findall(r"<code[^>]*>(\w+)</code>", shown.group(1)) == info["modules"]
+    assert "registered until" in page.text and f"{gw.balance(fed):,}" in page.text
