@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import threading
 import time
 
 import pytest
@@ -36,7 +35,7 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
 )
 from .test_gateway_fedimint import _until
 from .test_gateway_lnv1 import NOTE_FEES
-from .test_gateway_lnv2_crashes import _keep, _kill_and_wait, _pid
+from .test_gateway_lnv2_crashes import _bob_settles_after_kill_9, _in_thread, _kill_and_wait, _pid
 
 pytestmark = pytest.mark.timeout(900)
 RECEIVE_POINTS = ("lnv1-receive-funding", "lnv1-receive-funded", "lnv1-receive-decrypted")
@@ -119,8 +118,9 @@ def test_lnv1_send_survives_the_actor_killed_twice(
     v1_user: User,  # noqa: F811
 ) -> None:
     """The actor dies after storing the contract (nothing paid), and again after paying bob
-    before claiming; the user's client asks again each time (every 10 s): bob paid once, the
-    preimage answered, the contract claimed once."""
+    before claiming; the bus hands the call to it again each time it comes back (else the
+    client asks again every 10 s): bob paid once, the preimage answered, the contract claimed
+    once."""
     gid = v1_gateway_id(v1.gw, v1.federation_id)
     books = Books(v1, v1_user)
     bob = v1.world.post("/v1/nodes/bob/invoices", {"amount_msat": 120_000})
@@ -146,21 +146,17 @@ def test_lnv1_receive_with_its_htlc_in_flight_survives_router_and_extension_kill
     actor = _pid(rpc, v1.connected["program"])
     os.kill(actor, signal.SIGSTOP)
     result: dict = {}
-    payer = threading.Thread(
-        target=_keep,
-        args=(
-            result,
-            lambda: world.post("/v1/nodes/alice/pay", {"bolt11": got["invoice"], "timeout_s": 180}),
-        ),
+    payer = _in_thread(
+        result,
+        lambda: world.post("/v1/nodes/alice/pay", {"bolt11": got["invoice"], "timeout_s": 180}),
     )
-    payer.start()
     try:
         _until(
             "the HTLC held by our node",
             30,
             lambda: any(h["payment_hash"] == ph for h in world.get("/v1/nodes/gateway/htlcs")),
         )
-        time.sleep(1)  # the router has asked the (stopped) actor
+        time.sleep(1)  # a grace for the router to ask the (stopped) actor: nothing tells us
         _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
     finally:
         os.kill(actor, signal.SIGCONT)
@@ -184,21 +180,11 @@ def test_lnv1_send_in_flight_survives_router_and_extension_kill_9(
     ph = hashlib.sha256(preimage).hexdigest()
     held = world.post("/v1/nodes/bob/invoices", {"amount_msat": 80_000, "payment_hash": ph})
     outcome: dict = {}
-    payer = threading.Thread(  # `module ln pay` waits for the outcome
-        target=_keep,
-        args=(
-            outcome,
-            lambda: {"out": v1_user("module", "ln", "pay", held["bolt11"], "--gateway-id", gid)},
-        ),
+    payer = _in_thread(  # `module ln pay` waits for the outcome
+        outcome,
+        lambda: {"out": v1_user("module", "ln", "pay", held["bolt11"], "--gateway-id", gid)},
     )
-    payer.start()
-    _until(
-        "bob holding the HTLC",
-        60,
-        lambda: world.get(f"/v1/nodes/bob/invoices/{ph}")["state"] == "accepted",
-    )
-    _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
-    world.post(f"/v1/nodes/bob/invoices/{ph}/settle", {"preimage": preimage.hex()})
+    _bob_settles_after_kill_9(world, rpc, ph, preimage)
     payer.join(300)
     assert outcome.get("out") == {"Success": {"preimage": preimage.hex()}}, outcome
     books.sent(ph, 80_000)
