@@ -174,19 +174,24 @@ class MintWallet:
 
     def _outputs_for(self, available_msat: int) -> list[int]:
         """Denominations of new notes for `available_msat` after every output's fee: the
-        fewest notes; what is below the smallest note we issue (512 msat when fees are
-        charged) cannot be issued and goes to the federation."""
-        lo, k = self.mint.denominations[0], 1
-        while True:
-            out = available_msat - k * self.mint.fee(lo)
-            if out < 1 << lo:
-                return []
-            rep = out >> lo << lo
-            ds = [d for d in self.mint.denominations if rep >> d & 1]
-            fees = sum(self.mint.fee(d) for d in ds)
-            if len(ds) <= k and sum(1 << d for d in ds) + fees <= available_msat:
+        largest amount (a note per binary digit) whose notes and their fees fit; what is
+        below the smallest note we issue (512 msat when fees are charged) goes to the
+        federation. Fewer notes are not always more: both the notes' count (base fee) and
+        value (ppm) cost, so the amount is searched down a smallest note at a time, from a
+        bound no answer exceeds: c + fees(c) <= available and fees(c) >= c·ppm - one msat
+        per note (each note's ppm part is rounded down)."""
+        ds_all = self.mint.denominations
+        lo, hi = ds_all[0], ds_all[-1]
+        span = (1 << hi) - (1 << lo)
+        # the fees' ppm from below (a rounded-down difference over a span of >= 2^20 msat)
+        ppm = (self.mint.fee(hi) - self.mint.fee(lo)) * 1_000_000 // span if span >> 20 else 0
+        credit = (available_msat + len(ds_all)) * 1_000_000 // (1_000_000 + ppm) >> lo << lo
+        while credit >= 1 << lo:
+            ds = [d for d in ds_all if credit >> d & 1]
+            if sum((1 << d) + self.mint.fee(d) for d in ds) <= available_msat:
                 return ds
-            k = len(ds)
+            credit -= 1 << lo
+        return []
 
     def create_operation(
         self,

@@ -277,6 +277,8 @@ class Lnv1Receiver:
             status = RECEIVE_STATUS.get(r["state"], "pending")
             done = status != "pending"
             earned = r["incoming_msat"] - (r["amount_msat"] or 0) if status == "settled" else 0
+            if r["swap"]:  # what the payer's contract brings beyond the offer is our send fee,
+                earned = 0  # earned (and logged) by the payer's side of the swap
             out.append(
                 {
                     "id": r["payment_hash"],

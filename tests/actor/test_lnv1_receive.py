@@ -118,6 +118,9 @@ async def test_a_swap_has_no_deadline(tmp_path: Path) -> None:
     swap = {**HTLC, "incoming_expiry": 0, "swap": True, "incoming_chan_id": 0}
     assert (await receiver.handle_htlc(swap))["action"] == "settle"
     assert receiver.row(PH)["htlc"] == "swap"
+    # what the payer's contract brings beyond the offer is the payer's side's send fee
+    (row,) = receiver.log_rows(0, None, 10)
+    assert (row["status"], row["amount_msat"], row["fee_earned_msat"]) == ("settled", 99_000, 0)
 
 
 async def test_a_refused_funding_cancels(tmp_path: Path) -> None:

@@ -79,18 +79,22 @@ def peg_in(gw: Gateway, federation_id: str, bitcoind: Bitcoind, sat: int) -> dic
     txid = bitcoind.send(dep["address"], sat)
     bitcoind.mine(1)
 
+    last: list[str] = []
+
     def claimed() -> dict | None:
-        r = gw.http.post(
-            "/deposit",
-            json={"federation_id": federation_id, "txid": txid},
-        )
+        r = gw.http.post("/deposit", json={"federation_id": federation_id, "txid": txid})
         if r.status_code == 409:  # the federation has not synced the block yet
+            last[:] = [r.text]
             bitcoind.mine(1)
             return None
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    return {**_until("the deposit claimed", 180, claimed), "address": dep["address"]}
+    try:
+        got = _until("the deposit claimed", 180, claimed)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the gateway said {last}") from None
+    return {**got, "address": dep["address"]}
 
 
 def credit_for(fed: Federation, available_msat: int) -> int:

@@ -202,3 +202,37 @@ async def test_a_note_the_federation_did_not_sign_is_refused(tmp_path: Path) -> 
     with pytest.raises(EcashError, match=r"notes \[1\] do not carry"):
         await wallet.receive(str(forged))
     assert wallet.db.execute("SELECT COUNT(*) FROM operations").fetchone()[0] == 0
+
+
+def _most(available: int, fee: Any, denominations: range) -> int:
+    """The largest amount a note per binary digit can hold with its notes' fees (brute)."""
+    lo = denominations[0]
+    credit = available >> lo << lo
+    while credit >= 1 << lo:
+        ds = [d for d in denominations if credit >> d & 1]
+        if sum((1 << d) + fee(d) for d in ds) <= available:
+            return credit
+        credit -= 1 << lo
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("base", "ppm", "denominations"),
+    [(100, 0, range(9, 42)), (100, 1000, range(9, 42)), (0, 0, range(0, 42))],
+)
+def test_change_is_the_most_the_notes_can_hold(base: int, ppm: int, denominations: range) -> None:
+    """New notes for what an operation leaves: the largest amount that fits with each new
+    note's fee, never 512 msat less (the fewest notes are not always the most money: for
+    268,365,356 msat they held 268,363,264, one 512 msat note less than fits)."""
+
+    def fee(d: int) -> int:
+        return base + (1 << d) * ppm // 1_000_000
+
+    wallet: Any = type("W", (), {"mint": type("M", (), {"denominations": denominations})})()
+    wallet.mint.fee = fee
+    for available in (268_365_356, 1_010_000, 511, 512 + base, 999_999_999, 123_456_789_012):
+        if available > 10**10 and ppm:
+            continue  # the brute search is slow there
+        issued = MintWallet._outputs_for(wallet, available)
+        assert sum(1 << d for d in issued) == _most(available, fee, denominations), available
+        assert sum((1 << d) + fee(d) for d in issued) <= available
