@@ -114,6 +114,7 @@ class FakeBus:
                     "fees": {"base_msat": 0, "proportional_millionths": 10_000},
                     "registration": {"valid_until": time.time() + 540},
                     "lnv2_gateway_url": "http://gw.example:8175/",
+                    "modules": ["ln", "lnv2", "meta", "mint", "wallet"],
                 }
             ).encode()
         if method == C.METHOD_ACTOR_PAYMENT_SUMMARY:  # the actor's own summary of its payments
