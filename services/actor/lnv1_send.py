@@ -54,6 +54,7 @@ from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import FlowRows
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
@@ -125,21 +126,15 @@ class Lnv1Sender:
         self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
         self.db = mint.db
         self.db.executescript(SCHEMA)
+        self.rows = FlowRows(self.db, "lnv1_sends", "contract_id", SEND)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def row(self, cid: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM lnv1_sends WHERE contract_id = ?", (cid,)).fetchone()
-        return dict(row) if row else None
+        return self.rows.get(cid)
 
     def _put(self, cid: str, state: S, **fields: Any) -> dict:
-        """Move the contract's row to `state` (the table allows it, or IllegalTransition)."""
-        SEND.check((self.row(cid) or {})["state"], state)
-        sets = "".join(f", {k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE lnv1_sends SET state = ?, updated = ?{sets} WHERE contract_id = ?",
-            (state, time.time(), *fields.values(), cid),
-        )
-        return self.row(cid) or {}
+        """Move the row to `state` (the table allows it, or IllegalTransition)."""
+        return self.rows.put(cid, state, **fields)
 
     async def pay_invoice(self, body: dict) -> dict:
         """PayInvoicePayload -> {preimage, contract_id}; PaymentFailed once the contract is
@@ -318,7 +313,7 @@ class Lnv1Sender:
 
     def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in self.db.execute(f"SELECT * FROM lnv1_sends WHERE {where}", params).fetchall():
+        for r in self.rows.select(where, params):
             status = SEND_STATUS.get(r["state"], "pending")
             fee = r["amount_msat"] - r["invoice_msat"] - (r["ln_fee_msat"] or 0)
             done = status != "pending"
@@ -342,12 +337,7 @@ class Lnv1Sender:
     def in_flight(self) -> int:
         """Sends not finished: paying (maybe paid over Lightning), paid and not yet claimed (a
         contract left unclaimed could expire to its payer), or being cancelled."""
-        marks = ", ".join("?" * len(SEND_IN_FLIGHT))
-        return int(
-            self.db.execute(
-                f"SELECT COUNT(*) FROM lnv1_sends WHERE state IN ({marks})", SEND_IN_FLIGHT
-            ).fetchone()[0]
-        )
+        return self.rows.count_in(SEND_IN_FLIGHT)
 
     async def resume(self) -> None:
         """Claim what was paid, cancel what failed, ask again for what was in flight."""

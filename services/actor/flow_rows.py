@@ -1,0 +1,42 @@
+"""One payment flow's rows in the federation's wallet file: a SQLite table keyed by one column
+(a contract id, a payment hash), each row's `state` moved only as the flow's StateMachine allows
+(gwcore/states.py) and stamped `updated`. The LNv1 and LNv2 sends and receives keep theirs here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from gwcore.states import StateMachine
+
+
+class FlowRows:
+    def __init__(self, db: sqlite3.Connection, table: str, key: str, machine: StateMachine) -> None:
+        self.db, self.table, self.key, self.machine = db, table, key, machine
+
+    def get(self, key: str) -> dict | None:
+        row = self.db.execute(f"SELECT * FROM {self.table} WHERE {self.key} = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def put(self, key: str, state: str, **fields: Any) -> dict:
+        """Move the row to `state` (the table allows it, or IllegalTransition), with `fields`;
+        committed before it returns."""
+        self.machine.check((self.get(key) or {})["state"], state)
+        sets = "".join(f", {k} = ?" for k in fields)
+        self.db.execute(
+            f"UPDATE {self.table} SET state = ?, updated = ?{sets} WHERE {self.key} = ?",
+            (state, time.time(), *fields.values(), key),
+        )
+        return self.get(key) or {}
+
+    def select(self, where: str, params: tuple) -> list[sqlite3.Row]:
+        return self.db.execute(f"SELECT * FROM {self.table} WHERE {where}", params).fetchall()
+
+    def count_in(self, states: tuple[str, ...]) -> int:
+        marks = ", ".join("?" * len(states))
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM {self.table} WHERE state IN ({marks})", states
+        ).fetchone()
+        return int(row[0])
