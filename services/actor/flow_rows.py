@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from gwcore.states import StateMachine
 
@@ -40,3 +41,29 @@ class FlowRows:
             f"SELECT COUNT(*) FROM {self.table} WHERE state IN ({marks})", states
         ).fetchone()
         return int(row[0])
+
+
+class Flow(Protocol):
+    rows: FlowRows
+
+    def payments(self, where: str, params: tuple) -> list[dict]: ...
+
+
+def for_stats(
+    flows: Iterable[tuple[Flow, tuple[str, ...]]], watermark: float
+) -> tuple[list[dict], list[dict]]:
+    """For the metrics (stats.PaymentStats), over `(flow, its in-flight states)`: the payments
+    that reached a state they never leave after `watermark` (by `updated`), and those still
+    under way (as pending)."""
+    final: list[dict] = []
+    under_way: list[dict] = []
+    for flow, in_flight in flows:
+        ends = flow.rows.machine.finals()
+        final += flow.payments(
+            f"state IN ({', '.join('?' * len(ends))}) AND updated > ?", (*ends, watermark)
+        )
+        under_way += [
+            p | {"status": "pending"}
+            for p in flow.payments(f"state IN ({', '.join('?' * len(in_flight))})", in_flight)
+        ]
+    return final, under_way
