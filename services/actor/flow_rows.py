@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from fmclient.wallet import MintWallet
 from gwcore.states import StateMachine
 
 
@@ -41,6 +42,39 @@ class FlowRows:
             f"SELECT COUNT(*) FROM {self.table} WHERE state IN ({marks})", states
         ).fetchone()
         return int(row[0])
+
+
+class LnFlow:
+    """What an LNv1 or LNv2 send or receive is built on: its module's instance id and config,
+    the wallet (the e-cash that funds and receives its contracts), our key, the extension, the
+    fees, and its rows. A subclass names its module kind, config class, schema, table, key
+    column and state table."""
+
+    MODULE: str
+    CONFIG: Any  # has from_bytes(module config body)
+    SCHEMA: str
+    TABLE: str
+    KEY: str
+    MACHINE: StateMachine
+
+    def __init__(
+        self, mint: MintWallet, key: Any, lnrpc: Any, fees: dict, federation_id: str
+    ) -> None:
+        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
+        self.federation_id = federation_id
+        self.module = mint.config.module_id(self.MODULE)
+        self.config = self.CONFIG.from_bytes(mint.config.modules[self.module].body)
+        self.db = mint.db
+        self.db.executescript(self.SCHEMA)
+        self.rows = FlowRows(self.db, self.TABLE, self.KEY, self.MACHINE)
+        self._locks: dict[str, Any] = {}
+
+    def row(self, key: str) -> dict | None:
+        return self.rows.get(key)
+
+    def _put(self, key: str, state: str, **fields: Any) -> dict:
+        """Move the row to `state` (the table allows it, or IllegalTransition)."""
+        return self.rows.put(key, state, **fields)
 
 
 class Flow(Protocol):

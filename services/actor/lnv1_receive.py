@@ -26,9 +26,6 @@ import json
 import logging
 import time
 from enum import StrEnum
-from typing import Any
-
-from coincurve import PrivateKey
 
 from fmclient.lnv1 import (
     PENDING,
@@ -42,11 +39,11 @@ from fmclient.lnv1 import (
     parse_offer,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
+from fmclient.wallet import EcashError, Foreign, Rejected
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import FlowRows
+from .flow_rows import LnFlow
 from .flows import crash_point
 
 log = logging.getLogger(__name__)
@@ -96,25 +93,9 @@ RECEIVE_STATUS |= {"rejected": "failed"}
 RECEIVE_IN_FLIGHT = RECEIVE.in_states(R.RECEIVED, R.FUNDING, R.DECRYPTING, R.REFUNDING)
 
 
-class Lnv1Receiver:
-    def __init__(
-        self, mint: MintWallet, key: PrivateKey, lnrpc: Any, fees: dict, federation_id: str
-    ) -> None:
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id = federation_id
-        self.module = mint.config.module_id("ln")
-        self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self.rows = FlowRows(self.db, "lnv1_receives", "payment_hash", RECEIVE)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, ph: str) -> dict | None:
-        return self.rows.get(ph)
-
-    def _put(self, ph: str, state: R, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        return self.rows.put(ph, state, **fields)
+class Lnv1Receiver(LnFlow):
+    MODULE, CONFIG, SCHEMA = "ln", Lnv1Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv1_receives", "payment_hash", RECEIVE
 
     async def handle_htlc(self, htlc: dict) -> dict:
         """An intercepted HTLC (or a swap: `swap: true`, no deadline) -> {action: settle,

@@ -54,7 +54,7 @@ from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import FlowRows
+from .flow_rows import LnFlow
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
@@ -106,7 +106,10 @@ SEND_FINAL = SEND.in_states(*(s for s in S if SEND.final(s)))
 SEND_IN_FLIGHT = SEND.in_states(S.PAYING, S.PAID, S.CANCELLING)
 
 
-class Lnv1Sender:
+class Lnv1Sender(LnFlow):
+    MODULE, CONFIG, SCHEMA = "ln", Lnv1Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv1_sends", "contract_id", SEND
+
     def __init__(
         self,
         mint: MintWallet,
@@ -120,21 +123,8 @@ class Lnv1Sender:
         """`swaps`: the decision of a served federation that is the invoice's payee
         ({action: settle, preimage} | {action: cancel, reason}; swaps.py), no Lightning then.
         `hashes`: the gateway's claims of payment hashes."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
-        self.module = mint.config.module_id("ln")
-        self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self.rows = FlowRows(self.db, "lnv1_sends", "contract_id", SEND)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, cid: str) -> dict | None:
-        return self.rows.get(cid)
-
-    def _put(self, cid: str, state: S, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        return self.rows.put(cid, state, **fields)
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.swaps, self.hashes = swaps, hashes
 
     async def pay_invoice(self, body: dict) -> dict:
         """PayInvoicePayload -> {preimage, contract_id}; PaymentFailed once the contract is

@@ -46,7 +46,7 @@ from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import FlowRows
+from .flow_rows import LnFlow
 from .flows import crash_point
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,10 @@ def receive_fee(fees: dict) -> dict:
     return {k: min(int(fees[k]), limit) for k, limit in RECEIVE_FEE_LIMIT.items()}
 
 
-class Lnv2Receiver:
+class Lnv2Receiver(LnFlow):
+    MODULE, CONFIG, SCHEMA = "lnv2", Lnv2Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv2_receives", "payment_hash", RECEIVE
+
     def __init__(
         self,
         mint: MintWallet,
@@ -114,21 +117,8 @@ class Lnv2Receiver:
         claim_hash: Callable[[str], Awaitable[None]],
     ) -> None:
         """`claim_hash(payment_hash)`: tell the router that HTLCs of this hash are ours."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.claim_hash = federation_id, claim_hash
-        self.module = mint.config.module_id("lnv2")
-        self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self.rows = FlowRows(self.db, "lnv2_receives", "payment_hash", RECEIVE)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, ph: str) -> dict | None:
-        return self.rows.get(ph)
-
-    def _put(self, ph: str, state: ReceiveState, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        return self.rows.put(ph, state, **fields)
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.claim_hash = claim_hash
 
     # --- the invoice ------------------------------------------------------------------------
     async def create_invoice(self, body: dict) -> str:

@@ -42,7 +42,7 @@ from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import FlowRows
+from .flow_rows import LnFlow
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
@@ -90,7 +90,10 @@ SEND_IN_FLIGHT = SEND.in_states(SendState.PAYING, SendState.PAID)
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
 
 
-class Lnv2Sender:
+class Lnv2Sender(LnFlow):
+    MODULE, CONFIG, SCHEMA = "lnv2", Lnv2Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv2_sends", "contract_id", SEND
+
     def __init__(
         self,
         mint: MintWallet,
@@ -104,24 +107,12 @@ class Lnv2Sender:
         """`swaps`: the decision of a served federation that is the invoice's payee (no
         Lightning then). `hashes`: the gateway's claims of the
         payment hashes it pays (outgoing.py)."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
-        self.module = mint.config.module_id("lnv2")
-        self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self.rows = FlowRows(self.db, "lnv2_sends", "contract_id", SEND)
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.swaps, self.hashes = swaps, hashes
         have = {r[1] for r in self.db.execute("PRAGMA table_info(lnv2_sends)")}
         for column in ("invoice_msat", "swap"):  # rows of gateways from before these columns
             if column not in have:
                 self.db.execute(f"ALTER TABLE lnv2_sends ADD COLUMN {column} INTEGER")
-
-    def _row(self, cid: str) -> dict | None:
-        return self.rows.get(cid)
-
-    def _put(self, cid: str, state: SendState, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        return self.rows.put(cid, state, **fields)
 
     async def send_payment(self, body: dict) -> dict:
         """SendPaymentPayload -> {"Ok": [preimage bytes]} | {"Err": forfeit signature hex}."""
@@ -130,7 +121,7 @@ class Lnv2Sender:
         except Lnv2Error as exc:
             raise InvalidInput(f"contract: {exc}") from None
         cid = contract.contract_id.hex()
-        row = self._row(cid)
+        row = self.row(cid)
         if row is None:
             row = await self._check_and_record(body, contract, cid)
         if row["state"] == SendState.PAYING:
@@ -207,7 +198,7 @@ class Lnv2Sender:
                 inv.amount_msat,
             ),
         )
-        return self._row(cid) or {}
+        return self.row(cid) or {}
 
     async def _pay(self, row: dict, contract: OutgoingContract) -> dict:
         cid = row["contract_id"]
