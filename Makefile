@@ -75,10 +75,12 @@ vectors: peers
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
 	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json
 
-## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4)
+## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4;
+##             MODULES=v1 for mint, wallet and ln, the shape of fedimintd 0.11's federations)
 GUARDIANS ?= 1
+MODULES ?= v2
 federation: peers
-	$(BIN)/python -m peers federation --guardians $(GUARDIANS)
+	$(BIN)/python -m peers federation --guardians $(GUARDIANS) --modules $(MODULES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

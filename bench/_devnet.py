@@ -19,12 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def devnet_world() -> Iterator[dict]:
+def devnet_world(extra_env: dict[str, str] | None = None) -> Iterator[dict]:
     """Start the world (supervisord, regtestd, dev federations, extension, router, API front),
-    yield its world.json, stop and remove it."""
+    yield its world.json, stop and remove it. `extra_env`: more settings (a chain source)."""
     devnet = Path(f"/tmp/fmgw-bench-{os.urandom(3).hex()}")
     env = {
         **os.environ,
+        **(extra_env or {}),
         "GATEWAY_DEVNET_DIR": str(devnet),
         "GATEWAY_RUN_DIR": str(devnet / "run"),
         "GATEWAY_DATA_DIR": str(devnet / "data"),

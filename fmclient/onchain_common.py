@@ -111,6 +111,22 @@ class OnchainCommon:
         except EcashError as exc:
             raise OnchainError(str(exc)) from None
 
+    def withdrawal(self, op_id: str) -> dict | None:
+        """The withdrawal stored as `op_id` (each version's rows), or None."""
+        raise NotImplementedError
+
+    async def finish_withdrawal(self, op_id: str) -> dict | None:
+        """A withdrawal asked for again by its id (after a crash, or a lost answer): finished
+        from where it is, never quoted nor paid again; None when `op_id` names none. A peg-out
+        the federation accepted leaves it nothing to quote another from until it confirms."""
+        if self.withdrawal(op_id) is None:
+            return None
+        try:
+            await self._finish(op_id)
+        finally:
+            self.withdrawal(op_id)  # mirrors the operation's state
+        return self.withdrawal(op_id)
+
     async def _finish(self, op_id: str) -> None:
         """Submit or follow the operation until the federation accepted or refused it."""
         op = self.mint.operation(op_id)

@@ -112,7 +112,9 @@ class MintWallet:
         checkpoint: Callable[[str], None] | None = None,
     ) -> None:
         """`checkpoint(step)` is called after each committed step ("created", "submitted",
-        "done"): crash tests kill the process there."""
+        "done"; "sent": accepted by the federation, not yet recorded) and, for "sent" and
+        "submitted", again as "<kind>-<step>" (e.g. "pegout-submitted"): crash tests kill the
+        process there."""
         self.config, self.api = config, api
         self._checkpoint = checkpoint or (lambda step: None)
         self.mint = dialect_for(config)  # fee(denomination), keys, items, e-cash strings
@@ -285,9 +287,11 @@ class MintWallet:
                 self._settle(op_id, why)  # asked again, the operation answers the same
                 raise Rejected(f"rejected: {why}", exc) from None
             self._checkpoint("sent")  # accepted, not yet recorded as such
+            self._checkpoint(f"{row['kind']}-sent")  # the same, for one kind of operation
             with self.transaction() as db:
                 self._move(db, op_id, OperationState.CREATED, OperationState.SUBMITTED)
             self._checkpoint("submitted")
+            self._checkpoint(f"{row['kind']}-submitted")
             row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
         if row["state"] == OperationState.SUBMITTED:
             await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)

@@ -52,6 +52,10 @@ class StateMachine(Generic[S]):
     def final(self, state: str | S) -> bool:
         return not self.moves[self.states(state)]
 
+    def finals(self) -> tuple[str, ...]:
+        """The values of the states with no way out."""
+        return tuple(s.value for s in self.states if not self.moves[s])
+
     def edges(self) -> set[tuple[str, str]]:
         return {(a.value, b.value) for a, targets in self.moves.items() for b in targets}
 

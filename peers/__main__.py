@@ -1,6 +1,6 @@
 """`python -m peers install`: install the real peers (what `make peers` runs).
 `python -m peers lnd [--dir D]`: btcd and real lnd nodes alice -> gateway -> bob, until Ctrl-C.
-`python -m peers federation [--guardians N] [--dir D]`: a real bitcoind and a real fedimintd
+`python -m peers federation [--guardians N] [--modules v1|v2] [--dir D]`: a real bitcoind and a real fedimintd
 federation on loopback, set up from nothing; prints its invite code, guardians' API URLs and
 admin passwords as JSON, and runs until Ctrl-C (then stops every process it started)."""
 
@@ -17,7 +17,7 @@ import click
 
 from .cache import install_all
 from .harness.bitcoind import Bitcoind
-from .harness.fedimintd import start_federation
+from .harness.fedimintd import DEFAULT_MODULES, V1_MODULES, start_federation
 from .harness.lnd import LndWorld
 
 
@@ -36,13 +36,24 @@ def install() -> None:
 @click.option("--guardians", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--dir", "folder", type=click.Path(path_type=Path), help="default: a temp folder")
 @click.option("--disable-base-fees", is_flag=True)
-def federation(guardians: int, folder: Path | None, disable_base_fees: bool) -> None:
+@click.option(
+    "--modules",
+    type=click.Choice(["v2", "v1"]),
+    default="v2",
+    show_default=True,
+    help="v2: fedimintd 0.13's defaults; v1: mint, wallet, ln (+ lnv2), as fedimintd 0.11 set up",
+)
+def federation(guardians: int, folder: Path | None, disable_base_fees: bool, modules: str) -> None:
     """A bitcoind and a federation of GUARDIANS (1, or 4 and more) until Ctrl-C."""
     folder = folder or Path(tempfile.mkdtemp(prefix="fmgw-federation-"))
     node = Bitcoind.start(folder / "bitcoind")
     try:
         fed = start_federation(
-            folder / "federation", node, guardians, disable_base_fees=disable_base_fees
+            folder / "federation",
+            node,
+            guardians,
+            disable_base_fees=disable_base_fees,
+            modules=V1_MODULES if modules == "v1" else DEFAULT_MODULES,
         )
         try:
             described = fed.describe()

@@ -26,9 +26,6 @@ import json
 import logging
 import time
 from enum import StrEnum
-from typing import Any
-
-from coincurve import PrivateKey
 
 from fmclient.lnv1 import (
     PENDING,
@@ -42,10 +39,11 @@ from fmclient.lnv1 import (
     parse_offer,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
+from fmclient.wallet import EcashError, Foreign, Rejected
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import LnFlow
 from .flows import crash_point
 
 log = logging.getLogger(__name__)
@@ -95,33 +93,9 @@ RECEIVE_STATUS |= {"rejected": "failed"}
 RECEIVE_IN_FLIGHT = RECEIVE.in_states(R.RECEIVED, R.FUNDING, R.DECRYPTING, R.REFUNDING)
 
 
-class Lnv1Receiver:
-    def __init__(
-        self, mint: MintWallet, key: PrivateKey, lnrpc: Any, fees: dict, federation_id: str
-    ) -> None:
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id = federation_id
-        self.module = mint.config.module_id("ln")
-        self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, payment_hash: str) -> dict | None:
-        row = self.db.execute(
-            "SELECT * FROM lnv1_receives WHERE payment_hash = ?", (payment_hash,)
-        ).fetchone()
-        return dict(row) if row else None
-
-    def _put(self, ph: str, state: R, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        RECEIVE.check((self.row(ph) or {})["state"], state)
-        sets = "".join(f", {k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE lnv1_receives SET state = ?, updated = ?{sets} WHERE payment_hash = ?",
-            (state, time.time(), *fields.values(), ph),
-        )
-        return self.row(ph) or {}
+class Lnv1Receiver(LnFlow):
+    MODULE, CONFIG, SCHEMA = "ln", Lnv1Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv1_receives", "payment_hash", RECEIVE
 
     async def handle_htlc(self, htlc: dict) -> dict:
         """An intercepted HTLC (or a swap: `swap: true`, no deadline) -> {action: settle,
@@ -212,6 +186,7 @@ class Lnv1Receiver:
             else:
                 txid = (self.mint.operation(_fund_op(ph)) or {})["txid"]
                 row = self._put(ph, R.DECRYPTING, txid=txid)
+                crash_point("lnv1-receive-funded")  # the contract funded, not yet decrypted
         if row["state"] == R.DECRYPTING:
             answer = await self.mint.api.current_consensus(
                 f"module_{self.module}_await_preimage_decryption", ph, timeout=3600, long_poll=True
@@ -272,7 +247,7 @@ class Lnv1Receiver:
 
     def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in self.db.execute(f"SELECT * FROM lnv1_receives WHERE {where}", params).fetchall():
+        for r in self.rows.select(where, params):
             status = RECEIVE_STATUS.get(r["state"], "pending")
             done = status != "pending"
             earned = r["incoming_msat"] - (r["amount_msat"] or 0) if status == "settled" else 0
@@ -297,12 +272,7 @@ class Lnv1Receiver:
 
     def in_flight(self) -> int:
         """Receives being decided, funded, decrypted or refunded to us."""
-        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
-        return int(
-            self.db.execute(
-                f"SELECT COUNT(*) FROM lnv1_receives WHERE state IN ({marks})", RECEIVE_IN_FLIGHT
-            ).fetchone()[0]
-        )
+        return self.rows.count_in(RECEIVE_IN_FLIGHT)
 
 
 def _fund_op(payment_hash: str) -> str:

@@ -41,8 +41,9 @@ from gwcore.constants import (
 )
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .lnv1_receive import RECEIVE_IN_FLIGHT, RECEIVE_STATUS, Lnv1Receiver
-from .lnv1_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv1Sender
+from .flow_rows import for_stats
+from .lnv1_receive import RECEIVE_IN_FLIGHT, Lnv1Receiver
+from .lnv1_send import SEND_IN_FLIGHT, Lnv1Sender
 from .lnv2_role import _transient  # the bus rule: only definite answers are final
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_SCID, Handler
@@ -235,24 +236,10 @@ class Lnv1Role:
         )
 
     def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        """Payments that reached a state they never leave after `watermark` (by `updated`),
-        and those still under way (stats.PaymentStats)."""
-        recv_final = tuple(RECEIVE_STATUS)
-        final = self.sender.payments(
-            f"state IN ({', '.join('?' * len(SEND_FINAL))}) AND updated > ?",
-            (*SEND_FINAL, watermark),
-        ) + self.receiver.payments(
-            f"state IN ({', '.join('?' * len(recv_final))}) AND updated > ?",
-            (*recv_final, watermark),
+        """Payments final since `watermark`, and those under way (flow_rows.for_stats)."""
+        return for_stats(
+            [(self.sender, SEND_IN_FLIGHT), (self.receiver, RECEIVE_IN_FLIGHT)], watermark
         )
-        under_way = self.sender.payments(
-            f"state IN ({', '.join('?' * len(SEND_IN_FLIGHT))})", SEND_IN_FLIGHT
-        ) + self.receiver.payments(
-            f"state IN ({', '.join('?' * len(RECEIVE_IN_FLIGHT))})", RECEIVE_IN_FLIGHT
-        )
-        for p in under_way:
-            p["status"] = "pending"
-        return final, under_way
 
     def in_flight(self) -> dict[str, int]:
         """LNv1 payments under way, by the kinds the development federation's LNv1-like flows

@@ -54,6 +54,7 @@ from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import LnFlow
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
@@ -105,7 +106,10 @@ SEND_FINAL = SEND.in_states(*(s for s in S if SEND.final(s)))
 SEND_IN_FLIGHT = SEND.in_states(S.PAYING, S.PAID, S.CANCELLING)
 
 
-class Lnv1Sender:
+class Lnv1Sender(LnFlow):
+    MODULE, CONFIG, SCHEMA = "ln", Lnv1Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv1_sends", "contract_id", SEND
+
     def __init__(
         self,
         mint: MintWallet,
@@ -119,27 +123,8 @@ class Lnv1Sender:
         """`swaps`: the decision of a served federation that is the invoice's payee
         ({action: settle, preimage} | {action: cancel, reason}; swaps.py), no Lightning then.
         `hashes`: the gateway's claims of payment hashes."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
-        self.module = mint.config.module_id("ln")
-        self.config = Lnv1Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, cid: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM lnv1_sends WHERE contract_id = ?", (cid,)).fetchone()
-        return dict(row) if row else None
-
-    def _put(self, cid: str, state: S, **fields: Any) -> dict:
-        """Move the contract's row to `state` (the table allows it, or IllegalTransition)."""
-        SEND.check((self.row(cid) or {})["state"], state)
-        sets = "".join(f", {k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE lnv1_sends SET state = ?, updated = ?{sets} WHERE contract_id = ?",
-            (state, time.time(), *fields.values(), cid),
-        )
-        return self.row(cid) or {}
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.swaps, self.hashes = swaps, hashes
 
     async def pay_invoice(self, body: dict) -> dict:
         """PayInvoicePayload -> {preimage, contract_id}; PaymentFailed once the contract is
@@ -153,6 +138,7 @@ class Lnv1Sender:
             row = self.row(cid)
             if row is None:
                 row = await self._check_and_record(payload)
+                crash_point("lnv1-send-recorded")  # the contract stored, nothing paid yet
             elif row["preimage_auth"] != payload.preimage_auth.hex():
                 raise InvalidInput("this contract's payment was started by another caller")
             return await self._advance(row)
@@ -318,7 +304,7 @@ class Lnv1Sender:
 
     def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in self.db.execute(f"SELECT * FROM lnv1_sends WHERE {where}", params).fetchall():
+        for r in self.rows.select(where, params):
             status = SEND_STATUS.get(r["state"], "pending")
             fee = r["amount_msat"] - r["invoice_msat"] - (r["ln_fee_msat"] or 0)
             done = status != "pending"
@@ -342,12 +328,7 @@ class Lnv1Sender:
     def in_flight(self) -> int:
         """Sends not finished: paying (maybe paid over Lightning), paid and not yet claimed (a
         contract left unclaimed could expire to its payer), or being cancelled."""
-        marks = ", ".join("?" * len(SEND_IN_FLIGHT))
-        return int(
-            self.db.execute(
-                f"SELECT COUNT(*) FROM lnv1_sends WHERE state IN ({marks})", SEND_IN_FLIGHT
-            ).fetchone()[0]
-        )
+        return self.rows.count_in(SEND_IN_FLIGHT)
 
     async def resume(self) -> None:
         """Claim what was paid, cancel what failed, ask again for what was in flight."""

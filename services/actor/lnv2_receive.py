@@ -46,6 +46,7 @@ from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import LnFlow
 from .flows import crash_point
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ def receive_fee(fees: dict) -> dict:
     return {k: min(int(fees[k]), limit) for k, limit in RECEIVE_FEE_LIMIT.items()}
 
 
-class Lnv2Receiver:
+class Lnv2Receiver(LnFlow):
+    MODULE, CONFIG, SCHEMA = "lnv2", Lnv2Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv2_receives", "payment_hash", RECEIVE
+
     def __init__(
         self,
         mint: MintWallet,
@@ -113,29 +117,8 @@ class Lnv2Receiver:
         claim_hash: Callable[[str], Awaitable[None]],
     ) -> None:
         """`claim_hash(payment_hash)`: tell the router that HTLCs of this hash are ours."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.claim_hash = federation_id, claim_hash
-        self.module = mint.config.module_id("lnv2")
-        self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def row(self, payment_hash: str) -> dict | None:
-        row = self.db.execute(
-            "SELECT * FROM lnv2_receives WHERE payment_hash = ?", (payment_hash,)
-        ).fetchone()
-        return dict(row) if row else None
-
-    def _put(self, ph: str, state: ReceiveState, **fields: Any) -> dict:
-        """Move the row to `state` (the table allows it, or IllegalTransition)."""
-        RECEIVE.check((self.row(ph) or {})["state"], state)
-        sets = "".join(f", {k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE lnv2_receives SET state = ?, updated = ?{sets} WHERE payment_hash = ?",
-            (state, time.time(), *fields.values(), ph),
-        )
-        return self.row(ph) or {}
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.claim_hash = claim_hash
 
     # --- the invoice ------------------------------------------------------------------------
     async def create_invoice(self, body: dict) -> str:
@@ -374,7 +357,7 @@ class Lnv2Receiver:
 
     def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in self.db.execute(f"SELECT * FROM lnv2_receives WHERE {where}", params).fetchall():
+        for r in self.rows.select(where, params):
             status = RECEIVE_STATUS.get(r["state"], "pending")
             contract = json.loads(r["contract"])["commitment"]["amount"]
             done = status != "pending"
@@ -398,12 +381,7 @@ class Lnv2Receiver:
     def in_flight(self) -> int:
         """Receives whose HTLC came (or swap) and whose contract is being funded, decrypted or
         refunded to us: our e-cash is in the contract until they finish."""
-        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
-        return int(
-            self.db.execute(
-                f"SELECT COUNT(*) FROM lnv2_receives WHERE state IN ({marks})", RECEIVE_IN_FLIGHT
-            ).fetchone()[0]
-        )
+        return self.rows.count_in(RECEIVE_IN_FLIGHT)
 
     async def verify(self, payment_hash: str) -> dict:
         """LUD-21 verify, as gatewayd's /verify answers it."""

@@ -28,8 +28,9 @@ from gwcore.constants import (
 from gwcore.errors import GatewayError
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import for_stats
 from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
-from .lnv2_send import SEND_FINAL, SEND_IN_FLIGHT, Lnv2Sender
+from .lnv2_send import SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_HOLD, Handler
 from .swaps import Swaps
@@ -140,23 +141,10 @@ class Lnv2Role:
         )
 
     def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        """For the metrics (stats.PaymentStats): payments that reached a state they never leave
-        after `watermark` (by `updated`), and those still under way."""
-        send_final = ", ".join("?" * len(SEND_FINAL))
-        final = self.sender.payments(
-            f"state IN ({send_final}) AND updated > ?", (*SEND_FINAL, watermark)
-        ) + self.receiver.payments(
-            "state IN ('decrypted', 'refunded', 'funding_refused') AND updated > ?",
-            (watermark,),
+        """Payments final since `watermark`, and those under way (flow_rows.for_stats)."""
+        return for_stats(
+            [(self.sender, SEND_IN_FLIGHT), (self.receiver, RECEIVE_IN_FLIGHT)], watermark
         )
-        under_way = self.sender.payments(
-            f"state IN ({', '.join('?' * len(SEND_IN_FLIGHT))})", SEND_IN_FLIGHT
-        ) + self.receiver.payments(
-            f"state IN ({', '.join('?' * len(RECEIVE_IN_FLIGHT))})", RECEIVE_IN_FLIGHT
-        )
-        for p in under_way:
-            p["status"] = "pending"
-        return final, under_way
 
     def in_flight(self) -> dict[str, int]:
         """LNv2 payments under way, by kind (a swap's payer side is a send, its payee side a

@@ -42,6 +42,7 @@ from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .flow_rows import LnFlow
 from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
@@ -89,7 +90,10 @@ SEND_IN_FLIGHT = SEND.in_states(SendState.PAYING, SendState.PAID)
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
 
 
-class Lnv2Sender:
+class Lnv2Sender(LnFlow):
+    MODULE, CONFIG, SCHEMA = "lnv2", Lnv2Config, SCHEMA
+    TABLE, KEY, MACHINE = "lnv2_sends", "contract_id", SEND
+
     def __init__(
         self,
         mint: MintWallet,
@@ -103,31 +107,12 @@ class Lnv2Sender:
         """`swaps`: the decision of a served federation that is the invoice's payee (no
         Lightning then). `hashes`: the gateway's claims of the
         payment hashes it pays (outgoing.py)."""
-        self.mint, self.key, self.lnrpc, self.fees = mint, key, lnrpc, fees
-        self.federation_id, self.swaps, self.hashes = federation_id, swaps, hashes
-        self.module = mint.config.module_id("lnv2")
-        self.config = Lnv2Config.from_bytes(mint.config.modules[self.module].body)
-        self.db = mint.db
-        self.db.executescript(SCHEMA)
+        super().__init__(mint, key, lnrpc, fees, federation_id)
+        self.swaps, self.hashes = swaps, hashes
         have = {r[1] for r in self.db.execute("PRAGMA table_info(lnv2_sends)")}
         for column in ("invoice_msat", "swap"):  # rows of gateways from before these columns
             if column not in have:
                 self.db.execute(f"ALTER TABLE lnv2_sends ADD COLUMN {column} INTEGER")
-
-    def _row(self, cid: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM lnv2_sends WHERE contract_id = ?", (cid,)).fetchone()
-        return dict(row) if row else None
-
-    def _put(self, cid: str, state: SendState, **fields: Any) -> dict:
-        """Move the contract's row to `state` (the table allows it, or IllegalTransition)."""
-        SEND.check((self._row(cid) or {})["state"], state)
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(
-            f"UPDATE lnv2_sends SET state = ?, updated = ?{', ' + sets if sets else ''}"
-            " WHERE contract_id = ?",
-            (state, time.time(), *fields.values(), cid),
-        )
-        return self._row(cid) or {}
 
     async def send_payment(self, body: dict) -> dict:
         """SendPaymentPayload -> {"Ok": [preimage bytes]} | {"Err": forfeit signature hex}."""
@@ -136,7 +121,7 @@ class Lnv2Sender:
         except Lnv2Error as exc:
             raise InvalidInput(f"contract: {exc}") from None
         cid = contract.contract_id.hex()
-        row = self._row(cid)
+        row = self.row(cid)
         if row is None:
             row = await self._check_and_record(body, contract, cid)
         if row["state"] == SendState.PAYING:
@@ -213,7 +198,7 @@ class Lnv2Sender:
                 inv.amount_msat,
             ),
         )
-        return self._row(cid) or {}
+        return self.row(cid) or {}
 
     async def _pay(self, row: dict, contract: OutgoingContract) -> dict:
         cid = row["contract_id"]
@@ -287,7 +272,7 @@ class Lnv2Sender:
 
     def payments(self, where: str, params: tuple) -> list[dict]:
         out = []
-        for r in self.db.execute(f"SELECT * FROM lnv2_sends WHERE {where}", params).fetchall():
+        for r in self.rows.select(where, params):
             status = SEND_STATUS.get(r["state"], "pending")
             amount = r["invoice_msat"] or 0
             contract = json.loads(r["contract"])["amount"]
@@ -313,12 +298,7 @@ class Lnv2Sender:
     def in_flight(self) -> int:
         """Sends not finished: paying (maybe paid over Lightning) or paid, not yet claimed (a
         paid contract left unclaimed could expire and be refunded to its payer)."""
-        marks = ", ".join("?" * len(SEND_IN_FLIGHT))
-        return int(
-            self.db.execute(
-                f"SELECT COUNT(*) FROM lnv2_sends WHERE state IN ({marks})", SEND_IN_FLIGHT
-            ).fetchone()[0]
-        )
+        return self.rows.count_in(SEND_IN_FLIGHT)
 
     async def resume(self) -> None:
         """Claim what was paid, ask again for what was in flight."""

@@ -160,18 +160,22 @@ class WalletOnchain:
         if not isinstance(op_id, str) or not 1 <= len(op_id) <= 64:
             raise InvalidInput("operation_id must be a string of 1..64 characters")
         with gateway_errors():
-            quote = await self._quote(address, amount)
-            if body.get("preview"):
-                return {
-                    "preview": True,
-                    "address": quote.address,
-                    "amount_sat": quote.value_sat,
-                    "fee_sat": quote.fee_sat,
-                    "federation_fee_msat": quote.federation_fee_msat,
-                    "total_msat": quote.total_msat,
-                    "balance_msat": self.mint.balance_msat(),
-                }
-            done = await self.wallet.withdraw(quote, op_id)
+            # asked again by its id: the one peg-out, never quoted again (the federation may
+            # have nothing left to quote from until the first one confirms)
+            done = None if body.get("preview") else await self.wallet.finish_withdrawal(op_id)
+            if done is None:
+                quote = await self._quote(address, amount)
+                if body.get("preview"):
+                    return {
+                        "preview": True,
+                        "address": quote.address,
+                        "amount_sat": quote.value_sat,
+                        "fee_sat": quote.fee_sat,
+                        "federation_fee_msat": quote.federation_fee_msat,
+                        "total_msat": quote.total_msat,
+                        "balance_msat": self.mint.balance_msat(),
+                    }
+                done = await self.wallet.withdraw(quote, op_id)
             txid = await self.wallet.withdrawal_txid(op_id)
         return {
             "operation_id": op_id,

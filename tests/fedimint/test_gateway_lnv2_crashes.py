@@ -48,6 +48,25 @@ def _keep(into: dict, work) -> None:  # type: ignore[no-untyped-def]
         into["error"] = repr(exc)
 
 
+def _in_thread(into: dict, work) -> threading.Thread:  # type: ignore[no-untyped-def]
+    """`work` started in a thread (`_keep`): its answer, or its error, lands in `into`."""
+    thread = threading.Thread(target=_keep, args=(into, work))
+    thread.start()
+    return thread
+
+
+def _bob_settles_after_kill_9(world: World, rpc, payment_hash: str, preimage: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Once bob holds the HTLC of `payment_hash`, the router and the extension are killed
+    (kill -9) and come back; then bob settles it."""
+    _until(
+        "bob holding the HTLC",
+        60,
+        lambda: world.get(f"/v1/nodes/bob/invoices/{payment_hash}")["state"] == "accepted",
+    )
+    _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
+    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+
+
 class Books:
     """The gateway's e-cash and Lightning, and the user's e-cash, before a payment."""
 
@@ -124,14 +143,10 @@ def test_lnv2_payments_survive_kill_9(
     actor = _pid(rpc, entry["program"])
     os.kill(actor, signal.SIGSTOP)
     result: dict = {}
-    payer = threading.Thread(
-        target=_keep,
-        args=(
-            result,
-            lambda: world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 180}),
-        ),
+    payer = _in_thread(
+        result,
+        lambda: world.post("/v1/nodes/alice/pay", {"bolt11": str(invoice), "timeout_s": 180}),
     )
-    payer.start()
     try:
         ph = _until(
             "the HTLC held by our node",
@@ -165,20 +180,10 @@ def test_lnv2_payments_survive_kill_9(
     )
     send = str(user("module", "lnv2", "send", held["bolt11"], "--gateway", url))
     outcome: dict = {}
-    waiter = threading.Thread(  # the client's state machine runs while it awaits
-        target=_keep,
-        args=(outcome, lambda: {"result": user("module", "lnv2", "await-send", send, timeout=300)}),
+    waiter = _in_thread(  # the client's state machine runs while it awaits
+        outcome, lambda: {"result": user("module", "lnv2", "await-send", send, timeout=300)}
     )
-    waiter.start()
-    _until(
-        "bob holding the HTLC",
-        60,
-        lambda: world.get(f"/v1/nodes/bob/invoices/{held['payment_hash']}")["state"] == "accepted",
-    )
-    _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
-    world.post(
-        f"/v1/nodes/bob/invoices/{held['payment_hash']}/settle", {"preimage": preimage.hex()}
-    )
+    _bob_settles_after_kill_9(world, rpc, held["payment_hash"], preimage)
     waiter.join(300)
     assert outcome.get("result") == {"Success": preimage.hex()}, outcome
     books.sent(80_000)

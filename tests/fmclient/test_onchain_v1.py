@@ -262,6 +262,21 @@ async def test_a_withdrawal_costs_the_quote_and_is_idempotent_by_id(world) -> No
     assert [w["state"] for w in wallet.withdrawals(0, None, 10)] == ["done"]
 
 
+async def test_a_withdrawal_asked_again_by_id_is_finished_never_quoted_again(world) -> None:  # type: ignore[no-untyped-def]
+    wallet, mint, api, _ = world
+    assert await wallet.finish_withdrawal("w3") is None and mint.ops() == []
+    quote = await wallet.quote(V["peg_outs"]["p2wpkh"]["address"], 25_000)
+    mint.crash_after_create = True  # stored, then the process died before submitting it
+    with pytest.raises(Crash):
+        await wallet.withdraw(quote, "w3")
+    mint.crash_after_create = False
+    api.fees, api.calls = None, []  # the federation could quote nothing now
+    done = await wallet.finish_withdrawal("w3")
+    assert done is not None and (done["state"], done["value_sat"]) == ("done", 25_000)
+    assert api.calls == [] and len(mint.ops()) == 1
+    assert mint.balance_msat == 100_000_000 - quote.total_msat  # paid once
+
+
 async def test_a_stale_quote_is_refused_and_says_so(world) -> None:  # type: ignore[no-untyped-def]
     wallet, mint, _, _ = world
     quote = await wallet.quote(V["peg_outs"]["p2tr"]["address"], 25_000)
