@@ -138,14 +138,14 @@ def test_v1_ecash_both_ways(v1: V1World, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_ln_pay_unroutable_is_cancelled_and_refunded(v1: V1World, v1_user: User) -> None:  # noqa: F811
-    """An invoice nobody can route to (`module ln pay`): our node fails, we cancel the
-    contract, the user refunds at once; we keep nothing and pay nothing."""
+    """An invoice nobody can route to (`module ln pay`, no gateway named: the client picks
+    the one registered, after asking its `GET /id`): our node fails, we cancel the contract, the user refunds at once; we keep nothing and pay nothing."""
     gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
     if world.http.get("/v1/nodes/carol").status_code != 200:
         world.post("/v1/nodes", {"name": "carol"})  # no channels
     carol = world.post("/v1/nodes/carol/invoices", {"amount_msat": 500_000})
     before_user, before_gw, before_ln = balance_of(user), gw.balance(fed), lightning_msat(gw)
-    out = user("module", "ln", "pay", carol["bolt11"], "--gateway-id", v1_gateway_id(gw, fed))
+    out = user("module", "ln", "pay", carol["bolt11"])  # the client picks us: the only one
     assert isinstance(out, dict) and "Failure" in out, out
     assert "refunded" in out["Failure"]["error_message"], out
     lost = before_user - balance_of(user)
