@@ -38,7 +38,7 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
     v1_gateway_id,
     v1_user,
 )
-from .test_gateway_fedimint import refuses_bad_withdrawals, withdrawn
+from .test_gateway_fedimint import _until, refuses_bad_withdrawals, withdrawn
 
 pytestmark = pytest.mark.timeout(900)
 NOTE_FEES = 100 * 40 + 512  # a bound on a fedimint-cli user's note fees in one payment
@@ -139,7 +139,8 @@ def test_v1_ecash_both_ways(v1: V1World, tmp_path_factory: pytest.TempPathFactor
 
 def test_ln_pay_unroutable_is_cancelled_and_refunded(v1: V1World, v1_user: User) -> None:  # noqa: F811
     """An invoice nobody can route to (`module ln pay`, no gateway named: the client picks
-    the one registered, after asking its `GET /id`): our node fails, we cancel the contract, the user refunds at once; we keep nothing and pay nothing."""
+    the one registered, after asking its `GET /id`): our node fails, we cancel the contract,
+    the user refunds at once; we keep nothing and pay nothing."""
     gw, fed, user, world = v1.gw, v1.federation_id, v1_user, v1.world
     if world.http.get("/v1/nodes/carol").status_code != 200:
         world.post("/v1/nodes", {"name": "carol"})  # no channels
@@ -211,3 +212,31 @@ def test_gateway_cli_and_dashboard_show_the_v1_federation(v1: V1World) -> None: 
     shown = re.search(r'<p id="modules">(.*?)</p>', page.text)
     assert shown and re.findall(r"<code[^>]*>(\w+)</code>", shown.group(1)) == info["modules"]
     assert "registered until" in page.text and f"{gw.balance(fed):,}" in page.text
+
+
+def test_a_fee_change_reaches_ln_pay_at_once(v1: V1World, v1_user: User) -> None:  # noqa: F811
+    """`/set_fees` re-registers at once: fedimint-cli lists the new fees and its next contract
+    pays them; then back to the default."""
+    gw, fed, user = v1.gw, v1.federation_id, v1_user
+    fees = {"federation_id": fed, "base_msat": 1_000, "proportional_millionths": 2_000}
+    gw.post("/set_fees", fees)
+    try:
+
+        def listed() -> bool:
+            (ours,) = user("list-gateways")  # type: ignore[misc]
+            return bool(
+                ours["info"]["fees"] == {"base_msat": 1_000, "proportional_millionths": 2_000}
+            )
+
+        _until("the new fees listed", 30, listed)
+        bob = v1.world.post("/v1/nodes/bob/invoices", {"amount_msat": 500_000})
+        before_gw = gw.balance(fed)
+        out = user("ln-pay", bob["bolt11"], "--gateway-id", v1_gateway_id(gw, fed))
+        assert out == {"Success": {"preimage": bob["preimage"]}}, out
+        assert gw.balance(fed) - before_gw == credit_for(v1.fed, 500_000 + 1_000 + 1_000)
+        log = gw.post("/payment_log", {"federation_id": fed})["payments"]
+        row = next(p for p in log if p["payment_hash"] == bob["payment_hash"])
+        assert row["fee_earned_msat"] == 2_000
+    finally:
+        gw.post("/set_fees", {**fees, "base_msat": 0, "proportional_millionths": 10_000})
+    _until("the default fees listed again", 30, lambda: not listed())
