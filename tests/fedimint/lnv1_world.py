@@ -108,7 +108,7 @@ def peg_in(gw: Gateway, federation_id: str, bitcoind: Bitcoind, sat: int) -> dic
         return dict(r.json())
 
     try:
-        got = _until("the deposit claimed", 180, claimed)
+        got = _until("the deposit claimed", 300, claimed)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the gateway said {last}") from None
     return {**got, "address": dep["address"]}
