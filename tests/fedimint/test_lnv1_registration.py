@@ -125,7 +125,3 @@ def _run(fed: Federation, tmp_path: Path) -> None:
 
 def test_registration_one_guardian(federation1_v1: Federation, tmp_path: Path) -> None:
     _run(federation1_v1, tmp_path)
-
-
-def test_registration_four_guardians(federation4_v1: Federation, tmp_path: Path) -> None:
-    _run(federation4_v1, tmp_path)

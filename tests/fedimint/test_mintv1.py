@@ -185,23 +185,6 @@ async def test_the_other_modules_ecash_is_refused(
         await v2.api.close()
 
 
-async def test_four_guardians_one_stopped(
-    federation4_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
-) -> None:
-    fed = federation4_v1
-    ours = await _funded(fed, bitcoind, tmp_path / "ours4.sqlite", 100_000)
-    user = User(tmp_path / "cli4")
-    user("join", fed.invite_code)
-    g3 = fed.guardians[3]
-    g3.stop()
-    try:
-        await _both_ways(ours, user, 20_000, 5_000)
-    finally:
-        if g3.proc is None or not g3.proc.alive():
-            g3.start()
-        await ours.api.close()
-
-
 async def test_kill_9_during_a_receive_loses_and_duplicates_nothing(
     federation1_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
 ) -> None:

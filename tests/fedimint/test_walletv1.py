@@ -226,35 +226,6 @@ async def test_bad_withdrawals_are_refused_before_anything_is_stored(
         await _close(wallet)
 
 
-async def test_four_guardians_one_stopped_peg_in_and_peg_out(
-    federation4_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
-) -> None:
-    fed = federation4_v1
-    fed.guardians[3].stop()
-    wallet = await _wallet(fed, bitcoind, tmp_path / "ours4.sqlite")
-    try:
-        address = wallet.take_ready()
-        bitcoind.send(address, 80_000)
-        bitcoind.mine(11)
-        [dep] = await _settled(wallet, bitcoind, 1, timeout=300)
-        assert dep["state"] == "claimed" and dep["value_sat"] == 80_000
-        op_id = wallet.mint.db.execute("SELECT op_id FROM v1_deposits").fetchone()[0]
-        assert dep["credit_msat"] == _expected(wallet, op_id, 80_000_000 - PEG_IN_FEE_MSAT)
-        assert wallet.mint.balance_msat() == dep["credit_msat"]
-        to = bitcoind.new_address("bech32")
-        quote = await wallet.quote(to, 20_000)
-        before = wallet.mint.balance_msat()
-        done = await wallet.withdraw(quote, "w4")
-        assert done["state"] == "done"
-        change = _expected(wallet, "w4", -quote.total_msat)
-        assert wallet.mint.balance_msat() == before - _spent_notes(wallet, "w4") + change
-        txid = await _txid(wallet, "w4")
-        assert await _paid_by(bitcoind, txid, to, timeout=300) == 20_000  # 3 signatures of 4
-        bitcoind.mine(1)
-    finally:
-        await _close(wallet)
-
-
 @pytest.mark.parametrize("crash_at", ["created", "sent", "submitted"])
 def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
     federation1_v1: Federation, bitcoind: Bitcoind, tmp_path: Path, crash_at: str

@@ -1,8 +1,12 @@
-"""The whole gateway serving a real 4-guardian federation with the v1 modules, one guardian
-stopped: a fedimint-cli user still pays through us (`ln-pay`) and receives (`ln-invoice`),
+"""A real 4-guardian federation with the v1 modules, one guardian stopped (one federation for the
+module: its setup, 57 mint tiers' DKG among them, is the costly part): our mint v1 wallet
+receives and spends e-cash with a fedimint-cli user, our wallet v1 pegs in and out, and the
+whole gateway still serves LNv1 — a user pays through us (`ln-pay`) and receives (`ln-invoice`),
 amounts exact on our side, as with one guardian."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
 
+from .conftest import User
 from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source
     PEG_IN_FEE_MSAT,
     PEG_IN_SAT,
@@ -25,8 +30,66 @@ from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source
     user_credit,
     v1_gateway_id,
 )
+from .test_mintv1 import _both_ways, _funded
+from .test_walletv1 import (
+    _close,
+    _expected,
+    _paid_by,
+    _settled,
+    _spent_notes,
+    _txid,
+    _wallet,
+)
 
 pytestmark = pytest.mark.timeout(900)
+
+
+async def test_ecash_with_one_guardian_of_four_stopped(
+    federation4_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
+) -> None:
+    fed = federation4_v1
+    ours = await _funded(fed, bitcoind, tmp_path / "ours4.sqlite", 100_000)
+    user = User(tmp_path / "cli4")
+    user("join", fed.invite_code)
+    g3 = fed.guardians[3]
+    g3.stop()
+    try:
+        await _both_ways(ours, user, 20_000, 5_000)
+    finally:
+        if g3.proc is None or not g3.proc.alive():
+            g3.start()
+        await ours.api.close()
+
+
+async def test_peg_in_and_out_with_one_guardian_of_four_stopped(
+    federation4_v1: Federation, bitcoind: Bitcoind, tmp_path: Path
+) -> None:
+    fed = federation4_v1
+    fed.guardians[3].stop()
+    wallet = await _wallet(fed, bitcoind, tmp_path / "ours4.sqlite")
+    try:
+        address = wallet.take_ready()
+        bitcoind.send(address, 80_000)
+        bitcoind.mine(11)
+        [dep] = await _settled(wallet, bitcoind, 1, timeout=300)
+        assert dep["state"] == "claimed" and dep["value_sat"] == 80_000
+        op_id = wallet.mint.db.execute("SELECT op_id FROM v1_deposits").fetchone()[0]
+        assert dep["credit_msat"] == _expected(wallet, op_id, 80_000_000 - PEG_IN_FEE_MSAT)
+        assert wallet.mint.balance_msat() == dep["credit_msat"]
+        to = bitcoind.new_address("bech32")
+        quote = await wallet.quote(to, 20_000)
+        before = wallet.mint.balance_msat()
+        done = await wallet.withdraw(quote, "w4")
+        assert done["state"] == "done"
+        change = _expected(wallet, "w4", -quote.total_msat)
+        assert wallet.mint.balance_msat() == before - _spent_notes(wallet, "w4") + change
+        txid = await _txid(wallet, "w4")
+        assert await _paid_by(bitcoind, txid, to, timeout=300) == 20_000  # 3 signatures of 4
+        bitcoind.mine(1)
+    finally:
+        await _close(wallet)
+
+
 NOTE_FEES = 100 * 40 + 512  # a bound on a fedimint-cli user's note fees in one payment
 
 
