@@ -4,6 +4,7 @@ small validators. The admin handlers (admin.py), the dashboard and app.py build 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -78,6 +79,12 @@ class PublicRoute:
             resp.media = {"error": exc.message, "code": exc.code}
 
 
+# A long non-idempotent request (a payment, a receive) is sent again this often while it waits:
+# one lost with a restarted router is back within it, and the actor joins a repeat that reaches
+# it while the first runs (same message id), or replays its stored answer.
+RESEND_S = 10.0
+
+
 class Gateway:
     """Everything the responders need: the bus, the settings, metrics."""
 
@@ -96,11 +103,14 @@ class Gateway:
         timeout: float | None = None,
         **kw: Any,
     ) -> Any:
+        timeout = timeout or self.settings.bus_timeout_s
+        if kw.get("idempotent") is False and timeout > 3 * RESEND_S and "retries" not in kw:
+            kw.update(attempt_timeout=RESEND_S, retries=math.ceil(timeout / RESEND_S))
         raw = self.bus.call(
             service,
             method,
             json.dumps(body).encode(),
-            timeout=timeout or self.settings.bus_timeout_s,
+            timeout=timeout,
             request_id=request_id,
             **kw,
         )

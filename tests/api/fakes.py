@@ -55,7 +55,7 @@ class FakeBus:
         self, service: str, method: str, payload: bytes, *, timeout: float, **kw: Any
     ) -> bytes:
         body = json.loads(payload)
-        self.calls.append((service, method, body, kw))
+        self.calls.append((service, method, body, kw | {"timeout": timeout}))
         if self.down is not None:
             raise self.down
         if method in self.fail_on:

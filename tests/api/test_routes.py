@@ -26,6 +26,7 @@ from gwcore.errors import (
     ServiceUnavailable,
 )
 from services.api.app import create_app
+from services.api.gateway import RESEND_S
 from services.api.settings import ApiSettings
 
 from .fakes import ADDRESS, CID, FED, LIGHTNING, PASSWORD, FakeBus
@@ -598,6 +599,8 @@ def test_receive_ecash_is_public_and_keyed_by_the_notes(
     assert (service, method, body) == (FED, C.METHOD_ACTOR_RECEIVE_ECASH, {"notes": notes})
     # the same notes are the same bus request: a repeat joins or replays the first
     assert kw["idempotent"] is False and kw["message_id"].startswith(f"ecash-{FED[:16]}-")
+    # sent again every RESEND_S while it waits (a restarted router lost it), up to its timeout
+    assert kw["attempt_timeout"] == RESEND_S and kw["retries"] * RESEND_S >= kw["timeout"]
     client.simulate_post(C.PATH_RECEIVE_ECASH, json={"notes": notes})
     assert bus.calls[-1][3]["message_id"] == kw["message_id"]
 
