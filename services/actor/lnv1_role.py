@@ -17,7 +17,6 @@ and at once when fees change (a change with a nonce that did not increase is ref
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -41,12 +40,11 @@ from gwcore.constants import (
 )
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import for_stats
 from .lnv1_receive import RECEIVE_IN_FLIGHT, Lnv1Receiver
 from .lnv1_send import SEND_IN_FLIGHT, Lnv1Sender
 from .lnv2_role import _transient  # the bus rule: only definite answers are final
 from .outgoing import PaymentHashClaims
-from .roles import HTLC_SCID, Handler
+from .roles import HTLC_SCID, Handler, PairedFlows, Registering
 from .swaps import Swaps
 
 log = logging.getLogger(__name__)
@@ -147,10 +145,12 @@ class Lnv1Registration:
         return [a for ans in answers if isinstance(ans, list) for a in parse_gateways(ans)]
 
 
-class Lnv1Role:
+class Lnv1Role(Registering, PairedFlows):
     """The actor's role for a federation's `ln` module (roles.LightningRole): registration,
     `/pay_invoice` (bus METHOD_ACTOR_PAY with the whole PayInvoicePayload), HTLCs intercepted
     for `scid` (HTLC_SCID)."""
+
+    SEND_IN_FLIGHT, RECEIVE_IN_FLIGHT = SEND_IN_FLIGHT, RECEIVE_IN_FLIGHT
 
     kind = "ln"
 
@@ -174,7 +174,8 @@ class Lnv1Role:
             mint.api, mint.config, key, lnrpc, fees, scid, public_api_url, ttl_s
         )
         self.registered: dict | None = None
-        self._reregister = asyncio.Event()
+        self.ttl_s = self.registration.ttl_s
+        self._init_registering()
         self.sender = Lnv1Sender(mint, key, lnrpc, fees, federation_id, swaps, hashes)
         self.receiver = Lnv1Receiver(mint, key, lnrpc, fees, federation_id)
 
@@ -186,38 +187,12 @@ class Lnv1Role:
         self.registered = await self.registration.register()
         return self.registered
 
-    async def start(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                await self.register()
-                return
-            except Exception as exc:
-                log.warning("first LNv1 registration failed: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     async def run(self, stop: asyncio.Event) -> None:
         resume = asyncio.create_task(self.resume())
-        delay = 0.2
         try:
-            while not stop.is_set():
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._reregister.wait(), self.registration.ttl_s / 3)
-                    self._reregister.clear()
-                    await self.register()
-                    delay = 0.2
-                except Exception as exc:
-                    log.warning("LNv1 registration failed: %s; retrying", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-                    self._reregister.set()
+            await self.renewals(stop)
         finally:
             resume.cancel()
-
-    def fees_changed(self) -> None:
-        self._reregister.set()
 
     def info(self) -> dict:
         return {"registration": self.registered}
@@ -230,21 +205,7 @@ class Lnv1Role:
         return await _transient(self.receiver.handle_htlc(htlc), "LNv1 receive")
 
     # --- books --------------------------------------------------------------------------------
-    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        return self.sender.log_rows(since, before, limit) + self.receiver.log_rows(
-            since, before, limit
-        )
-
-    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        """Payments final since `watermark`, and those under way (flow_rows.for_stats)."""
-        return for_stats(
-            [(self.sender, SEND_IN_FLIGHT), (self.receiver, RECEIVE_IN_FLIGHT)], watermark
-        )
-
     def in_flight(self) -> dict[str, int]:
         """LNv1 payments under way, by the kinds the development federation's LNv1-like flows
         use: outgoing (and swaps, counted as outgoing on the payer's side), incoming."""
         return {"outgoing": self.sender.in_flight(), "incoming": self.receiver.in_flight()}
-
-    async def resume(self) -> None:
-        await asyncio.gather(self.sender.resume(), self.receiver.resume())

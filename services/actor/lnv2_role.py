@@ -28,11 +28,10 @@ from gwcore.constants import (
 from gwcore.errors import GatewayError
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .flow_rows import for_stats
 from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
 from .lnv2_send import SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
-from .roles import HTLC_HOLD, Handler
+from .roles import HTLC_HOLD, Handler, PairedFlows
 from .swaps import Swaps
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,11 @@ EXPIRATION_DELTA_MINIMUM = 144
 EXPIRATION_DELTA_DEFAULT = 1440
 
 
-class Lnv2Role:
+class Lnv2Role(PairedFlows):
     """The actor's role for a federation's `lnv2` module (roles.LightningRole). Guardians add
     the gateway (`public_api_url`) themselves: there is nothing to register."""
+
+    SEND_IN_FLIGHT, RECEIVE_IN_FLIGHT = SEND_IN_FLIGHT, RECEIVE_IN_FLIGHT
 
     kind = "lnv2"
 
@@ -135,24 +136,10 @@ class Lnv2Role:
             GATEWAY_SERVICE, METHOD_CLAIM_PAYMENT_HASH, json.dumps(body).encode(), timeout=10
         )
 
-    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        return self.sender.log_rows(since, before, limit) + self.receiver.log_rows(
-            since, before, limit
-        )
-
-    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        """Payments final since `watermark`, and those under way (flow_rows.for_stats)."""
-        return for_stats(
-            [(self.sender, SEND_IN_FLIGHT), (self.receiver, RECEIVE_IN_FLIGHT)], watermark
-        )
-
     def in_flight(self) -> dict[str, int]:
         """LNv2 payments under way, by kind (a swap's payer side is a send, its payee side a
         receive)."""
         return {"lnv2_send": self.sender.in_flight(), "lnv2_receive": self.receiver.in_flight()}
-
-    async def resume(self) -> None:
-        await asyncio.gather(self.sender.resume(), self.receiver.resume())
 
 
 async def _transient(work: Awaitable[T], what: str) -> T:

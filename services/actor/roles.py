@@ -33,6 +33,7 @@ from gwcore.errors import InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .devfed import DevFederation
+from .flow_rows import for_stats
 from .flows import FlowRunner
 from .outgoing import PaymentHashClaims
 from .settings import ActorSettings
@@ -89,6 +90,76 @@ class LightningRole(Protocol):
         ...
 
 
+class Registering:
+    """A role that registers with its federation (LNv1, the development federation's): the
+    actor is READY only after a first registration (`start`), which is renewed every third of
+    its TTL and at once when fees change (`renewals`). A subclass has `register()` and
+    `ttl_s`, and calls `_init_registering()`."""
+
+    ttl_s: float
+    kind: str
+
+    def _init_registering(self) -> None:
+        self._reregister = asyncio.Event()
+
+    async def register(self) -> dict:
+        raise NotImplementedError
+
+    async def start(self, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await self.register()
+                return
+            except Exception as exc:
+                log.warning("first %s registration failed: %s; retrying", self.kind, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def renewals(self, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reregister.wait(), self.ttl_s / 3)
+                self._reregister.clear()
+                await self.register()
+                delay = 0.2
+            except Exception as exc:
+                log.warning("%s registration failed: %s; retrying", self.kind, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                self._reregister.set()
+
+    def fees_changed(self) -> None:
+        self._reregister.set()
+
+
+class PairedFlows:
+    """A role whose payments are a sender's and a receiver's (flow_rows.LnFlow, each with
+    `log_rows`, `payments`, `in_flight`, `resume`), with their in-flight states."""
+
+    sender: Any
+    receiver: Any
+    SEND_IN_FLIGHT: tuple[str, ...]
+    RECEIVE_IN_FLIGHT: tuple[str, ...]
+
+    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
+        return self.sender.log_rows(since, before, limit) + self.receiver.log_rows(
+            since, before, limit
+        )
+
+    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        """Payments final since `watermark`, and those under way (flow_rows.for_stats)."""
+        return for_stats(
+            [(self.sender, self.SEND_IN_FLIGHT), (self.receiver, self.RECEIVE_IN_FLIGHT)],
+            watermark,
+        )
+
+    async def resume(self) -> None:
+        await asyncio.gather(self.sender.resume(), self.receiver.resume())
+
+
 def contract_id(body: dict) -> str:
     cid = body.get("contract_id")
     if not isinstance(cid, str) or len(cid) != 64:
@@ -96,7 +167,7 @@ def contract_id(body: dict) -> str:
     return cid
 
 
-class DevRole:
+class DevRole(Registering):
     """The development federation's Lightning role: registration with our scid route hints
     (renewed every third of its TTL, and at once when fees change), `/pay_invoice` and
     intercepted HTLCs through `FlowRunner`. Its payments live in the actor's store, which the
@@ -117,7 +188,8 @@ class DevRole:
     ) -> None:
         self.dev, self.key, self.lnrpc, self.fees, self.settings = dev, key, lnrpc, fees, settings
         self.registration: dict | None = None
-        self._reregister = asyncio.Event()
+        self.ttl_s = settings.registration_ttl_s
+        self._init_registering()
         self.flows = FlowRunner(
             dev.client,
             store,
@@ -169,39 +241,12 @@ class DevRole:
         )
         return reg
 
-    async def start(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():  # READY only once registered
-            try:
-                await self.register()
-                return
-            except Exception as exc:
-                log.warning("first registration failed: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     async def run(self, stop: asyncio.Event) -> None:
         resume = asyncio.create_task(self.flows.resume())
-        delay = 0.2
         try:
-            while not stop.is_set():
-                try:
-                    await self.register()
-                    delay = 0.2
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._reregister.wait(), self.settings.registration_ttl_s / 3
-                        )
-                    self._reregister.clear()
-                except Exception as exc:
-                    log.warning("registration failed: %s; retrying", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
+            await self.renewals(stop)
         finally:
             resume.cancel()
-
-    def fees_changed(self) -> None:
-        self._reregister.set()
 
     def info(self) -> dict:
         return {"registration": self.registration}
