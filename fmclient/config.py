@@ -98,3 +98,38 @@ def _peer(key: Any) -> int:
     if not 0 <= n <= 0xFFFF:
         raise ConfigError(f"peer or module id {key} is out of range")
     return n
+
+
+# the names a Lightning node may give its network, as fmclient names it (MAGIC's values)
+NODE_NETWORK = {
+    "bitcoin": "mainnet",
+    "main": "mainnet",
+    "testnet3": "testnet",
+    "testnet4": "testnet",
+}
+
+
+def federation_network(config: ClientConfig) -> str | None:
+    """The bitcoin network the federation runs on, as its modules' configs say ("mainnet",
+    "testnet", "signet", "regtest"), or None when no module this client reads says it."""
+    from .lnv1 import Lnv1Config
+    from .lnv2 import Lnv2Config
+    from .walletv1 import WalletV1Config
+    from .walletv2 import WalletConfig
+
+    readers = {"lnv2": Lnv2Config, "ln": Lnv1Config, "walletv2": WalletConfig}
+    readers["wallet"] = WalletV1Config
+    for module in config.modules.values():
+        reader = readers.get(module.kind)
+        if reader is not None:
+            try:
+                return str(reader.from_bytes(module.body).network)
+            except ValueError:
+                continue
+    return None
+
+
+def same_network(federation: str, node: str) -> bool:
+    """Is a node that says `node` (lnd: "mainnet", CLN: "bitcoin", …) on `federation`'s network?"""
+    name = node.strip().lower()
+    return NODE_NETWORK.get(name, name) == federation

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bus import Broker, Call
 from devworld.fedlib.api import FederationApi
+from fmclient.config import federation_network, same_network
 from fmclient.join import download_config
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
@@ -231,6 +232,8 @@ class GatewayCore:
         cfg = await self._config(invite_code, invite)
         if cfg.get("federation_id") != fed_id:
             raise InvalidInput("the federation at this URL is not the one the invite names")
+        if cfg.get("network"):
+            await self._check_network(str(cfg["network"]))
         entry = self.registry.add(
             fed_id, str(cfg.get("name", "")), invite_code, url, PROGRAM_ACTOR_PREFIX + fed_id[:16]
         )
@@ -299,9 +302,23 @@ class GatewayCore:
 
     @staticmethod
     async def _fedimint_config(invite_code: str, overrides: dict[int, str]) -> dict:
-        """A real Fedimint federation's id and name, its config agreed by its guardians."""
+        """A real Fedimint federation's id, name and network, its config agreed by its
+        guardians."""
         cfg = await download_config(invite_code.strip(), timeout=20, overrides=overrides)
-        return {"federation_id": cfg.federation_id, "name": cfg.meta.get("federation_name", "")}
+        return {
+            "federation_id": cfg.federation_id,
+            "name": cfg.meta.get("federation_name", ""),
+            "network": federation_network(cfg),
+        }
+
+    async def _check_network(self, network: str) -> None:
+        """gatewayd's rule: a federation on another bitcoin network than our node's is refused
+        (its contracts and addresses would be of a chain our node does not see)."""
+        node = (await self.lightning())["node"]["network"]
+        if not same_network(network, str(node)):
+            raise InvalidInput(
+                f"the federation is on {network} and the Lightning node on {node}: refused"
+            )
 
     async def leave(self, fed_id: object, *, force: bool) -> dict:
         entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None

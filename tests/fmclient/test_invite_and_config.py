@@ -90,3 +90,16 @@ def test_a_config_that_is_not_the_federations_is_caught() -> None:
         parse_client_config(doc)
     with pytest.raises(ConfigError, match="malformed"):
         parse_client_config({"api_endpoints": {}})
+
+
+def test_the_federation_network_and_the_nodes_names_for_it() -> None:
+    """gatewayd's rule, ours too: a federation on another network than the node is refused at
+    connect (services/router/gateway.py); the names lnd and CLN give the networks."""
+    from fmclient.config import federation_network, same_network
+
+    for name in ("fedimintd_4_guardians.json", "fedimintd_v1_1_guardian.json"):
+        doc = json.loads((Path(__file__).parent / "data" / name).read_text())
+        assert federation_network(parse_client_config(doc.get("client_config", doc))) == "regtest"
+    assert same_network("mainnet", "bitcoin") and same_network("mainnet", "mainnet")  # CLN, lnd
+    assert same_network("regtest", "regtest") and same_network("testnet", "testnet4")
+    assert not same_network("regtest", "mainnet") and not same_network("mainnet", "signet")

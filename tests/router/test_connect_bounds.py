@@ -163,3 +163,28 @@ async def test_a_few_connects_at_once_and_no_more(tmp_path: Path, silent_port: i
         with pytest.raises(GatewayError):
             await task
     assert (await _refusal(core, dev)).message == UNREACHABLE  # a slot is free again
+
+
+async def test_a_federation_on_another_network_than_the_node_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gatewayd's rule: the federation's network (from its modules' configs) must be the node's;
+    refused with one line naming both, nothing registered, no actor started."""
+    core = _core(tmp_path)
+
+    async def config(invite_code: str, overrides: dict) -> dict:
+        return {"federation_id": FED, "name": "f", "network": "regtest"}
+
+    async def lightning() -> dict:
+        return {"node": {"network": "mainnet"}}
+
+    monkeypatch.setattr(core, "_fedimint_config", config)
+    monkeypatch.setattr(core, "lightning", lightning)
+    invite = str(InviteCode(FED, {0: "ws://127.0.0.1:1/"}))
+    with pytest.raises(GatewayError) as refused:
+        await core.connect(invite)
+    assert refused.value.message == (
+        "the federation is on regtest and the Lightning node on mainnet: refused"
+    )
+    assert refused.value.spec().http_status == 400
+    assert core.registry.get(FED) is None
