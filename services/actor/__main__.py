@@ -11,6 +11,7 @@ import json
 import zmq.asyncio
 
 from gwcore.files import keep_private
+from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
 
 from .app import Actor, actor_home
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = ActorSettings(federation_id=args.federation_id)
     configure_logging(f"gateway-actor:{settings.federation_id[:16]}", settings.log_level)
+    die_with_parent()  # supervisord killed outright: we end too (gwcore/lifetime.py)
 
     async def run() -> None:
         chain = chain_source(
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             ctx.destroy(linger=0)
 
-    asyncio.run(run())
+    # one actor per federation, ever: a second one waits for the first to end
+    with only_instance(actor_home(settings) / "actor.lock", "actor of this federation"):
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import zmq.asyncio
 
 from gwcore.constants import PROGRAM_ROUTER
 from gwcore.files import keep_private
+from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
 
 from .app import create_router
@@ -18,6 +19,7 @@ def main() -> None:
     keep_private()  # databases, sockets, conf.d files: 0600, folders 0700
     settings = RouterSettings()
     configure_logging(PROGRAM_ROUTER, settings.log_level)
+    die_with_parent()  # supervisord killed outright: we end too (gwcore/lifetime.py)
 
     async def _run() -> None:
         ctx = zmq.asyncio.Context()
@@ -26,7 +28,8 @@ def main() -> None:
         finally:
             ctx.term()
 
-    asyncio.run(_run())
+    with only_instance(settings.data_dir / "router.lock", "router of this data folder"):
+        asyncio.run(_run())
 
 
 if __name__ == "__main__":

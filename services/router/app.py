@@ -40,12 +40,14 @@ class Router:
                 loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
         dispatch = asyncio.create_task(self.core.route_htlcs(), name="route-htlcs")
+        actors = asyncio.create_task(self.core.restore_actors(), name="restore-actors")
         log.info("router running")
         try:
             await stop.wait()
         finally:
             log.info("router stopping")
             dispatch.cancel()
+            actors.cancel()
             await self.broker.stop()
 
 
