@@ -7,9 +7,9 @@ Two layers, both used everywhere a process makes files:
   master): umask 077, so whatever anything in the process creates (SQLite's files, logs, zmq ipc
   sockets, prometheus' files, temporary files) is the user's alone. supervisord also sets it for
   every program (`umask=077` in its confs and in each actor's conf.d file).
-* `private_dir`, `private_file` and `write_private` where the gateway makes its own files
-  (databases, conf.d files, secrets), so a library caller with a loose umask gets them private
-  too. SQLite gives a database's `-wal`, `-shm` and `-journal` files the database file's mode, so
+* `private_dir`, `private_file`, `create_private` and `write_private` where the gateway makes
+  its own files (databases, conf.d files, secrets, the seed), so a library caller with a loose
+  umask gets them private too. SQLite gives a database's `-wal`, `-shm` and `-journal` files the database file's mode, so
   making the database file 0600 first covers them.
 
 Never: loosen a mode, or tighten a folder the gateway does not own (only folders it creates,
@@ -71,6 +71,28 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     finally:
         os.close(fd)
     return p
+
+
+def create_private(path: str | os.PathLike[str], data: str | bytes) -> bool:
+    """Create the file `path` with `data`, mode 0600, unless it exists (then nothing is
+    written: False). Written under a temporary name and linked into place, so of several
+    processes creating it at once exactly one wins and nobody reads half a file."""
+    p = Path(path)
+    private_dir(p.parent)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, p)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
