@@ -42,6 +42,15 @@ def _checked(words: str, source: str) -> str:
         raise InvalidSeed(f"{source}: {e}") from None
 
 
+def read_words_file(path: Path) -> str:
+    """The words in the operator's file (GATEWAY_ROUTER_SEED_WORDS_FILE); InvalidSeed if it
+    cannot be read."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InvalidSeed(f"the seed words file {path}: {exc.strerror or exc}") from None
+
+
 @dataclass(frozen=True)
 class GatewaySeed:
     """The 12 words, checked; the secrets hanging off them on demand."""
