@@ -73,11 +73,8 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def create_private(path: str | os.PathLike[str], data: str | bytes) -> bool:
-    """Create the file `path` with `data`, mode 0600, unless it exists (then nothing is
-    written: False). Written under a temporary name and linked into place, so of several
-    processes creating it at once exactly one wins and nobody reads half a file."""
-    p = Path(path)
+def _written_beside(p: Path, data: str | bytes) -> Path:
+    """`data` in a new temporary file (0600, synced) beside `p`, its missing folders 0700."""
     private_dir(p.parent)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -86,27 +83,33 @@ def create_private(path: str | os.PathLike[str], data: str | bytes) -> bool:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        try:
-            os.link(tmp, p)
-        except FileExistsError:
-            return False
-        return True
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def create_private(path: str | os.PathLike[str], data: str | bytes) -> bool:
+    """Create the file `path` with `data`, mode 0600, unless it exists (then nothing is
+    written: False). Written under a temporary name and linked into place, so of several
+    processes creating it at once exactly one wins and nobody reads half a file."""
+    p = Path(path)
+    tmp = _written_beside(p, data)
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        return False
     finally:
         tmp.unlink(missing_ok=True)
+    return True
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     """Replace the file `path` atomically with `data`, mode 0600 (a reader sees the old file or
     the new one, never half of one), its missing folders 0700."""
     p = Path(path)
-    private_dir(p.parent)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    tmp = _written_beside(p, data)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,42 +72,42 @@ def test_gatewayd_federation_and_module_secrets_are_the_crates(case: dict) -> No
                 assert derive.wallet_v2_tweak_secret(module, w["index"]).hex() == w["key"]["secret"]
 
 
-def test_mint_v1_note_secrets_are_the_crates() -> None:
+def module_vectors() -> Iterator[tuple[DerivableSecret, dict]]:
+    """Every module of every case: (its secret as derived here, the crates' vectors)."""
     for case in CASES:
         root = derive.bip39_root_secret(case["words"])
         for fed in case["federations"]:
             secrets = FederationSecrets.from_root(root, fed["federation_id"])
             for m in fed["modules"]:
-                module = secrets.module(m["module_instance_id"])
-                for n in m["mint_v1"]:
-                    note = derive.mint_v1_note_secret(module, n["amount_msat"], n["index"])
-                    assert note.prk.hex() == n["note_secret_prk"]
-                    spend, r = derive.mint_v1_note_keys(note)
-                    assert spend.hex() == n["spend_secret"]
-                    assert pub(spend) == n["nonce"]
-                    assert tbs.scalar_to_le(r).hex() == n["blinding_key_le"]
-                    blinded = tbs.blind(tbs.message_v1(bytes.fromhex(n["nonce"])), r)
-                    assert tbs.to_bytes(blinded).hex() == n["blind_nonce"]
+                yield secrets.module(m["module_instance_id"]), m
+
+
+def check_note(spend: bytes, r: int, message: Callable, want: dict, blinded_key: str) -> None:
+    assert spend.hex() == want["spend_secret"]
+    assert pub(spend) == want["nonce"]
+    assert tbs.scalar_to_le(r).hex() == want["blinding_key_le"]
+    blinded = tbs.blind(message(bytes.fromhex(want["nonce"])), r)
+    assert tbs.to_bytes(blinded).hex() == want[blinded_key]
+
+
+def test_mint_v1_note_secrets_are_the_crates() -> None:
+    for module, m in module_vectors():
+        for n in m["mint_v1"]:
+            note = derive.mint_v1_note_secret(module, n["amount_msat"], n["index"])
+            assert note.prk.hex() == n["note_secret_prk"]
+            spend, r = derive.mint_v1_note_keys(note)
+            check_note(spend, r, tbs.message_v1, n, "blind_nonce")
 
 
 def test_mintv2_note_secrets_and_tweak_filter_are_the_crates() -> None:
-    for case in CASES:
-        root = derive.bip39_root_secret(case["words"])
-        for fed in case["federations"]:
-            secrets = FederationSecrets.from_root(root, fed["federation_id"])
-            for m in fed["modules"]:
-                module = secrets.module(m["module_instance_id"])
-                flt = derive.mintv2_tweak_filter(module)
-                assert flt.hex() == m["mintv2_tweak_filter"]
-                for n in m["mint_v2"]:
-                    tweak = bytes.fromhex(n["tweak"])
-                    assert derive.mintv2_tweak_passes(tweak, flt) is n["tweak_passes_filter"]
-                    spend, r = derive.mintv2_note_keys(module, n["denomination"], tweak)
-                    assert spend.hex() == n["spend_secret"]
-                    assert pub(spend) == n["nonce"]
-                    assert tbs.scalar_to_le(r).hex() == n["blinding_key_le"]
-                    blinded = tbs.blind(tbs.message_sha256(bytes.fromhex(n["nonce"])), r)
-                    assert tbs.to_bytes(blinded).hex() == n["blinded_message"]
+    for module, m in module_vectors():
+        flt = derive.mintv2_tweak_filter(module)
+        assert flt.hex() == m["mintv2_tweak_filter"]
+        for n in m["mint_v2"]:
+            tweak = bytes.fromhex(n["tweak"])
+            assert derive.mintv2_tweak_passes(tweak, flt) is n["tweak_passes_filter"]
+            spend, r = derive.mintv2_note_keys(module, n["denomination"], tweak)
+            check_note(spend, r, tbs.message_sha256, n, "blinded_message")
 
 
 def test_a_ground_mintv2_tweak_passes_the_filter() -> None:
