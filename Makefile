@@ -73,7 +73,9 @@ vectors: peers
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
 	  --bin fedimint-mintv1-vectors > tests/fmclient/data/mintv1_vectors.json && \
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
-	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json
+	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json && \
+	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-derive-vectors > tests/fmclient/data/derive_vectors.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4;
 ##             MODULES=v1 for mint, wallet and ln, the shape of fedimintd 0.11's federations)

@@ -7,6 +7,7 @@ import asyncio
 import zmq.asyncio
 
 from gwcore.constants import PROGRAM_ROUTER
+from gwcore.errors import InvalidSeed
 from gwcore.files import keep_private
 from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
@@ -25,6 +26,8 @@ def main() -> None:
         ctx = zmq.asyncio.Context()
         try:
             await create_router(settings, ctx).run()
+        except InvalidSeed as exc:  # the operator's words, or the seed file: one line
+            raise SystemExit(f"gateway-router: {exc.message}") from None
         finally:
             ctx.term()
 

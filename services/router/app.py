@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 import zmq.asyncio
 
@@ -15,6 +16,7 @@ from bus import Broker, Codec, CurveKeyPair, CurveServerConfig, HeartbeatPolicy,
 from bus.endpoints import ensure_run_dir
 from gwcore.constants import ENV_PREFIX_ACTOR, GATEWAY_SERVICE, ROUTER_ENDPOINT_NAME
 from gwcore.extension import ExtensionEndpoint
+from gwcore.seed import GatewaySeed, read_words_file
 
 from .gateway import GatewayCore
 from .registry import FederationRegistry
@@ -80,6 +82,10 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         curve=curve,
     )
     registry = FederationRegistry(settings.data_dir / "router.sqlite")
+    # the gateway's seed: made now at the first start (or the operator's words taken); actors
+    # read it from the data folder, never from their environment
+    words = read_words_file(Path(settings.seed_words_file)) if settings.seed_words_file else None
+    seed = GatewaySeed.load_or_create(settings.data_dir, words)
     supervisor_url = os.environ.get("SUPERVISOR_SERVER_URL", "")
     supervisor = (
         SupervisorControl(supervisor_url, settings.run_dir / "conf.d")
@@ -105,6 +111,7 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         actor_env=actor_env,
         config_timeout_s=settings.connect_config_timeout_s,
         max_connects=settings.max_concurrent_connects,
+        seed=seed,
     )
     broker.serve_local(GATEWAY_SERVICE, core.handle)
     return Router(settings, broker, core)

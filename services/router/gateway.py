@@ -45,6 +45,7 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     METHOD_PAYMENT_HASH_OWNER,
     METHOD_RELEASE_OUTGOING,
+    METHOD_SEED,
     PROGRAM_ACTOR_PREFIX,
 )
 from gwcore.errors import (
@@ -58,6 +59,7 @@ from gwcore.errors import (
 )
 from gwcore.extension import ExtensionEndpoint
 from gwcore.invites import FEDIMINT, Invite, parse_invite
+from gwcore.seed import GatewaySeed
 from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
@@ -86,8 +88,11 @@ class GatewayCore:
         ready_timeout_s: float = 90.0,
         config_timeout_s: float = 30.0,
         max_connects: int = 4,
+        seed: GatewaySeed | None = None,
     ) -> None:
+        """`seed`: the gateway's seed (its words are shown to admins only: METHOD_SEED)."""
         self.broker, self.registry, self.supervisor = broker, registry, supervisor
+        self.seed = seed
         self.extension, self.actor_env, self.ready_timeout_s = (
             extension,
             actor_env,
@@ -153,6 +158,10 @@ class GatewayCore:
             )
         elif call.method == METHOD_LIGHTNING:
             result = await self.lightning()
+        elif call.method == METHOD_SEED:
+            if self.seed is None:
+                raise NotFound("this gateway has no seed")
+            result = {"words": self.seed.words}
         elif call.method == METHOD_CONNECT_STATUS:
             result = self.connect_status(body.get("federation_id"))
         elif call.method == METHOD_CLAIM_PAYMENT_HASH:
