@@ -40,6 +40,7 @@ from .api import FederationApi
 from .config import ClientConfig, ConfigError
 from .derive import DerivableSecret, FederationSecrets
 from .ecash import Dialect, EcashError, Note, Received, note_valid, parse_for
+from .tweak_pool import TweakPool
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
 from .wallet_states import NOTE, OPERATION, NoteState, OperationState
 
@@ -133,6 +134,18 @@ class MintWallet:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # op id -> (lock, users)
+        module = None if secrets is None else secrets.module(self.module)
+        # a seeded mintv2 wallet's notes need ground tweaks: kept ready (tweak_pool.py)
+        self.tweaks = (
+            TweakPool(self.db, self.transaction, derive.mintv2_tweak_filter(module))
+            if module is not None and self.mint.kind != mintv1.Dialect.kind
+            else None
+        )
+
+    async def keep_ready(self, stop: asyncio.Event) -> None:
+        """Background work until `stop`: the pool of ground mintv2 tweaks kept full."""
+        if self.tweaks is not None:
+            await self.tweaks.keep_full(stop)
 
     @contextmanager
     def transaction(self):  # type: ignore[no-untyped-def]
@@ -182,9 +195,8 @@ class MintWallet:
                 )
                 out.append((spend, r, None, index))
             return out
-        tweak_filter = derive.mintv2_tweak_filter(module)
-        for d in denominations:
-            tweak = derive.mintv2_grind_tweak(tweak_filter, os.urandom)
+        assert self.tweaks is not None
+        for d, tweak in zip(denominations, self.tweaks.take(len(denominations)), strict=True):
             spend, r = derive.mintv2_note_keys(module, d, tweak)
             out.append((spend, r, tweak, None))
         return out

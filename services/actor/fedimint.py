@@ -128,6 +128,13 @@ class FedimintFederation:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Find and claim deposits, finish what a crash left unfinished, until `stop`."""
+        ready = asyncio.create_task(self.mint.keep_ready(stop), name="wallet-keep-ready")
+        try:
+            await self._scan(stop)
+        finally:
+            ready.cancel()
+
+    async def _scan(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(self.mint.resume(), 60)
