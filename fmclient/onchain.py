@@ -23,6 +23,7 @@ once): the mint wallet's created -> submitted -> done | rejected, and here:
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -33,12 +34,13 @@ from coincurve import PrivateKey
 from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.states import StateMachine
 
+from . import derive
 from .encoding import encode
 from .mintv2 import EcashError
 from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, v0
 from .wallet import Foreign, MintWallet, Rejected
-from .walletv2 import WalletConfig, new_peg_in_address
+from .walletv2 import PegInAddress, WalletConfig, derived_peg_in_address, new_peg_in_address
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deposits (
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS withdrawals (
 CREATE TABLE IF NOT EXISTS onchain_cursor (id INTEGER PRIMARY KEY CHECK (id = 0), next INTEGER);
 """
 SLICE = 1000
+TWEAK_INDEX = "wallet_v2_tweak"  # the next derivation index a seeded address search starts at
 # StandardScript variants and where their program sits in the scriptPubKey
 SCRIPT_VARIANT = {"p2pkh": (0, 3, 23), "p2sh": (1, 2, 22), "p2wpkh": (2, 2, 22)}
 SCRIPT_VARIANT |= {"p2wsh": (3, 2, 34), "p2tr": (4, 2, 34)}
@@ -129,15 +132,32 @@ class OnchainWallet(OnchainCommon):
         self.config = WalletConfig.from_bytes(mint.config.modules[self.module].body)
         self.db.executescript(SCHEMA)
         self._create_book()
+        self._searching = asyncio.Lock()
 
     def module_fee_msat(self, amount_msat: int) -> int:
         return self.config.fee_base_msat + amount_msat * self.config.fee_ppm // 1_000_000
 
     # -- peg-in ----------------------------------------------------------------------------------
 
-    def new_address(self) -> str:
-        """A fresh peg-in address, its tweak key stored before it is handed out."""
-        return self.store_address(new_peg_in_address(self.config))
+    async def grind_address(self) -> PegInAddress:
+        """A fresh peg-in address (seconds of CPU, in a thread): at the next valid index of the
+        keys derived from the gateway's seed, as the walletv2 client finds its own (the index
+        is advanced past it, committed, before it is returned: never handed out twice); for a
+        federation joined before the seed, from a random key."""
+        module = self.mint.module_secret("walletv2")
+        if module is None:
+            return await asyncio.to_thread(new_peg_in_address, self.config)
+        async with self._searching:  # one search at a time: two would find the same index
+            start = self.mint.next_index(TWEAK_INDEX)
+            made = await asyncio.to_thread(
+                derived_peg_in_address,
+                self.config,
+                lambda i: derive.wallet_v2_tweak_secret(module, i),
+                start,
+            )
+            assert made.index is not None
+            self.mint.advance_index(TWEAK_INDEX, made.index + 1)
+        return made
 
     def take_ready(self) -> str | None:
         """Hand out an address ground ahead of time, or None if there is none."""

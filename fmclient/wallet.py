@@ -170,6 +170,19 @@ class MintWallet:
             )
         return first
 
+    def next_index(self, name: str) -> int:
+        row = self.db.execute("SELECT next FROM key_indexes WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def advance_index(self, name: str, to: int) -> None:
+        """Indexes of `name` below `to` are used (committed): never handed out again."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO key_indexes VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET next = MAX(next, excluded.next)",
+                (name, to),
+            )
+
     def module_secret(self, kind: str) -> DerivableSecret | None:
         """The root secret of the federation's module `kind` (None: keys are random)."""
         if self.secrets is None:

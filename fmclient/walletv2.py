@@ -14,6 +14,7 @@ address is ground over tweak keys (about 65,536 tries). Its tweak key later sign
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coincurve import PrivateKey, PublicKey
@@ -99,24 +100,53 @@ class PegInAddress:
     address: str
     tweak_secret: bytes  # signs the claim of what is paid to the address
     script_pubkey: bytes
+    index: int | None = None  # the derivation index of a seeded tweak key
+
+
+def _multisig(config: WalletConfig) -> Callable[[bytes], bytes]:
+    """tweak public key -> the peg-in script (the guardians' keys tweaked, sorted multisig)."""
+    guardians = [PublicKey(pk) for pk in config.bitcoin_pks.values()]
+    m, n = config.threshold, len(guardians)
+    head, tail = bytes([0x50 + m]), bytes([0x50 + n, OP_CHECKMULTISIG])
+
+    def script(tweak_pubkey: bytes) -> bytes:
+        t = PublicKey.from_secret(hashlib.sha256(tweak_pubkey).digest())
+        keys = sorted(PublicKey.combine_keys([pk, t]).format(compressed=True) for pk in guardians)
+        return head + b"".join(b"\x21" + k for k in keys) + tail
+
+    return script
+
+
+def derived_peg_in_address(
+    config: WalletConfig, tweak_key: Callable[[int], bytes], start: int
+) -> PegInAddress:
+    """The first seeded address at index `start` or after that the federation will see, as
+    the walletv2 client finds its next valid index (`next_valid_index`, fedimint-walletv2-client
+    lib.rs:694-716: the tweak key of each index, `tweak_key(index)`, until the filter passes;
+    about 65,536 indexes, ~100 µs each here)."""
+    script_of, index = _multisig(config), start
+    while True:
+        secret = tweak_key(index)
+        script = script_of(PrivateKey(secret).public_key.format(compressed=True))
+        spk = script_pubkey(script)
+        if is_potential_receive(spk, config.pks_hash):
+            return PegInAddress(p2wsh(script, config.network), secret, spk, index)
+        index += 1
 
 
 def new_peg_in_address(config: WalletConfig, max_tries: int = 5_000_000) -> PegInAddress:
-    """A fresh address the federation will see: tweak keys ground until the filter passes
+    """A fresh address the federation will see, with a random tweak key (a federation joined
+    before the gateway had a seed): tweak keys ground until the filter passes
     (about 65,536 tries). The search starts at a random key and steps by one (k+1 has the
     public key P+G: a point addition instead of a multiplication); only the key found is ever
     shown, so addresses are not linkable by their keys."""
     pks_hash = config.pks_hash
-    guardians = [PublicKey(pk) for pk in config.bitcoin_pks.values()]
-    m, n = config.threshold, len(guardians)
-    head, tail = bytes([0x50 + m]), bytes([0x50 + n, OP_CHECKMULTISIG])
+    script_of = _multisig(config)
     start = PrivateKey()
     point = start.public_key
     for step in range(max_tries):
         tweak_pubkey = point.format(compressed=True)
-        t = PublicKey.from_secret(hashlib.sha256(tweak_pubkey).digest())
-        keys = sorted(PublicKey.combine_keys([pk, t]).format(compressed=True) for pk in guardians)
-        script = head + b"".join(b"\x21" + k for k in keys) + tail
+        script = script_of(tweak_pubkey)
         spk = script_pubkey(script)
         if is_potential_receive(spk, pks_hash):
             secret = (int.from_bytes(start.secret, "big") + step) % SECP256K1_ORDER

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from fmclient.onchain import OnchainWallet, WithdrawQuote
 from fmclient.wallet import MintWallet
-from fmclient.walletv2 import new_peg_in_address
 
 from .onchain import WalletOnchain
 
@@ -48,14 +47,13 @@ class WalletV2Onchain(WalletOnchain):
         in a thread). The background loop keeps READY_ADDRESSES ready."""
         address = self.wallet.take_ready()
         if address is None:
-            made = await asyncio.to_thread(new_peg_in_address, self.wallet.config)
-            address = self.wallet.store_address(made)
+            address = self.wallet.store_address(await self.wallet.grind_address())
         self.wake()
         return {"operation_id": address, "address": address}
 
     async def _keep_an_address_ready(self) -> None:
         if self.wallet.ready_count() < READY_ADDRESSES:
-            self.wallet.add_ready(await asyncio.to_thread(new_peg_in_address, self.wallet.config))
+            self.wallet.add_ready(await self.wallet.grind_address())
 
     async def _quote_all(self, address: str) -> WithdrawQuote:
         probe = await self.wallet.quote(address, self.wallet.config.dust_limit_sat)

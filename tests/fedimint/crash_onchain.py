@@ -63,8 +63,10 @@ async def main(
         )
         ours = {wallet.script_of(a) for a in wallet.addresses()}
         ready = any(o["script"] in ours for o in outputs)
-    elif action == "address":
+    elif action == "address" and isinstance(wallet, OnchainWalletV1):
         address = wallet.new_address()
+    elif action == "address":
+        address = wallet.store_address(await wallet.grind_address())
     elif action == "claim":
         await wallet.scan()
     elif action == "withdraw":

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fmclient import derive
 from fmclient.api import FederationApi
 from fmclient.config import parse_client_config
-from fmclient.onchain import OnchainError, OnchainWallet
+from fmclient.derive import FederationSecrets, bip39_root_secret
+from fmclient.onchain import TWEAK_INDEX, OnchainError, OnchainWallet
 from fmclient.wallet import MintWallet
 from gwcore.bitcoin_address import p2wsh
 from peers.harness.bitcoind import Bitcoind
@@ -22,11 +24,15 @@ from peers.harness.fedimintd import Federation
 
 from .crash_onchain import killed_claim_and_withdrawal, received_sat
 
+WORDS = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 
-async def _onchain(fed: Federation, path: Path) -> OnchainWallet:
+
+async def _onchain(fed: Federation, path: Path, seeded: bool = False) -> OnchainWallet:
+    """Our walletv2 wallet: with keys from WORDS (`seeded`), or random ones."""
     api = FederationApi(dict(enumerate(fed.api_urls)))
     cfg = parse_client_config(await api.current_consensus("client_config"))
-    return OnchainWallet(MintWallet(path, cfg, api))
+    secrets = FederationSecrets.from_root(bip39_root_secret(WORDS), cfg.federation_id)
+    return OnchainWallet(MintWallet(path, cfg, api, secrets=secrets if seeded else None))
 
 
 async def _claimed(wallet: OnchainWallet, bitcoind: Bitcoind, timeout: float = 90) -> list[dict]:
@@ -45,10 +51,17 @@ async def test_peg_in_then_withdraw_to_every_address_type(
     which: str, bitcoind: Bitcoind, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     fed: Federation = request.getfixturevalue(which)
-    wallet = await _onchain(fed, tmp_path / "ours.sqlite")
+    seeded = which == "federation1"  # the other: a wallet made before the gateway had a seed
+    wallet = await _onchain(fed, tmp_path / "ours.sqlite", seeded)
     mint = wallet.mint
     try:
-        address = wallet.new_address()
+        made = await wallet.grind_address()
+        if seeded:  # the walletv2 client's first valid index of the words' keys
+            module = mint.module_secret("walletv2")
+            assert module is not None and made.index is not None
+            assert made.tweak_secret == derive.wallet_v2_tweak_secret(module, made.index)
+            assert mint.next_index(TWEAK_INDEX) == made.index + 1
+        address = wallet.store_address(made)
         assert wallet.addresses() == [address]
         bitcoind.send(address, 200_000)
         bitcoind.mine(21)  # walletv2 records an output once the tip is 7 blocks past it
