@@ -96,6 +96,14 @@ class Lnd:
             self.stop()
             raise
 
+    def reconfigure(self, *, drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> None:
+        """Stop it and start it again without the flags `drop` and with `add` (same folder and
+        ports): e.g. without `--requireinterceptor`. Its channels come back once its peers
+        reconnect (`LndWorld.wait_graph`)."""
+        self.stop()
+        self.args = [a for a in self.args if a not in drop] + [a for a in add if a not in self.args]
+        self.restart()
+
     def lncli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """lncli against this node, whatever its exit code."""
         argv = [

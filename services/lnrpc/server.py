@@ -208,15 +208,16 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
     async def InterceptForwards(
         self, request: pb.InterceptForwardsRequest, context: grpc.aio.ServicerContext
     ) -> pb.InterceptForwardsResponse:
-        was = self.backend.intercepting()
+        before = self.backend.intercepting()
         self.backend.intercept_forwards(request.enabled)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + ATTACH_WAIT_S
-        while not self.backend.intercepting() and loop.time() < deadline:  # noqa: ASYNC110 - lnd says nothing on attach
-            await asyncio.sleep(0.1)  # attaching (lnd: its stream stays open half a second)
+        deadline, waited = loop.time() + ATTACH_WAIT_S, False
+        while not self.backend.intercepting() and loop.time() < deadline:
+            waited = True
+            await asyncio.sleep(0.1)
         now = self.backend.intercepting()
-        if now != was and self.on_interception is not None:
-            await self.on_interception()
+        if self.on_interception is not None and (waited or now != before):
+            await self.on_interception()  # health now, not at the next watch
         return pb.InterceptForwardsResponse(
             intercepting=now, node_requires=self.backend.node_requires_interceptor()
         )
