@@ -8,7 +8,8 @@ Each node runs with `--noseedbackup` (a wallet without a seed ceremony) and wait
 it is synced to the chain. `LndWorld.start` funds the payer and the gateway, opens
 alice -> gateway -> bob (public, confirmed, announced: alice can route to bob through the gateway)
 and waits until every node sees both channels in its graph. The gateway's node runs with
-`--requireinterceptor`, as an operator's must (docs/operating.md).
+`--requireinterceptor` (an operator serving LNv1 would choose it, docs/operating.md);
+`Lnd.reconfigure` restarts a node without it (or with other flags).
 """
 
 from __future__ import annotations
