@@ -509,6 +509,10 @@ class FakeLightningd:
         self.proc.wait(10)
         for rid in list(self._pending):
             self._pending.pop(rid)({"result": "continue"})
+        self._stop_bridge()
+
+    def _stop_bridge(self) -> None:
+        """lightningd's RPC socket closed and the world no longer bridged."""
         self.rpc_sock.close()
         task = getattr(self, "_bridge_task", None)
         if task is not None:
@@ -524,12 +528,7 @@ class FakeLightningd:
             self.proc.kill()
             return -9
         finally:
-            self.rpc_sock.close()
-            task = getattr(self, "_bridge_task", None)
-            if task is not None:
-                with contextlib.suppress(RuntimeError):
-                    self._bridge_loop.call_soon_threadsafe(task.cancel)
-            time.sleep(0.05)
+            self._stop_bridge()
 
 
 class RpcFailure(Exception):
