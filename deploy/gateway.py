@@ -1,5 +1,6 @@
 """`python -m deploy.gateway --env-file FILE [--check]`: run the gateway alone, as an operator
-deploys it (deploy/gateway.conf: router, API front, and the Lightning extension for LND).
+deploys it (deploy/gateway.conf: router, API front, and, for LND only, the Lightning extension,
+deploy/lnrpc-extension.conf; with Core Lightning supervisord lists no extension program at all).
 
 Reads FILE (KEY=VALUE lines, `#` comments, optional quotes; documented in
 deploy/gateway.env.example) over the process environment, checks it, creates the private run
@@ -36,6 +37,7 @@ from gwcore.secretfile import secret_file
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"
+EXTENSION_CONF = HERE / "lnrpc-extension.conf"  # included by CONF for LND only
 REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, ENV_API_PASSWORD_HASH, "GATEWAY_ROUTER_PUBLIC_API_URL")
 
 
@@ -83,6 +85,8 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
     if run_extension not in ("true", "false"):
         raise EnvFileError("GATEWAY_RUN_EXTENSION must be true (LND) or false (CLN)")
     env["GATEWAY_RUN_EXTENSION"] = run_extension
+    # gateway.conf includes the extension's program only when supervisord runs it (LND)
+    env["GATEWAY_EXTENSION_CONF"] = EXTENSION_CONF.name if run_extension == "true" else ""
     if run_extension == "true":
         backend = env.setdefault("GATEWAY_LNRPC_BACKEND", "lnd")
         if backend != "lnd":

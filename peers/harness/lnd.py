@@ -8,7 +8,8 @@ Each node runs with `--noseedbackup` (a wallet without a seed ceremony) and wait
 it is synced to the chain. `LndWorld.start` funds the payer and the gateway, opens
 alice -> gateway -> bob (public, confirmed, announced: alice can route to bob through the gateway)
 and waits until every node sees both channels in its graph. The gateway's node runs with
-`--requireinterceptor`, as an operator's must (docs/operating.md).
+`--requireinterceptor` (an operator serving LNv1 would choose it, docs/operating.md);
+`Lnd.reconfigure` restarts a node without it (or with other flags).
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ class Lnd:
         except BaseException:
             self.stop()
             raise
+
+    def reconfigure(self, *, drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> None:
+        """Stop it and start it again without the flags `drop` and with `add` (same folder and
+        ports): e.g. without `--requireinterceptor`. Its channels come back once its peers
+        reconnect (`LndWorld.wait_graph`)."""
+        self.stop()
+        self.args = [a for a in self.args if a not in drop] + [a for a in add if a not in self.args]
+        self.restart()
 
     def lncli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """lncli against this node, whatever its exit code."""

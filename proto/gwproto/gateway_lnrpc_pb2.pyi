@@ -210,3 +210,17 @@ class GetBalancesResponse(_message.Message):
     inbound_lightning_liquidity_msat: int
     channels: _containers.RepeatedCompositeFieldContainer[ChannelBalance]
     def __init__(self, onchain_balance_sat: _Optional[int] = ..., lightning_balance_msat: _Optional[int] = ..., inbound_lightning_liquidity_msat: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelBalance, _Mapping]]] = ...) -> None: ...
+
+class InterceptForwardsRequest(_message.Message):
+    __slots__ = ("enabled",)
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    def __init__(self, enabled: _Optional[bool] = ...) -> None: ...
+
+class InterceptForwardsResponse(_message.Message):
+    __slots__ = ("intercepting", "node_requires")
+    INTERCEPTING_FIELD_NUMBER: _ClassVar[int]
+    NODE_REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    intercepting: bool
+    node_requires: bool
+    def __init__(self, intercepting: _Optional[bool] = ..., node_requires: _Optional[bool] = ...) -> None: ...

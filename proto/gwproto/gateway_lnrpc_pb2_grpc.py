@@ -69,6 +69,11 @@ class GatewayLightningStub:
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.SerializeToString,
                 response_deserializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.FromString,
                 _registered_method=True)
+        self.InterceptForwards = channel.unary_unary(
+                '/fmgw.lnrpc.v1.GatewayLightning/InterceptForwards',
+                request_serializer=gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsRequest.SerializeToString,
+                response_deserializer=gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayLightningServicer:
@@ -136,6 +141,19 @@ class GatewayLightningServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InterceptForwards(self, request, context):
+        """Whether HTLCs forwarded to short channel ids that are none of the node's channels (LNv1's
+        virtual channels) must reach the gateway: `enabled` while a served federation needs them.
+        Hold-invoice HTLCs (LNv2) reach RouteHtlcs whatever this says. Level-triggered and
+        idempotent: the gateway sends its wish again every few seconds, so a restart of either
+        side converges. LND: the HtlcInterceptor is attached only while enabled (or while lnd runs
+        with requireinterceptor, which fails every forward while none is attached). The answer says
+        whether the HTLCs that must reach the gateway do now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayLightningServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +191,11 @@ def add_GatewayLightningServicer_to_server(servicer, server):
                     servicer.GetBalances,
                     request_deserializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.FromString,
                     response_serializer=gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.SerializeToString,
+            ),
+            'InterceptForwards': grpc.unary_unary_rpc_method_handler(
+                    servicer.InterceptForwards,
+                    request_deserializer=gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsRequest.FromString,
+                    response_serializer=gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +387,33 @@ class GatewayLightning:
             '/fmgw.lnrpc.v1.GatewayLightning/GetBalances',
             gwproto_dot_gateway__lnrpc__pb2.GetBalancesRequest.SerializeToString,
             gwproto_dot_gateway__lnrpc__pb2.GetBalancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InterceptForwards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fmgw.lnrpc.v1.GatewayLightning/InterceptForwards',
+            gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsRequest.SerializeToString,
+            gwproto_dot_gateway__lnrpc__pb2.InterceptForwardsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,27 @@ class GetInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetDebugInfoRequest(_message.Message):
+    __slots__ = ("include_log",)
+    INCLUDE_LOG_FIELD_NUMBER: _ClassVar[int]
+    include_log: bool
+    def __init__(self, include_log: _Optional[bool] = ...) -> None: ...
+
+class GetDebugInfoResponse(_message.Message):
+    __slots__ = ("config", "log")
+    class ConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    config: _containers.ScalarMap[str, str]
+    log: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, config: _Optional[_Mapping[str, str]] = ..., log: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Chain(_message.Message):
     __slots__ = ("chain", "network")
     CHAIN_FIELD_NUMBER: _ClassVar[int]

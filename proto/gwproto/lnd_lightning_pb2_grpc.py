@@ -39,6 +39,11 @@ class LightningStub:
                 request_serializer=gwproto_dot_lnd__lightning__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=gwproto_dot_lnd__lightning__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.GetDebugInfo = channel.unary_unary(
+                '/lnrpc.Lightning/GetDebugInfo',
+                request_serializer=gwproto_dot_lnd__lightning__pb2.GetDebugInfoRequest.SerializeToString,
+                response_deserializer=gwproto_dot_lnd__lightning__pb2.GetDebugInfoResponse.FromString,
+                _registered_method=True)
         self.ListChannels = channel.unary_unary(
                 '/lnrpc.Lightning/ListChannels',
                 request_serializer=gwproto_dot_lnd__lightning__pb2.ListChannelsRequest.SerializeToString,
@@ -70,6 +75,12 @@ class LightningServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDebugInfo(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +123,11 @@ def add_LightningServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=gwproto_dot_lnd__lightning__pb2.GetInfoRequest.FromString,
                     response_serializer=gwproto_dot_lnd__lightning__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'GetDebugInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDebugInfo,
+                    request_deserializer=gwproto_dot_lnd__lightning__pb2.GetDebugInfoRequest.FromString,
+                    response_serializer=gwproto_dot_lnd__lightning__pb2.GetDebugInfoResponse.SerializeToString,
             ),
             'ListChannels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListChannels,
@@ -166,6 +182,33 @@ class Lightning:
             '/lnrpc.Lightning/GetInfo',
             gwproto_dot_lnd__lightning__pb2.GetInfoRequest.SerializeToString,
             gwproto_dot_lnd__lightning__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDebugInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lnrpc.Lightning/GetDebugInfo',
+            gwproto_dot_lnd__lightning__pb2.GetDebugInfoRequest.SerializeToString,
+            gwproto_dot_lnd__lightning__pb2.GetDebugInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -143,10 +143,22 @@ class LightningBackend(abc.ABC):
         """Connect to the node (called once, before anything else)."""
 
     def intercepting(self) -> bool:
-        """Whether the node hands us its HTLCs right now (LND: our HtlcInterceptor stream is
-        attached; lnd with requireinterceptor fails new forwards while it is not). Backends
-        whose node cannot go on without us say True."""
+        """Whether the HTLCs that must reach us do right now: hold-invoice HTLCs always, and
+        forwards to unknown scids while they are wanted (`intercept_forwards`) or the node holds
+        them for us anyway (LND: our HtlcInterceptor stream is attached; lnd with
+        requireinterceptor fails new forwards while it is not). Backends whose node hands us
+        every HTLC without asking say True."""
         return True
+
+    def intercept_forwards(self, wanted: bool) -> None:  # noqa: B027 - optional
+        """Forwards to scids that are none of the node's channels (LNv1's virtual channels)
+        are wanted (a served federation has them) or not. Level-triggered, called again and
+        again; backends whose node hands them over anyway (CLN's hook, sim) ignore it."""
+
+    def node_requires_interceptor(self) -> bool:
+        """The node holds every forward for an interceptor whatever we want (lnd's
+        requireinterceptor): the backend then intercepts always."""
+        return False
 
     async def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

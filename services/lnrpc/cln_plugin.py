@@ -8,6 +8,14 @@ listen it cannot use disables the plugin, with the reason, and serves nothing), 
 `htlc_accepted` hook (async: answered later, from the gRPC thread, by the backend) and the
 `shutdown` notification (stops the server, exits 0). Nothing is written to stdout, lightningd's
 JSON-RPC channel: logs go to stderr and `plugin.log`.
+
+Not dynamic (getmanifest `dynamic: false`): what lightningd does with held `htlc_accepted` calls
+(lightningd/plugin.c, plugin_hook.c) makes a restart of the plugin alone unsafe. A plugin that
+dies while lightningd runs has its pending hook calls answered as `continue` at once: forwards
+to the gateway's virtual scids fail (unknown_next_peer), HTLCs of its hold invoices fail
+(lightningd has no such invoice); they are not replayed to the next plugin. When lightningd
+itself shuts down, pending hook calls are abandoned instead and replayed at its next start. So
+the plugin is restarted and upgraded by restarting lightningd (docs/operating.md, section 3).
 """
 
 from __future__ import annotations
@@ -33,7 +41,11 @@ OPTION_TLS_DIR = "fm-gateway-tls-dir"
 
 def run(backend_class: type[ClnBackend]) -> None:
     """Set the plugin up (options, init, hook, shutdown) and run it until `shutdown`."""
-    plugin = Plugin()
+    # not dynamic: `lightning-cli plugin stop` would make lightningd answer every HTLC we hold
+    # `continue` (failed, never replayed; an LNv2 receive whose contract the gateway funded
+    # would lose its amount). lightningd refuses to stop or start a non-dynamic plugin while it
+    # runs; a restart of lightningd abandons the held hook calls and replays them at its start.
+    plugin = Plugin(dynamic=False)
     plugin.add_option(
         OPTION_LISTEN,
         "",

@@ -3,10 +3,16 @@ long-lived TLS channel with the macaroon as call credentials.
 
 Status mapping (lnrpc.Payment.PaymentStatus -> PaymentState), the only place it is decided:
     SUCCEEDED -> SETTLED    FAILED -> FAILED    IN_FLIGHT, INITIATED -> PENDING    UNKNOWN -> UNKNOWN
-Interception: `HtlcInterceptor` sees every forwarded HTLC; those for the node's own channels are
-resumed at once, the others (the gateway's virtual scids) are held and streamed. The stream is
-reopened with backoff when it drops; lnd redelivers the HTLCs it still holds (set
-`requireinterceptor=true` so it holds them while we are away).
+Interception: only while it is needed. The `HtlcInterceptor` stream is open while a served
+federation has virtual channels (LNv1; the router says so with `intercept_forwards`) or while
+lnd runs with `requireinterceptor` (then lnd fails every forward while no interceptor is
+attached, so we stay attached always). Which of the two lnd runs with is read once at start from
+`GetDebugInfo` (its flattened config); a macaroon that may not call it counts as
+requireinterceptor (the old, always-attached behaviour) and is logged. While attached, forwards
+for the node's own channels are resumed at once, the others (the gateway's virtual scids) are
+held and streamed; the stream is reopened with backoff when it drops and lnd redelivers what it
+still holds. Detached, lnd handles forwards alone: one to an unknown scid fails with
+unknown_next_peer.
 Hold invoices (invoicesrpc.Invoices: AddHoldInvoice, SubscribeSingleInvoice, SettleInvoice,
 CancelInvoice) are `lnd_invoices.LndHoldInvoices`; their accepted HTLCs join the intercepted ones.
 """
@@ -87,6 +93,9 @@ class LndBackend(LightningBackend):
         self._own_at = 0.0  # monotonic time of the last listing
         self._htlcs: asyncio.Queue[InterceptedHtlc] = asyncio.Queue()  # both kinds, in order
         self.holds: LndHoldInvoices | None = None
+        self._wanted = False  # a served federation has virtual channels (intercept_forwards)
+        self._required: bool | None = None  # lnd's requireinterceptor; None until read
+        self._pump: asyncio.Task[None] | None = None  # the HtlcInterceptor loop, while attached
 
     @classmethod
     def from_files(cls, host: str, tls_cert_path: Path, macaroon_path: Path) -> LndBackend:
@@ -105,6 +114,8 @@ class LndBackend(LightningBackend):
         self.holds = LndHoldInvoices(self.ln, inv_grpc.InvoicesStub(self.channel), out=self._htlcs)
 
     async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
         if self.holds is not None:
             await self.holds.close()
         if self.channel is not None:
@@ -244,7 +255,7 @@ class LndBackend(LightningBackend):
         (those pending at start are found and watched again first)."""
         assert self.holds is not None
         tasks = [
-            asyncio.create_task(self._pump_forwards(), name="lnd-interceptor"),
+            asyncio.create_task(self._read_requirement(), name="lnd-requireinterceptor"),
             asyncio.create_task(self.holds.resync_until_done(), name="lnd-hold-resync"),
         ]
         try:
@@ -253,6 +264,63 @@ class LndBackend(LightningBackend):
         finally:
             for task in tasks:
                 task.cancel()
+            self._required = None
+            self._apply()
+
+    # --- when to intercept ------------------------------------------------------------------
+    async def _read_requirement(self) -> None:
+        """lnd's `requireinterceptor`, from GetDebugInfo's config, once (retried while lnd is
+        unreachable); then attach if needed."""
+        delay = 0.5
+        while self._required is None:
+            try:
+                r = await self.ln.GetDebugInfo(ln.GetDebugInfoRequest(), timeout=10)
+                self._required = r.config.get("requireinterceptor", "false") == "true"
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                log.warning(
+                    "cannot read lnd's requireinterceptor (%s: the macaroon needs info:read,"
+                    " offchain:read, onchain:read and peers:read): intercepting always",
+                    _why(exc),
+                )
+                self._required = True
+        log.info(
+            "lnd requireinterceptor=%s: intercepting %s",
+            self._required,
+            "always" if self._required else "while a federation has virtual channels",
+        )
+        self._apply()
+
+    def intercept_forwards(self, wanted: bool) -> None:
+        if wanted != self._wanted:
+            log.info("forwards to virtual channels %s", "wanted" if wanted else "not wanted")
+        self._wanted = wanted
+        self._apply()
+
+    def node_requires_interceptor(self) -> bool:
+        return bool(self._required)
+
+    def _apply(self) -> None:
+        """Attach the HtlcInterceptor when needed, detach it when not (lnd then resolves what
+        it held for us itself: an unknown scid fails with unknown_next_peer)."""
+        need = self._required is not None and (self._wanted or self._required)
+        running = self._pump is not None and not self._pump.done()
+        if need and not running:
+            self._pump = asyncio.create_task(self._pump_forwards(), name="lnd-interceptor")
+        elif not need and running:
+            assert self._pump is not None
+            self._pump.cancel()
+            self._pump = None
+            self._attached = False
+            self._held.clear()  # lnd takes them back: completing one now is NOT_FOUND
+
+    def intercepting(self) -> bool:
+        if self._required is None:
+            return False  # not known yet whether forwards reach us
+        return self._attached if (self._wanted or self._required) else True
 
     async def _pump_forwards(self) -> None:
         while True:
@@ -350,9 +418,6 @@ class LndBackend(LightningBackend):
         await asyncio.sleep(ATTACH_GRACE_S)
         if not call.done():
             self._attached = True
-
-    def intercepting(self) -> bool:
-        return self._attached
 
     async def _write(self, resp: router.ForwardHtlcInterceptResponse) -> None:
         call = self._call

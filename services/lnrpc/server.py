@@ -4,9 +4,10 @@ Where it listens (`gwcore.extension`): a unix socket in a private folder (0700, 
 missing, refused if open to others; a socket another process still serves is refused too; the
 socket itself 0600), or TCP with mutual TLS only. It never opens a plaintext TCP port.
 
-Health: NOT_SERVING until the backend answers `node_info` with synced=true and the node hands
-us its HTLCs (`backend.intercepting()`), checked every `health_interval_s`, and again on
-shutdown. Errors map to status codes: bad input ->
+Health: NOT_SERVING until the backend answers `node_info` with synced=true and the HTLCs that
+must reach us do (`backend.intercepting()`: LND's interceptor attached when forwards are wanted,
+`InterceptForwards`), checked every `health_interval_s`, at once when interception changes, and
+again on shutdown. Errors map to status codes: bad input ->
 INVALID_ARGUMENT, a second RouteHtlcs or an invoice for a hash in use -> ALREADY_EXISTS, unknown or already completed HTLC ->
 NOT_FOUND, node unreachable -> UNAVAILABLE. Deadlines are honoured: PayInvoice answers PENDING
 just before the caller's deadline rather than letting it expire.
@@ -21,7 +22,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -45,11 +46,19 @@ STATES = {
     PaymentState.PENDING: pb.PENDING,
     PaymentState.UNKNOWN: pb.UNKNOWN,
 }
+ATTACH_WAIT_S = 3.0  # InterceptForwards waits this long for the node to hand forwards over
 
 
 class GatewayLightningService(pb_grpc.GatewayLightningServicer):
-    def __init__(self, backend: LightningBackend, hub: HtlcHub, payments: PaymentRegistry) -> None:
+    def __init__(
+        self,
+        backend: LightningBackend,
+        hub: HtlcHub,
+        payments: PaymentRegistry,
+        on_interception: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.backend, self.hub, self.payments = backend, hub, payments
+        self.on_interception = on_interception  # health re-checked when interception changes
 
     async def _call(self, context: grpc.aio.ServicerContext, coro):  # type: ignore[no-untyped-def]
         try:
@@ -196,6 +205,23 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
             await context.abort(code, str(exc))
         return pb.CompleteHtlcResponse()
 
+    async def InterceptForwards(
+        self, request: pb.InterceptForwardsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InterceptForwardsResponse:
+        before = self.backend.intercepting()
+        self.backend.intercept_forwards(request.enabled)
+        loop = asyncio.get_running_loop()
+        deadline, waited = loop.time() + ATTACH_WAIT_S, False
+        while not self.backend.intercepting() and loop.time() < deadline:
+            waited = True
+            await asyncio.sleep(0.1)
+        now = self.backend.intercepting()
+        if self.on_interception is not None and (waited or now != before):
+            await self.on_interception()  # health now, not at the next watch
+        return pb.InterceptForwardsResponse(
+            intercepting=now, node_requires=self.backend.node_requires_interceptor()
+        )
+
     async def CreateInvoice(
         self, request: pb.CreateInvoiceRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateInvoiceResponse:
@@ -300,7 +326,8 @@ class ExtensionServer:
             health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         )
         pb_grpc.add_GatewayLightningServicer_to_server(
-            GatewayLightningService(backend, self.hub, self.payments), self.server
+            GatewayLightningService(backend, self.hub, self.payments, self._check_node),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if reflection_enabled:
@@ -323,14 +350,17 @@ class ExtensionServer:
             if asyncio.iscoroutine(result):
                 await result
 
+    async def _check_node(self) -> None:
+        try:
+            serving = (await self.backend.node_info()).synced and self.backend.intercepting()
+        except Exception as exc:
+            log.warning("node not reachable: %s", exc)
+            serving = False
+        await self._set_health(serving)
+
     async def _watch_node(self) -> None:
         while True:
-            try:
-                serving = (await self.backend.node_info()).synced and self.backend.intercepting()
-            except Exception as exc:
-                log.warning("node not reachable: %s", exc)
-                serving = False
-            await self._set_health(serving)
+            await self._check_node()
             await asyncio.sleep(self.health_interval_s)
 
     async def start(self) -> None:

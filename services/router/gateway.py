@@ -6,7 +6,9 @@ until the actor says READY (it does so after its first registration), mark it ru
 Connecting twice returns the existing federation. The config fetch goes to hosts an invite
 names, so it is bounded (a time limit, a few at once) and its failures are one fixed message.
 
-HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop); each
+HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop), and
+the wish for forwards to virtual channels said to it every second (`interception.py`: only while
+a served federation has LNv1 or development virtual channels); each
 HTLC's next-hop scid names a federation, whose actor decides (settle / cancel); unknown scids are
 forwarded. An HTLC of a hold invoice (LNv2 receive) goes to the federation whose actor claimed
 its payment hash (`gateway.claim_payment_hash`, before the invoice was made); an unclaimed one is
@@ -64,6 +66,7 @@ from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
+from .interception import ForwardNeeds
 from .registry import SERVED, FederationEntry, FederationRegistry
 from .supervisor import SupervisorControl
 
@@ -99,7 +102,9 @@ class GatewayCore:
             ready_timeout_s,
         )
         self._stream_open = False  # RouteHtlcs is open
-        self._extension_serving = False  # the extension's gRPC health: node synced, HTLCs ours
+        self._extension_serving = False  # its health SERVING and the forwards we need ours
+        self.forwards = ForwardNeeds(registry, broker)  # LNv1 / dev virtual channels served?
+        self._stub: lnpb_grpc.GatewayLightningStub | None = None  # on the open stream's channel
         self.htlcs_completed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
@@ -113,8 +118,9 @@ class GatewayCore:
 
     @property
     def extension_connected(self) -> bool:
-        """HTLCs reach us: the RouteHtlcs stream is open and the extension says SERVING (its
-        node is synced and hands it the HTLCs, e.g. lnd's interceptor is attached)."""
+        """HTLCs reach us: the RouteHtlcs stream is open, the extension says SERVING (its node
+        is synced) and the forwards we need are intercepted (lnd's interceptor attached while a
+        served federation has virtual channels; not required otherwise)."""
         return self._stream_open and self._extension_serving
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
@@ -253,6 +259,9 @@ class GatewayCore:
             raise InvalidInput("the federation at this URL is not the one the invite names")
         if cfg.get("network"):
             await self._check_network(str(cfg["network"]))
+        # before its actor registers its scid: forwards to it reach us from the first payment
+        self.forwards.learn(fed_id, invite.kind, cfg.get("modules") or [])
+        await self._say_interception()
         entry = self.registry.add(
             fed_id, str(cfg.get("name", "")), invite_code, url, PROGRAM_ACTOR_PREFIX + fed_id[:16]
         )
@@ -364,6 +373,7 @@ class GatewayCore:
             "federation_id": cfg.federation_id,
             "name": cfg.meta.get("federation_name", ""),
             "network": federation_network(cfg),
+            "modules": sorted(m.kind for m in cfg.modules.values()),
         }
 
     async def _check_network(self, network: str) -> None:
@@ -388,6 +398,7 @@ class GatewayCore:
             if self.supervisor is not None:
                 await asyncio.to_thread(self.supervisor.remove, entry.program)
             self.registry.set_state(entry.federation_id, "left")
+        await self._say_interception()  # the last LNv1 federation gone: the interceptor too
         return {"left": entry.federation_id, "forced": force}
 
     async def _nothing_in_flight(self, entry: FederationEntry) -> None:
@@ -462,7 +473,7 @@ class GatewayCore:
                 async with self.extension.channel() as channel:
                     stub = lnpb_grpc.GatewayLightningStub(channel)
                     stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
-                    self._stream_open = True
+                    self._stream_open, self._stub = True, stub
                     watch = asyncio.create_task(self._watch_extension(channel))
                     try:
                         async for htlc in stream:
@@ -476,18 +487,28 @@ class GatewayCore:
                 log.warning("RouteHtlcs stream: %s; reconnecting", exc.code().name)
             finally:
                 self._stream_open = self._extension_serving = False
+                self._stub = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _say_interception(self) -> bool:
+        """Tell the extension whether we need forwards to virtual channels (interception.py);
+        whether the HTLCs we need reach us now."""
+        return self._stub is not None and await self.forwards.say(self._stub)
 
     async def _watch_extension(self, channel: grpc.aio.Channel, every_s: float = 1.0) -> None:
         health = health_pb2_grpc.HealthStub(channel)
         req = health_pb2.HealthCheckRequest(service=LNRPC_SERVICE)
         while True:
+            learn = asyncio.create_task(self.forwards.learn_from_actors())
             try:
+                intercepting = await self._say_interception()
                 status = (await health.Check(req, timeout=5)).status
-                serving = status == health_pb2.HealthCheckResponse.SERVING
+                serving = intercepting and status == health_pb2.HealthCheckResponse.SERVING
             except grpc.aio.AioRpcError:
                 serving = False
+            finally:
+                await learn
             if serving != self._extension_serving:
                 log.info("Lightning extension %s", "serving" if serving else "NOT serving")
             self._extension_serving = serving

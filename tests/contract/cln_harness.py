@@ -489,6 +489,37 @@ class FakeLightningd:
         with contextlib.suppress(httpx.HTTPError):
             self.http.post(f"/v1/nodes/{self.node}/htlcs/{h['id']}/resolve", json=body)
 
+    def plugin_stop(self) -> str:
+        """`lightning-cli plugin stop`, as lightningd answers it: a plugin that is not dynamic
+        cannot be stopped while lightningd runs (plugin_control.c)."""
+        if not self.manifest.get("dynamic", True):
+            raise RpcFailure(
+                -32602, "gateway-cln-extension cannot be managed when lightningd is up"
+            )
+        self.kill_plugin()
+        return "Successfully stopped gateway-cln-extension."
+
+    def kill_plugin(self) -> None:
+        """The plugin dies while lightningd runs (a crash, kill -9): lightningd answers each hook
+        call it was holding as if it had said `continue` (plugin.c's destroy_plugin fails its
+        pending requests with PLUGIN_TERMINATED; plugin_hook.c then goes on to the next hook,
+        here none): a forward to a virtual scid fails, a hold invoice's HTLC fails. Nothing is
+        replayed to a plugin started later."""
+        self.proc.kill()
+        self.proc.wait(10)
+        for rid in list(self._pending):
+            self._pending.pop(rid)({"result": "continue"})
+        self._stop_bridge()
+
+    def _stop_bridge(self) -> None:
+        """lightningd's RPC socket closed and the world no longer bridged."""
+        self.rpc_sock.close()
+        task = getattr(self, "_bridge_task", None)
+        if task is not None:
+            with contextlib.suppress(RuntimeError):
+                self._bridge_loop.call_soon_threadsafe(task.cancel)
+        time.sleep(0.05)
+
     def shutdown(self, timeout: float = 15) -> int:
         self._send({"jsonrpc": "2.0", "method": "shutdown", "params": {}})
         try:
@@ -497,12 +528,7 @@ class FakeLightningd:
             self.proc.kill()
             return -9
         finally:
-            self.rpc_sock.close()
-            task = getattr(self, "_bridge_task", None)
-            if task is not None:
-                with contextlib.suppress(RuntimeError):
-                    self._bridge_loop.call_soon_threadsafe(task.cancel)
-            time.sleep(0.05)
+            self._stop_bridge()
 
 
 class RpcFailure(Exception):

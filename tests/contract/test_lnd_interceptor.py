@@ -119,3 +119,85 @@ async def test_forwards_and_the_interceptor_away(
         if "never retrieved" in r.getMessage() or "asynchronous generator" in r.getMessage()
     ]
     assert troubles == []
+
+
+async def attached_elsewhere(gw: Lnd) -> bool:
+    """Is an HtlcInterceptor attached to `gw`? lnd refuses a second one at once, so a probe
+    stream of our own is refused (attached) or stays open (nobody): then it is closed."""
+    probe = LndBackend.from_files(gw.rpc_host, gw.tls_cert, gw.macaroon)
+    await probe.start()
+    call = probe.router.HtlcInterceptor()
+    try:
+        await asyncio.wait_for(call.read(), 1.5)
+    except grpc.aio.AioRpcError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        call.cancel()
+        await probe.close()
+    return True  # lnd sent something: it was not refused, but not idle either
+
+
+@asynccontextmanager
+async def without_requireinterceptor(world: LndWorld) -> AsyncIterator[Lnd]:
+    """The gateway's lnd restarted without `--requireinterceptor` (an LNv2-only operator's),
+    and restarted with it again afterwards, its channels active again each time."""
+    gw = world.node("gateway")
+    await asyncio.to_thread(gw.reconfigure, drop=("--requireinterceptor",))
+    try:
+        await asyncio.to_thread(world.wait_graph, 2)
+        yield gw
+    finally:
+        await asyncio.to_thread(gw.reconfigure, add=("--requireinterceptor",))
+        await asyncio.to_thread(world.wait_graph, 2)
+
+
+async def test_the_interceptor_only_while_wanted(lnd_world: LndWorld) -> None:
+    """lnd without requireinterceptor: the extension attaches no interceptor until the gateway
+    wants forwards (InterceptForwards), is SERVING all along, and lnd fails an HTLC for a virtual
+    channel itself (unknown_next_peer) while nobody wants it; wanted, the interceptor is
+    attached at once and such an HTLC is held and settled through the gateway; unwanted, it is
+    released. With requireinterceptor (the other tests here) it stays attached throughout."""
+    net = LndNet(lnd_world)
+    async with without_requireinterceptor(lnd_world) as gw, extension(gw) as (server, channel):
+        stub = pb_grpc.GatewayLightningStub(channel)
+        await wait_health(channel, SERVING)
+        assert not await attached_elsewhere(gw)
+        idle = await stub.InterceptForwards(pb.InterceptForwardsRequest(), timeout=10)
+        assert (idle.intercepting, idle.node_requires) == (True, False)
+        inv = await net.invoice(4_000_000)  # ordinary forwards pass without us
+        paid = await asyncio.wait_for(net.pay(inv["bolt11"]), 90)
+        assert paid["status"] == "succeeded" and paid["preimage"] == inv["preimage"]
+        refused = await asyncio.wait_for(
+            net.pay(federation_invoice(gw.pubkey, 20_000, os.urandom(32), scid=9)), 60
+        )
+        assert refused["status"] == "failed"
+        assert refused["failure"] == "unknown_next_peer", refused
+        assert server.hub.held() == []
+
+        wanted = await stub.InterceptForwards(pb.InterceptForwardsRequest(enabled=True), timeout=10)
+        assert (wanted.intercepting, wanted.node_requires) == (True, False)
+        assert await health(channel) == SERVING
+        assert await attached_elsewhere(gw)
+        stream = stub.RouteHtlcs(pb.RouteHtlcsRequest())
+        pre = os.urandom(32)
+        held_pay = asyncio.create_task(
+            net.pay(federation_invoice(gw.pubkey, 21_000, pre, scid=9), timeout_s=120)
+        )
+        htlc = await asyncio.wait_for(stream.read(), 60)
+        # the hint's hop from us costs nothing: in = out = the invoice's amount
+        assert (htlc.payment_hash, htlc.short_channel_id) == (hashlib.sha256(pre).digest(), 9)
+        assert (htlc.incoming_amount_msat, htlc.outgoing_amount_msat) == (21_000, 21_000)
+        req = pb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        req.settle.preimage = pre
+        await stub.CompleteHtlc(req, timeout=10)
+        settled = await asyncio.wait_for(held_pay, 60)
+        assert settled["status"] == "succeeded" and settled["preimage"] == pre.hex()
+        stream.cancel()
+
+        released = await stub.InterceptForwards(pb.InterceptForwardsRequest(), timeout=10)
+        assert released.intercepting
+        await asyncio.sleep(0.5)
+        assert not await attached_elsewhere(gw)
+        assert await health(channel) == SERVING

@@ -32,6 +32,7 @@ from deploy.api_front import API_SECRETS_FILE
 from gwcore.constants import PROGRAM_ACTOR_PREFIX
 from peers.harness.procs import free_port, stop_group
 from services.cli.client import ApiError, GatewayApi
+from tests.guide_steps import guide_steps
 from tests.private_files import API_SECRETS, environ, loose_entries
 
 from .conftest import wait_until
@@ -172,20 +173,23 @@ def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path)
     password_hash = bcrypt.hashpw(b"operator password", bcrypt.gensalt(rounds=4)).decode()
     base.mkdir()
     env_file = base / "gateway.env"
-    env_file.write_text(
-        "\n".join(
-            [
-                f"GATEWAY_DATA_DIR={data_dir}",
-                f"GATEWAY_RUN_DIR={run_dir}",
-                f"GATEWAY_API_PASSWORD_HASH={password_hash}",
-                "GATEWAY_API_METRICS_TOKEN=scrape-me",
-                f"GATEWAY_API_BIND={api_bind}",
-                f"GATEWAY_ROUTER_PUBLIC_API_URL=http://{api_bind}",
-                # CLN's part, nobody there: the plugin's socket in the run dir (the default)
-                "GATEWAY_RUN_EXTENSION=false",
-            ]
-        )
-    )
+    # the guide's Core Lightning environment file, our paths and secrets (no plugin there)
+    ours = {
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "GATEWAY_RUN_DIR": str(run_dir),
+        "GATEWAY_API_PASSWORD_HASH": password_hash,
+        "GATEWAY_API_METRICS_TOKEN": "scrape-me",
+        "GATEWAY_API_BIND": api_bind,
+        "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
+        "GATEWAY_LNRPC_LISTEN": f"unix:{run_dir}/lnrpc/extension.sock",
+    }
+    lines = []
+    for line in guide_steps()["env-file-cln"].splitlines():
+        key, _, value = line.partition("=")
+        lines.append(f"{key}={ours.pop(key, value)}")
+    assert ours == {}, f"the guide's CLN environment file lacks {sorted(ours)}"
+    assert not any(line.startswith("GATEWAY_LNRPC_LND_") for line in lines)
+    env_file.write_text("\n".join(lines) + "\n")
     shell = {**_clean_env(), "GATEWAY_RPCPASSWORD": "operator password"}  # for gateway-cli
     proc = _start(["deploy.gateway", "--env-file", str(env_file)], shell, base / "log")
     try:
@@ -204,6 +208,22 @@ def test_the_operator_deployment_keeps_its_files_and_secrets_private(base: Path)
         programs = wait_until(
             lambda: (p := _programs(run_dir)) and len(p) == 2 and p, 60, "router and API front"
         )
+        # the guide's status step: supervisord lists no extension (lightningd runs the plugin),
+        # so nothing is STOPPED and supervisorctl exits 0
+        status = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", guide_steps()["status"]],
+            env={
+                **shell,
+                "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+                "GATEWAY_RUN_DIR": str(run_dir),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        listed = {line.split()[0] for line in status.stdout.splitlines() if line.strip()}
+        assert listed == {"gateway-router", "gateway-api"}, status.stdout
         wait_until(lambda: (run_dir / "bus" / "router.sock").exists(), 30, "the router's socket")
         wait_until(lambda: (data_dir / "router.sqlite").exists(), 30, "the router's database")
         time.sleep(1)  # the front's first requests have made their files

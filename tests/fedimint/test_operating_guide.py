@@ -40,6 +40,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
+from tests.guide_steps import guide_steps
 from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
@@ -48,14 +49,7 @@ from .test_gateway_fedimint import Gateway, _until
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[2]
-GUIDE = REPO / "docs" / "operating.md"
 RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step
-
-
-def guide_steps() -> dict[str, str]:
-    text = GUIDE.read_text()
-    found = re.findall(r"<!-- guide-step: ([\w-]+) -->\n```\w*\n(.*?)\n```", text, re.S)
-    return dict(found)
 
 
 class Guide:
