@@ -40,7 +40,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
-from tests.guide_steps import guide_steps
+from tests.guide_steps import GUIDE, guide_steps
 from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
