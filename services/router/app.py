@@ -41,7 +41,7 @@ class Router:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
-        dispatch = asyncio.create_task(self.core.route_htlcs(), name="route-htlcs")
+        dispatch = asyncio.create_task(self.core.htlcs.run(), name="route-htlcs")
         actors = asyncio.create_task(self.core.restore_actors(), name="restore-actors")
         log.info("router running")
         try:

@@ -1,4 +1,5 @@
-"""The router's own work: the federation registry behind connect/leave, and HTLC dispatch.
+"""The router's own work: the federation registry behind connect/leave, the actors' programs,
+and the Lightning node (HTLC dispatch itself is `htlcs.py`).
 
 Connect a federation: check the invite code, fetch the federation's config (its id must be the
 invite's), allocate the scid, write the actor's conf.d program and add it to supervisord, wait
@@ -6,14 +7,8 @@ until the actor says READY (it does so after its first registration), mark it ru
 Connecting twice returns the existing federation. The config fetch goes to hosts an invite
 names, so it is bounded (a time limit, a few at once) and its failures are one fixed message.
 
-HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop), and
-the wish for forwards to virtual channels said to it every second (`interception.py`: only while
-a served federation has LNv1 or development virtual channels); each
-HTLC's next-hop scid names a federation, whose actor decides (settle / cancel); unknown scids are
-forwarded. An HTLC of a hold invoice (LNv2 receive) goes to the federation whose actor claimed
-its payment hash (`gateway.claim_payment_hash`, before the invoice was made); an unclaimed one is
-cancelled. The completion is retried until acknowledged (NOT_FOUND means the node no longer
-holds it: expired).
+At start, every connected federation's actor program is written again from the registry and
+started (`restore_actors`: conf.d is a cache; the run folder may be new).
 """
 
 from __future__ import annotations
@@ -27,7 +22,6 @@ import time
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bus import Broker, Call
 from devworld.fedlib.api import FederationApi
@@ -36,7 +30,6 @@ from fmclient.join import download_config
 from gwcore.constants import (
     ENV_PREFIX_ACTOR,
     IN_FLIGHT_KINDS,
-    METHOD_ACTOR_HTLC,
     METHOD_ACTOR_INFO,
     METHOD_CLAIM_OUTGOING,
     METHOD_CLAIM_PAYMENT_HASH,
@@ -66,15 +59,12 @@ from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
+from .htlcs import HtlcDispatch
 from .interception import ForwardNeeds
 from .registry import SERVED, FederationEntry, FederationRegistry
 from .supervisor import SupervisorControl
 
 log = logging.getLogger(__name__)
-LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
-# errors of an actor asked about an HTLC that are faults, not its decision: the router asks
-# again rather than cancel (the actor may have funded a contract for it already)
-NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
 # a connect whose federation's config could not be had, however (the details are logged only)
 UNREACHABLE = "federation unreachable: its guardians did not give its config"
 
@@ -101,12 +91,8 @@ class GatewayCore:
             actor_env,
             ready_timeout_s,
         )
-        self._stream_open = False  # RouteHtlcs is open
-        self._extension_serving = False  # its health SERVING and the forwards we need ours
         self.forwards = ForwardNeeds(registry, broker)  # LNv1 / dev virtual channels served?
-        self._stub: lnpb_grpc.GatewayLightningStub | None = None  # on the open stream's channel
-        self.htlcs_completed = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.htlcs = HtlcDispatch(broker, registry, extension, self.forwards)
         self._unary: grpc.aio.Channel | None = None  # for the extension's unary calls, lazily
         # how far each connect has got (for the dashboard's progress), by federation id
         self.connecting: dict[str, dict] = {}
@@ -118,10 +104,8 @@ class GatewayCore:
 
     @property
     def extension_connected(self) -> bool:
-        """HTLCs reach us: the RouteHtlcs stream is open, the extension says SERVING (its node
-        is synced) and the forwards we need are intercepted (lnd's interceptor attached while a
-        served federation has virtual channels; not required otherwise)."""
-        return self._stream_open and self._extension_serving
+        """HTLCs reach us (htlcs.HtlcDispatch.connected)."""
+        return self.htlcs.connected
 
     def _worker_event(self, identity: str, service: str, event: str) -> None:
         entry = self.registry.get(service)
@@ -261,7 +245,7 @@ class GatewayCore:
             await self._check_network(str(cfg["network"]))
         # before its actor registers its scid: forwards to it reach us from the first payment
         self.forwards.learn(fed_id, invite.kind, cfg.get("modules") or [])
-        await self._say_interception()
+        await self.htlcs.say_interception()
         entry = self.registry.add(
             fed_id, str(cfg.get("name", "")), invite_code, url, PROGRAM_ACTOR_PREFIX + fed_id[:16]
         )
@@ -398,7 +382,7 @@ class GatewayCore:
             if self.supervisor is not None:
                 await asyncio.to_thread(self.supervisor.remove, entry.program)
             self.registry.set_state(entry.federation_id, "left")
-        await self._say_interception()  # the last LNv1 federation gone: the interceptor too
+        await self.htlcs.say_interception()  # the last LNv1 federation gone: the interceptor too
         return {"left": entry.federation_id, "forced": force}
 
     async def _nothing_in_flight(self, entry: FederationEntry) -> None:
@@ -464,133 +448,3 @@ class GatewayCore:
                 ],
             },
         }
-
-    # --- HTLC dispatch ------------------------------------------------------------------------------
-    async def route_htlcs(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                async with self.extension.channel() as channel:
-                    stub = lnpb_grpc.GatewayLightningStub(channel)
-                    stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
-                    self._stream_open, self._stub = True, stub
-                    watch = asyncio.create_task(self._watch_extension(channel))
-                    try:
-                        async for htlc in stream:
-                            delay = 0.2
-                            task = asyncio.create_task(self._dispatch(stub, htlc))
-                            self._tasks.add(task)
-                            task.add_done_callback(self._tasks.discard)
-                    finally:
-                        watch.cancel()
-            except grpc.aio.AioRpcError as exc:
-                log.warning("RouteHtlcs stream: %s; reconnecting", exc.code().name)
-            finally:
-                self._stream_open = self._extension_serving = False
-                self._stub = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-    async def _say_interception(self) -> bool:
-        """Tell the extension whether we need forwards to virtual channels (interception.py);
-        whether the HTLCs we need reach us now."""
-        return self._stub is not None and await self.forwards.say(self._stub)
-
-    async def _watch_extension(self, channel: grpc.aio.Channel, every_s: float = 1.0) -> None:
-        health = health_pb2_grpc.HealthStub(channel)
-        req = health_pb2.HealthCheckRequest(service=LNRPC_SERVICE)
-        while True:
-            learn = asyncio.create_task(self.forwards.learn_from_actors())
-            try:
-                intercepting = await self._say_interception()
-                status = (await health.Check(req, timeout=5)).status
-                serving = intercepting and status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.aio.AioRpcError:
-                serving = False
-            finally:
-                await learn
-            if serving != self._extension_serving:
-                log.info("Lightning extension %s", "serving" if serving else "NOT serving")
-            self._extension_serving = serving
-            await asyncio.sleep(every_s)
-
-    async def _dispatch(
-        self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
-    ) -> None:
-        req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
-        if htlc.hold_invoice:
-            entry = self.registry.by_payment_hash(htlc.payment_hash.hex())
-        else:
-            entry = self.registry.by_scid(htlc.short_channel_id)
-        if htlc.hold_invoice and (entry is None or entry.state in ("left", "failed")):
-            req.cancel.reason = "no federation served here expects this payment"
-        elif entry is None or entry.state in ("left", "failed"):
-            req.forward.SetInParent()
-        else:
-            payload = {
-                "payment_hash": htlc.payment_hash.hex(),
-                "incoming_amount_msat": htlc.incoming_amount_msat,
-                "outgoing_amount_msat": htlc.outgoing_amount_msat,
-                "incoming_expiry": htlc.incoming_expiry,
-                "short_channel_id": htlc.short_channel_id,
-                "incoming_chan_id": htlc.incoming_chan_id,
-                "htlc_id": htlc.htlc_id,
-                "hold_invoice": htlc.hold_invoice,
-            }
-            decision = None
-            while decision is None:  # the actor may be restarting: keep asking (same message id)
-                try:
-                    raw = await self.broker.request(
-                        entry.federation_id,
-                        METHOD_ACTOR_HTLC,
-                        json.dumps(payload).encode(),
-                        timeout=60,
-                        retries=5,
-                        idempotent=False,
-                        message_id=f"htlc-{htlc.incoming_chan_id}-{htlc.htlc_id}",
-                        payment_hash=htlc.payment_hash.hex(),
-                    )
-                    decision = json.loads(raw)
-                except GatewayError as exc:
-                    if not exc.retryable and exc.code not in NOT_A_VERDICT:
-                        decision = {"action": "cancel", "reason": exc.message}
-                    elif not exc.retryable:  # a fault, not a verdict: never cancel on it
-                        log.error(
-                            "actor of %s failed on an HTLC: %s; asking again",
-                            entry.federation_id,
-                            exc.message,
-                        )
-                        await asyncio.sleep(5.0)
-                    else:
-                        log.warning(
-                            "actor of %s did not decide yet: %s", entry.federation_id, exc.message
-                        )
-                        await asyncio.sleep(1.0)
-            if decision["action"] == "settle":
-                req.settle.preimage = bytes.fromhex(decision["preimage"])
-            else:
-                req.cancel.reason = decision.get("reason", "")
-        delay = 0.2
-        while True:  # complete until acknowledged or the node no longer holds it
-            try:
-                await stub.CompleteHtlc(req, timeout=30)
-                self.htlcs_completed += 1
-                return
-            except grpc.aio.UsageError:  # the stream's channel closed: it comes again
-                log.warning(
-                    "HTLC %s/%s: the extension went away; it will offer it again",
-                    htlc.incoming_chan_id,
-                    htlc.htlc_id,
-                )
-                return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    log.error(
-                        "HTLC %s/%s could not be completed: %s",
-                        htlc.incoming_chan_id,
-                        htlc.htlc_id,
-                        exc.details(),
-                    )
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)

@@ -1,0 +1,191 @@
+"""HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop), and
+the wish for forwards to virtual channels said to it every second (`interception.py`: only while
+a served federation has LNv1 or development virtual channels); each HTLC's next-hop scid names a
+federation, whose actor decides (settle / cancel); unknown scids are forwarded. An HTLC of a hold
+invoice (LNv2 receive) goes to the federation whose actor claimed its payment hash
+(`gateway.claim_payment_hash`, before the invoice was made); an unclaimed one is cancelled. The
+completion is retried until acknowledged (NOT_FOUND means the node no longer holds it: expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bus import Broker
+from gwcore.constants import METHOD_ACTOR_HTLC
+from gwcore.errors import GatewayError
+from gwcore.extension import ExtensionEndpoint
+from gwproto import gateway_lnrpc_pb2 as lnpb
+from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
+
+from .interception import ForwardNeeds
+from .registry import FederationRegistry
+
+log = logging.getLogger(__name__)
+LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
+# errors of an actor asked about an HTLC that are faults, not its decision: the router asks
+# again rather than cancel (the actor may have funded a contract for it already)
+NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
+
+
+class HtlcDispatch:
+    def __init__(
+        self,
+        broker: Broker,
+        registry: FederationRegistry,
+        extension: ExtensionEndpoint,
+        forwards: ForwardNeeds,
+    ) -> None:
+        self.broker, self.registry, self.extension, self.forwards = (
+            broker,
+            registry,
+            extension,
+            forwards,
+        )
+        self.stream_open = False  # RouteHtlcs is open
+        self.serving = False  # its health SERVING and the forwards we need ours
+        self.stub: lnpb_grpc.GatewayLightningStub | None = None  # on the open stream's channel
+        self.completed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        """HTLCs reach us: the RouteHtlcs stream is open, the extension says SERVING (its node
+        is synced) and the forwards we need are intercepted (lnd's interceptor attached while a
+        served federation has virtual channels; not required otherwise)."""
+        return self.stream_open and self.serving
+
+    async def run(self) -> None:
+        """Serve the RouteHtlcs stream until cancelled, reopening it on any drop."""
+        delay = 0.2
+        while True:
+            try:
+                async with self.extension.channel() as channel:
+                    stub = lnpb_grpc.GatewayLightningStub(channel)
+                    stream = stub.RouteHtlcs(lnpb.RouteHtlcsRequest())
+                    self.stream_open, self.stub = True, stub
+                    watch = asyncio.create_task(self._watch_extension(channel))
+                    try:
+                        async for htlc in stream:
+                            delay = 0.2
+                            task = asyncio.create_task(self._dispatch(stub, htlc))
+                            self._tasks.add(task)
+                            task.add_done_callback(self._tasks.discard)
+                    finally:
+                        watch.cancel()
+            except grpc.aio.AioRpcError as exc:
+                log.warning("RouteHtlcs stream: %s; reconnecting", exc.code().name)
+            finally:
+                self.stream_open = self.serving = False
+                self.stub = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def say_interception(self) -> bool:
+        """Tell the extension whether we need forwards to virtual channels (interception.py);
+        whether the HTLCs we need reach us now."""
+        return self.stub is not None and await self.forwards.say(self.stub)
+
+    async def _watch_extension(self, channel: grpc.aio.Channel, every_s: float = 1.0) -> None:
+        health = health_pb2_grpc.HealthStub(channel)
+        req = health_pb2.HealthCheckRequest(service=LNRPC_SERVICE)
+        while True:
+            learn = asyncio.create_task(self.forwards.learn_from_actors())
+            try:
+                intercepting = await self.say_interception()
+                status = (await health.Check(req, timeout=5)).status
+                serving = intercepting and status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.aio.AioRpcError:
+                serving = False
+            finally:
+                await learn
+            if serving != self.serving:
+                log.info("Lightning extension %s", "serving" if serving else "NOT serving")
+            self.serving = serving
+            await asyncio.sleep(every_s)
+
+    async def _dispatch(
+        self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
+    ) -> None:
+        req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        if htlc.hold_invoice:
+            entry = self.registry.by_payment_hash(htlc.payment_hash.hex())
+        else:
+            entry = self.registry.by_scid(htlc.short_channel_id)
+        if htlc.hold_invoice and (entry is None or entry.state in ("left", "failed")):
+            req.cancel.reason = "no federation served here expects this payment"
+        elif entry is None or entry.state in ("left", "failed"):
+            req.forward.SetInParent()
+        else:
+            payload = {
+                "payment_hash": htlc.payment_hash.hex(),
+                "incoming_amount_msat": htlc.incoming_amount_msat,
+                "outgoing_amount_msat": htlc.outgoing_amount_msat,
+                "incoming_expiry": htlc.incoming_expiry,
+                "short_channel_id": htlc.short_channel_id,
+                "incoming_chan_id": htlc.incoming_chan_id,
+                "htlc_id": htlc.htlc_id,
+                "hold_invoice": htlc.hold_invoice,
+            }
+            decision = None
+            while decision is None:  # the actor may be restarting: keep asking (same message id)
+                try:
+                    raw = await self.broker.request(
+                        entry.federation_id,
+                        METHOD_ACTOR_HTLC,
+                        json.dumps(payload).encode(),
+                        timeout=60,
+                        retries=5,
+                        idempotent=False,
+                        message_id=f"htlc-{htlc.incoming_chan_id}-{htlc.htlc_id}",
+                        payment_hash=htlc.payment_hash.hex(),
+                    )
+                    decision = json.loads(raw)
+                except GatewayError as exc:
+                    if not exc.retryable and exc.code not in NOT_A_VERDICT:
+                        decision = {"action": "cancel", "reason": exc.message}
+                    elif not exc.retryable:  # a fault, not a verdict: never cancel on it
+                        log.error(
+                            "actor of %s failed on an HTLC: %s; asking again",
+                            entry.federation_id,
+                            exc.message,
+                        )
+                        await asyncio.sleep(5.0)
+                    else:
+                        log.warning(
+                            "actor of %s did not decide yet: %s", entry.federation_id, exc.message
+                        )
+                        await asyncio.sleep(1.0)
+            if decision["action"] == "settle":
+                req.settle.preimage = bytes.fromhex(decision["preimage"])
+            else:
+                req.cancel.reason = decision.get("reason", "")
+        delay = 0.2
+        while True:  # complete until acknowledged or the node no longer holds it
+            try:
+                await stub.CompleteHtlc(req, timeout=30)
+                self.completed += 1
+                return
+            except grpc.aio.UsageError:  # the stream's channel closed: it comes again
+                log.warning(
+                    "HTLC %s/%s: the extension went away; it will offer it again",
+                    htlc.incoming_chan_id,
+                    htlc.htlc_id,
+                )
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    log.error(
+                        "HTLC %s/%s could not be completed: %s",
+                        htlc.incoming_chan_id,
+                        htlc.htlc_id,
+                        exc.details(),
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
