@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import base64
 import json
+import sys
 
 import zmq.asyncio
 
 from gwcore.files import keep_private
 from gwcore.logging import configure_logging
+from gwcore.schema import SchemaTooNew
 
 from .app import Actor, actor_home
 from .chain_source import chain_source
@@ -47,7 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             ctx.destroy(linger=0)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except SchemaTooNew as exc:  # a database of a newer gateway: one line, never a traceback
+        sys.exit(f"gateway-actor: {exc}")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import zmq.asyncio
 
 from gwcore.constants import PROGRAM_ROUTER
 from gwcore.files import keep_private
 from gwcore.logging import configure_logging
+from gwcore.schema import SchemaTooNew
 
 from .app import create_router
 from .settings import RouterSettings
@@ -26,7 +28,10 @@ def main() -> None:
         finally:
             ctx.term()
 
-    asyncio.run(_run())
+    try:
+        asyncio.run(_run())
+    except SchemaTooNew as exc:  # a database of a newer gateway: one line, never a traceback
+        sys.exit(f"{PROGRAM_ROUTER}: {exc}")
 
 
 if __name__ == "__main__":
