@@ -9,10 +9,16 @@ front's secrets (the password hash, the session secret, the metrics token) go to
 (deploy/api_front.py), never into supervisord's environment, which every program gets.
 `--check` only checks and prints what it would run; a bad file exits 2 with one line saying what
 is wrong.
+
+`--restore-from BACKUP` brings a backup of `gateway-cli backup --to` back into the file's data
+folder instead of starting, on a stopped gateway whose data folder is empty (a lost disk): the
+seed's 12 words are read from stdin (asked for, hidden, on a terminal; never an argument). Wrong
+words or a damaged file: one line, exit 2, nothing written.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -30,9 +36,12 @@ from gwcore.constants import (
     ENV_LNRPC_TLS_DIR,
     ENV_RUN_DIR,
 )
+from gwcore.databackup import BackupFileError, restore_backup
+from gwcore.errors import InvalidInput
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.files import keep_private, private_dir
 from gwcore.secretfile import secret_file
+from gwcore.seed_standin import GatewaySeed
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"
@@ -128,6 +137,38 @@ def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
     return extension.address, str(extension.tls_dir or "")
 
 
+def restore(file_env: dict[str, str], environ: dict[str, str], backup: Path, words: str) -> dict:
+    """Bring `backup` back into the data folder of the environment file (stopped gateway, empty
+    folder). EnvFileError / InvalidInput / BackupFileError: one line, nothing written."""
+    env = {**environ, **file_env}
+    missing = [k for k in (ENV_DATA_DIR, ENV_RUN_DIR) if not env.get(k)]
+    if missing:
+        raise EnvFileError(f"missing in the environment file: {', '.join(missing)}")
+    pid = _supervisord_pid(Path(env[ENV_RUN_DIR]))
+    if pid is not None:
+        raise EnvFileError(f"the gateway is running (supervisord, pid {pid}): stop it first")
+    key = GatewaySeed(words).file_backup_key()
+    data_dir = Path(env[ENV_DATA_DIR])
+    manifest = restore_backup(backup, key, data_dir)
+    return {"restored": str(data_dir), "files": len(manifest["files"]), "made": manifest["created"]}
+
+
+def _supervisord_pid(run_dir: Path) -> int | None:
+    """supervisord's pid if the gateway of this run folder runs."""
+    try:
+        pid = int((run_dir / "supervisord.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _words() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("the gateway's 12 seed words", hide_input=True)
+    return sys.stdin.readline()
+
+
 @click.command()
 @click.option(
     "--env-file",
@@ -136,9 +177,23 @@ def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
     help="KEY=VALUE settings (deploy/gateway.env.example)",
 )
 @click.option("--check", is_flag=True, help="check the file and print what would run")
-def main(env_file: Path, check: bool) -> None:
+@click.option(
+    "--restore-from",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="bring this backup (gateway-cli backup --to) back into the empty data folder, the"
+    " seed's words on stdin, and exit",
+)
+def main(env_file: Path, check: bool, restore_from: Path | None) -> None:
     """Run the gateway (router, API front, Lightning extension) under supervisord."""
     keep_private()  # supervisord's own files (its log, pid file) and every program's
+    if restore_from is not None:
+        try:
+            done = restore(read_env_file(env_file), dict(os.environ), restore_from, _words())
+        except (EnvFileError, InvalidInput, BackupFileError, PermissionError) as exc:
+            click.echo(f"gateway: {exc}", err=True)
+            sys.exit(2)
+        click.echo(json.dumps(done, indent=2))
+        return
     try:
         env = gateway_env(read_env_file(env_file), dict(os.environ))
     except (EnvFileError, PermissionError) as exc:
