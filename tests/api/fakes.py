@@ -49,7 +49,8 @@ BACKUP_BYTES = b"FMGWDATA sealed backup bytes" * 1000
 
 
 class FakeBus:
-    def __init__(self) -> None:
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir  # the front's (default: GATEWAY_API_RUN_DIR)
         self.calls: list[tuple[str, str, dict, dict]] = []
         self.fail: Exception | None = None
         self.connect_progress: dict | None = None  # what the router says of a connect
@@ -89,7 +90,8 @@ class FakeBus:
                 raise NotFound("no connect of it")
             return json.dumps(self.connect_progress).encode()
         if method == C.METHOD_DATA_BACKUP:  # as the router: a file in the run folder's backups/
-            folder = Path(os.environ[C.ENV_PREFIX_API + "RUN_DIR"]) / C.BACKUPS_DIR_NAME
+            run_dir = self.run_dir or Path(os.environ[C.ENV_PREFIX_API + "RUN_DIR"])
+            folder = run_dir / C.BACKUPS_DIR_NAME
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "b1.fmgwdata").write_bytes(BACKUP_BYTES)
             return json.dumps(
