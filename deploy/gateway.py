@@ -114,11 +114,17 @@ def gateway_env(file_env: dict[str, str], environ: dict[str, str]) -> dict[str, 
     private_dir(run_dir / "logs", tighten=True)
     private_dir(run_dir / "conf.d", tighten=True)
     env[ENV_RUN_DIR], env[ENV_DATA_DIR] = str(run_dir), str(data_dir)
-    env["GATEWAY_BIN_DIR"] = str(Path(sys.executable).parent)
+    env["GATEWAY_BIN_DIR"] = str(bin_dir())
     if not env.get(ENV_API_SESSION_SECRET):
         env[ENV_API_SESSION_SECRET] = secret_file(data_dir / "session-secret", 32)
     env["SUPERVISOR_SERVER_URL"] = f"unix://{run_dir}/supervisor.sock"
     return hand_over(env, run_dir)
+
+
+def bin_dir() -> Path:
+    """This virtualenv's bin folder, links resolved: every program supervisord (re)starts runs
+    the installed version it was started from, even if /opt/fmgw/venv is switched meanwhile."""
+    return Path(sys.executable).parent.resolve()
 
 
 def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
@@ -199,7 +205,7 @@ def main(env_file: Path, check: bool, restore_from: Path | None) -> None:
     except (EnvFileError, PermissionError) as exc:
         click.echo(f"gateway: {exc}", err=True)
         sys.exit(2)
-    supervisord = str(Path(sys.executable).parent / "supervisord")
+    supervisord = str(bin_dir() / "supervisord")
     argv = [supervisord, "-n", "-c", str(CONF)]
     extension = (
         f"extension: {env['GATEWAY_LNRPC_BACKEND']} at {env['GATEWAY_LNRPC_LND_HOST']}"

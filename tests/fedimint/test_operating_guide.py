@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -59,10 +60,11 @@ class Guide:
     def __init__(self, env: dict[str, str]) -> None:
         self.steps, self.env = guide_steps(), env
 
-    def run(self, step: str, timeout: float = 120, **values: str) -> str:
+    def run(self, step: str, timeout: float = 120, stdin: str | None = None, **values: str) -> str:
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", self.steps[step]],
             env={**self.env, **values},
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -133,11 +135,30 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     Path(env["ENV_FILE"]).write_text("\n".join(lines) + "\n")
     Path(env["ENV_FILE"]).chmod(0o600)
     assert "supervisord -n -c" in guide.run("check")
-    log = tmp_path / "gateway.log"
-    proc = guide.start("run", log)
-    try:
-        url = env["GATEWAY"]
+    url = env["GATEWAY"]
+    running: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        """The guide's `run` step (again: a log of its own each time), until /health is ready."""
+        log = tmp_path / f"gateway-{len(running)}.log"
+        proc = guide.start("run", log)
+        running.append(proc)
         _until("/health ready", 90, lambda: _ready(url) or (proc.poll() is not None and _dead(log)))
+
+    def stop() -> None:
+        proc = running[-1]
+        if proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
+
+    try:
+        start()
         yield {
             "guide": guide,
             "url": url,
@@ -149,16 +170,15 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
             ),
             "data_dir": base / "data",
             "run_dir": base / "run",
+            "start": start,
+            "stop": stop,
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
-        subprocess.run(["rm", "-rf", str(base)], check=False)
+            if running:
+                stop()
+        finally:
+            subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
@@ -197,6 +217,50 @@ def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
         assert "supervisord -n -c" in guide.run("check", ENV_FILE=str(env_file))
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_the_guides_install(tmp_path: Path) -> None:
+    """The guide's `install` step: the gateway as a package (not editable) in a virtualenv of
+    its own, without dev tools, linked as <prefix>/venv; never over an existing one. Its
+    launcher runs from any folder (`python -P`: not from a checkout) on its own files."""
+    prefix = tmp_path / "opt"
+    guide = Guide({**os.environ, "PREFIX": str(prefix)})
+    venv = Path(guide.run("install", timeout=600).strip().splitlines()[-1])
+    assert venv.parent == prefix and venv.name.startswith("venv-")
+    assert (prefix / "venv").resolve() == venv
+    site = venv / "lib" / "python3.11" / "site-packages"
+    assert not (site / "pytest").exists() and not (site / "ruff").exists()
+    assert not list(site.glob("__editable__*"))
+    (direct,) = site.glob("fmgw-*.dist-info/direct_url.json")
+    assert "editable" not in direct.read_text()
+    for script in ("gateway-cli", "gateway-router", "gateway-actor", "supervisord"):
+        assert (venv / "bin" / script).exists(), script
+    env_file = tmp_path / "gateway.env"
+    base = Path(f"/tmp/fmgw-opi-{os.urandom(3).hex()}")
+    env_file.write_text(
+        f"GATEWAY_DATA_DIR={base / 'data'}\nGATEWAY_RUN_DIR={base / 'run'}\n"
+        "GATEWAY_ROUTER_PUBLIC_API_URL=https://gateway.example.com\n"
+        f"GATEWAY_API_PASSWORD_HASH={bcrypt.hashpw(b'x', bcrypt.gensalt(4)).decode()}\n"
+        "GATEWAY_RUN_EXTENSION=false\n"
+    )
+    launcher = [str(prefix / "venv" / "bin" / "python"), "-P", "-m", "deploy.gateway", "--env-file"]
+    try:
+        checked = subprocess.run(
+            [*launcher, str(env_file), "--check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+            env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        )
+        assert checked.returncode == 0, checked.stderr
+        supervisord, _, _, conf = checked.stdout.split()
+        assert supervisord == str(venv / "bin" / "supervisord")  # the link resolved
+        assert conf == str(site / "deploy" / "gateway.conf")
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+    with pytest.raises(AssertionError, match="exists"):
+        guide.run("install", timeout=600)
 
 
 def _ready(url: str) -> bool:
@@ -272,6 +336,7 @@ def test_the_operating_guide_on_a_real_lnd(
     federation1: Federation,
     user: User,
     bitcoind: Bitcoind,
+    tmp_path: Path,
 ) -> None:
     guide: Guide = deployed["guide"]
     gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
@@ -413,3 +478,42 @@ def test_the_operating_guide_on_a_real_lnd(
     assert {n: set(API_SECRETS) & set(environ(pid)) for n, pid in pids.items()} == {
         n: set() for n in pids
     }
+    _lose_the_disk_and_restore(deployed, gw, fed, tmp_path)
+
+
+def _lose_the_disk_and_restore(deployed: dict, gw: Gateway, fed: str, tmp_path: Path) -> None:
+    """The guide's backup while the gateway runs; the gateway stopped and its data folder lost
+    (left empty, as systemd's StateDirectory= makes it); the guide's restore with the seed's
+    words on stdin; started again: the same e-cash to the msat, the federation served."""
+    guide: Guide = deployed["guide"]
+    (balance,) = _until("a settled balance", 60, lambda: _steady(gw, fed))
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    made = json.loads(guide.run("backup", BACKUP_DIR=str(backups)))
+    assert gw.balance(fed) == balance  # nothing moved while it was made
+    backup = Path(made["file"])
+    assert backup.parent == backups and backup.stat().st_size == made["size"]
+    assert made["files"] >= 5  # the seed, the router's and the actor's databases
+    assert b"SQLite format 3" not in backup.read_bytes()  # encrypted
+    data_dir = deployed["data_dir"]
+    words = (data_dir / "gateway-seed").read_text()
+    deployed["stop"]()
+    shutil.rmtree(data_dir)
+    data_dir.mkdir(mode=0o700)
+    other = " ".join(["abandon"] * 11 + ["about"])  # valid words, another seed
+    with pytest.raises(AssertionError, match="not the seed this backup was made with"):
+        guide.run("restore", stdin=other + "\n", BACKUP_FILE=str(backup))
+    assert list(data_dir.iterdir()) == []
+    restored = json.loads(guide.run("restore", stdin=words, BACKUP_FILE=str(backup)))
+    assert restored["files"] == made["files"]
+    deployed["start"]()
+    assert gw.balance(fed) == balance
+    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+    assert info["state"] == "running" and info["balance_msat"] == balance
+
+
+def _steady(gw: Gateway, fed: str) -> tuple[int] | None:
+    """The e-cash balance, once two readings a second apart agree (change being reissued done)."""
+    first = gw.balance(fed)
+    time.sleep(1)
+    return (first,) if gw.balance(fed) == first else None
