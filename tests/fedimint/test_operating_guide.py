@@ -19,11 +19,13 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
@@ -31,11 +33,15 @@ import httpx
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
 
+from bus.dedup import REPLIES_DB
+from fmclient.wallet import WALLET_DB
 from peers.cache import fedimint_bin, lnd_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
+from services.actor.store import ACTOR_DB
+from services.router.registry import ROUTER_DB
 from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
@@ -48,17 +54,18 @@ GUIDE = REPO / "docs" / "operating.md"
 RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step
 
 
-def guide_steps() -> dict[str, str]:
-    text = GUIDE.read_text()
+def guide_steps(src: Path = REPO) -> dict[str, str]:
+    text = (src / GUIDE.relative_to(REPO)).read_text()
     found = re.findall(r"<!-- guide-step: ([\w-]+) -->\n```\w*\n(.*?)\n```", text, re.S)
     return dict(found)
 
 
 class Guide:
-    """Runs the guide's steps with bash, in an environment holding the test's values."""
+    """Runs the guide's steps with bash, in an environment holding the test's values; those of
+    the release in `src` (default: this checkout), run in it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.steps, self.env = guide_steps(), env
+    def __init__(self, env: dict[str, str], src: Path = REPO) -> None:
+        self.steps, self.env, self.src = guide_steps(src), env, src
 
     def run(self, step: str, timeout: float = 120, stdin: str | None = None, **values: str) -> str:
         done = subprocess.run(
@@ -68,7 +75,7 @@ class Guide:
             capture_output=True,
             text=True,
             timeout=timeout,
-            cwd=REPO,
+            cwd=self.src,
         )
         assert done.returncode == 0, f"guide step {step}: {done.stdout} {done.stderr[-2000:]}"
         return done.stdout
@@ -79,7 +86,7 @@ class Guide:
             env=self.env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=self.src,
             start_new_session=True,
             preexec_fn=lambda: os.umask(0o002),  # a loose umask: the gateway's files stay private
         )
@@ -94,6 +101,15 @@ def _wrapper(folder: Path, name: str, argv: list[str], env: str = "") -> None:
 @pytest.fixture
 def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     """The gateway deployed by the guide's steps, up to `run`; stopped with SIGTERM after."""
+    with deployment(lnd, tmp_path) as done:
+        yield done
+
+
+@contextmanager
+def deployment(lnd: LndWorld, tmp_path: Path, src: Path = REPO) -> Iterator[dict]:
+    """The gateway of `src` (a release's source: its code and its guide) deployed by its
+    guide's steps, up to `run`; `start(guide)` runs it again (another release's guide: an
+    upgrade), `stop()` stops it (SIGTERM)."""
     gw_node = lnd.node("gateway")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -112,7 +128,9 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
         "GATEWAY_RPCPASSWORD": password,
         "GATEWAY": f"http://127.0.0.1:{api_port}",
     }
-    guide = Guide(env)
+    if src != REPO:  # another release's code, on this checkout's virtualenv
+        env["PYTHONPATH"] = f"{src}:{src / 'proto'}"
+    guide = Guide(env, src)
     guide.run("macaroon")
     password_hash = json.loads(guide.run("password-hash"))["password_hash"]
     assert password_hash.startswith("$2")
@@ -138,10 +156,10 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     url = env["GATEWAY"]
     running: list[subprocess.Popen[bytes]] = []
 
-    def start() -> None:
+    def start(by: Guide = guide) -> None:
         """The guide's `run` step (again: a log of its own each time), until /health is ready."""
         log = tmp_path / f"gateway-{len(running)}.log"
-        proc = guide.start("run", log)
+        proc = by.start("run", log)
         running.append(proc)
         _until("/health ready", 90, lambda: _ready(url) or (proc.poll() is not None and _dead(log)))
 
@@ -517,3 +535,71 @@ def _steady(gw: Gateway, fed: str) -> tuple[int] | None:
     first = gw.balance(fed)
     time.sleep(1)
     return (first,) if gw.balance(fed) == first else None
+
+
+# the last release before schema versions: every database it made is version 1 (no user_version)
+PREVIOUS_RELEASE = "04c549e"
+
+
+def _release(commit: str, folder: Path) -> Path:
+    """The source of `commit`, as a checkout of that release (git archive)."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True, timeout=60
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True, timeout=60)
+    return folder
+
+
+def _versions(data_dir: Path) -> dict[str, int]:
+    out = {}
+    for path in sorted(data_dir.rglob("*.sqlite")):
+        db = sqlite3.connect(path)
+        try:
+            out[str(path.relative_to(data_dir))] = db.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            db.close()
+    return out
+
+
+def test_an_upgrade_of_a_deployment_made_by_the_previous_schema(
+    lnd: LndWorld, federation1: Federation, user: User, tmp_path: Path
+) -> None:
+    """The previous release (PREVIOUS_RELEASE, before schema versions) deployed by its own
+    guide, serving the federation with e-cash; stopped; this release started on its folders
+    (docs/operating.md, section 10): every database carries its schema's version (nothing to
+    migrate, so no copies), the e-cash is the same to the msat, and the federation is served."""
+    previous = _release(PREVIOUS_RELEASE, tmp_path / "previous")
+    fed = federation1.federation_id
+    with deployment(lnd, tmp_path, src=previous) as deployed:
+        gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
+        connected = json.loads(
+            deployed["guide"].run("connect", INVITE_CODE=federation1.invite_code)
+        )
+        assert connected["federation_id"] == fed
+        got = gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "30000"))})
+        (balance,) = _until("a settled balance", 60, lambda: _steady(gw, fed))
+        assert balance == got["amount_msat"] > 0
+        deployed["stop"]()
+        actor = f"actors/{fed[:16]}"
+        made = {
+            "router.sqlite": 0,
+            f"{actor}/actor.sqlite": 0,
+            f"{actor}/bus-replies.sqlite": 0,
+            f"{actor}/fedimint.sqlite": 0,
+        }
+        assert _versions(deployed["data_dir"]) == made
+        env = {k: v for k, v in deployed["guide"].env.items() if k != "PYTHONPATH"}
+        deployed["start"](Guide(env))  # this release, on the previous one's folders
+        assert _versions(deployed["data_dir"]) == {
+            "router.sqlite": ROUTER_DB.version,
+            f"{actor}/actor.sqlite": ACTOR_DB.version,
+            f"{actor}/bus-replies.sqlite": REPLIES_DB.version,
+            f"{actor}/fedimint.sqlite": WALLET_DB.version,
+        }
+        assert list(deployed["data_dir"].rglob("*.bak")) == []
+        assert gw.balance(fed) == balance
+        more = gw.public(
+            "/receive_ecash", {"notes": str(user("module", "mintv2", "send", "20000"))}
+        )
+        assert gw.balance(fed) == balance + more["amount_msat"]
