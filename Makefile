@@ -17,14 +17,15 @@ $(STAMP): pyproject.toml
 ## install: the gateway as an operator runs it (docs/operating.md): a wheel of this checkout,
 ##          installed with its dependencies and no dev tools (not editable) into a new virtualenv
 ##          $(PREFIX)/venv-<version>-<commit>, never over an existing one; $(PREFIX)/venv links to
-##          the first one made (an upgrade switches the link while the gateway is stopped)
+##          the first one made (an upgrade switches the link while the gateway is stopped);
+##          setuptools' build/ is emptied first (a module deleted since must not be packaged)
 PREFIX ?= /opt/fmgw
 RELEASE ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)-$(shell git rev-parse --short HEAD 2>/dev/null || echo src)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 install:
 	@set -e; venv="$(abspath $(PREFIX))/venv-$(RELEASE)"; \
 	test ! -e "$$venv" || { echo "make install: $$venv exists (RELEASE=<name> for another)"; exit 1; }; \
 	wheels=$$(mktemp -d); trap 'rm -rf "$$wheels"' EXIT; \
-	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$$wheels" . ; \
+	rm -rf build; $(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$$wheels" . ; \
 	mkdir -p "$(PREFIX)"; $(PYTHON) -m venv "$$venv"; \
 	"$$venv/bin/python" -m pip install --quiet --upgrade pip; \
 	"$$venv/bin/python" -m pip install --quiet "$$wheels"/fmgw-*.whl; \
@@ -90,7 +91,9 @@ vectors: peers
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
 	  --bin fedimint-mintv1-vectors > tests/fmclient/data/mintv1_vectors.json && \
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
-	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json
+	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json && \
+	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
+	  --bin fedimint-derive-vectors > tests/fmclient/data/derive_vectors.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4;
 ##             MODULES=v1 for mint, wallet and ln, the shape of fedimintd 0.11's federations)

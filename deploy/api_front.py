@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from gwcore.constants import DEFAULT_RUN_DIR, ENV_CLI_PASSWORD, ENV_PREFIX_API
 from gwcore.files import keep_private, write_private
+from gwcore.lifetime import die_with_parent
 from services.api.settings import ApiSettings
 
 API_SECRETS_FILE = "api-secrets.json"
@@ -70,6 +71,7 @@ def front_env(environ: dict[str, str], run_dir: Path) -> dict[str, str]:
 
 def main() -> None:
     keep_private()
+    die_with_parent()  # kept across exec: gunicorn's master ends with supervisord
     run_dir = Path(os.environ.get(f"{ENV_PREFIX_API}RUN_DIR") or DEFAULT_RUN_DIR)
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     os.execve(gunicorn, [gunicorn, *sys.argv[1:]], front_env(dict(os.environ), run_dir))

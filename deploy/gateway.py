@@ -41,7 +41,7 @@ from gwcore.errors import InvalidInput
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.files import keep_private, private_dir
 from gwcore.secretfile import secret_file
-from gwcore.seed_standin import GatewaySeed
+from gwcore.seed import GatewaySeed
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"

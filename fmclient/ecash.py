@@ -78,8 +78,9 @@ class Dialect(Protocol):
     def share_key(self, denomination: int, peer: int) -> tbs.G2Point:
         """A guardian's key share for this denomination; KeyError if it has none."""
 
-    def output(self, denomination: int, blinded: tbs.G1Point) -> bytes:
-        """The module's output (its V0) issuing a note of this blinded nonce."""
+    def output(self, denomination: int, blinded: tbs.G1Point, tweak: bytes | None = None) -> bytes:
+        """The module's output (its V0) issuing a note of this blinded nonce (`tweak`: the
+        note's mintv2 tweak, random if None; mint v1 has none)."""
 
     def input(self, note: Note) -> bytes:
         """The module's input (its V0) spending this note."""

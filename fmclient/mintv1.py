@@ -352,7 +352,8 @@ class Dialect:
 
     message = staticmethod(tbs.message_v1)
 
-    def output(self, denomination: int, blinded: tbs.G1Point) -> bytes:
+    def output(self, denomination: int, blinded: tbs.G1Point, tweak: bytes | None = None) -> bytes:
+        """`MintOutput {amount, blind nonce}` (`tweak`: mintv2's only, not sent)."""
         return MintOutput(1 << denomination, tbs.to_bytes(blinded)).to_bytes()
 
     def input(self, note: Note) -> bytes:

@@ -206,10 +206,14 @@ class Dialect:
 
     message = staticmethod(tbs.message_sha256)
 
-    def output(self, denomination: int, blinded: tbs.G1Point) -> bytes:
-        """`MintOutputV0 {denomination, nonce, tweak}`: a random tweak (it only serves the
-        Rust client's own recovery)."""
-        return v0(bytes([denomination]) + tbs.to_bytes(blinded) + os.urandom(16))
+    def output(self, denomination: int, blinded: tbs.G1Point, tweak: bytes | None = None) -> bytes:
+        """`MintOutputV0 {denomination, nonce, tweak}`: the note's tweak (a note derived from
+        the seed: the one its secret was derived with, ground to pass the client's recovery
+        filter; else random)."""
+        tweak = os.urandom(16) if tweak is None else tweak
+        if len(tweak) != 16:
+            raise ValueError("a mintv2 tweak is 16 bytes")
+        return v0(bytes([denomination]) + tbs.to_bytes(blinded) + tweak)
 
     def input(self, note: Note) -> bytes:
         return v0(bytes([note.denomination]) + note.nonce + note.signature)

@@ -35,6 +35,7 @@ from gwcore.bitcoin_address import DUST_SAT, AddressError, parse_address
 from gwcore.states import StateMachine
 
 from .chain import ChainError, ChainOutput, ChainSource
+from .derive import wallet_v1_tweak_secret
 from .ecash import EcashError
 from .encoding import Reader
 from .onchain_common import OnchainCommon, OnchainError
@@ -142,6 +143,10 @@ class WithdrawQuoteV1:
         return PegOutFees(self.sats_per_kvb, self.total_weight)
 
 
+# the wallet's key_indexes row of the next peg-in tweak index
+TWEAK_INDEX = "wallet_v1_tweak"
+
+
 class OnchainWalletV1(OnchainCommon):
     ADDRESSES, READY, WITHDRAWALS = "v1_peg_in_addresses", "v1_peg_in_ready", "v1_withdrawals"
     ERRORS = WALLET_ERRORS
@@ -159,8 +164,14 @@ class OnchainWalletV1(OnchainCommon):
     # -- peg-in addresses ------------------------------------------------------------------------
 
     def new_address(self) -> str:
-        """A fresh peg-in address, its tweak key stored before it is handed out."""
-        return self.store_address(new_peg_in_address(self.config))
+        """A fresh peg-in address, its tweak key stored before it is handed out: derived from
+        the seed at the next tweak index (advanced first, as the wallet client's
+        NextPegInTweakIndex), or random for a federation joined before the seed."""
+        module = self.mint.module_secret("wallet")
+        secret = None
+        if module is not None:
+            secret = wallet_v1_tweak_secret(module, self.mint.allocate_index(TWEAK_INDEX))
+        return self.store_address(new_peg_in_address(self.config, secret))
 
     def take_ready(self) -> str:
         """An address made ahead of time, else a new one (v1 addresses cost nothing to make)."""

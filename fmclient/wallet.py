@@ -36,12 +36,16 @@ from coincurve import PrivateKey
 from gwcore.files import private_file
 from gwcore.schema import Schema, upgrade
 
-from . import mintv1, mintv2, tbs
+from . import derive, mintv1, mintv2, tbs
 from .api import FederationApi
 from .config import ClientConfig, ConfigError
+from .derive import DerivableSecret, FederationSecrets
 from .ecash import Dialect, EcashError, Note, Received, note_valid, parse_for
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
 from .wallet_states import NOTE, OPERATION, NoteState, OperationState
+
+# key_indexes: the next mint v1 note index of an amount is f"{NOTE_INDEX}{amount_msat}"
+NOTE_INDEX = "mint_v1_note:"
 
 # the e-cash module versions, in the order of preference when a federation has several
 DIALECTS: tuple[type[Dialect], ...] = (mintv1.Dialect, mintv2.Dialect)
@@ -99,6 +103,7 @@ CREATE TABLE IF NOT EXISTS notes (
     nonce TEXT PRIMARY KEY, denomination INTEGER NOT NULL, secret BLOB NOT NULL,
     signature BLOB NOT NULL, state TEXT NOT NULL, op_id TEXT
 );
+CREATE TABLE IF NOT EXISTS key_indexes (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS operations (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, tx BLOB, txid TEXT,
     outputs TEXT, amount_msat INTEGER NOT NULL DEFAULT 0, ecash TEXT, error TEXT,
@@ -114,12 +119,16 @@ class MintWallet:
         config: ClientConfig,
         api: FederationApi,
         checkpoint: Callable[[str], None] | None = None,
+        secrets: FederationSecrets | None = None,
     ) -> None:
         """`checkpoint(step)` is called after each committed step ("created", "submitted",
         "done"; "sent": accepted by the federation, not yet recorded) and, for "sent" and
         "submitted", again as "<kind>-<step>" (e.g. "pegout-submitted"): crash tests kill the
-        process there."""
+        process there. `secrets`: the federation's secrets from the gateway's seed (new notes
+        and peg-in keys derived as fedimint's client modules derive theirs, so a recovery from
+        the seed finds them); None: random ones (a federation joined before the seed)."""
         self.config, self.api = config, api
+        self.secrets = secrets
         self._checkpoint = checkpoint or (lambda step: None)
         self.mint = dialect_for(config)  # fee(denomination), keys, items, e-cash strings
         self.module = self.mint.module
@@ -139,6 +148,51 @@ class MintWallet:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def allocate_index(self, name: str, count: int = 1) -> int:
+        """The first of `count` unused indexes of the derivation `name` (a mint v1 note amount,
+        peg-in tweaks), advanced and committed before anything uses them: a crash leaves a gap,
+        never a reuse (the mint client's NextECashNoteIndex, the wallet's NextPegInTweakIndex)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT next FROM key_indexes WHERE name = ?", (name,)).fetchone()
+            first = int(row[0]) if row else 0
+            db.execute(
+                "INSERT INTO key_indexes VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next = ?",
+                (name, first + count, first + count),
+            )
+        return first
+
+    def module_secret(self, kind: str) -> DerivableSecret | None:
+        """The root secret of the federation's module `kind` (None: keys are random)."""
+        if self.secrets is None:
+            return None
+        return self.secrets.module(self.config.module_id(kind))
+
+    def _note_keys(
+        self, denominations: list[int]
+    ) -> list[tuple[bytes, int, bytes | None, int | None]]:
+        """(spend secret, blinding scalar, mintv2 tweak, mint v1 index) of new notes: derived
+        as the federation's mint client module derives its notes, or random."""
+        module = None if self.secrets is None else self.secrets.module(self.module)
+        if module is None:
+            return [
+                (PrivateKey().secret, tbs.new_blinding_key(), None, None) for _ in denominations
+            ]
+        out: list[tuple[bytes, int, bytes | None, int | None]] = []
+        if self.mint.kind == mintv1.Dialect.kind:
+            for d in denominations:
+                index = self.allocate_index(f"{NOTE_INDEX}{1 << d}")
+                spend, r = derive.mint_v1_note_keys(
+                    derive.mint_v1_note_secret(module, 1 << d, index)
+                )
+                out.append((spend, r, None, index))
+            return out
+        tweak_filter = derive.mintv2_tweak_filter(module)
+        for d in denominations:
+            tweak = derive.mintv2_grind_tweak(tweak_filter, os.urandom)
+            spend, r = derive.mintv2_note_keys(module, d, tweak)
+            out.append((spend, r, tweak, None))
+        return out
 
     def balance_msat(self) -> int:
         row = self.db.execute(
@@ -224,21 +278,24 @@ class MintWallet:
         if not denominations and not foreign.outputs:
             raise EcashError("the e-cash is worth less than the fees of reissuing it")
         outputs, items = [], list(foreign.outputs)
-        for d in denominations:
-            secret = PrivateKey().secret
+        for d, (secret, r, tweak, index) in zip(
+            denominations, self._note_keys(denominations), strict=True
+        ):
             nonce = PrivateKey(secret).public_key.format(compressed=True)
-            r = tbs.new_blinding_key()
             blinded = tbs.blind(self.mint.message(nonce), r)
-            outputs.append(
-                {
-                    "d": d,
-                    "secret": secret.hex(),
-                    "r": tbs.scalar_to_le(r).hex(),
-                    "blinded": tbs.to_bytes(blinded).hex(),
-                    "idx": len(items),
-                }
-            )
-            items.append(ModuleItem(self.module, self.mint.output(d, blinded)))
+            output = {
+                "d": d,
+                "secret": secret.hex(),
+                "r": tbs.scalar_to_le(r).hex(),
+                "blinded": tbs.to_bytes(blinded).hex(),
+                "idx": len(items),
+            }
+            if tweak is not None:
+                output["tweak"] = tweak.hex()
+            if index is not None:
+                output["note_index"] = index
+            outputs.append(output)
+            items.append(ModuleItem(self.module, self.mint.output(d, blinded, tweak)))
         inputs = list(foreign.inputs) + [ModuleItem(self.module, self.mint.input(n)) for n in notes]
         tx = Transaction(inputs, items).sign(list(foreign.keys) + [n.secret for n in notes])
         now = time.time()

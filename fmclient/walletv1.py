@@ -186,9 +186,10 @@ def _put_network(w: Writer, network: str) -> Writer:
     return w.varint(int.from_bytes(bytes.fromhex(NETWORK_MAGIC[network]), "little"))
 
 
-def new_peg_in_address(config: WalletV1Config) -> PegInAddress:
-    """A fresh peg-in address and the secret of its tweak key (which signs its claim)."""
-    secret = PrivateKey(os.urandom(32)).secret
+def new_peg_in_address(config: WalletV1Config, secret: bytes | None = None) -> PegInAddress:
+    """A fresh peg-in address and the secret of its tweak key (which signs its claim): the
+    given one (derived from the seed: fmclient.derive.wallet_v1_tweak_secret) or random."""
+    secret = PrivateKey(os.urandom(32)).secret if secret is None else secret
     tweak_key = PrivateKey(secret).public_key.format(compressed=True)
     script = config.peg_in_script(tweak_key)
     return PegInAddress(config.peg_in_address(tweak_key), secret, script)

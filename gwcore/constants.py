@@ -32,6 +32,9 @@ ENV_PREFIX_BUSCLI: Final = "GATEWAY_BUS_"
 # Shared run directory (bus sockets, supervisor socket, conf.d) and data directory.
 ENV_RUN_DIR: Final = "GATEWAY_RUN_DIR"
 ENV_DATA_DIR: Final = "GATEWAY_DATA_DIR"
+# a file holding 12 BIP-39 words (e.g. gatewayd's) the router takes as the gateway's seed at
+# its first start, instead of making new ones (gwcore/seed.py); read once, never needed again
+ENV_ROUTER_SEED_WORDS_FILE: Final = "GATEWAY_ROUTER_SEED_WORDS_FILE"
 ENV_DEVNET_DIR: Final = "GATEWAY_DEVNET_DIR"  # the local world of `make run` (default .devnet/)
 DEFAULT_RUN_DIR: Final = ".run"
 
@@ -85,6 +88,8 @@ METHOD_LIST_FEDS: Final = "gateway.list_feds"
 METHOD_LEAVE_FED: Final = "gateway.leave_fed"
 METHOD_CONNECT_STATUS: Final = "gateway.connect_status"  # how far a connect has got
 METHOD_LIGHTNING: Final = "gateway.lightning"
+# the gateway's 12 seed words (admin only: `gateway-cli seed`)
+METHOD_SEED: Final = "gateway.seed"
 # an actor claims a payment hash: HTLCs of its hold invoice go to it (LNv2 receives)
 METHOD_CLAIM_PAYMENT_HASH: Final = "gateway.claim_payment_hash"
 METHOD_PAYMENT_HASH_OWNER: Final = "gateway.payment_hash_owner"  # who claimed it (swaps)
@@ -168,6 +173,7 @@ PATH_BACKUP: Final = "/backup"  # e-cash backup at a (development) federation
 PATH_DATA_BACKUP: Final = "/data_backup"  # the data folder, encrypted (octet-stream reply)
 PATH_RESTORE: Final = "/restore"
 PATH_RECOVERY_KEYS: Final = "/recovery_keys"
+PATH_SEED: Final = "/seed"  # admin: the gateway's 12 seed words
 PATH_CONFIG: Final = "/config"
 PATH_LIGHTNING: Final = "/lightning"
 PATH_PAYMENT_LOG: Final = "/payment_log"

@@ -50,8 +50,9 @@ CHUNK = 1 << 20
 TAG = 16
 MANIFEST = "FMGW-BACKUP.json"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# beside a database while it is open; its online copy holds what they hold
-SIDE_FILES = ("-wal", "-shm", "-journal")
+# not kept: beside a database while it is open (its online copy holds what they hold), the
+# processes' locks (gwcore/lifetime.py: held while they run), temporary files
+SKIPPED = ("-wal", "-shm", "-journal", ".lock", ".tmp")
 
 
 class BackupFileError(ValueError):
@@ -154,15 +155,13 @@ def _is_sqlite(path: Path) -> bool:
 
 def _data_files(data_dir: Path) -> Iterator[Path]:
     """The files to keep, relative to `data_dir`, in a stable order (the router's registry
-    first): regular files, without the side files of open databases and temporary files."""
+    first): regular files, but not those SKIPPED."""
     found = []
     for root, dirs, files in os.walk(data_dir):
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
-            if name.endswith(SIDE_FILES) or name.endswith(".tmp") or not path.is_file():
-                continue
-            if path.is_symlink():
+            if name.endswith(SKIPPED) or path.is_symlink() or not path.is_file():
                 continue
             found.append(path.relative_to(data_dir))
     found.sort(key=lambda p: (str(p) != "router.sqlite", str(p)))

@@ -76,6 +76,13 @@ class InvalidAddress(InvalidInput):
     code = "invalid_address"
 
 
+class InvalidSeed(InvalidInput):
+    """The gateway's seed (its 12 words) is missing, malformed, or differs from the one it
+    already has; the message says which and never shows a word. Nothing was written."""
+
+    code = "invalid_seed"
+
+
 class PegOutFailed(GatewayError):
     """The chain definitely refused a peg-out; its e-cash came back to the wallet (once)."""
 
@@ -179,6 +186,7 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "internal": ErrorSpec(500, "INTERNAL", False, "internal error"),
     "invalid_input": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid input"),
     "invalid_address": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid address"),
+    "invalid_seed": ErrorSpec(400, "INVALID_ARGUMENT", False, "invalid seed"),
     "pegout_failed": ErrorSpec(502, "ABORTED", False, "peg-out failed"),
     "not_found": ErrorSpec(404, "NOT_FOUND", False, "not found"),
     "unauthorized": ErrorSpec(401, "UNAUTHENTICATED", False, "unauthorized"),

@@ -7,9 +7,9 @@ Two layers, both used everywhere a process makes files:
   master): umask 077, so whatever anything in the process creates (SQLite's files, logs, zmq ipc
   sockets, prometheus' files, temporary files) is the user's alone. supervisord also sets it for
   every program (`umask=077` in its confs and in each actor's conf.d file).
-* `private_dir`, `private_file` and `write_private` where the gateway makes its own files
-  (databases, conf.d files, secrets), so a library caller with a loose umask gets them private
-  too. SQLite gives a database's `-wal`, `-shm` and `-journal` files the database file's mode, so
+* `private_dir`, `private_file`, `create_private` and `write_private` where the gateway makes
+  its own files (databases, conf.d files, secrets, the seed), so a library caller with a loose
+  umask gets them private too. SQLite gives a database's `-wal`, `-shm` and `-journal` files the database file's mode, so
   making the database file 0600 first covers them.
 
 Never: loosen a mode, or tighten a folder the gateway does not own (only folders it creates,
@@ -73,10 +73,8 @@ def private_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
-    """Replace the file `path` atomically with `data`, mode 0600 (a reader sees the old file or
-    the new one, never half of one), its missing folders 0700."""
-    p = Path(path)
+def _written_beside(p: Path, data: str | bytes) -> Path:
+    """`data` in a new temporary file (0600, synced) beside `p`, its missing folders 0700."""
     private_dir(p.parent)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -85,6 +83,33 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def create_private(path: str | os.PathLike[str], data: str | bytes) -> bool:
+    """Create the file `path` with `data`, mode 0600, unless it exists (then nothing is
+    written: False). Written under a temporary name and linked into place, so of several
+    processes creating it at once exactly one wins and nobody reads half a file."""
+    p = Path(path)
+    tmp = _written_beside(p, data)
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Replace the file `path` atomically with `data`, mode 0600 (a reader sees the old file or
+    the new one, never half of one), its missing folders 0700."""
+    p = Path(path)
+    tmp = _written_beside(p, data)
+    try:
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -15,7 +15,9 @@ stays the owner's), so an old database is brought forward before anything reads 
                           user_version: all of them or none
     > current             SchemaTooNew: the gateway refuses to start, naming both versions
 
-Rolling back an upgrade is the old code with the `.bak` copies put back (docs/operating.md).
+A new table created with `IF NOT EXISTS` needs no migration (older code ignores it); a change
+to an existing table (a column, a type, its data) does. Rolling back an upgrade is the old code
+with the `.bak` copies put back (docs/operating.md).
 Never: change a migration that has shipped (add the next one), run one outside `upgrade`'s
 transaction, or use `executescript` in one (it commits first). A migration of a table that some
 databases of its kind lack (fedimint.sqlite's tables depend on the federation's modules) checks

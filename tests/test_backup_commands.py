@@ -15,7 +15,7 @@ import pytest
 from embit import bip39
 
 from gwcore.databackup import write_backup
-from gwcore.seed_standin import GatewaySeed
+from gwcore.seed import GatewaySeed
 
 BIN = Path(sys.executable).parent
 WORDS = bip39.mnemonic_from_bytes(bytes(range(16)))

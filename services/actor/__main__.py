@@ -12,13 +12,17 @@ import sys
 import zmq.asyncio
 
 from gwcore.files import keep_private
+from gwcore.invites import FEDIMINT, invite_kind
+from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
 from gwcore.schema import SchemaTooNew
 
 from .app import Actor, actor_home
 from .chain_source import chain_source
 from .federation import open_federation
+from .keys import federation_secrets
 from .settings import ActorSettings
+from .store import ActorStore
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = ActorSettings(federation_id=args.federation_id)
     configure_logging(f"gateway-actor:{settings.federation_id[:16]}", settings.log_level)
+    die_with_parent()  # supervisord killed outright: we end too (gwcore/lifetime.py)
 
     async def run() -> None:
         chain = chain_source(
@@ -36,21 +41,32 @@ def main(argv: list[str] | None = None) -> None:
             settings.bitcoind_password_file,
             settings.esplora_url,
         )
+        home = actor_home(settings)
+        store = ActorStore(home / "actor.sqlite")
+        secrets = federation_secrets(
+            store,
+            settings.data_dir,
+            settings.federation_id,
+            seeded=invite_kind(settings.invite_code) == FEDIMINT,
+        )
         federation = await open_federation(
-            actor_home(settings),
+            home,
             settings.invite_code,
             settings.federation_id,
             json.loads(base64.urlsafe_b64decode(settings.api_urls)) if settings.api_urls else None,
             chain,
+            secrets,
         )
         ctx = zmq.asyncio.Context()
         try:
-            await Actor(settings, ctx, federation).run()
+            await Actor(settings, ctx, federation, secrets, store).run()
         finally:
             ctx.destroy(linger=0)
 
     try:
-        asyncio.run(run())
+        # one actor per federation, ever: a second one waits for the first to end
+        with only_instance(actor_home(settings) / "actor.lock", "actor of this federation"):
+            asyncio.run(run())
     except SchemaTooNew as exc:  # a database of a newer gateway: one line, never a traceback
         sys.exit(f"gateway-actor: {exc}")
 

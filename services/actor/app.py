@@ -22,6 +22,8 @@ from coincurve import PrivateKey
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
 from devworld.fedlib import crypto
+from fmclient import derive
+from fmclient.derive import FederationSecrets
 from gwcore import summary
 from gwcore.constants import (
     METHOD_ACTOR_ADDRESS,
@@ -71,18 +73,30 @@ class Actor:
     the development federation, and for Fedimint with LNv2 next."""
 
     def __init__(
-        self, settings: ActorSettings, ctx: zmq.asyncio.Context, federation: Federation
+        self,
+        settings: ActorSettings,
+        ctx: zmq.asyncio.Context,
+        federation: Federation,
+        secrets: FederationSecrets | None = None,
+        store: ActorStore | None = None,
     ) -> None:
+        """`secrets`: the federation's secrets from the gateway's seed (keys.py); None: the
+        random gateway key kept in the actor's database (the development federation, and
+        federations joined before the seed)."""
         self.settings = settings
         self.federation = federation
         home = actor_home(settings)
-        self.store = ActorStore(home / "actor.sqlite")
+        self.store = store or ActorStore(home / "actor.sqlite")
         self.stats = PaymentStats(self.store, settings.federation_id)
+        # each Lightning module's gateway key, derived as gatewayd's client modules derive
+        # theirs (LNv2: the module secret; LNv1: its redeem key, module/0)
+        self.role_keys = self._derived_keys(secrets)
+        derived = self.role_keys.get("lnv2") or self.role_keys.get("ln")
         secret = self.store.meta("gateway_key")
-        if secret is None:
+        if derived is None and secret is None:
             secret = PrivateKey().secret.hex()
             self.store.set_meta("gateway_key", secret)
-        self.key = PrivateKey(bytes.fromhex(secret))
+        self.key = derived or PrivateKey(bytes.fromhex(secret or ""))
         # e-cash backups are encrypted and signed with a key of their own, derived from the
         # gateway key: showing it (the recovery key) never gives away the key that claims
         # contracts and signs registrations
@@ -121,6 +135,20 @@ class Actor:
             store=ReplyStore(home / "bus-replies.sqlite"),
         )
 
+    def _derived_keys(self, secrets: FederationSecrets | None) -> dict[str, PrivateKey]:
+        if secrets is None or not isinstance(self.federation, FedimintFederation):
+            return {}
+        config = self.federation.config
+        keys = {}
+        if "lnv2" in self.federation.modules:
+            module = secrets.module(config.module_id("lnv2"))
+            keys["lnv2"] = PrivateKey(derive.lnv2_gateway_secret(module))
+        if "ln" in self.federation.modules:
+            keys["ln"] = PrivateKey(
+                derive.lnv1_redeem_secret(secrets.module(config.module_id("ln")))
+            )
+        return keys
+
     def _lightning_roles(self) -> list[LightningRole]:
         """One role per Lightning module of the federation (roles.py)."""
         # one contract per payment hash, for the whole gateway (outgoing.py)
@@ -145,7 +173,7 @@ class Actor:
             roles.append(
                 Lnv2Role(
                     federation.mint,
-                    self.key,
+                    self.role_keys.get("lnv2", self.key),
                     self.lnrpc,
                     self.fees,
                     self.settings.federation_id,
@@ -159,7 +187,7 @@ class Actor:
             roles.append(
                 Lnv1Role(
                     federation.mint,
-                    self.key,
+                    self.role_keys.get("ln", self.key),
                     self.lnrpc,
                     self.fees,
                     self.settings.federation_id,

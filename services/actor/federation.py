@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fmclient.chain import ChainSource
+from fmclient.derive import FederationSecrets
 from gwcore.invites import FEDIMINT, invite_kind
 
 from .devfed import DevFederation
@@ -86,10 +87,14 @@ async def open_federation(
     federation_id: str,
     api_urls: dict | None = None,
     chain: ChainSource | None = None,
+    secrets: FederationSecrets | None = None,
 ) -> Federation:
     """The implementation the invite names, joined (its config checked against the id).
     `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh.
-    `chain`: the operator's chain source (needed by wallet v1)."""
+    `chain`: the operator's chain source (needed by wallet v1). `secrets`: a Fedimint
+    federation's secrets from the gateway's seed (None: random keys, keys.py)."""
     if invite_kind(invite_code) == FEDIMINT:
-        return await FedimintFederation.open(home, invite_code, federation_id, api_urls, chain)
+        return await FedimintFederation.open(
+            home, invite_code, federation_id, api_urls, chain, secrets
+        )
     return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)

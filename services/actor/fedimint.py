@@ -23,6 +23,7 @@ from pathlib import Path
 from fmclient.api import FederationApi
 from fmclient.chain import ChainSource
 from fmclient.config import ClientConfig, parse_client_config
+from fmclient.derive import FederationSecrets
 from fmclient.join import check_overrides, download_config, guardian_urls
 from fmclient.wallet import MintWallet
 from gwcore.files import write_private
@@ -63,13 +64,20 @@ class FedimintFederation:
         api: FederationApi,
         scan_interval_s: float = 2.0,
         chain: ChainSource | None = None,
+        secrets: FederationSecrets | None = None,
     ) -> None:
-        """`chain`: the operator's chain source (wallet v1 needs it)."""
+        """`chain`: the operator's chain source (wallet v1 needs it). `secrets`: the
+        federation's secrets from the gateway's seed (notes and peg-in keys derived from
+        them; None: random)."""
         self.federation_id = config.federation_id
         self.config = config
         # crash tests kill the actor between a wallet operation's steps (inert otherwise)
         self.mint = MintWallet(
-            home / "fedimint.sqlite", config, api, lambda step: crash_point(f"ecash-{step}")
+            home / "fedimint.sqlite",
+            config,
+            api,
+            lambda step: crash_point(f"ecash-{step}"),
+            secrets,
         )
         self.scan_interval_s = scan_interval_s
         self.wake = asyncio.Event()
@@ -88,6 +96,7 @@ class FedimintFederation:
         federation_id: str,
         api_urls: dict | None = None,
         chain: ChainSource | None = None,
+        secrets: FederationSecrets | None = None,
     ) -> FedimintFederation:
         """Join by invite (the config agreed by the guardians), or reopen what was joined.
         `api_urls`: the guardians' ws URLs by peer id, instead of the config's (iroh) ones."""
@@ -101,7 +110,7 @@ class FedimintFederation:
             raise SystemExit("the invite code names another federation")
         endpoints = {p: url for p, (url, _) in config.api_endpoints.items()}
         api = FederationApi(guardian_urls(endpoints, overrides))
-        return cls(home, config, api, chain=chain)
+        return cls(home, config, api, chain=chain, secrets=secrets)
 
     @property
     def name(self) -> str:

@@ -210,6 +210,12 @@ def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
     return {"federations": out}
 
 
+def _seed(gw: Gateway, body: dict, rid: str) -> dict:
+    """The gateway's 12 seed words (every federation's keys and e-cash come back with them):
+    write them down offline."""
+    return gw.call(C.GATEWAY_SERVICE, C.METHOD_SEED, {}, request_id=rid)
+
+
 def _connect(gw: Gateway, body: dict, rid: str) -> dict:
     # checked here too: a bad invite is a 400 at once, and never reaches the router
     parse_invite(body.get("invite_code"), body.get("api_urls"))
@@ -298,6 +304,7 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_BACKUP: _fed_call(C.METHOD_ACTOR_BACKUP, timeout=60),
     C.PATH_RESTORE: _restore,
     C.PATH_RECOVERY_KEYS: _recovery_keys,
+    C.PATH_SEED: _seed,
     C.PATH_CONFIG: _config,
     C.PATH_LIGHTNING: _lightning,
 }

@@ -228,7 +228,7 @@ class Live:
 
 class Health:
     """Readiness: 200 when the router answers, the extension is connected and every connected
-    federation's actor runs; 503 with what is missing otherwise."""
+    federation's actor answers on the bus; 503 with what is missing otherwise."""
 
     public = True
 
@@ -247,7 +247,14 @@ class Health:
         except GatewayError:
             resp.status, resp.media = falcon.HTTP_503, {"status": "unavailable", "router": False}
             return
-        feds = {f["federation_id"]: f["state"] for f in listed["federations"]}
+        # a federation is served when its actor answers the bus now, not when the registry
+        # last saw it running (a router restarted beside a lost run folder would say so)
+        feds = {
+            f["federation_id"]: "actor not answering"
+            if f["state"] == "running" and not f.get("actor_answers")
+            else f["state"]
+            for f in listed["federations"]
+        }
         ready = listed["extension_connected"] and all(s == "running" for s in feds.values())
         resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
         resp.media = {

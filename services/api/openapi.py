@@ -304,6 +304,13 @@ def openapi_document(version: str) -> dict:
         C.PATH_RECOVERY_KEYS: {
             "post": _op("Each federation's recovery key (a secret: keep it offline)", None)
         },
+        C.PATH_SEED: {
+            "post": _op(
+                "The gateway's 12 seed words: every federation's keys and e-cash come back"
+                " with them (a secret: write them down offline)",
+                None,
+            )
+        },
         C.PATH_LIGHTNING: {
             "get": _op("The Lightning node: identity, balances, channel liquidity", None),
             "post": _op("The Lightning node: identity, balances, channel liquidity", None),

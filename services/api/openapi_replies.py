@@ -155,6 +155,7 @@ REPLIES: dict[str, dict] = {
     },
     C.PATH_CONNECT_FED: FEDERATION,
     C.PATH_LEAVE_FED: obj({"left": HEX32}),
+    C.PATH_SEED: obj({"words": {"type": "string", "pattern": "^[a-z]+( [a-z]+){11}$"}}),
     C.PATH_SET_FEES: {"type": "object", "additionalProperties": FEES},
     C.PATH_LIGHTNING: obj(
         {

@@ -390,6 +390,15 @@ def recovery_keys(c: Ctx) -> Any:
     return c.api().recovery_keys()
 
 
+@cli.command("seed")
+@click.pass_obj
+@_run
+def seed(c: Ctx) -> Any:
+    """The gateway's 12 seed words: with them every federation's keys and e-cash can be
+    recovered, also by gatewayd. A secret: write them down offline, never store them online."""
+    return c.api().seed()
+
+
 @cli.command("payment-log")
 @click.option("--federation-id")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)

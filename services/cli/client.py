@@ -216,6 +216,9 @@ class GatewayApi:
     def recovery_keys(self) -> dict:
         return self._post(C.PATH_RECOVERY_KEYS)
 
+    def seed(self) -> dict:
+        return self._post(C.PATH_SEED)
+
     def payment_log(
         self,
         federation_id: str | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from gwcore.constants import PROGRAM_LNRPC
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.files import keep_private
+from gwcore.lifetime import die_with_parent
 from gwcore.logging import configure_logging
 
 from .backend import LightningBackend
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = LnrpcSettings(**overrides)
     configure_logging(PROGRAM_LNRPC, settings.log_level)
+    die_with_parent()  # supervisord killed outright: we end too (gwcore/lifetime.py)
     try:
         endpoint(settings)
     except ExtensionConfigError as exc:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+from pathlib import Path
 
 import zmq.asyncio
 
@@ -20,6 +21,7 @@ from gwcore.constants import (
     ROUTER_ENDPOINT_NAME,
 )
 from gwcore.extension import ExtensionEndpoint
+from gwcore.seed import GatewaySeed, read_words_file
 
 from .backups import DataBackups
 from .gateway import GatewayCore
@@ -46,12 +48,14 @@ class Router:
                 loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
         dispatch = asyncio.create_task(self.core.route_htlcs(), name="route-htlcs")
+        actors = asyncio.create_task(self.core.restore_actors(), name="restore-actors")
         log.info("router running")
         try:
             await stop.wait()
         finally:
             log.info("router stopping")
             dispatch.cancel()
+            actors.cancel()
             await self.broker.stop()
 
 
@@ -84,6 +88,10 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         curve=curve,
     )
     registry = FederationRegistry(settings.data_dir / "router.sqlite")
+    # the gateway's seed: made now at the first start (or the operator's words taken); actors
+    # read it from the data folder, never from their environment
+    words = read_words_file(Path(settings.seed_words_file)) if settings.seed_words_file else None
+    seed = GatewaySeed.load_or_create(settings.data_dir, words)
     supervisor_url = os.environ.get("SUPERVISOR_SERVER_URL", "")
     supervisor = (
         SupervisorControl(supervisor_url, settings.run_dir / "conf.d")
@@ -109,6 +117,7 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         actor_env=actor_env,
         config_timeout_s=settings.connect_config_timeout_s,
         max_connects=settings.max_concurrent_connects,
+        seed=seed,
     )
     broker.serve_local(GATEWAY_SERVICE, core.handle)
     broker.serve_local(BACKUP_SERVICE, DataBackups(settings.data_dir, settings.run_dir).handle)

@@ -24,7 +24,7 @@ from gwcore.constants import BACKUPS_DIR_NAME, METHOD_DATA_BACKUP
 from gwcore.databackup import write_backup
 from gwcore.errors import UnknownMethod
 from gwcore.files import private_dir
-from gwcore.seed_standin import GatewaySeed
+from gwcore.seed import GatewaySeed
 
 KEEP_S = 600.0  # a backup not fetched by then is removed
 SUFFIX = ".fmgwdata"

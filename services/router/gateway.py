@@ -45,6 +45,7 @@ from gwcore.constants import (
     METHOD_LIST_FEDS,
     METHOD_PAYMENT_HASH_OWNER,
     METHOD_RELEASE_OUTGOING,
+    METHOD_SEED,
     PROGRAM_ACTOR_PREFIX,
 )
 from gwcore.errors import (
@@ -58,11 +59,12 @@ from gwcore.errors import (
 )
 from gwcore.extension import ExtensionEndpoint
 from gwcore.invites import FEDIMINT, Invite, parse_invite
+from gwcore.seed import GatewaySeed
 from gwcore.values import flag, hex32
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
-from .registry import FederationEntry, FederationRegistry
+from .registry import SERVED, FederationEntry, FederationRegistry
 from .supervisor import SupervisorControl
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,11 @@ class GatewayCore:
         ready_timeout_s: float = 90.0,
         config_timeout_s: float = 30.0,
         max_connects: int = 4,
+        seed: GatewaySeed | None = None,
     ) -> None:
+        """`seed`: the gateway's seed (its words are shown to admins only: METHOD_SEED)."""
         self.broker, self.registry, self.supervisor = broker, registry, supervisor
+        self.seed = seed
         self.extension, self.actor_env, self.ready_timeout_s = (
             extension,
             actor_env,
@@ -138,8 +143,12 @@ class GatewayCore:
                     programs = [
                         {"name": "supervisord", "state": "UNREACHABLE", "description": str(exc)}
                     ]
+            live = self.broker.live_services()
             result = {
-                "federations": [e.json() for e in self.registry.active()],
+                "federations": [
+                    e.json() | {"actor_answers": e.federation_id in live}
+                    for e in self.registry.active()
+                ],
                 "extension_connected": self.extension_connected,
                 "programs": programs,
             }
@@ -149,6 +158,10 @@ class GatewayCore:
             )
         elif call.method == METHOD_LIGHTNING:
             result = await self.lightning()
+        elif call.method == METHOD_SEED:
+            if self.seed is None:
+                raise NotFound("this gateway has no seed")
+            result = {"words": self.seed.words}
         elif call.method == METHOD_CONNECT_STATUS:
             result = self.connect_status(body.get("federation_id"))
         elif call.method == METHOD_CLAIM_PAYMENT_HASH:
@@ -227,8 +240,14 @@ class GatewayCore:
     async def _connect(self, invite_code: str, invite: Invite) -> FederationEntry:
         fed_id, url, overrides = invite.federation_id, invite.api_url, invite.api_urls
         existing = self.registry.get(fed_id)
-        if existing is not None and existing.state == "running":
-            return existing
+        if existing is not None and existing.state in SERVED:
+            # connected already: make sure its actor runs (a lost run folder, a removed
+            # program), with the guardians' URLs if new ones are given
+            if overrides:
+                self.registry.set_api_urls(fed_id, overrides)
+            if fed_id not in self.broker.live_services():
+                await self._start_actor(existing)
+            return self.registry.get(fed_id)  # type: ignore[return-value]
         cfg = await self._config(invite_code, invite)
         if cfg.get("federation_id") != fed_id:
             raise InvalidInput("the federation at this URL is not the one the invite names")
@@ -239,21 +258,35 @@ class GatewayCore:
         )
         if entry.state in ("left", "failed"):
             self.registry.set_state(fed_id, "connecting")
-        if self.supervisor is None:
-            raise ServiceNotReady("the router runs without supervisord: cannot start actors")
+        self.registry.set_api_urls(fed_id, overrides)
+        await self._start_actor(entry)
+        return self.registry.get(fed_id)  # type: ignore[return-value]
+
+    def _write_actor_program(self, entry: FederationEntry) -> None:
+        """The actor's conf.d file, from the registry alone (conf.d is a cache of it: a lost run
+        folder, or a new install's paths, are written again from here)."""
+        assert self.supervisor is not None
+        fed_id = entry.federation_id
         env = {
             **self.actor_env,
-            f"{ENV_PREFIX_ACTOR}INVITE_CODE": invite_code,
+            f"{ENV_PREFIX_ACTOR}INVITE_CODE": entry.invite_code,
             f"{ENV_PREFIX_ACTOR}SCID": str(entry.scid),
         }
-        if overrides:
+        if overrides := self.registry.api_urls(fed_id):
             # base64 of the JSON: supervisord's environment= takes no quotes or % in values
             env[f"{ENV_PREFIX_ACTOR}API_URLS"] = base64.urlsafe_b64encode(
                 json.dumps(overrides).encode()
             ).decode()
         command = f"{Path(sys.executable).parent / 'gateway-actor'} --federation-id {fed_id}"
+        self.supervisor.write_program(entry.program, fed_id, command, env)
+
+    async def _start_actor(self, entry: FederationEntry) -> None:
+        """Write and start the federation's actor program, then wait until it answers."""
+        if self.supervisor is None:
+            raise ServiceNotReady("the router runs without supervisord: cannot start actors")
+        fed_id = entry.federation_id
         self._step(fed_id, "starting")
-        await asyncio.to_thread(self.supervisor.write_program, entry.program, fed_id, command, env)
+        await asyncio.to_thread(self._write_actor_program, entry)
         await asyncio.to_thread(self.supervisor.add, entry.program)
         self._step(fed_id, "registering")
         loop = asyncio.get_running_loop()
@@ -266,7 +299,29 @@ class GatewayCore:
                 )
             await asyncio.sleep(0.1)
         self.registry.set_state(fed_id, "running")
-        return self.registry.get(fed_id)  # type: ignore[return-value]
+
+    async def restore_actors(self, retry_s: float = 1.0) -> None:
+        """At start: every connected federation's actor program, written again from the
+        registry and started (the run folder may be new: a reboot, a tmpfs); a leave that a
+        crash interrupted is finished. Retried until supervisord takes them all."""
+        if self.supervisor is None:
+            return
+        while True:
+            try:
+                for entry in self.registry.in_state("leaving"):
+                    await asyncio.to_thread(self.supervisor.remove, entry.program)
+                    self.registry.set_state(entry.federation_id, "left")
+                served = self.registry.in_state(*SERVED)
+                for entry in served:
+                    await asyncio.to_thread(self._write_actor_program, entry)
+                for entry in served:
+                    await asyncio.to_thread(self.supervisor.add, entry.program)
+                if served:
+                    log.info("actors of %d connected federation(s) started", len(served))
+                return
+            except Exception as exc:  # supervisord not answering yet: try again
+                log.warning("starting the actors: %s: %s; trying again", type(exc).__name__, exc)
+                await asyncio.sleep(retry_s)
 
     async def _config(self, invite_code: str, invite: Invite) -> dict:
         """The federation's config ({federation_id, name, …}) from the hosts its invite names.

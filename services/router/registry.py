@@ -22,6 +22,7 @@ Federation states:
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -41,11 +42,15 @@ CREATE TABLE IF NOT EXISTS federations (
     created INTEGER NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS payment_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS federation_api_urls (
+    federation_id TEXT PRIMARY KEY, api_urls TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outgoing_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, contract_id TEXT NOT NULL,
     state TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 """
 STATES = ("connecting", "running", "crashed", "leaving", "left", "failed")
+# the federations whose actor must run: the router (re)starts their programs from this table
+SERVED = ("connecting", "running", "crashed")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,21 @@ class FederationRegistry:
                     "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
                 ).fetchone()
             return self._entry(row)
+
+    def set_api_urls(self, federation_id: str, api_urls: dict[int, str]) -> None:
+        """The guardians' websocket URLs given at connect (a federation whose invite lists only
+        iroh endpoints): kept, so its actor can be started again from this database alone."""
+        with self.lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO federation_api_urls VALUES (?, ?)",
+                (federation_id, json.dumps({str(k): v for k, v in sorted(api_urls.items())})),
+            )
+
+    def api_urls(self, federation_id: str) -> dict[int, str]:
+        row = self.db.execute(
+            "SELECT api_urls FROM federation_api_urls WHERE federation_id = ?", (federation_id,)
+        ).fetchone()
+        return {int(k): v for k, v in json.loads(row["api_urls"]).items()} if row else {}
 
     def set_state(self, federation_id: str, state: str) -> None:
         assert state in STATES
@@ -186,6 +206,13 @@ class FederationRegistry:
     def active(self) -> list[FederationEntry]:
         rows = self.db.execute(
             "SELECT * FROM federations WHERE state NOT IN ('left', 'failed') ORDER BY scid"
+        ).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def in_state(self, *states: str) -> list[FederationEntry]:
+        marks = ", ".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT * FROM federations WHERE state IN ({marks}) ORDER BY scid", states
         ).fetchall()
         return [self._entry(r) for r in rows]
 

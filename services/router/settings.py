@@ -48,3 +48,7 @@ class RouterSettings(BaseSettings):
     bitcoind_password_file: str = ""
     esplora_url: str = ""
     log_level: str = "INFO"
+    # a file with 12 BIP-39 words (e.g. gatewayd's) to take as the gateway's seed at the first
+    # start (ENV_ROUTER_SEED_WORDS_FILE); "" = new words. Words that differ from the seed the
+    # data folder already has stop the router.
+    seed_words_file: str = ""

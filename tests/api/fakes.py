@@ -73,7 +73,7 @@ class FakeBus:
                 {
                     "federations": [
                         {"federation_id": FED, "name": "alpha", "scid": 1, "state": "running"}
-                        | {"kind": "fedimint"}
+                        | {"kind": "fedimint", "actor_answers": True}
                     ],
                     "extension_connected": True,
                     "programs": [

@@ -546,6 +546,20 @@ def test_health_says_what_is_missing(client: testing.TestClient, bus: FakeBus) -
         "federations": {FED: "crashed"},
     }
 
+    def silent_actor(service: str, method: str, payload: bytes, **kw: Any) -> bytes:
+        # the registry says running (a router restarted with the run folder lost) but the
+        # actor does not answer: not ready
+        if method == C.METHOD_LIST_FEDS:
+            feds = [{"federation_id": FED, "state": "running", "actor_answers": False}]
+            return json.dumps({"federations": feds, "extension_connected": True}).encode()
+        return answer(service, method, payload, **kw)
+
+    bus.call = silent_actor  # type: ignore[method-assign]
+    h = client.simulate_get(C.PATH_HEALTH)
+    assert h.status_code == 503 and h.json["federations"] == {FED: "actor not answering"}
+    bus.call = answer  # type: ignore[method-assign]
+    assert client.simulate_get(C.PATH_HEALTH).json["status"] == "ready"
+
     def router_down(*args: Any, **kw: Any) -> bytes:
         raise ServiceUnavailable("router down")
 

@@ -34,6 +34,7 @@ import pytest
 
 from fmclient.config import parse_client_config
 from fmclient.mintv1 import MintConfig, represent_amount
+from gwcore.constants import ENV_ROUTER_SEED_WORDS_FILE
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning
@@ -43,6 +44,8 @@ from .test_gateway_fedimint import Gateway, _until
 
 PEG_IN_SAT = 2_000_000  # the gateway's first e-cash in the v1 federation
 PEG_IN_FEE_MSAT = 1_000_000  # the wallet module's default fee_consensus.peg_in_abs
+# the seed words the module's gateway is given (BIP-39's "legal winner" vector)
+GIVEN_WORDS = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 USER_MSAT = 200_000_000  # what the module's user gets of our notes
 
 
@@ -59,8 +62,15 @@ def chain_env(base: Path, bitcoind: Bitcoind) -> dict[str, str]:
 
 
 def tree_env(base: Path, request: pytest.FixtureRequest) -> dict[str, str]:
-    """The tree fixture's hook (tests/e2e/conftest.py): the module's bitcoind as chain source."""
-    return chain_env(base, request.getfixturevalue("bitcoind"))
+    """The tree fixture's hook (tests/e2e/conftest.py): the module's bitcoind as chain source,
+    and GIVEN_WORDS (as an operator leaving gatewayd gives its words) as the gateway's seed."""
+    words = base / "seed-words"
+    words.write_text(GIVEN_WORDS + "\n")
+    words.chmod(0o600)
+    return {
+        **chain_env(base, request.getfixturevalue("bitcoind")),
+        ENV_ROUTER_SEED_WORDS_FILE: str(words),
+    }
 
 
 def lightning_msat(gw: Gateway) -> int:

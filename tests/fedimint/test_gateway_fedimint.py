@@ -6,15 +6,22 @@ nothing, and leaving."""
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import time
 from typing import Any
 
 import httpx
 import pytest
+from coincurve import PrivateKey
 
+from fmclient import derive, tbs
+from fmclient.config import parse_client_config
+from fmclient.derive import FederationSecrets
 from fmclient.invite import InviteCode
 from fmclient.mintv2 import parse_ecash
+from gwcore.seed import GatewaySeed
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, tree  # noqa: F401 - tree: the fixture
@@ -68,6 +75,30 @@ def withdrawn(gw: Gateway, fed: str, bitcoind: Bitcoind, to: str, sat: int) -> N
     _until("the withdrawal on chain", 120, on_chain)
     log = gw.post("/payment_log", {"federation_id": fed})["payments"]
     assert any(p["direction"] == "withdrawal" and p["amount_msat"] == sat * 1000 for p in log)
+
+
+def derived_from_the_seed(tree: dict, fed: Federation, module_public_key: str) -> None:  # noqa: F811
+    """The gateway's LNv2 key and every mintv2 note it holds come from the seed it made at its
+    first start: each note's nonce is recomputed from the words, its denomination and its
+    tweak, and each tweak passes the mintv2 client's recovery filter."""
+    words = GatewaySeed.load(tree["data_dir"]).words
+    config = parse_client_config(fed.client_config)
+    secrets = FederationSecrets.from_root(derive.bip39_root_secret(words), fed.federation_id)
+    lnv2 = PrivateKey(derive.lnv2_gateway_secret(secrets.module(config.module_id("lnv2"))))
+    assert module_public_key == lnv2.public_key.format(compressed=True).hex()
+    mint = secrets.module(config.module_id("mintv2"))
+    home = tree["data_dir"] / "actors" / fed.federation_id[:16]
+    db = sqlite3.connect(home / "fedimint.sqlite")
+    derived = set()
+    for (outputs,) in db.execute("SELECT outputs FROM operations WHERE outputs IS NOT NULL"):
+        for o in json.loads(outputs):
+            tweak = bytes.fromhex(o["tweak"])
+            assert derive.mintv2_tweak_passes(tweak, derive.mintv2_tweak_filter(mint))
+            spend, r = derive.mintv2_note_keys(mint, o["d"], tweak)
+            assert (o["secret"], o["r"]) == (spend.hex(), tbs.scalar_to_le(r).hex())
+            derived.add(PrivateKey(spend).public_key.format(compressed=True).hex())
+    held = [n for (n,) in db.execute("SELECT nonce FROM notes WHERE state = 'unspent'")]
+    assert held and set(held) <= derived
 
 
 def _until(what: str, timeout: float, check):  # type: ignore[no-untyped-def]
@@ -134,6 +165,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     assert gw.balance(fed) == got["amount_msat"]
     assert gw.public("/receive_ecash", {"notes": text}) == got  # the same notes: nothing more
     assert gw.balance(fed) == got["amount_msat"]
+    derived_from_the_seed(tree, federation1, routing["module_public_key"])
     bad = gw.public("/receive_ecash", {"notes": "fedimintgarbage"}, status=400)
     assert "invalid notes" in bad["error"]
 

@@ -13,21 +13,26 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from coincurve import PrivateKey
 
-from fmclient import mintv1
+from fmclient import derive, mintv1
 from fmclient.config import parse_client_config
+from fmclient.derive import DerivableSecret, FederationSecrets
 from fmclient.lnv2 import Lnv2Config
+from fmclient.walletv1 import WalletV1Config
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
 
 from .conftest import User
 from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fixtures
+    GIVEN_WORDS,
     PEG_IN_FEE_MSAT,
     PEG_IN_SAT,
     V1World,
@@ -69,6 +74,53 @@ def test_connect_and_peg_in_through_wallet_v1(v1: V1World) -> None:  # noqa: F81
     again = gw.post("/deposit", {"federation_id": fed})  # once: asked again, nothing more
     assert again["already_credited"] and again["credited_msat"] == dep["credited_msat"]
     assert gw.balance(fed) == dep["credited_msat"]
+
+
+def test_every_key_and_note_comes_from_the_given_words(v1: V1World) -> None:  # noqa: F811
+    """The gateway was given gatewayd-style words (GIVEN_WORDS): its LNv1 gateway id, its LNv2
+    module key, its first peg-in address and every note it holds are the ones fedimint's
+    client modules derive from those words and the federation id (computed here from the
+    words alone, as any gateway given them would), and the real federation took them."""
+    gw, fid = v1.gw, v1.federation_id
+    assert gw.post("/seed", {})["words"] == GIVEN_WORDS
+    assert httpx.post(gw.url + "/seed", json={}).status_code == 401
+    assert (v1.tree["data_dir"] / "gateway-seed").read_text() == GIVEN_WORDS + "\n"
+    config = parse_client_config(v1.fed.client_config)
+    secrets = FederationSecrets.from_root(derive.bip39_root_secret(GIVEN_WORDS), fid)
+
+    def module(kind: str) -> DerivableSecret:
+        return secrets.module(config.module_id(kind))
+
+    def pub(secret: bytes) -> str:
+        return PrivateKey(secret).public_key.format(compressed=True).hex()
+
+    assert v1_gateway_id(gw, fid) == pub(derive.lnv1_redeem_secret(module("ln")))
+    routing = gw.public("/routing_info", fid)
+    assert routing["module_public_key"] == pub(derive.lnv2_gateway_secret(module("lnv2")))
+    wallet = WalletV1Config.from_bytes(config.modules[config.module_id("wallet")].body)
+    tweak_key = PrivateKey(derive.wallet_v1_tweak_secret(module("wallet"), 0)).public_key
+    assert v1.deposit["address"] == wallet.peg_in_address(tweak_key.format(compressed=True))
+    # every note held: its nonce is the spend key of module/0/index/amount, indexes per amount
+    # counted up from 0 and advanced past every one used
+    db = sqlite3.connect(v1.tree["data_dir"] / "actors" / fid[:16] / "fedimint.sqlite")
+    derived: dict[str, tuple[int, int]] = {}
+    for (outputs,) in db.execute("SELECT outputs FROM operations WHERE outputs IS NOT NULL"):
+        for o in json.loads(outputs):
+            amount, index = 1 << o["d"], o["note_index"]
+            spend, _ = derive.mint_v1_note_keys(
+                derive.mint_v1_note_secret(module("mint"), amount, index)
+            )
+            assert o["secret"] == spend.hex()
+            derived[pub(spend)] = (amount, index)
+    held = [n for (n,) in db.execute("SELECT nonce FROM notes WHERE state = 'unspent'")]
+    assert held and all(n in derived for n in held)
+    used: dict[int, list[int]] = {}
+    for amount, index in derived.values():
+        used.setdefault(amount, []).append(index)
+    nexts = dict(db.execute("SELECT name, next FROM key_indexes"))
+    for amount, indexes in used.items():
+        assert sorted(indexes) == list(range(len(indexes)))  # no index twice, none skipped
+        assert nexts[f"mint_v1_note:{amount}"] == len(indexes)
 
 
 def test_ln_pay_through_the_gateway(v1: V1World, v1_user: User) -> None:  # noqa: F811

@@ -8,15 +8,19 @@ the extension killed (kill -9) mid-payment: each payment ends settled once, no H
 A stranger on the machine gets nothing from the deployed extension (no TCP port answers; its
 unix socket is the gateway user's alone). The guide's TLS folder for a Core Lightning plugin on
 another host (`extension-certs`) is made as written, and `--check` takes a TCP address only with
-it.
+it. Then a reboot (everything stopped, the run folder lost) and supervisord killed outright:
+each time the next start serves every federation again, from the router's database alone.
 """
 
 from __future__ import annotations
 
+import configparser
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -84,12 +88,25 @@ class Guide:
         return subprocess.Popen(
             ["bash", "-euo", "pipefail", "-c", f"exec {self.steps[step]}"],
             env=self.env,
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=self.src,
             start_new_session=True,
             preexec_fn=lambda: os.umask(0o002),  # a loose umask: the gateway's files stay private
         )
+
+
+class FreshRpc:
+    """supervisord's XML-RPC, a new connection per call (supervisord is restarted here)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        proxy = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, self.url)
+        )
+        return getattr(proxy, name)
 
 
 def _wrapper(folder: Path, name: str, argv: list[str], env: str = "") -> None:
@@ -153,50 +170,51 @@ def deployment(lnd: LndWorld, tmp_path: Path, src: Path = REPO) -> Iterator[dict
     Path(env["ENV_FILE"]).write_text("\n".join(lines) + "\n")
     Path(env["ENV_FILE"]).chmod(0o600)
     assert "supervisord -n -c" in guide.run("check")
+    log = tmp_path / "gateway.log"
     url = env["GATEWAY"]
-    running: list[subprocess.Popen[bytes]] = []
+    procs = []
 
-    def start(by: Guide = guide) -> None:
-        """The guide's `run` step (again: a log of its own each time), until /health is ready."""
-        log = tmp_path / f"gateway-{len(running)}.log"
+    def start(by: Guide = guide) -> subprocess.Popen[bytes]:
+        """The guide's `run` (`by`: another release's guide: an upgrade), as systemd's ExecStart;
+        ready when /health says so."""
         proc = by.start("run", log)
-        running.append(proc)
+        procs.append(proc)
         _until("/health ready", 90, lambda: _ready(url) or (proc.poll() is not None and _dead(log)))
-
-    def stop() -> None:
-        proc = running[-1]
-        if proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
+        return proc
 
     try:
         start()
         yield {
+            "start": start,
+            "procs": procs,
             "guide": guide,
             "url": url,
             "password": password,
             "metrics_token": metrics_token,
-            "rpc": xmlrpc.client.ServerProxy(
-                "http://127.0.0.1",
-                transport=SupervisorTransport(None, None, f"unix://{base / 'run'}/supervisor.sock"),
-            ),
+            "rpc": FreshRpc(f"unix://{base / 'run'}/supervisor.sock"),
             "data_dir": base / "data",
             "run_dir": base / "run",
-            "start": start,
-            "stop": stop,
+            "stop": lambda: _stop(procs[-1]),
         }
     finally:
         try:
-            if running:
-                stop()
+            for proc in procs:
+                if proc.poll() is None:
+                    _stop(proc)
         finally:
             subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """As systemd stops the unit: SIGTERM, and it must end within 90 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        raise AssertionError("the gateway did not stop within 90 s of SIGTERM") from None
 
 
 def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
@@ -352,6 +370,7 @@ def test_the_operating_guide_on_a_real_lnd(
     deployed: dict,
     lnd: LndWorld,
     federation1: Federation,
+    federation1_v1: Federation,
     user: User,
     bitcoind: Bitcoind,
     tmp_path: Path,
@@ -496,24 +515,118 @@ def test_the_operating_guide_on_a_real_lnd(
     assert {n: set(API_SECRETS) & set(environ(pid)) for n, pid in pids.items()} == {
         n: set() for n in pids
     }
-    _lose_the_disk_and_restore(deployed, gw, fed, tmp_path)
+
+    # a reboot: a v1 federation served too; everything stopped as systemd stops the unit, the
+    # run folder lost (tmpfs): started again, the router starts both actors from its database
+    v1 = json.loads(guide.run("connect", INVITE_CODE=federation1_v1.invite_code))
+    balances = {fed: gw.balance(fed), v1["federation_id"]: gw.balance(v1["federation_id"])}
+    _stop(deployed["procs"][-1])
+    subprocess.run(["rm", "-rf", str(deployed["run_dir"])], check=True)
+    deployed["start"]()  # /health ready: the extension and every federation's actor answer
+    _served(deployed, gw, balances, actor, v1["program"])
+    # an actor's program removed by hand: connect-fed again starts it (nothing else changes)
+    rpc = deployed["rpc"]
+    rpc.supervisor.stopProcessGroup(v1["program"])
+    rpc.supervisor.removeProcessGroup(v1["program"])
+    _until("/health degraded", 30, lambda: not _ready(deployed["url"]))
+    again = json.loads(guide.run("connect", INVITE_CODE=federation1_v1.invite_code))
+    assert (again["scid"], again["state"]) == (v1["scid"], "running")
+    _served(deployed, gw, balances, actor, v1["program"])
+
+    # supervisord killed outright (SIGKILL, the OOM killer): its programs end with it (none is
+    # left running beside the next ones), and the next start serves every federation again
+    old = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
+    os.kill(deployed["procs"][-1].pid, signal.SIGKILL)
+    deployed["procs"][-1].wait(10)
+    _until("its programs ended", 30, lambda: not [p for p in old.values() if _alive(p)])
+    deployed["start"]()
+    _served(deployed, gw, balances, actor, v1["program"])
+    new = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
+    assert set(new) == set(old) and not set(new.values()) & set(old.values())
+
+    # a lost disk (section 8): backup, data folder gone, restore, start
+    _lose_the_disk_and_restore(deployed, gw, balances, tmp_path)
 
 
-def _lose_the_disk_and_restore(deployed: dict, gw: Gateway, fed: str, tmp_path: Path) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _served(deployed: dict, gw: Gateway, balances: dict[str, int], *programs: str) -> None:
+    """Every federation served after a start: its actor program running and answering (its
+    e-cash balance, unchanged), /health ready."""
+
+    def running() -> bool:  # an actor may answer before supervisord's startsecs has passed
+        status = deployed["guide"].run("status", GATEWAY_RUN_DIR=str(deployed["run_dir"]))
+        return all(re.search(rf"^{p}\s+RUNNING", status, re.M) for p in programs)
+
+    _until("the actors' programs RUNNING", 10, running)
+    assert {fed: gw.balance(fed) for fed in balances} == balances
+    health = httpx.get(deployed["url"] + "/health", timeout=5).json()
+    assert health["status"] == "ready" and set(health["federations"]) == set(balances), health
+
+
+def test_the_guides_systemd_unit_runs_the_guides_gateway(tmp_path: Path) -> None:
+    """The unit as written: its folders are the environment file's (made by systemd for the
+    gateway's user), its ExecStart is the guide's `run` step with the file's path, it stops the
+    way the gateway expects (SIGTERM to supervisord, in time for every program's own stop);
+    `systemd-analyze verify` takes it (its paths pointed at this checkout)."""
+    text = GUIDE.read_text()
+    unit = re.search(r"/etc/systemd/system/fmgw\.service.*?```ini\n(.*?)\n```", text, re.S)
+    assert unit, "the guide's systemd unit"
+    ini = configparser.ConfigParser(strict=False, interpolation=None)
+    ini.optionxform = str  # type: ignore[assignment,method-assign]
+    ini.read_string(unit[1])
+    service = ini["Service"]
+    env = dict(line.split("=", 1) for line in guide_steps()["env-file"].splitlines())
+    assert env["GATEWAY_DATA_DIR"] == f"/var/lib/{service['StateDirectory']}"
+    assert env["GATEWAY_RUN_DIR"] == f"/run/{service['RuntimeDirectory']}"
+    assert service["StateDirectoryMode"] == service["RuntimeDirectoryMode"] == "0700"
+    python, *args = shlex.split(service["ExecStart"])
+    env_file = args[-1]
+    run = shlex.split(guide_steps()["run"].replace('"$ENV_FILE"', env_file))
+    assert python.endswith("/bin/python") and run == ["python", *args]
+    assert (service["User"], service["KillMode"], service["Restart"]) == ("fmgw", "mixed", "always")
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(REPO / "deploy" / "gateway.conf")
+    longest = max(int(conf[s].get("stopwaitsecs", "10")) for s in conf if s.startswith("program:"))
+    assert int(service["TimeoutStopSec"]) >= longest + 30
+    if shutil.which("systemd-analyze"):
+        local = unit[1].replace(service["WorkingDirectory"], str(REPO))
+        local = local.replace(python, str(REPO / ".venv" / "bin" / "python"))
+        (tmp_path / "fmgw.service").write_text(local)
+        done = subprocess.run(
+            ["systemd-analyze", "verify", str(tmp_path / "fmgw.service")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+def _lose_the_disk_and_restore(
+    deployed: dict, gw: Gateway, balances: dict[str, int], tmp_path: Path
+) -> None:
     """The guide's backup while the gateway runs; the gateway stopped and its data folder lost
     (left empty, as systemd's StateDirectory= makes it); the guide's restore with the seed's
-    words on stdin; started again: the same e-cash to the msat, the federation served."""
+    words on stdin (other words first: refused, nothing written); started again: every
+    federation's e-cash the same to the msat, every federation served."""
     guide: Guide = deployed["guide"]
-    (balance,) = _until("a settled balance", 60, lambda: _steady(gw, fed))
+    (steady,) = _until("settled balances", 60, lambda: _steady(gw, balances))
     backups = tmp_path / "backups"
     backups.mkdir()
     made = json.loads(guide.run("backup", BACKUP_DIR=str(backups)))
-    assert gw.balance(fed) == balance  # nothing moved while it was made
+    assert _balances(gw, balances) == steady  # nothing moved while it was made
     backup = Path(made["file"])
     assert backup.parent == backups and backup.stat().st_size == made["size"]
-    assert made["files"] >= 5  # the seed, the router's and the actor's databases
-    assert b"SQLite format 3" not in backup.read_bytes()  # encrypted
     data_dir = deployed["data_dir"]
+    dbs = [p for p in data_dir.rglob("*.sqlite")]
+    assert made["files"] >= len(dbs) + 2 >= 8  # the seed, the session secret, each database
+    assert b"SQLite format 3" not in backup.read_bytes()  # encrypted
     words = (data_dir / "gateway-seed").read_text()
     deployed["stop"]()
     shutil.rmtree(data_dir)
@@ -524,17 +637,23 @@ def _lose_the_disk_and_restore(deployed: dict, gw: Gateway, fed: str, tmp_path: 
     assert list(data_dir.iterdir()) == []
     restored = json.loads(guide.run("restore", stdin=words, BACKUP_FILE=str(backup)))
     assert restored["files"] == made["files"]
+    assert sorted(data_dir.rglob("*.sqlite")) == sorted(dbs)
     deployed["start"]()
-    assert gw.balance(fed) == balance
-    info = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
-    assert info["state"] == "running" and info["balance_msat"] == balance
+    assert _balances(gw, balances) == steady
+    states = {f["federation_id"]: f["state"] for f in gw.post("/info", {})["federations"]}
+    assert states == dict.fromkeys(balances, "running")
 
 
-def _steady(gw: Gateway, fed: str) -> tuple[int] | None:
-    """The e-cash balance, once two readings a second apart agree (change being reissued done)."""
-    first = gw.balance(fed)
+def _balances(gw: Gateway, feds: dict[str, int]) -> dict[str, int]:
+    return {fed: gw.balance(fed) for fed in feds}
+
+
+def _steady(gw: Gateway, feds: dict[str, int]) -> tuple[dict[str, int]] | None:
+    """The federations' e-cash balances, once two readings a second apart agree (change being
+    reissued has come in)."""
+    first = _balances(gw, feds)
     time.sleep(1)
-    return (first,) if gw.balance(fed) == first else None
+    return (first,) if _balances(gw, feds) == first else None
 
 
 # the last release before schema versions: every database it made is version 1 (no user_version)
@@ -578,7 +697,8 @@ def test_an_upgrade_of_a_deployment_made_by_the_previous_schema(
         )
         assert connected["federation_id"] == fed
         got = gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "30000"))})
-        (balance,) = _until("a settled balance", 60, lambda: _steady(gw, fed))
+        (steady,) = _until("a settled balance", 60, lambda: _steady(gw, {fed: 0}))
+        balance = steady[fed]
         assert balance == got["amount_msat"] > 0
         deployed["stop"]()
         actor = f"actors/{fed[:16]}"

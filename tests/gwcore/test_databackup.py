@@ -39,6 +39,7 @@ def _data_dir(base: Path) -> Path:
     (data / "session-secret").write_text("s3cret")
     (data / "gateway-seed").write_text("words")
     (data / "actors" / "abcd" / "actor.sqlite-wal").write_bytes(b"side file: not kept")
+    (data / "actors" / "abcd" / "actor.lock").write_bytes(b"4242\n")  # a process's: not kept
     return data
 
 
@@ -72,6 +73,7 @@ def test_a_round_trip_gives_back_every_file(tmp_path: Path) -> None:
     assert len(db.execute("SELECT blob FROM notes").fetchone()[0]) == 3 * CHUNK
     db.close()
     assert not (again / "actors" / "abcd" / "actor.sqlite-wal").exists()
+    assert not (again / "actors" / "abcd" / "actor.lock").exists()
     for p in again.rglob("*"):
         assert p.stat().st_mode & 0o777 == (0o700 if p.is_dir() else 0o600), p
 

@@ -5,7 +5,9 @@ has anything in flight, or when the actor cannot say; `force` leaves anyway."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from gwcore.constants import METHOD_ACTOR_INFO, METHOD_CLAIM_OUTGOING, METHOD_RE
 from gwcore.errors import GatewayError, InvalidInput, PaymentsInFlight, ServiceNotReady
 from gwcore.extension import ExtensionEndpoint
 from services.router.gateway import GatewayCore
-from services.router.registry import FederationRegistry
+from services.router.registry import SERVED, FederationRegistry
+from services.router.supervisor import SupervisorControl
 
 FED_A, FED_B = "aa" * 32, "bb" * 32
 HASH, C1, C2 = "11" * 32, "c1" * 32, "c2" * 32
@@ -92,3 +95,58 @@ async def test_leave_is_refused_while_anything_is_in_flight(tmp_path: Path) -> N
     core.registry.set_state(FED_A, "running")
     broker.info = {"in_flight": 0, "in_flight_kinds": {"lnv2_send": 0}}
     assert await core.leave(FED_A, force=False) == {"left": FED_A, "forced": False}
+
+
+class FakeSupervisor(SupervisorControl):
+    """Writes the real conf.d files; records what supervisord would be asked to do."""
+
+    def __init__(self, conf_dir: Path) -> None:
+        super().__init__("unix:///nonexistent", conf_dir)
+        self.added: list[str] = []
+        self.removed: list[str] = []
+        self.down = 0  # the next calls that fail (supervisord not answering yet)
+
+    def add(self, program: str) -> None:
+        if self.down:
+            self.down -= 1
+            raise ConnectionRefusedError("supervisord not answering")
+        self.added.append(program)
+
+    def remove(self, program: str) -> None:
+        self.removed.append(program)
+        self.conf_path(program).unlink(missing_ok=True)
+
+
+async def test_the_router_starts_every_connected_federations_actor_from_its_database(
+    tmp_path: Path,
+) -> None:
+    """conf.d is a cache: a router started beside an empty run folder writes each served
+    federation's program again (invite, scid, the guardians' URLs given at connect) and starts
+    it; a leave a crash interrupted is finished; left and failed federations stay down."""
+    core, _ = _core(tmp_path)
+    sup = core.supervisor = FakeSupervisor(tmp_path / "run" / "conf.d")
+    reg = core.registry
+    feds = {
+        s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdef", strict=True)
+    }
+    for state, fed in feds.items():
+        reg.add(fed, state, f"fed11{state}", "ws://x", f"gateway-actor-{fed[:16]}")
+        reg.set_state(fed, state)
+    reg.set_api_urls(feds["running"], {0: "ws://127.0.0.1:1/", 1: "ws://127.0.0.1:2/"})
+    sup.down = 2
+    await core.restore_actors(retry_s=0.01)
+    served = [f"gateway-actor-{feds[s][:16]}" for s in SERVED]
+    assert sup.added == served
+    assert sup.removed == [f"gateway-actor-{feds['leaving'][:16]}"]
+    assert reg.get(feds["leaving"]).state == "left"  # type: ignore[union-attr]
+    assert sorted(p.name for p in sup.conf_dir.iterdir()) == sorted(f"{p}.conf" for p in served)
+    conf = sup.conf_path(served[1]).read_text()
+    scid = reg.get(feds["running"]).scid  # type: ignore[union-attr]
+    assert 'GATEWAY_ACTOR_INVITE_CODE="fed11running"' in conf
+    assert f'GATEWAY_ACTOR_SCID="{scid}"' in conf
+    urls = re.search(r'GATEWAY_ACTOR_API_URLS="([^"]+)"', conf)
+    assert urls and json.loads(base64.urlsafe_b64decode(urls[1])) == {
+        "0": "ws://127.0.0.1:1/",
+        "1": "ws://127.0.0.1:2/",
+    }
+    assert "GATEWAY_ACTOR_API_URLS" not in sup.conf_path(served[0]).read_text()
