@@ -596,8 +596,8 @@ def test_the_guides_systemd_unit_runs_the_guides_gateway(tmp_path: Path) -> None
     longest = max(int(conf[s].get("stopwaitsecs", "10")) for s in conf if s.startswith("program:"))
     assert int(service["TimeoutStopSec"]) >= longest + 30
     if shutil.which("systemd-analyze"):
-        local = unit[1].replace(service["WorkingDirectory"], str(REPO))
-        local = local.replace(python, str(REPO / ".venv" / "bin" / "python"))
+        local = unit[1].replace(python, str(REPO / ".venv" / "bin" / "python"))
+        local = local.replace(service["WorkingDirectory"] + "\n", f"{REPO}\n")
         (tmp_path / "fmgw.service").write_text(local)
         done = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / "fmgw.service")],
