@@ -10,6 +10,11 @@ front's secrets (the password hash, the session secret, the metrics token) go to
 `--check` only checks and prints what it would run; a bad file exits 2 with one line saying what
 is wrong.
 
+`--rollback` is the last step of rolling an upgrade back, run with the old version's launcher on
+the stopped gateway: every database the newer version migrated gets back the copy made before
+(`<db>.v<this version's schema>.bak`), its `-wal`/`-shm` removed; all checked before any is put
+back.
+
 `--restore-from BACKUP` brings a backup of `gateway-cli backup --to` back into the file's data
 folder instead of starting, on a stopped gateway whose data folder is empty (a lost disk): the
 seed's 12 words are read from stdin (asked for, hidden, on a terminal; never an argument). Wrong
@@ -20,14 +25,18 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import bcrypt
 import click
 
+from bus.dedup import REPLIES_DB
 from bus.endpoints import ensure_run_dir
 from deploy.api_front import hand_over
+from devworld.fedlib.wallet import DEV_WALLET_DB
+from fmclient.wallet import WALLET_DB
 from gwcore.constants import (
     ENV_API_PASSWORD_HASH,
     ENV_API_SESSION_SECRET,
@@ -40,11 +49,16 @@ from gwcore.databackup import BackupFileError, restore_backup
 from gwcore.errors import InvalidInput
 from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwcore.files import keep_private, private_dir
+from gwcore.schema import backup_path, stored_version
 from gwcore.secretfile import secret_file
 from gwcore.seed import GatewaySeed
+from services.actor.store import ACTOR_DB
+from services.router.registry import ROUTER_DB
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"
+# every database of the data folder, by file name: its schema (gwcore/schema.py)
+SCHEMAS = {s.name: s for s in (ROUTER_DB, ACTOR_DB, WALLET_DB, REPLIES_DB, DEV_WALLET_DB)}
 REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, ENV_API_PASSWORD_HASH, "GATEWAY_ROUTER_PUBLIC_API_URL")
 
 
@@ -159,6 +173,39 @@ def restore(file_env: dict[str, str], environ: dict[str, str], backup: Path, wor
     return {"restored": str(data_dir), "files": len(manifest["files"]), "made": manifest["created"]}
 
 
+def rollback(file_env: dict[str, str], environ: dict[str, str]) -> dict:
+    """Put back, for each database of the data folder newer than this gateway's schema, the copy
+    made before it was migrated from this version (stopped gateway). EnvFileError if one lacks
+    its copy: then nothing is put back."""
+    env = {**environ, **file_env}
+    if not env.get(ENV_DATA_DIR) or not env.get(ENV_RUN_DIR):
+        raise EnvFileError(f"missing in the environment file: {ENV_DATA_DIR} or {ENV_RUN_DIR}")
+    pid = _supervisord_pid(Path(env[ENV_RUN_DIR]))
+    if pid is not None:
+        raise EnvFileError(f"the gateway is running (supervisord, pid {pid}): stop it first")
+    data_dir = Path(env[ENV_DATA_DIR])
+    moves = []
+    for path in sorted(data_dir.rglob("*.sqlite")):
+        schema = SCHEMAS.get(path.name)
+        if schema is None:
+            continue
+        db = sqlite3.connect(path)
+        try:
+            found = stored_version(db)
+        finally:
+            db.close()
+        if found > schema.version:
+            copy = backup_path(path, schema.version)
+            if not copy.is_file():
+                raise EnvFileError(f"{path} is version {found} and {copy.name} is missing")
+            moves.append((copy, path))
+    for copy, path in moves:
+        for side in ("-wal", "-shm"):  # the newer version's: never to be applied to the copy
+            path.with_name(path.name + side).unlink(missing_ok=True)
+        os.replace(copy, path)
+    return {"rolled_back": [str(path.relative_to(data_dir)) for _, path in moves]}
+
+
 def _supervisord_pid(run_dir: Path) -> int | None:
     """supervisord's pid if the gateway of this run folder runs."""
     try:
@@ -189,9 +236,23 @@ def _words() -> str:
     help="bring this backup (gateway-cli backup --to) back into the empty data folder, the"
     " seed's words on stdin, and exit",
 )
-def main(env_file: Path, check: bool, restore_from: Path | None) -> None:
+@click.option(
+    "--rollback",
+    "roll_back",
+    is_flag=True,
+    help="put back the databases' copies from before a newer version migrated them, and exit",
+)
+def main(env_file: Path, check: bool, restore_from: Path | None, roll_back: bool) -> None:
     """Run the gateway (router, API front, Lightning extension) under supervisord."""
     keep_private()  # supervisord's own files (its log, pid file) and every program's
+    if roll_back:
+        try:
+            done = rollback(read_env_file(env_file), dict(os.environ))
+        except (EnvFileError, OSError, sqlite3.Error) as exc:
+            click.echo(f"gateway: {exc}", err=True)
+            sys.exit(2)
+        click.echo(json.dumps(done, indent=2))
+        return
     if restore_from is not None:
         try:
             done = restore(read_env_file(env_file), dict(os.environ), restore_from, _words())

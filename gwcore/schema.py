@@ -130,8 +130,9 @@ def upgrade(db: sqlite3.Connection, path: Path, schema: Schema) -> int:
     if found > schema.version:
         raise SchemaTooNew(
             f"{path}: schema version {found} is newer than this gateway's {schema.version}"
-            f" ({schema.name}): run the gateway version that wrote it, or roll back by putting"
-            f" {backup_path(path, schema.version).name} in its place (docs/operating.md, upgrades)"
+            f" ({schema.name}): run the gateway version that wrote it, or roll back (python -m"
+            f" deploy.gateway --rollback puts {backup_path(path, schema.version).name} in its"
+            " place; docs/operating.md, upgrades)"
         )
     if found == 0:
         db.execute(f"PRAGMA user_version = {schema.version}")
