@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation vectors
+.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation vectors install
 
 setup: $(STAMP)
 
@@ -13,6 +13,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## install: the gateway as an operator runs it (docs/operating.md): a wheel of this checkout,
+##          installed with its dependencies and no dev tools (not editable) into a new virtualenv
+##          $(PREFIX)/venv-<version>-<commit>, never over an existing one; $(PREFIX)/venv links to
+##          the first one made (an upgrade switches the link while the gateway is stopped);
+##          setuptools' build/ is emptied first (a module deleted since must not be packaged)
+PREFIX ?= /opt/fmgw
+RELEASE ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)-$(shell git rev-parse --short HEAD 2>/dev/null || echo src)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+install:
+	@set -e; venv="$(abspath $(PREFIX))/venv-$(RELEASE)"; \
+	test ! -e "$$venv" || { echo "make install: $$venv exists (RELEASE=<name> for another)"; exit 1; }; \
+	wheels=$$(mktemp -d); trap 'rm -rf "$$wheels"' EXIT; \
+	rm -rf build; $(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$$wheels" . ; \
+	mkdir -p "$(PREFIX)"; $(PYTHON) -m venv "$$venv"; \
+	"$$venv/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$venv/bin/python" -m pip install --quiet "$$wheels"/fmgw-*.whl; \
+	test -e "$(PREFIX)/venv" || ln -s "venv-$(RELEASE)" "$(PREFIX)/venv"; \
+	echo "$$venv"
 
 ## run: set up .venv, start the local world under supervisord (in the background) and make it
 ##      ready: nodes, channels, federations connected and funded, user wallets (idempotent)

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gwcore.files import private_file
+from gwcore.schema import Schema, upgrade
 
+# a worker's stored replies: its schema's version and migrations (gwcore/schema.py)
+REPLIES_DB = Schema("bus-replies.sqlite")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_replies (
     message_id   TEXT PRIMARY KEY,
@@ -55,6 +58,7 @@ class ReplyStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        upgrade(self._db, self.path, REPLIES_DB)
         self._db.executescript(SCHEMA)
         self.prune()
 

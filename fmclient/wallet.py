@@ -34,6 +34,7 @@ from typing import Any
 from coincurve import PrivateKey
 
 from gwcore.files import private_file
+from gwcore.schema import Schema, upgrade
 
 from . import derive, mintv1, mintv2, tbs
 from .api import FederationApi
@@ -95,6 +96,9 @@ class Foreign:
     net_msat: int = 0
 
 
+# a Fedimint client's wallet (notes, operations, and the tables its modules and the actor's flows
+# add): its schema's version and migrations (gwcore/schema.py)
+WALLET_DB = Schema("fedimint.sqlite")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
     nonce TEXT PRIMARY KEY, denomination INTEGER NOT NULL, secret BLOB NOT NULL,
@@ -132,6 +136,7 @@ class MintWallet:
         self.db = sqlite3.connect(private_file(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
+        upgrade(self.db, path, WALLET_DB)
         self.db.executescript(SCHEMA)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # op id -> (lock, users)
         module = None if secrets is None else secrets.module(self.module)

@@ -43,6 +43,15 @@ PROGRAM_ROUTER: Final = "gateway-router"
 # Each federation actor is its own program: f"{PROGRAM_ACTOR_PREFIX}{federation_id}"
 PROGRAM_ACTOR_PREFIX: Final = "gateway-actor-"
 
+# --- Data backups (gateway-cli backup --to FILE) ---------------------------------------------------
+# the router makes them (a broker-local service: it owns the data folder) into
+# <run dir>/<BACKUPS_DIR_NAME>/, whence the API front hands each out once (PATH_DATA_BACKUP)
+BACKUP_SERVICE: Final = "backups"
+METHOD_DATA_BACKUP: Final = "backups.make"
+BACKUPS_DIR_NAME: Final = "backups"
+BACKUP_SHA256_HEADER: Final = "X-Backup-Sha256"
+BACKUP_FILES_HEADER: Final = "X-Backup-Files"
+
 # --- The simulated regtest world ---------------------------------------------------------------
 ENV_PREFIX_REGTEST: Final = "REGTEST_"
 REGTESTD_INFO_FILE: Final = "regtestd.json"  # written into regtestd's data dir
@@ -160,7 +169,8 @@ PATH_WITHDRAW: Final = "/withdraw"
 PATH_CONNECT_FED: Final = "/connect-fed"
 PATH_LEAVE_FED: Final = "/leave-fed"
 PATH_SET_FEES: Final = "/set_fees"
-PATH_BACKUP: Final = "/backup"
+PATH_BACKUP: Final = "/backup"  # e-cash backup at a (development) federation
+PATH_DATA_BACKUP: Final = "/data_backup"  # the data folder, encrypted (octet-stream reply)
 PATH_RESTORE: Final = "/restore"
 PATH_RECOVERY_KEYS: Final = "/recovery_keys"
 PATH_SEED: Final = "/seed"  # admin: the gateway's 12 seed words

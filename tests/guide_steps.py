@@ -9,6 +9,7 @@ from pathlib import Path
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "operating.md"
 
 
-def guide_steps() -> dict[str, str]:
-    text = GUIDE.read_text()
+def guide_steps(src: Path | None = None) -> dict[str, str]:
+    """The steps of this checkout's guide, or of the release checked out in `src`."""
+    text = (GUIDE if src is None else src / GUIDE.relative_to(GUIDE.parents[1])).read_text()
     return dict(re.findall(r"<!-- guide-step: ([\w-]+) -->\n```\w*\n(.*?)\n```", text, re.S))

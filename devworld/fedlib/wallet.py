@@ -25,12 +25,15 @@ from typing import Any
 from coincurve import PrivateKey
 
 from gwcore.files import private_file
+from gwcore.schema import Schema, upgrade
 
 from . import crypto
 from .api import FedApiError, FederationApi
 from .notes import decode_notes, encode_notes
 from .tx import DENOMINATIONS, decode_invite, decompose, txid
 
+# a development federation's wallet: its schema's version and migrations (gwcore/schema.py)
+DEV_WALLET_DB = Schema("wallet.sqlite")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notes (
@@ -60,6 +63,7 @@ class FederationWallet:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        upgrade(self.db, self.path, DEV_WALLET_DB)
         self.db.executescript(SCHEMA)
         self.lock = threading.RLock()
         cfg = self._meta("config")

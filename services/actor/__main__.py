@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import base64
 import json
+import sys
 
 import zmq.asyncio
 
@@ -14,6 +15,7 @@ from gwcore.files import keep_private
 from gwcore.invites import FEDIMINT, invite_kind
 from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
+from gwcore.schema import SchemaTooNew
 
 from .app import Actor, actor_home
 from .chain_source import chain_source
@@ -61,9 +63,12 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             ctx.destroy(linger=0)
 
-    # one actor per federation, ever: a second one waits for the first to end
-    with only_instance(actor_home(settings) / "actor.lock", "actor of this federation"):
-        asyncio.run(run())
+    try:
+        # one actor per federation, ever: a second one waits for the first to end
+        with only_instance(actor_home(settings) / "actor.lock", "actor of this federation"):
+            asyncio.run(run())
+    except SchemaTooNew as exc:  # a database of a newer gateway: one line, never a traceback
+        sys.exit(f"gateway-actor: {exc}")
 
 
 if __name__ == "__main__":

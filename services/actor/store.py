@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gwcore.files import private_file
+from gwcore.schema import Schema, upgrade
 
+# an actor's own database: its schema's version and migrations (gwcore/schema.py)
+ACTOR_DB = Schema("actor.sqlite")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outgoing (
@@ -32,6 +35,7 @@ class ActorStore:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        upgrade(self.db, path, ACTOR_DB)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()  # writes (and reads that must not miss a write)
         # reports read through their own connection, from worker threads, beside the writer

@@ -41,6 +41,7 @@ from gwcore.version import version_hash
 
 from .admin import ADMIN_ROUTES
 from .auth import PasswordCheck
+from .backups import add_data_backup
 from .bridge import BusBridge
 from .clients import ClientAddress, client_of
 from .dashboard import Dashboard, add_dashboard
@@ -345,6 +346,7 @@ def create_app(settings: ApiSettings, bus: BusCaller) -> falcon.App:
     fields = body_fields(openapi_document(version_hash()))
     for path, handler in ADMIN_ROUTES.items():
         app.add_route(path, Admin(gw, handler, fields.get(path, frozenset())))
+    add_data_backup(app, gw)
     app.add_route(C.PATH_HEALTH, Health(gw))
     app.add_route(C.PATH_HEALTH_LIVE, Live())
     app.add_route(C.PATH_METRICS, Metrics(gw, passwords))

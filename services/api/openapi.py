@@ -53,6 +53,19 @@ def _op(summary: str, body: dict | None, public: bool = False) -> dict:
     return op
 
 
+def _data_backup() -> dict:
+    op = _op("The whole data folder, encrypted with the seed's file-backup key", None)
+    op["responses"]["200"] = {
+        "description": "the backup file (gateway-cli backup --to FILE keeps it)",
+        "headers": {
+            C.BACKUP_SHA256_HEADER: {"schema": {"type": "string"}},
+            C.BACKUP_FILES_HEADER: {"schema": {"type": "integer"}},
+        },
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    return op
+
+
 def body_fields(document: dict) -> dict[str, frozenset[str]]:
     """{path: the fields its body may have} of the strict (admin) routes: none for a route
     without a body."""
@@ -287,6 +300,7 @@ def openapi_document(version: str) -> dict:
                 },
             )
         },
+        C.PATH_DATA_BACKUP: {"post": _data_backup()},
         C.PATH_RECOVERY_KEYS: {
             "post": _op("Each federation's recovery key (a secret: keep it offline)", None)
         },

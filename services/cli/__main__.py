@@ -342,12 +342,29 @@ def set_fees(c: Ctx, federation_id: str | None, base_msat: int, ppm: int) -> Any
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option(
+    "--to",
+    "to_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="the whole data folder, encrypted with the seed's key, into this new file",
+)
+@click.option("--federation-id", help="the e-cash of a development federation, at its guardians")
 @click.pass_obj
 @_run
-def backup(c: Ctx, federation_id: str) -> Any:
-    """Back up the gateway's e-cash in a federation."""
-    return c.api().backup(federation_id)
+def backup(c: Ctx, to_file: Path | None, federation_id: str | None) -> Any:
+    """Back up the gateway: `--to FILE` every file of its data folder, copied consistently
+    while it runs and encrypted with the key of its seed (bring it back with `python -m
+    deploy.gateway --env-file ENV --restore-from FILE`); or `--federation-id ID` a development
+    federation's e-cash, uploaded to its guardians."""
+    if (to_file is None) == (federation_id is None):
+        raise click.UsageError(
+            "give one of --to FILE (the data folder) and --federation-id ID (a development"
+            " federation's e-cash)",
+            click.get_current_context(),
+        )
+    if to_file is not None:
+        return c.api().data_backup(to_file)
+    return c.api().backup(federation_id)  # type: ignore[arg-type]
 
 
 @cli.command()

@@ -4,6 +4,9 @@ invalid, not_found, pending (409/429: ask again later), server."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +18,24 @@ class ApiError(Exception):
     def __init__(self, kind: str, code: str, message: str, status: int = 0) -> None:
         super().__init__(f"{code}: {message}")
         self.kind, self.code, self.message, self.status = kind, code, message, status
+
+
+def _answer(r: httpx.Response) -> Any:
+    """The JSON of an answer, or its error as ApiError."""
+    try:
+        data = r.json()
+    except ValueError:
+        raise ApiError(
+            "server", "bad_response", f"HTTP {r.status_code} without JSON", r.status_code
+        ) from None
+    if r.status_code >= 400:
+        kind = {401: "auth", 404: "not_found", 409: "pending", 429: "pending"}.get(
+            r.status_code, "invalid" if r.status_code < 500 else "server"
+        )
+        raise ApiError(
+            kind, str(data.get("code", "error")), str(data.get("error", "")), r.status_code
+        )
+    return data
 
 
 class GatewayApi:
@@ -36,20 +57,7 @@ class GatewayApi:
             raise ApiError(
                 "connection", "unreachable", f"cannot reach the gateway at {self.address}: {exc}"
             ) from None
-        try:
-            data = r.json()
-        except ValueError:
-            raise ApiError(
-                "server", "bad_response", f"HTTP {r.status_code} without JSON", r.status_code
-            ) from None
-        if r.status_code >= 400:
-            kind = {401: "auth", 404: "not_found", 409: "pending", 429: "pending"}.get(
-                r.status_code, "invalid" if r.status_code < 500 else "server"
-            )
-            raise ApiError(
-                kind, str(data.get("code", "error")), str(data.get("error", "")), r.status_code
-            )
-        return data
+        return _answer(r)
 
     def info(self) -> dict:
         return self._post(C.PATH_INFO)
@@ -138,6 +146,66 @@ class GatewayApi:
 
     def backup(self, federation_id: str) -> dict:
         return self._post(C.PATH_BACKUP, {"federation_id": federation_id})
+
+    def data_backup(self, to: Path) -> dict:
+        """The whole data folder, encrypted, into the new file `to` (0600; never written over:
+        the bytes go to a temporary file beside it, checked against the gateway's SHA-256, then
+        linked into place)."""
+        to = Path(to)
+        if to.exists():
+            raise ApiError(
+                "invalid", "invalid_input", f"{to} already exists: a backup is never written over"
+            )
+        tmp = to.with_name(f".{to.name}.{os.getpid()}.part")
+        digest, size = hashlib.sha256(), 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise ApiError(
+                "invalid", "invalid_input", f"cannot write {to}: {exc.strerror}"
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                with self.http.stream("POST", C.PATH_DATA_BACKUP, json={}) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        _answer(r)
+                    want, files = (
+                        r.headers.get(C.BACKUP_SHA256_HEADER),
+                        r.headers.get(C.BACKUP_FILES_HEADER),
+                    )
+                    for block in r.iter_bytes(1 << 20):
+                        out.write(block)
+                        digest.update(block)
+                        size += len(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != want:
+                raise ApiError(
+                    "server",
+                    "bad_response",
+                    "the backup arrived damaged (its SHA-256 differs): nothing kept",
+                )
+            try:
+                os.link(tmp, to)
+            except FileExistsError:
+                raise ApiError(
+                    "invalid",
+                    "invalid_input",
+                    f"{to} already exists: a backup is never written over",
+                ) from None
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                "connection", "unreachable", f"cannot reach the gateway at {self.address}: {exc}"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {
+            "file": str(to),
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "files": int(files or 0),
+        }
 
     def restore(self, federation_id: str, recovery_key: str | None = None) -> dict:
         body = {"federation_id": federation_id}

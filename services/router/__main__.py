@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import zmq.asyncio
 
@@ -11,6 +12,7 @@ from gwcore.errors import InvalidSeed
 from gwcore.files import keep_private
 from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
+from gwcore.schema import SchemaTooNew
 
 from .app import create_router
 from .settings import RouterSettings
@@ -31,8 +33,11 @@ def main() -> None:
         finally:
             ctx.term()
 
-    with only_instance(settings.data_dir / "router.lock", "router of this data folder"):
-        asyncio.run(_run())
+    try:
+        with only_instance(settings.data_dir / "router.lock", "router of this data folder"):
+            asyncio.run(_run())
+    except SchemaTooNew as exc:  # a database of a newer gateway: one line, never a traceback
+        sys.exit(f"{PROGRAM_ROUTER}: {exc}")
 
 
 if __name__ == "__main__":

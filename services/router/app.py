@@ -14,10 +14,16 @@ import zmq.asyncio
 
 from bus import Broker, Codec, CurveKeyPair, CurveServerConfig, HeartbeatPolicy, ipc_endpoint
 from bus.endpoints import ensure_run_dir
-from gwcore.constants import ENV_PREFIX_ACTOR, GATEWAY_SERVICE, ROUTER_ENDPOINT_NAME
+from gwcore.constants import (
+    BACKUP_SERVICE,
+    ENV_PREFIX_ACTOR,
+    GATEWAY_SERVICE,
+    ROUTER_ENDPOINT_NAME,
+)
 from gwcore.extension import ExtensionEndpoint
 from gwcore.seed import GatewaySeed, read_words_file
 
+from .backups import DataBackups
 from .gateway import GatewayCore
 from .registry import FederationRegistry
 from .settings import RouterSettings
@@ -114,4 +120,5 @@ def create_router(settings: RouterSettings, ctx: zmq.asyncio.Context) -> Router:
         seed=seed,
     )
     broker.serve_local(GATEWAY_SERVICE, core.handle)
+    broker.serve_local(BACKUP_SERVICE, DataBackups(settings.data_dir, settings.run_dir).handle)
     return Router(settings, broker, core)

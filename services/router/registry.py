@@ -31,7 +31,10 @@ from pathlib import Path
 
 from gwcore.files import private_file
 from gwcore.invites import invite_kind
+from gwcore.schema import Schema, upgrade
 
+# the router's registry: its schema's version and migrations (gwcore/schema.py)
+ROUTER_DB = Schema("router.sqlite")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS federations (
     scid INTEGER PRIMARY KEY AUTOINCREMENT, federation_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
@@ -79,6 +82,7 @@ class FederationRegistry:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        upgrade(self.db, path, ROUTER_DB)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()
 

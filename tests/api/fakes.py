@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from gwcore import constants as C
@@ -42,9 +45,12 @@ LIGHTNING = {
     },
 }
 
+BACKUP_BYTES = b"FMGWDATA sealed backup bytes" * 1000
+
 
 class FakeBus:
-    def __init__(self) -> None:
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir  # the front's (default: GATEWAY_API_RUN_DIR)
         self.calls: list[tuple[str, str, dict, dict]] = []
         self.fail: Exception | None = None
         self.connect_progress: dict | None = None  # what the router says of a connect
@@ -83,6 +89,15 @@ class FakeBus:
             if self.connect_progress is None:
                 raise NotFound("no connect of it")
             return json.dumps(self.connect_progress).encode()
+        if method == C.METHOD_DATA_BACKUP:  # as the router: a file in the run folder's backups/
+            run_dir = self.run_dir or Path(os.environ[C.ENV_PREFIX_API + "RUN_DIR"])
+            folder = run_dir / C.BACKUPS_DIR_NAME
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "b1.fmgwdata").write_bytes(BACKUP_BYTES)
+            return json.dumps(
+                {"file": "b1.fmgwdata", "size": len(BACKUP_BYTES), "files": 3}
+                | {"sha256": hashlib.sha256(BACKUP_BYTES).hexdigest(), "created": 1}
+            ).encode()
         if method == C.METHOD_ACTOR_LNV2_SEND:
             return json.dumps({"Err": "ab" * 64}).encode()
         if method == C.METHOD_ACTOR_LNV2_INVOICE:

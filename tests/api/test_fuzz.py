@@ -17,13 +17,14 @@ from tests.fuzzing import examples
 
 from .fakes import PASSWORD, FakeBus
 
+RUN_DIR = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
 APP = create_app(
     ApiSettings(
         password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
         public_rate_per_s=100_000,
-        run_dir=Path(tempfile.mkdtemp(prefix="fuzz-run-")),
+        run_dir=RUN_DIR,
     ),
-    FakeBus(),
+    FakeBus(RUN_DIR),
 )
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 

@@ -23,11 +23,13 @@ import re
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
@@ -35,11 +37,15 @@ import httpx
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
 
+from bus.dedup import REPLIES_DB
+from fmclient.wallet import WALLET_DB
 from peers.cache import fedimint_bin, lnd_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
 from peers.harness.procs import free_ports
+from services.actor.store import ACTOR_DB
+from services.router.registry import ROUTER_DB
 from tests.guide_steps import GUIDE, guide_steps
 from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
@@ -53,19 +59,21 @@ RECEIVE_FEE_PPM = SEND_FEE_PPM = 5_000  # the guide's `set-fees` step
 
 
 class Guide:
-    """Runs the guide's steps with bash, in an environment holding the test's values."""
+    """Runs the guide's steps with bash, in an environment holding the test's values; those of
+    the release in `src` (default: this checkout), run in it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.steps, self.env = guide_steps(), env
+    def __init__(self, env: dict[str, str], src: Path = REPO) -> None:
+        self.steps, self.env, self.src = guide_steps(src), env, src
 
-    def run(self, step: str, timeout: float = 120, **values: str) -> str:
+    def run(self, step: str, timeout: float = 120, stdin: str | None = None, **values: str) -> str:
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", self.steps[step]],
             env={**self.env, **values},
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
-            cwd=REPO,
+            cwd=self.src,
         )
         assert done.returncode == 0, f"guide step {step}: {done.stdout} {done.stderr[-2000:]}"
         return done.stdout
@@ -76,7 +84,7 @@ class Guide:
             env=self.env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=self.src,
             start_new_session=True,
             preexec_fn=lambda: os.umask(0o002),  # a loose umask: the gateway's files stay private
         )
@@ -104,6 +112,15 @@ def _wrapper(folder: Path, name: str, argv: list[str], env: str = "") -> None:
 @pytest.fixture
 def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     """The gateway deployed by the guide's steps, up to `run`; stopped with SIGTERM after."""
+    with deployment(lnd, tmp_path) as done:
+        yield done
+
+
+@contextmanager
+def deployment(lnd: LndWorld, tmp_path: Path, src: Path = REPO) -> Iterator[dict]:
+    """The gateway of `src` (a release's source: its code and its guide) deployed by its
+    guide's steps, up to `run`; `start(guide)` runs it again (another release's guide: an
+    upgrade), `stop()` stops it (SIGTERM)."""
     gw_node = lnd.node("gateway")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -122,7 +139,9 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
         "GATEWAY_RPCPASSWORD": password,
         "GATEWAY": f"http://127.0.0.1:{api_port}",
     }
-    guide = Guide(env)
+    if src != REPO:  # another release's code, on this checkout's virtualenv
+        env["PYTHONPATH"] = f"{src}:{src / 'proto'}"
+    guide = Guide(env, src)
     guide.run("macaroon")
     password_hash = json.loads(guide.run("password-hash"))["password_hash"]
     assert password_hash.startswith("$2")
@@ -149,9 +168,10 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
     url = env["GATEWAY"]
     procs = []
 
-    def start() -> subprocess.Popen[bytes]:
-        """The guide's `run`, as systemd's ExecStart; ready when /health says so."""
-        proc = guide.start("run", log)
+    def start(by: Guide = guide) -> subprocess.Popen[bytes]:
+        """The guide's `run` (`by`: another release's guide: an upgrade), as systemd's ExecStart;
+        ready when /health says so."""
+        proc = by.start("run", log)
         procs.append(proc)
         _until("/health ready", 90, lambda: _ready(url) or (proc.poll() is not None and _dead(log)))
         return proc
@@ -168,6 +188,7 @@ def deployed(lnd: LndWorld, tmp_path: Path) -> Iterator[dict]:
             "rpc": FreshRpc(f"unix://{base / 'run'}/supervisor.sock"),
             "data_dir": base / "data",
             "run_dir": base / "run",
+            "stop": lambda: _stop(procs[-1]),
         }
     finally:
         try:
@@ -226,6 +247,50 @@ def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
         assert "supervisord -n -c" in guide.run("check", ENV_FILE=str(env_file))
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_the_guides_install(tmp_path: Path) -> None:
+    """The guide's `install` step: the gateway as a package (not editable) in a virtualenv of
+    its own, without dev tools, linked as <prefix>/venv; never over an existing one. Its
+    launcher runs from any folder (`python -P`: not from a checkout) on its own files."""
+    prefix = tmp_path / "opt"
+    guide = Guide({**os.environ, "PREFIX": str(prefix)})
+    venv = Path(guide.run("install", timeout=600).strip().splitlines()[-1])
+    assert venv.parent == prefix and venv.name.startswith("venv-")
+    assert (prefix / "venv").resolve() == venv
+    site = venv / "lib" / "python3.11" / "site-packages"
+    assert not (site / "pytest").exists() and not (site / "ruff").exists()
+    assert not list(site.glob("__editable__*"))
+    (direct,) = site.glob("fmgw-*.dist-info/direct_url.json")
+    assert "editable" not in direct.read_text()
+    for script in ("gateway-cli", "gateway-router", "gateway-actor", "supervisord"):
+        assert (venv / "bin" / script).exists(), script
+    env_file = tmp_path / "gateway.env"
+    base = Path(f"/tmp/fmgw-opi-{os.urandom(3).hex()}")
+    env_file.write_text(
+        f"GATEWAY_DATA_DIR={base / 'data'}\nGATEWAY_RUN_DIR={base / 'run'}\n"
+        "GATEWAY_ROUTER_PUBLIC_API_URL=https://gateway.example.com\n"
+        f"GATEWAY_API_PASSWORD_HASH={bcrypt.hashpw(b'x', bcrypt.gensalt(4)).decode()}\n"
+        "GATEWAY_RUN_EXTENSION=false\n"
+    )
+    launcher = [str(prefix / "venv" / "bin" / "python"), "-P", "-m", "deploy.gateway", "--env-file"]
+    try:
+        checked = subprocess.run(
+            [*launcher, str(env_file), "--check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+            env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+        )
+        assert checked.returncode == 0, checked.stderr
+        supervisord, _, _, conf = checked.stdout.split()
+        assert supervisord == str(venv / "bin" / "supervisord")  # the link resolved
+        assert conf == str(site / "deploy" / "gateway.conf")
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+    with pytest.raises(AssertionError, match="exists"):
+        guide.run("install", timeout=600)
 
 
 def _ready(url: str) -> bool:
@@ -302,6 +367,7 @@ def test_the_operating_guide_on_a_real_lnd(
     federation1_v1: Federation,
     user: User,
     bitcoind: Bitcoind,
+    tmp_path: Path,
 ) -> None:
     guide: Guide = deployed["guide"]
     gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
@@ -472,6 +538,9 @@ def test_the_operating_guide_on_a_real_lnd(
     new = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
     assert set(new) == set(old) and not set(new.values()) & set(old.values())
 
+    # a lost disk (section 8): backup, data folder gone, restore, start
+    _lose_the_disk_and_restore(deployed, gw, balances, tmp_path)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -521,8 +590,8 @@ def test_the_guides_systemd_unit_runs_the_guides_gateway(tmp_path: Path) -> None
     longest = max(int(conf[s].get("stopwaitsecs", "10")) for s in conf if s.startswith("program:"))
     assert int(service["TimeoutStopSec"]) >= longest + 30
     if shutil.which("systemd-analyze"):
-        local = unit[1].replace(service["WorkingDirectory"], str(REPO))
-        local = local.replace(python, str(REPO / ".venv" / "bin" / "python"))
+        local = unit[1].replace(python, str(REPO / ".venv" / "bin" / "python"))
+        local = local.replace(service["WorkingDirectory"] + "\n", f"{REPO}\n")
         (tmp_path / "fmgw.service").write_text(local)
         done = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / "fmgw.service")],
@@ -531,3 +600,120 @@ def test_the_guides_systemd_unit_runs_the_guides_gateway(tmp_path: Path) -> None
             timeout=60,
         )
         assert done.returncode == 0, done.stderr
+
+
+def _lose_the_disk_and_restore(
+    deployed: dict, gw: Gateway, balances: dict[str, int], tmp_path: Path
+) -> None:
+    """The guide's backup while the gateway runs; the gateway stopped and its data folder lost
+    (left empty, as systemd's StateDirectory= makes it); the guide's restore with the seed's
+    words on stdin (other words first: refused, nothing written); started again: every
+    federation's e-cash the same to the msat, every federation served."""
+    guide: Guide = deployed["guide"]
+    (steady,) = _until("settled balances", 60, lambda: _steady(gw, balances))
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    made = json.loads(guide.run("backup", BACKUP_DIR=str(backups)))
+    assert _balances(gw, balances) == steady  # nothing moved while it was made
+    backup = Path(made["file"])
+    assert backup.parent == backups and backup.stat().st_size == made["size"]
+    data_dir = deployed["data_dir"]
+    dbs = [p for p in data_dir.rglob("*.sqlite")]
+    assert made["files"] >= len(dbs) + 2 >= 8  # the seed, the session secret, each database
+    assert b"SQLite format 3" not in backup.read_bytes()  # encrypted
+    words = (data_dir / "gateway-seed").read_text()
+    deployed["stop"]()
+    shutil.rmtree(data_dir)
+    data_dir.mkdir(mode=0o700)
+    other = " ".join(["abandon"] * 11 + ["about"])  # valid words, another seed
+    with pytest.raises(AssertionError, match="not the seed this backup was made with"):
+        guide.run("restore", stdin=other + "\n", BACKUP_FILE=str(backup))
+    assert list(data_dir.iterdir()) == []
+    restored = json.loads(guide.run("restore", stdin=words, BACKUP_FILE=str(backup)))
+    assert restored["files"] == made["files"]
+    assert sorted(data_dir.rglob("*.sqlite")) == sorted(dbs)
+    deployed["start"]()
+    assert _balances(gw, balances) == steady
+    states = {f["federation_id"]: f["state"] for f in gw.post("/info", {})["federations"]}
+    assert states == dict.fromkeys(balances, "running")
+
+
+def _balances(gw: Gateway, feds: dict[str, int]) -> dict[str, int]:
+    return {fed: gw.balance(fed) for fed in feds}
+
+
+def _steady(gw: Gateway, feds: dict[str, int]) -> tuple[dict[str, int]] | None:
+    """The federations' e-cash balances, once two readings a second apart agree (change being
+    reissued has come in)."""
+    first = _balances(gw, feds)
+    time.sleep(1)
+    return (first,) if _balances(gw, feds) == first else None
+
+
+# the last release before schema versions: every database it made is version 1 (no user_version)
+PREVIOUS_RELEASE = "04c549e"
+
+
+def _release(commit: str, folder: Path) -> Path:
+    """The source of `commit`, as a checkout of that release (git archive)."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True, timeout=60
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True, timeout=60)
+    return folder
+
+
+def _versions(data_dir: Path) -> dict[str, int]:
+    out = {}
+    for path in sorted(data_dir.rglob("*.sqlite")):
+        db = sqlite3.connect(path)
+        try:
+            out[str(path.relative_to(data_dir))] = db.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            db.close()
+    return out
+
+
+def test_an_upgrade_of_a_deployment_made_by_the_previous_schema(
+    lnd: LndWorld, federation1: Federation, user: User, tmp_path: Path
+) -> None:
+    """The previous release (PREVIOUS_RELEASE, before schema versions) deployed by its own
+    guide, serving the federation with e-cash; stopped; this release started on its folders
+    (docs/operating.md, section 10): every database carries its schema's version (nothing to
+    migrate, so no copies), the e-cash is the same to the msat, and the federation is served."""
+    previous = _release(PREVIOUS_RELEASE, tmp_path / "previous")
+    fed = federation1.federation_id
+    with deployment(lnd, tmp_path, src=previous) as deployed:
+        gw = Gateway({"api_url": deployed["url"], "password": deployed["password"]})
+        connected = json.loads(
+            deployed["guide"].run("connect", INVITE_CODE=federation1.invite_code)
+        )
+        assert connected["federation_id"] == fed
+        got = gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "30000"))})
+        (steady,) = _until("a settled balance", 60, lambda: _steady(gw, {fed: 0}))
+        balance = steady[fed]
+        assert balance == got["amount_msat"] > 0
+        deployed["stop"]()
+        actor = f"actors/{fed[:16]}"
+        made = {
+            "router.sqlite": 0,
+            f"{actor}/actor.sqlite": 0,
+            f"{actor}/bus-replies.sqlite": 0,
+            f"{actor}/fedimint.sqlite": 0,
+        }
+        assert _versions(deployed["data_dir"]) == made
+        env = {k: v for k, v in deployed["guide"].env.items() if k != "PYTHONPATH"}
+        deployed["start"](Guide(env))  # this release, on the previous one's folders
+        assert _versions(deployed["data_dir"]) == {
+            "router.sqlite": ROUTER_DB.version,
+            f"{actor}/actor.sqlite": ACTOR_DB.version,
+            f"{actor}/bus-replies.sqlite": REPLIES_DB.version,
+            f"{actor}/fedimint.sqlite": WALLET_DB.version,
+        }
+        assert list(deployed["data_dir"].rglob("*.bak")) == []
+        assert gw.balance(fed) == balance
+        more = gw.public(
+            "/receive_ecash", {"notes": str(user("module", "mintv2", "send", "20000"))}
+        )
+        assert gw.balance(fed) == balance + more["amount_msat"]
