@@ -570,7 +570,7 @@ def test_the_guides_systemd_unit_runs_the_guides_gateway(tmp_path: Path) -> None
     way the gateway expects (SIGTERM to supervisord, in time for every program's own stop);
     `systemd-analyze verify` takes it (its paths pointed at this checkout)."""
     text = GUIDE.read_text()
-    unit = re.search(r"/etc/systemd/system/fmgw\.service.*?```ini\n(.*?)\n```", text, re.S)
+    unit = re.search(r"/etc/systemd/system/fmgw\.service`.*?```ini\n(.*?)\n```", text, re.S)
     assert unit, "the guide's systemd unit"
     ini = configparser.ConfigParser(strict=False, interpolation=None)
     ini.optionxform = str  # type: ignore[assignment,method-assign]
