@@ -65,6 +65,15 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def pid_alive(pid: int) -> bool:
+    """The process runs (it exists and is not a zombie waiting for its parent)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
 def stop_group(popen: subprocess.Popen, timeout: float = 60) -> None:
     """Stop a process started in its own session (supervisord, gunicorn): SIGTERM and wait up to
     `timeout` s for it to stop its children itself; then SIGKILL its whole process group."""

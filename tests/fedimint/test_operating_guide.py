@@ -43,7 +43,7 @@ from peers.cache import fedimint_bin, lnd_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from peers.harness.lnd import LndWorld
-from peers.harness.procs import free_ports
+from peers.harness.procs import free_ports, pid_alive
 from services.actor.store import ACTOR_DB
 from services.router.registry import ROUTER_DB
 from tests.guide_steps import GUIDE, guide_steps
@@ -532,7 +532,7 @@ def test_the_operating_guide_on_a_real_lnd(
     old = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
     os.kill(deployed["procs"][-1].pid, signal.SIGKILL)
     deployed["procs"][-1].wait(10)
-    _until("its programs ended", 30, lambda: not [p for p in old.values() if _alive(p)])
+    _until("its programs ended", 30, lambda: not [p for p in old.values() if pid_alive(p)])
     deployed["start"]()
     _served(deployed, gw, balances, actor, v1["program"])
     new = {p["name"]: p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
@@ -540,14 +540,6 @@ def test_the_operating_guide_on_a_real_lnd(
 
     # a lost disk (section 8): backup, data folder gone, restore, start
     _lose_the_disk_and_restore(deployed, gw, balances, tmp_path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def _served(deployed: dict, gw: Gateway, balances: dict[str, int], *programs: str) -> None:

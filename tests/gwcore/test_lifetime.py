@@ -4,12 +4,13 @@ even by SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from peers.harness.procs import pid_alive
 
 CHILD = """
 import os, sys, time
@@ -35,27 +36,19 @@ with only_instance(Path(sys.argv[1]), "test holder", report_every_s=0.5):
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
 def test_a_program_ends_when_its_parent_is_killed_outright() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     try:
         child = int(parent.stdout.readline())  # type: ignore[union-attr]
-        assert _alive(child)
+        assert pid_alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while pid_alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(child), "the child outlived its parent"
+        assert not pid_alive(child), "the child outlived its parent"
     finally:
         parent.kill()
 
