@@ -37,8 +37,9 @@ SHARED_GROUPS = {
         "tests/contract/test_lnd_interceptor.py",
         "tests/contract/test_lnd_interceptor_rules.py",
         "tests/e2e/test_gateway_lnd.py",
-        "tests/fedimint/test_operating_guide.py",
     ),
+    # the operating guide's deployments (minutes) start lnd nodes of their own on another
+    # worker: one group of both would be the suite's longest path by far
 }
 _GROUP_OF_MODULE = {m: g for g, modules in SHARED_GROUPS.items() for m in modules}
 
