@@ -127,7 +127,7 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
     sup = core.supervisor = FakeSupervisor(tmp_path / "run" / "conf.d")
     reg = core.registry
     feds = {
-        s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdef", strict=True)
+        s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdefg", strict=True)
     }
     for state, fed in feds.items():
         reg.add(fed, state, f"fed11{state}", "ws://x", f"gateway-actor-{fed[:16]}")
@@ -140,7 +140,7 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
     assert sup.removed == [f"gateway-actor-{feds['leaving'][:16]}"]
     assert reg.get(feds["leaving"]).state == "left"  # type: ignore[union-attr]
     assert sorted(p.name for p in sup.conf_dir.iterdir()) == sorted(f"{p}.conf" for p in served)
-    conf = sup.conf_path(served[1]).read_text()
+    conf = sup.conf_path(f"gateway-actor-{feds['running'][:16]}").read_text()
     scid = reg.get(feds["running"]).scid  # type: ignore[union-attr]
     assert 'GATEWAY_ACTOR_INVITE_CODE="fed11running"' in conf
     assert f'GATEWAY_ACTOR_SCID="{scid}"' in conf
