@@ -223,9 +223,9 @@ class Dialect:
         return f"module_{self.module}_signature_shares", rng
 
     def recovery_shares_request(self, blinded: list[str]) -> tuple[str, Any]:
-        """`signature_shares_recovery`: the shares of notes issued earlier, by blinded message
+        """`recovery_signature_shares`: the shares of notes issued earlier, by blinded message
         (fedimint-mintv2-client api.rs, as its recovery asks them)."""
-        return f"module_{self.module}_signature_shares_recovery", blinded
+        return f"module_{self.module}_recovery_signature_shares", blinded
 
     def decode_shares(self, answer: Any, count: int) -> list[tbs.G1Point] | None:
         if not isinstance(answer, list) or len(answer) != count:

@@ -11,7 +11,7 @@ Per module (`ModuleRecovery`: a scan, where its slices come from, what it leaves
   outputs of a transaction (its shares fetched as any issuance's: `await_outputs_outcomes`), and
   each tier's next note index (`key_indexes`), as fedimint-mint-client lib.rs:598-750.
 - mintv2: the same slices (JSON, hashed as their consensus encoding), its notes' shares asked by
-  blinded message (`signature_shares_recovery`), as fedimint-mintv2-client lib.rs:215-330.
+  blinded message (`recovery_signature_shares`), as fedimint-mintv2-client lib.rs:215-330.
 - wallet v1 (`wallet`): slices of 1,000 claimed peg-ins agreed by `threshold` guardians; the
   addresses of tweak indexes up to the last used + 8 are watched again on chain (a deposit not
   yet claimed is found and claimed), the outpoints claimed before are never claimed again, the
