@@ -30,6 +30,7 @@ from .conftest import User
 from .lnv1_world import PEG_IN_FEE_MSAT, credit_for, fund_user, peg_in, tree_env  # noqa: F401
 from .test_gateway_fedimint import Gateway, _until
 
+pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
 
