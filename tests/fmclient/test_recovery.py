@@ -38,6 +38,7 @@ from fmclient.recovery_scan import (
     WalletV1Scan,
     mint_v2_ours,
 )
+from fmclient.wallet import MintWallet
 
 WORDS = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 MODULE = module_root_secret(bip39_root_secret(WORDS), bytes(range(32)), 1)
@@ -194,20 +195,7 @@ class FakeWallet:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.executescript(SCHEMA + "CREATE TABLE found (amount INTEGER, idx INTEGER);")
 
-    def transaction(self):  # type: ignore[no-untyped-def]
-        from contextlib import contextmanager
-
-        @contextmanager
-        def tx():  # type: ignore[no-untyped-def]
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-
-        return tx()
+    transaction = MintWallet.transaction  # it needs only `db`
 
 
 def test_a_recovery_interrupted_resumes_from_its_last_slice_and_writes_once(
