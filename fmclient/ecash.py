@@ -89,6 +89,10 @@ class Dialect(Protocol):
         """The API method and params fetching a guardian's signature shares of outputs
         start..end of an accepted transaction."""
 
+    def recovery_shares_request(self, blinded: list[str]) -> tuple[str, Any]:
+        """The API method and params fetching a guardian's signature shares of notes a recovery
+        found, by their blinded messages (hex); EcashError where the version asks by outpoint."""
+
     def decode_shares(self, answer: Any, count: int) -> list[tbs.G1Point] | None:
         """A guardian's shares from its answer, in output order; None if malformed."""
 

@@ -362,6 +362,9 @@ class Dialect:
     def shares_request(self, txid: str, start: int, end: int) -> tuple[str, Any]:
         return "await_outputs_outcomes", {"txid": txid, "idx_range": {"start": start, "end": end}}
 
+    def recovery_shares_request(self, blinded: list[str]) -> tuple[str, Any]:
+        raise EcashError("mint v1 notes are issued by their outpoint, recovered ones too")
+
     def decode_shares(self, answer: Any, count: int) -> list[tbs.G1Point] | None:
         if not isinstance(answer, list) or len(answer) != count:
             return None

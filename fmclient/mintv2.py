@@ -222,6 +222,11 @@ class Dialect:
         rng = {"txid": txid, "idx_range": {"start": start, "end": end}}
         return f"module_{self.module}_signature_shares", rng
 
+    def recovery_shares_request(self, blinded: list[str]) -> tuple[str, Any]:
+        """`recovery_signature_shares`: the shares of notes issued earlier, by blinded message
+        (fedimint-mintv2-client api.rs, as its recovery asks them)."""
+        return f"module_{self.module}_recovery_signature_shares", blinded
+
     def decode_shares(self, answer: Any, count: int) -> list[tbs.G1Point] | None:
         if not isinstance(answer, list) or len(answer) != count:
             return None

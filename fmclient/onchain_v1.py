@@ -35,7 +35,7 @@ from gwcore.bitcoin_address import DUST_SAT, AddressError, parse_address
 from gwcore.states import StateMachine
 
 from .chain import ChainError, ChainOutput, ChainSource
-from .derive import wallet_v1_tweak_secret
+from .derive import DerivableSecret, wallet_v1_tweak_secret
 from .ecash import EcashError
 from .encoding import Reader
 from .onchain_common import OnchainCommon, OnchainError
@@ -116,6 +116,7 @@ CREATE TABLE IF NOT EXISTS v1_deposits (
     fee_sat INTEGER, credit_msat INTEGER, op_id TEXT, claims INTEGER NOT NULL DEFAULT 0,
     error TEXT, state TEXT NOT NULL, updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS v1_recovered_claims (outpoint TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS v1_withdrawals (
     op_id TEXT PRIMARY KEY, address TEXT NOT NULL, value_sat INTEGER NOT NULL,
     fee_sat INTEGER NOT NULL, federation_fee_msat INTEGER NOT NULL, sats_per_kvb INTEGER NOT NULL,
@@ -211,12 +212,37 @@ class OnchainWalletV1(OnchainCommon):
             return self.deposits()
 
     def _record(self, out: ChainOutput) -> None:
+        """A deposit seen on chain, once; not one a recovery found claimed already (by us,
+        before the data folder was lost: `v1_recovered_claims`)."""
         self.db.execute(
             "INSERT OR IGNORE INTO v1_deposits (outpoint, address, value_sat, height, block_hash,"
-            " state, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " state, updated) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM v1_recovered_claims WHERE outpoint = ?)",
             (out.outpoint, out.address, out.value_sat, out.height, out.block_hash,
-             DepositState.SEEN.value, time.time()),
+             DepositState.SEEN.value, time.time(), out.outpoint),
         )  # fmt: skip
+
+    def recovered(
+        self, db: sqlite3.Connection, module: DerivableSecret, next_index: int, claimed: list[str]
+    ) -> None:
+        """What a recovery found (fmclient/recovery.py), in its SQLite transaction: the peg-in
+        addresses of tweak indexes 0..next_index watched again (deposits not yet claimed are
+        found on chain and claimed), the outpoints claimed before never claimed again, and the
+        next tweak index past them (as the wallet client's recovery sets NextPegInTweakIndex)."""
+        for index in range(next_index):
+            made = new_peg_in_address(self.config, wallet_v1_tweak_secret(module, index))
+            db.execute(
+                f"INSERT OR IGNORE INTO {self.ADDRESSES} VALUES (?, ?, ?, ?)",
+                (made.address, made.script_pubkey.hex(), made.tweak_secret, time.time()),
+            )
+        db.executemany(
+            "INSERT OR IGNORE INTO v1_recovered_claims VALUES (?)", [(o,) for o in claimed]
+        )
+        db.execute(
+            "INSERT INTO key_indexes VALUES (?, ?) ON CONFLICT(name) DO UPDATE"
+            " SET next = MAX(next, excluded.next)",
+            (TWEAK_INDEX, next_index),
+        )
 
     def deposits(self) -> list[dict]:
         """Every deposit, oldest first; `output_index` is our own sequence number of it (v1

@@ -381,7 +381,8 @@ class MintWallet:
             self._checkpoint(f"{row['kind']}-submitted")
             row = self.db.execute("SELECT * FROM operations WHERE id = ?", (op_id,)).fetchone()
         if row["state"] == OperationState.SUBMITTED:
-            await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)
+            if row["txid"] is not None:  # a recovered note's issuance names no transaction
+                await self.api.current_consensus("await_transaction", row["txid"], long_poll=True)
             await self._issue(row)
             self._checkpoint("done")
         elif row["state"] == OperationState.REJECTED:
@@ -408,7 +409,10 @@ class MintWallet:
             return shares if ok else None
 
         first = outputs[0].get("idx", 0) if outputs else 0  # other modules' outputs come first
-        method, params = self.mint.shares_request(row["txid"], first, first + len(outputs))
+        if row["txid"] is None:  # recovered mintv2 notes: their shares by blinded message
+            method, params = self.mint.recovery_shares_request([o["blinded"] for o in outputs])
+        else:
+            method, params = self.mint.shares_request(row["txid"], first, first + len(outputs))
         got = await self.api.verified(method, params, verify, long_poll=True) if outputs else {}
         notes = []
         for i, o in enumerate(outputs):
@@ -426,6 +430,20 @@ class MintWallet:
                 )
             self._move_inputs(db, row["id"], NoteState.SPENT)
             self._move(db, row["id"], OperationState.SUBMITTED, OperationState.DONE)
+
+    def record_issuance(
+        self, db: sqlite3.Connection, op_id: str, txid: str | None, outputs: list[dict]
+    ) -> None:
+        """Notes of ours the federation issued earlier (found by a recovery), to be signed and
+        stored by `finish`: an operation `recovery`, already submitted, in the caller's SQLite
+        transaction. `txid` None: their shares are asked by blinded message (mintv2)."""
+        now = time.time()
+        db.execute(
+            "INSERT OR IGNORE INTO operations (id, kind, state, txid, outputs, amount_msat,"
+            " created, updated) VALUES (?, 'recovery', ?, ?, ?, ?, ?, ?)",
+            (op_id, OperationState.SUBMITTED, txid, json.dumps(outputs),
+             sum(1 << o["d"] for o in outputs), now, now),
+        )  # fmt: skip
 
     def _move(
         self, db: sqlite3.Connection, op_id: str, old: OperationState, new: OperationState

@@ -97,6 +97,8 @@ METHOD_PAYMENT_HASH_OWNER: Final = "gateway.payment_hash_owner"  # who claimed i
 # releases it when that contract failed definitely
 METHOD_CLAIM_OUTGOING: Final = "gateway.claim_outgoing_hash"
 METHOD_RELEASE_OUTGOING: Final = "gateway.release_outgoing_hash"
+# an actor connected with `connect-fed --recover` says its recovery from the seed is done
+METHOD_RECOVERED: Final = "gateway.recovered"
 # why a second contract for a payment hash is refused (payment log, the refusal's message)
 DUPLICATE_PAYMENT_REASON: Final = "payment hash already paid or being paid by this gateway"
 METHOD_ACTOR_INFO: Final = "actor.info"
@@ -125,6 +127,7 @@ IN_FLIGHT_KINDS: Final = {
     "withdrawal": "withdrawal",
     "deposit": "deposit being claimed",
     "ecash": "e-cash operation",
+    "recovery": "recovery from the seed",
 }
 PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 METHOD_ACTOR_RESTORE: Final = "actor.restore"

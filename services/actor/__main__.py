@@ -17,9 +17,11 @@ from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
 from gwcore.schema import SchemaTooNew
 
+from . import recovery
 from .app import Actor, actor_home
 from .chain_source import chain_source
 from .federation import open_federation
+from .fedimint import FedimintFederation
 from .keys import federation_secrets
 from .settings import ActorSettings
 from .store import ActorStore
@@ -43,11 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         home = actor_home(settings)
         store = ActorStore(home / "actor.sqlite")
+        seeded = invite_kind(settings.invite_code) == FEDIMINT
+        recovery.begin(store, settings.recover, seeded)  # before the keys are decided
         secrets = federation_secrets(
-            store,
-            settings.data_dir,
-            settings.federation_id,
-            seeded=invite_kind(settings.invite_code) == FEDIMINT,
+            store, settings.data_dir, settings.federation_id, seeded=seeded
         )
         federation = await open_federation(
             home,
@@ -57,9 +58,12 @@ def main(argv: list[str] | None = None) -> None:
             chain,
             secrets,
         )
+        recovering = None
+        if store.meta(recovery.RECOVERY) is not None and isinstance(federation, FedimintFederation):
+            recovering = recovery.FederationRecovery(store, federation)
         ctx = zmq.asyncio.Context()
         try:
-            await Actor(settings, ctx, federation, secrets, store).run()
+            await Actor(settings, ctx, federation, secrets, store, recovering).run()
         finally:
             ctx.destroy(linger=0)
 

@@ -26,6 +26,7 @@ from fmclient import derive
 from fmclient.derive import FederationSecrets
 from gwcore import summary
 from gwcore.constants import (
+    GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
     METHOD_ACTOR_BACKUP,
     METHOD_ACTOR_DEPOSIT,
@@ -39,9 +40,10 @@ from gwcore.constants import (
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
+    METHOD_RECOVERED,
     ROUTER_ENDPOINT_NAME,
 )
-from gwcore.errors import InvalidInput, NotFound, UnknownMethod
+from gwcore.errors import InvalidInput, NotFound, ServiceNotReady, UnknownMethod
 from gwcore.extension import ExtensionEndpoint
 from gwcore.logging import log_context
 from gwcore.values import fees as checked_fees
@@ -54,6 +56,7 @@ from .fedimint import FedimintFederation
 from .lnv1_role import Lnv1Role
 from .lnv2_role import Lnv2Role
 from .outgoing import RouterPaymentHashClaims
+from .recovery import FederationRecovery
 from .roles import LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
 from .settings import ActorSettings
 from .stats import PaymentStats, classify
@@ -79,12 +82,15 @@ class Actor:
         federation: Federation,
         secrets: FederationSecrets | None = None,
         store: ActorStore | None = None,
+        recovery: FederationRecovery | None = None,
     ) -> None:
         """`secrets`: the federation's secrets from the gateway's seed (keys.py); None: the
         random gateway key kept in the actor's database (the development federation, and
-        federations joined before the seed)."""
+        federations joined before the seed). `recovery`: the federation's recovery from the
+        seed (recovery.py), run before anything is served while it is pending."""
         self.settings = settings
         self.federation = federation
+        self.recovery = recovery
         home = actor_home(settings)
         self.store = store or ActorStore(home / "actor.sqlite")
         self.stats = PaymentStats(self.store, settings.federation_id)
@@ -217,6 +223,13 @@ class Actor:
         except ValueError:
             raise InvalidInput("payload must be JSON") from None
         with log_context(federation_id=self.settings.federation_id):
+            recovering = self.recovery is not None and self.recovery.pending
+            if recovering and call.method != METHOD_ACTOR_INFO:
+                progress = self.recovery.info()["recovery"]  # type: ignore[union-attr]
+                raise ServiceNotReady(
+                    f"recovering the federation from the seed ({progress['items_done']} of"
+                    f" {progress['items_total']} items): {call.method} waits for its end"
+                )
             route = htlc_route(call.method, body)
             if route in self.routes:
                 with log_context(payment_hash=body.get("payment_hash")):
@@ -276,6 +289,8 @@ class Actor:
         own (withdrawals, deposits being claimed, e-cash operations) and the Lightning role's
         (outgoing, incoming, swaps; LNv2 sends and receives)."""
         kinds = dict(self.federation.in_flight())
+        if self.recovery is not None and self.recovery.pending:
+            kinds["recovery"] = 1
         for role in self.roles:
             for kind, n in role.in_flight().items():
                 kinds[kind] = kinds.get(kind, 0) + n
@@ -299,6 +314,7 @@ class Actor:
         }
         for role in self.roles:
             info.update(role.info())
+        info.update(self.recovery.info() if self.recovery is not None else {"recovering": False})
         return info
 
     def _dev(self, what: str) -> DevFederation:
@@ -381,6 +397,19 @@ class Actor:
             role.fees_changed()  # effective at once, and re-registered
         return {"fees": self.fees}
 
+    async def _report_recovered(self, stop: asyncio.Event) -> None:
+        """Tell the router the recovery is done (at every start after it: a lost answer is
+        told again), until it has heard."""
+        body = json.dumps({"federation_id": self.settings.federation_id}).encode()
+        while not stop.is_set():
+            try:
+                await self.bus.request(GATEWAY_SERVICE, METHOD_RECOVERED, body, timeout=15)
+                return
+            except Exception as exc:  # the router away: told again
+                log.warning("the router has not heard that the recovery is done: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+
     # --- life -------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -388,20 +417,32 @@ class Actor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        for role in self.roles:  # READY only once every role may be (a first registration)
-            await role.start(stop)
-        # the wallet first: transactions a crash left submitted are taken in (their notes are
-        # ours), reservations of ones never submitted released; then the payment flows
+        tasks: list[asyncio.Task] = []
+        serving = False
         try:
-            resumed = await asyncio.wait_for(self.federation.resume(), 30)
-            if resumed:
-                log.info("wallet operations resumed: %s", ", ".join(resumed))
-        except Exception as exc:  # the federation unreachable: they resume on the next start
-            log.warning("wallet resume incomplete: %s", exc)
-        tasks = [asyncio.create_task(self.federation.run(stop))]
-        tasks += [asyncio.create_task(role.run(stop)) for role in self.roles]
-        await self.worker.start()
-        try:
+            if self.recovery is not None and self.recovery.pending:
+                # a recovery from the seed first: actor.info answers its progress, the rest
+                # waits (the router keeps the federation `recovering` until it is told)
+                await self.worker.start()
+                serving = True
+                if not await self.recovery.run(stop):
+                    return
+            for role in self.roles:  # READY only once every role may be (a first registration)
+                await role.start(stop)
+            # the wallet first: transactions a crash left submitted are taken in (their notes
+            # are ours), reservations of ones never submitted released; then the payment flows
+            try:
+                resumed = await asyncio.wait_for(self.federation.resume(), 30)
+                if resumed:
+                    log.info("wallet operations resumed: %s", ", ".join(resumed))
+            except Exception as exc:  # the federation unreachable: they resume on the next start
+                log.warning("wallet resume incomplete: %s", exc)
+            tasks = [asyncio.create_task(self.federation.run(stop))]
+            tasks += [asyncio.create_task(role.run(stop)) for role in self.roles]
+            if self.recovery is not None:  # done: the router may call the federation running
+                tasks.append(asyncio.create_task(self._report_recovered(stop)))
+            if not serving:
+                await self.worker.start()
             await stop.wait()
         finally:
             await self.worker.stop()

@@ -38,4 +38,7 @@ class ActorSettings(BaseSettings):
     bitcoind_username: str = ""
     bitcoind_password_file: str = ""  # the RPC password, or bitcoind's .cookie (user:password)
     esplora_url: str = ""
+    # connected by `connect-fed --recover`: recover the federation from the seed before serving
+    # (only when its actor database is new: recovery.py)
+    recover: bool = False
     log_level: str = "INFO"

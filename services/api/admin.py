@@ -222,6 +222,8 @@ def _connect(gw: Gateway, body: dict, rid: str) -> dict:
     query = {"invite_code": body["invite_code"]}
     if body.get("api_urls") is not None:
         query["api_urls"] = body["api_urls"]
+    if flag(body.get("recover"), "recover"):
+        query["recover"] = True
     return gw.call(
         C.GATEWAY_SERVICE,
         C.METHOD_CONNECT_FED,

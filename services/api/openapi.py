@@ -252,6 +252,12 @@ def openapi_document(version: str) -> dict:
                             "type": "object",
                             "additionalProperties": {"type": "string"},
                         },
+                        "recover": {
+                            "description": "Fedimint only: a federation this gateway served before"
+                            " its data folder was lost; its e-cash and peg-in keys are recovered"
+                            " from the seed before it serves (state `recovering` until then)",
+                            "type": "boolean",
+                        },
                     },
                     "required": ["invite_code"],
                 },

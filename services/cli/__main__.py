@@ -305,9 +305,15 @@ def spend_ecash(c: Ctx, federation_id: str, amount_msat: int, idempotency_key: s
     metavar="PEER=URL",
     help="Fedimint: a guardian's ws:// or wss:// API, where the federation lists only iroh",
 )
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="Fedimint: a federation served before this data folder was lost: recover its e-cash"
+    " from the seed before serving it (`info` shows the progress)",
+)
 @click.pass_obj
 @_run
-def connect_fed(c: Ctx, invite_code: str, api_urls: tuple[str, ...]) -> Any:
+def connect_fed(c: Ctx, invite_code: str, api_urls: tuple[str, ...], recover: bool) -> Any:
     """Connect a federation by its invite code."""
     urls = {}
     for item in api_urls:
@@ -315,7 +321,7 @@ def connect_fed(c: Ctx, invite_code: str, api_urls: tuple[str, ...]) -> Any:
         if not sep or not peer.isdigit():
             raise ApiError("invalid", "invalid_input", f"--api-url {item!r}: PEER=URL")
         urls[peer] = url
-    return c.api().connect_fed(invite_code, urls or None)
+    return c.api().connect_fed(invite_code, urls or None, recover)
 
 
 @cli.command("leave-fed")

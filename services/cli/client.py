@@ -127,10 +127,14 @@ class GatewayApi:
             body["idempotency_key"] = idempotency_key
         return self._post(C.PATH_SPEND_ECASH, body)
 
-    def connect_fed(self, invite_code: str, api_urls: dict[str, str] | None = None) -> dict:
+    def connect_fed(
+        self, invite_code: str, api_urls: dict[str, str] | None = None, recover: bool = False
+    ) -> dict:
         body: dict = {"invite_code": invite_code}
         if api_urls:
             body["api_urls"] = api_urls
+        if recover:
+            body["recover"] = True
         return self._post(C.PATH_CONNECT_FED, body)
 
     def leave_fed(self, federation_id: str, force: bool = False) -> dict:

@@ -39,6 +39,7 @@ from gwcore.constants import (
     METHOD_LIGHTNING,
     METHOD_LIST_FEDS,
     METHOD_PAYMENT_HASH_OWNER,
+    METHOD_RECOVERED,
     METHOD_RELEASE_OUTGOING,
     METHOD_SEED,
     PROGRAM_ACTOR_PREFIX,
@@ -112,7 +113,8 @@ class GatewayCore:
         if entry is None or entry.state in ("leaving", "left"):
             return
         if event in ("ready", "revived"):
-            self.registry.set_state(service, "running")
+            recovering = self.registry.recovery(service) == "recovering"
+            self.registry.set_state(service, "recovering" if recovering else "running")
         elif event != "ready":
             self.registry.set_state(service, "crashed")
 
@@ -123,7 +125,12 @@ class GatewayCore:
         except ValueError:
             raise InvalidInput("payload must be JSON") from None
         if call.method == METHOD_CONNECT_FED:
-            result = (await self.connect(body.get("invite_code"), body.get("api_urls"))).json()
+            recover = flag(body.get("recover"), "recover")
+            entry = await self.connect(body.get("invite_code"), body.get("api_urls"), recover)
+            result = entry.json()
+        elif call.method == METHOD_RECOVERED:
+            fed = hex32(body.get("federation_id"), "federation_id")
+            result = {"federation_id": fed, "recovered": self.registry.finish_recovery(fed)}
         elif call.method == METHOD_LIST_FEDS:
             programs = []
             if self.supervisor is not None:
@@ -209,25 +216,47 @@ class GatewayCore:
             oldest = min(self.connecting.values(), key=lambda p: p["updated"])
             self.connecting.pop(oldest["federation_id"], None)
 
-    async def connect(self, invite_code: object, api_urls: object = None) -> FederationEntry:
+    async def connect(
+        self, invite_code: object, api_urls: object = None, recover: bool = False
+    ) -> FederationEntry:
         """Connect the federation of `invite_code` (its progress in `connect_status`).
         `api_urls` ({peer id: ws URL}, Fedimint only): the guardians' websocket APIs, for a
-        federation that lists only iroh endpoints."""
+        federation that lists only iroh endpoints. `recover`: a federation this gateway served
+        before its data folder was lost: its actor recovers its e-cash and peg-in keys from the
+        seed before it serves (refused for a federation this data folder knows)."""
         invite = parse_invite(invite_code, api_urls)  # InvalidInput: nothing started
         fed_id = invite.federation_id
+        if recover:
+            self._check_recoverable(invite)
         self._step(fed_id, "checking")
         try:
-            entry = await self._connect(str(invite_code).strip(), invite)
+            entry = await self._connect(str(invite_code).strip(), invite, recover)
         except GatewayError as exc:
             self._step(fed_id, "failed", exc.message)
             raise
         except Exception as exc:
             self._step(fed_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        self._step(fed_id, "running")
+        self._step(fed_id, entry.state if entry.state == "recovering" else "running")
         return entry
 
-    async def _connect(self, invite_code: str, invite: Invite) -> FederationEntry:
+    def _check_recoverable(self, invite: Invite) -> None:
+        """A recovery is for a Fedimint federation this data folder does not know (neither
+        the registry nor an actor's folder): else refused, nothing changed."""
+        fed_id = invite.federation_id
+        if invite.kind != FEDIMINT:
+            raise InvalidInput("--recover is for Fedimint federations (fed11… invites)")
+        entry = self.registry.get(fed_id)
+        data_dir = self.actor_env.get(f"{ENV_PREFIX_ACTOR}DATA_DIR")
+        home = Path(data_dir) / "actors" / fed_id[:16] if data_dir else None
+        if entry is not None or (home is not None and home.exists()):
+            known = f"state {entry.state}" if entry is not None else f"its data in {home}"
+            raise InvalidInput(
+                f"federation {fed_id} is known to this gateway ({known}): nothing to recover;"
+                " connect it without --recover"
+            )
+
+    async def _connect(self, invite_code: str, invite: Invite, recover: bool) -> FederationEntry:
         fed_id, url, overrides = invite.federation_id, invite.api_url, invite.api_urls
         existing = self.registry.get(fed_id)
         if existing is not None and existing.state in SERVED:
@@ -251,6 +280,8 @@ class GatewayCore:
         )
         if entry.state in ("left", "failed"):
             self.registry.set_state(fed_id, "connecting")
+        if recover:
+            self.registry.start_recovery(fed_id)
         self.registry.set_api_urls(fed_id, overrides)
         await self._start_actor(entry)
         return self.registry.get(fed_id)  # type: ignore[return-value]
@@ -265,6 +296,8 @@ class GatewayCore:
             f"{ENV_PREFIX_ACTOR}INVITE_CODE": entry.invite_code,
             f"{ENV_PREFIX_ACTOR}SCID": str(entry.scid),
         }
+        if self.registry.recovery(fed_id) is not None:
+            env[f"{ENV_PREFIX_ACTOR}RECOVER"] = "true"
         if overrides := self.registry.api_urls(fed_id):
             # base64 of the JSON: supervisord's environment= takes no quotes or % in values
             env[f"{ENV_PREFIX_ACTOR}API_URLS"] = base64.urlsafe_b64encode(
@@ -291,12 +324,15 @@ class GatewayCore:
                     retryable=True,
                 )
             await asyncio.sleep(0.1)
-        self.registry.set_state(fed_id, "running")
+        recovering = self.registry.recovery(fed_id) == "recovering"
+        self.registry.set_state(fed_id, "recovering" if recovering else "running")
 
     async def restore_actors(self, retry_s: float = 1.0) -> None:
         """At start: every connected federation's actor program, written again from the
         registry and started (the run folder may be new: a reboot, a tmpfs); a leave that a
-        crash interrupted is finished. Retried until supervisord takes them all."""
+        crash interrupted is finished; an actor program the registry does not serve (a run
+        folder kept beside a lost or restored data folder) is removed. Retried until
+        supervisord takes them all."""
         if self.supervisor is None:
             return
         while True:
@@ -305,6 +341,11 @@ class GatewayCore:
                     await asyncio.to_thread(self.supervisor.remove, entry.program)
                     self.registry.set_state(entry.federation_id, "left")
                 served = self.registry.in_state(*SERVED)
+                wanted = {entry.program for entry in served}
+                for program in await asyncio.to_thread(self.supervisor.actor_programs):
+                    if program not in wanted:
+                        log.warning("removing the actor program %s: no such federation", program)
+                        await asyncio.to_thread(self.supervisor.remove, program)
                 for entry in served:
                     await asyncio.to_thread(self._write_actor_program, entry)
                 for entry in served:
@@ -373,7 +414,7 @@ class GatewayCore:
         entry = self.registry.get(str(fed_id)) if isinstance(fed_id, str) else None
         if entry is None or entry.state == "left":
             raise NotFound("no such federation")
-        if not force and entry.state in ("running", "crashed"):
+        if not force and entry.state in ("recovering", "running", "crashed"):
             await self._nothing_in_flight(entry)
         async with self._leaving:  # one leave at a time: a retried request finds it done
             if (now := self.registry.get(entry.federation_id)) is not None and now.state == "left":

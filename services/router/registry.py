@@ -18,6 +18,11 @@ Federation states:
     connecting --actor READY and registered--> running --actor lost--> crashed --READY--> running
          \\                                        \\--leave--> leaving --stopped--> left
           \\--connect failed--> failed
+    connecting (--recover) --actor READY--> recovering --the actor's recovery done--> running
+
+A federation connected with `connect-fed --recover` is kept in `recoveries` (its actor is always
+started with GATEWAY_ACTOR_RECOVER; the actor alone decides whether there is anything to
+recover) until its actor says the recovery is done; meanwhile it is `recovering` (or `crashed`).
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ CREATE TABLE IF NOT EXISTS payment_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS federation_api_urls (
     federation_id TEXT PRIMARY KEY, api_urls TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recoveries (
+    federation_id TEXT PRIMARY KEY, done INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outgoing_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, contract_id TEXT NOT NULL,
     state TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 """
-STATES = ("connecting", "running", "crashed", "leaving", "left", "failed")
+STATES = ("connecting", "recovering", "running", "crashed", "leaving", "left", "failed")
 # the federations whose actor must run: the router (re)starts their programs from this table
-SERVED = ("connecting", "running", "crashed")
+SERVED = ("connecting", "recovering", "running", "crashed")
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,35 @@ class FederationRegistry:
                 "UPDATE federations SET state = ?, updated = ? WHERE federation_id = ?",
                 (state, int(time.time()), federation_id),
             )
+
+    def start_recovery(self, federation_id: str) -> None:
+        """The federation is connected by `connect-fed --recover` (kept until it is done)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT OR IGNORE INTO recoveries VALUES (?, 0, ?)",
+                (federation_id, int(time.time())),
+            )
+
+    def recovery(self, federation_id: str) -> str | None:
+        """None (connected without --recover), "recovering" or "recovered"."""
+        row = self.db.execute(
+            "SELECT done FROM recoveries WHERE federation_id = ?", (federation_id,)
+        ).fetchone()
+        return None if row is None else "recovered" if row["done"] else "recovering"
+
+    def finish_recovery(self, federation_id: str) -> bool:
+        """Its actor's recovery is done: `running` from now (False: no recovery was asked)."""
+        with self.lock:
+            done = self.db.execute(
+                "UPDATE recoveries SET done = 1, updated = ? WHERE federation_id = ?",
+                (int(time.time()), federation_id),
+            ).rowcount
+            self.db.execute(
+                "UPDATE federations SET state = 'running', updated = ?"
+                " WHERE federation_id = ? AND state = 'recovering'",
+                (int(time.time()), federation_id),
+            )
+        return bool(done)
 
     def get(self, federation_id: str) -> FederationEntry | None:
         row = self.db.execute(

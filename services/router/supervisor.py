@@ -16,6 +16,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gwcore.constants import PROGRAM_ACTOR_PREFIX
 from gwcore.files import write_private
 
 PROGRAM_TEMPLATE = """; written by the gateway router: the actor of federation {federation_id}
@@ -85,6 +86,14 @@ class SupervisorControl:
             {"name": p["name"], "state": p["statename"], "description": p["description"]}
             for p in self.rpc.supervisor.getAllProcessInfo()
         ]
+
+    def actor_programs(self) -> list[str]:
+        """The actor programs supervisord runs or conf.d holds (by program name)."""
+        running = {p["name"] for p in self.rpc.supervisor.getAllProcessInfo()}
+        written = (
+            {p.stem for p in self.conf_dir.glob("*.conf")} if self.conf_dir.is_dir() else set()
+        )
+        return sorted(p for p in running | written if p.startswith(PROGRAM_ACTOR_PREFIX))
 
     def remove(self, program: str) -> None:
         """Stop the program, remove its group and its conf.d file."""

@@ -81,69 +81,90 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
         },
     )
-    log_file = open(base.with_suffix(".log"), "wb")  # noqa: SIM115 - the tree's logs, open for its whole life
-    sup = subprocess.Popen(
-        [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_file = open(base.with_suffix(".log"), "ab")  # noqa: SIM115 - the tree's logs, open for its whole life
+    sup = [_supervisord(env, log_file)]
+
+    def restart(wipe: tuple[str, ...] = ()) -> None:
+        """Stop the whole tree, delete `wipe` (paths under the tree's folder, e.g. the
+        gateway's parts of the data folder, "run" for a reboot's lost run folder), start it
+        again with the same environment and wait until it serves."""
+        stop_group(sup[0])
+        for rel in wipe:
+            subprocess.run(["rm", "-rf", str(base / rel)], check=True)
+        sup[0] = _supervisord(env, log_file)
+        _wait_served(data_dir, env, api_url)
+
+    api_url = f"http://{api_bind}"
     try:
-        info = wait_until(
-            lambda: json.loads((data_dir / "regtest" / "regtestd.json").read_text()), 30, "regtestd"
-        )
-        feds = {
-            n: wait_until(
-                lambda n=n: json.loads(
-                    (data_dir / "federations" / n / "federation.json").read_text()
-                ),
-                60,
-                n,
-            )
-            for n in ("alpha", "beta")
-        }
-        for f in feds.values():
-            wait_until(
-                lambda f=f: httpx.get(f["api_url"] + "/health", timeout=2).status_code == 200,
-                60,
-                "federation API",
-            )
-
-        extension = ExtensionEndpoint.parse(
-            env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"]
-        )
-
-        def extension_up() -> bool:
-            with extension.sync_channel() as ch:
-                return (
-                    lnpb_grpc.GatewayLightningStub(ch)
-                    .GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=2)
-                    .synced
-                )
-
-        wait_until(extension_up, 60, "the Lightning extension")
-        api_url = f"http://{api_bind}"
-        wait_until(
-            lambda: httpx.get(api_url + "/openapi.json", timeout=2).status_code == 200,
-            60,
-            "the API front",
-        )
+        info, feds = _wait_served(data_dir, env, api_url)
         yield {
             "run_dir": run_dir,
             "data_dir": data_dir,
             "regtest": info,
             "feds": feds,
             "env": env,
-            "extension": extension,
+            "extension": ExtensionEndpoint.parse(
+                env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"]
+            ),
             "api_url": api_url,
             "password": (run_dir / "admin-password").read_text().strip(),
             "log": base.with_suffix(".log"),  # every program's output (kept after the tree)
+            "base": base,
+            "restart": restart,
         }
     finally:
-        stop_group(sup)
+        stop_group(sup[0])
         log_file.close()
         subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _supervisord(env: dict[str, str], log_file) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [str(BIN / "supervisord"), "-n", "-c", str(REPO / "supervisord.conf")],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_served(data_dir: Path, env: dict[str, str], api_url: str) -> tuple[dict, dict]:
+    """The tree's regtest world, development federations, Lightning extension and API front
+    answering: (regtestd.json, each development federation's federation.json)."""
+    info = wait_until(
+        lambda: json.loads((data_dir / "regtest" / "regtestd.json").read_text()), 30, "regtestd"
+    )
+    feds = {
+        n: wait_until(
+            lambda n=n: json.loads((data_dir / "federations" / n / "federation.json").read_text()),
+            60,
+            n,
+        )
+        for n in ("alpha", "beta")
+    }
+    for f in feds.values():
+        wait_until(
+            lambda f=f: httpx.get(f["api_url"] + "/health", timeout=2).status_code == 200,
+            60,
+            "federation API",
+        )
+    extension = ExtensionEndpoint.parse(env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"])
+
+    def extension_up() -> bool:
+        with extension.sync_channel() as ch:
+            return (
+                lnpb_grpc.GatewayLightningStub(ch)
+                .GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=2)
+                .synced
+            )
+
+    wait_until(extension_up, 60, "the Lightning extension")
+    wait_until(
+        lambda: httpx.get(api_url + "/openapi.json", timeout=2).status_code == 200,
+        60,
+        "the API front",
+    )
+    return info, feds
 
 
 def bus(tree: dict, service: str, method: str, body: dict, timeout: float = 120) -> dict:

@@ -6,9 +6,11 @@ have the guardians add it for LNv2 and set its fees. Then a real fedimint-cli us
 (alice pays from her lnd) and sends (to bob's lnd) through it, amounts exact; and both again with
 the extension killed (kill -9) mid-payment: each payment ends settled once, no HTLC is left.
 A stranger on the machine gets nothing from the deployed extension (no TCP port answers; its
-unix socket is the gateway user's alone. (The guide's steps that need no node:
-test_operating_guide_offline.py; the deployment itself: guide_world.py.) Then a reboot (everything stopped, the run folder lost) and supervisord killed outright:
-each time the next start serves every federation again, from the router's database alone.
+unix socket is the gateway user's alone). Then a reboot (everything stopped, the run folder
+lost) and supervisord killed outright: each time the next start serves every federation again,
+from the router's database alone; a backup made while it runs is restored on a lost disk. And a
+deployment of the previous release upgraded in place. (The guide's steps that need no node:
+test_operating_guide_offline.py; the deployment itself: guide_world.py.)
 """
 
 from __future__ import annotations

@@ -116,6 +116,9 @@ class FakeSupervisor(SupervisorControl):
         self.removed.append(program)
         self.conf_path(program).unlink(missing_ok=True)
 
+    def actor_programs(self) -> list[str]:
+        return sorted(p.stem for p in self.conf_dir.glob("*.conf"))
+
 
 async def test_the_router_starts_every_connected_federations_actor_from_its_database(
     tmp_path: Path,
@@ -127,20 +130,22 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
     sup = core.supervisor = FakeSupervisor(tmp_path / "run" / "conf.d")
     reg = core.registry
     feds = {
-        s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdef", strict=True)
+        s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdefg", strict=True)
     }
     for state, fed in feds.items():
         reg.add(fed, state, f"fed11{state}", "ws://x", f"gateway-actor-{fed[:16]}")
         reg.set_state(fed, state)
     reg.set_api_urls(feds["running"], {0: "ws://127.0.0.1:1/", 1: "ws://127.0.0.1:2/"})
+    stale = "gateway-actor-" + "9" * 16  # a run folder kept beside another data folder
+    sup.write_program(stale, "9" * 64, "gateway-actor", {})
     sup.down = 2
     await core.restore_actors(retry_s=0.01)
     served = [f"gateway-actor-{feds[s][:16]}" for s in SERVED]
     assert sup.added == served
-    assert sup.removed == [f"gateway-actor-{feds['leaving'][:16]}"]
+    assert sup.removed == [f"gateway-actor-{feds['leaving'][:16]}", stale]
     assert reg.get(feds["leaving"]).state == "left"  # type: ignore[union-attr]
     assert sorted(p.name for p in sup.conf_dir.iterdir()) == sorted(f"{p}.conf" for p in served)
-    conf = sup.conf_path(served[1]).read_text()
+    conf = sup.conf_path(f"gateway-actor-{feds['running'][:16]}").read_text()
     scid = reg.get(feds["running"]).scid  # type: ignore[union-attr]
     assert 'GATEWAY_ACTOR_INVITE_CODE="fed11running"' in conf
     assert f'GATEWAY_ACTOR_SCID="{scid}"' in conf
@@ -150,3 +155,37 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
         "1": "ws://127.0.0.1:2/",
     }
     assert "GATEWAY_ACTOR_API_URLS" not in sup.conf_path(served[0]).read_text()
+
+
+async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
+    tmp_path: Path,
+) -> None:
+    """`connect-fed --recover`: refused for a federation this data folder knows (the registry,
+    or an actor's folder) or not Fedimint, in one line; its actor is started with RECOVER; it is
+    `recovering` (READY or not) until the actor's `gateway.recovered`, then `running`."""
+    from gwcore.invites import DEVFED, FEDIMINT, Invite
+
+    core, _ = _core(tmp_path)
+    core.actor_env = {"GATEWAY_ACTOR_DATA_DIR": str(tmp_path)}
+    invite = Invite(FEDIMINT, FED_B, {0: "ws://x"})
+    core._check_recoverable(invite)  # new here: fine
+    (tmp_path / "actors" / FED_B[:16]).mkdir(parents=True)
+    with pytest.raises(InvalidInput, match="is known to this gateway"):
+        core._check_recoverable(invite)
+    core.registry.add(FED_A, "a", "fed11x", "ws://x", "gateway-actor-a")
+    with pytest.raises(InvalidInput, match="state connecting"):
+        core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
+    with pytest.raises(InvalidInput, match="Fedimint"):
+        core._check_recoverable(Invite(DEVFED, "cc" * 32, {0: "http://x"}))
+
+    core.registry.start_recovery(FED_A)
+    core._worker_event("actor-a", FED_A, "ready")
+    assert core.registry.get(FED_A).state == "recovering"  # type: ignore[union-attr]
+    sup = core.supervisor = FakeSupervisor(tmp_path / "conf.d")
+    core._write_actor_program(core.registry.get(FED_A))  # type: ignore[arg-type]
+    assert 'GATEWAY_ACTOR_RECOVER="true"' in sup.conf_path("gateway-actor-a").read_text()
+    done = json.loads(await core.handle(FakeCall("gateway.recovered", {"federation_id": FED_A})))  # type: ignore[arg-type]
+    assert done == {"federation_id": FED_A, "recovered": True}
+    assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
+    core._worker_event("actor-a", FED_A, "revived")
+    assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]

@@ -1,0 +1,180 @@
+"""A lost data folder, recovered from the seed words alone (`connect-fed --recover`), on real
+fedimintd 0.13 federations of one guardian: a v2 federation (mintv2) and a v1 one (mint v1,
+wallet v1), served by one gateway tree.
+
+The gateway earns and spends e-cash in both (notes from several operations, some spent by
+users), leaves a v1 peg-in unconfirmed, then its data folder is deleted (the whole tree stopped,
+the gateway's files and the run folder's actor programs removed, the development world's kept)
+and the tree started again with the same words file. `connect-fed --recover` of each gives back
+the same balance to the msat, each mint's note indexes as they were, the v1 peg-in addresses
+watched again (the unconfirmed deposit is claimed once it confirms), and a second `--recover`
+is refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import tree  # noqa: F401 - the tree fixture
+
+from .conftest import User
+from .lnv1_world import PEG_IN_FEE_MSAT, credit_for, fund_user, peg_in, tree_env  # noqa: F401
+from .test_gateway_fedimint import Gateway, _until
+
+pytestmark = pytest.mark.timeout(900)
+BIN = Path(sys.executable).parent
+PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
+
+
+def _wallet_file(tree_: dict, fed: str) -> Path:
+    return tree_["data_dir"] / "actors" / fed[:16] / "fedimint.sqlite"
+
+
+def _key_indexes(tree_: dict, fed: str) -> dict[str, int]:
+    db = sqlite3.connect(f"file:{_wallet_file(tree_, fed)}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT name, next FROM key_indexes").fetchall())
+    finally:
+        db.close()
+
+
+def _info(gw: Gateway, fed: str) -> dict:
+    return next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed)
+
+
+def _cli(tree_: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "GATEWAY_ADDRESS": tree_["api_url"],
+        "GATEWAY_RPCPASSWORD": tree_["password"],
+    }
+    return subprocess.run(
+        [str(BIN / "gateway-cli"), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def _earn_v2(gw: Gateway, fed: Federation, user: User) -> None:
+    """Three receives from the user and a spend the user takes (its notes spent)."""
+    gw.post("/connect-fed", {"invite_code": fed.invite_code})
+    for msat in ("64000", "32000"):
+        gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", msat))})
+    spent = gw.post("/spend_ecash", {"federation_id": fed.federation_id, "amount_msat": 20_000})
+    assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
+    gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "8000"))})
+
+
+def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -> str:
+    """A peg-in; notes for a user (a split, spent by the user); notes back from the user; a
+    second peg-in sent and left unconfirmed (its address, returned)."""
+    gw.post("/connect-fed", {"invite_code": fed.invite_code})
+    peg_in(gw, fed.federation_id, bitcoind, 1_000_000)
+    v1_user = User(data_dir)
+    v1_user("join", fed.invite_code)
+    fund_user(gw, fed.federation_id, v1_user, 50_000_000)
+    back = v1_user("module", "mint", "spend", "10000000")
+    gw.public("/receive_ecash", {"notes": back["notes"]})  # type: ignore[index]
+    address = gw.post("/address", {"federation_id": fed.federation_id})["address"]
+    bitcoind.send(address, PENDING_SAT)  # not mined: unconfirmed when the folder is lost
+    return str(address)
+
+
+@pytest.fixture(scope="module")
+def lost(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+    federation1_v1: Federation,
+    user: User,
+    bitcoind: Bitcoind,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict:
+    """Both federations served and used, then the gateway's data folder lost and the tree
+    started again with the same seed words: what was there before."""
+    gw = Gateway(tree)
+    _earn_v2(gw, federation1, user)
+    _earn_v1(gw, federation1_v1, bitcoind, tmp_path_factory.mktemp("v1-user"))
+    feds = (federation1.federation_id, federation1_v1.federation_id)
+    _until("nothing in flight", 60, lambda: all(_info(gw, f)["in_flight"] == 0 for f in feds))
+    before = {f: {"balance": gw.balance(f), "indexes": _key_indexes(tree, f)} for f in feds}
+    data = tree["data_dir"]
+    world = ("regtest", "federations")  # the development world's, not the gateway's
+    gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in world]
+    tree["restart"](wipe=(*gone, "run/conf.d"))
+    return before
+
+
+def test_connect_fed_recover_gives_back_every_msat(
+    tree: dict,  # noqa: F811
+    lost: dict,
+    federation1: Federation,
+    federation1_v1: Federation,
+    bitcoind: Bitcoind,
+) -> None:
+    gw = Gateway(tree)
+    v2, v1 = federation1.federation_id, federation1_v1.federation_id
+    assert [f["federation_id"] for f in gw.post("/info", {})["federations"]] == []
+
+    # v2 by gateway-cli, v1 by the API; /health is not ready until both are recovered
+    out = _cli(tree, "connect-fed", "--recover", federation1.invite_code)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] in ("recovering", "running")
+    gw.post("/connect-fed", {"invite_code": federation1_v1.invite_code, "recover": True})
+
+    def recovered() -> bool:
+        infos = [_info(gw, f) for f in (v2, v1)]
+        if any(i.get("recovering") for i in infos):
+            assert gw.http.get("/health").status_code == 503
+            return False
+        return all(i["state"] == "running" for i in infos)
+
+    _until("both federations recovered", 180, recovered)
+    for fed in (v2, v1):
+        info = _info(gw, fed)
+        assert info["recovery"]["state"] == "done" and info["recovery"]["error"] is None
+        assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
+        assert gw.balance(fed) == lost[fed]["balance"], fed
+    # mint v1's note indexes exactly as before (every index handed out was used); the peg-in
+    # tweak index past the last one used (1, the unconfirmed deposit's: it is not on the
+    # federation's log) is the crate's 0 + 8
+    indexes = _key_indexes(tree, v1)
+    notes_before = {k: n for k, n in lost[v1]["indexes"].items() if k.startswith("mint_v1")}
+    assert {k: n for k, n in indexes.items() if k.startswith("mint_v1")} == notes_before
+    assert indexes["wallet_v1_tweak"] == 8
+    assert _until("/health ready", 60, lambda: gw.http.get("/health").status_code == 200)
+
+    # the deposit sent before the loss is found on chain and claimed once it confirms
+    def claimed() -> bool:
+        bitcoind.mine(1)
+        return gw.balance(v1) > lost[v1]["balance"]
+
+    _until("the unconfirmed peg-in claimed", 300, claimed)
+    credit = credit_for(federation1_v1, PENDING_SAT * 1000 - PEG_IN_FEE_MSAT)
+    assert gw.balance(v1) == lost[v1]["balance"] + credit
+
+    # a second recovery of a federation this data folder knows: refused in one line
+    again = _cli(tree, "connect-fed", "--recover", federation1.invite_code)
+    assert again.returncode == 2, again
+    assert "is known to this gateway" in again.stderr and again.stderr.count("\n") <= 1
+
+
+def test_recovered_notes_are_good(
+    tree: dict,  # noqa: F811
+    lost: dict,
+    federation1: Federation,
+    user: User,
+) -> None:
+    """After the recovery the notes are the federation's: a user takes them."""
+    gw = Gateway(tree)
+    fed = federation1.federation_id
+    before = gw.balance(fed)
+    spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 30_000})
+    assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
+    assert gw.balance(fed) <= before - spent["amount_msat"]
