@@ -144,11 +144,11 @@ class OnchainWallet(OnchainCommon):
         keys derived from the gateway's seed, as the walletv2 client finds its own (the index
         is advanced past it, committed, before it is returned: never handed out twice); for a
         federation joined before the seed, from a random key."""
-        module = self.mint.module_secret("walletv2")
+        module = self.mint.keys.module_secret("walletv2")
         if module is None:
             return await asyncio.to_thread(new_peg_in_address, self.config)
         async with self._searching:  # one search at a time: two would find the same index
-            start = self.mint.next_index(TWEAK_INDEX)
+            start = self.mint.keys.next_index(TWEAK_INDEX)
             made = await asyncio.to_thread(
                 derived_peg_in_address,
                 self.config,
@@ -156,7 +156,7 @@ class OnchainWallet(OnchainCommon):
                 start,
             )
             assert made.index is not None
-            self.mint.advance_index(TWEAK_INDEX, made.index + 1)
+            self.mint.keys.advance_index(TWEAK_INDEX, made.index + 1)
         return made
 
     def take_ready(self) -> str | None:

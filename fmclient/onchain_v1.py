@@ -168,10 +168,10 @@ class OnchainWalletV1(OnchainCommon):
         """A fresh peg-in address, its tweak key stored before it is handed out: derived from
         the seed at the next tweak index (advanced first, as the wallet client's
         NextPegInTweakIndex), or random for a federation joined before the seed."""
-        module = self.mint.module_secret("wallet")
+        module = self.mint.keys.module_secret("wallet")
         secret = None
         if module is not None:
-            secret = wallet_v1_tweak_secret(module, self.mint.allocate_index(TWEAK_INDEX))
+            secret = wallet_v1_tweak_secret(module, self.mint.keys.allocate_index(TWEAK_INDEX))
         return self.store_address(new_peg_in_address(self.config, secret))
 
     def take_ready(self) -> str:

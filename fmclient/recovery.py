@@ -54,7 +54,8 @@ from .recovery_scan import (
     WalletV1Input,
     WalletV1Scan,
 )
-from .wallet import NOTE_INDEX, MintWallet
+from .wallet import MintWallet
+from .wallet_keys import NOTE_INDEX
 from .walletv1 import new_peg_in_address
 
 SCHEMA = """
@@ -391,7 +392,7 @@ def mint_v2_recovery(wallet: MintWallet, module: DerivableSecret) -> ModuleRecov
 
 def ecash_recovery(wallet: MintWallet) -> ModuleRecovery | None:
     """The recovery of the wallet's e-cash module (its version's), or None without a seed."""
-    module = wallet.module_secret(wallet.mint.kind)
+    module = wallet.keys.module_secret(wallet.mint.kind)
     if module is None:
         return None
     if wallet.mint.kind == mintv1.KIND:

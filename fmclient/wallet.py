@@ -36,17 +36,14 @@ from coincurve import PrivateKey
 from gwcore.files import private_file
 from gwcore.schema import Schema, upgrade
 
-from . import derive, mintv1, mintv2, tbs
+from . import mintv1, mintv2, tbs
 from .api import FederationApi
 from .config import ClientConfig, ConfigError
-from .derive import DerivableSecret, FederationSecrets
+from .derive import FederationSecrets
 from .ecash import Dialect, EcashError, Note, Received, note_valid, parse_for
-from .tweak_pool import TweakPool
 from .tx import ModuleItem, Transaction, TxRejected, submission_outcome, to_serde
+from .wallet_keys import WalletKeys
 from .wallet_states import NOTE, OPERATION, NoteState, OperationState
-
-# key_indexes: the next mint v1 note index of an amount is f"{NOTE_INDEX}{amount_msat}"
-NOTE_INDEX = "mint_v1_note:"
 
 # the e-cash module versions, in the order of preference when a federation has several
 DIALECTS: tuple[type[Dialect], ...] = (mintv1.Dialect, mintv2.Dialect)
@@ -139,18 +136,7 @@ class MintWallet:
         upgrade(self.db, path, WALLET_DB)
         self.db.executescript(SCHEMA)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # op id -> (lock, users)
-        module = None if secrets is None else secrets.module(self.module)
-        # a seeded mintv2 wallet's notes need ground tweaks: kept ready (tweak_pool.py)
-        self.tweaks = (
-            TweakPool(self.db, self.transaction, derive.mintv2_tweak_filter(module))
-            if module is not None and self.mint.kind != mintv1.Dialect.kind
-            else None
-        )
-
-    async def keep_ready(self, stop: asyncio.Event) -> None:
-        """Background work until `stop`: the pool of ground mintv2 tweaks kept full."""
-        if self.tweaks is not None:
-            await self.tweaks.keep_full(stop)
+        self.keys = WalletKeys(self.db, self.transaction, config, self.mint, secrets)
 
     @contextmanager
     def transaction(self):  # type: ignore[no-untyped-def]
@@ -161,63 +147,6 @@ class MintWallet:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-
-    def allocate_index(self, name: str, count: int = 1) -> int:
-        """The first of `count` unused indexes of the derivation `name` (a mint v1 note amount,
-        peg-in tweaks), advanced and committed before anything uses them: a crash leaves a gap,
-        never a reuse (the mint client's NextECashNoteIndex, the wallet's NextPegInTweakIndex)."""
-        with self.transaction() as db:
-            row = db.execute("SELECT next FROM key_indexes WHERE name = ?", (name,)).fetchone()
-            first = int(row[0]) if row else 0
-            db.execute(
-                "INSERT INTO key_indexes VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET next = ?",
-                (name, first + count, first + count),
-            )
-        return first
-
-    def next_index(self, name: str) -> int:
-        row = self.db.execute("SELECT next FROM key_indexes WHERE name = ?", (name,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def advance_index(self, name: str, to: int) -> None:
-        """Indexes of `name` below `to` are used (committed): never handed out again."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO key_indexes VALUES (?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET next = MAX(next, excluded.next)",
-                (name, to),
-            )
-
-    def module_secret(self, kind: str) -> DerivableSecret | None:
-        """The root secret of the federation's module `kind` (None: keys are random)."""
-        if self.secrets is None:
-            return None
-        return self.secrets.module(self.config.module_id(kind))
-
-    def _note_keys(
-        self, denominations: list[int]
-    ) -> list[tuple[bytes, int, bytes | None, int | None]]:
-        """(spend secret, blinding scalar, mintv2 tweak, mint v1 index) of new notes: derived
-        as the federation's mint client module derives its notes, or random."""
-        module = None if self.secrets is None else self.secrets.module(self.module)
-        if module is None:
-            return [
-                (PrivateKey().secret, tbs.new_blinding_key(), None, None) for _ in denominations
-            ]
-        out: list[tuple[bytes, int, bytes | None, int | None]] = []
-        if self.mint.kind == mintv1.Dialect.kind:
-            for d in denominations:
-                index = self.allocate_index(f"{NOTE_INDEX}{1 << d}")
-                spend, r = derive.mint_v1_note_keys(
-                    derive.mint_v1_note_secret(module, 1 << d, index)
-                )
-                out.append((spend, r, None, index))
-            return out
-        assert self.tweaks is not None
-        for d, tweak in zip(denominations, self.tweaks.take(len(denominations)), strict=True):
-            spend, r = derive.mintv2_note_keys(module, d, tweak)
-            out.append((spend, r, tweak, None))
-        return out
 
     def balance_msat(self) -> int:
         row = self.db.execute(
@@ -304,7 +233,7 @@ class MintWallet:
             raise EcashError("the e-cash is worth less than the fees of reissuing it")
         outputs, items = [], list(foreign.outputs)
         for d, (secret, r, tweak, index) in zip(
-            denominations, self._note_keys(denominations), strict=True
+            denominations, self.keys.note_keys(denominations), strict=True
         ):
             nonce = PrivateKey(secret).public_key.format(compressed=True)
             blinded = tbs.blind(self.mint.message(nonce), r)

@@ -128,7 +128,7 @@ class FedimintFederation:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Find and claim deposits, finish what a crash left unfinished, until `stop`."""
-        ready = asyncio.create_task(self.mint.keep_ready(stop), name="wallet-keep-ready")
+        ready = asyncio.create_task(self.mint.keys.keep_ready(stop), name="wallet-keep-ready")
         try:
             await self._scan(stop)
         finally:

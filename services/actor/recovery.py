@@ -78,7 +78,7 @@ class FederationRecovery:
         mint = self.federation.mint
         parts = [ecash_recovery(mint)]
         onchain = self.federation.onchain
-        module = mint.module_secret("wallet") if isinstance(onchain, WalletV1Onchain) else None
+        module = mint.keys.module_secret("wallet") if isinstance(onchain, WalletV1Onchain) else None
         if isinstance(onchain, WalletV1Onchain) and module is not None:
             parts.append(wallet_v1_recovery(onchain.wallet, module))
         return [p for p in parts if p is not None]

@@ -57,10 +57,10 @@ async def test_peg_in_then_withdraw_to_every_address_type(
     try:
         made = await wallet.grind_address()
         if seeded:  # the walletv2 client's first valid index of the words' keys
-            module = mint.module_secret("walletv2")
+            module = mint.keys.module_secret("walletv2")
             assert module is not None and made.index is not None
             assert made.tweak_secret == derive.wallet_v2_tweak_secret(module, made.index)
-            assert mint.next_index(TWEAK_INDEX) == made.index + 1
+            assert mint.keys.next_index(TWEAK_INDEX) == made.index + 1
         address = wallet.store_address(made)
         assert wallet.addresses() == [address]
         bitcoind.send(address, 200_000)
