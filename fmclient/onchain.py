@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS onchain_cursor (id INTEGER PRIMARY KEY CHECK (id = 0)
 """
 SLICE = 1000
 TWEAK_INDEX = "wallet_v2_tweak"  # the next derivation index a seeded address search starts at
+RECOVERY_GAP = 4  # seeded addresses watched past the last one paid, after a lost data folder
 # StandardScript variants and where their program sits in the scriptPubKey
 SCRIPT_VARIANT = {"p2pkh": (0, 3, 23), "p2sh": (1, 2, 22), "p2wpkh": (2, 2, 22)}
 SCRIPT_VARIANT |= {"p2wsh": (3, 2, 34), "p2tr": (4, 2, 34)}
@@ -133,6 +135,9 @@ class OnchainWallet(OnchainCommon):
         self.db.executescript(SCHEMA)
         self._create_book()
         self._searching = asyncio.Lock()
+        # set at close: a search in a worker thread stops within milliseconds (the actor's
+        # shutdown waits for its threads: supervisord's stop and a leave must not wait seconds)
+        self.closing = threading.Event()
 
     def module_fee_msat(self, amount_msat: int) -> int:
         return self.config.fee_base_msat + amount_msat * self.config.fee_ppm // 1_000_000
@@ -146,7 +151,9 @@ class OnchainWallet(OnchainCommon):
         federation joined before the seed, from a random key."""
         module = self.mint.keys.module_secret("walletv2")
         if module is None:
-            return await asyncio.to_thread(new_peg_in_address, self.config)
+            return await asyncio.to_thread(
+                new_peg_in_address, self.config, cancelled=self.closing.is_set
+            )
         async with self._searching:  # one search at a time: two would find the same index
             start = self.mint.keys.next_index(TWEAK_INDEX)
             made = await asyncio.to_thread(
@@ -154,10 +161,49 @@ class OnchainWallet(OnchainCommon):
                 self.config,
                 lambda i: derive.wallet_v2_tweak_secret(module, i),
                 start,
+                self.closing.is_set,
             )
             assert made.index is not None
             self.mint.keys.advance_index(TWEAK_INDEX, made.index + 1)
         return made
+
+    async def recover_addresses(self, gap: int = RECOVERY_GAP) -> int:
+        """After a lost data folder: the seed's addresses watched again, so a deposit not yet
+        claimed is found and claimed by the next scan (one claimed before is listed spent and
+        credits nothing). The federation lists every output paid to an address that passes its
+        filter; the seed's valid indexes are derived in order until `gap` follow the last one
+        paid (the gateway hands out a fresh address per request and grinds one ahead, so an
+        unpaid run of a few is expected), then the next search starts past them. Idempotent.
+        Returns how many addresses are watched (0: keys are random, nothing to find)."""
+        module = self.mint.keys.module_secret("walletv2")
+        if module is None:
+            return 0
+        paid, start = set(), 0
+        while outputs := await self._call("output_info_slice", [start, start + SLICE]):
+            paid.update(str(o["script"]) for o in outputs)
+            start = max(int(o["index"]) for o in outputs) + 1
+        found: list[PegInAddress] = []
+        last_paid, index = -1, 0
+        while len(found) <= last_paid + gap:
+            made = await asyncio.to_thread(
+                derived_peg_in_address,
+                self.config,
+                lambda i: derive.wallet_v2_tweak_secret(module, i),
+                index,
+                self.closing.is_set,
+            )
+            assert made.index is not None
+            found.append(made)
+            index = made.index + 1
+            if made.script_pubkey.hex() in paid:
+                last_paid = len(found) - 1
+        with self.mint.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO peg_in_addresses VALUES (?, ?, ?, ?)",
+                [(m.address, m.script_pubkey.hex(), m.tweak_secret, time.time()) for m in found],
+            )
+        self.mint.keys.advance_index(TWEAK_INDEX, index)
+        return len(found)
 
     def take_ready(self) -> str | None:
         """Hand out an address ground ahead of time, or None if there is none."""

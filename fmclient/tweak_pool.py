@@ -33,13 +33,16 @@ class TweakPool:
         transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
         tweak_filter: bytes,
         *,
-        size: int = 64,
+        size: int = 32,
+        first: int = 8,
         batch: int = 8,
     ) -> None:
         """`db`: the wallet's connection (used from the event loop's thread only; the worker
-        thread only hashes); `transaction()`: the wallet's BEGIN IMMEDIATE context."""
+        thread only hashes); `transaction()`: the wallet's BEGIN IMMEDIATE context. The pool
+        is kept at `first` tweaks until the wallet first takes some, then at `size` (a
+        federation that never issues notes costs a few hundred ms of CPU, not seconds)."""
         self.db, self.transaction, self.filter = db, transaction, tweak_filter
-        self.size, self.batch = size, batch
+        self.size, self.batch, self.target = size, batch, min(first, size)
         self.db.executescript(SCHEMA)
         self.wanted = asyncio.Event()
 
@@ -54,6 +57,7 @@ class TweakPool:
             db.executemany("DELETE FROM tweak_pool WHERE tweak = ?", [(r[0],) for r in rows])
         tweaks = [bytes(r[0]) for r in rows]
         tweaks += [self.grind() for _ in range(n - len(tweaks))]
+        self.target = self.size
         self.wanted.set()
         return tweaks
 
@@ -61,10 +65,10 @@ class TweakPool:
         return derive.mintv2_grind_tweak(self.filter, os.urandom)
 
     async def keep_full(self, stop: asyncio.Event) -> None:
-        """Refill the pool to `size`, a batch at a time in a worker thread, whenever it runs
-        low; until `stop`."""
+        """Refill the pool to its target, a batch at a time in a worker thread, whenever it
+        runs low; until `stop`."""
         while not stop.is_set():
-            while self.count() < self.size and not stop.is_set():
+            while self.count() < self.target and not stop.is_set():
                 ground = await asyncio.to_thread(lambda: [self.grind() for _ in range(self.batch)])
                 with self.transaction() as db:
                     db.executemany(

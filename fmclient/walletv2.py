@@ -117,8 +117,18 @@ def _multisig(config: WalletConfig) -> Callable[[bytes], bytes]:
     return script
 
 
+class GrindCancelled(Exception):
+    """An address search stopped because its owner is closing."""
+
+
+CHECK_EVERY = 1024  # tries between looks at `cancelled`
+
+
 def derived_peg_in_address(
-    config: WalletConfig, tweak_key: Callable[[int], bytes], start: int
+    config: WalletConfig,
+    tweak_key: Callable[[int], bytes],
+    start: int,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> PegInAddress:
     """The first seeded address at index `start` or after that the federation will see, as
     the walletv2 client finds its next valid index (`next_valid_index`, fedimint-walletv2-client
@@ -126,6 +136,8 @@ def derived_peg_in_address(
     about 65,536 indexes, ~100 µs each here)."""
     script_of, index = _multisig(config), start
     while True:
+        if index % CHECK_EVERY == 0 and cancelled():
+            raise GrindCancelled("the wallet is closing")
         secret = tweak_key(index)
         script = script_of(PrivateKey(secret).public_key.format(compressed=True))
         spk = script_pubkey(script)
@@ -134,7 +146,11 @@ def derived_peg_in_address(
         index += 1
 
 
-def new_peg_in_address(config: WalletConfig, max_tries: int = 5_000_000) -> PegInAddress:
+def new_peg_in_address(
+    config: WalletConfig,
+    max_tries: int = 5_000_000,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> PegInAddress:
     """A fresh address the federation will see, with a random tweak key (a federation joined
     before the gateway had a seed): tweak keys ground until the filter passes
     (about 65,536 tries). The search starts at a random key and steps by one (k+1 has the
@@ -145,6 +161,8 @@ def new_peg_in_address(config: WalletConfig, max_tries: int = 5_000_000) -> PegI
     start = PrivateKey()
     point = start.public_key
     for step in range(max_tries):
+        if step % CHECK_EVERY == 0 and cancelled():
+            raise GrindCancelled("the wallet is closing")
         tweak_pubkey = point.format(compressed=True)
         script = script_of(tweak_pubkey)
         spk = script_pubkey(script)

@@ -149,6 +149,7 @@ class FedimintFederation:
                 await asyncio.wait_for(self.wake.wait(), self.scan_interval_s)
 
     async def close(self) -> None:
+        self.onchain.closing()  # an address search in a worker thread stops
         await self.mint.api.close()
         if self.chain is not None:
             await self.chain.close()

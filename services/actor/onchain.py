@@ -51,6 +51,10 @@ class Onchain(Protocol):
         """Withdrawals as payment-log rows, newest first."""
         ...
 
+    def closing(self) -> None:
+        """The actor stops: work in worker threads (an address search) ends now."""
+        ...
+
 
 class NoOnchain:
     """A federation without a wallet module: on-chain calls are refused, clearly."""
@@ -81,6 +85,9 @@ class NoOnchain:
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         return []
 
+    def closing(self) -> None:
+        return None
+
 
 class WalletOnchain:
     """What every wallet module version's on-chain part does alike, over its fmclient wallet
@@ -93,6 +100,10 @@ class WalletOnchain:
 
     def __init__(self, mint: MintWallet, wallet: Any, wake: Callable[[], None]) -> None:
         self.mint, self.wallet, self.wake = mint, wallet, wake
+
+    def closing(self) -> None:
+        if (event := getattr(self.wallet, "closing", None)) is not None:
+            event.set()  # walletv2's address search (fmclient/onchain.py)
 
     def _pending_withdrawals(self) -> int:
         """Peg-outs whose e-cash operation is not final yet (both versions' op kind)."""

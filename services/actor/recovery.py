@@ -1,7 +1,8 @@
 """The actor's recovery of a federation connected with `connect-fed --recover`: before it serves
 anything, its e-cash and peg-in keys are found again from the gateway's seed, module by module,
 as fedimint's client recovers them (fmclient/recovery.py), and the notes found are signed and
-stored by the wallet's own operations.
+stored by the wallet's own operations. walletv2 keeps no recovery log: the seed's addresses up
+to a few past the last one paid are watched again (`OnchainWallet.recover_addresses`).
 
 Decided once, when the actor's database is made (`begin`): a recovery is asked (the router's
 GATEWAY_ACTOR_RECOVER) and the federation is new to this data folder, so its keys are the
@@ -24,11 +25,13 @@ from fmclient.recovery import Recovery, ecash_recovery, wallet_v1_recovery
 from .fedimint import FedimintFederation
 from .keys import KEY_SOURCE
 from .onchain_v1 import WalletV1Onchain
+from .onchain_v2 import WalletV2Onchain
 from .store import ActorStore
 
 log = logging.getLogger(__name__)
 RECOVERY = "recovery"  # meta: "pending" | "done"
 PENDING, DONE = "pending", "done"
+WALLETV2 = "recovery_walletv2"  # meta: how many seeded walletv2 addresses were watched again
 
 
 def begin(store: ActorStore, asked: bool, seeded: bool) -> None:
@@ -88,6 +91,12 @@ class FederationRecovery:
             if not self.recovery.done(part.name):
                 log.info("recovering %s from the seed", part.name)
             await self.recovery.run(part)
+        onchain = self.federation.onchain
+        if isinstance(onchain, WalletV2Onchain) and self.store.meta(WALLETV2) is None:
+            # walletv2 has no recovery log: the seed's addresses are watched again (a deposit
+            # not yet claimed is claimed by the next scan); idempotent, so done once marked
+            watched = await onchain.wallet.recover_addresses()
+            self.store.set_meta(WALLETV2, str(watched))
         # the notes found: signed and stored by their operations (a crash resumes them)
         await self.federation.mint.resume()
         left = self.federation.mint.db.execute(

@@ -62,14 +62,18 @@ def _cli(tree_: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _earn_v2(gw: Gateway, fed: Federation, user: User) -> None:
-    """Three receives from the user and a spend the user takes (its notes spent)."""
+def _earn_v2(gw: Gateway, fed: Federation, user: User, bitcoind: Bitcoind) -> str:
+    """Three receives from the user and a spend the user takes (its notes spent); a peg-in
+    sent and left unconfirmed (its address, returned)."""
     gw.post("/connect-fed", {"invite_code": fed.invite_code})
     for msat in ("64000", "32000"):
         gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", msat))})
     spent = gw.post("/spend_ecash", {"federation_id": fed.federation_id, "amount_msat": 20_000})
     assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
     gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "8000"))})
+    address = gw.post("/address", {"federation_id": fed.federation_id})["address"]
+    bitcoind.send(address, PENDING_SAT)  # not mined: unconfirmed when the folder is lost
+    return str(address)
 
 
 def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -> str:
@@ -99,7 +103,7 @@ def lost(
     """Both federations served and used, then the gateway's data folder lost and the tree
     started again with the same seed words: what was there before."""
     gw = Gateway(tree)
-    _earn_v2(gw, federation1, user)
+    v2_address = _earn_v2(gw, federation1, user, bitcoind)
     _earn_v1(gw, federation1_v1, bitcoind, tmp_path_factory.mktemp("v1-user"))
     feds = (federation1.federation_id, federation1_v1.federation_id)
     _until("nothing in flight", 60, lambda: all(_info(gw, f)["in_flight"] == 0 for f in feds))
@@ -108,7 +112,7 @@ def lost(
     world = ("regtest", "federations")  # the development world's, not the gateway's
     gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in world]
     tree["restart"](wipe=(*gone, "run/conf.d"))
-    return before
+    return before | {"v2_address": v2_address}
 
 
 def test_connect_fed_recover_gives_back_every_msat(
@@ -158,6 +162,17 @@ def test_connect_fed_recover_gives_back_every_msat(
     _until("the unconfirmed peg-in claimed", 300, claimed)
     credit = credit_for(federation1_v1, PENDING_SAT * 1000 - PEG_IN_FEE_MSAT)
     assert gw.balance(v1) == lost[v1]["balance"] + credit
+    # walletv2 too: its seeded address is watched again, its deposit claimed once
+    v2_deposit = {"federation_id": v2, "operation_id": lost["v2_address"]}
+
+    def v2_claimed() -> dict | None:
+        bitcoind.mine(1)
+        answer = gw.http.post("/deposit", json=v2_deposit)
+        return answer.json() if answer.status_code == 200 else None
+
+    got = _until("the unconfirmed walletv2 peg-in claimed", 300, v2_claimed)
+    assert 0 < got["credited_msat"] < PENDING_SAT * 1000
+    assert gw.balance(v2) == lost[v2]["balance"] + got["credited_msat"]
 
     # a second recovery of a federation this data folder knows: refused in one line
     again = _cli(tree, "connect-fed", "--recover", federation1.invite_code)

@@ -29,7 +29,7 @@ def _pool(path: Path, size: int = 6) -> TweakPool:
             db.execute("ROLLBACK")
             raise
 
-    return TweakPool(db, transaction, FILTER, size=size, batch=2)
+    return TweakPool(db, transaction, FILTER, size=size, first=size, batch=2)
 
 
 async def test_tweaks_are_ground_ahead_and_handed_out_once(tmp_path: Path) -> None:
@@ -54,5 +54,25 @@ async def test_tweaks_are_ground_ahead_and_handed_out_once(tmp_path: Path) -> No
         await asyncio.sleep(0.01)
         assert time.monotonic() - start < 60
     assert not set(pool.take(6)) & set(every)
+    stop.set()
+    await asyncio.wait_for(keeper, 10)
+
+
+async def test_the_pool_stays_small_until_the_wallet_issues_notes(tmp_path: Path) -> None:
+    db_path = tmp_path / "w.sqlite"
+    pool = _pool(db_path)
+    pool = TweakPool(pool.db, pool.transaction, FILTER, size=5, first=2, batch=1)
+    stop = asyncio.Event()
+    keeper = asyncio.create_task(pool.keep_full(stop))
+    start = time.monotonic()
+    while pool.count() < 2:
+        await asyncio.sleep(0.01)
+        assert time.monotonic() - start < 60
+    await asyncio.sleep(0.3)
+    assert pool.count() == 2  # a federation that never issues notes grinds two, not more
+    pool.take(1)
+    while pool.count() < 5:
+        await asyncio.sleep(0.01)
+        assert time.monotonic() - start < 60
     stop.set()
     await asyncio.wait_for(keeper, 10)
