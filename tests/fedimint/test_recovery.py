@@ -3,11 +3,11 @@ fedimintd 0.13 federations of one guardian: a v2 federation (mintv2) and a v1 on
 wallet v1), served by one gateway tree.
 
 The gateway earns and spends e-cash in both (notes from several operations, some spent by
-users), leaves a v1 peg-in unconfirmed, then its data folder is deleted (the whole tree stopped,
+users), leaves a v1 and a walletv2 peg-in unconfirmed, then its data folder is deleted (the whole tree stopped,
 the gateway's files and the run folder's actor programs removed, the development world's kept)
 and the tree started again with the same words file. `connect-fed --recover` of each gives back
-the same balance to the msat, each mint's note indexes as they were, the v1 peg-in addresses
-watched again (the unconfirmed deposit is claimed once it confirms), and a second `--recover`
+the same balance to the msat, each mint's note indexes as they were, the v1 and walletv2 peg-in
+addresses watched again (each unconfirmed deposit is claimed once it confirms), and a second `--recover`
 is refused in one line.
 """
 
@@ -62,18 +62,14 @@ def _cli(tree_: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _earn_v2(gw: Gateway, fed: Federation, user: User, bitcoind: Bitcoind) -> str:
-    """Three receives from the user and a spend the user takes (its notes spent); a peg-in
-    sent and left unconfirmed (its address, returned)."""
+def _earn_v2(gw: Gateway, fed: Federation, user: User) -> None:
+    """Three receives from the user and a spend the user takes (its notes spent)."""
     gw.post("/connect-fed", {"invite_code": fed.invite_code})
     for msat in ("64000", "32000"):
         gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", msat))})
     spent = gw.post("/spend_ecash", {"federation_id": fed.federation_id, "amount_msat": 20_000})
     assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
     gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "8000"))})
-    address = gw.post("/address", {"federation_id": fed.federation_id})["address"]
-    bitcoind.send(address, PENDING_SAT)  # not mined: unconfirmed when the folder is lost
-    return str(address)
 
 
 def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -> str:
@@ -103,8 +99,11 @@ def lost(
     """Both federations served and used, then the gateway's data folder lost and the tree
     started again with the same seed words: what was there before."""
     gw = Gateway(tree)
-    v2_address = _earn_v2(gw, federation1, user, bitcoind)
+    _earn_v2(gw, federation1, user)
     _earn_v1(gw, federation1_v1, bitcoind, tmp_path_factory.mktemp("v1-user"))
+    # a walletv2 peg-in sent last (the v1 peg-in mined blocks), unconfirmed at the loss
+    v2_address = gw.post("/address", {"federation_id": federation1.federation_id})["address"]
+    bitcoind.send(v2_address, PENDING_SAT)
     feds = (federation1.federation_id, federation1_v1.federation_id)
     _until("nothing in flight", 60, lambda: all(_info(gw, f)["in_flight"] == 0 for f in feds))
     before = {f: {"balance": gw.balance(f), "indexes": _key_indexes(tree, f)} for f in feds}
