@@ -457,8 +457,11 @@ class GatewayCore:
         stub = lnpb_grpc.GatewayLightningStub(self._unary)
         try:
             info, bal = await asyncio.gather(
-                stub.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=5),
-                stub.GetBalances(lnpb.GetBalancesRequest(), timeout=5),
+                # wait_for_ready: a channel that first tried before the extension listened
+                # is in reconnect backoff; without it the call fails at once with that old
+                # error instead of waiting the moment the extension needs
+                stub.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=5, wait_for_ready=True),
+                stub.GetBalances(lnpb.GetBalancesRequest(), timeout=5, wait_for_ready=True),
             )
         except grpc.aio.AioRpcError as exc:
             raise ServiceNotReady(
