@@ -164,15 +164,8 @@ def extension_env(env: dict[str, str], run_dir: Path) -> tuple[str, str]:
 def restore(file_env: dict[str, str], environ: dict[str, str], backup: Path, words: str) -> dict:
     """Bring `backup` back into the data folder of the environment file (stopped gateway, empty
     folder). EnvFileError / InvalidInput / BackupFileError: one line, nothing written."""
-    env = {**environ, **file_env}
-    missing = [k for k in (ENV_DATA_DIR, ENV_RUN_DIR) if not env.get(k)]
-    if missing:
-        raise EnvFileError(f"missing in the environment file: {', '.join(missing)}")
-    pid = _supervisord_pid(Path(env[ENV_RUN_DIR]))
-    if pid is not None:
-        raise EnvFileError(f"the gateway is running (supervisord, pid {pid}): stop it first")
+    data_dir = _stopped_gateway(file_env, environ)
     key = GatewaySeed(words).file_backup_key()
-    data_dir = Path(env[ENV_DATA_DIR])
     manifest = restore_backup(backup, key, data_dir)
     return {"restored": str(data_dir), "files": len(manifest["files"]), "made": manifest["created"]}
 
@@ -181,13 +174,7 @@ def rollback(file_env: dict[str, str], environ: dict[str, str]) -> dict:
     """Put back, for each database of the data folder newer than this gateway's schema, the copy
     made before it was migrated from this version (stopped gateway). EnvFileError if one lacks
     its copy: then nothing is put back."""
-    env = {**environ, **file_env}
-    if not env.get(ENV_DATA_DIR) or not env.get(ENV_RUN_DIR):
-        raise EnvFileError(f"missing in the environment file: {ENV_DATA_DIR} or {ENV_RUN_DIR}")
-    pid = _supervisord_pid(Path(env[ENV_RUN_DIR]))
-    if pid is not None:
-        raise EnvFileError(f"the gateway is running (supervisord, pid {pid}): stop it first")
-    data_dir = Path(env[ENV_DATA_DIR])
+    data_dir = _stopped_gateway(file_env, environ)
     moves = []
     for path in sorted(data_dir.rglob("*.sqlite")):
         schema = SCHEMAS.get(path.name)
@@ -208,6 +195,19 @@ def rollback(file_env: dict[str, str], environ: dict[str, str]) -> dict:
             path.with_name(path.name + side).unlink(missing_ok=True)
         os.replace(copy, path)
     return {"rolled_back": [str(path.relative_to(data_dir)) for _, path in moves]}
+
+
+def _stopped_gateway(file_env: dict[str, str], environ: dict[str, str]) -> Path:
+    """The data folder of the environment file's gateway, which must not be running
+    (EnvFileError, one line, otherwise or if the file lacks its folders)."""
+    env = {**environ, **file_env}
+    missing = [k for k in (ENV_DATA_DIR, ENV_RUN_DIR) if not env.get(k)]
+    if missing:
+        raise EnvFileError(f"missing in the environment file: {', '.join(missing)}")
+    pid = _supervisord_pid(Path(env[ENV_RUN_DIR]))
+    if pid is not None:
+        raise EnvFileError(f"the gateway is running (supervisord, pid {pid}): stop it first")
+    return Path(env[ENV_DATA_DIR])
 
 
 def _supervisord_pid(run_dir: Path) -> int | None:

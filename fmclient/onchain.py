@@ -36,6 +36,7 @@ from gwcore.bitcoin_address import AddressError, parse_address
 from gwcore.states import StateMachine
 
 from . import derive
+from .derive import DerivableSecret
 from .encoding import encode
 from .mintv2 import EcashError
 from .onchain_common import OnchainCommon, OnchainError
@@ -155,16 +156,21 @@ class OnchainWallet(OnchainCommon):
                 new_peg_in_address, self.config, cancelled=self.closing.is_set
             )
         async with self._searching:  # one search at a time: two would find the same index
-            start = self.mint.keys.next_index(TWEAK_INDEX)
-            made = await asyncio.to_thread(
-                derived_peg_in_address,
-                self.config,
-                lambda i: derive.wallet_v2_tweak_secret(module, i),
-                start,
-                self.closing.is_set,
-            )
-            assert made.index is not None
-            self.mint.keys.advance_index(TWEAK_INDEX, made.index + 1)
+            made = await self._seeded_address(module, self.mint.keys.next_index(TWEAK_INDEX))
+            self.mint.keys.advance_index(TWEAK_INDEX, made.index + 1)  # type: ignore[operator]
+        return made
+
+    async def _seeded_address(self, module: DerivableSecret, start: int) -> PegInAddress:
+        """The seed's first valid address at index `start` or after (in a worker thread,
+        stopped by `closing`)."""
+        made = await asyncio.to_thread(
+            derived_peg_in_address,
+            self.config,
+            lambda i: derive.wallet_v2_tweak_secret(module, i),
+            start,
+            self.closing.is_set,
+        )
+        assert made.index is not None
         return made
 
     async def recover_addresses(self, gap: int = RECOVERY_GAP) -> int:
@@ -185,16 +191,9 @@ class OnchainWallet(OnchainCommon):
         found: list[PegInAddress] = []
         last_paid, index = -1, 0
         while len(found) <= last_paid + gap:
-            made = await asyncio.to_thread(
-                derived_peg_in_address,
-                self.config,
-                lambda i: derive.wallet_v2_tweak_secret(module, i),
-                index,
-                self.closing.is_set,
-            )
-            assert made.index is not None
+            made = await self._seeded_address(module, index)
             found.append(made)
-            index = made.index + 1
+            index = made.index + 1  # type: ignore[operator]
             if made.script_pubkey.hex() in paid:
                 last_paid = len(found) - 1
         with self.mint.transaction() as db:

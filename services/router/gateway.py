@@ -113,8 +113,7 @@ class GatewayCore:
         if entry is None or entry.state in ("leaving", "left"):
             return
         if event in ("ready", "revived"):
-            recovering = self.registry.recovery(service) == "recovering"
-            self.registry.set_state(service, "recovering" if recovering else "running")
+            self.registry.set_answering(service)
         elif event != "ready":
             self.registry.set_state(service, "crashed")
 
@@ -324,8 +323,7 @@ class GatewayCore:
                     retryable=True,
                 )
             await asyncio.sleep(0.1)
-        recovering = self.registry.recovery(fed_id) == "recovering"
-        self.registry.set_state(fed_id, "recovering" if recovering else "running")
+        self.registry.set_answering(fed_id)
 
     async def restore_actors(self, retry_s: float = 1.0) -> None:
         """At start: every connected federation's actor program, written again from the

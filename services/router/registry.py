@@ -163,6 +163,12 @@ class FederationRegistry:
         ).fetchone()
         return None if row is None else "recovered" if row["done"] else "recovering"
 
+    def set_answering(self, federation_id: str) -> None:
+        """Its actor answers: `running`, or `recovering` while a recovery it was asked is not
+        done yet."""
+        recovering = self.recovery(federation_id) == "recovering"
+        self.set_state(federation_id, "recovering" if recovering else "running")
+
     def finish_recovery(self, federation_id: str) -> bool:
         """Its actor's recovery is done: `running` from now (False: no recovery was asked)."""
         with self.lock:
