@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgwproto/gateway_lnrpc.proto\x12\rfmgw.lnrpc.v1\"\x14\n\x12GetNodeInfoRequest\"l\n\x13GetNodeInfoResponse\x12\x0f\n\x07pub_key\x18\x01 \x01(\x0c\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07network\x18\x03 \x01(\t\x12\x14\n\x0c\x62lock_height\x18\x04 \x01(\r\x12\x0e\n\x06synced\x18\x05 \x01(\x08\"/\n\x14GetRouteHintsRequest\x12\x17\n\x0fnum_route_hints\x18\x01 \x01(\r\"\xc2\x01\n\x0cRouteHintHop\x12\x13\n\x0bsrc_node_id\x18\x01 \x01(\x0c\x12\x18\n\x10short_channel_id\x18\x02 \x01(\x04\x12\x11\n\tbase_msat\x18\x03 \x01(\r\x12\x1f\n\x17proportional_millionths\x18\x04 \x01(\r\x12\x19\n\x11\x63ltv_expiry_delta\x18\x05 \x01(\r\x12\x19\n\x11htlc_minimum_msat\x18\x06 \x01(\x04\x12\x19\n\x11htlc_maximum_msat\x18\x07 \x01(\x04\"6\n\tRouteHint\x12)\n\x04hops\x18\x01 \x03(\x0b\x32\x1b.fmgw.lnrpc.v1.RouteHintHop\"F\n\x15GetRouteHintsResponse\x12-\n\x0broute_hints\x18\x01 \x03(\x0b\x32\x18.fmgw.lnrpc.v1.RouteHint\"c\n\x11PayInvoiceRequest\x12\x0f\n\x07invoice\x18\x01 \x01(\t\x12\x11\n\tmax_delay\x18\x02 \x01(\x04\x12\x14\n\x0cmax_fee_msat\x18\x03 \x01(\x04\x12\x14\n\x0cpayment_hash\x18\x04 \x01(\x0c\"\x94\x01\n\x12PayInvoiceResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.fmgw.lnrpc.v1.PaymentStatus\x12\x10\n\x08preimage\x18\x02 \x01(\x0c\x12\x10\n\x08\x66\x65\x65_msat\x18\x03 \x01(\x04\x12\x16\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x05 \x01(\r\"\x13\n\x11RouteHtlcsRequest\"\xf0\x01\n\x0fInterceptedHtlc\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\x0c\x12\x1c\n\x14incoming_amount_msat\x18\x02 \x01(\x04\x12\x1c\n\x14outgoing_amount_msat\x18\x03 \x01(\x04\x12\x17\n\x0fincoming_expiry\x18\x04 \x01(\r\x12\x18\n\x10short_channel_id\x18\x05 \x01(\x04\x12\x18\n\x10incoming_chan_id\x18\x06 \x01(\x04\x12\x0f\n\x07htlc_id\x18\x07 \x01(\x04\x12\x17\n\x0foutgoing_expiry\x18\x08 \x01(\r\x12\x14\n\x0chold_invoice\x18\t \x01(\x08\"\xda\x02\n\x13\x43ompleteHtlcRequest\x12\x18\n\x10incoming_chan_id\x18\x01 \x01(\x04\x12\x0f\n\x07htlc_id\x18\x02 \x01(\x04\x12;\n\x06settle\x18\x03 \x01(\x0b\x32).fmgw.lnrpc.v1.CompleteHtlcRequest.SettleH\x00\x12;\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32).fmgw.lnrpc.v1.CompleteHtlcRequest.CancelH\x00\x12=\n\x07\x66orward\x18\x05 \x01(\x0b\x32*.fmgw.lnrpc.v1.CompleteHtlcRequest.ForwardH\x00\x1a\x1a\n\x06Settle\x12\x10\n\x08preimage\x18\x01 \x01(\x0c\x1a.\n\x06\x43\x61ncel\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x02 \x01(\r\x1a\t\n\x07\x46orwardB\x08\n\x06\x61\x63tion\"\x16\n\x14\x43ompleteHtlcResponse\"\x91\x01\n\x14\x43reateInvoiceRequest\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61mount_msat\x18\x02 \x01(\x04\x12\x0e\n\x04memo\x18\x03 \x01(\tH\x00\x12\x1a\n\x10\x64\x65scription_hash\x18\x04 \x01(\x0cH\x00\x12\x13\n\x0b\x65xpiry_secs\x18\x05 \x01(\rB\r\n\x0b\x64\x65scription\"(\n\x15\x43reateInvoiceResponse\x12\x0f\n\x07invoice\x18\x01 \x01(\t\"\x14\n\x12GetBalancesRequest\"\x8a\x01\n\x0e\x43hannelBalance\x12\x0f\n\x07peer_id\x18\x01 \x01(\x0c\x12\x18\n\x10short_channel_id\x18\x02 \x01(\x04\x12\x14\n\x0c\x63\x61pacity_sat\x18\x03 \x01(\x04\x12\x12\n\nlocal_msat\x18\x04 \x01(\x04\x12\x13\n\x0bremote_msat\x18\x05 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\"\xad\x01\n\x13GetBalancesResponse\x12\x1b\n\x13onchain_balance_sat\x18\x01 \x01(\x04\x12\x1e\n\x16lightning_balance_msat\x18\x02 \x01(\x04\x12(\n inbound_lightning_liquidity_msat\x18\x03 \x01(\x04\x12/\n\x08\x63hannels\x18\x04 \x03(\x0b\x32\x1d.fmgw.lnrpc.v1.ChannelBalance\"+\n\x18InterceptForwardsRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"H\n\x19InterceptForwardsResponse\x12\x14\n\x0cintercepting\x18\x01 \x01(\x08\x12\x15\n\rnode_requires\x18\x02 \x01(\x08*b\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07SETTLED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0b\n\x07PENDING\x10\x03\x12\x0b\n\x07UNKNOWN\x10\x04\x32\xdc\x05\n\x10GatewayLightning\x12T\n\x0bGetNodeInfo\x12!.fmgw.lnrpc.v1.GetNodeInfoRequest\x1a\".fmgw.lnrpc.v1.GetNodeInfoResponse\x12Z\n\rGetRouteHints\x12#.fmgw.lnrpc.v1.GetRouteHintsRequest\x1a$.fmgw.lnrpc.v1.GetRouteHintsResponse\x12Q\n\nPayInvoice\x12 .fmgw.lnrpc.v1.PayInvoiceRequest\x1a!.fmgw.lnrpc.v1.PayInvoiceResponse\x12P\n\nRouteHtlcs\x12 .fmgw.lnrpc.v1.RouteHtlcsRequest\x1a\x1e.fmgw.lnrpc.v1.InterceptedHtlc0\x01\x12W\n\x0c\x43ompleteHtlc\x12\".fmgw.lnrpc.v1.CompleteHtlcRequest\x1a#.fmgw.lnrpc.v1.CompleteHtlcResponse\x12Z\n\rCreateInvoice\x12#.fmgw.lnrpc.v1.CreateInvoiceRequest\x1a$.fmgw.lnrpc.v1.CreateInvoiceResponse\x12T\n\x0bGetBalances\x12!.fmgw.lnrpc.v1.GetBalancesRequest\x1a\".fmgw.lnrpc.v1.GetBalancesResponse\x12\x66\n\x11InterceptForwards\x12\'.fmgw.lnrpc.v1.InterceptForwardsRequest\x1a(.fmgw.lnrpc.v1.InterceptForwardsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgwproto/gateway_lnrpc.proto\x12\rfmgw.lnrpc.v1\"\x14\n\x12GetNodeInfoRequest\"l\n\x13GetNodeInfoResponse\x12\x0f\n\x07pub_key\x18\x01 \x01(\x0c\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07network\x18\x03 \x01(\t\x12\x14\n\x0c\x62lock_height\x18\x04 \x01(\r\x12\x0e\n\x06synced\x18\x05 \x01(\x08\"/\n\x14GetRouteHintsRequest\x12\x17\n\x0fnum_route_hints\x18\x01 \x01(\r\"\xc2\x01\n\x0cRouteHintHop\x12\x13\n\x0bsrc_node_id\x18\x01 \x01(\x0c\x12\x18\n\x10short_channel_id\x18\x02 \x01(\x04\x12\x11\n\tbase_msat\x18\x03 \x01(\r\x12\x1f\n\x17proportional_millionths\x18\x04 \x01(\r\x12\x19\n\x11\x63ltv_expiry_delta\x18\x05 \x01(\r\x12\x19\n\x11htlc_minimum_msat\x18\x06 \x01(\x04\x12\x19\n\x11htlc_maximum_msat\x18\x07 \x01(\x04\"6\n\tRouteHint\x12)\n\x04hops\x18\x01 \x03(\x0b\x32\x1b.fmgw.lnrpc.v1.RouteHintHop\"F\n\x15GetRouteHintsResponse\x12-\n\x0broute_hints\x18\x01 \x03(\x0b\x32\x18.fmgw.lnrpc.v1.RouteHint\"c\n\x11PayInvoiceRequest\x12\x0f\n\x07invoice\x18\x01 \x01(\t\x12\x11\n\tmax_delay\x18\x02 \x01(\x04\x12\x14\n\x0cmax_fee_msat\x18\x03 \x01(\x04\x12\x14\n\x0cpayment_hash\x18\x04 \x01(\x0c\"\x94\x01\n\x12PayInvoiceResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.fmgw.lnrpc.v1.PaymentStatus\x12\x10\n\x08preimage\x18\x02 \x01(\x0c\x12\x10\n\x08\x66\x65\x65_msat\x18\x03 \x01(\x04\x12\x16\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x05 \x01(\r\",\n\x14LookupPaymentRequest\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\x0c\"\x92\x01\n\x15LookupPaymentResponse\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.fmgw.lnrpc.v1.PaymentStatus\x12\x10\n\x08preimage\x18\x02 \x01(\x0c\x12\x10\n\x08\x66\x65\x65_msat\x18\x03 \x01(\x04\x12\x16\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\t\x12\x0f\n\x07invoice\x18\x05 \x01(\t\"\x13\n\x11RouteHtlcsRequest\"\xf0\x01\n\x0fInterceptedHtlc\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\x0c\x12\x1c\n\x14incoming_amount_msat\x18\x02 \x01(\x04\x12\x1c\n\x14outgoing_amount_msat\x18\x03 \x01(\x04\x12\x17\n\x0fincoming_expiry\x18\x04 \x01(\r\x12\x18\n\x10short_channel_id\x18\x05 \x01(\x04\x12\x18\n\x10incoming_chan_id\x18\x06 \x01(\x04\x12\x0f\n\x07htlc_id\x18\x07 \x01(\x04\x12\x17\n\x0foutgoing_expiry\x18\x08 \x01(\r\x12\x14\n\x0chold_invoice\x18\t \x01(\x08\"\xda\x02\n\x13\x43ompleteHtlcRequest\x12\x18\n\x10incoming_chan_id\x18\x01 \x01(\x04\x12\x0f\n\x07htlc_id\x18\x02 \x01(\x04\x12;\n\x06settle\x18\x03 \x01(\x0b\x32).fmgw.lnrpc.v1.CompleteHtlcRequest.SettleH\x00\x12;\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32).fmgw.lnrpc.v1.CompleteHtlcRequest.CancelH\x00\x12=\n\x07\x66orward\x18\x05 \x01(\x0b\x32*.fmgw.lnrpc.v1.CompleteHtlcRequest.ForwardH\x00\x1a\x1a\n\x06Settle\x12\x10\n\x08preimage\x18\x01 \x01(\x0c\x1a.\n\x06\x43\x61ncel\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x02 \x01(\r\x1a\t\n\x07\x46orwardB\x08\n\x06\x61\x63tion\"\x16\n\x14\x43ompleteHtlcResponse\"\x91\x01\n\x14\x43reateInvoiceRequest\x12\x14\n\x0cpayment_hash\x18\x01 \x01(\x0c\x12\x13\n\x0b\x61mount_msat\x18\x02 \x01(\x04\x12\x0e\n\x04memo\x18\x03 \x01(\tH\x00\x12\x1a\n\x10\x64\x65scription_hash\x18\x04 \x01(\x0cH\x00\x12\x13\n\x0b\x65xpiry_secs\x18\x05 \x01(\rB\r\n\x0b\x64\x65scription\"(\n\x15\x43reateInvoiceResponse\x12\x0f\n\x07invoice\x18\x01 \x01(\t\"\x14\n\x12GetBalancesRequest\"\x8a\x01\n\x0e\x43hannelBalance\x12\x0f\n\x07peer_id\x18\x01 \x01(\x0c\x12\x18\n\x10short_channel_id\x18\x02 \x01(\x04\x12\x14\n\x0c\x63\x61pacity_sat\x18\x03 \x01(\x04\x12\x12\n\nlocal_msat\x18\x04 \x01(\x04\x12\x13\n\x0bremote_msat\x18\x05 \x01(\x04\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\"\xad\x01\n\x13GetBalancesResponse\x12\x1b\n\x13onchain_balance_sat\x18\x01 \x01(\x04\x12\x1e\n\x16lightning_balance_msat\x18\x02 \x01(\x04\x12(\n inbound_lightning_liquidity_msat\x18\x03 \x01(\x04\x12/\n\x08\x63hannels\x18\x04 \x03(\x0b\x32\x1d.fmgw.lnrpc.v1.ChannelBalance\"+\n\x18InterceptForwardsRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"H\n\x19InterceptForwardsResponse\x12\x14\n\x0cintercepting\x18\x01 \x01(\x08\x12\x15\n\rnode_requires\x18\x02 \x01(\x08*b\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07SETTLED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0b\n\x07PENDING\x10\x03\x12\x0b\n\x07UNKNOWN\x10\x04\x32\xb8\x06\n\x10GatewayLightning\x12T\n\x0bGetNodeInfo\x12!.fmgw.lnrpc.v1.GetNodeInfoRequest\x1a\".fmgw.lnrpc.v1.GetNodeInfoResponse\x12Z\n\rGetRouteHints\x12#.fmgw.lnrpc.v1.GetRouteHintsRequest\x1a$.fmgw.lnrpc.v1.GetRouteHintsResponse\x12Q\n\nPayInvoice\x12 .fmgw.lnrpc.v1.PayInvoiceRequest\x1a!.fmgw.lnrpc.v1.PayInvoiceResponse\x12Z\n\rLookupPayment\x12#.fmgw.lnrpc.v1.LookupPaymentRequest\x1a$.fmgw.lnrpc.v1.LookupPaymentResponse\x12P\n\nRouteHtlcs\x12 .fmgw.lnrpc.v1.RouteHtlcsRequest\x1a\x1e.fmgw.lnrpc.v1.InterceptedHtlc0\x01\x12W\n\x0c\x43ompleteHtlc\x12\".fmgw.lnrpc.v1.CompleteHtlcRequest\x1a#.fmgw.lnrpc.v1.CompleteHtlcResponse\x12Z\n\rCreateInvoice\x12#.fmgw.lnrpc.v1.CreateInvoiceRequest\x1a$.fmgw.lnrpc.v1.CreateInvoiceResponse\x12T\n\x0bGetBalances\x12!.fmgw.lnrpc.v1.GetBalancesRequest\x1a\".fmgw.lnrpc.v1.GetBalancesResponse\x12\x66\n\x11InterceptForwards\x12\'.fmgw.lnrpc.v1.InterceptForwardsRequest\x1a(.fmgw.lnrpc.v1.InterceptForwardsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gwproto.gateway_lnrpc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTSTATUS']._serialized_start=2089
-  _globals['_PAYMENTSTATUS']._serialized_end=2187
+  _globals['_PAYMENTSTATUS']._serialized_start=2284
+  _globals['_PAYMENTSTATUS']._serialized_end=2382
   _globals['_GETNODEINFOREQUEST']._serialized_start=46
   _globals['_GETNODEINFOREQUEST']._serialized_end=66
   _globals['_GETNODEINFORESPONSE']._serialized_start=68
@@ -49,34 +49,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYINVOICEREQUEST']._serialized_end=651
   _globals['_PAYINVOICERESPONSE']._serialized_start=654
   _globals['_PAYINVOICERESPONSE']._serialized_end=802
-  _globals['_ROUTEHTLCSREQUEST']._serialized_start=804
-  _globals['_ROUTEHTLCSREQUEST']._serialized_end=823
-  _globals['_INTERCEPTEDHTLC']._serialized_start=826
-  _globals['_INTERCEPTEDHTLC']._serialized_end=1066
-  _globals['_COMPLETEHTLCREQUEST']._serialized_start=1069
-  _globals['_COMPLETEHTLCREQUEST']._serialized_end=1415
-  _globals['_COMPLETEHTLCREQUEST_SETTLE']._serialized_start=1320
-  _globals['_COMPLETEHTLCREQUEST_SETTLE']._serialized_end=1346
-  _globals['_COMPLETEHTLCREQUEST_CANCEL']._serialized_start=1348
-  _globals['_COMPLETEHTLCREQUEST_CANCEL']._serialized_end=1394
-  _globals['_COMPLETEHTLCREQUEST_FORWARD']._serialized_start=1396
-  _globals['_COMPLETEHTLCREQUEST_FORWARD']._serialized_end=1405
-  _globals['_COMPLETEHTLCRESPONSE']._serialized_start=1417
-  _globals['_COMPLETEHTLCRESPONSE']._serialized_end=1439
-  _globals['_CREATEINVOICEREQUEST']._serialized_start=1442
-  _globals['_CREATEINVOICEREQUEST']._serialized_end=1587
-  _globals['_CREATEINVOICERESPONSE']._serialized_start=1589
-  _globals['_CREATEINVOICERESPONSE']._serialized_end=1629
-  _globals['_GETBALANCESREQUEST']._serialized_start=1631
-  _globals['_GETBALANCESREQUEST']._serialized_end=1651
-  _globals['_CHANNELBALANCE']._serialized_start=1654
-  _globals['_CHANNELBALANCE']._serialized_end=1792
-  _globals['_GETBALANCESRESPONSE']._serialized_start=1795
-  _globals['_GETBALANCESRESPONSE']._serialized_end=1968
-  _globals['_INTERCEPTFORWARDSREQUEST']._serialized_start=1970
-  _globals['_INTERCEPTFORWARDSREQUEST']._serialized_end=2013
-  _globals['_INTERCEPTFORWARDSRESPONSE']._serialized_start=2015
-  _globals['_INTERCEPTFORWARDSRESPONSE']._serialized_end=2087
-  _globals['_GATEWAYLIGHTNING']._serialized_start=2190
-  _globals['_GATEWAYLIGHTNING']._serialized_end=2922
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_start=804
+  _globals['_LOOKUPPAYMENTREQUEST']._serialized_end=848
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_start=851
+  _globals['_LOOKUPPAYMENTRESPONSE']._serialized_end=997
+  _globals['_ROUTEHTLCSREQUEST']._serialized_start=999
+  _globals['_ROUTEHTLCSREQUEST']._serialized_end=1018
+  _globals['_INTERCEPTEDHTLC']._serialized_start=1021
+  _globals['_INTERCEPTEDHTLC']._serialized_end=1261
+  _globals['_COMPLETEHTLCREQUEST']._serialized_start=1264
+  _globals['_COMPLETEHTLCREQUEST']._serialized_end=1610
+  _globals['_COMPLETEHTLCREQUEST_SETTLE']._serialized_start=1515
+  _globals['_COMPLETEHTLCREQUEST_SETTLE']._serialized_end=1541
+  _globals['_COMPLETEHTLCREQUEST_CANCEL']._serialized_start=1543
+  _globals['_COMPLETEHTLCREQUEST_CANCEL']._serialized_end=1589
+  _globals['_COMPLETEHTLCREQUEST_FORWARD']._serialized_start=1591
+  _globals['_COMPLETEHTLCREQUEST_FORWARD']._serialized_end=1600
+  _globals['_COMPLETEHTLCRESPONSE']._serialized_start=1612
+  _globals['_COMPLETEHTLCRESPONSE']._serialized_end=1634
+  _globals['_CREATEINVOICEREQUEST']._serialized_start=1637
+  _globals['_CREATEINVOICEREQUEST']._serialized_end=1782
+  _globals['_CREATEINVOICERESPONSE']._serialized_start=1784
+  _globals['_CREATEINVOICERESPONSE']._serialized_end=1824
+  _globals['_GETBALANCESREQUEST']._serialized_start=1826
+  _globals['_GETBALANCESREQUEST']._serialized_end=1846
+  _globals['_CHANNELBALANCE']._serialized_start=1849
+  _globals['_CHANNELBALANCE']._serialized_end=1987
+  _globals['_GETBALANCESRESPONSE']._serialized_start=1990
+  _globals['_GETBALANCESRESPONSE']._serialized_end=2163
+  _globals['_INTERCEPTFORWARDSREQUEST']._serialized_start=2165
+  _globals['_INTERCEPTFORWARDSREQUEST']._serialized_end=2208
+  _globals['_INTERCEPTFORWARDSRESPONSE']._serialized_start=2210
+  _globals['_INTERCEPTFORWARDSRESPONSE']._serialized_end=2282
+  _globals['_GATEWAYLIGHTNING']._serialized_start=2385
+  _globals['_GATEWAYLIGHTNING']._serialized_end=3209
 # @@protoc_insertion_point(module_scope)

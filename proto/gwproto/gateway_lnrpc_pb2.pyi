@@ -100,6 +100,26 @@ class PayInvoiceResponse(_message.Message):
     failure_code: int
     def __init__(self, status: _Optional[_Union[PaymentStatus, str]] = ..., preimage: _Optional[bytes] = ..., fee_msat: _Optional[int] = ..., failure_reason: _Optional[str] = ..., failure_code: _Optional[int] = ...) -> None: ...
 
+class LookupPaymentRequest(_message.Message):
+    __slots__ = ("payment_hash",)
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    payment_hash: bytes
+    def __init__(self, payment_hash: _Optional[bytes] = ...) -> None: ...
+
+class LookupPaymentResponse(_message.Message):
+    __slots__ = ("status", "preimage", "fee_msat", "failure_reason", "invoice")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    FEE_MSAT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    status: PaymentStatus
+    preimage: bytes
+    fee_msat: int
+    failure_reason: str
+    invoice: str
+    def __init__(self, status: _Optional[_Union[PaymentStatus, str]] = ..., preimage: _Optional[bytes] = ..., fee_msat: _Optional[int] = ..., failure_reason: _Optional[str] = ..., invoice: _Optional[str] = ...) -> None: ...
+
 class RouteHtlcsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

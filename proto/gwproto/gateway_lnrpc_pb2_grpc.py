@@ -49,6 +49,11 @@ class GatewayLightningStub:
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.PayInvoiceRequest.SerializeToString,
                 response_deserializer=gwproto_dot_gateway__lnrpc__pb2.PayInvoiceResponse.FromString,
                 _registered_method=True)
+        self.LookupPayment = channel.unary_unary(
+                '/fmgw.lnrpc.v1.GatewayLightning/LookupPayment',
+                request_serializer=gwproto_dot_gateway__lnrpc__pb2.LookupPaymentRequest.SerializeToString,
+                response_deserializer=gwproto_dot_gateway__lnrpc__pb2.LookupPaymentResponse.FromString,
+                _registered_method=True)
         self.RouteHtlcs = channel.unary_stream(
                 '/fmgw.lnrpc.v1.GatewayLightning/RouteHtlcs',
                 request_serializer=gwproto_dot_gateway__lnrpc__pb2.RouteHtlcsRequest.SerializeToString,
@@ -97,6 +102,15 @@ class GatewayLightningServicer:
         """Pay a BOLT11 invoice. Idempotent per payment hash: a repeat waits for or returns the result
         of the first attempt and never pays twice. Only a definite failure is FAILED; a payment whose
         outcome is not known is PENDING or UNKNOWN and must be asked again, never treated as failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupPayment(self, request, context):
+        """What became of an earlier payment of this hash, without paying anything: the statuses of
+        PayInvoice, and the invoice paid where the node keeps it. NOT_FOUND when the node never
+        paid the hash. Used to finish contracts a lost data folder forgot (recovery from the seed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,6 +185,11 @@ def add_GatewayLightningServicer_to_server(servicer, server):
                     servicer.PayInvoice,
                     request_deserializer=gwproto_dot_gateway__lnrpc__pb2.PayInvoiceRequest.FromString,
                     response_serializer=gwproto_dot_gateway__lnrpc__pb2.PayInvoiceResponse.SerializeToString,
+            ),
+            'LookupPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupPayment,
+                    request_deserializer=gwproto_dot_gateway__lnrpc__pb2.LookupPaymentRequest.FromString,
+                    response_serializer=gwproto_dot_gateway__lnrpc__pb2.LookupPaymentResponse.SerializeToString,
             ),
             'RouteHtlcs': grpc.unary_stream_rpc_method_handler(
                     servicer.RouteHtlcs,
@@ -279,6 +298,33 @@ class GatewayLightning:
             '/fmgw.lnrpc.v1.GatewayLightning/PayInvoice',
             gwproto_dot_gateway__lnrpc__pb2.PayInvoiceRequest.SerializeToString,
             gwproto_dot_gateway__lnrpc__pb2.PayInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fmgw.lnrpc.v1.GatewayLightning/LookupPayment',
+            gwproto_dot_gateway__lnrpc__pb2.LookupPaymentRequest.SerializeToString,
+            gwproto_dot_gateway__lnrpc__pb2.LookupPaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

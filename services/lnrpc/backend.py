@@ -86,6 +86,7 @@ class PaymentResult:
     fee_msat: int = 0
     failure_reason: str = ""
     failure_code: int = 0
+    invoice: str = ""  # the BOLT11 paid, when the node keeps it (track)
 
 
 @dataclass

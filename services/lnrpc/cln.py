@@ -431,6 +431,7 @@ class ClnBackend(LightningBackend):
         pays = (await self._call("listpays", payment_hash=payment_hash.hex())).get("pays", [])
         if not pays:
             return None
+        invoice = next((p["bolt11"] for p in pays if p.get("bolt11")), "")
         done = [p for p in pays if p.get("status") == "complete"]
         if done:
             p = done[0]
@@ -438,10 +439,11 @@ class ClnBackend(LightningBackend):
                 PaymentState.SETTLED,
                 bytes.fromhex(p["preimage"]),
                 msat(p.get("amount_sent_msat", 0)) - msat(p.get("amount_msat", 0)),
+                invoice=invoice,
             )
         if any(p.get("status") == "pending" for p in pays):
-            return PaymentResult(PaymentState.PENDING)
-        return PaymentResult(PaymentState.FAILED, failure_reason="failed")
+            return PaymentResult(PaymentState.PENDING, invoice=invoice)
+        return PaymentResult(PaymentState.FAILED, failure_reason="failed", invoice=invoice)
 
 
 def main() -> None:

@@ -196,7 +196,9 @@ class LndBackend(LightningBackend):
     def _result(p: ln.Payment) -> PaymentResult:
         state = LND_STATUS.get(p.status, PaymentState.UNKNOWN)
         if state == PaymentState.SETTLED:
-            return PaymentResult(state, bytes.fromhex(p.payment_preimage), p.fee_msat)
+            return PaymentResult(
+                state, bytes.fromhex(p.payment_preimage), p.fee_msat, invoice=p.payment_request
+            )
         if state == PaymentState.FAILED:
             reason = (
                 ln.PaymentFailureReason.Name(p.failure_reason)
@@ -206,8 +208,10 @@ class LndBackend(LightningBackend):
             code = 0x400F if p.failure_reason == ln.FAILURE_REASON_INCORRECT_PAYMENT_DETAILS else 0
             if code:
                 reason = "incorrect_or_unknown_payment_details"
-            return PaymentResult(state, failure_reason=reason, failure_code=code)
-        return PaymentResult(state)
+            return PaymentResult(
+                state, failure_reason=reason, failure_code=code, invoice=p.payment_request
+            )
+        return PaymentResult(state, invoice=p.payment_request)
 
     async def pay(
         self, invoice: str, payment_hash: bytes, max_delay: int, max_fee_msat: int

@@ -158,6 +158,28 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
             failure_code=result.failure_code,
         )
 
+    async def LookupPayment(
+        self, request: pb.LookupPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LookupPaymentResponse:
+        if len(request.payment_hash) != 32:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "payment_hash is 32 bytes")
+        result = await self._call(context, self.backend.track(request.payment_hash))
+        if result is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "the node never paid this hash")
+        if (
+            result.state == PaymentState.SETTLED
+            and hashlib.sha256(result.preimage).digest() != request.payment_hash
+        ):
+            log.error("backend returned a preimage that does not match: reporting UNKNOWN")
+            return pb.LookupPaymentResponse(status=pb.UNKNOWN, invoice=result.invoice)
+        return pb.LookupPaymentResponse(
+            status=STATES[result.state],
+            preimage=result.preimage,
+            fee_msat=result.fee_msat,
+            failure_reason=result.failure_reason,
+            invoice=result.invoice,
+        )
+
     async def RouteHtlcs(
         self, request: pb.RouteHtlcsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.InterceptedHtlc]:

@@ -189,7 +189,7 @@ async def test_balances_follow_the_node(stub: Stub) -> None:
 
 
 async def test_pay_invoice_success_is_idempotent(stub: Stub) -> None:
-    s, net, _ = stub
+    s, net, kind = stub
     inv = await net.invoice(1_234_000)
     req = pb.PayInvoiceRequest(
         invoice=inv["bolt11"],
@@ -204,6 +204,21 @@ async def test_pay_invoice_success_is_idempotent(stub: Stub) -> None:
     for r in (first, second, third):
         assert r.status == pb.SETTLED and r.preimage.hex() == inv["preimage"]
     assert await net.received_msat(inv["payment_hash"]) == 1_234_000  # paid once
+    # what became of it, asked without an invoice (recovery from the seed): nothing paid again
+    looked = await s.LookupPayment(
+        pb.LookupPaymentRequest(payment_hash=req.payment_hash), timeout=30
+    )
+    assert looked.status == pb.SETTLED and looked.preimage.hex() == inv["preimage"]
+    assert looked.fee_msat == third.fee_msat
+    # a real lnd keeps the invoice it paid; the simulated world's nodes keep none
+    assert looked.invoice == (inv["bolt11"] if kind == "lnd" else "")
+    assert await net.received_msat(inv["payment_hash"]) == 1_234_000
+    with pytest.raises(grpc.aio.AioRpcError) as never:
+        await s.LookupPayment(pb.LookupPaymentRequest(payment_hash=b"\x07" * 32), timeout=30)
+    assert never.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as short:
+        await s.LookupPayment(pb.LookupPaymentRequest(payment_hash=b"\x07"), timeout=30)
+    assert short.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_pay_invoice_failures(stub: Stub) -> None:
@@ -224,6 +239,10 @@ async def test_pay_invoice_failures(stub: Stub) -> None:
         and r.failure_reason == "incorrect_or_unknown_payment_details"
         and r.failure_code == 0x400F
     )
+    looked = await s.LookupPayment(
+        pb.LookupPaymentRequest(payment_hash=bytes.fromhex(inv["payment_hash"])), timeout=30
+    )
+    assert looked.status == pb.FAILED and not looked.preimage
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await s.PayInvoice(
             pb.PayInvoiceRequest(invoice="lnbcrt1nope", payment_hash=b"x" * 32), timeout=10
