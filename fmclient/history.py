@@ -158,7 +158,10 @@ class SessionHistory:
         """Sessions closed so far (the next one's index)."""
         return int(await self.api.current_consensus("session_count", None))
 
-    async def session(self, index: int, timeout: float = 60.0) -> SessionOutcome:
+    async def session(self, index: int, timeout: float = 600.0) -> SessionOutcome:
+        """Session `index`, once closed (the guardians answer when it is: up to a session's
+        length, about 3 minutes in production, for the one still open)."""
+
         def check(_peer: int, answer: object) -> SessionOutcome | None:
             try:
                 outcome = decode_signed_outcome(from_serde(answer), index)
@@ -166,6 +169,7 @@ class SessionHistory:
                 return None
             return outcome if verify(outcome, self.keys, self.config.threshold) else None
 
-        return await self.api.first_verified(
-            "await_signed_session_outcome", index, check, timeout=timeout
+        got = await self.api.verified(
+            "await_signed_session_outcome", index, check, 1, timeout, long_poll=True
         )
+        return next(iter(got.values()))

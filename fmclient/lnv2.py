@@ -274,6 +274,19 @@ def outgoing_output(contract: OutgoingContract) -> bytes:
     return v0(encode(lambda w: w.framed(0, contract.to_bytes())))
 
 
+def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
+    """The contract an lnv2 output funds, if it is an outgoing one (None for an incoming one or
+    a variant this code does not know); DecodeError if the bytes are no lnv2 output."""
+    r = Reader(output, "lnv2 output")
+    version, body = r.framed()
+    r.done()
+    if version != 0:
+        return None
+    variant, contract = body.framed()
+    body.done()
+    return OutgoingContract.from_bytes(contract.raw(contract.remaining())) if variant == 0 else None
+
+
 def incoming_output(contract: IncomingContract) -> bytes:
     return v0(encode(lambda w: w.framed(1, contract.to_bytes())))
 

@@ -128,6 +128,8 @@ class Actor:
             self.bus, settings.federation_id, settings.scid, self.lnrpc, self._local_htlc
         )
         self.roles = self._lightning_roles()
+        if recovery is not None:  # contracts in flight, sought once the notes are back
+            recovery.finders = [f for r in self.roles if (f := r.contract_finder()) is not None]
         # each bus method (an HTLC: by how it reached us) to the one role that serves it
         self.routes = {m: h for role in self.roles for m, h in role.bus_methods().items()}
         self.stats.more = self._roles_for_stats

@@ -30,10 +30,18 @@ import time
 from enum import StrEnum
 from typing import Any
 
+import grpc
 from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
-from fmclient.lnv2 import Lnv2Config, Lnv2Error, OutgoingContract, claim_input, invoice_hash
+from fmclient.lnv2 import (
+    Lnv2Config,
+    Lnv2Error,
+    OutgoingContract,
+    claim_input,
+    invoice_hash,
+    outgoing_contract_in,
+)
 from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
@@ -240,6 +248,82 @@ class Lnv2Sender(LnFlow):
             return row
         raise GatewayError("payment pending: ask again", retryable=True)
 
+    async def adopt(self, txid: str, out_idx: int, contract: OutgoingContract) -> bool:
+        """An outgoing contract to us that a lost data folder forgot (found in the session
+        history after a recovery, inflight.py), taken up from what our node knows of its
+        payment hash: paid -> `paid` (claimed by resume()); in flight -> `paying` (asked again:
+        PayInvoice is idempotent per hash); failed -> `forfeited` (the payer's next ask gets
+        our forfeit). Nothing is adopted when the contract is known, spent or expired, or the
+        node never paid the hash (the payer asks again, or refunds at expiry). True if taken."""
+        cid = contract.contract_id.hex()
+        if self.row(cid) is not None:
+            return False
+        point = {"txid": txid, "out_idx": out_idx}
+        found = await self.mint.api.current_consensus(
+            f"module_{self.module}_outgoing_contract_expiration", point
+        )
+        if not (isinstance(found, list) and len(found) == 2 and found[0] == cid):
+            return False  # claimed, refunded or cancelled
+        if int(found[1]) <= 0:
+            return False  # expired: the payer's to refund
+        image = contract.payment_image.json().get("Hash")
+        if not isinstance(image, str):
+            return False  # a point image (not a payment over Lightning): never ours to pay
+        payment_hash = bytes.fromhex(image)
+        try:
+            r = await self.lnrpc.LookupPayment(
+                lnpb.LookupPaymentRequest(payment_hash=payment_hash), timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        invoice, invoice_msat, max_fee = r.invoice, None, 0
+        if invoice:
+            inv = bolt11_decode(invoice)
+            invoice_msat = inv.amount_msat
+            fee = fee_msat(self.fees, inv.amount_msat or 0)
+            max_fee = max(0, contract.amount_msat - (inv.amount_msat or 0) - fee)
+        if r.status == lnpb.SETTLED:
+            state, values = (
+                SendState.PAID,
+                {"preimage": r.preimage.hex(), "ln_fee_msat": r.fee_msat},
+            )
+        elif r.status == lnpb.FAILED:
+            forfeit = contract.forfeit_signature(self.key.secret).hex()
+            state, values = SendState.FORFEITED, {"forfeit": forfeit, "error": r.failure_reason}
+        elif invoice:
+            state, values = SendState.PAYING, {}
+        else:  # in flight and the node keeps no invoice to ask again with: wait for its end
+            raise GatewayError("a recovered contract's payment is in flight", retryable=True)
+        now = time.time()
+        self.db.execute(
+            "INSERT OR IGNORE INTO lnv2_sends (contract_id, txid, out_idx, contract, invoice,"
+            " state, preimage, forfeit, error, max_delay, max_fee_msat, ln_fee_msat, created,"
+            " updated, invoice_msat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid,
+                txid,
+                out_idx,
+                json.dumps(contract.json()),
+                invoice,
+                state.value,
+                values.get("preimage"),
+                values.get("forfeit"),
+                values.get("error"),
+                max(0, int(found[1]) - MIN_DELAY),
+                max_fee,
+                values.get("ln_fee_msat"),
+                now,
+                now,
+                invoice_msat,
+            ),
+        )
+        if state == SendState.PAID and self.hashes is not None:
+            await self.hashes.claim(image, cid)  # the hash is paid: no second payer
+        log.info("LNv2 send %s recovered from the session history: %s", cid, state.value)
+        return True
+
     async def _release(self, payment_hash: str, cid: str) -> None:
         """This contract failed definitely (committed first): another may pay the hash."""
         if self.hashes is not None:
@@ -310,3 +394,38 @@ class Lnv2Sender(LnFlow):
                 await self.send_payment({"contract": contract.json()})
             except Exception as exc:  # the federation or the node away: the next start
                 log.warning("LNv2 send %s not finished yet: %s", row["contract_id"], exc)
+
+
+class Lnv2ContractFinder:
+    """The lnv2 module's part in the session-history scan after a recovery (inflight.py):
+    outgoing contracts whose claim key is ours, adopted by the sender."""
+
+    vote_variant = 0  # LightningConsensusItem::BlockCountVote
+
+    def __init__(self, sender: Lnv2Sender, window: int) -> None:
+        """`window`: the longest a contract to us lives, in blocks (inflight.py)."""
+        self.sender, self.window = sender, window
+        self.module = sender.module
+        self.ours = sender.key.public_key.format(compressed=True)
+        self.kept: dict[bytes, tuple[str, int, OutgoingContract]] = {}
+
+    def output(self, txid: str, out_idx: int, body: bytes) -> None:
+        try:
+            contract = outgoing_contract_in(body)
+        except (ValueError, Lnv2Error):
+            return
+        if contract is not None and contract.claim_pk == self.ours:
+            self.kept.setdefault(contract.contract_id, (txid, out_idx, contract))
+
+    async def block_count(self) -> int:
+        return int(
+            await self.sender.mint.api.current_consensus(
+                f"module_{self.module}_consensus_block_count", None
+            )
+        )
+
+    async def adopt(self) -> int:
+        taken = 0
+        for txid, out_idx, contract in self.kept.values():
+            taken += await self.sender.adopt(txid, out_idx, contract)
+        return taken

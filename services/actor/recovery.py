@@ -20,9 +20,11 @@ import asyncio
 import contextlib
 import logging
 
+from fmclient.history import SessionHistory
 from fmclient.recovery import Recovery, ecash_recovery, wallet_v1_recovery
 
 from .fedimint import FedimintFederation
+from .inflight import ContractFinder, find_in_history
 from .keys import KEY_SOURCE
 from .onchain_v1 import WalletV1Onchain
 from .onchain_v2 import WalletV2Onchain
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 RECOVERY = "recovery"  # meta: "pending" | "done"
 PENDING, DONE = "pending", "done"
 WALLETV2 = "recovery_walletv2"  # meta: how many seeded walletv2 addresses were watched again
+CONTRACTS = "recovery_contracts"  # meta: contracts in flight taken up from the session history
+HISTORY = "session_history"  # its name in the progress
 
 
 def begin(store: ActorStore, asked: bool, seeded: bool) -> None:
@@ -57,6 +61,9 @@ class FederationRecovery:
         self.store, self.federation, self.retry_s = store, federation, retry_s
         self.recovery = Recovery(federation.mint)
         self.error: str | None = None
+        # the Lightning roles' parts in finding contracts in flight (set by the actor's app)
+        self.finders: list[ContractFinder] = []
+        self.history = {"items_done": 0, "items_total": 0, "done": False}
 
     @property
     def pending(self) -> bool:
@@ -66,6 +73,8 @@ class FederationRecovery:
         """{recovering, recovery: {state, modules: {name: {items_done, items_total, done}},
         items_done, items_total, error}} (the items of the modules begun so far)."""
         modules = self.recovery.progress()
+        if self.finders:
+            modules[HISTORY] = dict(self.history, done=self.store.meta(CONTRACTS) is not None)
         return {
             "recovering": self.pending,
             "recovery": {
@@ -105,6 +114,17 @@ class FederationRecovery:
         ).fetchone()[0]
         if left:
             raise RuntimeError(f"{left} recovered note issuance(s) not finished yet")
+        if self.finders and self.store.meta(CONTRACTS) is None:
+            # contracts in flight (inflight.py); adoption is idempotent, so a crash reads again
+            mint = self.federation.mint
+
+            def progress(done: int, total: int) -> None:
+                self.history.update(items_done=done, items_total=total)
+
+            taken = await find_in_history(
+                SessionHistory(mint.api, mint.config), self.finders, progress
+            )
+            self.store.set_meta(CONTRACTS, str(taken))
 
     async def run(self, stop: asyncio.Event) -> bool:
         """Recover until done (True) or `stop` (False); a failure is retried after a pause."""

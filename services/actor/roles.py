@@ -35,6 +35,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from .devfed import DevFederation
 from .flow_rows import for_stats
 from .flows import FlowRunner
+from .inflight import ContractFinder
 from .outgoing import PaymentHashClaims
 from .settings import ActorSettings
 from .store import ActorStore
@@ -87,6 +88,11 @@ class LightningRole(Protocol):
 
     def fees_changed(self) -> None:
         """Fees were set: effective at once (re-register where the module registers)."""
+        ...
+
+    def contract_finder(self) -> ContractFinder | None:
+        """Its part in finding contracts in flight a lost data folder forgot (inflight.py),
+        or None when it has none."""
         ...
 
 
@@ -174,6 +180,9 @@ class DevRole(Registering):
     actor reads for every federation; so its log and stats rows are the actor's own."""
 
     kind = "devfed"
+
+    def contract_finder(self) -> ContractFinder | None:
+        return None  # the development federation has no recovery from a seed
 
     def __init__(
         self,

@@ -9,10 +9,16 @@ and the tree started again with the same words file. `connect-fed --recover` of 
 the same balance to the msat, each mint's note indexes as they were, the v1 and walletv2 peg-in
 addresses watched again (each unconfirmed deposit is claimed once it confirms), and a second `--recover`
 is refused in one line.
+
+And a payment in flight at the loss is finished: a user's LNv2 send through us to bob's hold
+invoice, the user gone offline, the federation away when bob settles (so we hold the preimage
+and have not claimed the contract) and then the folder lost. The recovery finds the contract in
+the federation's signed session history, our node's payment of its hash, and claims it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -22,8 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import World, ensure_lightning
 from tests.e2e.conftest import tree  # noqa: F401 - the tree fixture
 
 from .conftest import User
@@ -33,6 +41,7 @@ from .test_gateway_fedimint import Gateway, _until
 pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
+IN_FLIGHT_MSAT = 2_000_000  # an LNv2 send paid over Lightning, its contract not yet claimed
 
 
 def _wallet_file(tree_: dict, fed: str) -> Path:
@@ -87,6 +96,48 @@ def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -
     return str(address)
 
 
+def _wallet_rows(tree_: dict, fed: str, query: str) -> list[tuple]:
+    db = sqlite3.connect(f"file:{_wallet_file(tree_, fed)}?mode=ro", uri=True)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def _paid_not_claimed(tree_: dict, gw: Gateway, fed: Federation, user: User) -> dict:
+    """The user pays bob's hold invoice through us and goes offline; while bob holds the HTLC
+    the federation goes away; bob settles: we have the preimage and no claim."""
+    world = World(tree_["regtest"])
+    ensure_lightning(world)
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    bob = world.post(
+        "/v1/nodes/bob/invoices", {"amount_msat": IN_FLIGHT_MSAT, "payment_hash": payment_hash}
+    )
+    url = _info(gw, fed.federation_id)["lnv2_gateway_url"]
+    op = str(user("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
+    waiting = subprocess.Popen(  # the user's client, online until our payment is under way
+        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir)]
+        + ["module", "lnv2", "await-send", op],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "FM_IN_DEVIMINT": "1"},
+    )
+    paying = f"/v1/nodes/gateway/payments/{payment_hash}"
+    try:
+        _until("our payment held by bob", 120, lambda: world.http.get(paying).status_code == 200)
+    finally:
+        waiting.kill()
+        waiting.wait()
+    fed.guardians[0].stop()  # the federation away: the contract cannot be claimed
+    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+    _until("our payment settled", 60, lambda: world.get(paying)["status"] == "succeeded")
+    query = "SELECT state FROM lnv2_sends"
+    _until("the preimage ours", 60, lambda: _wallet_rows(tree_, fed.federation_id, query))
+    assert _wallet_rows(tree_, fed.federation_id, query) == [("paid",)]  # and not claimed
+    return {"operation": op, "preimage": preimage.hex()}
+
+
 @pytest.fixture(scope="module")
 def lost(
     tree: dict,  # noqa: F811
@@ -107,11 +158,13 @@ def lost(
     feds = (federation1.federation_id, federation1_v1.federation_id)
     _until("nothing in flight", 60, lambda: all(_info(gw, f)["in_flight"] == 0 for f in feds))
     before = {f: {"balance": gw.balance(f), "indexes": _key_indexes(tree, f)} for f in feds}
+    in_flight = _paid_not_claimed(tree, gw, federation1, user)
     data = tree["data_dir"]
     world = ("regtest", "federations")  # the development world's, not the gateway's
     gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in world]
     tree["restart"](wipe=(*gone, "run/conf.d"))
-    return before | {"v2_address": v2_address}
+    federation1.guardians[0].start()  # back, after the loss
+    return before | {"v2_address": v2_address, "in_flight": in_flight}
 
 
 def test_connect_fed_recover_gives_back_every_msat(
@@ -143,7 +196,16 @@ def test_connect_fed_recover_gives_back_every_msat(
         info = _info(gw, fed)
         assert info["recovery"]["state"] == "done" and info["recovery"]["error"] is None
         assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
-        assert gw.balance(fed) == lost[fed]["balance"], fed
+    assert gw.balance(v1) == lost[v1]["balance"]
+    # v2: the contract in flight found in the session history and claimed, nothing else
+    claims = "SELECT amount_msat FROM operations WHERE kind = 'lnv2_claim' AND state = 'done'"
+    _until("the contract in flight claimed", 120, lambda: _wallet_rows(tree, v2, claims))
+    ((credit,),) = _wallet_rows(tree, v2, claims)
+    assert IN_FLIGHT_MSAT < credit <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
+    assert gw.balance(v2) == lost[v2]["balance"] + credit
+    assert _wallet_rows(tree, v2, "SELECT state FROM lnv2_sends") == [("claimed",)]
+    assert _info(gw, v2)["recovery"]["modules"]["session_history"]["done"]
+    assert _info(gw, v1)["in_flight"] == _info(gw, v2)["in_flight"] == 0
     # mint v1's note indexes exactly as before (every index handed out was used); the peg-in
     # tweak index past the last one used (1, the unconfirmed deposit's: it is not on the
     # federation's log) is the crate's 0 + 8
@@ -185,9 +247,12 @@ def test_recovered_notes_are_good(
     federation1: Federation,
     user: User,
 ) -> None:
-    """After the recovery the notes are the federation's: a user takes them."""
+    """After the recovery the notes are the federation's: a user takes them. The user whose
+    send was in flight at the loss, back online, sees it succeed with bob's preimage."""
     gw = Gateway(tree)
     fed = federation1.federation_id
+    sent = user("module", "lnv2", "await-send", lost["in_flight"]["operation"])
+    assert sent == {"Success": lost["in_flight"]["preimage"]}
     before = gw.balance(fed)
     spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 30_000})
     assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
