@@ -31,8 +31,11 @@ import pytest
 from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
-from tests.e2e.conftest import World, ensure_lightning
-from tests.e2e.conftest import tree  # noqa: F401 - the tree fixture
+from tests.e2e.conftest import (
+    World,
+    ensure_lightning,
+    tree,  # noqa: F401 - the tree fixture
+)
 
 from .conftest import User
 from .lnv1_world import PEG_IN_FEE_MSAT, credit_for, fund_user, peg_in, tree_env  # noqa: F401
@@ -116,9 +119,9 @@ def _paid_not_claimed(tree_: dict, gw: Gateway, fed: Federation, user: User) -> 
     )
     url = _info(gw, fed.federation_id)["lnv2_gateway_url"]
     op = str(user("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
+    cli = [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir)]
     waiting = subprocess.Popen(  # the user's client, online until our payment is under way
-        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir)]
-        + ["module", "lnv2", "await-send", op],
+        [*cli, "module", "lnv2", "await-send", op],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "FM_IN_DEVIMINT": "1"},
@@ -200,9 +203,9 @@ def test_connect_fed_recover_gives_back_every_msat(
     # v2: the contract in flight found in the session history and claimed, nothing else
     claims = "SELECT amount_msat FROM operations WHERE kind = 'lnv2_claim' AND state = 'done'"
     _until("the contract in flight claimed", 120, lambda: _wallet_rows(tree, v2, claims))
-    ((credit,),) = _wallet_rows(tree, v2, claims)
-    assert IN_FLIGHT_MSAT < credit <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
-    assert gw.balance(v2) == lost[v2]["balance"] + credit
+    ((claim_msat,),) = _wallet_rows(tree, v2, claims)
+    assert IN_FLIGHT_MSAT < claim_msat <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
+    assert gw.balance(v2) == lost[v2]["balance"] + claim_msat
     assert _wallet_rows(tree, v2, "SELECT state FROM lnv2_sends") == [("claimed",)]
     assert _info(gw, v2)["recovery"]["modules"]["session_history"]["done"]
     assert _info(gw, v1)["in_flight"] == _info(gw, v2)["in_flight"] == 0
@@ -233,7 +236,7 @@ def test_connect_fed_recover_gives_back_every_msat(
 
     got = _until("the unconfirmed walletv2 peg-in claimed", 300, v2_claimed)
     assert 0 < got["credited_msat"] < PENDING_SAT * 1000
-    assert gw.balance(v2) == lost[v2]["balance"] + got["credited_msat"]
+    assert gw.balance(v2) == lost[v2]["balance"] + claim_msat + got["credited_msat"]
 
     # a second recovery of a federation this data folder knows: refused in one line
     again = _cli(tree, "connect-fed", "--recover", federation1.invite_code)
