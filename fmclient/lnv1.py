@@ -15,6 +15,8 @@ messages (registration, `/pay_invoice`) are `fmclient.lnv1_gateway`.
     LightningInputV0 {contract_id, amount, witness: Option<Preimage (32 bytes)>}
     LightningOutputV0 = Contract({amount, contract: Incoming | Outgoing}) | Offer(offer)
                       | CancelOutgoing {contract id, gateway_signature (BIP340)}
+        (an output funding an outgoing contract is read back by `outgoing_contract_in`: the
+        recovery's scan of the session history, services/actor/lnv1_send.py)
 
 The preimage a funded incoming contract decrypts to is the payer's 33-byte PreimageKey; the
 Lightning preimage is its SHA-256 (the guardians answer that one). Checked against vectors from
@@ -361,6 +363,32 @@ def lightning_input(contract_id: bytes, amount_msat: int, preimage: bytes | None
 def contract_output(amount_msat: int, contract: Contract) -> bytes:
     body = Writer().varint(amount_msat).raw(contract_bytes(contract)).getvalue()
     return v0(encode(lambda w: w.framed(0, body)))
+
+
+def outgoing_contract_in(output: bytes) -> tuple[int, OutgoingContract] | None:
+    """(amount, contract) of an ln output that funds an outgoing contract (`contract_output`
+    read back); None for an incoming contract, an offer, a cancellation or a version or variant
+    this code does not know; Lnv1Error if the bytes are no ln output."""
+    r = Reader(output, "ln output")
+    try:
+        version, body = r.framed()
+        r.done()
+        if version != 0:
+            return None
+        variant, inner = body.framed()
+        body.done()
+        if variant != 0:
+            return None
+        amount = inner.varint()
+        kind, contract = inner.framed()
+        inner.done()
+        if kind != 1:
+            return None
+        out = OutgoingContract.get(contract)
+        contract.done()
+    except DecodeError as exc:
+        raise Lnv1Error(str(exc)) from None
+    return amount, out
 
 
 def offer_output(offer: IncomingContractOffer) -> bytes:

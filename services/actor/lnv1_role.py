@@ -40,9 +40,9 @@ from gwcore.constants import (
 )
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .inflight import ContractFinder
+from .inflight import MARGIN, ContractFinder
 from .lnv1_receive import RECEIVE_IN_FLIGHT, Lnv1Receiver
-from .lnv1_send import SEND_IN_FLIGHT, Lnv1Sender
+from .lnv1_send import MAX_TIMELOCK_DELTA, SEND_IN_FLIGHT, Lnv1ContractFinder, Lnv1Sender
 from .lnv2_role import _transient  # the bus rule: only definite answers are final
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_SCID, Handler, PairedFlows, Registering
@@ -156,9 +156,9 @@ class Lnv1Role(Registering, PairedFlows):
     kind = "ln"
 
     def contract_finder(self) -> ContractFinder | None:
-        """LNv1 contracts in flight are not sought in the session history yet (inflight.py):
-        a payer's client online asks again, one offline refunds at the timelock."""
-        return None
+        """Outgoing contracts to our redeem key a lost data folder forgot (inflight.py): a
+        payer's client gives a contract at most MAX_TIMELOCK_DELTA blocks."""
+        return Lnv1ContractFinder(self.sender, MAX_TIMELOCK_DELTA + MARGIN)
 
     def __init__(
         self,

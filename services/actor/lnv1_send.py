@@ -23,6 +23,16 @@ A direct swap: when the invoice's first route hint ends at our node on a served 
 scid (LNv1), or the payee is our node (an LNv2 hold invoice of a served federation), nothing
 goes over Lightning: `swap(invoice, contract_id)` has that federation's actor fund its incoming
 contract and answer the preimage (paid) or a definite refusal (cancelled).
+
+After a lost data folder (`connect-fed --recover`), `Lnv1ContractFinder` finds the outgoing
+contracts to our redeem key in the federation's signed session history (inflight.py) and
+`Lnv1Sender.adopt` takes up the unspent ones from what our node knows of their payment hash:
+paid -> `paid` (claimed by resume()), in flight -> `paying`, failed -> `cancelling`. Such a row
+has no `preimage_auth` (the payer's is not on chain, and the payer's client asks again only for
+3 minutes after funding): a call for it drives it like resume() does, and answers the preimage
+only once the contract is `claimed` (then our claim's input carries it on chain for anyone to
+read); before that it answers "ask again", and a refused claim never answers it. A definite
+failure is answered to anyone (it gives nothing away).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
+import grpc
 from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
@@ -44,6 +55,7 @@ from fmclient.lnv1 import (
     OutgoingContract,
     cancel_outgoing_output,
     lightning_input,
+    outgoing_contract_in,
     parse_account,
 )
 from fmclient.lnv1_gateway import PayInvoicePayload, lnv1_fee_msat
@@ -61,6 +73,10 @@ from .swaps import Swaps
 
 log = logging.getLogger(__name__)
 TIMELOCK_DELTA = 10  # gatewayd's blocks of margin below the contract's timelock
+# the longest timelock delta a payer's client gives a contract (fedimint-ln-client 0.13's
+# MAX_OUTGOING_CONTRACT_TIMELOCK_DELTA: the invoice's min_final_cltv_expiry_delta + 499)
+MAX_TIMELOCK_DELTA = 1440
+RECOVERED = ""  # the preimage_auth of a row adopted from the session history: unknown
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lnv1_sends (
     contract_id TEXT PRIMARY KEY, payment_hash TEXT NOT NULL, invoice TEXT NOT NULL,
@@ -139,9 +155,24 @@ class Lnv1Sender(LnFlow):
             if row is None:
                 row = await self._check_and_record(payload)
                 crash_point("lnv1-send-recorded")  # the contract stored, nothing paid yet
+            elif row["preimage_auth"] == RECOVERED:
+                return await self._answer_recovered(row)
             elif row["preimage_auth"] != payload.preimage_auth.hex():
                 raise InvalidInput("this contract's payment was started by another caller")
             return await self._advance(row)
+
+    async def _answer_recovered(self, row: dict) -> dict:
+        """A row adopted from the session history (no payer's proof): driven on as resume()
+        would; its preimage answered only once claimed (public on chain by then)."""
+        answer = await self._advance(row)  # PaymentFailed for a cancelled one: nothing secret
+        state = (self.row(row["contract_id"]) or {}).get("state")
+        if state == S.CLAIMED:
+            return answer
+        if state == S.PAID:
+            raise GatewayError(
+                "the recovered contract is not claimed yet: ask again", retryable=True
+            )
+        raise InvalidInput("a recovered contract's preimage is answered only once it is claimed")
 
     async def _check_and_record(self, p: PayInvoicePayload) -> dict:
         if p.federation_id != self.federation_id:
@@ -259,6 +290,67 @@ class Lnv1Sender(LnFlow):
             return row
         raise GatewayError("payment pending: ask again", retryable=True)
 
+    async def adopt(self, contract: OutgoingContract) -> bool:
+        """An outgoing contract to our key that a lost data folder forgot (found in the session
+        history after a recovery, inflight.py), taken up from what our node knows of its hash:
+        paid -> `paid` (claimed by resume()); in flight with the invoice -> `paying` (asked
+        again: PayInvoice is idempotent per hash); failed -> `cancelling` (cancelled by
+        resume(): the payer refunds at once). Nothing is adopted when the contract is known
+        here, not ours, spent, cancelled or past its timelock, or our node never paid the hash
+        (the payer refunds at the timelock). True if taken up."""
+        cid = contract.contract_id.hex()
+        if self.row(cid) is not None:
+            return False
+        account = parse_account(
+            await self.mint.api.current_consensus(f"module_{self.module}_account", cid)
+        )
+        c = None if account is None else account.contract
+        ours = self.key.public_key.format(compressed=True)
+        if account is None or not isinstance(c, OutgoingContract) or c.gateway_key != ours:
+            return False
+        if account.amount_msat == 0 or c.cancelled:
+            return False  # claimed, refunded or cancelled
+        count = int(await self.mint.api.current_consensus(f"module_{self.module}_block_count"))
+        if count > c.timelock:
+            return False  # past the timelock: the payer's to refund, our claim refused
+        try:
+            r = await self.lnrpc.LookupPayment(
+                lnpb.LookupPaymentRequest(payment_hash=c.hash), timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        invoice_msat = int(bolt11_decode(r.invoice).amount_msat or 0) if r.invoice else 0
+        values: dict = {"error": None, "preimage": None, "ln_fee_msat": None}
+        if r.status == lnpb.SETTLED and _hashes_to(r.preimage.hex(), c.hash.hex()):
+            state = S.PAID
+            values.update(preimage=r.preimage.hex(), ln_fee_msat=r.fee_msat)
+        elif r.status == lnpb.FAILED:
+            state, values["error"] = S.CANCELLING, r.failure_reason or "payment failed"
+        elif r.status in (lnpb.PENDING, lnpb.UNKNOWN) and r.invoice:
+            state = S.PAYING
+        else:  # in flight and the node keeps no invoice to ask again with: wait for its end
+            raise GatewayError("a recovered contract's payment is in flight", retryable=True)
+        max_delay = c.timelock - (count - 1) - TIMELOCK_DELTA
+        now = time.time()
+        self.db.execute(
+            "INSERT OR IGNORE INTO lnv1_sends (contract_id, payment_hash, invoice, invoice_msat,"
+            " amount_msat, contract, preimage_auth, state, preimage, error, max_delay,"
+            " max_fee_msat, ln_fee_msat, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid, c.hash.hex(), r.invoice, invoice_msat, account.amount_msat,
+                json.dumps(c.json()), RECOVERED, state.value, values["preimage"],
+                values["error"], max(max_delay, 0), max(account.amount_msat - invoice_msat, 0),
+                values["ln_fee_msat"], now, now,
+            ),
+        )  # fmt: skip
+        if state == S.PAID and self.hashes is not None:
+            await self.hashes.claim(c.hash.hex(), cid)  # the hash is paid: no second payer
+        log.info("LNv1 send %s recovered from the session history: %s", cid, state.value)
+        return True
+
     async def _release(self, payment_hash: str, cid: str) -> None:
         """This contract failed definitely (committed first): another may pay the hash."""
         if self.hashes is not None:
@@ -315,7 +407,8 @@ class Lnv1Sender(LnFlow):
                     "direction": "swap" if r["swap"] else "outgoing",
                     "status": status,
                     "amount_msat": r["invoice_msat"],
-                    "fee_earned_msat": max(0, fee) if status == "settled" else 0,
+                    # (a recovered row whose invoice the node did not keep: unknown, 0)
+                    "fee_earned_msat": max(0, fee) if status == "settled" and r["invoice"] else 0,
                     "payment_hash": r["payment_hash"],
                     "created": r["created"],
                     "finished": r["updated"] if done else None,
@@ -351,3 +444,35 @@ def _hashes_to(preimage_hex: str, payment_hash_hex: str) -> bool:
         return hashlib.sha256(bytes.fromhex(preimage_hex)).hexdigest() == payment_hash_hex
     except (TypeError, ValueError):
         return False
+
+
+class Lnv1ContractFinder:
+    """The ln module's part in the session-history scan after a recovery (inflight.py):
+    outputs funding an outgoing contract to our redeem key, adopted by the sender."""
+
+    vote_variant = 1  # LightningConsensusItem::BlockCount (fedimint-ln-common 0.13)
+
+    def __init__(self, sender: Lnv1Sender, window: int) -> None:
+        """`window`: the longest a contract to us lives, in blocks (inflight.py)."""
+        self.sender, self.window = sender, window
+        self.module = sender.module
+        self.ours = sender.key.public_key.format(compressed=True)
+        self.kept: dict[bytes, OutgoingContract] = {}
+
+    def output(self, txid: str, out_idx: int, body: bytes) -> None:
+        try:
+            found = outgoing_contract_in(body)
+        except Lnv1Error:
+            return
+        if found is not None and found[1].gateway_key == self.ours:
+            self.kept.setdefault(found[1].contract_id, found[1])
+
+    async def block_count(self) -> int:
+        api = self.sender.mint.api
+        return int(await api.current_consensus(f"module_{self.module}_block_count"))
+
+    async def adopt(self) -> int:
+        taken = 0
+        for contract in self.kept.values():
+            taken += await self.sender.adopt(contract)
+        return taken
