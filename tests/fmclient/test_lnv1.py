@@ -174,6 +174,21 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
     assert {x["name"]: x["encoding"] for x in V["outputs"]} == {
         k: v.hex() for k, v in outputs.items()
     }
+    # read back (the recovery's scan of the session history): the outgoing contract only
+    found = {
+        x["name"]: lnv1.outgoing_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
+    }
+    assert found == {
+        "contract_outgoing": (o["amount_msat"], contract),
+        "contract_incoming": None,
+        "offer": None,
+        "cancel_outgoing": None,
+    }
+    whole = bytes.fromhex(V["outputs"][0]["encoding"])
+    for bad in (whole[:-1], whole + b"\x00", b""):
+        with pytest.raises(lnv1.Lnv1Error):
+            lnv1.outgoing_contract_in(bad)
+    assert lnv1.outgoing_contract_in(bytes.fromhex("0100")) is None  # a version to come
     want = {
         "contract_incoming_pending": ("contract", incoming.contract_id, PENDING),
         "contract_incoming_some": (
