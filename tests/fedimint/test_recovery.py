@@ -10,10 +10,12 @@ the same balance to the msat, each mint's note indexes as they were, the v1 and 
 addresses watched again (each unconfirmed deposit is claimed once it confirms), and a second `--recover`
 is refused in one line.
 
-And a payment in flight at the loss is finished: a user's LNv2 send through us to bob's hold
-invoice, the user gone offline, the federation away when bob settles (so we hold the preimage
+And a payment in flight at the loss is finished, in each federation: a user's send through us
+to bob's hold invoice (LNv2 in the v2 federation, LNv1 `ln-pay` in the v1 one, at the same
+time), the user gone offline, the federation away when bob settles (so we hold the preimage
 and have not claimed the contract) and then the folder lost. The recovery finds the contract in
-the federation's signed session history, our node's payment of its hash, and claims it.
+the federation's signed session history, our node's payment of its hash, and claims it: the
+balance is the one before plus exactly what the claim credits.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from fmclient.config import parse_client_config
+from fmclient.lnv1 import Lnv1Config
+from fmclient.lnv1_gateway import lnv1_fee_msat
+from fmclient.wallet_keys import NOTE_INDEX
 from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
@@ -38,13 +45,20 @@ from tests.e2e.conftest import (
 )
 
 from .conftest import User
-from .lnv1_world import PEG_IN_FEE_MSAT, credit_for, fund_user, peg_in, tree_env  # noqa: F401
+from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source and seed
+    PEG_IN_FEE_MSAT,
+    credit_for,
+    fund_user,
+    peg_in,
+    tree_env,
+    v1_gateway_id,
+)
 from .test_gateway_fedimint import Gateway, _until
 
 pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
-IN_FLIGHT_MSAT = 2_000_000  # an LNv2 send paid over Lightning, its contract not yet claimed
+IN_FLIGHT_MSAT = 2_000_000  # a send paid over Lightning, its contract not yet claimed
 
 
 def _wallet_file(tree_: dict, fed: str) -> Path:
@@ -84,9 +98,9 @@ def _earn_v2(gw: Gateway, fed: Federation, user: User) -> None:
     gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "8000"))})
 
 
-def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -> str:
+def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -> tuple[str, User]:
     """A peg-in; notes for a user (a split, spent by the user); notes back from the user; a
-    second peg-in sent and left unconfirmed (its address, returned)."""
+    second peg-in sent and left unconfirmed: its address, and the user."""
     gw.post("/connect-fed", {"invite_code": fed.invite_code})
     peg_in(gw, fed.federation_id, bitcoind, 1_000_000)
     v1_user = User(data_dir)
@@ -96,7 +110,7 @@ def _earn_v1(gw: Gateway, fed: Federation, bitcoind: Bitcoind, data_dir: Path) -
     gw.public("/receive_ecash", {"notes": back["notes"]})  # type: ignore[index]
     address = gw.post("/address", {"federation_id": fed.federation_id})["address"]
     bitcoind.send(address, PENDING_SAT)  # not mined: unconfirmed when the folder is lost
-    return str(address)
+    return str(address), v1_user
 
 
 def _wallet_rows(tree_: dict, fed: str, query: str) -> list[tuple]:
@@ -107,38 +121,58 @@ def _wallet_rows(tree_: dict, fed: str, query: str) -> list[tuple]:
         db.close()
 
 
-def _paid_not_claimed(tree_: dict, gw: Gateway, fed: Federation, user: User) -> dict:
-    """The user pays bob's hold invoice through us and goes offline; while bob holds the HTLC
-    the federation goes away; bob settles: we have the preimage and no claim."""
+Start = Callable[[str], list[str]]  # bob's invoice -> a payer's fedimint-cli arguments
+
+
+def _paid_not_claimed(tree_: dict, payers: list[tuple[Federation, str, Start]]) -> list[str]:
+    """Each payer pays a hold invoice of bob's through us (`start(bolt11)`: its client's
+    arguments, online until our payment is under way) and goes offline; while bob holds the
+    HTLCs each federation goes away; bob settles: we have each preimage and no claim (the row
+    of the flow's `table` is `paid`). The preimages, in order."""
     world = World(tree_["regtest"])
     ensure_lightning(world)
-    preimage = os.urandom(32)
-    payment_hash = hashlib.sha256(preimage).hexdigest()
-    bob = world.post(
-        "/v1/nodes/bob/invoices", {"amount_msat": IN_FLIGHT_MSAT, "payment_hash": payment_hash}
-    )
-    url = _info(gw, fed.federation_id)["lnv2_gateway_url"]
-    op = str(user("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
-    cli = [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir)]
-    waiting = subprocess.Popen(  # the user's client, online until our payment is under way
-        [*cli, "module", "lnv2", "await-send", op],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "FM_IN_DEVIMINT": "1"},
-    )
-    paying = f"/v1/nodes/gateway/payments/{payment_hash}"
+    preimages = [os.urandom(32) for _ in payers]
+    paying = [f"/v1/nodes/gateway/payments/{hashlib.sha256(p).hexdigest()}" for p in preimages]
+
+    def held(path: str) -> bool:
+        return world.http.get(path).status_code == 200
+
+    clients = []
     try:
-        _until("our payment held by bob", 120, lambda: world.http.get(paying).status_code == 200)
+        for (_, _, start), preimage in zip(payers, preimages, strict=True):
+            payment_hash = hashlib.sha256(preimage).hexdigest()
+            bob = world.post(
+                "/v1/nodes/bob/invoices",
+                {"amount_msat": IN_FLIGHT_MSAT, "payment_hash": payment_hash},
+            )
+            clients.append(
+                subprocess.Popen(
+                    [str(fedimint_bin("fedimint-cli")), *start(bob["bolt11"])],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, "FM_IN_DEVIMINT": "1"},
+                )
+            )
+        _until("our payments held by bob", 120, lambda: all(held(p) for p in paying))
     finally:
-        waiting.kill()
-        waiting.wait()
-    fed.guardians[0].stop()  # the federation away: the contract cannot be claimed
-    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
-    _until("our payment settled", 60, lambda: world.get(paying)["status"] == "succeeded")
-    query = "SELECT state FROM lnv2_sends"
-    _until("the preimage ours", 60, lambda: _wallet_rows(tree_, fed.federation_id, query))
-    assert _wallet_rows(tree_, fed.federation_id, query) == [("paid",)]  # and not claimed
-    return {"operation": op, "preimage": preimage.hex()}
+        for client in clients:
+            client.kill()
+            client.wait()
+    for fed, _, _ in payers:
+        fed.guardians[0].stop()  # the federation away: the contract cannot be claimed
+    for preimage in preimages:
+        payment_hash = hashlib.sha256(preimage).hexdigest()
+        world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+    _until(
+        "our payments settled",
+        60,
+        lambda: all(world.get(p)["status"] == "succeeded" for p in paying),
+    )
+    queries = [(fed.federation_id, f"SELECT state FROM {table}") for fed, table, _ in payers]
+    _until("the preimages ours", 90, lambda: all(_wallet_rows(tree_, f, q) for f, q in queries))
+    for fed, query in queries:
+        assert _wallet_rows(tree_, fed, query) == [("paid",)]  # and not claimed
+    return [p.hex() for p in preimages]
 
 
 @pytest.fixture(scope="module")
@@ -154,20 +188,48 @@ def lost(
     started again with the same seed words: what was there before."""
     gw = Gateway(tree)
     _earn_v2(gw, federation1, user)
-    _earn_v1(gw, federation1_v1, bitcoind, tmp_path_factory.mktemp("v1-user"))
+    _, v1_user = _earn_v1(gw, federation1_v1, bitcoind, tmp_path_factory.mktemp("v1-user"))
     # a walletv2 peg-in sent last (the v1 peg-in mined blocks), unconfirmed at the loss
     v2_address = gw.post("/address", {"federation_id": federation1.federation_id})["address"]
     bitcoind.send(v2_address, PENDING_SAT)
     feds = (federation1.federation_id, federation1_v1.federation_id)
     _until("nothing in flight", 60, lambda: all(_info(gw, f)["in_flight"] == 0 for f in feds))
     before = {f: {"balance": gw.balance(f), "indexes": _key_indexes(tree, f)} for f in feds}
-    in_flight = _paid_not_claimed(tree, gw, federation1, user)
+    sent: dict[str, str] = {}
+
+    def lnv2_send(bolt11: str) -> list[str]:
+        url = _info(gw, federation1.federation_id)["lnv2_gateway_url"]
+        sent["op"] = str(user("module", "lnv2", "send", bolt11, "--gateway", url))
+        return ["--data-dir", str(user.data_dir), "module", "lnv2", "await-send", sent["op"]]
+
+    gateway_id = v1_gateway_id(gw, federation1_v1.federation_id)
+    v1_data = str(v1_user.data_dir)
+    preimages = _paid_not_claimed(
+        tree,
+        [
+            (federation1, "lnv2_sends", lnv2_send),
+            (
+                federation1_v1,
+                "lnv1_sends",
+                lambda bolt11: [
+                    "--data-dir",
+                    v1_data,
+                    "ln-pay",
+                    bolt11,
+                    "--gateway-id",
+                    gateway_id,
+                ],
+            ),
+        ],
+    )
+    in_flight = {"operation": sent["op"], "preimage": preimages[0]}
     data = tree["data_dir"]
     world = ("regtest", "federations")  # the development world's, not the gateway's
     gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in world]
     tree["restart"](wipe=(*gone, "run/conf.d"))
     federation1.guardians[0].start()  # back, after the loss
-    return before | {"v2_address": v2_address, "in_flight": in_flight}
+    federation1_v1.guardians[0].start()
+    return before | {"v2_address": v2_address, "in_flight": in_flight, "v1_preimage": preimages[1]}
 
 
 def test_connect_fed_recover_gives_back_every_msat(
@@ -199,7 +261,6 @@ def test_connect_fed_recover_gives_back_every_msat(
         info = _info(gw, fed)
         assert info["recovery"]["state"] == "done" and info["recovery"]["error"] is None
         assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
-    assert gw.balance(v1) == lost[v1]["balance"]
     # v2: the contract in flight found in the session history and claimed, nothing else
     claims = "SELECT amount_msat FROM operations WHERE kind = 'lnv2_claim' AND state = 'done'"
     _until("the contract in flight claimed", 120, lambda: _wallet_rows(tree, v2, claims))
@@ -207,13 +268,32 @@ def test_connect_fed_recover_gives_back_every_msat(
     assert IN_FLIGHT_MSAT < claim_msat <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
     assert gw.balance(v2) == lost[v2]["balance"] + claim_msat
     assert _wallet_rows(tree, v2, "SELECT state FROM lnv2_sends") == [("claimed",)]
-    assert _info(gw, v2)["recovery"]["modules"]["session_history"]["done"]
+    # v1 the same: the LNv1 contract (the invoice and our fee) claimed less the ln module's
+    # input fee, as change notes by the mint's rule; nothing else
+    v1_claims = "SELECT outputs FROM operations WHERE kind = 'lnv1_claim' AND state = 'done'"
+    _until("the LNv1 contract in flight claimed", 120, lambda: _wallet_rows(tree, v1, v1_claims))
+    fees = _info(gw, v1)["registration"]["fees"]
+    contract = IN_FLIGHT_MSAT + lnv1_fee_msat(
+        fees["base_msat"], fees["proportional_millionths"], IN_FLIGHT_MSAT
+    )
+    sends = _wallet_rows(tree, v1, "SELECT amount_msat, state, preimage FROM lnv1_sends")
+    assert sends == [(contract, "claimed", lost["v1_preimage"])]
+    config = parse_client_config(federation1_v1.client_config)
+    ln = Lnv1Config.from_bytes(config.modules[config.module_id("ln")].body)
+    v1_credit = credit_for(federation1_v1, contract - ln.contract_input_fee_msat)
+    assert gw.balance(v1) == lost[v1]["balance"] + v1_credit
+    for fed in (v2, v1):
+        assert _info(gw, fed)["recovery"]["modules"]["session_history"]["done"]
     assert _info(gw, v1)["in_flight"] == _info(gw, v2)["in_flight"] == 0
-    # mint v1's note indexes exactly as before (every index handed out was used); the peg-in
-    # tweak index past the last one used (1, the unconfirmed deposit's: it is not on the
-    # federation's log) is the crate's 0 + 8
+    # mint v1's note indexes as before (every index handed out was used) and past them the
+    # claim's change notes; the peg-in tweak index past the last one used (1, the unconfirmed
+    # deposit's: it is not on the federation's log) is the crate's 0 + 8
     indexes = _key_indexes(tree, v1)
     notes_before = {k: n for k, n in lost[v1]["indexes"].items() if k.startswith("mint_v1")}
+    ((outputs,),) = _wallet_rows(tree, v1, v1_claims)
+    for o in json.loads(outputs):
+        name = f"{NOTE_INDEX}{1 << o['d']}"
+        notes_before[name] = notes_before.get(name, 0) + 1
     assert {k: n for k, n in indexes.items() if k.startswith("mint_v1")} == notes_before
     assert indexes["wallet_v1_tweak"] == 8
     assert _until("/health ready", 60, lambda: gw.http.get("/health").status_code == 200)
@@ -221,11 +301,11 @@ def test_connect_fed_recover_gives_back_every_msat(
     # the deposit sent before the loss is found on chain and claimed once it confirms
     def claimed() -> bool:
         bitcoind.mine(1)
-        return gw.balance(v1) > lost[v1]["balance"]
+        return gw.balance(v1) > lost[v1]["balance"] + v1_credit
 
     _until("the unconfirmed peg-in claimed", 300, claimed)
     credit = credit_for(federation1_v1, PENDING_SAT * 1000 - PEG_IN_FEE_MSAT)
-    assert gw.balance(v1) == lost[v1]["balance"] + credit
+    assert gw.balance(v1) == lost[v1]["balance"] + v1_credit + credit
     # walletv2 too: its seeded address is watched again, its deposit claimed once
     v2_deposit = {"federation_id": v2, "operation_id": lost["v2_address"]}
 
