@@ -77,7 +77,8 @@ fuzz: $(STAMP) browser
 peers: $(STAMP)
 	$(BIN)/python -m peers install
 
-## vectors: test vectors from the real fedimint 0.13.0 crates into tests/fmclient/data/ (commit them)
+## vectors: test vectors from the real fedimint 0.13.0 crates into tests/fmclient/data/ (commit them),
+##          and a real 4-guardian federation's signed sessions (peers/session_vectors.py, 1-2 min)
 vectors: peers
 	export CARGO_TARGET_DIR="$$($(BIN)/python -c 'from peers.cache import fedimint_target; print(fedimint_target())')"; \
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
@@ -93,7 +94,8 @@ vectors: peers
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
 	  --bin fedimint-walletv1-vectors > tests/fmclient/data/walletv1_vectors.json && \
 	cargo run --quiet --release --locked --manifest-path peers/fedimint/Cargo.toml \
-	  --bin fedimint-derive-vectors > tests/fmclient/data/derive_vectors.json
+	  --bin fedimint-derive-vectors > tests/fmclient/data/derive_vectors.json && \
+	PYTHONPATH=. $(BIN)/python -m peers.session_vectors tests/fmclient/data/session-outcomes.json
 
 ## federation: a real bitcoind and fedimintd federation on loopback until Ctrl-C (GUARDIANS=4;
 ##             MODULES=v1 for mint, wallet and ln, the shape of fedimintd 0.11's federations)

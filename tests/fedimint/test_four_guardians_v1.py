@@ -2,7 +2,8 @@
 module: its setup, 57 mint tiers' DKG among them, is the costly part): our mint v1 wallet
 receives and spends e-cash with a fedimint-cli user, our wallet v1 pegs in and out, and the
 whole gateway still serves LNv1 — a user pays through us (`ln-pay`) and receives (`ln-invoice`),
-amounts exact on our side, as with one guardian."""
+amounts exact on our side, as with one guardian. Then the gateway's data folder is lost, the
+guardian still stopped: `connect-fed --recover` from the seed words gives back every msat."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source
     user_credit,
     v1_gateway_id,
 )
+from .recovery_steps import federation_info, lose_data_folder, recover
+from .test_gateway_fedimint import _until
 from .test_mintv1 import _both_ways, _funded
 from .test_walletv1 import (
     _close,
@@ -127,3 +130,12 @@ def test_ln_pay_and_ln_invoice_with_one_guardian_of_four_stopped(
     spent = spent_by(v1.tree, fed, f"lnv1-fund-{paid['payment_hash'][:32]}")
     assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, 400_000)
     assert balance_of(user) - before_user == user_credit(v1.fed, 400_000, held)
+
+    # the data folder lost: the seed words (the tree's words file) give back every msat
+    _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
+    balance = gw.balance(fed)
+    lose_data_folder(tree)
+    assert federation_info(gw, fed) is None
+    info = recover(gw, federation4_v1.invite_code, fed)
+    assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
+    assert gw.balance(fed) == balance

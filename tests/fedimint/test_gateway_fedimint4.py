@@ -3,7 +3,9 @@ outages: its actor killed (as kill -9) after the federation accepted a reissue b
 actor recorded it, then one guardian down (e-cash in and out, an LNv2 receive, a peg-in, a
 withdrawal), then two.
 Each e-cash is credited exactly once, to
-the msat; with two guardians down a receive waits and completes when one returns."""
+the msat; with two guardians down a receive waits and completes when one returns. Last, the
+gateway's data folder is lost while one guardian is still down: `connect-fed --recover` from
+the seed gives back the balance to the msat from the three that answer."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
 from .conftest import User
-from .test_gateway_fedimint import Gateway
+from .recovery_steps import federation_info, lose_data_folder, recover
+from .test_gateway_fedimint import Gateway, _until
 from .test_onchain import received_sat
 
 pytestmark = pytest.mark.timeout(900)
@@ -134,6 +137,16 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
         t.join(140)
         assert answer.get("status") == 200, answer
         assert gw.balance(fed) == balance + answer["body"]["amount_msat"]
+
+        # 4. the data folder lost (the seed file kept, as an operator's words are), g3 still
+        # down: the recovery reads three guardians and gives back every msat
+        _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
+        balance = gw.balance(fed)
+        lose_data_folder(tree, keep=("gateway-seed",))
+        assert federation_info(gw, fed) is None
+        info = recover(gw, federation4.invite_code, fed)
+        assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
+        assert gw.balance(fed) == balance
     finally:
         for g in (g2, g3):
             if g.proc is None or not g.proc.alive():
