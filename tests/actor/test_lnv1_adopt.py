@@ -18,7 +18,6 @@ import grpc
 import pytest
 from coincurve import PrivateKey
 
-from fmclient.encoding import Writer
 from fmclient.lnv1 import (
     ContractAccount,
     IncomingContract,
@@ -34,6 +33,7 @@ from services.actor.inflight import MARGIN, find_in_history
 from services.actor.lnv1_send import MAX_TIMELOCK_DELTA, Lnv1ContractFinder, Lnv1Sender
 
 from .lnv1_fakes import Claims, FakeApi, FakeLightning, FakeMint, config, invoice
+from .test_inflight import History, tx, vote
 
 DATA = Path(__file__).parents[1] / "fmclient" / "data"
 V = json.loads((DATA / "lnv1_vectors.json").read_text())
@@ -89,39 +89,6 @@ def _ask(auth: bytes = bytes(32)) -> dict:
     return PayInvoicePayload(FED, OURS.contract_id, BOLT11, None, auth).json()
 
 
-def _vote(variant: int, count: int) -> bytes:
-    return Writer().framed(variant, Writer().varint(count).getvalue()).getvalue()
-
-
-class Session:
-    def __init__(self, outputs: list[bytes], items: list[bytes]) -> None:
-        self._outputs, self._items = outputs, items
-
-    def outputs(self, module: int) -> Any:
-        assert module == 0
-        return ((f"{i:064x}", i, body) for i, body in enumerate(self._outputs))
-
-    def module_items(self, module: int) -> Any:
-        return ((0, item) for item in self._items)
-
-
-class History:
-    """A federation of one guardian whose sessions are `sessions` (oldest first); reading one
-    in `never` fails the test."""
-
-    def __init__(self, sessions: list[Session], never: set[int]) -> None:
-        self.sessions, self.never, self.read = sessions, never, []
-        self.config = type("Config", (), {"threshold": 1})()
-
-    async def count(self) -> int:
-        return len(self.sessions) - 1  # the last one is still open
-
-    async def session(self, index: int) -> Session:
-        assert index not in self.never, f"session {index} read"
-        self.read.append(index)
-        return self.sessions[index]
-
-
 def test_the_finder_keeps_only_outgoing_contracts_to_our_key(tmp_path: Path) -> None:
     sender, *_ = _sender(tmp_path, _settled())
     finder = Lnv1ContractFinder(sender, 100)
@@ -149,15 +116,16 @@ async def test_the_scan_stops_at_the_ln_block_count_votes(tmp_path: Path) -> Non
     finder = Lnv1ContractFinder(sender, MAX_TIMELOCK_DELTA + MARGIN)
     too_old = 10_000 - MAX_TIMELOCK_DELTA - MARGIN - 1
     incoming = IncomingContract.from_json(V["incoming"]["json"])
+    _, ours = tx((0, contract_output(AMOUNT, later)))
+    _, theirs = tx((0, contract_output(99_000, incoming)))
     sessions = [
-        Session([], []),  # never read: older than any contract still claimable
-        Session([], [_vote(1, too_old)]),  # the guardian's vote: nothing earlier is claimable
-        Session([contract_output(AMOUNT, later)], [_vote(1, too_old + 5)]),
-        # a DecryptPreimage-like item (variant 0) is no vote: read on past it
-        Session([contract_output(99_000, incoming)], [_vote(0, 1)]),
-        Session([], []),  # open at the start of the scan: awaited and read too
+        [],  # never read: older than any contract still claimable
+        [vote(0, 0, too_old, variant=1)],  # the guardian's vote: nothing earlier claimable
+        [ours, vote(0, 0, too_old + 5, variant=1)],
+        [theirs, vote(0, 0, 1, variant=0)],  # variant 0 (DecryptPreimage) is no vote: read on
+        [],  # open at the start of the scan: awaited and read too
     ]
-    history = History(sessions, never={0})
+    history = History(sessions, threshold=1)
     taken = await find_in_history(history, [finder])  # type: ignore[arg-type]
     assert taken == 1 and history.read == [4, 3, 2, 1]
     cid = later.contract_id.hex()
@@ -165,7 +133,7 @@ async def test_the_scan_stops_at_the_ln_block_count_votes(tmp_path: Path) -> Non
     assert (row["state"], row["preimage"], row["preimage_auth"]) == ("paid", PREIMAGE.hex(), "")
     assert claims.held == {HASH.hex(): cid}  # the hash is paid: no second payer
     # a second scan (a crash before the recovery was marked done) takes nothing up twice
-    assert await find_in_history(History(sessions, never={0}), [finder]) == 0  # type: ignore[arg-type]
+    assert await find_in_history(History(sessions, threshold=1), [finder]) == 0  # type: ignore[arg-type]
 
 
 async def test_settled_is_claimed_and_answered_only_once_claimed(tmp_path: Path) -> None:
