@@ -1,0 +1,73 @@
+"""walletv2's address search (fmclient/walletv2.py) against the plain computation it speeds up:
+the script of every tweak key is `witness_script`'s (coincurve's key objects), and a seeded
+address found is the first index whose script passes the federation's filter."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from coincurve import PrivateKey
+
+from fmclient import walletv2
+from fmclient.derive import DerivableSecret, wallet_v2_tweak_secret
+from fmclient.walletv2 import (
+    WalletConfig,
+    _multisig,
+    derived_peg_in_address,
+    script_pubkey,
+    witness_script,
+)
+
+
+def _config(guardians: int) -> WalletConfig:
+    pks = {i: PrivateKey(os.urandom(32)).public_key.format() for i in range(guardians)}
+    return WalletConfig(pks, 1, 1, 1, 546, 0, 0, "regtest")
+
+
+@pytest.mark.parametrize("guardians", [1, 4, 7])
+def test_the_fast_script_is_the_plain_one(guardians: int) -> None:
+    config = _config(guardians)
+    secp, script_of = _multisig(config)
+    for _ in range(200):
+        secret = os.urandom(32)
+        tweak_pubkey = PrivateKey(secret).public_key.format(compressed=True)
+        assert secp.public_key(secret) == tweak_pubkey
+        assert script_of(tweak_pubkey) == witness_script(config, tweak_pubkey)
+
+
+def test_invalid_keys_are_refused() -> None:
+    secp, _ = _multisig(_config(1))
+    with pytest.raises(ValueError):
+        secp.public_key(bytes(32))  # zero is no secret key
+    with pytest.raises(ValueError):
+        secp.public_key(b"\xff" * 32)  # above the group order
+    bad = WalletConfig({0: b"\x02" + b"\xff" * 32}, 1, 1, 1, 546, 0, 0, "regtest")
+    with pytest.raises(ValueError):
+        _multisig(bad)
+
+
+def test_a_seeded_address_is_the_first_index_passing_the_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a filter that passes one script in 16 (the federation's passes one in 65,536: a
+    search of seconds), the search stops at the first index whose plain script passes."""
+
+    def one_in_16(spk: bytes, pks_hash: bytes) -> bool:
+        return hashlib.sha256(bytes([len(spk)]) + spk + pks_hash).digest()[0] < 16
+
+    monkeypatch.setattr(walletv2, "is_potential_receive", one_in_16)
+    config = _config(4)
+    module = DerivableSecret(hashlib.sha512(b"walletv2 search").digest(), 2)
+    start = 0
+    for _ in range(5):
+        found = derived_peg_in_address(config, lambda i: wallet_v2_tweak_secret(module, i), start)
+        assert found.index is not None and found.index >= start
+        assert found.tweak_secret == wallet_v2_tweak_secret(module, found.index)
+        for index in range(start, found.index + 1):
+            pub = PrivateKey(wallet_v2_tweak_secret(module, index)).public_key.format()
+            spk = script_pubkey(witness_script(config, pub))
+            assert one_in_16(spk, config.pks_hash) == (index == found.index)
+        assert found.script_pubkey == spk
+        start = found.index + 1
