@@ -66,6 +66,17 @@ class SessionOutcome:
                 if out.module == module:
                     yield txid, idx, out.body
 
+    def inputs(self, module: int) -> Iterator[tuple[str, int, bytes]]:
+        """(txid, in_idx, body) of every input of `module` in the session's transactions."""
+        for item in self.items:
+            tx = item.transaction
+            if tx is None:
+                continue
+            txid = tx.txid
+            for idx, spent in enumerate(tx.inputs):
+                if spent.module == module:
+                    yield txid, idx, spent.body
+
     def module_items(self, module: int) -> Iterator[tuple[int, bytes]]:
         """(peer, body) of every consensus item of `module` in the session."""
         for item in self.items:

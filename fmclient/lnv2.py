@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from coincurve import PrivateKey, PublicKeyXOnly
 
 from . import tpe
-from .encoding import Reader, Writer, encode
+from .encoding import DecodeError, Reader, Writer, encode
 from .tbs import G1Point, g1, to_bytes
 from .tx import v0
 from .walletv2 import MAGIC
@@ -285,6 +285,41 @@ def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
     variant, contract = body.framed()
     body.done()
     return OutgoingContract.from_bytes(contract.raw(contract.remaining())) if variant == 0 else None
+
+
+def incoming_contract_in(output: bytes) -> IncomingContract | None:
+    """The contract an lnv2 output funds, if it is an incoming one; DecodeError if the bytes
+    are no lnv2 output (or its contract is malformed)."""
+    r = Reader(output, "lnv2 output")
+    version, body = r.framed()
+    r.done()
+    if version != 0:
+        return None
+    variant, contract = body.framed()
+    body.done()
+    if variant != 1:
+        return None
+    try:
+        return IncomingContract.from_bytes(contract.raw(contract.remaining()))
+    except ValueError as exc:
+        raise DecodeError(f"incoming contract: {exc}") from None
+
+
+def incoming_spend_in(spend: bytes) -> tuple[str, int, bytes] | None:
+    """(txid, out_idx, aggregate decryption key) of an lnv2 input that spends an incoming
+    contract (`LightningInputV0::Incoming(OutPoint, AggregateDecryptionKey)`), else None."""
+    r = Reader(spend, "lnv2 input")
+    version, body = r.framed()
+    r.done()
+    if version != 0:
+        return None
+    variant, fields = body.framed()
+    body.done()
+    if variant != 1:
+        return None
+    txid, out_idx, key = fields.raw(32).hex(), fields.varint(), fields.raw(48)
+    fields.done()
+    return txid, out_idx, key
 
 
 def incoming_output(contract: IncomingContract) -> bytes:

@@ -47,6 +47,9 @@ class ContractFinder(Protocol):
     def output(self, txid: str, out_idx: int, body: bytes) -> None:
         """One output of the module (any payer's); keeps those that are contracts to us."""
 
+    def input(self, txid: str, in_idx: int, body: bytes) -> None:
+        """One input of the module (any spender's): what a spend of a contract shows."""
+
     async def block_count(self) -> int:
         """The federation's block count now (the module's consensus)."""
 
@@ -86,6 +89,8 @@ async def find_in_history(
         for finder in finders:
             for txid, out_idx, body in session.outputs(finder.module):
                 finder.output(txid, out_idx, body)
+            for txid, in_idx, body in session.inputs(finder.module):
+                finder.input(txid, in_idx, body)
             for peer, item in session.module_items(finder.module):
                 vote = _vote(item, finder.vote_variant)
                 if vote is not None:

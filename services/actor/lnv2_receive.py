@@ -225,6 +225,14 @@ class Lnv2Receiver(LnFlow):
                 if htlc.get("swap")
                 else f"{htlc.get('incoming_chan_id')}:{htlc.get('htlc_id')}"
             )
+            if row["state"] == ReceiveState.DECRYPTED and row["htlc"] is None:
+                # recovered after a lost data folder (`adopt`): the HTLC we held is this one
+                self.db.execute(
+                    "UPDATE lnv2_receives SET htlc = ?, updated = ? WHERE payment_hash = ?"
+                    " AND htlc IS NULL",
+                    (key, time.time(), ph),
+                )
+                row = self.row(ph) or row
             if row["state"] != ReceiveState.CREATED and row["htlc"] != key:
                 return _cancel("this invoice is already paid")
             if row["state"] == ReceiveState.CREATED:
@@ -298,6 +306,50 @@ class Lnv2Receiver(LnFlow):
             crash_point("lnv2-receive-decrypted")  # the preimage known, the HTLC not yet settled
             return {"action": "settle", "preimage": row["preimage"]}
         return _cancel(f"the incoming contract was {row['state'].replace('_', ' ')}")
+
+    async def adopt(
+        self, txid: str, out_idx: int, contract: IncomingContract, spent_dk: bytes | None
+    ) -> bool:
+        """An incoming contract we funded that a lost data folder forgot (found in the session
+        history after a recovery, inflight.py), taken up from its decryption: to the preimage
+        -> `decrypted` with no HTLC yet (the hash claimed at the router, so the HTLC our node
+        still holds comes here and is settled with it); not -> `refunding` (resume() refunds
+        it to us). `spent_dk`: the aggregate key of the contract's spend, if the history shows
+        one (the payer claimed: the preimage is in it; a refund of ours: nothing to do).
+        Nothing when the hash is known here. True if taken."""
+        ph = contract.commitment.payment_image.json().get("Hash")
+        if not isinstance(ph, str) or self.row(ph) is not None:
+            return False
+        if spent_dk is not None:
+            agg = tbs.g1(spent_dk)
+        else:
+            agg = await self._aggregate_key(contract, txid, out_idx)
+        preimage = contract.decrypt(agg)
+        if preimage is None and spent_dk is not None:
+            return False  # spent without the preimage: our own refund, already done
+        state = ReceiveState.DECRYPTED if preimage is not None else ReceiveState.REFUNDING
+        now = time.time()
+        amount = contract.commitment.amount_msat  # the invoice's less our fee: not on chain
+        self.db.execute(
+            "INSERT OR IGNORE INTO lnv2_receives (payment_hash, contract, amount_msat,"
+            " description, expiry_secs, state, txid, out_idx, agg_dk, preimage, created,"
+            " updated) VALUES (?, ?, ?, '{}', 0, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ph,
+                json.dumps(contract.json()),
+                amount,
+                state.value,
+                txid,
+                out_idx,
+                tbs.to_bytes(agg).hex(),
+                preimage.hex() if preimage is not None else None,
+                now,
+                now,
+            ),
+        )
+        await self.claim_hash(ph)
+        log.info("LNv2 receive %s recovered from the session history: %s", ph, state.value)
+        return True
 
     async def _aggregate_key(self, contract: IncomingContract, txid: str, out_idx: int) -> Any:
         ct = contract.ciphertext

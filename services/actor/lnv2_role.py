@@ -29,8 +29,9 @@ from gwcore.errors import GatewayError
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .inflight import CONFIRMATION_BUFFER, MARGIN, ContractFinder
+from .lnv2_inflight import Lnv2ContractFinder
 from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
-from .lnv2_send import SEND_IN_FLIGHT, Lnv2ContractFinder, Lnv2Sender
+from .lnv2_send import SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_HOLD, Handler, PairedFlows
 from .swaps import Swaps
@@ -91,7 +92,7 @@ class Lnv2Role(PairedFlows):
         """Outgoing contracts to us a lost data folder forgot (inflight.py): a payer's client
         uses at most our default expiration delta, plus its confirmation buffer."""
         return Lnv2ContractFinder(
-            self.sender, EXPIRATION_DELTA_DEFAULT + CONFIRMATION_BUFFER + MARGIN
+            self.sender, EXPIRATION_DELTA_DEFAULT + CONFIRMATION_BUFFER + MARGIN, self.receiver
         )
 
     def info(self) -> dict:

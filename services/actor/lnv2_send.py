@@ -40,7 +40,6 @@ from fmclient.lnv2 import (
     OutgoingContract,
     claim_input,
     invoice_hash,
-    outgoing_contract_in,
 )
 from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
@@ -394,38 +393,3 @@ class Lnv2Sender(LnFlow):
                 await self.send_payment({"contract": contract.json()})
             except Exception as exc:  # the federation or the node away: the next start
                 log.warning("LNv2 send %s not finished yet: %s", row["contract_id"], exc)
-
-
-class Lnv2ContractFinder:
-    """The lnv2 module's part in the session-history scan after a recovery (inflight.py):
-    outgoing contracts whose claim key is ours, adopted by the sender."""
-
-    vote_variant = 0  # LightningConsensusItem::BlockCountVote
-
-    def __init__(self, sender: Lnv2Sender, window: int) -> None:
-        """`window`: the longest a contract to us lives, in blocks (inflight.py)."""
-        self.sender, self.window = sender, window
-        self.module = sender.module
-        self.ours = sender.key.public_key.format(compressed=True)
-        self.kept: dict[bytes, tuple[str, int, OutgoingContract]] = {}
-
-    def output(self, txid: str, out_idx: int, body: bytes) -> None:
-        try:
-            contract = outgoing_contract_in(body)
-        except (ValueError, Lnv2Error):
-            return
-        if contract is not None and contract.claim_pk == self.ours:
-            self.kept.setdefault(contract.contract_id, (txid, out_idx, contract))
-
-    async def block_count(self) -> int:
-        return int(
-            await self.sender.mint.api.current_consensus(
-                f"module_{self.module}_consensus_block_count", None
-            )
-        )
-
-    async def adopt(self) -> int:
-        taken = 0
-        for txid, out_idx, contract in self.kept.values():
-            taken += await self.sender.adopt(txid, out_idx, contract)
-        return taken

@@ -3,8 +3,13 @@ the wish for forwards to virtual channels said to it every second (`interception
 a served federation has LNv1 or development virtual channels); each HTLC's next-hop scid names a
 federation, whose actor decides (settle / cancel); unknown scids are forwarded. An HTLC of a hold
 invoice (LNv2 receive) goes to the federation whose actor claimed its payment hash
-(`gateway.claim_payment_hash`, before the invoice was made); an unclaimed one is cancelled. The
-completion is retried until acknowledged (NOT_FOUND means the node no longer holds it: expired).
+(`gateway.claim_payment_hash`, before the invoice was made); one of a federation left is
+cancelled. One whose hash nobody claimed (only our own hold invoices reach us: the data folder
+that knew it was lost) is held, looked up again every few seconds, until a federation's
+recovery from the seed claims it (an incoming contract we funded before the loss: settled
+with its preimage) or it comes within `UNCLAIMED_HOLD_MARGIN` blocks of its expiry (cancelled).
+The completion is retried until acknowledged (NOT_FOUND means the node no longer holds it:
+expired).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .interception import ForwardNeeds
-from .registry import FederationRegistry
+from .registry import FederationEntry, FederationRegistry
 
 log = logging.getLogger(__name__)
 LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
+UNCLAIMED_HOLD_MARGIN = 12  # blocks before its expiry an unclaimed hold HTLC is cancelled
+UNCLAIMED_POLL_S = 5.0
 # errors of an actor asked about an HTLC that are faults, not its decision: the router asks
 # again rather than cancel (the actor may have funded a contract for it already)
 NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
@@ -51,6 +58,7 @@ class HtlcDispatch:
         self.serving = False  # its health SERVING and the forwards we need ours
         self.stub: lnpb_grpc.GatewayLightningStub | None = None  # on the open stream's channel
         self.completed = 0
+        self.unclaimed_poll_s = UNCLAIMED_POLL_S
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -109,12 +117,47 @@ class HtlcDispatch:
             self.serving = serving
             await asyncio.sleep(every_s)
 
+    async def _claimed_later(
+        self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
+    ) -> FederationEntry | None:
+        """The entry of the federation that claims this hold HTLC's hash while it is held (a
+        recovery from the seed), or None once it is near its expiry."""
+        ph = htlc.payment_hash.hex()
+        log.warning(
+            "HTLC %s/%s pays a hold invoice whose hash no federation claims: held until a"
+            " recovery claims it or %d blocks before its expiry",
+            htlc.incoming_chan_id,
+            htlc.htlc_id,
+            UNCLAIMED_HOLD_MARGIN,
+        )
+        while True:
+            try:
+                height = (
+                    await stub.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+                ).block_height
+            except grpc.aio.AioRpcError:
+                height = None  # the extension away: ask again
+            if height is not None and htlc.incoming_expiry - height <= UNCLAIMED_HOLD_MARGIN:
+                return None
+            await asyncio.sleep(self.unclaimed_poll_s)
+            entry = self.registry.by_payment_hash(ph)
+            if entry is not None:
+                log.info(
+                    "HTLC %s/%s claimed by %s",
+                    htlc.incoming_chan_id,
+                    htlc.htlc_id,
+                    entry.federation_id,
+                )
+                return entry
+
     async def _dispatch(
         self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
     ) -> None:
         req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
         if htlc.hold_invoice:
             entry = self.registry.by_payment_hash(htlc.payment_hash.hex())
+            if entry is None:
+                entry = await self._claimed_later(stub, htlc)
         else:
             entry = self.registry.by_scid(htlc.short_channel_id)
         if htlc.hold_invoice and (entry is None or entry.state in ("left", "failed")):

@@ -59,8 +59,13 @@ class Finder:
     outputs: list[tuple[str, int, bytes]] = field(default_factory=list)
     adopted: int = 0
 
+    inputs: list[tuple[str, int, bytes]] = field(default_factory=list)
+
     def output(self, txid: str, out_idx: int, body: bytes) -> None:
         self.outputs.append((txid, out_idx, body))
+
+    def input(self, txid: str, in_idx: int, body: bytes) -> None:
+        self.inputs.append((txid, in_idx, body))
 
     async def block_count(self) -> int:
         return self.count

@@ -29,7 +29,8 @@ from fmclient.lnv2 import (
 from fmclient.wallet import MintWallet
 from gwcore.errors import GatewayError
 from gwproto import gateway_lnrpc_pb2 as lnpb
-from services.actor.lnv2_send import Lnv2ContractFinder, Lnv2Sender
+from services.actor.lnv2_inflight import Lnv2ContractFinder
+from services.actor.lnv2_send import Lnv2Sender
 
 DATA = Path(__file__).parents[1] / "fmclient" / "data"
 V = json.loads((DATA / "lnv2_vectors.json").read_text())
