@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+import gmpy2
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from gmpy2 import mpz
 from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
 
 P = 0x1A0111EA397FE69A4B1BA7B6434BACD764774B84F38512BF6730D2A0F6B0F6241EABFFFEB153FFFFB9FEFFFFFFFFAAAB
@@ -69,48 +71,55 @@ class _ChaCha:
 # -- the subgroup before its cofactor is cleared, so no library that checks points takes it)
 
 
-def _double(pt: tuple[int, int, int]) -> tuple[int, int, int]:
+# gmpy2's integers: the same arithmetic as Python's, an order of magnitude faster on 381-bit
+# numbers (a message hash was ~1 ms in Python's, most of it `pow` and the cofactor's doublings)
+_P = mpz(P)
+_SQRT_EXP = mpz((P + 1) // 4)
+_H_EFF_BITS = bin(H_EFF_G1)[2:]
+
+
+def _double(pt: tuple[mpz, mpz, mpz]) -> tuple[mpz, mpz, mpz]:
     x, y, z = pt
     if y == 0:
-        return (1, 1, 0)
-    a, b = x * x % P, y * y % P
-    c = b * b % P
-    d = 2 * ((x + b) ** 2 - a - c) % P
-    e = 3 * a % P
-    x3 = (e * e - 2 * d) % P
-    return (x3, (e * (d - x3) - 8 * c) % P, 2 * y * z % P)
+        return (mpz(1), mpz(1), mpz(0))
+    a, b = x * x % _P, y * y % _P
+    c = b * b % _P
+    d = 2 * ((x + b) ** 2 - a - c) % _P
+    e = 3 * a % _P
+    x3 = (e * e - 2 * d) % _P
+    return (x3, (e * (d - x3) - 8 * c) % _P, 2 * y * z % _P)
 
 
-def _add_affine(pt: tuple[int, int, int], qx: int, qy: int) -> tuple[int, int, int]:
+def _add_affine(pt: tuple[mpz, mpz, mpz], qx: mpz, qy: mpz) -> tuple[mpz, mpz, mpz]:
     x1, y1, z1 = pt
     if z1 == 0:
-        return (qx, qy, 1)
-    z1z1 = z1 * z1 % P
-    u2, s2 = qx * z1z1 % P, qy * z1 * z1z1 % P
-    h, r = (u2 - x1) % P, 2 * (s2 - y1) % P
+        return (qx, qy, mpz(1))
+    z1z1 = z1 * z1 % _P
+    u2, s2 = qx * z1z1 % _P, qy * z1 * z1z1 % _P
+    h, r = (u2 - x1) % _P, 2 * (s2 - y1) % _P
     if h == 0:
-        return _double(pt) if r == 0 else (1, 1, 0)
-    hh = h * h % P
-    i = 4 * hh % P
-    j, v = h * i % P, x1 * i % P
-    x3 = (r * r - j - 2 * v) % P
-    y3 = (r * (v - x3) - 2 * y1 * j) % P
-    return (x3, y3, ((z1 + h) ** 2 - z1z1 - hh) % P)
+        return _double(pt) if r == 0 else (mpz(1), mpz(1), mpz(0))
+    hh = h * h % _P
+    i = 4 * hh % _P
+    j, v = h * i % _P, x1 * i % _P
+    x3 = (r * r - j - 2 * v) % _P
+    y3 = (r * (v - x3) - 2 * y1 * j) % _P
+    return (x3, y3, ((z1 + h) ** 2 - z1z1 - hh) % _P)
 
 
-def _clear_cofactor(x: int, y: int) -> tuple[int, int] | None:
+def _clear_cofactor(x: mpz, y: mpz) -> tuple[int, int] | None:
     """[h_eff](x, y) in affine coordinates, None for the identity."""
-    acc = (1, 1, 0)
-    for bit in bin(H_EFF_G1)[2:]:
+    acc = (mpz(1), mpz(1), mpz(0))
+    for bit in _H_EFF_BITS:
         acc = _double(acc)
         if bit == "1":
             acc = _add_affine(acc, x, y)
     X, Y, Z = acc
     if Z == 0:
         return None
-    zinv = pow(Z, -1, P)
-    zinv2 = zinv * zinv % P
-    return (X * zinv2 % P, Y * zinv2 * zinv % P)
+    zinv = gmpy2.invert(Z, _P)
+    zinv2 = zinv * zinv % _P
+    return (int(X * zinv2 % _P), int(Y * zinv2 * zinv % _P))
 
 
 def _compress(x: int, y: int) -> bytes:
@@ -125,14 +134,14 @@ def _random_g1(rng: _ChaCha) -> G1Point:
         # Fp::random: two big-endian 384-bit halves, the first the LOW digit (from_u768:
         # d0 + d1·2^384), whatever its comment says
         wide = rng.fill_bytes(96)
-        x = (int.from_bytes(wide[:48], "big") + (int.from_bytes(wide[48:], "big") << 384)) % P
+        x = mpz((int.from_bytes(wide[:48], "big") + (int.from_bytes(wide[48:], "big") << 384)) % P)
         flip = rng.next_u32() & 1
-        y2 = (pow(x, 3, P) + 4) % P
-        y = pow(y2, (P + 1) // 4, P)
-        if y * y % P != y2:
+        y2 = (gmpy2.powmod(x, 3, _P) + 4) % _P
+        y = gmpy2.powmod(y2, _SQRT_EXP, _P)
+        if y * y % _P != y2:
             continue
         if flip:
-            y = (P - y) % P
+            y = (_P - y) % _P
         cleared = _clear_cofactor(x, y)
         if cleared is not None:
             return G1Point().uncompress(_compress(*cleared))
