@@ -57,25 +57,22 @@ class SessionOutcome:
 
     def outputs(self, module: int) -> Iterator[tuple[str, int, bytes]]:
         """(txid, out_idx, body) of every output of `module` in the session's transactions."""
-        for item in self.items:
-            tx = item.transaction
-            if tx is None:
-                continue
-            txid = tx.txid
-            for idx, out in enumerate(tx.outputs):
-                if out.module == module:
-                    yield txid, idx, out.body
+        return self._items(module, outputs=True)
 
     def inputs(self, module: int) -> Iterator[tuple[str, int, bytes]]:
         """(txid, in_idx, body) of every input of `module` in the session's transactions."""
+        return self._items(module, outputs=False)
+
+    def _items(self, module: int, outputs: bool) -> Iterator[tuple[str, int, bytes]]:
         for item in self.items:
             tx = item.transaction
             if tx is None:
                 continue
-            txid = tx.txid
-            for idx, spent in enumerate(tx.inputs):
-                if spent.module == module:
-                    yield txid, idx, spent.body
+            parts = tx.outputs if outputs else tx.inputs
+            ours = [(idx, part.body) for idx, part in enumerate(parts) if part.module == module]
+            txid = tx.txid if ours else ""
+            for idx, body in ours:
+                yield txid, idx, body
 
     def module_items(self, module: int) -> Iterator[tuple[int, bytes]]:
         """(peer, body) of every consensus item of `module` in the session."""

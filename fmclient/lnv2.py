@@ -274,33 +274,36 @@ def outgoing_output(contract: OutgoingContract) -> bytes:
     return v0(encode(lambda w: w.framed(0, contract.to_bytes())))
 
 
-def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
-    """The contract an lnv2 output funds, if it is an outgoing one (None for an incoming one or
-    a variant this code does not know); DecodeError if the bytes are no lnv2 output."""
-    r = Reader(output, "lnv2 output")
+def _v0_variant(data: bytes, what: str) -> tuple[int, Reader] | None:
+    """An lnv2 input's or output's V0 enum: its variant and a reader of exactly its body; None
+    for a later version; DecodeError if the bytes are not one."""
+    r = Reader(data, what)
     version, body = r.framed()
     r.done()
     if version != 0:
         return None
-    variant, contract = body.framed()
+    variant, inner = body.framed()
     body.done()
-    return OutgoingContract.from_bytes(contract.raw(contract.remaining())) if variant == 0 else None
+    return variant, inner
+
+
+def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
+    """The contract an lnv2 output funds, if it is an outgoing one (None for an incoming one or
+    a variant this code does not know); DecodeError if the bytes are no lnv2 output."""
+    found = _v0_variant(output, "lnv2 output")
+    if found is None or found[0] != 0:
+        return None
+    return OutgoingContract.from_bytes(found[1].raw(found[1].remaining()))
 
 
 def incoming_contract_in(output: bytes) -> IncomingContract | None:
     """The contract an lnv2 output funds, if it is an incoming one; DecodeError if the bytes
     are no lnv2 output (or its contract is malformed)."""
-    r = Reader(output, "lnv2 output")
-    version, body = r.framed()
-    r.done()
-    if version != 0:
-        return None
-    variant, contract = body.framed()
-    body.done()
-    if variant != 1:
+    found = _v0_variant(output, "lnv2 output")
+    if found is None or found[0] != 1:
         return None
     try:
-        return IncomingContract.from_bytes(contract.raw(contract.remaining()))
+        return IncomingContract.from_bytes(found[1].raw(found[1].remaining()))
     except ValueError as exc:
         raise DecodeError(f"incoming contract: {exc}") from None
 
@@ -308,15 +311,10 @@ def incoming_contract_in(output: bytes) -> IncomingContract | None:
 def incoming_spend_in(spend: bytes) -> tuple[str, int, bytes] | None:
     """(txid, out_idx, aggregate decryption key) of an lnv2 input that spends an incoming
     contract (`LightningInputV0::Incoming(OutPoint, AggregateDecryptionKey)`), else None."""
-    r = Reader(spend, "lnv2 input")
-    version, body = r.framed()
-    r.done()
-    if version != 0:
+    found = _v0_variant(spend, "lnv2 input")
+    if found is None or found[0] != 1:
         return None
-    variant, fields = body.framed()
-    body.done()
-    if variant != 1:
-        return None
+    fields = found[1]
     txid, out_idx, key = fields.raw(32).hex(), fields.varint(), fields.raw(48)
     fields.done()
     return txid, out_idx, key
