@@ -4,9 +4,17 @@ test_four_guardians_v1.py)."""
 
 from __future__ import annotations
 
+import shutil
+
+import httpx
+
+from gwcore.constants import PROGRAM_ACTOR_PREFIX, PROGRAM_LNRPC, PROGRAM_ROUTER
+from tests.e2e.conftest import supervisor_rpc
+
 from .test_gateway_fedimint import Gateway, _until
 
 WORLD = ("regtest", "federations")  # the development world's parts of the data folder
+PROGRAMS = (PROGRAM_LNRPC, PROGRAM_ROUTER, "gateway-api")  # the gateway's, actors aside
 
 
 def lose_data_folder(tree: dict, keep: tuple[str, ...] = ()) -> None:
@@ -15,6 +23,32 @@ def lose_data_folder(tree: dict, keep: tuple[str, ...] = ()) -> None:
     data = tree["data_dir"]
     gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in (*WORLD, *keep)]
     tree["restart"](wipe=(*gone, "run/conf.d"))
+
+
+def lose_gateway_disk(tree: dict, keep: tuple[str, ...] = ()) -> None:
+    """The gateway's disk lost under a running world: its programs stopped (the local world,
+    its Lightning nodes and the HTLCs they hold, runs on, as a node and federations living
+    elsewhere do), its data folder deleted (all but the world's and `keep`), its programs
+    started again (the router removes the actor programs its new database does not know)."""
+    rpc = supervisor_rpc(tree)
+    for info in rpc.supervisor.getAllProcessInfo():
+        if info["name"].startswith(PROGRAM_ACTOR_PREFIX) and info["statename"] == "RUNNING":
+            rpc.supervisor.stopProcess(f"{info['group']}:{info['name']}")
+    for name in PROGRAMS:
+        rpc.supervisor.stopProcess(name)
+    for p in tree["data_dir"].iterdir():
+        if p.name not in (*WORLD, *keep):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for name in PROGRAMS:
+        rpc.supervisor.startProcess(name)
+
+    def health() -> bool:
+        try:
+            return httpx.get(tree["api_url"] + "/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _until("the gateway serving again", 60, health)
 
 
 def federation_info(gw: Gateway, federation_id: str) -> dict | None:

@@ -20,12 +20,14 @@ balance is the one before plus exactly what the claim credits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,12 +55,16 @@ from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source and 
     tree_env,
     v1_gateway_id,
 )
+from .recovery_steps import lose_gateway_disk
 from .test_gateway_fedimint import Gateway, _until
 
 pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
 IN_FLIGHT_MSAT = 2_000_000  # a send paid over Lightning, its contract not yet claimed
+RECEIVE_MSAT = 500_000  # an LNv2 receive funded by us, its HTLC not yet settled
+CRASH = "lnv2-receive-decrypted"  # where our actor dies in the receive below (test hook)
+TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": CRASH}  # no other flow of this module passes there
 
 
 def _wallet_file(tree_: dict, fed: str) -> Path:
@@ -124,11 +130,16 @@ def _wallet_rows(tree_: dict, fed: str, query: str) -> list[tuple]:
 Start = Callable[[str], list[str]]  # bob's invoice -> a payer's fedimint-cli arguments
 
 
-def _paid_not_claimed(tree_: dict, payers: list[tuple[Federation, str, Start]]) -> list[str]:
+def _paid_not_claimed(
+    tree_: dict,
+    payers: list[tuple[Federation, str, Start]],
+    while_held: Callable[[], object] = lambda: None,
+) -> list[str]:
     """Each payer pays a hold invoice of bob's through us (`start(bolt11)`: its client's
     arguments, online until our payment is under way) and goes offline; while bob holds the
-    HTLCs each federation goes away; bob settles: we have each preimage and no claim (the row
-    of the flow's `table` is `paid`). The preimages, in order."""
+    HTLCs (and `while_held` runs) each federation goes away; bob settles: our node has each
+    preimage and no contract is claimed (the row of the flow's `table` is `paid`, or `paying`
+    when its actor is down). The preimages, in order."""
     world = World(tree_["regtest"])
     ensure_lightning(world)
     preimages = [os.urandom(32) for _ in payers]
@@ -158,6 +169,7 @@ def _paid_not_claimed(tree_: dict, payers: list[tuple[Federation, str, Start]]) 
         for client in clients:
             client.kill()
             client.wait()
+    while_held()
     for fed, _, _ in payers:
         fed.guardians[0].stop()  # the federation away: the contract cannot be claimed
     for preimage in preimages:
@@ -171,8 +183,64 @@ def _paid_not_claimed(tree_: dict, payers: list[tuple[Federation, str, Start]]) 
     queries = [(fed.federation_id, f"SELECT state FROM {table}") for fed, table, _ in payers]
     _until("the preimages ours", 90, lambda: all(_wallet_rows(tree_, f, q) for f, q in queries))
     for fed, query in queries:
-        assert _wallet_rows(tree_, fed, query) == [("paid",)]  # and not claimed
+        assert _wallet_rows(tree_, fed, query) in ([("paid",)], [("paying",)])  # not claimed
     return [p.hex() for p in preimages]
+
+
+class CrashLoop:
+    """Our actor of a federation dies at `CRASH` at every start, not once: the hook's marker
+    is removed as soon as it appears (until `stop`)."""
+
+    def __init__(self, tree_: dict, fed: str) -> None:
+        self.marker = tree_["data_dir"] / "actors" / fed[:16] / f"crashed-at-{CRASH}"
+        self.crashes, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            if self.marker.exists():
+                self.marker.unlink()
+                self.crashes += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _unspent_msat(tree_: dict, fed: str) -> int:
+    query = "SELECT COALESCE(SUM(1 << denomination), 0) FROM notes WHERE state = 'unspent'"
+    return int(_wallet_rows(tree_, fed, query)[0][0])
+
+
+def _funded_not_settled(tree_: dict, gw: Gateway, fed: Federation, user: User) -> dict:
+    """A user's LNv2 receive through us, the user offline: alice pays its invoice, we fund the
+    contract and decrypt the preimage, and our actor dies before it settles alice's HTLC, at
+    every start (`CrashLoop`): alice's HTLC is held, the contract unspent, at the loss."""
+    world = World(tree_["regtest"])
+    url = _info(gw, fed.federation_id)["lnv2_gateway_url"]
+    made = user("module", "lnv2", "receive", str(RECEIVE_MSAT), "--gateway", url)
+    invoice, op = str(made[0]), str(made[1])  # type: ignore[index]
+    loop = CrashLoop(tree_, fed.federation_id)
+
+    def pay() -> None:  # alice's payment waits for our HTLC: its answer comes after the loss
+        with contextlib.suppress(Exception):
+            world.http.post("/v1/nodes/alice/pay", json={"bolt11": invoice, "timeout_s": 900})
+
+    threading.Thread(target=pay, daemon=True).start()
+    _until("our actor dead after the decryption, twice", 120, lambda: loop.crashes >= 2)
+    query = "SELECT state, preimage FROM lnv2_receives"
+    ((state, preimage),) = _wallet_rows(tree_, fed.federation_id, query)
+    assert state == "decrypted"  # the preimage known, the HTLC not settled
+    payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
+    assert world.get(f"/v1/nodes/alice/payments/{payment_hash}")["status"] == "pending"
+    return {
+        "operation": op,
+        "payment_hash": payment_hash,
+        "preimage": preimage,
+        "loop": loop,
+        "funded_msat": _unspent_msat(tree_, fed.federation_id),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +272,8 @@ def lost(
 
     gateway_id = v1_gateway_id(gw, federation1_v1.federation_id)
     v1_data = str(v1_user.data_dir)
+    receive: dict = {}
+    v1_id = federation1_v1.federation_id
     preimages = _paid_not_claimed(
         tree,
         [
@@ -221,15 +291,20 @@ def lost(
                 ],
             ),
         ],
+        while_held=lambda: receive.update(_funded_not_settled(tree, gw, federation1, user)),
     )
     in_flight = {"operation": sent["op"], "preimage": preimages[0]}
-    data = tree["data_dir"]
-    world = ("regtest", "federations")  # the development world's, not the gateway's
-    gone = [f"data/{p.name}" for p in data.iterdir() if p.name not in world]
-    tree["restart"](wipe=(*gone, "run/conf.d"))
+    assert _wallet_rows(tree, v1_id, "SELECT state FROM lnv1_sends") == [("paid",)]
+    lose_gateway_disk(tree)  # the world runs on: alice's HTLC is still held by our node
+    receive.pop("loop").stop()
     federation1.guardians[0].start()  # back, after the loss
     federation1_v1.guardians[0].start()
-    return before | {"v2_address": v2_address, "in_flight": in_flight, "v1_preimage": preimages[1]}
+    return before | {
+        "v2_address": v2_address,
+        "in_flight": in_flight,
+        "v1_preimage": preimages[1],
+        "receive": receive,
+    }
 
 
 def test_connect_fed_recover_gives_back_every_msat(
@@ -266,8 +341,20 @@ def test_connect_fed_recover_gives_back_every_msat(
     _until("the contract in flight claimed", 120, lambda: _wallet_rows(tree, v2, claims))
     ((claim_msat,),) = _wallet_rows(tree, v2, claims)
     assert IN_FLIGHT_MSAT < claim_msat <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
-    assert gw.balance(v2) == lost[v2]["balance"] + claim_msat
+    # what the wallet held once the receive was funded, and the claim: every msat
+    assert gw.balance(v2) == lost["receive"]["funded_msat"] + claim_msat
     assert _wallet_rows(tree, v2, "SELECT state FROM lnv2_sends") == [("claimed",)]
+    # the receive we had funded: its preimage decrypted again, alice's HTLC (held by our node
+    # all along) settled with it
+    world, ph = World(tree["regtest"]), lost["receive"]["payment_hash"]
+    paid = _until(
+        "alice's payment settled",
+        120,
+        lambda: (p := world.get(f"/v1/nodes/alice/payments/{ph}"))["status"] != "pending" and p,
+    )
+    assert paid["status"] == "succeeded" and paid["preimage"] == lost["receive"]["preimage"]
+    query = "SELECT state, htlc IS NOT NULL FROM lnv2_receives"
+    assert _wallet_rows(tree, v2, query) == [("decrypted", 1)]
     # v1 the same: the LNv1 contract (the invoice and our fee) claimed less the ln module's
     # input fee, as change notes by the mint's rule; nothing else
     v1_claims = "SELECT outputs FROM operations WHERE kind = 'lnv1_claim' AND state = 'done'"
@@ -336,6 +423,7 @@ def test_recovered_notes_are_good(
     fed = federation1.federation_id
     sent = user("module", "lnv2", "await-send", lost["in_flight"]["operation"])
     assert sent == {"Success": lost["in_flight"]["preimage"]}
+    assert user("module", "lnv2", "await-receive", lost["receive"]["operation"]) == "Claimed"
     before = gw.balance(fed)
     spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 30_000})
     assert user("module", "mintv2", "receive", spent["notes"]) == "Success"
