@@ -32,7 +32,7 @@ from typing import Any
 from coincurve import PrivateKey, PublicKeyXOnly
 
 from .encoding import DecodeError, Reader, Writer, encode
-from .tx import v0
+from .tx import v0, v0_variant
 from .walletv2 import MAGIC
 
 CANCELLATION_TAG = b"outgoing contract cancellation"
@@ -369,16 +369,11 @@ def outgoing_contract_in(output: bytes) -> tuple[int, OutgoingContract] | None:
     """(amount, contract) of an ln output that funds an outgoing contract (`contract_output`
     read back); None for an incoming contract, an offer, a cancellation or a version or variant
     this code does not know; Lnv1Error if the bytes are no ln output."""
-    r = Reader(output, "ln output")
     try:
-        version, body = r.framed()
-        r.done()
-        if version != 0:
+        found = v0_variant(output, "ln output")
+        if found is None or found[0] != 0:
             return None
-        variant, inner = body.framed()
-        body.done()
-        if variant != 0:
-            return None
+        inner = found[1]
         amount = inner.varint()
         kind, contract = inner.framed()
         inner.done()

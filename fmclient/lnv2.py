@@ -28,7 +28,7 @@ from coincurve import PrivateKey, PublicKeyXOnly
 from . import tpe
 from .encoding import DecodeError, Reader, Writer, encode
 from .tbs import G1Point, g1, to_bytes
-from .tx import v0
+from .tx import v0, v0_variant
 from .walletv2 import MAGIC
 
 
@@ -274,23 +274,10 @@ def outgoing_output(contract: OutgoingContract) -> bytes:
     return v0(encode(lambda w: w.framed(0, contract.to_bytes())))
 
 
-def _v0_variant(data: bytes, what: str) -> tuple[int, Reader] | None:
-    """An lnv2 input's or output's V0 enum: its variant and a reader of exactly its body; None
-    for a later version; DecodeError if the bytes are not one."""
-    r = Reader(data, what)
-    version, body = r.framed()
-    r.done()
-    if version != 0:
-        return None
-    variant, inner = body.framed()
-    body.done()
-    return variant, inner
-
-
 def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
     """The contract an lnv2 output funds, if it is an outgoing one (None for an incoming one or
     a variant this code does not know); DecodeError if the bytes are no lnv2 output."""
-    found = _v0_variant(output, "lnv2 output")
+    found = v0_variant(output, "lnv2 output")
     if found is None or found[0] != 0:
         return None
     return OutgoingContract.from_bytes(found[1].raw(found[1].remaining()))
@@ -299,7 +286,7 @@ def outgoing_contract_in(output: bytes) -> OutgoingContract | None:
 def incoming_contract_in(output: bytes) -> IncomingContract | None:
     """The contract an lnv2 output funds, if it is an incoming one; DecodeError if the bytes
     are no lnv2 output (or its contract is malformed)."""
-    found = _v0_variant(output, "lnv2 output")
+    found = v0_variant(output, "lnv2 output")
     if found is None or found[0] != 1:
         return None
     try:
@@ -311,7 +298,7 @@ def incoming_contract_in(output: bytes) -> IncomingContract | None:
 def incoming_spend_in(spend: bytes) -> tuple[str, int, bytes] | None:
     """(txid, out_idx, aggregate decryption key) of an lnv2 input that spends an incoming
     contract (`LightningInputV0::Incoming(OutPoint, AggregateDecryptionKey)`), else None."""
-    found = _v0_variant(spend, "lnv2 input")
+    found = v0_variant(spend, "lnv2 input")
     if found is None or found[0] != 1:
         return None
     fields = found[1]

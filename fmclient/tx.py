@@ -60,6 +60,19 @@ def v0(body: bytes) -> bytes:
     return encode(lambda w: w.framed(0, body))
 
 
+def v0_variant(data: bytes, what: str) -> tuple[int, Reader] | None:
+    """A module's input/output read back to its V0 enum: the variant and a reader of exactly
+    its body; None for a later version; DecodeError if the bytes are not one."""
+    r = Reader(data, what)
+    version, body = r.framed()
+    r.done()
+    if version != 0:
+        return None
+    variant, inner = body.framed()
+    body.done()
+    return variant, inner
+
+
 @dataclass(frozen=True)
 class ModuleItem:
     module: int

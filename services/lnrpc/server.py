@@ -34,7 +34,14 @@ from gwcore.extension import ExtensionConfigError, ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as pb
 from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
 
-from .backend import BackendError, HtlcAction, InvoiceExists, LightningBackend, PaymentState
+from .backend import (
+    BackendError,
+    HtlcAction,
+    InvoiceExists,
+    LightningBackend,
+    PaymentResult,
+    PaymentState,
+)
 from .hub import AlreadySubscribed, HtlcHub, UnknownHtlc
 from .payments import PaymentRegistry
 
@@ -144,11 +151,7 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
                 request.invoice, request.payment_hash, request.max_delay, request.max_fee_msat, wait
             ),
         )
-        if (
-            result.state == PaymentState.SETTLED
-            and hashlib.sha256(result.preimage).digest() != request.payment_hash
-        ):
-            log.error("backend returned a preimage that does not match: reporting UNKNOWN")
+        if not _preimage_matches(result, request.payment_hash):
             return pb.PayInvoiceResponse(status=pb.UNKNOWN)
         return pb.PayInvoiceResponse(
             status=STATES[result.state],
@@ -166,11 +169,7 @@ class GatewayLightningService(pb_grpc.GatewayLightningServicer):
         result = await self._call(context, self.backend.track(request.payment_hash))
         if result is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "the node never paid this hash")
-        if (
-            result.state == PaymentState.SETTLED
-            and hashlib.sha256(result.preimage).digest() != request.payment_hash
-        ):
-            log.error("backend returned a preimage that does not match: reporting UNKNOWN")
+        if not _preimage_matches(result, request.payment_hash):
             return pb.LookupPaymentResponse(status=pb.UNKNOWN, invoice=result.invoice)
         return pb.LookupPaymentResponse(
             status=STATES[result.state],
@@ -405,3 +404,14 @@ class ExtensionServer:
         await self.server.stop(grace_s)
         await self.hub.stop()
         await self.backend.close()
+
+
+def _preimage_matches(result: PaymentResult, payment_hash: bytes) -> bool:
+    """A settled payment's preimage hashes to its hash (else the backend is not believed: the
+    payment is reported UNKNOWN, never settled)."""
+    if result.state != PaymentState.SETTLED:
+        return True
+    if hashlib.sha256(result.preimage).digest() == payment_hash:
+        return True
+    log.error("backend returned a preimage that does not match: reporting UNKNOWN")
+    return False
