@@ -12,11 +12,11 @@ module (`ContractFinder.output`), and each role takes up what is ours and unspen
 our node knows of the payment (`ContractFinder.adopt`: claimed when the node has the
 preimage, asked again while it is in flight, forfeited when it failed).
 
-How far back: a contract to us lives at most `WINDOW` blocks (the longest expiration delta we
-advertise, plus the payer's confirmation buffer and a margin). Each guardian votes the block
+How far back: a contract to us lives at most its finder's `window` blocks (the longest
+expiration delta we advertise, plus the payer's confirmation buffer and a margin). Each guardian votes the block
 count as it rises (the lnv2 module's `BlockCountVote`, the ln module's `BlockCount`); read
 backwards, a guardian's votes fall. Once a threshold of guardians have voted, and the highest
-of their earliest votes seen is more than `WINDOW` below the count now, every earlier session
+of their earliest votes seen is more than `window` below the count now, every earlier session
 is older than any contract that can still be claimed, and the scan stops. A federation that
 never voted is read to its first session. The scan begins by waiting for the session open at
 its start to close (about 10 s in tests, 3 minutes in production), so a contract funded just
