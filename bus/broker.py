@@ -93,6 +93,7 @@ class Broker:
         self._forwards: dict[str, Forward] = {}
         self._queues: dict[str, deque[Forward]] = {}
         self._locals: dict[str, Handler] = {BUS_SERVICE: self._bus_service}
+        self._local_waiting: dict[str, list[bytes | None]] = {}  # message id -> its clients
         self._calls = PendingCalls(self.stats)
         self._sock: AioSocket | None = None
         self._auth = None
@@ -289,7 +290,16 @@ class Broker:
             return
         local = self._locals.get(service)
         if local is not None:
-            self._spawn(self._serve_local(local, client, env))
+            # a retry of a call still being served (its message id) waits for its answer: a
+            # non-idempotent call (a connect) runs once, however slow
+            waiting = self._local_waiting.get(env.message_id)
+            if waiting is not None:
+                if client not in waiting:
+                    waiting.append(client)
+                self.stats.incr("joined_duplicates")
+                return
+            self._local_waiting[env.message_id] = [client]
+            self._spawn(self._serve_local(local, env))
             return
         fwd = Forward(client, env, raw, loop.time() + left)
         previous = self._forwards.get(env.message_id)
@@ -375,7 +385,7 @@ class Broker:
                 fwd.timer.cancel()
                 fwd.timer = None  # not queued any more
 
-    async def _serve_local(self, handler: Handler, client: bytes | None, env: Envelope) -> None:
+    async def _serve_local(self, handler: Handler, env: Envelope) -> None:
         answer = self._answer_to(env)
         try:
             answer.reply.payload = await handler(Call.from_envelope(env))
@@ -385,7 +395,8 @@ class Broker:
         except Exception as exc:
             log.exception("broker-local handler of %s raised", env.request.method)
             answer.error.code, answer.error.message = "internal", f"{type(exc).__name__}: {exc}"
-        self._deliver(client, answer)
+        for client in self._local_waiting.pop(env.message_id, []):
+            self._deliver(client, answer)
 
     # --- losing workers, expiring requests ----------------------------------------------------
     def _lose(self, worker: WorkerEntry, state: int, why: str) -> None:

@@ -15,8 +15,8 @@ messages (registration, `/pay_invoice`) are `fmclient.lnv1_gateway`.
     LightningInputV0 {contract_id, amount, witness: Option<Preimage (32 bytes)>}
     LightningOutputV0 = Contract({amount, contract: Incoming | Outgoing}) | Offer(offer)
                       | CancelOutgoing {contract id, gateway_signature (BIP340)}
-        (an output funding an outgoing contract is read back by `outgoing_contract_in`: the
-        recovery's scan of the session history, services/actor/lnv1_send.py)
+        (an output funding a contract is read back by `contract_in`: the recovery's scan of
+        the session history, services/actor/lnv1_inflight.py)
 
 The preimage a funded incoming contract decrypts to is the payer's 33-byte PreimageKey; the
 Lightning preimage is its SHA-256 (the guardians answer that one). Checked against vectors from
@@ -365,25 +365,38 @@ def contract_output(amount_msat: int, contract: Contract) -> bytes:
     return v0(encode(lambda w: w.framed(0, body)))
 
 
-def outgoing_contract_in(output: bytes) -> tuple[int, OutgoingContract] | None:
-    """(amount, contract) of an ln output that funds an outgoing contract (`contract_output`
-    read back); None for an incoming contract, an offer, a cancellation or a version or variant
-    this code does not know; Lnv1Error if the bytes are no ln output."""
+def contract_in(output: bytes) -> tuple[int, Contract] | None:
+    """(amount, contract) of an ln output that funds a contract (`contract_output` read back:
+    an incoming one a gateway funded, or an outgoing one a payer funded); None for an offer, a
+    cancellation or a version or variant this code does not know; Lnv1Error if the bytes are
+    no ln output."""
     try:
         found = v0_variant(output, "ln output")
         if found is None or found[0] != 0:
             return None
         inner = found[1]
         amount = inner.varint()
-        kind, contract = inner.framed()
+        kind, body = inner.framed()
         inner.done()
-        if kind != 1:
+        if kind not in (0, 1):
             return None
-        out = OutgoingContract.get(contract)
-        contract.done()
+        contract: Contract = (IncomingContract if kind == 0 else OutgoingContract).get(body)
+        body.done()
     except DecodeError as exc:
         raise Lnv1Error(str(exc)) from None
-    return amount, out
+    return amount, contract
+
+
+def outgoing_contract_in(output: bytes) -> tuple[int, OutgoingContract] | None:
+    """`contract_in` for an outgoing contract only."""
+    found = contract_in(output)
+    return found if found is None or isinstance(found[1], OutgoingContract) else None  # type: ignore[return-value]
+
+
+def incoming_contract_in(output: bytes) -> tuple[int, IncomingContract] | None:
+    """`contract_in` for an incoming contract only."""
+    found = contract_in(output)
+    return found if found is None or isinstance(found[1], IncomingContract) else None  # type: ignore[return-value]
 
 
 def offer_output(offer: IncomingContractOffer) -> bytes:

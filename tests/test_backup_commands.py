@@ -19,6 +19,7 @@ from embit import bip39
 from gwcore.databackup import write_backup
 from gwcore.schema import backup_path, copy_database
 from gwcore.seed import GatewaySeed
+from services.actor.store import ACTOR_DB
 from services.router.registry import ROUTER_DB
 
 BIN = Path(sys.executable).parent
@@ -107,7 +108,7 @@ def test_rollback_puts_back_the_copies_from_before_a_migration(tmp_path: Path) -
     db.close()
     (data / "router.sqlite-wal").write_bytes(b"the newer version's log")
     actor = sqlite3.connect(data / "actors" / "ab" / "actor.sqlite")
-    actor.execute(f"PRAGMA user_version = {ROUTER_DB.version}")
+    actor.execute(f"PRAGMA user_version = {ACTOR_DB.version}")
     actor.execute("CREATE TABLE meta (k)")
     actor.close()
     env_file = tmp_path / "gateway.env"
@@ -115,7 +116,8 @@ def test_rollback_puts_back_the_copies_from_before_a_migration(tmp_path: Path) -
     argv = [str(BIN / "python"), "-m", "deploy.gateway", "--env-file", str(env_file), "--rollback"]
     kept = backup_path(router, ROUTER_DB.version).read_bytes()
     backup_path(router, ROUTER_DB.version).rename(tmp_path / "aside")
-    _refused(_run(argv), f"is version {ROUTER_DB.version + 1} and router.sqlite.v1.bak is missing")
+    missing = f"router.sqlite.v{ROUTER_DB.version}.bak is missing"
+    _refused(_run(argv), f"is version {ROUTER_DB.version + 1} and {missing}")
     (tmp_path / "aside").rename(backup_path(router, ROUTER_DB.version))
     done = _run(argv)
     assert done.returncode == 0, done.stderr

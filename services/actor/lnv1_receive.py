@@ -28,6 +28,7 @@ import time
 from enum import StrEnum
 
 from fmclient.lnv1 import (
+    INVALID,
     PENDING,
     IncomingContract,
     IncomingContractOffer,
@@ -48,6 +49,9 @@ from .flows import crash_point
 
 log = logging.getLogger(__name__)
 EXPIRY_SAFETY_MARGIN = 30  # blocks an HTLC must leave, more than (gatewayd's)
+# lnd's max-cltv-expiry and lightningd's max-locktime-blocks: no HTLC reaches us expiring later
+MAX_HTLC_CLTV = 2016
+RECOVERED = ""  # the htlc of a row adopted from the session history: none seen yet
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lnv1_receives (
     payment_hash TEXT PRIMARY KEY, htlc TEXT NOT NULL, incoming_msat INTEGER NOT NULL,
@@ -62,6 +66,7 @@ class Lnv1ReceiveState(StrEnum):
     """An LNv1 receive, by payment hash, from the HTLC (or swap) that started it:
 
     received --offer checked, funding stored--> funding --funding accepted--> decrypting
+    decrypting (also where a funded contract found after a recovery is taken up: adopt)
     received --no offer, too little, expired, too late, no funds--> rejected
     funding --funding refused--> funding_refused
     decrypting --preimage--> decrypted
@@ -118,6 +123,17 @@ class Lnv1Receiver(LnFlow):
                         ph, key, int(htlc.get("incoming_amount_msat", 0)),
                         int(htlc.get("outgoing_amount_msat", htlc.get("incoming_amount_msat", 0))),
                         int(htlc.get("incoming_expiry", 0)), int(swap), R.RECEIVED, now, now,
+                    ),
+                )  # fmt: skip
+                row = self.row(ph) or {}
+            elif row["htlc"] == RECOVERED:  # adopted: the first HTLC for the hash settles it
+                self.db.execute(
+                    "UPDATE lnv1_receives SET htlc = ?, incoming_msat = ?, outgoing_msat = ?,"
+                    " incoming_expiry = ?, swap = ?, updated = ? WHERE payment_hash = ?",
+                    (
+                        key, int(htlc.get("incoming_amount_msat", 0)),
+                        int(htlc.get("outgoing_amount_msat", htlc.get("incoming_amount_msat", 0))),
+                        int(htlc.get("incoming_expiry", 0)), int(swap), time.time(), ph,
                     ),
                 )  # fmt: skip
                 row = self.row(ph) or {}
@@ -220,6 +236,35 @@ class Lnv1Receiver(LnFlow):
                 foreign=Foreign((item,), (self.key.secret,), (), net),
             )  # fmt: skip
         await self.mint.finish(op_id)
+
+    async def adopt(self, contract: IncomingContract, txid: str, amount_msat: int) -> bool:
+        """An incoming contract we funded that a lost data folder forgot (found in the session
+        history after a recovery, inflight.py): taken up at `decrypting` with no HTLC yet, so
+        resume() reads its decryption: the preimage -> `decrypted`, and the HTLC our node still
+        holds, intercepted again for our scid, is settled with it; invalid -> refunded to us.
+        Nothing when the hash is known here, the contract is not ours, or it did not decrypt
+        and is spent (our own refund, done before the loss). True if taken."""
+        ph = contract.hash.hex()
+        if self.row(ph) is not None:
+            return False
+        account = parse_account(
+            await self.mint.api.current_consensus(f"module_{self.module}_account", ph)
+        )
+        c = None if account is None else account.contract
+        ours = self.key.public_key.format(compressed=True)
+        if account is None or not isinstance(c, IncomingContract) or c.gateway_key != ours:
+            return False
+        if c.decrypted_preimage == INVALID and account.amount_msat == 0:
+            return False
+        now = time.time()
+        self.db.execute(
+            "INSERT OR IGNORE INTO lnv1_receives (payment_hash, htlc, incoming_msat,"
+            " outgoing_msat, incoming_expiry, swap, state, amount_msat, txid, created, updated)"
+            " VALUES (?, ?, 0, 0, 0, 0, ?, ?, ?, ?, ?)",
+            (ph, RECOVERED, R.DECRYPTING, amount_msat, txid, now, now),
+        )
+        log.info("LNv1 receive %s recovered from the session history: decrypting", ph)
+        return True
 
     async def resume(self) -> None:
         """Finish fundings, decryptions and refunds a crash interrupted (the router asks again

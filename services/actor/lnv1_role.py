@@ -41,8 +41,9 @@ from gwcore.constants import (
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .inflight import MARGIN, ContractFinder
-from .lnv1_receive import RECEIVE_IN_FLIGHT, Lnv1Receiver
-from .lnv1_send import MAX_TIMELOCK_DELTA, SEND_IN_FLIGHT, Lnv1ContractFinder, Lnv1Sender
+from .lnv1_inflight import Lnv1ContractFinder
+from .lnv1_receive import MAX_HTLC_CLTV, RECEIVE_IN_FLIGHT, Lnv1Receiver
+from .lnv1_send import MAX_TIMELOCK_DELTA, SEND_IN_FLIGHT, Lnv1Sender
 from .lnv2_role import _transient  # the bus rule: only definite answers are final
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_SCID, Handler, PairedFlows, Registering
@@ -156,9 +157,11 @@ class Lnv1Role(Registering, PairedFlows):
     kind = "ln"
 
     def contract_finder(self) -> ContractFinder | None:
-        """Outgoing contracts to our redeem key a lost data folder forgot (inflight.py): a
-        payer's client gives a contract at most MAX_TIMELOCK_DELTA blocks."""
-        return Lnv1ContractFinder(self.sender, MAX_TIMELOCK_DELTA + MARGIN)
+        """Contracts to our redeem key a lost data folder forgot (inflight.py): a payer's
+        client gives an outgoing contract at most MAX_TIMELOCK_DELTA blocks, and the HTLC a
+        receive was funded for expires at most MAX_HTLC_CLTV blocks after it reached us."""
+        window = max(MAX_TIMELOCK_DELTA, MAX_HTLC_CLTV) + MARGIN
+        return Lnv1ContractFinder(self.sender, window, self.receiver)
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ scid (LNv1), or the payee is our node (an LNv2 hold invoice of a served federati
 goes over Lightning: `swap(invoice, contract_id)` has that federation's actor fund its incoming
 contract and answer the preimage (paid) or a definite refusal (cancelled).
 
-After a lost data folder (`connect-fed --recover`), `Lnv1ContractFinder` finds the outgoing
+After a lost data folder (`connect-fed --recover`), `Lnv1ContractFinder` (lnv1_inflight.py) finds the outgoing
 contracts to our redeem key in the federation's signed session history (inflight.py) and
 `Lnv1Sender.adopt` takes up the unspent ones from what our node knows of their payment hash:
 paid -> `paid` (claimed by resume()), in flight -> `paying`, failed -> `cancelling`. Such a row
@@ -55,7 +55,6 @@ from fmclient.lnv1 import (
     OutgoingContract,
     cancel_outgoing_output,
     lightning_input,
-    outgoing_contract_in,
     parse_account,
 )
 from fmclient.lnv1_gateway import PayInvoicePayload, lnv1_fee_msat
@@ -444,38 +443,3 @@ def _hashes_to(preimage_hex: str, payment_hash_hex: str) -> bool:
         return hashlib.sha256(bytes.fromhex(preimage_hex)).hexdigest() == payment_hash_hex
     except (TypeError, ValueError):
         return False
-
-
-class Lnv1ContractFinder:
-    """The ln module's part in the session-history scan after a recovery (inflight.py):
-    outputs funding an outgoing contract to our redeem key, adopted by the sender."""
-
-    vote_variant = 1  # LightningConsensusItem::BlockCount (fedimint-ln-common 0.13)
-
-    def __init__(self, sender: Lnv1Sender, window: int) -> None:
-        """`window`: the longest a contract to us lives, in blocks (inflight.py)."""
-        self.sender, self.window = sender, window
-        self.module = sender.module
-        self.ours = sender.key.public_key.format(compressed=True)
-        self.kept: dict[bytes, OutgoingContract] = {}
-
-    def output(self, txid: str, out_idx: int, body: bytes) -> None:
-        try:
-            found = outgoing_contract_in(body)
-        except Lnv1Error:
-            return
-        if found is not None and found[1].gateway_key == self.ours:
-            self.kept.setdefault(found[1].contract_id, found[1])
-
-    def input(self, txid: str, in_idx: int, body: bytes) -> None:
-        return None  # a spent contract's account says so (adopt asks it)
-
-    async def block_count(self) -> int:
-        api = self.sender.mint.api
-        return int(await api.current_consensus(f"module_{self.module}_block_count"))
-
-    async def adopt(self) -> int:
-        taken = 0
-        for contract in self.kept.values():
-            taken += await self.sender.adopt(contract)
-        return taken

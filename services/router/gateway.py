@@ -101,6 +101,9 @@ class GatewayCore:
         self.config_timeout_s, self.max_connects = config_timeout_s, max_connects
         self._fetching = asyncio.Semaphore(max_connects)
         self._leaving = asyncio.Lock()
+        # actor programs are written and removed by one task at a time: restore_actors'
+        # removal of a stale program never meets a connect starting the same program anew
+        self._programs = asyncio.Lock()
         broker.on_worker_event = self._worker_event
 
     @property
@@ -241,11 +244,14 @@ class GatewayCore:
 
     def _check_recoverable(self, invite: Invite) -> None:
         """A recovery is for a Fedimint federation this data folder does not know (neither
-        the registry nor an actor's folder): else refused, nothing changed."""
+        the registry nor an actor's folder), or one whose recovery is under way (asked again:
+        it goes on): else refused, nothing changed."""
         fed_id = invite.federation_id
         if invite.kind != FEDIMINT:
             raise InvalidInput("--recover is for Fedimint federations (fed11… invites)")
         entry = self.registry.get(fed_id)
+        if entry is not None and self.registry.recovery(fed_id) == "recovering":
+            return  # this recovery, asked again (a retried request): it goes on
         data_dir = self.actor_env.get(f"{ENV_PREFIX_ACTOR}DATA_DIR")
         home = Path(data_dir) / "actors" / fed_id[:16] if data_dir else None
         if entry is not None or (home is not None and home.exists()):
@@ -311,8 +317,9 @@ class GatewayCore:
             raise ServiceNotReady("the router runs without supervisord: cannot start actors")
         fed_id = entry.federation_id
         self._step(fed_id, "starting")
-        await asyncio.to_thread(self._write_actor_program, entry)
-        await asyncio.to_thread(self.supervisor.add, entry.program)
+        async with self._programs:
+            await asyncio.to_thread(self._write_actor_program, entry)
+            await asyncio.to_thread(self.supervisor.add, entry.program)
         self._step(fed_id, "registering")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout_s
@@ -335,25 +342,31 @@ class GatewayCore:
             return
         while True:
             try:
-                for entry in self.registry.in_state("leaving"):
-                    await asyncio.to_thread(self.supervisor.remove, entry.program)
-                    self.registry.set_state(entry.federation_id, "left")
-                served = self.registry.in_state(*SERVED)
-                wanted = {entry.program for entry in served}
-                for program in await asyncio.to_thread(self.supervisor.actor_programs):
-                    if program not in wanted:
-                        log.warning("removing the actor program %s: no such federation", program)
-                        await asyncio.to_thread(self.supervisor.remove, program)
-                for entry in served:
-                    await asyncio.to_thread(self._write_actor_program, entry)
-                for entry in served:
-                    await asyncio.to_thread(self.supervisor.add, entry.program)
-                if served:
-                    log.info("actors of %d connected federation(s) started", len(served))
+                async with self._programs:
+                    await self._restore_actors()
                 return
             except Exception as exc:  # supervisord not answering yet: try again
                 log.warning("starting the actors: %s: %s; trying again", type(exc).__name__, exc)
                 await asyncio.sleep(retry_s)
+
+    async def _restore_actors(self) -> None:
+        """One pass of restore_actors (under the programs lock)."""
+        assert self.supervisor is not None
+        for entry in self.registry.in_state("leaving"):
+            await asyncio.to_thread(self.supervisor.remove, entry.program)
+            self.registry.set_state(entry.federation_id, "left")
+        served = self.registry.in_state(*SERVED)
+        wanted = {entry.program for entry in served}
+        for program in await asyncio.to_thread(self.supervisor.actor_programs):
+            if program not in wanted:
+                log.warning("removing the actor program %s: no such federation", program)
+                await asyncio.to_thread(self.supervisor.remove, program)
+        for entry in served:
+            await asyncio.to_thread(self._write_actor_program, entry)
+        for entry in served:
+            await asyncio.to_thread(self.supervisor.add, entry.program)
+        if served:
+            log.info("actors of %d connected federation(s) started", len(served))
 
     async def _config(self, invite_code: str, invite: Invite) -> dict:
         """The federation's config ({federation_id, name, …}) from the hosts its invite names.

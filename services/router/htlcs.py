@@ -1,7 +1,9 @@
 """HTLC dispatch: one RouteHtlcs stream from the Lightning extension (reopened on any drop), and
 the wish for forwards to virtual channels said to it every second (`interception.py`: only while
 a served federation has LNv1 or development virtual channels); each HTLC's next-hop scid names a
-federation, whose actor decides (settle / cancel); unknown scids are forwarded. An HTLC of a hold
+federation, whose actor decides (settle / cancel); unknown scids are forwarded, except a
+virtual one (block height 0) in a registry younger than `HOLD_AGE_S`, held like an unclaimed
+hold HTLC below (a federation recovered from the seed gets its scid back). An HTLC of a hold
 invoice (LNv2 receive) goes to the federation whose actor claimed its payment hash
 (`gateway.claim_payment_hash`, before the invoice was made); one of a federation left is
 cancelled. One whose hash nobody claimed (only our own hold invoices reach us: the data folder
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -29,12 +32,16 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
 from .interception import ForwardNeeds
-from .registry import FederationEntry, FederationRegistry
+from .registry import VIRTUAL_SCIDS, FederationEntry, FederationRegistry
 
 log = logging.getLogger(__name__)
 LNRPC_SERVICE = lnpb.DESCRIPTOR.services_by_name["GatewayLightning"].full_name
 UNCLAIMED_HOLD_MARGIN = 12  # blocks before its expiry an unclaimed hold HTLC is cancelled
 UNCLAIMED_POLL_S = 5.0
+# a registry younger than this holds an HTLC for an unknown virtual scid as it holds an unclaimed
+# hold HTLC (a lost folder's federation comes back with its scid); an older one forwards it (it
+# fails): anyone may route to any scid, and an old gateway has no federation to wait for
+HOLD_AGE_S = 24 * 3600
 # errors of an actor asked about an HTLC that are faults, not its decision: the router asks
 # again rather than cancel (the actor may have funded a contract for it already)
 NOT_A_VERDICT = frozenset({"internal", "deadline_exceeded", "malformed_message"})
@@ -118,16 +125,20 @@ class HtlcDispatch:
             await asyncio.sleep(every_s)
 
     async def _claimed_later(
-        self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
+        self,
+        stub: lnpb_grpc.GatewayLightningStub,
+        htlc: lnpb.InterceptedHtlc,
+        lookup: Callable[[], FederationEntry | None],
+        what: str,
     ) -> FederationEntry | None:
-        """The entry of the federation that claims this hold HTLC's hash while it is held (a
-        recovery from the seed), or None once it is near its expiry."""
-        ph = htlc.payment_hash.hex()
+        """The entry `lookup` finds while this HTLC is held (a federation recovered from the
+        seed claims its hash, or comes back with its scid), or None once it is near its expiry.
+        `what`: the HTLC's unknown destination, for the log."""
         log.warning(
-            "HTLC %s/%s pays a hold invoice whose hash no federation claims: held until a"
-            " recovery claims it or %d blocks before its expiry",
+            "HTLC %s/%s %s: held until a recovery claims it or %d blocks before its expiry",
             htlc.incoming_chan_id,
             htlc.htlc_id,
+            what,
             UNCLAIMED_HOLD_MARGIN,
         )
         while True:
@@ -140,7 +151,7 @@ class HtlcDispatch:
             if height is not None and htlc.incoming_expiry - height <= UNCLAIMED_HOLD_MARGIN:
                 return None
             await asyncio.sleep(self.unclaimed_poll_s)
-            entry = self.registry.by_payment_hash(ph)
+            entry = lookup()
             if entry is not None:
                 log.info(
                     "HTLC %s/%s claimed by %s",
@@ -154,12 +165,21 @@ class HtlcDispatch:
         self, stub: lnpb_grpc.GatewayLightningStub, htlc: lnpb.InterceptedHtlc
     ) -> None:
         req = lnpb.CompleteHtlcRequest(incoming_chan_id=htlc.incoming_chan_id, htlc_id=htlc.htlc_id)
+        ph, scid = htlc.payment_hash.hex(), htlc.short_channel_id
         if htlc.hold_invoice:
-            entry = self.registry.by_payment_hash(htlc.payment_hash.hex())
+            entry = self.registry.by_payment_hash(ph)
             if entry is None:
-                entry = await self._claimed_later(stub, htlc)
+                what = "pays a hold invoice whose hash no federation claims"
+                entry = await self._claimed_later(
+                    stub, htlc, lambda: self.registry.by_payment_hash(ph), what
+                )
         else:
-            entry = self.registry.by_scid(htlc.short_channel_id)
+            entry = self.registry.by_scid(scid)
+            if entry is None and scid < VIRTUAL_SCIDS and self.registry.younger_than(HOLD_AGE_S):
+                what = f"is for virtual channel {scid}, of no federation served here"
+                entry = await self._claimed_later(
+                    stub, htlc, lambda: self.registry.by_scid(scid), what
+                )
         if htlc.hold_invoice and (entry is None or entry.state in ("left", "failed")):
             req.cancel.reason = "no federation served here expects this payment"
         elif entry is None or entry.state in ("left", "failed"):

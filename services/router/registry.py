@@ -1,9 +1,12 @@
 """The router's registry of federations: federation id <-> virtual short channel id <-> program
 <-> state, in the router's own SQLite database.
 
-Short channel ids are allocated from 1 upwards, persisted, and never reused (a federation that
-leaves keeps its row, in state `left`, for audit). Payment hashes of the actors' hold invoices
-(LNv2 receives) map to their federation the same way: claimed once, by one federation.
+A federation's short channel id is derived from its id (`virtual_scid`: block height 0, which no
+real channel has), persisted, and never reused (a federation that leaves keeps its row, in state
+`left`, for audit): the same federation gets the same scid after a lost data folder, so the
+route hints of its users' LNv1 invoices stay ours (registries made before this keep 1, 2, …).
+Payment hashes of the actors' hold invoices (LNv2 receives) map to their federation the same
+way: claimed once, by one federation.
 
 Payment hashes this gateway pays (outgoing contracts of every federation, LNv1-style and LNv2,
 Lightning or swap) are claimed by one contract before anything is paid, so a hash is paid once
@@ -27,6 +30,7 @@ recover) until its actor says the recovery is done; meanwhile it is `recovering`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -36,15 +40,27 @@ from pathlib import Path
 
 from gwcore.files import private_file
 from gwcore.invites import invite_kind
-from gwcore.schema import Schema, upgrade
+from gwcore.schema import Migration, Schema, upgrade
 
 # the router's registry: its schema's version and migrations (gwcore/schema.py)
-ROUTER_DB = Schema("router.sqlite")
+ROUTER_DB = Schema(
+    "router.sqlite",
+    (
+        Migration(
+            2,
+            "federations keep the order they were added in (scids no longer follow it)",
+            (
+                "ALTER TABLE federations ADD COLUMN position INTEGER NOT NULL DEFAULT 0",
+                "UPDATE federations SET position = scid",
+            ),
+        ),
+    ),
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS federations (
     scid INTEGER PRIMARY KEY AUTOINCREMENT, federation_id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
     invite_code TEXT NOT NULL, api_url TEXT NOT NULL, program TEXT NOT NULL, state TEXT NOT NULL,
-    created INTEGER NOT NULL, updated INTEGER NOT NULL);
+    created INTEGER NOT NULL, updated INTEGER NOT NULL, position INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS payment_hashes (
     payment_hash TEXT PRIMARY KEY, federation_id TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS federation_api_urls (
@@ -58,6 +74,14 @@ CREATE TABLE IF NOT EXISTS outgoing_hashes (
 STATES = ("connecting", "recovering", "running", "crashed", "leaving", "left", "failed")
 # the federations whose actor must run: the router (re)starts their programs from this table
 SERVED = ("connecting", "recovering", "running", "crashed")
+VIRTUAL_SCIDS = 1 << 40  # scids below this are at block height 0: never a real channel's
+
+
+def virtual_scid(federation_id: str, attempt: int = 0) -> int:
+    """The scid a federation gets here: 40 bits of SHA-256 of its id (another `attempt` only
+    if that one is taken), so at block height 0."""
+    digest = hashlib.sha256(f"fmgw-scid:{federation_id}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:5], "big") or 1
 
 
 @dataclass(frozen=True)
@@ -115,11 +139,18 @@ class FederationRegistry:
                 "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
             ).fetchone()
             if row is None:
+                attempt = 0
+                while self.by_scid(virtual_scid(federation_id, attempt)) is not None:
+                    attempt += 1
                 self.db.execute(
-                    "INSERT INTO federations (federation_id, name, invite_code, api_url, program, state, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, 'connecting', ?, ?)",
-                    (federation_id, name, invite_code, api_url, program, now, now),
-                )
+                    "INSERT INTO federations (scid, federation_id, name, invite_code, api_url,"
+                    " program, state, created, updated, position) VALUES (?, ?, ?, ?, ?, ?,"
+                    " 'connecting', ?, ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM federations))",
+                    (
+                        virtual_scid(federation_id, attempt), federation_id, name, invite_code,
+                        api_url, program, now, now,
+                    ),
+                )  # fmt: skip
                 row = self.db.execute(
                     "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
                 ).fetchone()
@@ -193,6 +224,12 @@ class FederationRegistry:
         row = self.db.execute("SELECT * FROM federations WHERE scid = ?", (scid,)).fetchone()
         return self._entry(row) if row else None
 
+    def younger_than(self, seconds: float) -> bool:
+        """No federation here yet, or the first was added less than `seconds` ago: a new data
+        folder (perhaps one that replaced a lost folder, whose federations come back)."""
+        first = self.db.execute("SELECT MIN(created) FROM federations").fetchone()[0]
+        return first is None or time.time() - first < seconds
+
     def claim_payment_hash(self, payment_hash: str, federation_id: str) -> bool:
         """HTLCs of the hold invoice for this hash go to this federation's actor. False when
         another federation has claimed the hash (the same one again is fine)."""
@@ -247,19 +284,19 @@ class FederationRegistry:
 
     def active(self) -> list[FederationEntry]:
         rows = self.db.execute(
-            "SELECT * FROM federations WHERE state NOT IN ('left', 'failed') ORDER BY scid"
+            "SELECT * FROM federations WHERE state NOT IN ('left', 'failed') ORDER BY position"
         ).fetchall()
         return [self._entry(r) for r in rows]
 
     def in_state(self, *states: str) -> list[FederationEntry]:
         marks = ", ".join("?" * len(states))
         rows = self.db.execute(
-            f"SELECT * FROM federations WHERE state IN ({marks}) ORDER BY scid", states
+            f"SELECT * FROM federations WHERE state IN ({marks}) ORDER BY position", states
         ).fetchall()
         return [self._entry(r) for r in rows]
 
     def all(self) -> list[FederationEntry]:
         return [
             self._entry(r)
-            for r in self.db.execute("SELECT * FROM federations ORDER BY scid").fetchall()
+            for r in self.db.execute("SELECT * FROM federations ORDER BY position").fetchall()
         ]

@@ -1,5 +1,5 @@
-"""LNv1 contracts in flight after a lost data folder (services/actor/lnv1_send.py
-`Lnv1ContractFinder`, `Lnv1Sender.adopt`), with the real crates' ln output, real contracts,
+"""LNv1 contracts in flight after a lost data folder (services/actor/lnv1_inflight.py
+`Lnv1ContractFinder`, lnv1_send.py `Lnv1Sender.adopt`), with the real crates' ln output, real contracts,
 invoices and signatures, the guardians, the wallet, the session history and the Lightning node
 faked: the scan keeps only the outputs funding an outgoing contract to our redeem key and stops
 at the ln module's block-count votes; a contract is taken up from what our node knows of its
@@ -30,7 +30,8 @@ from fmclient.tx import ModuleItem
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from services.actor.inflight import MARGIN, find_in_history
-from services.actor.lnv1_send import MAX_TIMELOCK_DELTA, Lnv1ContractFinder, Lnv1Sender
+from services.actor.lnv1_inflight import Lnv1ContractFinder
+from services.actor.lnv1_send import MAX_TIMELOCK_DELTA, Lnv1Sender
 
 from .lnv1_fakes import Claims, FakeApi, FakeLightning, FakeMint, config, invoice
 from .test_inflight import History, tx, vote

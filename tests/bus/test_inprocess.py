@@ -416,3 +416,22 @@ def test_run_dir_is_private_and_ipc_paths_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported bus endpoint"):
         BusClient("http://127.0.0.1:1")
     assert zmq.has("curve")
+
+
+async def test_a_retry_of_a_local_call_in_progress_is_not_served_twice(broker, client):  # type: ignore[no-untyped-def]
+    """A broker-local service (the router's gateway service: a connect) slower than the
+    client's attempt: the client's retry, under the same message id, gets the first call's
+    answer; the handler runs once."""
+    handler = Echo()
+    broker.serve_local("gateway", handler)
+    got = await client.request(
+        "gateway", "slow", b"0.5", timeout=3, retries=6, attempt_timeout=0.15,
+        idempotent=False, message_id="connect-1",
+    )  # fmt: skip
+    assert got == b"echo:0.5" and len(handler.calls) == 1
+    assert broker.stats.get("joined_duplicates") >= 1
+    # the same id once answered is a new call (a client's next request)
+    assert (
+        await client.request("gateway", "m", b"x", timeout=2, message_id="connect-1") == b"echo:x"
+    )
+    assert len(handler.calls) == 2

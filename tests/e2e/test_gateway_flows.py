@@ -38,6 +38,7 @@ from gwcore.constants import (
 )
 from gwcore.errors import GatewayError
 from services.cli.client import ApiError, GatewayApi
+from services.router.registry import virtual_scid
 from tests.strangers import assert_strangers_get_nothing
 
 from .conftest import (
@@ -58,18 +59,20 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     alpha, beta = tree["feds"]["alpha"], tree["feds"]["beta"]
     a = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
     assert (
-        a["federation_id"] == alpha["federation_id"] and a["scid"] == 1 and a["state"] == "running"
+        a["federation_id"] == alpha["federation_id"]
+        and a["scid"] == virtual_scid(alpha["federation_id"])
+        and a["state"] == "running"
     )
     b = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": beta["invite_code"]})
-    assert b["scid"] == 2
+    assert b["scid"] == virtual_scid(beta["federation_id"])
     assert (
         bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})[
             "scid"
         ]
-        == 1
+        == a["scid"]
     )  # twice: the same
     listed = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})
-    assert [f["scid"] for f in listed["federations"]] == [1, 2]
+    assert [f["scid"] for f in listed["federations"]] == [a["scid"], b["scid"]]
     # the interceptor the virtual channels need is attached a moment after the connect
     wait_until(
         lambda: bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})["extension_connected"],
@@ -102,7 +105,7 @@ def test_connect_federations_and_pay_in_and_out(tree: dict, tmp_path: Path) -> N
     gw_node = world.get("/v1/nodes/gateway")
     (reg,) = httpx.get(alpha["api_url"] + "/v1/ln/gateways").json()
     assert (
-        reg["scid"] == 1
+        reg["scid"] == virtual_scid(alpha["federation_id"])
         and reg["node_pubkey"] == gw_node["pubkey"]
         and reg["fees"]["proportional_millionths"] == 10_000
     )
@@ -302,7 +305,11 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
     gw = world.get("/v1/nodes/gateway")
     stray = world.post(
         "/v1/nodes/alice/pay",
-        {"bolt11": federation_invoice(gw["pubkey"], 5_000, _os.urandom(32), scid=1)},
+        {
+            "bolt11": federation_invoice(
+                gw["pubkey"], 5_000, _os.urandom(32), scid=virtual_scid(alpha["federation_id"])
+            )
+        },
     )
     assert (
         stray["status"] == "failed" and stray["failure"] == "incorrect_or_unknown_payment_details"
@@ -364,7 +371,8 @@ def test_internal_payment_missing_offer_expired_contract_and_leave(
     feds = bus(tree, GATEWAY_SERVICE, METHOD_LIST_FEDS, {})["federations"]
     assert alpha["federation_id"] not in [f["federation_id"] for f in feds]
     again = bus(tree, GATEWAY_SERVICE, METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
-    assert again["scid"] == 1 and again["state"] == "running"  # same federation, same scid
+    assert again["scid"] == virtual_scid(alpha["federation_id"])  # same federation, same scid
+    assert again["state"] == "running"
 
 
 def test_connecting_a_third_federation_interrupts_nobody(tree: dict, tmp_path: Path) -> None:
@@ -424,7 +432,7 @@ def test_connecting_a_third_federation_interrupts_nobody(tree: dict, tmp_path: P
         time.sleep(0.5)
         stop.set()
         t.join(60)
-        assert g["state"] == "running" and g["scid"] == 3
+        assert g["state"] == "running" and g["scid"] == virtual_scid(g["federation_id"])
         assert results and all(r == "succeeded" for r in results), results
         assert {
             p: rpc.supervisor.getProcessInfo(p)["pid"] for p in pids
@@ -442,7 +450,11 @@ def test_admin_api_through_gunicorn(tree: dict) -> None:
     r = httpx.post(
         api + "/connect-fed", json={"invite_code": alpha["invite_code"]}, headers=auth, timeout=120
     )
-    assert r.status_code == 200 and r.json()["scid"] == 1 and r.headers["X-Request-Id"]
+    assert (
+        r.status_code == 200
+        and r.json()["scid"] == virtual_scid(alpha["federation_id"])
+        and r.headers["X-Request-Id"]
+    )
 
     def states() -> dict:
         info = httpx.post(api + "/info", headers=auth, timeout=30).json()
@@ -566,7 +578,9 @@ def test_gateway_cli(tree: dict) -> None:
         )
 
     ok = run("connect-fed", alpha["invite_code"])
-    assert ok.returncode == 0 and json.loads(ok.stdout)["scid"] == 1
+    assert ok.returncode == 0 and json.loads(ok.stdout)["scid"] == virtual_scid(
+        alpha["federation_id"]
+    )
     assert json.loads(run("version-hash").stdout)["version_hash"]
     assert json.loads(run("lightning").stdout)["node"]["alias"]
     assert alpha["federation_id"] in json.loads(run("balances").stdout)["balances_msat"]

@@ -387,8 +387,9 @@ def test_an_upgrade_of_a_deployment_made_by_the_previous_schema(
 ) -> None:
     """The previous release (PREVIOUS_RELEASE, before schema versions) deployed by its own
     guide, serving the federation with e-cash; stopped; this release started on its folders
-    (docs/operating.md, section 10): every database carries its schema's version (nothing to
-    migrate, so no copies), the e-cash is the same to the msat, and the federation is served."""
+    (docs/operating.md, section 10): every database carries its schema's version, the router's
+    migrated (its federations' order kept apart from their scids) after a copy of it as it
+    was, the e-cash is the same to the msat, and the federation is served."""
     previous = _release(PREVIOUS_RELEASE, tmp_path / "previous")
     fed = federation1.federation_id
     with deployment(lnd, tmp_path, src=previous) as deployed:
@@ -418,7 +419,8 @@ def test_an_upgrade_of_a_deployment_made_by_the_previous_schema(
             f"{actor}/bus-replies.sqlite": REPLIES_DB.version,
             f"{actor}/fedimint.sqlite": WALLET_DB.version,
         }
-        assert list(deployed["data_dir"].rglob("*.bak")) == []
+        data = deployed["data_dir"]
+        assert list(data.rglob("*.bak")) == [data / "router.sqlite.v1.bak"]
         assert gw.balance(fed) == balance
         more = gw.public(
             "/receive_ecash", {"notes": str(user("module", "mintv2", "send", "20000"))}

@@ -10,12 +10,14 @@ the same balance to the msat, each mint's note indexes as they were, the v1 and 
 addresses watched again (each unconfirmed deposit is claimed once it confirms), and a second `--recover`
 is refused in one line.
 
-And a payment in flight at the loss is finished, in each federation: a user's send through us
+And payments in flight at the loss are finished, in each federation: a user's send through us
 to bob's hold invoice (LNv2 in the v2 federation, LNv1 `ln-pay` in the v1 one, at the same
 time), the user gone offline, the federation away when bob settles (so we hold the preimage
 and have not claimed the contract) and then the folder lost. The recovery finds the contract in
 the federation's signed session history, our node's payment of its hash, and claims it: the
-balance is the one before plus exactly what the claim credits.
+balance is the one before plus exactly what the claim credits. And a user's receive in each
+(LNv2, LNv1 `ln-invoice`), funded by us, decrypted, our actor dead before it settled alice's
+HTLC: found in the history, decrypted again, alice's HTLC settled, the user paid.
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ BIN = Path(sys.executable).parent
 PENDING_SAT = 300_000  # a v1 peg-in sent before the loss, confirmed after it
 IN_FLIGHT_MSAT = 2_000_000  # a send paid over Lightning, its contract not yet claimed
 RECEIVE_MSAT = 40_000  # an LNv2 receive funded by us (from our 80,384 msat), not settled
-CRASH = "lnv2-receive-decrypted"  # where our actor dies in the receive below (test hook)
-TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": CRASH}  # no other flow of this module passes there
+V1_RECEIVE_MSAT = 300_000  # an LNv1 receive funded by us, not settled
+# where our actors die in the receives below (test hook); no other flow of this module passes
+CRASH, V1_CRASH = "lnv2-receive-decrypted", "lnv1-receive-decrypted"
+TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": f"{CRASH},{V1_CRASH}"}
 
 
 def _wallet_file(tree_: dict, fed: str) -> Path:
@@ -188,22 +192,21 @@ def _paid_not_claimed(
 
 
 class CrashLoop:
-    """Our actor dies at `CRASH` every time it gets there, not once: the hook's marker is
-    removed as soon as it appears (until `stop`)."""
+    """Our actors die at `CRASH` and `V1_CRASH` every time they get there, not once: the hook's
+    markers (in GATEWAY_ACTOR_DATA_DIR) are removed as soon as they appear (until `stop`)."""
 
     def __init__(self, tree_: dict) -> None:
-        self.marker = (
-            tree_["data_dir"] / f"crashed-at-{CRASH}"
-        )  # the hook's: GATEWAY_ACTOR_DATA_DIR
-        self.crashes, self._stop = 0, threading.Event()
+        self.markers = {n: tree_["data_dir"] / f"crashed-at-{n}" for n in (CRASH, V1_CRASH)}
+        self.crashes, self._stop = dict.fromkeys(self.markers, 0), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            if self.marker.exists():
-                self.marker.unlink()
-                self.crashes += 1
+            for name, marker in self.markers.items():
+                if marker.exists():
+                    marker.unlink()
+                    self.crashes[name] += 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -215,15 +218,14 @@ def _unspent_msat(tree_: dict, fed: str) -> int:
     return int(_wallet_rows(tree_, fed, query)[0][0])
 
 
-def _funded_not_settled(tree_: dict, gw: Gateway, fed: Federation, user: User) -> dict:
-    """A user's LNv2 receive through us, the user offline: alice pays its invoice, we fund the
-    contract and decrypt the preimage, and our actor dies before it settles alice's HTLC, at
-    every start (`CrashLoop`): alice's HTLC is held, the contract unspent, at the loss."""
+def _funded_not_settled(
+    tree_: dict, fed: Federation, table: str, invoice: str, crash: str, loop: CrashLoop
+) -> dict:
+    """A user's receive through us (its `invoice`), the user offline: alice pays it, we fund
+    the contract and decrypt the preimage, and our actor dies (at `crash`) before it settles
+    alice's HTLC, at every start (`loop`): alice's HTLC is held, the contract unspent, at the
+    loss. The preimage, and our wallet then."""
     world = World(tree_["regtest"])
-    url = _info(gw, fed.federation_id)["lnv2_gateway_url"]
-    made = user("module", "lnv2", "receive", str(RECEIVE_MSAT), "--gateway", url)
-    invoice, op = str(made[0]), str(made[1])  # type: ignore[index]
-    loop = CrashLoop(tree_)
 
     def pay() -> None:  # alice's payment waits for our HTLC: its answer comes after the loss
         with contextlib.suppress(Exception):
@@ -232,19 +234,41 @@ def _funded_not_settled(tree_: dict, gw: Gateway, fed: Federation, user: User) -
     threading.Thread(target=pay, daemon=True).start()
     # it dies, and dies again whenever the router asks again for the HTLC (after its request's
     # timeout), until the loss
-    _until("our actor dead after the decryption", 120, lambda: loop.crashes >= 1)
-    query = "SELECT state, preimage FROM lnv2_receives"
+    _until(f"our actor dead at {crash}", 120, lambda: loop.crashes[crash] >= 1)
+    query = f"SELECT state, preimage FROM {table}"
     ((state, preimage),) = _wallet_rows(tree_, fed.federation_id, query)
     assert state == "decrypted"  # the preimage known, the HTLC not settled
     payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
     assert world.get(f"/v1/nodes/alice/payments/{payment_hash}")["status"] == "pending"
     return {
-        "operation": op,
         "payment_hash": payment_hash,
         "preimage": preimage,
-        "loop": loop,
         "funded_msat": _unspent_msat(tree_, fed.federation_id),
+        "indexes": _key_indexes(tree_, fed.federation_id),
     }
+
+
+def _receives_in_flight(
+    tree_: dict, gw: Gateway, feds: tuple[Federation, Federation], users: tuple[User, User]
+) -> tuple[dict, dict]:
+    """An LNv2 receive of `users[0]` in `feds[0]` and an LNv1 `ln-invoice` of `users[1]` in
+    `feds[1]` (v1), each funded by us and not settled (`_funded_not_settled`)."""
+    loop = CrashLoop(tree_)
+    (v2, v1), (user, v1_user) = feds, users
+    url = _info(gw, v2.federation_id)["lnv2_gateway_url"]
+    made = user("module", "lnv2", "receive", str(RECEIVE_MSAT), "--gateway", url)
+    receive = _funded_not_settled(tree_, v2, "lnv2_receives", str(made[0]), CRASH, loop)  # type: ignore[index]
+    receive["operation"] = str(made[1])  # type: ignore[index]
+    gateway_id = v1_gateway_id(gw, v1.federation_id)
+    made = v1_user(
+        "ln-invoice", "--amount", str(V1_RECEIVE_MSAT), "--description", "in flight",
+        "--gateway-id", gateway_id,
+    )  # fmt: skip
+    assert isinstance(made, dict)
+    v1_receive = _funded_not_settled(tree_, v1, "lnv1_receives", made["invoice"], V1_CRASH, loop)
+    v1_receive["operation"] = made["operation_id"]
+    receive["loop"] = loop
+    return receive, v1_receive
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +301,13 @@ def lost(
     gateway_id = v1_gateway_id(gw, federation1_v1.federation_id)
     v1_data = str(v1_user.data_dir)
     receive: dict = {}
+    v1_receive: dict = {}
+
+    def receives() -> None:
+        got = _receives_in_flight(tree, gw, (federation1, federation1_v1), (user, v1_user))
+        receive.update(got[0])
+        v1_receive.update(got[1])
+
     v1_id = federation1_v1.federation_id
     preimages = _paid_not_claimed(
         tree,
@@ -295,10 +326,11 @@ def lost(
                 ],
             ),
         ],
-        while_held=lambda: receive.update(_funded_not_settled(tree, gw, federation1, user)),
+        while_held=receives,
     )
     in_flight = {"operation": sent["op"], "preimage": preimages[0]}
-    assert _wallet_rows(tree, v1_id, "SELECT state FROM lnv1_sends") == [("paid",)]
+    # paid, or paying if our actor was down (dying in the v1 receive) when bob settled
+    assert _wallet_rows(tree, v1_id, "SELECT state FROM lnv1_sends") in ([("paid",)], [("paying",)])
     lose_gateway_disk(tree)  # the world runs on: alice's HTLC is still held by our node
     receive.pop("loop").stop()
     federation1.guardians[0].start()  # back, after the loss
@@ -308,6 +340,8 @@ def lost(
         "in_flight": in_flight,
         "v1_preimage": preimages[1],
         "receive": receive,
+        "v1_receive": v1_receive,
+        "v1_user": v1_user,
     }
 
 
@@ -372,7 +406,19 @@ def test_connect_fed_recover_gives_back_every_msat(
     config = parse_client_config(federation1_v1.client_config)
     ln = Lnv1Config.from_bytes(config.modules[config.module_id("ln")].body)
     v1_credit = credit_for(federation1_v1, contract - ln.contract_input_fee_msat)
-    assert gw.balance(v1) == lost[v1]["balance"] + v1_credit
+    v1_base = lost["v1_receive"]["funded_msat"]  # what the wallet held once it funded
+    assert gw.balance(v1) == v1_base + v1_credit
+    # the LNv1 receive we had funded: decrypted again, alice's HTLC (held by our node, then by
+    # the router for the virtual scid no federation had until v1's recovery) settled with it
+    v1_ph = lost["v1_receive"]["payment_hash"]
+    paid = _until(
+        "alice's LNv1 payment settled",
+        120,
+        lambda: (p := world.get(f"/v1/nodes/alice/payments/{v1_ph}"))["status"] != "pending" and p,
+    )
+    assert paid["status"] == "succeeded" and paid["preimage"] == lost["v1_receive"]["preimage"]
+    query = "SELECT state, htlc != '', amount_msat FROM lnv1_receives"
+    assert _wallet_rows(tree, v1, query) == [("decrypted", 1, V1_RECEIVE_MSAT)]
     for fed in (v2, v1):
         assert _info(gw, fed)["recovery"]["modules"]["session_history"]["done"]
     assert _info(gw, v1)["in_flight"] == _info(gw, v2)["in_flight"] == 0
@@ -380,7 +426,8 @@ def test_connect_fed_recover_gives_back_every_msat(
     # claim's change notes; the peg-in tweak index past the last one used (1, the unconfirmed
     # deposit's: it is not on the federation's log) is the crate's 0 + 8
     indexes = _key_indexes(tree, v1)
-    notes_before = {k: n for k, n in lost[v1]["indexes"].items() if k.startswith("mint_v1")}
+    indexes_then = lost["v1_receive"]["indexes"]
+    notes_before = {k: n for k, n in indexes_then.items() if k.startswith("mint_v1")}
     ((outputs,),) = _wallet_rows(tree, v1, v1_claims)
     for o in json.loads(outputs):
         name = f"{NOTE_INDEX}{1 << o['d']}"
@@ -392,11 +439,11 @@ def test_connect_fed_recover_gives_back_every_msat(
     # the deposit sent before the loss is found on chain and claimed once it confirms
     def claimed() -> bool:
         bitcoind.mine(1)
-        return gw.balance(v1) > lost[v1]["balance"] + v1_credit
+        return gw.balance(v1) > v1_base + v1_credit
 
     _until("the unconfirmed peg-in claimed", 300, claimed)
     credit = credit_for(federation1_v1, PENDING_SAT * 1000 - PEG_IN_FEE_MSAT)
-    assert gw.balance(v1) == lost[v1]["balance"] + v1_credit + credit
+    assert gw.balance(v1) == v1_base + v1_credit + credit
     # walletv2 too: its seeded address is watched again, its deposit claimed once
     v2_deposit = {"federation_id": v2, "operation_id": lost["v2_address"]}
 
@@ -428,6 +475,8 @@ def test_recovered_notes_are_good(
     sent = user("module", "lnv2", "await-send", lost["in_flight"]["operation"])
     assert sent == {"Success": lost["in_flight"]["preimage"]}
     assert user("module", "lnv2", "await-receive", lost["receive"]["operation"]) == "Claimed"
+    got = lost["v1_user"]("await-invoice", lost["v1_receive"]["operation"])
+    assert isinstance(got, dict) and "total_amount_msat" in got, got
     before = gw.balance(fed)
     spent = gw.post("/spend_ecash", {"federation_id": fed, "amount_msat": 30_000})
     assert user("module", "mintv2", "receive", spent["notes"]) == "Success"

@@ -189,6 +189,18 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
         with pytest.raises(lnv1.Lnv1Error):
             lnv1.outgoing_contract_in(bad)
     assert lnv1.outgoing_contract_in(bytes.fromhex("0100")) is None  # a version to come
+    # an incoming contract a gateway funded, read back the same way
+    found_in = {
+        x["name"]: lnv1.incoming_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
+    }
+    assert found_in == {
+        "contract_outgoing": None,
+        "contract_incoming": (99_000, incoming),
+        "offer": None,
+        "cancel_outgoing": None,
+    }
+    with pytest.raises(lnv1.Lnv1Error):
+        lnv1.contract_in(bytes.fromhex(V["outputs"][1]["encoding"])[:-1])
     want = {
         "contract_incoming_pending": ("contract", incoming.contract_id, PENDING),
         "contract_incoming_some": (

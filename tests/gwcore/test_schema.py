@@ -1,6 +1,6 @@
 """Schema versions and forward migrations (gwcore/schema.py), on databases made by the schema
 before versions (commit 04c549e's code made tests/data/schema_v1/*.sql, with a few rows): each
-store opens its own and stamps it version 1, rows kept; a test migration list upgrades the
+store opens its own and brings it to its version (the router's migration 2), rows kept; a test migration list upgrades the
 router's after a consistent copy beside it, all in one transaction; a newer database is refused
 with one line naming both versions, by the store and by the router's process."""
 
@@ -50,11 +50,14 @@ def _version(path: Path) -> int:
         db.close()
 
 
-def test_every_store_opens_its_v1_database_as_version_1(tmp_path: Path) -> None:
+def test_every_store_opens_its_v1_database_at_its_version(tmp_path: Path) -> None:
     router = made_by_v1(tmp_path, "router")
     registry = FederationRegistry(router)
     entry = registry.get(FED)
     assert entry is not None and (entry.scid, entry.state) == (1, "running")
+    # migration 2: the federation keeps its place (its scid) before any added later
+    later = registry.add("cd" * 32, "later", "fed11x", "ws://x", "gateway-actor-cdcd")
+    assert [e.federation_id for e in registry.all()] == [FED, later.federation_id]
     assert registry.by_payment_hash("cd" * 32) == entry
     assert registry.claim_outgoing("ef" * 32, FED, "12" * 32)  # still its own claim
     assert not registry.claim_outgoing("ef" * 32, FED, "34" * 32)
@@ -71,8 +74,10 @@ def test_every_store_opens_its_v1_database_as_version_1(tmp_path: Path) -> None:
         ("bus-replies", REPLIES_DB),
         ("wallet", DEV_WALLET_DB),
     ):
-        assert _version(tmp_path / f"{name}.sqlite") == schema.version == 1, name
-    assert sorted(p.name for p in tmp_path.glob("*.bak")) == []  # nothing migrated, no copy
+        assert _version(tmp_path / f"{name}.sqlite") == schema.version, name
+    # only the router's was migrated (to 2), after a copy of it as it was
+    assert ROUTER_DB.version == 2 and ACTOR_DB.version == REPLIES_DB.version == 1
+    assert sorted(p.name for p in tmp_path.glob("*.bak")) == ["router.sqlite.v1.bak"]
 
 
 def test_a_new_database_is_stamped_with_the_current_version(tmp_path: Path) -> None:
@@ -139,8 +144,8 @@ def test_a_newer_database_is_refused_naming_both_versions(tmp_path: Path) -> Non
         FederationRegistry(path)
     message = str(refused.value)
     assert "\n" not in message
-    assert "schema version 3 is newer than this gateway's 1" in message
-    assert "router.sqlite.v1.bak" in message
+    assert f"schema version 3 is newer than this gateway's {ROUTER_DB.version}" in message
+    assert f"router.sqlite.v{ROUTER_DB.version}.bak" in message
     assert _version(path) == 3  # untouched
 
 

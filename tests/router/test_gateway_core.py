@@ -161,7 +161,8 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     tmp_path: Path,
 ) -> None:
     """`connect-fed --recover`: refused for a federation this data folder knows (the registry,
-    or an actor's folder) or not Fedimint, in one line; its actor is started with RECOVER; it is
+    or an actor's folder) or not Fedimint, in one line, unless its recovery is under way (a
+    retried request goes on); its actor is started with RECOVER; it is
     `recovering` (READY or not) until the actor's `gateway.recovered`, then `running`."""
     from gwcore.invites import DEVFED, FEDIMINT, Invite
 
@@ -179,6 +180,7 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
         core._check_recoverable(Invite(DEVFED, "cc" * 32, {0: "http://x"}))
 
     core.registry.start_recovery(FED_A)
+    core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))  # asked again: goes on
     core._worker_event("actor-a", FED_A, "ready")
     assert core.registry.get(FED_A).state == "recovering"  # type: ignore[union-attr]
     sup = core.supervisor = FakeSupervisor(tmp_path / "conf.d")
@@ -189,3 +191,5 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
     core._worker_event("actor-a", FED_A, "revived")
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput, match="state running"):  # recovered: known now
+        core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
