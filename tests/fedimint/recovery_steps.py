@@ -4,7 +4,9 @@ test_four_guardians_v1.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import xmlrpc.client
 
 import httpx
 
@@ -15,6 +17,7 @@ from .test_gateway_fedimint import Gateway, _until
 
 WORLD = ("regtest", "federations")  # the development world's parts of the data folder
 PROGRAMS = (PROGRAM_LNRPC, PROGRAM_ROUTER, "gateway-api")  # the gateway's, actors aside
+LIVE = ("RUNNING", "STARTING", "BACKOFF")  # supervisord's states of a program not stopped
 
 
 def lose_data_folder(tree: dict, keep: tuple[str, ...] = ()) -> None:
@@ -32,8 +35,10 @@ def lose_gateway_disk(tree: dict, keep: tuple[str, ...] = ()) -> None:
     started again (the router removes the actor programs its new database does not know)."""
     rpc = supervisor_rpc(tree)
     for info in rpc.supervisor.getAllProcessInfo():
-        if info["name"].startswith(PROGRAM_ACTOR_PREFIX) and info["statename"] == "RUNNING":
-            rpc.supervisor.stopProcess(f"{info['group']}:{info['name']}")
+        # running, or between two starts (an actor dying in a loop): stopped either way
+        if info["name"].startswith(PROGRAM_ACTOR_PREFIX) and info["statename"] in LIVE:
+            with contextlib.suppress(xmlrpc.client.Fault):  # it exited meanwhile
+                rpc.supervisor.stopProcess(f"{info['group']}:{info['name']}")
     for name in PROGRAMS:
         rpc.supervisor.stopProcess(name)
     for p in tree["data_dir"].iterdir():

@@ -72,9 +72,9 @@ async def test_peg_in_and_out_with_one_guardian_of_four_stopped(
     wallet = await _wallet(fed, bitcoind, tmp_path / "ours4.sqlite")
     try:
         address = wallet.take_ready()
-        bitcoind.send(address, 80_000)
+        txid = bitcoind.send(address, 80_000)
         bitcoind.mine(11)
-        [dep] = await _settled(wallet, bitcoind, 1, timeout=300)
+        [dep] = await _settled(wallet, bitcoind, 1, timeout=300, txid=txid)
         assert dep["state"] == "claimed" and dep["value_sat"] == 80_000
         op_id = wallet.mint.db.execute("SELECT op_id FROM v1_deposits").fetchone()[0]
         assert dep["credit_msat"] == _expected(wallet, op_id, 80_000_000 - PEG_IN_FEE_MSAT)

@@ -45,9 +45,11 @@ async def _close(*wallets: OnchainWalletV1) -> None:
         await w.api.close()
 
 
-async def _settled(wallet: OnchainWalletV1, bitcoind: Bitcoind, n: int, timeout: float = 180):  # type: ignore[no-untyped-def]
+async def _settled(  # type: ignore[no-untyped-def]
+    wallet: OnchainWalletV1, bitcoind: Bitcoind, n: int, timeout: float = 180, txid: str = ""
+):
     """Scan until `n` deposits are claimed or left as too small, mining as the federation
-    needs blocks past theirs."""
+    needs blocks past theirs. `txid`: a deposit's, described if none is seen in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         deposits = await wallet.scan()
@@ -56,7 +58,22 @@ async def _settled(wallet: OnchainWalletV1, bitcoind: Bitcoind, n: int, timeout:
             return deposits
         bitcoind.mine(1)
         await asyncio.sleep(0.5)
-    raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
+    raise AssertionError(
+        f"not claimed in {timeout} s: {wallet.deposits()}; {_chain_view(wallet, bitcoind, txid)}"
+    )
+
+
+def _chain_view(wallet: OnchainWalletV1, bitcoind: Bitcoind, txid: str) -> str:
+    """What bitcoind says of the deposit and our addresses (a failure's message)."""
+    out = [f"{len(wallet.addresses())} address(es) watched"]
+    if txid:
+        tx = bitcoind.rpc("gettransaction", txid, wallet="miner")
+        out.append(f"tx {txid}: {tx.get('confirmations')} confirmation(s)")
+        paid = [d.get("address") for d in tx.get("details", []) if d.get("category") == "send"]
+        out.append(f"paying {paid}, watched: {[a in wallet.addresses() for a in paid]}")
+    found = bitcoind.rpc("scantxoutset", "start", [f"addr({a})" for a in wallet.addresses()])
+    out.append(f"scantxoutset: {len(found.get('unspents', []))} unspent")
+    return "; ".join(out)
 
 
 def _expected(wallet: OnchainWalletV1, op_id: str, brings_msat: int) -> int:
