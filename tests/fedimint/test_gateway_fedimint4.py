@@ -4,11 +4,17 @@ actor recorded it, then one guardian down (e-cash in and out, an LNv2 receive, a
 withdrawal), then two.
 Each e-cash is credited exactly once, to
 the msat; with two guardians down a receive waits and completes when one returns. Last, the
-gateway's data folder is lost while one guardian is still down: `connect-fed --recover` from
-the seed gives back the balance to the msat from the three that answer."""
+gateway's data folder is lost while one guardian is still down and a user's LNv2 send through
+us is in flight (paid by our node, its contract not claimed: the federation was away):
+`connect-fed --recover` from the seed gives back the balance to the msat from the three that
+answer, and claims that contract, found in their signed session history."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sqlite3
+import subprocess
 import threading
 import time
 
@@ -16,8 +22,9 @@ import httpx
 import pytest
 
 from fmclient.mintv2 import parse_ecash
+from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
-from peers.harness.fedimintd import Federation
+from peers.harness.fedimintd import Federation, Guardian
 from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
 from .conftest import User
@@ -28,11 +35,55 @@ from .test_onchain import received_sat
 pytestmark = pytest.mark.timeout(900)
 # the actor dies once, as kill -9 would, right after the federation accepted a reissue
 TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": "ecash-sent"}
+IN_FLIGHT_MSAT = 1_200_000  # a send our node paid, its contract not claimed at the loss
 
 
 def _receive(gw: Gateway, user: User, msat: int) -> tuple[dict, int]:
     text = str(user("module", "mintv2", "send", str(msat)))
     return gw.public("/receive_ecash", {"notes": text}), parse_ecash(text).amount_msat
+
+
+def _paid_not_claimed(world: World, user: User, up: list[Guardian]) -> dict:
+    """user4 pays a hold invoice of bob's through us and goes offline once our payment is
+    held; the guardians `up` go down (so our claim reaches none of them: a claim one of them
+    kept would be ordered when consensus comes back, and nothing would be left to find); bob
+    settles: our node has the preimage, no claim was made. The send's operation and preimage."""
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    bob = world.post(
+        "/v1/nodes/bob/invoices", {"amount_msat": IN_FLIGHT_MSAT, "payment_hash": payment_hash}
+    )
+    op = str(user("module", "lnv2", "send", bob["bolt11"]))
+    client = subprocess.Popen(  # online until our payment is under way
+        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir), "module", "lnv2",
+         "await-send", op],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "FM_IN_DEVIMINT": "1"},
+    )  # fmt: skip
+    ours = f"/v1/nodes/gateway/payments/{payment_hash}"
+    try:
+        _until("our payment held by bob", 120, lambda: world.http.get(ours).status_code == 200)
+    finally:
+        client.kill()
+        client.wait()
+    for g in up:
+        g.kill()
+    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+    _until("our payment settled", 60, lambda: world.get(ours)["status"] == "succeeded")
+    return {"op": op, "preimage": preimage.hex()}
+
+
+def _claimed(tree_: dict, fed: str) -> int | None:
+    """What the claim of the contract in flight credited, once done."""
+    path = tree_["data_dir"] / "actors" / fed[:16] / "fedimint.sqlite"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT amount_msat FROM operations WHERE kind = 'lnv2_claim' AND state = 'done'"
+        ).fetchone()
+    finally:
+        db.close()
+    return None if row is None else int(row[0])
 
 
 def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
@@ -139,15 +190,24 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
         assert gw.balance(fed) == balance + answer["body"]["amount_msat"]
 
         # 4. the data folder lost (the seed file kept, as an operator's words are), g3 still
-        # down: the recovery reads three guardians and gives back every msat
+        # down, with a send in flight: the recovery reads three guardians, gives back every
+        # msat, and claims the contract our node had paid
         _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
         balance = gw.balance(fed)
+        up = federation4.guardians[:3]
+        sent = _paid_not_claimed(world, user4, up)
         lose_data_folder(tree, keep=("gateway-seed",))
+        for g in up:  # three of four again
+            g.start()
         assert federation_info(gw, fed) is None
         info = recover(gw, federation4.invite_code, fed)
         assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
-        assert gw.balance(fed) == balance
+        assert info["recovery"]["modules"]["session_history"]["done"]
+        claim = _until("the contract in flight claimed", 120, lambda: _claimed(tree, fed))
+        assert IN_FLIGHT_MSAT < claim <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
+        assert gw.balance(fed) == balance + claim
+        assert user4("module", "lnv2", "await-send", sent["op"]) == {"Success": sent["preimage"]}
     finally:
-        for g in (g2, g3):
+        for g in federation4.guardians:
             if g.proc is None or not g.proc.alive():
                 g.start()
