@@ -5,9 +5,11 @@ has anything in flight, or when the actor cannot say; `force` leaves anyway."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,9 @@ class FakeBroker:
         if isinstance(self.info, Exception):
             raise self.info
         return json.dumps(self.info).encode()
+
+    def live_services(self) -> set[str]:
+        return set()  # no actor answers here
 
 
 class FakeCall:
@@ -193,3 +198,33 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput, match="state running"):  # recovered: known now
         core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
+
+
+class SlowRemoval(FakeSupervisor):
+    """Removing a program takes a while (supervisord stopping it)."""
+
+    def remove(self, program: str) -> None:
+        time.sleep(0.3)
+        super().remove(program)
+
+
+async def test_a_stale_program_removed_at_start_never_takes_a_new_connects_program(
+    tmp_path: Path,
+) -> None:
+    """After a lost data folder the run folder still has the old actor's program; the router
+    removes it at start while the operator connects that federation again (`--recover`): the
+    same program name. The connect's program is written and added after the removal, so the
+    new actor runs."""
+    core, _ = _core(tmp_path)
+    sup = core.supervisor = SlowRemoval(tmp_path / "run" / "conf.d")
+    program = f"gateway-actor-{FED_A[:16]}"
+    sup.write_program(program, FED_A, "gateway-actor", {})  # the lost folder's
+    core.ready_timeout_s = 0.5  # no actor answers here: the connect's wait ends
+    restoring = asyncio.create_task(core.restore_actors(retry_s=0.01))
+    await asyncio.sleep(0.05)  # the removal under way
+    entry = core.registry.add(FED_A, "a", "fed11x", "ws://x", program)
+    with pytest.raises(GatewayError, match="did not become ready"):
+        await core._start_actor(entry)
+    await restoring
+    assert sup.removed == [program] and sup.added == [program]
+    assert sup.conf_path(program).exists()  # the new one, written after the removal
