@@ -3,14 +3,21 @@ module: its setup, 57 mint tiers' DKG among them, is the costly part): our mint 
 receives and spends e-cash with a fedimint-cli user, our wallet v1 pegs in and out, and the
 whole gateway still serves LNv1 — a user pays through us (`ln-pay`) and receives (`ln-invoice`),
 amounts exact on our side, as with one guardian. Then the gateway's data folder is lost, the
-guardian still stopped: `connect-fed --recover` from the seed words gives back every msat."""
+guardian still stopped and a user's `ln-pay` through us in flight (our node paid it while the
+federation was away): `connect-fed --recover` from the seed words gives back every msat and
+claims that contract, found in three guardians' signed session history."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
@@ -45,6 +52,15 @@ from .test_walletv1 import (
 )
 
 pytestmark = pytest.mark.timeout(900)
+
+
+def _wallet_rows(tree_: dict, fed: str, query: str) -> list[tuple]:
+    path = tree_["data_dir"] / "actors" / fed[:16] / "fedimint.sqlite"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
 
 
 async def test_ecash_with_one_guardian_of_four_stopped(
@@ -131,11 +147,41 @@ def test_ln_pay_and_ln_invoice_with_one_guardian_of_four_stopped(
     assert before_gw - gw.balance(fed) == paid_for(v1.fed, spent, 400_000)
     assert balance_of(user) - before_user == user_credit(v1.fed, 400_000, held)
 
-    # the data folder lost: the seed words (the tree's words file) give back every msat
+    # the data folder lost with a send in flight: the user's ln-pay of bob's hold invoice,
+    # paid by our node while the federation was away (so our claim reached no guardian); the
+    # seed words (the tree's words file) give back every msat, and the contract is claimed
     _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
     balance = gw.balance(fed)
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    hold = world.post(
+        "/v1/nodes/bob/invoices", {"amount_msat": 1_000_000, "payment_hash": payment_hash}
+    )
+    client = subprocess.Popen(  # online until our payment is under way
+        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir), "ln-pay",
+         hold["bolt11"], "--gateway-id", gateway_id],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "FM_IN_DEVIMINT": "1"},
+    )  # fmt: skip
+    ours = f"/v1/nodes/gateway/payments/{payment_hash}"
+    try:
+        _until("our payment held by bob", 120, lambda: world.http.get(ours).status_code == 200)
+    finally:
+        client.kill()
+        client.wait()
+    up = federation4_v1.guardians[:3]
+    for g in up:
+        g.kill()
+    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+    _until("our payment settled", 60, lambda: world.get(ours)["status"] == "succeeded")
     lose_data_folder(tree)
+    for g in up:  # three of four again
+        g.start()
     assert federation_info(gw, fed) is None
     info = recover(gw, federation4_v1.invite_code, fed)
     assert info["recovery"]["items_done"] == info["recovery"]["items_total"] > 0
-    assert gw.balance(fed) == balance
+    assert info["recovery"]["modules"]["session_history"]["done"]
+    _until("the contract in flight claimed", 120, lambda: gw.balance(fed) > balance)
+    assert gw.balance(fed) == balance + credit_for(v1.fed, contract)
+    sends = _wallet_rows(v1.tree, fed, "SELECT state, preimage FROM lnv1_sends")
+    assert sends == [("claimed", preimage.hex())]
