@@ -48,6 +48,13 @@ class Guardian:
     data_dir: Path
     env: dict[str, str]
     proc: Proc | None = None
+    # one client for every call: a new one costs ~27 ms of CPU (its TLS context), and setups
+    # and waits poll; no connection is kept (the guardian may be restarted between calls)
+    _http: httpx.Client = field(
+        default_factory=lambda: httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)),
+        repr=False,
+        compare=False,
+    )
 
     @property
     def api_url(self) -> str:
@@ -61,7 +68,7 @@ class Guardian:
             "method": method,
             "params": [{"auth": self.password if auth else None, "params": params}],
         }
-        r = httpx.post(f"http://127.0.0.1:{self.ports['api']}/", json=body, timeout=timeout)
+        r = self._http.post(f"http://127.0.0.1:{self.ports['api']}/", json=body, timeout=timeout)
         answer = r.json()
         if answer.get("error"):
             raise GuardianApiError(method, answer["error"])
