@@ -445,6 +445,17 @@ def parse_account(answer: object) -> ContractAccount | None:
     return None if answer is None else ContractAccount.from_json(answer)
 
 
+async def gateway_account(
+    api: Any, module: int, contract_id: str, kind: type, gateway_key: bytes
+) -> ContractAccount | None:
+    """The ln module's account of `contract_id` (hex) when its contract is a `kind`
+    (IncomingContract or OutgoingContract) whose gateway key is `gateway_key`; else None."""
+    account = parse_account(await api.current_consensus(f"module_{module}_account", contract_id))
+    if account is None or not isinstance(account.contract, kind):
+        return None
+    return account if account.contract.gateway_key == gateway_key else None
+
+
 def parse_offer(answer: object) -> IncomingContractOffer | None:
     """`offer`: Option<IncomingContractOffer>; `await_offer` answers the offer itself."""
     return None if answer is None else IncomingContractOffer.from_json(answer)

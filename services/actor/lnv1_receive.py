@@ -34,6 +34,7 @@ from fmclient.lnv1 import (
     IncomingContractOffer,
     Lnv1Config,
     contract_output,
+    gateway_account,
     lightning_input,
     parse_account,
     parse_decryption,
@@ -247,14 +248,11 @@ class Lnv1Receiver(LnFlow):
         ph = contract.hash.hex()
         if self.row(ph) is not None:
             return False
-        account = parse_account(
-            await self.mint.api.current_consensus(f"module_{self.module}_account", ph)
-        )
-        c = None if account is None else account.contract
         ours = self.key.public_key.format(compressed=True)
-        if account is None or not isinstance(c, IncomingContract) or c.gateway_key != ours:
+        account = await gateway_account(self.mint.api, self.module, ph, IncomingContract, ours)
+        if account is None:
             return False
-        if c.decrypted_preimage == INVALID and account.amount_msat == 0:
+        if account.contract.decrypted_preimage == INVALID and account.amount_msat == 0:  # type: ignore[union-attr]
             return False
         now = time.time()
         self.db.execute(

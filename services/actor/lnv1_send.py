@@ -54,6 +54,7 @@ from fmclient.lnv1 import (
     Lnv1Error,
     OutgoingContract,
     cancel_outgoing_output,
+    gateway_account,
     lightning_input,
     parse_account,
 )
@@ -300,13 +301,11 @@ class Lnv1Sender(LnFlow):
         cid = contract.contract_id.hex()
         if self.row(cid) is not None:
             return False
-        account = parse_account(
-            await self.mint.api.current_consensus(f"module_{self.module}_account", cid)
-        )
-        c = None if account is None else account.contract
         ours = self.key.public_key.format(compressed=True)
-        if account is None or not isinstance(c, OutgoingContract) or c.gateway_key != ours:
+        account = await gateway_account(self.mint.api, self.module, cid, OutgoingContract, ours)
+        if account is None:
             return False
+        c: OutgoingContract = account.contract  # type: ignore[assignment]
         if account.amount_msat == 0 or c.cancelled:
             return False  # claimed, refunded or cancelled
         count = int(await self.mint.api.current_consensus(f"module_{self.module}_block_count"))

@@ -18,7 +18,6 @@ from fmclient.lnv1 import (
     INVALID,
     ContractAccount,
     IncomingContract,
-    IncomingContractOffer,
     OutgoingContract,
     contract_output,
     lightning_input,
@@ -29,22 +28,10 @@ from services.actor.lnv1_receive import Lnv1Receiver
 from services.actor.lnv1_send import Lnv1Sender
 
 from .lnv1_fakes import FakeApi, FakeLightning, FakeMint, V, config
+from .test_lnv1_receive import HTLC, KEY, OFFER, PH, PREIMAGE
 
-KEY = PrivateKey(bytes([8] * 32))
-OFFER = IncomingContractOffer.from_json(V["incoming"]["offer_json"])
-PH = V["incoming"]["payment_hash"]
-PREIMAGE = V["incoming"]["preimage"]
 OURS = IncomingContract.funding(OFFER, KEY.public_key.format())
 TXID = "ab" * 32
-HTLC = {
-    "payment_hash": PH,
-    "incoming_amount_msat": 100_000,
-    "outgoing_amount_msat": 100_000,
-    "incoming_expiry": 1_100,
-    "short_channel_id": 7,
-    "incoming_chan_id": 5,
-    "htlc_id": 9,
-}
 FED = config().federation_id
 
 

@@ -5,14 +5,21 @@ test_four_guardians_v1.py)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
+import subprocess
 import xmlrpc.client
+from collections.abc import Callable
 
 import httpx
 
 from gwcore.constants import PROGRAM_ACTOR_PREFIX, PROGRAM_LNRPC, PROGRAM_ROUTER
-from tests.e2e.conftest import supervisor_rpc
+from peers.cache import fedimint_bin
+from peers.harness.fedimintd import Guardian
+from tests.e2e.conftest import World, supervisor_rpc
 
+from .conftest import User
 from .test_gateway_fedimint import Gateway, _until
 
 WORLD = ("regtest", "federations")  # the development world's parts of the data folder
@@ -74,3 +81,39 @@ def recover(gw: Gateway, invite_code: str, federation_id: str, timeout: float = 
     info = _until("the federation recovered", timeout, served)
     assert info["recovery"]["state"] == "done" and info["recovery"]["error"] is None, info
     return info
+
+
+def paid_while_away(
+    world: World,
+    user: User,
+    start: Callable[[str], list[str]],
+    away: list[Guardian],
+    amount_msat: int,
+) -> str:
+    """A send in flight at a loss: `user` pays a hold invoice of bob's through us (`start`:
+    bob's invoice -> the user's fedimint-cli arguments, run until our payment is under way,
+    then killed: the user offline); the guardians `away` go down (our claim must reach none of
+    them: one kept would be ordered when consensus comes back, leaving nothing to find); bob
+    settles: our node has the preimage and no claim was made. The preimage, hex."""
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    bob = world.post(
+        "/v1/nodes/bob/invoices", {"amount_msat": amount_msat, "payment_hash": payment_hash}
+    )
+    client = subprocess.Popen(
+        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir),
+         *start(bob["bolt11"])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "FM_IN_DEVIMINT": "1"},
+    )  # fmt: skip
+    ours = f"/v1/nodes/gateway/payments/{payment_hash}"
+    try:
+        _until("our payment held by bob", 120, lambda: world.http.get(ours).status_code == 200)
+    finally:
+        client.kill()
+        client.wait()
+    for g in away:
+        g.kill()
+    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
+    _until("our payment settled", 60, lambda: world.get(ours)["status"] == "succeeded")
+    return preimage.hex()

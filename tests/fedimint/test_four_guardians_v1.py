@@ -9,15 +9,11 @@ claims that contract, found in three guardians' signed session history."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
@@ -38,7 +34,7 @@ from .lnv1_world import (  # noqa: F401 - tree_env: the tree's chain source
     user_credit,
     v1_gateway_id,
 )
-from .recovery_steps import federation_info, lose_data_folder, recover
+from .recovery_steps import federation_info, lose_data_folder, paid_while_away, recover
 from .test_gateway_fedimint import _until
 from .test_mintv1 import _both_ways, _funded
 from .test_walletv1 import (
@@ -152,28 +148,10 @@ def test_ln_pay_and_ln_invoice_with_one_guardian_of_four_stopped(
     # seed words (the tree's words file) give back every msat, and the contract is claimed
     _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
     balance = gw.balance(fed)
-    preimage = os.urandom(32)
-    payment_hash = hashlib.sha256(preimage).hexdigest()
-    hold = world.post(
-        "/v1/nodes/bob/invoices", {"amount_msat": 1_000_000, "payment_hash": payment_hash}
-    )
-    client = subprocess.Popen(  # online until our payment is under way
-        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir), "ln-pay",
-         hold["bolt11"], "--gateway-id", gateway_id],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "FM_IN_DEVIMINT": "1"},
-    )  # fmt: skip
-    ours = f"/v1/nodes/gateway/payments/{payment_hash}"
-    try:
-        _until("our payment held by bob", 120, lambda: world.http.get(ours).status_code == 200)
-    finally:
-        client.kill()
-        client.wait()
     up = federation4_v1.guardians[:3]
-    for g in up:
-        g.kill()
-    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
-    _until("our payment settled", 60, lambda: world.get(ours)["status"] == "succeeded")
+    preimage = paid_while_away(
+        world, user, lambda bolt11: ["ln-pay", bolt11, "--gateway-id", gateway_id], up, 1_000_000
+    )
     lose_data_folder(tree)
     for g in up:  # three of four again
         g.start()
@@ -184,4 +162,4 @@ def test_ln_pay_and_ln_invoice_with_one_guardian_of_four_stopped(
     _until("the contract in flight claimed", 120, lambda: gw.balance(fed) > balance)
     assert gw.balance(fed) == balance + credit_for(v1.fed, contract)
     sends = _wallet_rows(v1.tree, fed, "SELECT state, preimage FROM lnv1_sends")
-    assert sends == [("claimed", preimage.hex())]
+    assert sends == [("claimed", preimage)]

@@ -11,10 +11,7 @@ answer, and claims that contract, found in their signed session history."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
-import subprocess
 import threading
 import time
 
@@ -22,13 +19,12 @@ import httpx
 import pytest
 
 from fmclient.mintv2 import parse_ecash
-from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
-from peers.harness.fedimintd import Federation, Guardian
+from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
 from .conftest import User
-from .recovery_steps import federation_info, lose_data_folder, recover
+from .recovery_steps import federation_info, lose_data_folder, paid_while_away, recover
 from .test_gateway_fedimint import Gateway, _until
 from .test_onchain import received_sat
 
@@ -41,36 +37,6 @@ IN_FLIGHT_MSAT = 1_200_000  # a send our node paid, its contract not claimed at 
 def _receive(gw: Gateway, user: User, msat: int) -> tuple[dict, int]:
     text = str(user("module", "mintv2", "send", str(msat)))
     return gw.public("/receive_ecash", {"notes": text}), parse_ecash(text).amount_msat
-
-
-def _paid_not_claimed(world: World, user: User, up: list[Guardian]) -> dict:
-    """user4 pays a hold invoice of bob's through us and goes offline once our payment is
-    held; the guardians `up` go down (so our claim reaches none of them: a claim one of them
-    kept would be ordered when consensus comes back, and nothing would be left to find); bob
-    settles: our node has the preimage, no claim was made. The send's operation and preimage."""
-    preimage = os.urandom(32)
-    payment_hash = hashlib.sha256(preimage).hexdigest()
-    bob = world.post(
-        "/v1/nodes/bob/invoices", {"amount_msat": IN_FLIGHT_MSAT, "payment_hash": payment_hash}
-    )
-    op = str(user("module", "lnv2", "send", bob["bolt11"]))
-    client = subprocess.Popen(  # online until our payment is under way
-        [str(fedimint_bin("fedimint-cli")), "--data-dir", str(user.data_dir), "module", "lnv2",
-         "await-send", op],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "FM_IN_DEVIMINT": "1"},
-    )  # fmt: skip
-    ours = f"/v1/nodes/gateway/payments/{payment_hash}"
-    try:
-        _until("our payment held by bob", 120, lambda: world.http.get(ours).status_code == 200)
-    finally:
-        client.kill()
-        client.wait()
-    for g in up:
-        g.kill()
-    world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
-    _until("our payment settled", 60, lambda: world.get(ours)["status"] == "succeeded")
-    return {"op": op, "preimage": preimage.hex()}
 
 
 def _claimed(tree_: dict, fed: str) -> int | None:
@@ -194,8 +160,13 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
         # msat, and claims the contract our node had paid
         _until("nothing in flight", 60, lambda: federation_info(gw, fed)["in_flight"] == 0)
         balance = gw.balance(fed)
-        up = federation4.guardians[:3]
-        sent = _paid_not_claimed(world, user4, up)
+        up, sent = federation4.guardians[:3], {}
+
+        def send(bolt11: str) -> list[str]:
+            sent["op"] = str(user4("module", "lnv2", "send", bolt11))
+            return ["module", "lnv2", "await-send", sent["op"]]
+
+        preimage = paid_while_away(world, user4, send, up, IN_FLIGHT_MSAT)
         lose_data_folder(tree, keep=("gateway-seed",))
         for g in up:  # three of four again
             g.start()
@@ -206,7 +177,7 @@ def test_crash_and_guardian_outages_lose_and_duplicate_nothing(
         claim = _until("the contract in flight claimed", 120, lambda: _claimed(tree, fed))
         assert IN_FLIGHT_MSAT < claim <= IN_FLIGHT_MSAT * 101 // 100  # the invoice and our 1 %
         assert gw.balance(fed) == balance + claim
-        assert user4("module", "lnv2", "await-send", sent["op"]) == {"Success": sent["preimage"]}
+        assert user4("module", "lnv2", "await-send", sent["op"]) == {"Success": preimage}
     finally:
         for g in federation4.guardians:
             if g.proc is None or not g.proc.alive():

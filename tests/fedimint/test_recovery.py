@@ -271,6 +271,17 @@ def _receives_in_flight(
     return receive, v1_receive
 
 
+def _alice_paid(world: World, receive: dict) -> None:
+    """Alice's payment of a receive in flight at the loss settled, with its preimage."""
+    path = f"/v1/nodes/alice/payments/{receive['payment_hash']}"
+    paid = _until(
+        f"alice's payment {receive['payment_hash']} settled",
+        120,
+        lambda: (p := world.get(path))["status"] != "pending" and p,
+    )
+    assert paid["status"] == "succeeded" and paid["preimage"] == receive["preimage"]
+
+
 @pytest.fixture(scope="module")
 def lost(
     tree: dict,  # noqa: F811
@@ -384,13 +395,8 @@ def test_connect_fed_recover_gives_back_every_msat(
     assert _wallet_rows(tree, v2, "SELECT state FROM lnv2_sends") == [("claimed",)]
     # the receive we had funded: its preimage decrypted again, alice's HTLC (held by our node
     # all along) settled with it
-    world, ph = World(tree["regtest"]), lost["receive"]["payment_hash"]
-    paid = _until(
-        "alice's payment settled",
-        120,
-        lambda: (p := world.get(f"/v1/nodes/alice/payments/{ph}"))["status"] != "pending" and p,
-    )
-    assert paid["status"] == "succeeded" and paid["preimage"] == lost["receive"]["preimage"]
+    world = World(tree["regtest"])
+    _alice_paid(world, lost["receive"])
     query = "SELECT state, htlc IS NOT NULL FROM lnv2_receives"
     assert _wallet_rows(tree, v2, query) == [("decrypted", 1)]
     # v1 the same: the LNv1 contract (the invoice and our fee) claimed less the ln module's
@@ -410,13 +416,7 @@ def test_connect_fed_recover_gives_back_every_msat(
     assert gw.balance(v1) == v1_base + v1_credit
     # the LNv1 receive we had funded: decrypted again, alice's HTLC (held by our node, then by
     # the router for the virtual scid no federation had until v1's recovery) settled with it
-    v1_ph = lost["v1_receive"]["payment_hash"]
-    paid = _until(
-        "alice's LNv1 payment settled",
-        120,
-        lambda: (p := world.get(f"/v1/nodes/alice/payments/{v1_ph}"))["status"] != "pending" and p,
-    )
-    assert paid["status"] == "succeeded" and paid["preimage"] == lost["v1_receive"]["preimage"]
+    _alice_paid(world, lost["v1_receive"])
     query = "SELECT state, htlc != '', amount_msat FROM lnv1_receives"
     assert _wallet_rows(tree, v1, query) == [("decrypted", 1, V1_RECEIVE_MSAT)]
     for fed in (v2, v1):
