@@ -139,17 +139,15 @@ class FederationRegistry:
                 "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
             ).fetchone()
             if row is None:
-                attempt = 0
-                while self.by_scid(virtual_scid(federation_id, attempt)) is not None:
+                scid, attempt = virtual_scid(federation_id), 0
+                while self.by_scid(scid) is not None:  # taken (40 bits: almost never)
                     attempt += 1
+                    scid = virtual_scid(federation_id, attempt)
                 self.db.execute(
                     "INSERT INTO federations (scid, federation_id, name, invite_code, api_url,"
                     " program, state, created, updated, position) VALUES (?, ?, ?, ?, ?, ?,"
                     " 'connecting', ?, ?, (SELECT COALESCE(MAX(position), 0) + 1 FROM federations))",
-                    (
-                        virtual_scid(federation_id, attempt), federation_id, name, invite_code,
-                        api_url, program, now, now,
-                    ),
+                    (scid, federation_id, name, invite_code, api_url, program, now, now),
                 )  # fmt: skip
                 row = self.db.execute(
                     "SELECT * FROM federations WHERE federation_id = ?", (federation_id,)
