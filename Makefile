@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status foreground test fuzz lint fmt proto bench clean setup browser peers federation vectors install
+.PHONY: run stop status test fuzz lint fmt proto bench clean setup browser peers federation vectors install
 
 setup: $(STAMP)
 
@@ -32,10 +32,13 @@ install:
 	test -e "$(PREFIX)/venv" || ln -s "venv-$(RELEASE)" "$(PREFIX)/venv"; \
 	echo "$$venv"
 
-## run: set up .venv, start the local world under supervisord (in the background) and make it
-##      ready: nodes, channels, federations connected and funded, user wallets (idempotent)
-run: $(STAMP)
-	$(BIN)/python -m deploy.devnet run
+## run: set up .venv and the real peers, start the local world (bitcoind, fedimintd federations
+##      alpha and beta, lnd nodes alice -> gateway -> bob) and the gateway under supervisord, in
+##      the background, and make it ready: channels, the gateway connected and funded, a funded
+##      fedimint-cli user per federation (idempotent; deploy/devnet). GUARDIANS=4: four per
+##      federation; MODULES=v1: mint, wallet and ln (fedimintd 0.11's set)
+run: $(STAMP) peers
+	$(BIN)/python -m deploy.devnet run --guardians $(GUARDIANS) --modules $(MODULES)
 
 ## stop / status: stop the local world / list its programs
 stop: $(STAMP)
@@ -44,9 +47,6 @@ stop: $(STAMP)
 status: $(STAMP)
 	$(BIN)/python -m deploy.devnet status
 
-## foreground: the same tree in the foreground, without the setup (Ctrl-C stops everything)
-foreground: $(STAMP)
-	$(BIN)/python -m deploy.launch
 
 ## test: set up, lint, check generated code, install the real peers if missing, run the test suite
 ##       on TEST_WORKERS pytest-xdist workers (tests/scheduling.py; browser tests use Debian's chromium)

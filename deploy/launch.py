@@ -53,9 +53,6 @@ def prepare_env(run_dir: Path, data_dir: Path, environ: dict[str, str]) -> dict[
     )
     env[ENV_LNRPC_LISTEN] = extension.address
     env[ENV_LNRPC_TLS_DIR] = str(extension.tls_dir or "")
-    env.setdefault("GATEWAY_LNRPC_BACKEND", "sim")  # the regtest world's node "gateway"
-    env.setdefault("GATEWAY_LNRPC_SIM_REGTEST_DIR", str(data_dir / "regtest"))
-    env.setdefault("GATEWAY_LNRPC_SIM_NODE", "gateway")
     env.setdefault("GATEWAY_API_BIND", "127.0.0.1:8175")
     env.setdefault("GATEWAY_ROUTER_PUBLIC_API_URL", f"http://{env['GATEWAY_API_BIND']}")
     if not env.get(ENV_API_PASSWORD_HASH):  # a local admin password, kept in the run dir

@@ -39,6 +39,9 @@ ENV_DEVNET_DIR: Final = "GATEWAY_DEVNET_DIR"  # the local world of `make run` (d
 DEFAULT_RUN_DIR: Final = ".run"
 
 # --- Supervisor -----------------------------------------------------------------------------
+# every program of the gateway is named so (the router, the API front, the extension, the
+# actors); the process list shows those alone, whatever else a supervisord runs beside them
+PROGRAM_PREFIX: Final = "gateway-"
 PROGRAM_ROUTER: Final = "gateway-router"
 # Each federation actor is its own program: f"{PROGRAM_ACTOR_PREFIX}{federation_id}"
 PROGRAM_ACTOR_PREFIX: Final = "gateway-actor-"

@@ -17,6 +17,7 @@ import click
 
 from .cache import install_all
 from .harness.bitcoind import Bitcoind
+from .harness.btcd import Btcd
 from .harness.fedimintd import DEFAULT_MODULES, V1_MODULES, start_federation
 from .harness.lnd import LndWorld
 
@@ -91,7 +92,9 @@ def lnd_world(folder: Path | None) -> None:
             }
             for name, n in world.nodes.items()
         }
-        described["btcd"] = {"rpc_host": world.btcd.rpc_host, "cert": str(world.btcd.cert)}
+        chain = world.chain
+        assert isinstance(chain, Btcd)
+        described["btcd"] = {"rpc_host": chain.rpc_host, "cert": str(chain.cert)}
         click.echo(json.dumps(described, indent=2))
         click.echo(f"logs in {folder}; Ctrl-C stops everything", err=True)
         done = threading.Event()

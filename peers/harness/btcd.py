@@ -96,6 +96,16 @@ class Btcd:
     def height(self) -> int:
         return int(self.rpc("getblockcount"))
 
+    def lnd_args(self) -> list[str]:
+        """What an lnd node needs to run on this chain."""
+        return [
+            "--bitcoin.node=btcd",
+            f"--btcd.rpchost={self.rpc_host}",
+            f"--btcd.rpcuser={self.user}",
+            f"--btcd.rpcpass={self.password}",
+            f"--btcd.rpccert={self.cert}",
+        ]
+
     def mine(self, blocks: int) -> list[str]:
         """Mine `blocks` (in batches; btcd mines them one by one) and note their coinbases."""
         hashes: list[str] = []

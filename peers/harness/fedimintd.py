@@ -26,7 +26,7 @@ import httpx
 
 from ..cache import fedimint_bin
 from .bitcoind import Bitcoind
-from .procs import PeerFailed, Proc, free_ports
+from .procs import PeerFailed, Proc, Process, free_ports
 
 DEFAULT_MODULES = ("lnv2", "meta", "mintv2", "walletv2")
 # what fedimintd 0.11 and older set up by default: every federation that has users today
@@ -47,7 +47,7 @@ class Guardian:
     ports: dict[str, int]
     data_dir: Path
     env: dict[str, str]
-    proc: Proc | None = None
+    proc: Process | None = None
     # one client for every call: a new one costs ~27 ms of CPU (its TLS context), and setups
     # and waits poll; no connection is kept (the guardian may be restarted between calls)
     _http: httpx.Client = field(
@@ -175,8 +175,15 @@ def start_federation(
 
 
 def _guardian(folder: Path, i: int, bitcoind: Bitcoind) -> Guardian:
-    p2p, api, ui, metrics = free_ports(4)
-    password = secrets.token_hex(12)
+    ports = dict(zip(("p2p", "api", "ui", "metrics"), free_ports(4), strict=True))
+    return guardian(folder, i, bitcoind, ports, secrets.token_hex(12))
+
+
+def guardian(
+    folder: Path, i: int, bitcoind: Bitcoind, ports: dict[str, int], password: str
+) -> Guardian:
+    """Guardian `g<i>` of the federation in `folder` on `ports` {p2p, api, ui, metrics}: its
+    fedimintd environment (not started)."""
     data_dir = folder / f"g{i}" / "data"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FM_")},
@@ -188,16 +195,15 @@ def _guardian(folder: Path, i: int, bitcoind: Bitcoind) -> Guardian:
         "FM_BITCOIND_URL": bitcoind.url,
         "FM_BITCOIND_USERNAME": bitcoind.user,
         "FM_BITCOIND_PASSWORD": bitcoind.password,
-        "FM_BIND_P2P": f"127.0.0.1:{p2p}",
-        "FM_BIND_API": f"127.0.0.1:{api}",
-        "FM_BIND_UI": f"127.0.0.1:{ui}",
-        "FM_BIND_METRICS": f"127.0.0.1:{metrics}",
-        "FM_P2P_URL": f"fedimint://127.0.0.1:{p2p}",
-        "FM_API_URL": f"ws://127.0.0.1:{api}",
+        "FM_BIND_P2P": f"127.0.0.1:{ports['p2p']}",
+        "FM_BIND_API": f"127.0.0.1:{ports['api']}",
+        "FM_BIND_UI": f"127.0.0.1:{ports['ui']}",
+        "FM_BIND_METRICS": f"127.0.0.1:{ports['metrics']}",
+        "FM_P2P_URL": f"fedimint://127.0.0.1:{ports['p2p']}",
+        "FM_API_URL": f"ws://127.0.0.1:{ports['api']}",
         "FM_ROCKSDB_WRITE_BUFFER_SIZE": "1048576",
         "RUST_LOG": os.environ.get("FMGW_FEDIMINTD_LOG", "info"),
     }
-    ports = {"p2p": p2p, "api": api, "ui": ui, "metrics": metrics}
     return Guardian(f"g{i}", i, password, ports, data_dir, env)
 
 
@@ -209,14 +215,33 @@ def _set_up(
     bitcoind: Bitcoind,
     timeout: float,
 ) -> Federation:
-    def proc(g: Guardian) -> Proc:
-        assert g.proc is not None
-        return g.proc
-
     for g in members:
-        proc(g).wait_for(
+        _proc(g).wait_for(
             lambda g=g: g.call("setup_status") == "AwaitingLocalParams", timeout, "setup API"
         )
+    set_up(members, name, disable_base_fees, modules, timeout)
+    federation = federation_of(members, timeout)
+    started = time.monotonic()
+    federation.wait_synced(bitcoind, timeout)
+    if time.monotonic() - started > timeout:
+        raise PeerFailed("the federation did not see the chain in time")
+    return federation
+
+
+def _proc(g: Guardian) -> Process:
+    assert g.proc is not None, f"{g.name} was never started"
+    return g.proc
+
+
+def set_up(
+    members: list[Guardian],
+    name: str,
+    disable_base_fees: bool,
+    modules: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """The setup ceremony of guardians that await their local parameters: names, setup codes
+    exchanged, DKG started on all; returns once every guardian wrote its invite code."""
     codes = []
     for g in members:
         params: dict[str, Any] = {"name": g.name}
@@ -234,25 +259,25 @@ def _set_up(
                 g.call("add_peer_setup_code", code, auth=True)
     for g in members:
         g.call("start_dkg", auth=True)
-    invite_file = members[0].data_dir / "invite-code"
     for g in members:
-        proc(g).wait_for(
+        _proc(g).wait_for(
             lambda g=g: (g.data_dir / "invite-code").is_file() or None, timeout, "its invite code"
         )
+
+
+def federation_of(members: list[Guardian], timeout: float = 120.0) -> Federation:
+    """The federation that set-up guardians run (their invite code, config, id), once its
+    consensus API answers."""
+    invite_file = members[0].data_dir / "invite-code"
     # fedimintd writes client.json beside the invite, not atomically: read it once it is whole
-    config = proc(members[0]).wait_for(
+    config = _proc(members[0]).wait_for(
         lambda: json.loads((members[0].data_dir / "client.json").read_text()),
         timeout,
         "client.json",
     )
     invite = invite_file.read_text().strip()
     module_ids = {m["kind"]: int(i) for i, m in config["modules"].items()}
-    fed_id = proc(members[0]).wait_for(
+    fed_id = _proc(members[0]).wait_for(
         lambda: members[0].call("federation_id"), timeout, "the consensus API"
     )
-    federation = Federation(invite, fed_id, members, module_ids, config)
-    started = time.monotonic()
-    federation.wait_synced(bitcoind, timeout)
-    if time.monotonic() - started > timeout:
-        raise PeerFailed("the federation did not see the chain in time")
-    return federation
+    return Federation(invite, fed_id, members, module_ids, config)

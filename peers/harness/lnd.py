@@ -1,6 +1,8 @@
-"""Real lnd nodes on a real regtest btcd, on loopback ports of their own.
+"""Real lnd nodes on a real regtest chain (btcd, or a bitcoind with ZMQ), on loopback ports of
+their own.
 
     world = LndWorld.start(folder)       # btcd, and the nodes `gateway`, `alice`, `bob`
+    LndWorld.start(folder, chain=node)   # the same on a running bitcoind (or btcd) of the caller
     world.node("alice").cli("getinfo")   # lncli, JSON out
     world.stop()
 
@@ -19,11 +21,22 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..cache import lnd_bin
 from .btcd import Btcd
-from .procs import PeerFailed, Proc, free_ports
+from .procs import PeerFailed, Proc, Process, free_ports
+
+
+class Chain(Protocol):
+    """A regtest chain lnd runs on: `Btcd` or `Bitcoind`."""
+
+    def lnd_args(self) -> list[str]: ...
+    def height(self) -> int: ...
+    def mine(self, blocks: int) -> list[str]: ...
+    def fund(self, outputs: dict[str, int] | list[tuple[str, int]]) -> str: ...
+    def stop(self) -> None: ...
+
 
 CHANNEL_SAT = 2_000_000
 # alice's policy on her channel to the gateway (what a route hint through her must carry)
@@ -34,7 +47,7 @@ class Lnd:
     """One lnd node: `cli(...)` runs lncli against it; `rpc_host`, `tls_cert`, `macaroon` are
     what the gateway's extension needs."""
 
-    proc: Proc
+    proc: Process
 
     def __init__(
         self, name: str, folder: Path, args: list[str], rpc_port: int, p2p_port: int
@@ -46,19 +59,17 @@ class Lnd:
         self.macaroon = folder / "data" / "chain" / "bitcoin" / "regtest" / "admin.macaroon"
         self.pubkey = ""
 
-    @classmethod
-    def start(cls, folder: Path, btcd: Btcd, name: str, extra: list[str] | None = None) -> Lnd:
-        folder.mkdir(parents=True, exist_ok=True)
-        rpc_port, p2p_port = free_ports(2)
-        args = [
+    @staticmethod
+    def args_for(
+        folder: Path, chain: Chain, name: str, ports: list[int], extra: list[str] | None = None
+    ) -> list[str]:
+        """The command line of node `name` in `folder` on `chain`, ports [rpc, p2p]."""
+        rpc_port, p2p_port = ports
+        return [
             f"--lnddir={folder}",
             "--noseedbackup",
             "--bitcoin.regtest",
-            "--bitcoin.node=btcd",
-            f"--btcd.rpchost={btcd.rpc_host}",
-            f"--btcd.rpcuser={btcd.user}",
-            f"--btcd.rpcpass={btcd.password}",
-            f"--btcd.rpccert={btcd.cert}",
+            *chain.lnd_args(),
             f"--rpclisten=127.0.0.1:{rpc_port}",
             f"--listen=127.0.0.1:{p2p_port}",
             "--norest",
@@ -70,7 +81,12 @@ class Lnd:
             "--maxlogfiles=1",
             *(extra or []),
         ]
-        node = cls(name, folder, args, rpc_port, p2p_port)
+
+    @classmethod
+    def start(cls, folder: Path, chain: Chain, name: str, extra: list[str] | None = None) -> Lnd:
+        folder.mkdir(parents=True, exist_ok=True)
+        ports = free_ports(2)
+        node = cls(name, folder, cls.args_for(folder, chain, name, ports, extra), *ports)
         node.restart()
         return node
 
@@ -139,51 +155,65 @@ class Lnd:
         self.proc.kill()
 
 
-class LndWorld:
-    """btcd and three lnd nodes: alice -> gateway -> bob."""
+# each node's flags besides the chain's and its ports: the gateway's node holds HTLCs for its
+# interceptor; alice's policy is the one route hints through her must carry
+NODE_ARGS = {
+    "gateway": ["--requireinterceptor"],
+    "alice": [
+        f"--bitcoin.basefee={ALICE_POLICY['base_msat']}",
+        f"--bitcoin.feerate={ALICE_POLICY['ppm']}",
+        f"--bitcoin.timelockdelta={ALICE_POLICY['cltv_delta']}",
+    ],
+    "bob": [],
+}
 
-    def __init__(self, folder: Path, btcd: Btcd, nodes: dict[str, Lnd]) -> None:
-        self.folder, self.btcd, self.nodes = folder, btcd, nodes
+
+class LndWorld:
+    """A chain and three lnd nodes: alice -> gateway -> bob. `own_chain`: the world started the
+    chain (btcd) and stops it with its nodes."""
+
+    def __init__(
+        self, folder: Path, chain: Chain, nodes: dict[str, Lnd], own_chain: bool = True
+    ) -> None:
+        self.folder, self.chain, self.nodes, self.own_chain = folder, chain, nodes, own_chain
 
     def node(self, name: str) -> Lnd:
         return self.nodes[name]
 
     @classmethod
-    def start(cls, folder: Path, *, gateway_args: list[str] | None = None) -> LndWorld:
-        btcd = Btcd.start(folder / "btcd")
-        world = cls(folder, btcd, {})
+    def start(
+        cls, folder: Path, *, gateway_args: list[str] | None = None, chain: Chain | None = None
+    ) -> LndWorld:
+        world = cls(folder, chain or Btcd.start(folder / "btcd"), {}, own_chain=chain is None)
         try:
-            p = ALICE_POLICY
-            extra = {
-                "gateway": ["--requireinterceptor", *(gateway_args or [])],
-                "alice": [
-                    f"--bitcoin.basefee={p['base_msat']}",
-                    f"--bitcoin.feerate={p['ppm']}",
-                    f"--bitcoin.timelockdelta={p['cltv_delta']}",
-                ],
-                "bob": [],
-            }
-            for name, args in extra.items():
-                world.nodes[name] = Lnd.start(folder / name, btcd, name, args)
-            alice, gateway, bob = (world.nodes[n] for n in ("alice", "gateway", "bob"))
-            btcd.fund(
+            for name, args in NODE_ARGS.items():
+                extra = [*args, *(gateway_args or [])] if name == "gateway" else args
+                world.nodes[name] = Lnd.start(folder / name, world.chain, name, extra)
+            world.connect()
+        except BaseException:
+            world.stop()
+            raise
+        return world
+
+    def connect(self) -> None:
+        """Fund the payer and the gateway and open alice -> gateway -> bob (public, confirmed,
+        announced) unless they are open; wait until every node sees both in its graph."""
+        alice, gateway, bob = (self.nodes[n] for n in ("alice", "gateway", "bob"))
+        if not gateway.cli("listchannels")["channels"]:
+            self.chain.fund(
                 [(alice.new_address(), 5_000_000)] * 2 + [(gateway.new_address(), 5_000_000)] * 2
             )
-            world.mine(1)
-            world.wait(
+            self.mine(1)
+            self.wait(
                 lambda: all(
                     int(n.cli("walletbalance")["confirmed_balance"]) > 0 for n in (alice, gateway)
                 ),
                 "funds",
             )
-            world.open_channel(alice, gateway, CHANNEL_SAT)
-            world.open_channel(gateway, bob, CHANNEL_SAT)
-            world.mine(6)  # announced at 6 confirmations
-            world.wait_graph(2)
-        except BaseException:
-            world.stop()
-            raise
-        return world
+            self.open_channel(alice, gateway, CHANNEL_SAT)
+            self.open_channel(gateway, bob, CHANNEL_SAT)
+            self.mine(6)  # announced at 6 confirmations
+        self.wait_graph(2)
 
     def open_channel(self, a: Lnd, b: Lnd, sat: int, push_sat: int = 0) -> str:
         peers = {p["pub_key"] for p in a.cli("listpeers")["peers"]}
@@ -195,18 +225,23 @@ class LndWorld:
         return str(out["funding_txid"])
 
     def mine(self, blocks: int) -> None:
-        self.btcd.mine(blocks)
-        tip = self.btcd.height()
+        self.chain.mine(blocks)
+        tip = self.chain.height()
         self.wait(lambda: all(n.height() >= tip for n in self.nodes.values()), f"height {tip}")
 
     def wait_graph(self, channels: int, timeout: float = 120.0) -> None:
-        """Every node active on its channels and seeing `channels` edges in its graph."""
+        """Every node active on its channels and seeing `channels` routable edges in its graph."""
 
         def ready() -> bool:
             for n in self.nodes.values():
                 if any(not c["active"] for c in n.cli("listchannels")["channels"]):
                     return False
-                if len(n.cli("describegraph")["edges"]) < channels:
+                edges = n.cli("describegraph")["edges"]
+                # an edge is routable once both ends' policies (channel updates) arrived too
+                if (
+                    sum(1 for e in edges if e.get("node1_policy") and e.get("node2_policy"))
+                    < channels
+                ):
                     return False
             return True
 
@@ -230,4 +265,5 @@ class LndWorld:
     def stop(self) -> None:
         for n in self.nodes.values():
             n.stop()
-        self.btcd.stop()
+        if self.own_chain:
+            self.chain.stop()

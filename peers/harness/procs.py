@@ -88,22 +88,20 @@ def stop_group(popen: subprocess.Popen, timeout: float = 60) -> None:
         popen.wait(5)
 
 
-class Proc:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.log = name, log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self._out = open(log, "ab")  # noqa: SIM115 - open for the process's whole life
-        self.popen = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+class Process:
+    """What waits on a peer's process, whoever runs it: a `Proc` started here, or a program of
+    the local world's supervisord (deploy/devnet). Subclasses say whether it runs and how it
+    ended; `wait_for` and `failed` report its log's end."""
+
+    name: str
+    log: Path
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        raise NotImplementedError
+
+    def exit_text(self) -> str:
+        """How it ended ("exited with 1"), for reports."""
+        return "stopped"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -113,7 +111,7 @@ class Proc:
         return "\n".join(text[-lines:])
 
     def failed(self, what: str) -> PeerFailed:
-        state = "running" if self.alive() else f"exited with {self.popen.returncode}"
+        state = "running" if self.alive() else self.exit_text()
         return PeerFailed(
             f"{self.name} ({state}): {what}; its log {self.log} ends:\n{self.log_tail()}"
         )
@@ -134,6 +132,35 @@ class Proc:
             if time.monotonic() > deadline:
                 raise self.failed(f"no {what} within {timeout:.0f} s")
             time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+
+class Proc(Process):
+    """A peer's process started here, in its own session, its output appended to `log`."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.log = name, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._out = open(log, "ab")  # noqa: SIM115 - open for the process's whole life
+        self.popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def exit_text(self) -> str:
+        return f"exited with {self.popen.returncode}"
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.alive():

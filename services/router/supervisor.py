@@ -16,7 +16,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from gwcore.constants import PROGRAM_ACTOR_PREFIX
+from gwcore.constants import PROGRAM_ACTOR_PREFIX, PROGRAM_PREFIX
 from gwcore.files import write_private
 
 PROGRAM_TEMPLATE = """; written by the gateway router: the actor of federation {federation_id}
@@ -81,10 +81,13 @@ class SupervisorControl:
             return "ABSENT"
 
     def programs(self) -> list[dict]:
-        """Every program supervisord runs: name, state (RUNNING, BACKOFF, FATAL, ...), description."""
+        """Every program of the gateway supervisord runs (named `PROGRAM_PREFIX`…): name, state
+        (RUNNING, BACKOFF, FATAL, ...), description. Programs beside them (a local world's) are
+        not the gateway's and are left out."""
         return [
             {"name": p["name"], "state": p["statename"], "description": p["description"]}
             for p in self.rpc.supervisor.getAllProcessInfo()
+            if p["name"].startswith(PROGRAM_PREFIX)
         ]
 
     def actor_programs(self) -> list[str]:

@@ -1,6 +1,7 @@
-"""Fixtures for end-to-end tests: the real process tree under supervisord (regtest world, two
-dev federations, the Lightning extension on its unix socket in the run dir, as `make run` has
-it, the router), a bus helper, and an HTTP helper for the API front's public POST /pay_invoice.
+"""Fixtures for end-to-end tests: the real process tree under supervisord (the simulated regtest
+world, and two dev federations outside tests/fedimint: tests/simworld.py; the Lightning extension
+on its unix socket in the run dir, the router), a bus helper, and an HTTP helper for the API
+front's public POST /pay_invoice.
 
 A module may set `TREE_ENV` (extra environment: test hooks) or define `tree_env(base)` (the
 same, made in the tree's own folder `base`, e.g. a TLS folder), or `tree_env(base, request)` when
@@ -30,6 +31,7 @@ from gwcore.extension import ExtensionEndpoint
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from peers.harness.procs import free_port, stop_group
+from tests.simworld import add_sim_world
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -70,11 +72,15 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     api_bind = f"127.0.0.1:{free_port()}"
     base.mkdir(mode=0o700)
     make_env = getattr(request.module, "tree_env", None)
+    # the simulated world beside the tree; the development federations only where used (the
+    # real federations' tests never do)
+    dev_federations = not request.module.__name__.startswith("tests.fedimint.")
     env = prepare_env(
         run_dir,
         data_dir,
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
+            **add_sim_world(run_dir, data_dir, federations=dev_federations),
             **getattr(request.module, "TREE_ENV", {}),
             **(_module_env(make_env, base, request) if make_env is not None else {}),
             "GATEWAY_API_BIND": api_bind,
@@ -92,11 +98,11 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         for rel in wipe:
             subprocess.run(["rm", "-rf", str(base / rel)], check=True)
         sup[0] = _supervisord(env, log_file)
-        _wait_served(data_dir, env, api_url)
+        _wait_served(data_dir, env, api_url, dev_federations)
 
     api_url = f"http://{api_bind}"
     try:
-        info, feds = _wait_served(data_dir, env, api_url)
+        info, feds = _wait_served(data_dir, env, api_url, dev_federations)
         yield {
             "run_dir": run_dir,
             "data_dir": data_dir,
@@ -128,9 +134,11 @@ def _supervisord(env: dict[str, str], log_file) -> subprocess.Popen:  # type: ig
     )
 
 
-def _wait_served(data_dir: Path, env: dict[str, str], api_url: str) -> tuple[dict, dict]:
-    """The tree's regtest world, development federations, Lightning extension and API front
-    answering: (regtestd.json, each development federation's federation.json)."""
+def _wait_served(
+    data_dir: Path, env: dict[str, str], api_url: str, dev_federations: bool
+) -> tuple[dict, dict]:
+    """The tree's regtest world, development federations (if it has them), Lightning extension
+    and API front answering: (regtestd.json, each development federation's federation.json)."""
     info = wait_until(
         lambda: json.loads((data_dir / "regtest" / "regtestd.json").read_text()), 30, "regtestd"
     )
@@ -140,7 +148,7 @@ def _wait_served(data_dir: Path, env: dict[str, str], api_url: str) -> tuple[dic
             60,
             n,
         )
-        for n in ("alpha", "beta")
+        for n in (("alpha", "beta") if dev_federations else ())
     }
     http = httpx.Client(timeout=2)  # one for the polls below (a new one costs ~27 ms CPU)
     for f in feds.values():

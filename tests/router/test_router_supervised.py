@@ -21,6 +21,7 @@ from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
 from gwcore.extension import ExtensionEndpoint
 from peers.harness.procs import free_port, stop_group
+from tests.simworld import add_sim_world
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,6 +46,7 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
         run_dir / "data",
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
+            **add_sim_world(run_dir, run_dir / "data"),
             "GATEWAY_API_BIND": f"127.0.0.1:{free_port()}",
         },
     )
