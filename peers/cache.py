@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,14 +54,54 @@ def bitcoind_command() -> list[str]:
     return [str(libs / "ld-linux-x86-64.so.2"), "--library-path", str(libs), str(binary)]
 
 
+# each peer: its install script, what it installs, how long it takes the first time on 2 cores
+_PEERS = (
+    ("bitcoin-knots", "bitcoind/install.sh", "about 1 min"),
+    ("lnd and btcd", "lnd/build.sh", "about 15 min"),
+    ("fedimintd and fedimint-cli", "fedimint/build.sh", "about 35 min"),
+)
+
+
+def _missing() -> list[tuple[str, str, str]]:
+    checks = {
+        "bitcoin-knots": lambda: bitcoind_command(),
+        "lnd and btcd": lambda: (lnd_bin("lnd"), lnd_bin("lncli"), btcd_bin("btcd")),
+        "fedimintd and fedimint-cli": lambda: (
+            fedimint_bin("fedimintd"),
+            fedimint_bin("fedimint-cli"),
+        ),
+    }
+    missing = []
+    for peer in _PEERS:
+        try:
+            checks[peer[0]]()
+        except PeerMissing:
+            missing.append(peer)
+    return missing
+
+
 def install_all() -> None:
-    """What `make peers` runs: each script does nothing when its peer is there."""
-    for script in (
-        HERE / "bitcoind" / "install.sh",
-        HERE / "lnd" / "build.sh",
-        HERE / "fedimint" / "build.sh",
-    ):
-        subprocess.run(["bash", str(script)], check=True, stdout=subprocess.DEVNULL)
+    """What `make peers` runs: the missing peers, one progress line each (their build's output
+    goes to a log in the cache, shown if it fails); nothing to do when every one is there."""
+    missing = _missing()
+    if not missing:
+        return
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    plan = ", ".join(f"{name} ({took})" for name, _, took in missing)
+    print(f"peers: installing once into {root}: {plan}", flush=True)
+    for name, script, took in missing:
+        log = root / f"install-{Path(script).parent.name}.log"
+        print(f"peers: {name}: building ({took}; log {log}) …", flush=True)
+        started = time.monotonic()
+        with log.open("ab") as out:
+            done = subprocess.run(
+                ["bash", str(HERE / script)], stdout=out, stderr=subprocess.STDOUT
+            )
+        if done.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise SystemExit(f"peers: {name} failed; the end of {log}:\n" + "\n".join(tail))
+        print(f"peers: {name}: ready in {(time.monotonic() - started) / 60:.1f} min", flush=True)
 
 
 def lnd_version() -> str:

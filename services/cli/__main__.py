@@ -39,6 +39,7 @@ def _fail(exc: ApiError) -> NoReturn:
 
 
 TABLE = {"on": False}
+FED_HELP = "the federation: its id, its name, or a unique prefix of its id"
 
 
 def _out(value: Any) -> None:
@@ -119,6 +120,23 @@ class Ctx:
             password = click.prompt("gateway password", hide_input=True)
         return GatewayApi(self.address, password)
 
+    def fed(self, federation: str) -> str:
+        """The id of the federation `federation` names: its id, its name, or a prefix of its id
+        that no other federation of the gateway shares (a clear error otherwise)."""
+        if len(federation) == 64 and all(c in "0123456789abcdef" for c in federation):
+            return federation
+        feds = self.api().info().get("federations", [])
+        by_name = [f for f in feds if f.get("name") == federation]
+        by_prefix = [f for f in feds if f["federation_id"].startswith(federation.lower())]
+        found = by_name or (by_prefix if federation else [])
+        if len(found) == 1:
+            return str(found[0]["federation_id"])
+        reason = "names no federation" if not found else "is the prefix of several federations"
+        _fail(ApiError("invalid", "unknown_federation", f"{federation!r} {reason} of this gateway"))
+
+    def fed_or_none(self, federation: str | None) -> str | None:
+        return None if federation is None else self.fed(federation)
+
 
 def _run(func):  # type: ignore[no-untyped-def]
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -172,12 +190,12 @@ def info(c: Ctx) -> Any:
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.pass_obj
 @_run
 def balance(c: Ctx, federation_id: str) -> Any:
     """E-cash balance in one federation (msat)."""
-    return c.api().balance(federation_id)
+    return c.api().balance(c.fed(federation_id))
 
 
 @cli.command()
@@ -205,16 +223,16 @@ def config(c: Ctx) -> Any:
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.pass_obj
 @_run
 def address(c: Ctx, federation_id: str) -> Any:
     """A new peg-in address of a federation."""
-    return c.api().address_for(federation_id)
+    return c.api().address_for(c.fed(federation_id))
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.option("--txid", help="the deposit's transaction id")
 @click.option("--transaction", help="the deposit's raw transaction, hex (2023 form)")
 @click.option("--txout-proof", help="accepted for the 2023 form; not needed")
@@ -233,7 +251,7 @@ def deposit(
 ) -> Any:
     """Claim a confirmed deposit to one of the gateway's peg-in addresses."""
     return c.api().deposit(
-        federation_id,
+        c.fed(federation_id),
         operation_id,
         timeout_s,
         txid=txid,
@@ -243,7 +261,7 @@ def deposit(
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.option("--amount", required=True, help='sats, or "all"')
 @click.option("--address", "btc_address", required=True)
 @click.option("--preview", is_flag=True, help="only quote the peg-out fee; nothing is sent")
@@ -268,22 +286,27 @@ def withdraw(
     if value == -1:
         raise ApiError("invalid", "invalid_input", 'amount must be a number of sats or "all"')
     return c.api().withdraw(
-        federation_id, value, btc_address, preview=preview, idempotency_key=idempotency_key
+        c.fed(federation_id), value, btc_address, preview=preview, idempotency_key=idempotency_key
     )
 
 
 @cli.command("receive-ecash")
 @click.argument("notes")
-@click.option("--federation-id", help="checked against the federation the notes name")
+@click.option(
+    "--federation-id",
+    "--federation",
+    "federation_id",
+    help="checked against the federation the notes name",
+)
 @click.pass_obj
 @_run
 def receive_ecash(c: Ctx, notes: str, federation_id: str | None) -> Any:
     """Take e-cash into the gateway's wallet (the same notes again credit nothing)."""
-    return c.api().receive_ecash(notes, federation_id)
+    return c.api().receive_ecash(notes, c.fed_or_none(federation_id))
 
 
 @cli.command("spend-ecash")
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.option("--amount-msat", required=True, type=click.IntRange(min=1))
 @click.option(
     "--idempotency-key",
@@ -293,7 +316,7 @@ def receive_ecash(c: Ctx, notes: str, federation_id: str | None) -> Any:
 @_run
 def spend_ecash(c: Ctx, federation_id: str, amount_msat: int, idempotency_key: str | None) -> Any:
     """Out-of-band e-cash from the gateway's wallet, for someone to receive."""
-    return c.api().spend_ecash(federation_id, amount_msat, idempotency_key)
+    return c.api().spend_ecash(c.fed(federation_id), amount_msat, idempotency_key)
 
 
 @cli.command("connect-fed")
@@ -325,17 +348,17 @@ def connect_fed(c: Ctx, invite_code: str, api_urls: tuple[str, ...], recover: bo
 
 
 @cli.command("leave-fed")
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.option("--force", is_flag=True)
 @click.pass_obj
 @_run
 def leave_fed(c: Ctx, federation_id: str, force: bool) -> Any:
     """Leave a federation (refused while payments are in flight, unless --force)."""
-    return c.api().leave_fed(federation_id, force)
+    return c.api().leave_fed(c.fed(federation_id), force)
 
 
 @cli.command("set-fees")
-@click.option("--federation-id")
+@click.option("--federation-id", "--federation", "federation_id", help=FED_HELP)
 @click.option("--base-msat", type=click.IntRange(min=0), required=True)
 @click.option(
     "--ppm", type=click.IntRange(min=0), required=True, help="proportional fee, parts per million"
@@ -344,7 +367,7 @@ def leave_fed(c: Ctx, federation_id: str, force: bool) -> Any:
 @_run
 def set_fees(c: Ctx, federation_id: str | None, base_msat: int, ppm: int) -> Any:
     """Set routing fees (one federation, or all)."""
-    return c.api().set_fees(base_msat, ppm, federation_id)
+    return c.api().set_fees(base_msat, ppm, c.fed_or_none(federation_id))
 
 
 @cli.command()
@@ -354,7 +377,12 @@ def set_fees(c: Ctx, federation_id: str | None, base_msat: int, ppm: int) -> Any
     type=click.Path(path_type=Path, dir_okay=False),
     help="the whole data folder, encrypted with the seed's key, into this new file",
 )
-@click.option("--federation-id", help="the e-cash of a development federation, at its guardians")
+@click.option(
+    "--federation-id",
+    "--federation",
+    "federation_id",
+    help="the e-cash of a development federation, at its guardians",
+)
 @click.pass_obj
 @_run
 def backup(c: Ctx, to_file: Path | None, federation_id: str | None) -> Any:
@@ -370,11 +398,11 @@ def backup(c: Ctx, to_file: Path | None, federation_id: str | None) -> Any:
         )
     if to_file is not None:
         return c.api().data_backup(to_file)
-    return c.api().backup(federation_id)  # type: ignore[arg-type]
+    return c.api().backup(c.fed_or_none(federation_id))  # type: ignore[arg-type]
 
 
 @cli.command()
-@click.option("--federation-id", required=True)
+@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
 @click.option(
     "--recovery-key",
     envvar="GATEWAY_RECOVERY_KEY",
@@ -384,7 +412,7 @@ def backup(c: Ctx, to_file: Path | None, federation_id: str | None) -> Any:
 @_run
 def restore(c: Ctx, federation_id: str, recovery_key: str | None) -> Any:
     """Restore the gateway's e-cash in a federation from a backup."""
-    return c.api().restore(federation_id, recovery_key)
+    return c.api().restore(c.fed(federation_id), recovery_key)
 
 
 @cli.command("recovery-keys")
@@ -406,7 +434,7 @@ def seed(c: Ctx) -> Any:
 
 
 @cli.command("payment-log")
-@click.option("--federation-id")
+@click.option("--federation-id", "--federation", "federation_id", help=FED_HELP)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(PAYMENT_DIRECTIONS))
 @click.option("--status", "statuses", multiple=True, type=click.Choice(PAYMENT_STATUSES))
@@ -425,7 +453,9 @@ def payment_log(
 ) -> Any:
     """Payments, newest first (--kind and --status may repeat; page back with --before set to
     the oldest `created` shown)."""
-    return c.api().payment_log(federation_id, limit, list(kinds), list(statuses), since, before)
+    return c.api().payment_log(
+        c.fed_or_none(federation_id), limit, list(kinds), list(statuses), since, before
+    )
 
 
 @cli.command("payment-summary")
