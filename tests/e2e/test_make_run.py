@@ -1,17 +1,21 @@
-"""`make run` on a fresh clone of the repository reaches a paid invoice in both directions with
-nothing but the CLIs, run inside the clone without flags (they find `.devnet/world.json`); a
-second `make run` reports the running world; everything the world makes is private (files
-0600, folders 0700) though make ran under umask 002; `make status` lists every program; `make
-stop` stops every process of it before it returns, and `make run` then brings the same world back.
+"""`make run` on a fresh clone of the repository starts the real local world (bitcoind,
+fedimintd federations alpha and beta, lnd alice -> gateway -> bob, the gateway connected and
+funded, a funded fedimint-cli user per federation), and the README's quick start runs in it as
+written: each command succeeds and each line marked `# →` prints what the README shows. A second
+`make run` reports the running world; everything the world makes is private (files 0600,
+folders 0700) though make ran under umask 002; `make status` lists the gateway's programs and
+the world's; `make stop` stops every process of it before it returns (`make status` then says
+"not running" and exits 0), and `make run` brings the same world back, balances to the msat.
 A stranger on the machine gets nothing from the world's Lightning extension.
 
 The clone shares this test run's virtualenv (`.venv` is a link to it, and make is told the venv
-is set up), so the test measures the world's setup, not pip."""
+is set up) and the peer cache, so the test measures the world's setup, not pip or cargo."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,13 +23,15 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
+import pytest
 from supervisor.xmlrpc import SupervisorTransport
 
-from gwcore.constants import PROGRAM_LNRPC
+from gwcore.constants import PROGRAM_LNRPC, PROGRAM_PREFIX
 from peers.harness.procs import free_port
 from tests.private_files import loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
+pytestmark = pytest.mark.timeout(900)
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,100 +41,135 @@ def _alive(marker: str) -> list[str]:
     return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 
-def test_make_run_on_a_fresh_clone_reaches_paid_invoices() -> None:
+def quick_start(readme: str) -> list[tuple[str, str | None]]:
+    """The README's quick-start block: (command, what its `# →` comment says it prints)."""
+    block = re.search(r"<!-- quick-start -->\n```sh\n(.*?)\n```", readme, re.S)
+    assert block, "the README has no <!-- quick-start --> block"
+    steps = []
+    for line in block[1].splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        expected = line.split("# →", 1)[1].strip() if "# →" in line else None
+        steps.append((line, expected))
+    return steps
+
+
+def _matches(expected: str, out: str) -> bool:
+    """`<…>` in the README stands for a value that differs each time."""
+    pattern = "".join(
+        ".+" if part.startswith("<") else re.escape(part)
+        for part in re.split(r"(<[^>]*>)", expected)
+        if part
+    )
+    return re.fullmatch(pattern, out.strip()) is not None
+
+
+def test_quick_start_parser() -> None:
+    steps = quick_start((REPO / "README.md").read_text())
+    assert steps[0] == ("make run", None)
+    assert any(e == "Claimed" for _, e in steps) and any(e == "SUCCEEDED" for _, e in steps)
+    assert _matches("<the preimage>", "ab" * 32) and not _matches("Claimed", "Refunded")
+
+
+def test_make_run_starts_the_real_world_and_the_quick_start_works_as_written() -> None:
     clone = Path(f"/tmp/fmgw-clone-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
     (clone / ".venv").symlink_to(Path(sys.prefix))
+    # the venv counts as set up (it is this test run's own): older than its stamp
+    os.utime(clone / "pyproject.toml", (0, 0))
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GATEWAY_", "SUPERVISOR_")) and k != "VIRTUAL_ENV"
-    }
-    # another port than a developer's own `make run` on this machine (the extension's socket is
-    # in the clone's own run dir)
+        if not k.startswith(("GATEWAY_", "SUPERVISOR_", "PYTEST_", "MAKE", "MFLAGS"))
+        and k != "VIRTUAL_ENV"
+    }  # as a developer's shell has it (the world's ports away from the test workers' blocks)
+    # another port than a developer's own `make run` on this machine
     env["GATEWAY_API_BIND"] = f"127.0.0.1:{free_port()}"
 
     def make(target: str) -> subprocess.CompletedProcess[str]:
-        # -o: the venv counts as set up (it is this test run's own)
         return subprocess.run(
-            ["make", "-o", ".venv/.installed", target],
+            ["make", target],
             cwd=clone,
             env=env,
             capture_output=True,
             text=True,
-            timeout=400,
+            timeout=600,
             preexec_fn=lambda: os.umask(0o002),  # a loose umask: the world's files stay private
         )
 
-    def cli(*args: str) -> dict:
+    def gateway_cli(*args: str) -> dict:
         out = subprocess.run(
-            [str(BIN / args[0]), *args[1:]],
-            cwd=clone,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=150,
+            [str(BIN / "gateway-cli"), *args], cwd=clone, env=env, capture_output=True, text=True
         )
         assert out.returncode == 0, (args, out.stderr)
         return json.loads(out.stdout)
 
     try:
         first = make("run")
-        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert "the local world is running" in first.stdout
         assert "admin password:" in first.stdout and "/ui/" in first.stdout
-        # every file of the world (databases, logs, sockets, conf.d files with invite codes, the
-        # user wallets, world.json with the admin password) 0600, every folder 0700
-        assert loose_entries(clone / ".devnet") == []
-        world_file = clone / ".devnet" / "world.json"
-        assert {"run", "data", "users"} <= {p.name for p in world_file.parent.iterdir()}
-        world = json.loads(world_file.read_text())
-        assert {f["name"] for f in world["federations"]} == {"alpha", "beta"}
+        # every file of the world (the peers' data, logs, sockets, the gateway's databases,
+        # the user wallets, world.json with the admin password) 0600, every folder 0700
+        devnet = clone / ".devnet"
+        assert loose_entries(devnet) == []
+        world = json.loads((devnet / "world.json").read_text())
+        assert [f["name"] for f in world["federations"]] == ["alpha", "beta"]
+        assert all(f["invite_code"].startswith("fed1") for f in world["federations"])
         assert world["gateway"]["api_url"].endswith(env["GATEWAY_API_BIND"])
         # only the gateway may call the Lightning extension: a stranger gets nothing from it
-        run_dir = clone / ".devnet" / "run"
+        run_dir = devnet / "run"
         rpc = xmlrpc.client.ServerProxy(
             "http://127.0.0.1",
             transport=SupervisorTransport(None, None, f"unix://{run_dir}/supervisor.sock"),
         )
         ext_pid = int(rpc.supervisor.getProcessInfo(PROGRAM_LNRPC)["pid"])
         assert_strangers_get_nothing(ext_pid, run_dir)
+        # the gateway's supervisord runs the gateway's programs alone
+        assert all(p["name"].startswith(PROGRAM_PREFIX) for p in rpc.supervisor.getAllProcessInfo())
 
-        # into the federation: alice pays the alpha user's invoice over Lightning
-        inv = cli("fed-cli", "ln-invoice", "--amount-msat", "50000")
-        assert cli("regtest-cli", "pay", "alice", inv["invoice"])["status"] == "succeeded"
-        assert cli("fed-cli", "await-invoice", inv["operation_id"])["received_msat"] == 50_000
-        # out of the federation: the user pays bob's invoice through the gateway
-        bob = cli("regtest-cli", "invoice", "bob", "20000")
-        paid = cli("fed-cli", "ln-pay", bob["bolt11"])
-        assert paid["preimage"] == bob["preimage"]
-        assert cli("fed-cli", "--federation", "beta", "balance")["balance_msat"] > 0
-        info = cli("gateway-cli", "info")
-        assert {f["name"] for f in info["federations"]} == {"alpha", "beta"}
-        assert info["node"]["alias"] and cli("gateway-cli", "balances")["total_msat"] > 0
-        summary = cli("gateway-cli", "payment-summary")["directions"]
+        # the README's quick start, as written, in one shell
+        steps = quick_start((clone / "README.md").read_text())
+        script = "".join(f"echo '@@step {i}'\n{cmd}\n" for i, (cmd, _) in enumerate(steps))
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        outputs = re.split(r"^@@step \d+\n", done.stdout, flags=re.M)[1:]
+        assert len(outputs) == len(steps), done.stdout[-3000:]
+        for (cmd, expected), out in zip(steps, outputs, strict=True):
+            if expected is not None:
+                assert _matches(expected, out), f"{cmd!r} printed {out!r}, the README {expected!r}"
+        summary = gateway_cli("payment-summary")["directions"]
         assert summary["incoming"]["settled"] >= 1 and summary["outgoing"]["settled"] >= 1
 
         again = make("run")
-        assert again.returncode == 0 and "already running" in again.stdout
+        assert again.returncode == 0 and "already running" in again.stdout, again.stderr
         status = make("status")
-        for program in ("gateway-api", "gateway-router", "regtestd", "devfed-alpha"):
+        for program in ("gateway-api", "gateway-router", "world-bitcoind", "world-alpha-g0"):
             assert program in status.stdout
-        assert status.stdout.count("RUNNING") >= 8  # 6 programs and one actor per federation
-
-        assert loose_entries(clone / ".devnet") == []  # after the CLIs' payments too
+        assert status.stdout.count("RUNNING") >= 13  # 3 + 2 actors; bitcoind, 2 guardians, 3 lnd
+        assert loose_entries(devnet) == []  # after the clients' payments too
 
         # stop, then run again: the same world comes back (make stop waits until it is down)
-        balance = cli("fed-cli", "balance")["balance_msat"]
-        gateway_total = cli("gateway-cli", "balances")["total_msat"]
+        user = [str(devnet / "bin" / "user"), "info"]
+        balance = json.loads(subprocess.check_output(user, env=env))["total_amount_msat"]
+        gateway_total = gateway_cli("balances")["total_msat"]
         stopped_once = make("stop")
         assert stopped_once.returncode == 0 and "stopped" in stopped_once.stdout
         assert not _alive(str(clone))
+        status = make("status")
+        assert status.returncode == 0 and "not running" in status.stdout
         again = make("run")
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-        assert cli("fed-cli", "balance")["balance_msat"] == balance
-        assert cli("gateway-cli", "balances")["total_msat"] == gateway_total
-        assert {f["name"] for f in cli("gateway-cli", "info")["federations"]} == {"alpha", "beta"}
+        assert json.loads(subprocess.check_output(user, env=env))["total_amount_msat"] == balance
+        assert gateway_cli("balances")["total_msat"] == gateway_total
+        assert [f["name"] for f in gateway_cli("info")["federations"]] == ["alpha", "beta"]
     finally:
         stopped = make("stop")
         deadline = time.monotonic() + 60

@@ -34,6 +34,7 @@ from peers.harness.procs import free_port, stop_group
 from services.cli.client import ApiError, GatewayApi
 from tests.guide_steps import guide_steps
 from tests.private_files import API_SECRETS, environ, loose_entries
+from tests.simworld import add_sim_world
 
 from .conftest import wait_until
 
@@ -110,6 +111,7 @@ def test_the_make_run_tree_keeps_its_files_and_secrets_private(base: Path) -> No
         "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
     }  # the extension on its default socket in the run dir (whose modes are checked too)
     base.mkdir()  # as a user would have it: not private, and left as it is
+    env.update(add_sim_world(run_dir, data_dir))  # the simulated world and a dev federation
     proc = _start(["deploy.launch"], env, Path(f"{base}.log"))
     try:
         api_url = f"http://{api_bind}"
