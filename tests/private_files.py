@@ -11,10 +11,10 @@ from pathlib import Path
 API_SECRETS = ("GATEWAY_API_PASSWORD_HASH", "GATEWAY_API_SESSION_SECRET")
 
 
-def loose_entries(root: Path) -> list[str]:
+def loose_entries(root: Path, scripts: Path | None = None) -> list[str]:
     """Everything under `root` (itself included) not private: a folder not 0700, a file with any
-    bit beyond 0600 (executables none expected), a socket any group or other may use, anything
-    else (a link, a fifo)."""
+    bit beyond 0600 (executables none expected, but in the folder `scripts`: 0700), a socket any
+    group or other may use, anything else (a link, a fifo)."""
     out = []
     entries = [Path(root)]
     for dirpath, dirnames, filenames in os.walk(root):
@@ -28,7 +28,7 @@ def loose_entries(root: Path) -> list[str]:
         if stat.S_ISDIR(st.st_mode):
             ok = mode == 0o700
         elif stat.S_ISREG(st.st_mode):
-            ok = not mode & ~0o600
+            ok = not mode & ~(0o700 if scripts is not None and p.parent == scripts else 0o600)
         elif stat.S_ISSOCK(st.st_mode):
             ok = not mode & 0o077
         else:

@@ -8,7 +8,8 @@
     mine [N]           mine N blocks (1)
     get [KEY ...]      print fields of the JSON on stdin on one line (a JSON string: raw)
 
-Each is a real client with its flags filled in, nothing more.
+Each is a real client with its flags filled in (and umask 077: what it writes stays private),
+nothing more.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ print(" ".join(out))
 
 
 def _script(path: Path, comment: str, argv: list[str], env: str = "") -> None:
-    text = f'#!/bin/sh\n# {comment} (the local world of `make run`)\n{env}exec {shlex.join(argv)} "$@"\n'
+    text = (
+        f"#!/bin/sh\n# {comment} (the local world of `make run`)\n"
+        f'umask 077\n{env}exec {shlex.join(argv)} "$@"\n'
+    )
     write_private(path, text)
     path.chmod(0o700)
 
