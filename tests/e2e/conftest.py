@@ -97,6 +97,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         stop_group(sup[0])
         for rel in wipe:
             subprocess.run(["rm", "-rf", str(base / rel)], check=True)
+        add_sim_world(run_dir, data_dir, federations=dev_federations)  # if conf.d was wiped
         sup[0] = _supervisord(env, log_file)
         _wait_served(data_dir, env, api_url, dev_federations)
 

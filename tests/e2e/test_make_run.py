@@ -160,6 +160,8 @@ def test_make_run_starts_the_real_world_and_the_quick_start_works_as_written() -
 
         # stop, then run again: the same world comes back (make stop waits until it is down)
         user = [str(devnet / "bin" / "user"), "info"]
+        # the change of the quick start's last spend in the wallet first
+        subprocess.check_output([str(devnet / "bin" / "user"), "dev", "wait-complete"], env=env)
         balance = json.loads(subprocess.check_output(user, env=env))["total_amount_msat"]
         gateway_total = gateway_cli("balances")["total_msat"]
         stopped_once = make("stop")
