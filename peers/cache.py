@@ -54,29 +54,32 @@ def bitcoind_command() -> list[str]:
     return [str(libs / "ld-linux-x86-64.so.2"), "--library-path", str(libs), str(binary)]
 
 
-# each peer: its install script, what it installs, how long it takes the first time on 2 cores
+# each peer: its name, install script, how long it takes the first time on 2 cores, and what
+# raises PeerMissing while it is not installed
 _PEERS = (
-    ("bitcoin-knots", "bitcoind/install.sh", "about 1 min"),
-    ("lnd and btcd", "lnd/build.sh", "about 15 min"),
-    ("fedimintd and fedimint-cli", "fedimint/build.sh", "about 35 min"),
+    ("bitcoin-knots", "bitcoind/install.sh", "about 1 min", lambda: bitcoind_command()),
+    (
+        "lnd and btcd",
+        "lnd/build.sh",
+        "about 15 min",
+        lambda: (lnd_bin("lnd"), lnd_bin("lncli"), btcd_bin("btcd")),
+    ),
+    (
+        "fedimintd and fedimint-cli",
+        "fedimint/build.sh",
+        "about 35 min",
+        lambda: (fedimint_bin("fedimintd"), fedimint_bin("fedimint-cli")),
+    ),
 )
 
 
 def _missing() -> list[tuple[str, str, str]]:
-    checks = {
-        "bitcoin-knots": lambda: bitcoind_command(),
-        "lnd and btcd": lambda: (lnd_bin("lnd"), lnd_bin("lncli"), btcd_bin("btcd")),
-        "fedimintd and fedimint-cli": lambda: (
-            fedimint_bin("fedimintd"),
-            fedimint_bin("fedimint-cli"),
-        ),
-    }
     missing = []
-    for peer in _PEERS:
+    for name, script, took, check in _PEERS:
         try:
-            checks[peer[0]]()
+            check()
         except PeerMissing:
-            missing.append(peer)
+            missing.append((name, script, took))
     return missing
 
 

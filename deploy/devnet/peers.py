@@ -19,7 +19,13 @@ from pathlib import Path
 from gwcore.files import write_private
 from peers.cache import fedimint_bin, lnd_bin
 from peers.harness.bitcoind import Bitcoind
-from peers.harness.fedimintd import DEFAULT_MODULES, V1_MODULES, Guardian, guardian
+from peers.harness.fedimintd import (
+    DEFAULT_MODULES,
+    V1_MODULES,
+    Guardian,
+    guardian,
+    guardian_ports,
+)
 from peers.harness.lnd import NODE_ARGS, Lnd
 from peers.harness.procs import free_ports
 
@@ -83,9 +89,7 @@ class Plan:
             federations={
                 name: [
                     {
-                        "ports": dict(
-                            zip(("p2p", "api", "ui", "metrics"), free_ports(4), strict=True)
-                        ),
+                        "ports": guardian_ports(),
                         "password": secrets.token_hex(12),
                     }
                     for _ in range(guardians)

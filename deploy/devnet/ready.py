@@ -91,13 +91,8 @@ def lightning(peers: Peers) -> LndWorld:
     for node in peers.lnd.values():
         node.wait_ready(180)
     world = LndWorld(peers.folder / "lnd", peers.bitcoind, dict(peers.lnd), own_chain=False)
-    gateway = peers.lnd["gateway"]
-    if (
-        not gateway.cli("listchannels")["channels"]
-        and not gateway.cli("pendingchannels")["pending_open_channels"]
-    ):
-        say("opening channels alice -> gateway -> bob")
-    world.connect()
+    if world.connect():
+        say("opened channels alice -> gateway -> bob")
     return world
 
 

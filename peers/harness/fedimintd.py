@@ -175,8 +175,12 @@ def start_federation(
 
 
 def _guardian(folder: Path, i: int, bitcoind: Bitcoind) -> Guardian:
-    ports = dict(zip(("p2p", "api", "ui", "metrics"), free_ports(4), strict=True))
-    return guardian(folder, i, bitcoind, ports, secrets.token_hex(12))
+    return guardian(folder, i, bitcoind, guardian_ports(), secrets.token_hex(12))
+
+
+def guardian_ports() -> dict[str, int]:
+    """Free loopback ports for a guardian: {p2p, api, ui, metrics}."""
+    return dict(zip(("p2p", "api", "ui", "metrics"), free_ports(4), strict=True))
 
 
 def guardian(

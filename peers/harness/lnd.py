@@ -195,11 +195,19 @@ class LndWorld:
             raise
         return world
 
-    def connect(self) -> None:
+    def connect(self) -> bool:
         """Fund the payer and the gateway and open alice -> gateway -> bob (public, confirmed,
-        announced) unless they are open; wait until every node sees both in its graph."""
+        announced) unless they are open (channels opened but not confirmed yet, after an
+        interrupted run, are confirmed, not opened again); wait until every node sees both in
+        its graph. True if it opened them now."""
         alice, gateway, bob = (self.nodes[n] for n in ("alice", "gateway", "bob"))
-        if not gateway.cli("listchannels")["channels"]:
+        opened = False
+        if gateway.cli("listchannels")["channels"]:
+            pass
+        elif gateway.cli("pendingchannels")["pending_open_channels"]:
+            self.mine(6)
+        else:
+            opened = True
             self.chain.fund(
                 [(alice.new_address(), 5_000_000)] * 2 + [(gateway.new_address(), 5_000_000)] * 2
             )
@@ -214,6 +222,7 @@ class LndWorld:
             self.open_channel(gateway, bob, CHANNEL_SAT)
             self.mine(6)  # announced at 6 confirmations
         self.wait_graph(2)
+        return opened
 
     def open_channel(self, a: Lnd, b: Lnd, sat: int, push_sat: int = 0) -> str:
         peers = {p["pub_key"] for p in a.cli("listpeers")["peers"]}
