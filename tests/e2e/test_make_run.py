@@ -71,6 +71,19 @@ def test_quick_start_parser() -> None:
     assert _matches("<the preimage>", "ab" * 32) and not _matches("Claimed", "Refunded")
 
 
+def test_a_federation_of_two_or_three_guardians_is_refused_before_anything(tmp_path: Path) -> None:
+    devnet = tmp_path / "devnet"
+    out = subprocess.run(
+        [sys.executable, "-m", "deploy.devnet", "run", "--guardians", "2"],
+        cwd=REPO,
+        env={**os.environ, "GATEWAY_DEVNET_DIR": str(devnet)},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "1 guardian or at least 4" in out.stderr
+    assert not devnet.exists()
+
+
 def test_make_run_starts_the_real_world_and_the_quick_start_works_as_written() -> None:
     clone = Path(f"/tmp/fmgw-clone-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
@@ -145,6 +158,21 @@ def test_make_run_starts_the_real_world_and_the_quick_start_works_as_written() -
         for (cmd, expected), out in zip(steps, outputs, strict=True):
             if expected is not None:
                 assert _matches(expected, out), f"{cmd!r} printed {out!r}, the README {expected!r}"
+        # gateway-cli takes a federation by name, id or unique id prefix; else one line, exit 2
+        alpha_id = world["federations"][0]["federation_id"]
+        by_id = gateway_cli("balance", "--federation-id", alpha_id)
+        assert gateway_cli("balance", "--federation", alpha_id[:6]) == by_id
+        assert gateway_cli("balance", "--federation", "alpha") == by_id
+        for unknown in ("gamma", ""):
+            out = subprocess.run(
+                [str(BIN / "gateway-cli"), "balance", "--federation", unknown],
+                cwd=clone,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+            assert "unknown_federation" in out.stderr
         summary = gateway_cli("payment-summary")["directions"]
         assert summary["incoming"]["settled"] >= 1 and summary["outgoing"]["settled"] >= 1
 
