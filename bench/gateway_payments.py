@@ -2,9 +2,10 @@
 
     python bench/gateway_payments.py [--n 40]
 
-Starts the local world of `make run` in a temporary devnet directory (supervisord, regtestd, two
-dev federations, the extension on the sim backend, the router, the actors, the API front under
-gunicorn), then, one payment at a time:
+Starts the gateway on the simulated world in a temporary folder (bench/_devnet.py: supervisord,
+regtestd, two dev federations, the extension on the sim backend, the router, the actors, the API
+front under gunicorn; its move to the real world of `make run` is still to come), then, one
+payment at a time:
   outgoing:  a federation user pays bob's invoice through the gateway: fund the outgoing
              contract, POST /pay_invoice, the gateway pays over Lightning and claims, the user
              gets the preimage (fedlib's ln_pay, start to preimage);
