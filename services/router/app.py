@@ -48,7 +48,7 @@ class Router:
                 loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
         dispatch = asyncio.create_task(self.core.htlcs.run(), name="route-htlcs")
-        actors = asyncio.create_task(self.core.restore_actors(), name="restore-actors")
+        actors = asyncio.create_task(self.core.federations.restore_actors(), name="restore-actors")
         log.info("router running")
         try:
             await stop.wait()

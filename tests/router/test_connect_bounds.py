@@ -17,7 +17,8 @@ from devworld.fedlib.tx import encode_invite
 from fmclient.invite import InviteCode
 from gwcore.errors import GatewayError, RateLimited
 from gwcore.extension import ExtensionEndpoint
-from services.router.gateway import UNREACHABLE, GatewayCore
+from services.router.connections import UNREACHABLE
+from services.router.gateway import GatewayCore
 from services.router.registry import FederationRegistry
 
 FED = "ef" * 32
@@ -110,7 +111,7 @@ def _invites(port: int) -> list[str]:
 
 async def _refusal(core: GatewayCore, invite: str) -> GatewayError:
     with pytest.raises(GatewayError) as refused:
-        await core.connect(invite)
+        await core.federations.connect(invite)
     return refused.value
 
 
@@ -125,7 +126,7 @@ async def test_every_failure_is_one_message_without_host_or_port(
         for invite in _invites(port):
             refused = await _refusal(core, invite)
             assert refused.code == "not_ready" and refused.message == UNREACHABLE, refused
-            status = core.connect_status(FED)  # what the dashboard shows
+            status = core.federations.connect_status(FED)  # what the dashboard shows
             assert status["step"] == "failed" and status["error"] == UNREACHABLE
             messages.add(refused.message)
     assert messages == {UNREACHABLE}
@@ -152,11 +153,11 @@ async def test_an_invite_gets_its_time_and_no_more(tmp_path: Path, silent_port: 
 async def test_a_few_connects_at_once_and_no_more(tmp_path: Path, silent_port: int) -> None:
     core = _core(tmp_path, config_timeout_s=1.5, max_connects=2)
     fed11, dev = _invites(silent_port)
-    running = [asyncio.create_task(core.connect(i)) for i in (fed11, dev)]
+    running = [asyncio.create_task(core.federations.connect(i)) for i in (fed11, dev)]
     await asyncio.sleep(0.2)
     start = time.monotonic()
     with pytest.raises(RateLimited) as busy:
-        await core.connect(fed11)
+        await core.federations.connect(fed11)
     assert time.monotonic() - start < 0.2 and busy.value.retry_after_s >= 1
     assert "2 federation connects are running" in busy.value.message
     for task in running:
@@ -178,11 +179,11 @@ async def test_a_federation_on_another_network_than_the_node_is_refused(
     async def lightning() -> dict:
         return {"node": {"network": "mainnet"}}
 
-    monkeypatch.setattr(core, "_fedimint_config", config)
-    monkeypatch.setattr(core, "lightning", lightning)
+    monkeypatch.setattr(core.federations, "_fedimint_config", config)
+    monkeypatch.setattr(core.federations, "lightning", lightning)
     invite = str(InviteCode(FED, {0: "ws://127.0.0.1:1/"}))
     with pytest.raises(GatewayError) as refused:
-        await core.connect(invite)
+        await core.federations.connect(invite)
     assert refused.value.message == (
         "the federation is on regtest and the Lightning node on mainnet: refused"
     )

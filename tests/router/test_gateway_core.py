@@ -88,18 +88,18 @@ async def test_leave_is_refused_while_anything_is_in_flight(tmp_path: Path) -> N
     core.registry.set_state(FED_A, "running")
     broker.info = {"in_flight": 2, "in_flight_kinds": {"lnv2_receive": 1, "withdrawal": 1}}
     with pytest.raises(PaymentsInFlight, match=r"1 LNv2 receive, 1 withdrawal"):
-        await core.leave(FED_A, force=False)
+        await core.federations.leave(FED_A, force=False)
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
     # an actor that does not answer (crashed, restarting) cannot say what it holds: refused
     core.registry.set_state(FED_A, "crashed")
     broker.info = GatewayError("deadline exceeded", retryable=True)
     with pytest.raises(ServiceNotReady, match="leave with force"):
-        await core.leave(FED_A, force=False)
+        await core.federations.leave(FED_A, force=False)
     assert core.registry.get(FED_A).state == "crashed"  # type: ignore[union-attr]
-    assert await core.leave(FED_A, force=True) == {"left": FED_A, "forced": True}
+    assert await core.federations.leave(FED_A, force=True) == {"left": FED_A, "forced": True}
     core.registry.set_state(FED_A, "running")
     broker.info = {"in_flight": 0, "in_flight_kinds": {"lnv2_send": 0}}
-    assert await core.leave(FED_A, force=False) == {"left": FED_A, "forced": False}
+    assert await core.federations.leave(FED_A, force=False) == {"left": FED_A, "forced": False}
 
 
 class FakeSupervisor(SupervisorControl):
@@ -132,7 +132,7 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
     federation's program again (invite, scid, the guardians' URLs given at connect) and starts
     it; a leave a crash interrupted is finished; left and failed federations stay down."""
     core, _ = _core(tmp_path)
-    sup = core.supervisor = FakeSupervisor(tmp_path / "run" / "conf.d")
+    sup = core.federations.supervisor = FakeSupervisor(tmp_path / "run" / "conf.d")
     reg = core.registry
     feds = {
         s: c * 32 for s, c in zip((*SERVED, "leaving", "left", "failed"), "abcdefg", strict=True)
@@ -144,7 +144,7 @@ async def test_the_router_starts_every_connected_federations_actor_from_its_data
     stale = "gateway-actor-" + "9" * 16  # a run folder kept beside another data folder
     sup.write_program(stale, "9" * 64, "gateway-actor", {})
     sup.down = 2
-    await core.restore_actors(retry_s=0.01)
+    await core.federations.restore_actors(retry_s=0.01)
     served = [f"gateway-actor-{feds[s][:16]}" for s in SERVED]
     assert sup.added == served
     assert sup.removed == [f"gateway-actor-{feds['leaving'][:16]}", stale]
@@ -172,24 +172,26 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     from gwcore.invites import DEVFED, FEDIMINT, Invite
 
     core, _ = _core(tmp_path)
-    core.actor_env = {"GATEWAY_ACTOR_DATA_DIR": str(tmp_path)}
+    core.federations.actor_env = {"GATEWAY_ACTOR_DATA_DIR": str(tmp_path)}
     invite = Invite(FEDIMINT, FED_B, {0: "ws://x"})
-    core._check_recoverable(invite)  # new here: fine
+    core.federations._check_recoverable(invite)  # new here: fine
     (tmp_path / "actors" / FED_B[:16]).mkdir(parents=True)
     with pytest.raises(InvalidInput, match="is known to this gateway"):
-        core._check_recoverable(invite)
+        core.federations._check_recoverable(invite)
     core.registry.add(FED_A, "a", "fed11x", "ws://x", "gateway-actor-a")
     with pytest.raises(InvalidInput, match="state connecting"):
-        core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
+        core.federations._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
     with pytest.raises(InvalidInput, match="Fedimint"):
-        core._check_recoverable(Invite(DEVFED, "cc" * 32, {0: "http://x"}))
+        core.federations._check_recoverable(Invite(DEVFED, "cc" * 32, {0: "http://x"}))
 
     core.registry.start_recovery(FED_A)
-    core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))  # asked again: goes on
+    core.federations._check_recoverable(
+        Invite(FEDIMINT, FED_A, {0: "ws://x"})
+    )  # asked again: goes on
     core._worker_event("actor-a", FED_A, "ready")
     assert core.registry.get(FED_A).state == "recovering"  # type: ignore[union-attr]
-    sup = core.supervisor = FakeSupervisor(tmp_path / "conf.d")
-    core._write_actor_program(core.registry.get(FED_A))  # type: ignore[arg-type]
+    sup = core.federations.supervisor = FakeSupervisor(tmp_path / "conf.d")
+    core.federations._write_actor_program(core.registry.get(FED_A))  # type: ignore[arg-type]
     assert 'GATEWAY_ACTOR_RECOVER="true"' in sup.conf_path("gateway-actor-a").read_text()
     done = json.loads(await core.handle(FakeCall("gateway.recovered", {"federation_id": FED_A})))  # type: ignore[arg-type]
     assert done == {"federation_id": FED_A, "recovered": True}
@@ -197,7 +199,7 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     core._worker_event("actor-a", FED_A, "revived")
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput, match="state running"):  # recovered: known now
-        core._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
+        core.federations._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
 
 
 class SlowRemoval(FakeSupervisor):
@@ -216,15 +218,15 @@ async def test_a_stale_program_removed_at_start_never_takes_a_new_connects_progr
     same program name. The connect's program is written and added after the removal, so the
     new actor runs."""
     core, _ = _core(tmp_path)
-    sup = core.supervisor = SlowRemoval(tmp_path / "run" / "conf.d")
+    sup = core.federations.supervisor = SlowRemoval(tmp_path / "run" / "conf.d")
     program = f"gateway-actor-{FED_A[:16]}"
     sup.write_program(program, FED_A, "gateway-actor", {})  # the lost folder's
-    core.ready_timeout_s = 0.5  # no actor answers here: the connect's wait ends
-    restoring = asyncio.create_task(core.restore_actors(retry_s=0.01))
+    core.federations.ready_timeout_s = 0.5  # no actor answers here: the connect's wait ends
+    restoring = asyncio.create_task(core.federations.restore_actors(retry_s=0.01))
     await asyncio.sleep(0.05)  # the removal under way
     entry = core.registry.add(FED_A, "a", "fed11x", "ws://x", program)
     with pytest.raises(GatewayError, match="did not become ready"):
-        await core._start_actor(entry)
+        await core.federations._start_actor(entry)
     await restoring
     assert sup.removed == [program] and sup.added == [program]
     assert sup.conf_path(program).exists()  # the new one, written after the removal
