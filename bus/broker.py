@@ -52,6 +52,7 @@ from .calls import Call, Handler, PendingCalls
 from .codec import Codec, new_message_id
 from .endpoints import HeartbeatPolicy, configure_socket, endpoint_kind
 from .forwards import Forward, WorkerEntry
+from .local import LocalServices, liveness_report
 from .security import CurveServerConfig, apply_server, start_authenticator
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,8 @@ class Broker:
         self._workers: dict[bytes, WorkerEntry] = {}
         self._forwards: dict[str, Forward] = {}
         self._queues: dict[str, deque[Forward]] = {}
-        self._locals: dict[str, Handler] = {BUS_SERVICE: self._bus_service}
-        self._local_waiting: dict[str, list[bytes | None]] = {}  # message id -> its clients
+        self._local = LocalServices(self.stats, self._answer_to, self._deliver, self._spawn)
+        self._local.add(BUS_SERVICE, self._bus_service)
         self._calls = PendingCalls(self.stats)
         self._sock: AioSocket | None = None
         self._auth = None
@@ -141,7 +142,7 @@ class Broker:
 
     def serve_local(self, service: str, handler: Handler) -> None:
         """Answer requests for `service` in this process instead of forwarding them."""
-        self._locals[service] = handler
+        self._local.add(service, handler)
 
     # --- the broker's own calls ---------------------------------------------------------------
     async def request(
@@ -182,21 +183,7 @@ class Broker:
     # --- liveness -----------------------------------------------------------------------------
     def liveness(self) -> LivenessReport:
         now = asyncio.get_running_loop().time()
-        report = LivenessReport(broker_started_unix_ms=self.started_ms)
-        for w in sorted(self._workers.values(), key=lambda w: (w.service, w.identity)):
-            report.workers.add(
-                identity=w.identity.decode(errors="replace"),
-                service=w.service,
-                state=w.state,
-                incarnation=w.incarnation,
-                last_seen_age_s=round(now - w.last_seen, 3),
-                ready_since_unix_ms=w.ready_since_ms,
-                in_flight=len(w.in_flight),
-                requests_forwarded=w.forwarded,
-            )
-        for name, value in self.stats.snapshot().items():
-            report.counters[name] = value
-        return report
+        return liveness_report(self._workers.values(), self.stats, self.started_ms, now)
 
     def live_services(self) -> set[str]:
         return {w.service for w in self._workers.values() if w.state == State.ALIVE}
@@ -288,18 +275,7 @@ class Broker:
             self.stats.incr("expired_requests")
             self._answer_error(client, env, DeadlineExceeded("request arrived after its deadline"))
             return
-        local = self._locals.get(service)
-        if local is not None:
-            # a retry of a call still being served (its message id) waits for its answer: a
-            # non-idempotent call (a connect) runs once, however slow
-            waiting = self._local_waiting.get(env.message_id)
-            if waiting is not None:
-                if client not in waiting:
-                    waiting.append(client)
-                self.stats.incr("joined_duplicates")
-                return
-            self._local_waiting[env.message_id] = [client]
-            self._spawn(self._serve_local(local, env))
+        if self._local.take(client, env):  # a broker-local service (local.py)
             return
         fwd = Forward(client, env, raw, loop.time() + left)
         previous = self._forwards.get(env.message_id)
@@ -384,19 +360,6 @@ class Broker:
             if fwd.timer is not None:
                 fwd.timer.cancel()
                 fwd.timer = None  # not queued any more
-
-    async def _serve_local(self, handler: Handler, env: Envelope) -> None:
-        answer = self._answer_to(env)
-        try:
-            answer.reply.payload = await handler(Call.from_envelope(env))
-        except GatewayError as exc:
-            answer.error.code, answer.error.message = exc.code, exc.message
-            answer.error.retryable = exc.retryable
-        except Exception as exc:
-            log.exception("broker-local handler of %s raised", env.request.method)
-            answer.error.code, answer.error.message = "internal", f"{type(exc).__name__}: {exc}"
-        for client in self._local_waiting.pop(env.message_id, []):
-            self._deliver(client, answer)
 
     # --- losing workers, expiring requests ----------------------------------------------------
     def _lose(self, worker: WorkerEntry, state: int, why: str) -> None:
