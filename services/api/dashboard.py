@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,23 @@ import falcon
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from gwcore import constants as C
 from gwcore.errors import (
     DepositPending,
     GatewayError,
     InvalidInput,
-    NotFound,
     RateLimited,
     Unauthorized,
 )
-from gwcore.invites import parse_api_urls, parse_invite
 
 from . import formatting as fmt
 from .charts import volume_chart
 from .clients import client_of
+from .dashboard_connect import ConnectPages
+from .dashboard_payments import PaymentPages
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SESSION_S, Sessions
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
-CONNECT_POLLS = 160  # x 0.75 s: how long the page follows a connect
 # pages may load only our own files; nobody may frame them (clickjacking); forms post only here
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self';"
@@ -216,98 +213,6 @@ class Dashboard:
             message=None,
         )
 
-    def on_post_connect(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Connect by invite code, with the guardians' ws URLs if given (`PEER=URL` items, for a
-        federation that lists only iroh endpoints). With htmx: the invite is checked at once (a
-        bad one is an error in place), the connect runs on (the router does the work and keeps
-        its progress) and the page follows its steps (`on_get_connect_progress`). Without
-        JavaScript: one request that answers when connected, or with the error."""
-        form = self._form(req, self._session(req))
-        rid = req.context.request_id
-        try:
-            body: dict = {"invite_code": str(form.get("invite_code", "")).strip()}
-            api_urls = parse_api_urls(str(form.get("api_urls", "")))
-            if api_urls:
-                body["api_urls"] = api_urls
-            if req.get_header("HX-Request") == "true":
-                fed_id = parse_invite(body["invite_code"], api_urls).federation_id
-                since = int(time.time() * 1000)  # what the router says of older connects is old
-                threading.Thread(
-                    target=self._connect_in_background, args=(body, rid), daemon=True
-                ).start()
-                self._render(
-                    resp,
-                    "connect_status.html",
-                    error=None,
-                    progress=None,
-                    fed_id=fed_id,
-                    n=0,
-                    since=since,
-                )
-                return
-            self._call("/connect-fed", body, rid)
-        except GatewayError as exc:
-            if req.get_header("HX-Request") == "true":
-                self._render(resp, "connect_status.html", error=exc.message)
-                return
-            resp.status = falcon.code_to_http_status(exc.http_status)
-            self._render(resp, "message.html", title="Could not connect", message=exc.message)
-            return
-        raise falcon.HTTPSeeOther("/ui/")
-
-    def _connect_in_background(self, body: dict, rid: str) -> None:
-        try:
-            self._call("/connect-fed", body, rid)
-        except GatewayError:
-            pass  # the router keeps the failure for the progress poll to show
-        except Exception:
-            log.exception("connect from the dashboard failed")
-
-    def on_get_connect_progress(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
-        """One step of a connect's progress, from the router (whichever worker asks): polled by
-        htmx until running (then the overview) or failed (then the error, in place). `since`
-        (ms): when this connect was sent; the router's word on an earlier connect of the same
-        federation (running before it was left, or failed) is not this one's."""
-        self._session(req)
-        raw_n, raw_since = req.get_param("n") or "0", req.get_param("since") or "0"
-        n = int(raw_n) if fmt.whole(raw_n) else 0
-        since = int(raw_since) if fmt.whole(raw_since) else 0
-        note = None
-        try:
-            progress = self.gw.call(
-                C.GATEWAY_SERVICE,
-                C.METHOD_CONNECT_STATUS,
-                {"federation_id": fed},
-                request_id=req.context.request_id,
-                timeout=5,
-            )
-        except NotFound:
-            progress = None  # the connect has not reached the router yet
-        except GatewayError as exc:  # a slow answer is not the connect's end: ask again
-            progress, note = None, exc.message
-        if progress is not None and progress.get("updated", 0) * 1000 < since:
-            progress = None  # an earlier connect's: this one has not reached the router yet
-        if progress is not None and progress["step"] == "failed":
-            self._render(resp, "connect_status.html", error=progress["error"])
-            return
-        if progress is not None and progress["step"] == "running":
-            resp.set_header("HX-Redirect", "/ui/")
-            self._render(resp, "connect_status.html", error=None, progress=progress, done=True)
-            return
-        if n >= CONNECT_POLLS:
-            self._render(resp, "connect_status.html", error="no progress for two minutes")
-            return
-        self._render(
-            resp,
-            "connect_status.html",
-            error=None,
-            progress=progress,
-            fed_id=fed,
-            n=n + 1,
-            since=since,
-            note=note,
-        )
-
     def on_post_deposit_status(self, req: falcon.Request, resp: falcon.Response, fed: str) -> None:
         """A fragment for htmx polling after a new address: waiting (with the confirmations
         seen so far) or credited. It stops polling once credited or on a definite error."""
@@ -423,77 +328,6 @@ class Dashboard:
             resp.status = falcon.code_to_http_status(exc.http_status)
         self._federation_page(resp, fed, csrf, rid, **shown)
 
-    def on_get_payments(self, req: falcon.Request, resp: falcon.Response) -> None:
-        csrf = self._session(req)
-        rid = req.context.request_id
-        federations = self._call("/info", {}, rid)["federations"]
-        rows, error = self._rows(req)
-        self._render(
-            resp,
-            "payments.html",
-            rows=rows,
-            error=error,
-            names=fmt.names(federations),
-            federations=federations,
-            selected={k: req.get_param(k) or "" for k in ("federation_id", "direction", "status")},
-            directions=C.PAYMENT_DIRECTIONS,
-            csrf=csrf,
-            query=req.query_string,
-            **self._summary(req),
-        )
-
-    def on_get_rows(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._session(req)
-        try:
-            names = fmt.names(self._call("/info", {}, req.context.request_id)["federations"])
-        except GatewayError as exc:  # the router does not answer: said in the table itself
-            resp.status = falcon.code_to_http_status(exc.http_status)
-            error = f"The payment log could not be read: {exc.message}"
-            self._render(resp, "payment_rows.html", rows=[], names={}, error=error)
-            return
-        rows, error = self._rows(req)
-        self._render(resp, "payment_rows.html", rows=rows, names=names, error=error)
-
-    def on_get_summary(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """The 24 h summary and chart alone, refreshed by htmx beside the log."""
-        self._session(req)
-        self._render(resp, "payment_summary.html", query=req.query_string, **self._summary(req))
-
-    def _summary(self, req: falcon.Request) -> dict:
-        """{summary, chart} of the last 24 h, for the federation chosen in the filter if any."""
-        body: dict = {}
-        fed = req.get_param("federation_id")
-        if fed and len(fed) == 64:
-            body["federation_id"] = fed
-        try:
-            summary = self._call("/payment_summary", body, req.context.request_id)
-        except GatewayError:  # the chosen federation just left: the whole gateway's figures
-            summary = self._call("/payment_summary", {}, req.context.request_id)
-        return {"summary": summary, "chart": volume_chart(summary["series"], summary["bucket_s"])}
-
-    def _rows(self, req: falcon.Request) -> tuple[list[dict], str | None]:
-        """(payments newest first, or [] and why not)."""
-        body: dict = {"limit": 100}
-        fed = req.get_param("federation_id")
-        if fed and len(fed) == 64:
-            body["federation_id"] = fed
-        if req.get_param("direction") in C.PAYMENT_DIRECTIONS:
-            body["kinds"] = [req.get_param("direction")]
-        if req.get_param("status") in ("settled", "failed", "pending"):
-            body["statuses"] = [req.get_param("status")]
-        try:
-            log = self._call("/payment_log", body, req.context.request_id)
-        except NotFound:  # the federation chosen has just left: nothing of it to show
-            return [], None
-        except GatewayError as exc:  # said in the table, never shown as "no payments"
-            return [], f"The payment log could not be read: {exc.message}"
-        missing = log.get("missing_federations") or []
-        if missing:
-            return log["payments"], (
-                f"{len(missing)} federation(s) did not answer: their payments are not listed"
-            )
-        return log["payments"], None
-
     # --- secrets: shown only right after the password is entered again -------------------------
     def on_get_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:
         csrf = self._session(req)
@@ -541,14 +375,16 @@ def add_dashboard(
     app.add_route("/ui/login", ui, suffix="login")
     app.add_route("/ui/logout", ui, suffix="logout")
     app.add_route("/ui/", ui, suffix="overview")
-    app.add_route("/ui/connect", ui, suffix="connect")
-    app.add_route("/ui/connect/{fed}", ui, suffix="connect_progress")
+    connect = ConnectPages(ui)
+    app.add_route("/ui/connect", connect, suffix="connect")
+    app.add_route("/ui/connect/{fed}", connect, suffix="connect_progress")
     app.add_route("/ui/federations/{fed}", ui, suffix="federation")
     app.add_route("/ui/federations/{fed}/deposit-status", ui, suffix="deposit_status")
     app.add_route("/ui/federations/{fed}/{action}", ui, suffix="action")
-    app.add_route("/ui/payments", ui, suffix="payments")
-    app.add_route("/ui/payments/rows", ui, suffix="rows")
-    app.add_route("/ui/payments/summary", ui, suffix="summary")
+    payments = PaymentPages(ui)
+    app.add_route("/ui/payments", payments, suffix="payments")
+    app.add_route("/ui/payments/rows", payments, suffix="rows")
+    app.add_route("/ui/payments/summary", payments, suffix="summary")
     app.add_route("/ui/secrets", ui, suffix="secrets")
     app.add_static_route("/ui/static", str(HERE / "static"))
     return ui
