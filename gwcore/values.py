@@ -51,3 +51,10 @@ def flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(f"{name} must be true or false")
     return value
+
+
+def amount_text(msat: int) -> str:
+    """An amount as the gateway shows it to people: sat, with the msat remainder where there is
+    one ("1,234 sat", "1,234.567 sat"), in every form, table and message."""
+    sign, (sat, rest) = "-" if msat < 0 else "", divmod(abs(msat), 1000)
+    return f"{sign}{sat:,}.{rest:03d} sat" if rest else f"{sign}{sat:,} sat"

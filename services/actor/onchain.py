@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from fmclient.wallet import MintWallet
 from gwcore.errors import DepositPending, InvalidAddress, InvalidInput, NotFound
-from gwcore.values import is_hex
+from gwcore.values import amount_text, is_hex
 
 from .ecash_errors import gateway_errors
 from .pegouts import withdrawal_row
@@ -176,6 +176,13 @@ class WalletOnchain:
             done = None if body.get("preview") else await self.wallet.finish_withdrawal(op_id)
             if done is None:
                 quote = await self._quote(address, amount)
+                # refused at the quote, the preview included: never a quote that cannot be paid
+                if quote.total_msat > (available := self._available_msat()):
+                    raise InvalidInput(
+                        f"the balance does not cover this withdrawal: it costs"
+                        f" {amount_text(quote.total_msat)} with fees, the notes bring"
+                        f" {amount_text(available)} after theirs"
+                    )
                 if body.get("preview"):
                     return {
                         "preview": True,

@@ -53,7 +53,8 @@ class Gateway:
 
 
 def refuses_bad_withdrawals(gw: Gateway, fed: str, bitcoind: Bitcoind, dust_sat: int) -> None:
-    """An address of another network, dust, more than held: each a 400, nothing spent."""
+    """An address of another network, dust, more than held (also at the preview): each a 400,
+    nothing spent."""
     balance = gw.balance(fed)
     for body in [
         {"amount": 20_000, "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"},
@@ -61,6 +62,11 @@ def refuses_bad_withdrawals(gw: Gateway, fed: str, bitcoind: Bitcoind, dust_sat:
         {"amount": 10**9, "address": bitcoind.new_address()},
     ]:
         gw.post("/withdraw", {"federation_id": fed, **body}, status=400)
+    # more than held is refused at the quote already (gateway-cli --preview, the dashboard's
+    # first step), saying why
+    over = {"amount": balance // 1000 + 1_000, "address": bitcoind.new_address(), "preview": True}
+    refused = gw.post("/withdraw", {"federation_id": fed, **over}, status=400)
+    assert "does not cover this withdrawal" in refused["error"], refused
     assert gw.balance(fed) == balance
 
 
