@@ -28,6 +28,7 @@ from gwcore.errors import (
     RateLimited,
     Unauthorized,
 )
+from gwcore.values import amount_text
 
 from . import formatting as fmt
 from .charts import volume_chart
@@ -76,6 +77,8 @@ class Dashboard:
         self.env.filters["until"] = fmt.until
         self.env.filters["scid"] = fmt.scid
         self.env.filters["health"] = fmt.health
+        self.env.filters["amount"] = amount_text  # msat -> "1,234.567 sat", in every page
+        self.env.filters["sats"] = lambda sat: f"{sat:,} sat"
 
     # --- helpers --------------------------------------------------------------------------------
     def _render(self, resp: falcon.Response, name: str, **ctx: Any) -> None:
@@ -290,14 +293,12 @@ class Dashboard:
                     raise InvalidInput("paste the e-cash notes first")
                 shown["ecash"] = self._call("/receive_ecash", {"notes": notes}, rid)
             elif action == "spend-ecash":
-                raw = str(form.get("amount_msat", "")).strip()
-                if not fmt.whole(raw) or int(raw) <= 0:
-                    raise InvalidInput("the amount is a whole number of msat")
+                msat = fmt.sat_to_msat(str(form.get("amount", "")))
+                if not msat:
+                    raise InvalidInput("the amount is in sat, with at most 3 decimals (msat)")
                 key = str(form.get("key", "")) or None  # a refresh resends the same request
                 shown["ecash"] = self._call(
-                    "/spend_ecash",
-                    {**fid, "amount_msat": int(raw), "idempotency_key": key},
-                    rid,
+                    "/spend_ecash", {**fid, "amount_msat": msat, "idempotency_key": key}, rid
                 )
             elif action == "fees":
                 base, ppm = str(form.get("base_msat", "")), str(form.get("ppm", ""))

@@ -1,5 +1,6 @@
 """How Mintgate writes values for people: times, expiries, short channel ids, process states,
-federation names, whole numbers typed into forms. Pure functions (Jinja filters and checks)."""
+federation names, amounts (sat with the msat remainder: gwcore.values.amount_text), and reads
+whole numbers and amounts in sat typed into forms. Pure functions (Jinja filters and checks)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import time
 def names(federations: list[dict]) -> dict[str, str]:
     """{federation id: its name} for the payment log (the id's start when it has no name)."""
     return {f["federation_id"]: f.get("name") or f["federation_id"][:12] for f in federations}
+
+
+def sat_to_msat(text: str) -> int | None:
+    """An amount in sat as a person types it, to the msat ("20" -> 20000, "0.5" and "0.500" ->
+    500, "1,234.567" -> 1234567); None for anything else (more than 3 decimals, a sign, …)."""
+    whole_part, _, frac = text.replace(",", "").strip().partition(".")
+    if not whole(whole_part or "0") or (frac and not (whole(frac) and len(frac) <= 3)):
+        return None
+    return int(whole_part or "0") * 1000 + int(frac.ljust(3, "0") or "0")
 
 
 def whole(text: str) -> bool:

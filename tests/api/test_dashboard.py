@@ -78,7 +78,7 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     c, bus = ui
     cookies, csrf = login(c)
     overview = c.simulate_get("/ui/", cookies=cookies).text
-    assert "alpha" in overview and "1,234" in overview and "Connect a federation" in overview
+    assert "alpha" in overview and "1.234 sat" in overview and "Connect a federation" in overview
     # forms need the CSRF token
     assert (
         c.simulate_post(
@@ -196,7 +196,7 @@ def test_overview_shows_the_node_liquidity_and_volume_chart(ui) -> None:  # type
     c, bus = ui
     cookies, _ = login(c)
     page = c.simulate_get("/ui/", cookies=cookies).text
-    assert "Outbound (can send)" in page and "7,000,000 msat" in page and "3,000,000 msat" in page
+    assert "Outbound (can send)" in page and "7,000 sat" in page and "3,000 sat" in page
     assert "registered until" in page and "(in 9 min)" in page  # the registration's expiry
     assert LIGHTNING["node"]["pub_key"] in page and "<strong>gateway</strong>" in page
     assert "Fees earned (24 h)" in page
@@ -209,7 +209,7 @@ def test_overview_shows_the_node_liquidity_and_volume_chart(ui) -> None:  # type
         row = health[health.index(program) :]
         assert row[: row.index("</tr>")].count(state) == 1, program
     assert "1099511627776" not in page and "1x0x0" in page  # scids as block x tx x output
-    assert 'aria-label="outbound 7,000,000 msat, inbound 3,000,000 msat"' in page
+    assert 'aria-label="outbound 7,000 sat, inbound 3,000 sat"' in page
     assert '<svg role="img" aria-labelledby="volume-chart-label"' in page
     assert '<figcaption id="volume-chart-label">Settled volume per hour' in page
     assert page.count('class="bar"') == 24  # one bar per hour of the last day
@@ -360,7 +360,7 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
     done = c.simulate_post(
         status, body=f"csrf={csrf}&operation_id=op1", headers=htmx, cookies=cookies
     )
-    assert "5,000,000 msat" in done.text and "hx-trigger" not in done.text  # and stops
+    assert "5,000 sat" in done.text and "hx-trigger" not in done.text  # and stops
     assert (
         c.simulate_post(status, body="operation_id=op1", headers=htmx, cookies=cookies).status_code
         == 403
@@ -577,7 +577,7 @@ def test_parts_that_do_not_answer_are_said_not_zeroed(ui) -> None:  # type: igno
     assert "<mark>unknown</mark> (its actor does not answer)" in page
     assert "without 1 federation(s) whose actor does not answer" in page
     fed_page = c.simulate_get(f"/ui/federations/{FED}", cookies=cookies).text
-    assert "<mark>unknown</mark>" in fed_page and "0 msat</strong>" not in fed_page
+    assert "<mark>unknown</mark>" in fed_page and "0 sat</strong>" not in fed_page
 
     bus.down = ServiceUnavailable("the router does not answer")
     down = c.simulate_get("/ui/", cookies=cookies)
@@ -623,13 +623,13 @@ def test_ecash_in_and_out_from_the_federation_page(ui) -> None:  # type: ignore[
         headers=FORM,
         cookies=cookies,
     )
-    assert got.status_code == 200 and 'id="ecash-received">63,000 msat' in got.text
+    assert got.status_code == 200 and 'id="ecash-received">63 sat' in got.text
     assert [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_RECEIVE_ECASH] == [
         {"notes": notes}
     ]
     made = c.simulate_post(
         f"/ui/federations/{FED}/spend-ecash",
-        body=f"csrf={csrf}&amount_msat=20000&key={key}",
+        body=f"csrf={csrf}&amount=20&key={key}",
         headers=FORM,
         cookies=cookies,
     )
@@ -638,7 +638,8 @@ def test_ecash_in_and_out_from_the_federation_page(ui) -> None:  # type: ignore[
     assert sent[0]["operation_id"] == f"spend-{key}" and sent[1]["message_id"].endswith(key)
     for action, body in (
         ("receive-ecash", "notes=fednotes%25%25"),
-        ("spend-ecash", "amount_msat=x"),
+        ("spend-ecash", "amount=x"),
+        ("spend-ecash", "amount=0.0001"),
     ):
         bad = c.simulate_post(
             f"/ui/federations/{FED}/{action}",

@@ -97,7 +97,7 @@ def test_operator_runs_the_gateway_from_the_dashboard(
         world.send(address, "0.01")
         # no click needed: the page asks every few seconds and shows the credit once confirmed
         page.wait_for_selector("#credited", timeout=30_000)
-        assert page.inner_text("#credited") == "1,000,000,000 msat"
+        assert page.inner_text("#credited") == "1,000,000 sat"
 
         miner = json.loads(
             __import__("httpx")

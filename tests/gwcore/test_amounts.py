@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gwcore.values import amount_text
+from services.api.formatting import sat_to_msat
 
 
 @pytest.mark.parametrize(
@@ -20,3 +21,22 @@ from gwcore.values import amount_text
 )
 def test_sat_with_the_msat_remainder(msat: int, shown: str) -> None:
     assert amount_text(msat) == shown
+
+
+@pytest.mark.parametrize(
+    ("typed", "msat"),
+    [
+        ("20", 20_000),
+        ("0.5", 500),
+        ("0.500", 500),
+        ("1,234.567", 1_234_567),
+        (".001", 1),
+        ("0.0001", None),
+        ("-1", None),
+        ("1e3", None),
+        ("", 0),
+        ("x", None),
+    ],
+)
+def test_dashboard_reads_sat_to_the_msat(typed: str, msat: int | None) -> None:
+    assert sat_to_msat(typed) == msat
