@@ -26,6 +26,7 @@ from gwcore.constants import (
 )
 from gwcore.devworld import find_world
 from gwcore.files import keep_private
+from gwcore.values import amount_text
 
 from . import extension_certs
 from .client import ApiError, GatewayApi
@@ -67,7 +68,7 @@ def _out(value: Any) -> None:
                 *(
                     json.dumps(r.get(c))
                     if isinstance(r.get(c), (dict, list))
-                    else str(r.get(c, ""))
+                    else _cell(c, r.get(c, ""))
                     for c in cols
                 )
             )
@@ -75,8 +76,20 @@ def _out(value: Any) -> None:
         table.add_column("key")
         table.add_column("value")
         for k, v in _flatten(value if isinstance(value, dict) else {"value": value}):
-            table.add_row(k, json.dumps(v) if isinstance(v, list) else str(v))
+            table.add_row(k, json.dumps(v) if isinstance(v, list) else _cell(k, v))
     Console().print(table)
+
+
+def _cell(key: str, value: Any) -> str:
+    """A table cell: amounts (keys `…_msat`, `…_sat`, or under them) in sat with the msat
+    remainder, as the dashboard shows them; anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        parts = key.split(".")
+        if any(p.endswith("_msat") for p in parts):
+            return amount_text(value)
+        if any(p.endswith("_sat") for p in parts):
+            return f"{value:,} sat"
+    return str(value)
 
 
 def _flatten(value: dict, prefix: str = "") -> list[tuple[str, Any]]:

@@ -642,6 +642,7 @@ def test_gateway_cli(tree: dict) -> None:
     assert (
         table.returncode == 0
         and "total_msat" in table.stdout
+        and " sat" in table.stdout  # amounts for people: sat with the msat remainder
         and not table.stdout.lstrip().startswith("{")
     )
     assert (
