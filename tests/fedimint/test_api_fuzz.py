@@ -1,5 +1,6 @@
-"""OpenAPI-driven fuzzing (schemathesis) of the real HTTP front: gunicorn, the router, a real
-actor in a connected federation, the extension, on their own tree. Every operation of
+"""OpenAPI-driven fuzzing (schemathesis) of the real HTTP front: gunicorn, the router, the actor
+of a connected real fedimintd 0.13 federation (mintv2, walletv2, lnv2), the extension, on their
+own tree. Every operation of
 /openapi.json gets generated bodies (half of them aimed at the connected federation, so they
 reach its actor rather than stopping at "no such federation"), with the password and without.
 Whatever comes in: no 500, every error is `{error, code}` from the error table, every 200 is
@@ -19,9 +20,9 @@ from schemathesis.checks import response_schema_conformance
 
 from gwcore import constants as C
 from gwcore.errors import ERROR_TABLE
+from peers.harness.fedimintd import Federation
+from tests.e2e.conftest import World, bus, ensure_lightning, tree  # noqa: F401 - tree: the fixture
 from tests.fuzzing import examples
-
-from .conftest import World, bus, ensure_lightning
 
 NOT_AIMED = {C.PATH_LEAVE_FED, C.PATH_RESTORE}
 KNOWN_CODES = {*ERROR_TABLE, "http_error", "method_not_allowed"}
@@ -32,12 +33,15 @@ REGRESSIONS: dict[str, list[dict]] = {
 
 
 @pytest.mark.fuzz
-def test_fuzzing_the_real_front_finds_no_server_error(tree: dict) -> None:
+def test_fuzzing_the_real_front_finds_no_server_error(
+    tree: dict,  # noqa: F811
+    federation1: Federation,
+) -> None:
     world = World(tree["regtest"])
     ensure_lightning(world)
-    alpha = tree["feds"]["alpha"]
-    bus(tree, C.GATEWAY_SERVICE, C.METHOD_CONNECT_FED, {"invite_code": alpha["invite_code"]})
-    fed = alpha["federation_id"]
+    invite = {"invite_code": federation1.invite_code}
+    bus(tree, C.GATEWAY_SERVICE, C.METHOD_CONNECT_FED, invite, timeout=180)
+    fed = federation1.federation_id
     schema = schemathesis.openapi.from_url(tree["api_url"] + "/openapi.json")
     auth = {"Authorization": f"Bearer {tree['password']}"}
     seen: dict[int, int] = {}
