@@ -35,7 +35,13 @@ from .lnv1_world import (  # noqa: F401 - tree_env, v1, v1_user: the module's fi
 )
 from .test_gateway_fedimint import _until
 from .test_gateway_lnv1 import NOTE_FEES
-from .test_gateway_lnv2_crashes import _bob_settles_after_kill_9, _in_thread, _kill_and_wait, _pid
+from .test_gateway_lnv2_crashes import (
+    PROCESSES,
+    _bob_settles_after_kill_9,
+    _in_thread,
+    _kill_and_wait,
+    _pid,
+)
 
 pytestmark = pytest.mark.timeout(900)
 RECEIVE_POINTS = ("lnv1-receive-funding", "lnv1-receive-funded", "lnv1-receive-decrypted")
@@ -158,7 +164,7 @@ def test_lnv1_receive_with_its_htlc_in_flight_survives_router_and_extension_kill
             lambda: any(h["payment_hash"] == ph for h in world.get("/v1/nodes/gateway/htlcs")),
         )
         time.sleep(1)  # a grace for the router to ask the (stopped) actor: nothing tells us
-        _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
+        _kill_and_wait(rpc, PROCESSES, tree["api_url"])  # and the API front
     finally:
         os.kill(actor, signal.SIGCONT)
     payer.join(180)
@@ -185,7 +191,8 @@ def test_lnv1_send_in_flight_survives_router_and_extension_kill_9(
         outcome,
         lambda: {"out": v1_user("module", "ln", "pay", held["bolt11"], "--gateway-id", gid)},
     )
-    _bob_settles_after_kill_9(world, rpc, ph, preimage)
+    killed = ["gateway-router", "gateway-lnrpc-extension"]
+    _bob_settles_after_kill_9(world, rpc, ph, preimage, killed, tree["api_url"])
     payer.join(300)
     assert outcome.get("out") == {"Success": {"preimage": preimage.hex()}}, outcome
     books.sent(ph, 80_000)

@@ -1,7 +1,7 @@
 """LNv2 through crashes, on the real process tree with a real fedimintd federation and a real
 fedimint-cli user: the actor killed (as kill -9) after funding a receive's contract, after
-learning its preimage, and after paying a send's invoice; the router and the extension killed
-with kill -9 while a receive's HTLC and a send's payment are in flight. Each payment ends
+learning its preimage, and after paying a send's invoice; the router, the extension and the
+API front killed with kill -9 while a receive's HTLC and a send's payment are in flight. Each payment ends
 settled (or refunded), never both, never paid twice; balances move by exactly one payment."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import signal
 import threading
 import time
 
+import httpx
 import pytest
 
+from gwcore.constants import PATH_HEALTH_LIVE
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
@@ -31,13 +33,28 @@ def _pid(rpc, program: str) -> int:  # type: ignore[no-untyped-def]
     return int(rpc.supervisor.getProcessInfo(program)["pid"])
 
 
-def _kill_and_wait(rpc, programs: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """kill -9 each program; supervisord starts it again."""
+# every process kind of the gateway that is not the federation's actor: the router, the
+# extension, and the API front (gunicorn) the payer's client is waiting on
+PROCESSES = ["gateway-router", "gateway-lnrpc-extension", "gateway-api"]
+
+
+def _kill_and_wait(rpc, programs: list[str], api_url: str) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 each program; supervisord starts it again (the API front at `api_url`: until it
+    answers)."""
     old = {p: _pid(rpc, p) for p in programs}
     for pid in old.values():
         os.kill(pid, signal.SIGKILL)
     for p, pid in old.items():
         _until(f"{p} restarted", 60, lambda p=p, pid=pid: _pid(rpc, p) not in (0, pid))
+    if "gateway-api" in programs:
+        _until("the API front answering", 60, lambda: _answers(api_url + PATH_HEALTH_LIVE))
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:  # not listening yet, or a worker still starting
+        return False
 
 
 def _keep(into: dict, work) -> None:  # type: ignore[no-untyped-def]
@@ -55,15 +72,17 @@ def _in_thread(into: dict, work) -> threading.Thread:  # type: ignore[no-untyped
     return thread
 
 
-def _bob_settles_after_kill_9(world: World, rpc, payment_hash: str, preimage: bytes) -> None:  # type: ignore[no-untyped-def]
-    """Once bob holds the HTLC of `payment_hash`, the router and the extension are killed
-    (kill -9) and come back; then bob settles it."""
+def _bob_settles_after_kill_9(  # type: ignore[no-untyped-def]
+    world: World, rpc, payment_hash: str, preimage: bytes, killed: list[str], api_url: str
+) -> None:
+    """Once bob holds the HTLC of `payment_hash`, the programs `killed` are killed (kill -9)
+    and come back; then bob settles it."""
     _until(
         "bob holding the HTLC",
         60,
         lambda: world.get(f"/v1/nodes/bob/invoices/{payment_hash}")["state"] == "accepted",
     )
-    _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
+    _kill_and_wait(rpc, killed, api_url)
     world.post(f"/v1/nodes/bob/invoices/{payment_hash}/settle", {"preimage": preimage.hex()})
 
 
@@ -137,7 +156,7 @@ def test_lnv2_payments_survive_kill_9(
     books.sent(120_000)
 
     # 3. a receive whose HTLC waits while the router and the extension are killed: the actor is
-    # stopped (SIGSTOP) so the HTLC is surely in flight when they die
+    # stopped (SIGSTOP) so the HTLC is surely in flight when they (and the API front) die
     books = Books(gw, fed, user)
     invoice, op = user("module", "lnv2", "receive", "90000", "--gateway", url)  # type: ignore[misc]
     actor = _pid(rpc, entry["program"])
@@ -161,7 +180,7 @@ def test_lnv2_payments_survive_kill_9(
             ),
         )
         time.sleep(1)  # the router has asked the (stopped) actor
-        _kill_and_wait(rpc, ["gateway-router", "gateway-lnrpc-extension"])
+        _kill_and_wait(rpc, PROCESSES, tree["api_url"])
     finally:
         os.kill(actor, signal.SIGCONT)
     payer.join(180)
@@ -183,7 +202,9 @@ def test_lnv2_payments_survive_kill_9(
     waiter = _in_thread(  # the client's state machine runs while it awaits
         outcome, lambda: {"result": user("module", "lnv2", "await-send", send, timeout=300)}
     )
-    _bob_settles_after_kill_9(world, rpc, held["payment_hash"], preimage)
+    _bob_settles_after_kill_9(
+        world, rpc, held["payment_hash"], preimage, PROCESSES, tree["api_url"]
+    )
     waiter.join(300)
     assert outcome.get("result") == {"Success": preimage.hex()}, outcome
     books.sent(80_000)
