@@ -22,6 +22,7 @@ from fmclient.derive import FederationSecrets
 from fmclient.invite import InviteCode
 from fmclient.mintv2 import parse_ecash
 from gwcore.seed import GatewaySeed
+from gwcore.values import amount_text
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, tree  # noqa: F401 - tree: the fixture
@@ -274,7 +275,7 @@ def test_the_gateway_serves_a_real_fedimint_federation(
     ui.post("/ui/login", data={"login_token": token, "password": tree["password"]})
     page = ui.get(f"/ui/federations/{fed}")
     assert page.status_code == 200 and "Fedimint" in page.text
-    assert f"{gw.balance(fed):,}" in page.text
+    assert amount_text(gw.balance(fed)) in page.text
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
     more = str(user("module", "mintv2", "send", "4096"))
     got_ui = ui.post(f"/ui/federations/{fed}/receive-ecash", data={"csrf": csrf, "notes": more})

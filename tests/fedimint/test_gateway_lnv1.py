@@ -27,6 +27,7 @@ from fmclient.config import parse_client_config
 from fmclient.derive import DerivableSecret, FederationSecrets
 from fmclient.lnv2 import Lnv2Config
 from fmclient.walletv1 import WalletV1Config
+from gwcore.values import amount_text
 from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import tree  # noqa: F401 - the fixture
 
@@ -273,7 +274,7 @@ def test_gateway_cli_and_dashboard_show_the_v1_federation(v1: V1World) -> None: 
     assert page.status_code == 200 and "Fedimint" in page.text
     shown = re.search(r'<p id="modules">(.*?)</p>', page.text)
     assert shown and re.findall(r"<code[^>]*>(\w+)</code>", shown.group(1)) == info["modules"]
-    assert "registered until" in page.text and f"{gw.balance(fed):,}" in page.text
+    assert "registered until" in page.text and amount_text(gw.balance(fed)) in page.text
 
 
 RECEIVE_PPM, SEND_PPM = 5_000, 10_000  # our LNv2 receive fee as announced, our send fee
