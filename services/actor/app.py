@@ -210,12 +210,19 @@ class Actor:
         return roles
 
     def _roles_for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        """The metrics' payments beside the store's: each role's, and the federation's own
+        (withdrawals: few, read whole), as the payment log shows them."""
         final: list[dict] = []
         under_way: list[dict] = []
         for role in self.roles:
             f, u = role.for_stats(watermark)
             final += f
             under_way += u
+        for p in self.federation.log_rows(0.0, None, 1_000_000):
+            if p["status"] == "pending":
+                under_way.append(p)
+            elif p["finished"] is not None and p["finished"] > watermark:
+                final.append(p)
         return final, under_way
 
     # --- bus --------------------------------------------------------------------------------------
