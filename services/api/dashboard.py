@@ -332,7 +332,7 @@ class Dashboard:
     # --- secrets: shown only right after the password is entered again -------------------------
     def on_get_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:
         csrf = self._session(req)
-        self._render(resp, "secrets.html", csrf=csrf, keys=None, error=None)
+        self._render(resp, "secrets.html", csrf=csrf, words=None, error=None)
 
     def on_post_secrets(self, req: falcon.Request, resp: falcon.Response) -> None:
         csrf = self._session(req)
@@ -340,10 +340,10 @@ class Dashboard:
         resp.set_header("Cache-Control", "no-store")
         error = self._password_error(req, resp, str(form.get("password", "")))
         if error:
-            self._render(resp, "secrets.html", csrf=csrf, keys=None, error=error)
+            self._render(resp, "secrets.html", csrf=csrf, words=None, error=error)
             return
-        keys = self._call("/recovery_keys", {}, req.context.request_id)["federations"]
-        self._render(resp, "secrets.html", csrf=csrf, keys=keys, error=None)
+        words = str(self._call("/seed", {}, req.context.request_id)["words"]).split()
+        self._render(resp, "secrets.html", csrf=csrf, words=words, error=None)
 
 
 class DashboardHeaders:

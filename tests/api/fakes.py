@@ -16,6 +16,7 @@ from gwcore.errors import DepositPending, InvalidInput, NotFound
 FED = "ab" * 32
 CID = "cd" * 32
 PASSWORD = "correct horse"
+SEED_WORDS = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 
 ADDRESS = "bcrt1qdavt4j2sd7dlhqsavtnfxvzppw6k7qy97tmnu9"  # a regtest P2WPKH address (one of Bitcoin Core's vectors)
 
@@ -236,6 +237,8 @@ class FakeBus:
             ).encode()
         if method == C.METHOD_ACTOR_RECOVERY_KEY:
             return json.dumps({"federation_id": FED, "recovery_key": "5e" * 32}).encode()
+        if method == C.METHOD_SEED:
+            return json.dumps({"words": SEED_WORDS}).encode()
         if method == C.METHOD_ACTOR_SET_FEES:
             return json.dumps({"fees": body}).encode()
         return json.dumps({"ok": method, "body": body}).encode()

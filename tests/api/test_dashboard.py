@@ -18,7 +18,7 @@ from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 
-from .fakes import ADDRESS, FED, LIGHTNING, PASSWORD, FakeBus
+from .fakes import ADDRESS, FED, LIGHTNING, PASSWORD, SEED_WORDS, FakeBus
 
 
 @pytest.fixture
@@ -256,16 +256,16 @@ def test_payment_summary_refreshes_and_follows_the_federation_filter(ui) -> None
     assert "<td>alpha</td>" in rows  # federations by name, not by id
 
 
-def test_recovery_keys_need_the_password_again(ui) -> None:  # type: ignore[no-untyped-def]
+def test_the_seed_words_need_the_password_again(ui) -> None:  # type: ignore[no-untyped-def]
     c, bus = ui
     cookies, csrf = login(c)
     ask = c.simulate_get("/ui/secrets", cookies=cookies)
-    assert ask.status_code == 200 and 'type="password"' in ask.text and "5e" * 32 not in ask.text
-    assert not any(m == C.METHOD_ACTOR_RECOVERY_KEY for _, m, _, _ in bus.calls)
+    assert ask.status_code == 200 and 'type="password"' in ask.text and "sausage" not in ask.text
+    assert not any(m == C.METHOD_SEED for _, m, _, _ in bus.calls)
     wrong = c.simulate_post(
         "/ui/secrets", body=f"csrf={csrf}&password=nope", headers=FORM, cookies=cookies
     )
-    assert wrong.status_code == 401 and "5e" * 32 not in wrong.text
+    assert wrong.status_code == 401 and "sausage" not in wrong.text
     no_csrf = c.simulate_post(
         "/ui/secrets", body=f"password={PASSWORD.replace(' ', '+')}", headers=FORM, cookies=cookies
     )
@@ -276,7 +276,9 @@ def test_recovery_keys_need_the_password_again(ui) -> None:  # type: ignore[no-u
         headers=FORM,
         cookies=cookies,
     )
-    assert shown.status_code == 200 and "5e" * 32 in shown.text
+    assert shown.status_code == 200
+    words = re.findall(r'<code class="mono secret">(\w+)</code>', shown.text)
+    assert " ".join(words) == SEED_WORDS  # in order, numbered
     assert shown.headers["cache-control"] == "no-store"
     assert c.simulate_get("/ui/secrets").status_code == 303  # no session: to the login page
 
