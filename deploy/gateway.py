@@ -36,7 +36,6 @@ import click
 from bus.dedup import REPLIES_DB
 from bus.endpoints import ensure_run_dir
 from deploy.api_front import hand_over
-from devworld.fedlib.wallet import DEV_WALLET_DB
 from fmclient.wallet import WALLET_DB
 from gwcore.constants import (
     ENV_API_PASSWORD_HASH,
@@ -60,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 CONF = HERE / "gateway.conf"
 EXTENSION_CONF = HERE / "lnrpc-extension.conf"  # included by CONF for LND only
 # every database of the data folder, by file name: its schema (gwcore/schema.py)
-SCHEMAS = {s.name: s for s in (ROUTER_DB, ACTOR_DB, WALLET_DB, REPLIES_DB, DEV_WALLET_DB)}
+SCHEMAS = {s.name: s for s in (ROUTER_DB, ACTOR_DB, WALLET_DB, REPLIES_DB)}
 REQUIRED = (ENV_DATA_DIR, ENV_RUN_DIR, ENV_API_PASSWORD_HASH, "GATEWAY_ROUTER_PUBLIC_API_URL")
 
 

@@ -1,7 +1,7 @@
 """Schema versions of the gateway's SQLite databases, and their forward migrations.
 
 Every database the gateway keeps in its data folder (router.sqlite; per actor actor.sqlite,
-fedimint.sqlite, bus-replies.sqlite, a development federation's wallet.sqlite) names its
+fedimint.sqlite, bus-replies.sqlite) names its
 `Schema`: its current version and the migrations that lead there. Its owner calls `upgrade` right
 after opening it and before creating today's tables (`CREATE TABLE IF NOT EXISTS …`, which
 stays the owner's), so an old database is brought forward before anything reads it:

@@ -1,16 +1,14 @@
-"""Builds and runs one federation actor: its federation client (gateway role), registration
-loop, bus worker (service = the federation id) and payment flows.
+"""Builds and runs one federation actor: its Fedimint federation (e-cash, on-chain), one
+Lightning role per Lightning module (roles.py), its bus worker (service = the federation id).
 
-The actor says READY on the bus only after its first successful registration with the
-federation, so the router marks it running only then. Registration is renewed every third of
-its TTL, and at once when fees or route hints change.
+The actor says READY on the bus only once every role may be (LNv1: its first registration with
+the federation), so the router marks it running only then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,22 +19,18 @@ import zmq.asyncio
 from coincurve import PrivateKey
 
 from bus import BusClient, Call, HeartbeatPolicy, ReplyStore, Worker, ipc_endpoint
-from devworld.fedlib import crypto
 from fmclient import derive
 from fmclient.derive import FederationSecrets
 from gwcore import summary
 from gwcore.constants import (
     GATEWAY_SERVICE,
     METHOD_ACTOR_ADDRESS,
-    METHOD_ACTOR_BACKUP,
     METHOD_ACTOR_DEPOSIT,
     METHOD_ACTOR_INFO,
     METHOD_ACTOR_METRICS,
     METHOD_ACTOR_PAYMENT_LOG,
     METHOD_ACTOR_PAYMENT_SUMMARY,
     METHOD_ACTOR_RECEIVE_ECASH,
-    METHOD_ACTOR_RECOVERY_KEY,
-    METHOD_ACTOR_RESTORE,
     METHOD_ACTOR_SET_FEES,
     METHOD_ACTOR_SPEND_ECASH,
     METHOD_ACTOR_WITHDRAW,
@@ -47,19 +41,17 @@ from gwcore.errors import InvalidInput, NotFound, ServiceNotReady, UnknownMethod
 from gwcore.extension import ExtensionEndpoint
 from gwcore.logging import log_context
 from gwcore.values import fees as checked_fees
-from gwcore.values import is_hex
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 
-from .devfed import DevFederation
 from .federation import Federation
 from .fedimint import FedimintFederation
 from .lnv1_role import Lnv1Role
 from .lnv2_role import Lnv2Role
 from .outgoing import RouterPaymentHashClaims
 from .recovery import FederationRecovery
-from .roles import LIGHTNING_METHODS, DevRole, LightningRole, htlc_route
+from .roles import LIGHTNING_METHODS, LightningRole, htlc_route
 from .settings import ActorSettings
-from .stats import PaymentStats, classify
+from .stats import PaymentStats
 from .store import ActorStore
 from .swaps import Swaps
 
@@ -71,9 +63,7 @@ def actor_home(settings: ActorSettings) -> Path:
 
 
 class Actor:
-    """One federation's actor. `federation` is the development federation or a real Fedimint
-    one (federation.py); the Lightning role (registration, the payment flows) is served for
-    the development federation, and for Fedimint with LNv2 next."""
+    """One federation's actor: `federation` (federation.py) and its Lightning roles."""
 
     def __init__(
         self,
@@ -85,15 +75,15 @@ class Actor:
         recovery: FederationRecovery | None = None,
     ) -> None:
         """`secrets`: the federation's secrets from the gateway's seed (keys.py); None: the
-        random gateway key kept in the actor's database (the development federation, and
-        federations joined before the seed). `recovery`: the federation's recovery from the
-        seed (recovery.py), run before anything is served while it is pending."""
+        random gateway key kept in the actor's database (federations joined before the seed).
+        `recovery`: the federation's recovery from the seed (recovery.py), run before anything
+        is served while it is pending."""
         self.settings = settings
         self.federation = federation
         self.recovery = recovery
         home = actor_home(settings)
         self.store = store or ActorStore(home / "actor.sqlite")
-        self.stats = PaymentStats(self.store, settings.federation_id)
+        self.stats = PaymentStats(settings.federation_id, self._payments_for_stats)
         # each Lightning module's gateway key, derived as gatewayd's client modules derive
         # theirs (LNv2: the module secret; LNv1: its redeem key, module/0)
         self.role_keys = self._derived_keys(secrets)
@@ -103,19 +93,12 @@ class Actor:
             secret = PrivateKey().secret.hex()
             self.store.set_meta("gateway_key", secret)
         self.key = derived or PrivateKey(bytes.fromhex(secret or ""))
-        # e-cash backups are encrypted and signed with a key of their own, derived from the
-        # gateway key: showing it (the recovery key) never gives away the key that claims
-        # contracts and signs registrations
-        self.backup_key = PrivateKey(
-            hashlib.sha256(b"fmgw-ecash-backup:" + self.key.secret).digest()
-        )
         fees = self.store.meta("fees")
         self.fees = (
             json.loads(fees)
             if fees
             else {"base_msat": settings.fee_base_msat, "proportional_millionths": settings.fee_ppm}
         )
-        self.dev = federation if isinstance(federation, DevFederation) else None
         self.channel = ExtensionEndpoint.parse(
             settings.lnrpc_address, settings.lnrpc_tls_dir, run_dir=settings.run_dir
         ).channel()
@@ -132,7 +115,6 @@ class Actor:
             recovery.finders = [f for r in self.roles if (f := r.contract_finder()) is not None]
         # each bus method (an HTLC: by how it reached us) to the one role that serves it
         self.routes = {m: h for role in self.roles for m, h in role.bus_methods().items()}
-        self.stats.more = self._roles_for_stats
         self.worker = Worker(
             endpoint=ipc_endpoint(settings.run_dir, ROUTER_ENDPOINT_NAME),
             service=settings.federation_id,
@@ -161,19 +143,6 @@ class Actor:
         """One role per Lightning module of the federation (roles.py)."""
         # one contract per payment hash, for the whole gateway (outgoing.py)
         hashes = RouterPaymentHashClaims(self.bus, self.settings.federation_id)
-        if self.dev is not None:
-            return [
-                DevRole(
-                    self.dev,
-                    self.store,
-                    self.key,
-                    self.lnrpc,
-                    self.fees,
-                    self.settings,
-                    hashes,
-                    self.swaps.to_scid,
-                )
-            ]
         federation = self.federation
         assert isinstance(federation, FedimintFederation)
         roles: list[LightningRole] = []
@@ -209,8 +178,8 @@ class Actor:
             )
         return roles
 
-    def _roles_for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        """The metrics' payments beside the store's: each role's, and the federation's own
+    def _payments_for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        """The metrics' payments (stats.Sources): each role's, and the federation's own
         (withdrawals: few, read whole), as the payment log shows them."""
         final: list[dict] = []
         under_way: list[dict] = []
@@ -272,17 +241,6 @@ class Actor:
                     "federation_id": self.settings.federation_id,
                     "balance_msat": self.federation.balance_msat(),
                 }
-            elif call.method == METHOD_ACTOR_BACKUP:
-                result = await self._dev("e-cash backups").backup(self.backup_key)
-            elif call.method == METHOD_ACTOR_RESTORE:
-                result = await self.restore(body)
-            elif call.method == METHOD_ACTOR_RECOVERY_KEY:
-                self._dev("recovery keys")
-                # the secret that reads this federation's e-cash backups: admin routes only
-                result = {
-                    "federation_id": self.settings.federation_id,
-                    "recovery_key": self.backup_key.secret.hex(),
-                }
             else:
                 raise UnknownMethod(f"actors have no method {call.method!r}")
         return json.dumps(result).encode()
@@ -317,7 +275,7 @@ class Actor:
             "scid": self.settings.scid,
             "balance_msat": self.federation.balance_msat(),
             "fees": self.fees,
-            "gateway_key": crypto.xonly(self.key),
+            "gateway_key": self.key.public_key.format()[1:].hex(),  # x-only
             "registration": None,
             "lnv2_gateway_url": None,
         }
@@ -325,11 +283,6 @@ class Actor:
             info.update(role.info())
         info.update(self.recovery.info() if self.recovery is not None else {"recovering": False})
         return info
-
-    def _dev(self, what: str) -> DevFederation:
-        if self.dev is None:
-            raise NotFound(f"{what}: not served for Fedimint federations yet")
-        return self.dev
 
     async def receive_ecash(self, body: dict) -> dict:
         """{notes} -> {operation_id, amount_msat (credited), balance_msat}; the same notes
@@ -351,23 +304,8 @@ class Actor:
             raise InvalidInput("operation_id must be a string of 1..64 characters")
         return await self.federation.spend_ecash(amount, op_id)
 
-    async def restore(self, body: dict) -> dict:
-        """Take back the still-unspent notes of a backup: ours, or the one made with
-        `recovery_key` (another gateway's key for this federation, e.g. a lost data directory's)."""
-        self._dev("restore")
-        key = self.backup_key
-        if body.get("recovery_key") is not None:
-            raw = body["recovery_key"]
-            if not isinstance(raw, str) or len(raw) != 64 or not is_hex(raw):
-                raise InvalidInput("recovery_key must be 32 bytes of hex")
-            try:
-                key = PrivateKey(bytes.fromhex(raw))
-            except ValueError:
-                raise InvalidInput("recovery_key is not a valid secp256k1 secret") from None
-        return await self._dev("restore").restore(key)
-
     def payment_log(self, body: dict) -> dict:
-        """Payments of this federation, newest first: {payments: [see stats.classify]}."""
+        """Payments of this federation, newest first: {payments: [gwcore.payments rows]}."""
         limit, since, before = body.get("limit", 100), body.get("since", 0), body.get("before")
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput("limit must be 1..1000")
@@ -375,14 +313,17 @@ class Actor:
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
                 raise InvalidInput(f"{name} must be a Unix time")
         since, before = float(since or 0), float(before) if before is not None else None
-        rows = [
-            classify(r, self.settings.federation_id) for r in self.store.log(since, before, limit)
-        ]
-        rows += self.federation.log_rows(since, before, limit)
-        for role in self.roles:
-            rows += role.log_rows(since, before, limit)
+        rows = self._payments(since, before, limit)
         rows.sort(key=lambda r: -r["created"])
         return {"payments": rows[:limit]}
+
+    def _payments(self, since: float, before: float | None, limit: int) -> list[dict]:
+        """The payments created in [since, before) (at most `limit` of each kind): the
+        federation's own (withdrawals) and each Lightning role's."""
+        rows = self.federation.log_rows(since, before, limit)
+        for role in self.roles:
+            rows += role.log_rows(since, before, limit)
+        return rows
 
     def payment_summary(self, body: dict) -> dict:
         """{start, end, bucket_s} -> this federation's partial summary (gwcore.summary)."""
@@ -392,11 +333,7 @@ class Actor:
                 raise InvalidInput(f"{name} must be a non-negative number")
         if bucket < 60 or summary.buckets(start, end, int(bucket)) > 500:
             raise InvalidInput("bucket_s: at least 60, at most 500 buckets")
-        rows = self.store.log(float(start), float(end), limit=10_000_000)
-        payments = [classify(r, self.settings.federation_id) for r in rows]
-        payments += self.federation.log_rows(float(start), float(end), 10_000_000)
-        for role in self.roles:
-            payments += role.log_rows(float(start), float(end), 10_000_000)
+        payments = self._payments(float(start), float(end), 10_000_000)
         return summary.partial(payments, float(start), float(end), int(bucket))
 
     def set_fees(self, body: dict) -> dict:

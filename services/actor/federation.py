@@ -1,14 +1,9 @@
-"""What an actor needs of "a federation", and how it picks the implementation from the invite.
+"""What an actor needs of "a federation" (`Federation`), and opening one from its invite.
 
-Two implementations, as the Lightning extension has backends:
-
-- `DevFederation` (`devfed.py`): the project's development federation (`devworld/federation/`,
-  invite codes `fed1…` with its own payload), through `fedlib`. It serves the whole gateway role: Lightning
-  payments (`flows.py`), registration, backups.
-- `FedimintFederation` (`fedimint.py`): a real fedimintd 0.13 federation (invite codes
-  `fed11…` or `fedimint…`; the kind is `gwcore.invites.invite_kind`'s), through `fmclient`,
-  built from the modules it has: e-cash and on-chain money. Its Lightning roles, one per
-  Lightning module (roles.py), are built by the actor beside it.
+`FedimintFederation` (`fedimint.py`) is it: a real fedimintd 0.13 federation (invite codes
+`fed11…` or `fedimint…`), through `fmclient`, built from the modules it has: e-cash and
+on-chain money. Its Lightning roles, one per Lightning module (roles.py), are built by the actor
+beside it. Tests stand in for it with fakes of this protocol.
 
 Every method's errors are `GatewayError`s (the front maps them to HTTP); amounts are integer
 msat (sat only where the chain counts in sat), and every money-moving call is idempotent by an
@@ -23,9 +18,7 @@ from typing import Protocol
 
 from fmclient.chain import ChainSource
 from fmclient.derive import FederationSecrets
-from gwcore.invites import FEDIMINT, invite_kind
 
-from .devfed import DevFederation
 from .fedimint import FedimintFederation
 
 
@@ -89,12 +82,8 @@ async def open_federation(
     chain: ChainSource | None = None,
     secrets: FederationSecrets | None = None,
 ) -> Federation:
-    """The implementation the invite names, joined (its config checked against the id).
+    """The federation the invite names, joined (its config checked against the id).
     `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh.
     `chain`: the operator's chain source (needed by wallet v1). `secrets`: a Fedimint
     federation's secrets from the gateway's seed (None: random keys, keys.py)."""
-    if invite_kind(invite_code) == FEDIMINT:
-        return await FedimintFederation.open(
-            home, invite_code, federation_id, api_urls, chain, secrets
-        )
-    return await asyncio.to_thread(DevFederation.open, home, invite_code, federation_id)
+    return await FedimintFederation.open(home, invite_code, federation_id, api_urls, chain, secrets)

@@ -28,8 +28,8 @@ from fmclient.join import check_overrides, download_config, guardian_urls
 from fmclient.wallet import MintWallet
 from gwcore.files import write_private
 
+from .crash import crash_point
 from .ecash_errors import gateway_errors
-from .flows import crash_point
 from .onchain import NoOnchain, Onchain
 from .onchain_v1 import WalletV1Onchain
 from .onchain_v2 import WalletV2Onchain

@@ -42,11 +42,12 @@ from fmclient.lnv1 import (
 )
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, Rejected
+from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .crash import crash_point
 from .flow_rows import LnFlow
-from .flows import crash_point
 
 log = logging.getLogger(__name__)
 EXPIRY_SAFETY_MARGIN = 30  # blocks an HTLC must leave, more than (gatewayd's)
@@ -281,7 +282,7 @@ class Lnv1Receiver(LnFlow):
                 log.warning("LNv1 receive %s not finished yet: %s", ph, exc)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        """LNv1 receives as payment-log rows (stats.classify's shape): direction incoming; the
+        """LNv1 receives as payment-log rows (gwcore.payments.payment_row): direction incoming; the
         fee earned is what the HTLC brought beyond the offer we bought."""
         end = before if before is not None else float("inf")
         return self.payments(
@@ -292,24 +293,22 @@ class Lnv1Receiver(LnFlow):
         out = []
         for r in self.rows.select(where, params):
             status = RECEIVE_STATUS.get(r["state"], "pending")
-            done = status != "pending"
-            earned = r["incoming_msat"] - (r["amount_msat"] or 0) if status == "settled" else 0
+            earned = r["incoming_msat"] - (r["amount_msat"] or 0)
             if r["swap"]:  # what the payer's contract brings beyond the offer is our send fee,
                 earned = 0  # earned (and logged) by the payer's side of the swap
             out.append(
-                {
-                    "id": r["payment_hash"],
-                    "federation_id": self.federation_id,
-                    "direction": "incoming",
-                    "status": status,
-                    "amount_msat": r["amount_msat"] or r["incoming_msat"],
-                    "fee_earned_msat": max(0, earned),
-                    "payment_hash": r["payment_hash"],
-                    "created": r["created"],
-                    "finished": r["updated"] if done else None,
-                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
-                    "error": r["error"] if status == "failed" else None,
-                }
+                payment_row(
+                    r["payment_hash"],
+                    self.federation_id,
+                    "incoming",
+                    status,
+                    r["amount_msat"] or r["incoming_msat"],
+                    r["created"],
+                    r["updated"],
+                    fee_earned_msat=earned,
+                    payment_hash=r["payment_hash"],
+                    error=r["error"],
+                )
             )
         return out
 

@@ -63,11 +63,12 @@ from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
+from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .crash import crash_point
 from .flow_rows import LnFlow
-from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
 
@@ -385,7 +386,7 @@ class Lnv1Sender(LnFlow):
         await self.mint.finish(op_id)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        """LNv1 sends as payment-log rows (stats.classify's shape): direction outgoing, or swap;
+        """LNv1 sends as payment-log rows (gwcore.payments.payment_row): direction outgoing, or swap;
         the fee earned is what the contract paid beyond the invoice and the Lightning fee."""
         end = before if before is not None else float("inf")
         return self.payments(
@@ -397,22 +398,20 @@ class Lnv1Sender(LnFlow):
         for r in self.rows.select(where, params):
             status = SEND_STATUS.get(r["state"], "pending")
             fee = r["amount_msat"] - r["invoice_msat"] - (r["ln_fee_msat"] or 0)
-            done = status != "pending"
             out.append(
-                {
-                    "id": r["contract_id"],
-                    "federation_id": self.federation_id,
-                    "direction": "swap" if r["swap"] else "outgoing",
-                    "status": status,
-                    "amount_msat": r["invoice_msat"],
+                payment_row(
+                    r["contract_id"],
+                    self.federation_id,
+                    "swap" if r["swap"] else "outgoing",
+                    status,
+                    r["invoice_msat"],
+                    r["created"],
+                    r["updated"],
                     # (a recovered row whose invoice the node did not keep: unknown, 0)
-                    "fee_earned_msat": max(0, fee) if status == "settled" and r["invoice"] else 0,
-                    "payment_hash": r["payment_hash"],
-                    "created": r["created"],
-                    "finished": r["updated"] if done else None,
-                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
-                    "error": r["error"] if status == "failed" else None,
-                }
+                    fee_earned_msat=fee if r["invoice"] else 0,
+                    payment_hash=r["payment_hash"],
+                    error=r["error"],
+                )
             )
         return out
 

@@ -42,12 +42,13 @@ from fmclient.lnv2 import (
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
 from gwcore.errors import InvalidInput, NotFound
+from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .crash import crash_point
 from .flow_rows import LnFlow
-from .flows import crash_point
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -399,8 +400,8 @@ class Lnv2Receiver(LnFlow):
                 log.warning("LNv2 receive %s not finished yet: %s", ph, exc)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        """LNv2 receives whose HTLC came (or swap), as payment-log rows (stats.classify's
-        shape): direction incoming; the fee earned is the invoice less the contract."""
+        """LNv2 receives whose HTLC came (or swap), as payment-log rows
+        (gwcore.payments.payment_row): direction incoming; the fee earned is the invoice less the contract."""
         end = before if before is not None else float("inf")
         return self.payments(
             "state != 'created' AND created >= ? AND created < ? ORDER BY created DESC LIMIT ?",
@@ -412,21 +413,19 @@ class Lnv2Receiver(LnFlow):
         for r in self.rows.select(where, params):
             status = RECEIVE_STATUS.get(r["state"], "pending")
             contract = json.loads(r["contract"])["commitment"]["amount"]
-            done = status != "pending"
             out.append(
-                {
-                    "id": r["payment_hash"],
-                    "federation_id": self.federation_id,
-                    "direction": "incoming",
-                    "status": status,
-                    "amount_msat": r["amount_msat"],
-                    "fee_earned_msat": r["amount_msat"] - contract if status == "settled" else 0,
-                    "payment_hash": r["payment_hash"],
-                    "created": r["created"],
-                    "finished": r["updated"] if done else None,
-                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
-                    "error": r["error"] if status == "failed" else None,
-                }
+                payment_row(
+                    r["payment_hash"],
+                    self.federation_id,
+                    "incoming",
+                    status,
+                    r["amount_msat"],
+                    r["created"],
+                    r["updated"],
+                    fee_earned_msat=r["amount_msat"] - contract,
+                    payment_hash=r["payment_hash"],
+                    error=r["error"],
+                )
             )
         return out
 

@@ -45,12 +45,13 @@ from fmclient.tx import ModuleItem
 from fmclient.wallet import Foreign, MintWallet, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
+from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .crash import crash_point
 from .flow_rows import LnFlow
-from .flows import crash_point
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
 
@@ -345,7 +346,7 @@ class Lnv2Sender(LnFlow):
         self._put(cid, SendState.CLAIMED)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        """LNv2 sends as payment-log rows (stats.classify's shape): direction outgoing, or swap
+        """LNv2 sends as payment-log rows (gwcore.payments.payment_row): direction outgoing, or swap
         when the invoice was a served federation's; the fee earned is what the contract paid
         beyond the invoice and the Lightning fee."""
         end = before if before is not None else float("inf")
@@ -359,22 +360,20 @@ class Lnv2Sender(LnFlow):
             status = SEND_STATUS.get(r["state"], "pending")
             amount = r["invoice_msat"] or 0
             contract = json.loads(r["contract"])["amount"]
-            fee = contract - amount - (r["ln_fee_msat"] or 0) if status == "settled" else 0
-            done = status != "pending"
+            fee = contract - amount - (r["ln_fee_msat"] or 0)
             out.append(
-                {
-                    "id": r["contract_id"],
-                    "federation_id": self.federation_id,
-                    "direction": "swap" if r["swap"] else "outgoing",
-                    "status": status,
-                    "amount_msat": amount,
-                    "fee_earned_msat": max(0, fee) if amount else 0,
-                    "payment_hash": bolt11_decode(r["invoice"]).payment_hash if amount else None,
-                    "created": r["created"],
-                    "finished": r["updated"] if done else None,
-                    "latency_s": round(r["updated"] - r["created"], 3) if done else None,
-                    "error": r["error"] if status == "failed" else None,
-                }
+                payment_row(
+                    r["contract_id"],
+                    self.federation_id,
+                    "swap" if r["swap"] else "outgoing",
+                    status,
+                    amount,
+                    r["created"],
+                    r["updated"],
+                    fee_earned_msat=fee if amount else 0,
+                    payment_hash=bolt11_decode(r["invoice"]).payment_hash if amount else None,
+                    error=r["error"],
+                )
             )
         return out
 

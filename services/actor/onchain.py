@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 from fmclient.wallet import MintWallet
 from gwcore.errors import DepositPending, InvalidAddress, InvalidInput, NotFound
+from gwcore.payments import payment_row
 from gwcore.values import amount_text, is_hex
 
 from .ecash_errors import gateway_errors
-from .pegouts import withdrawal_row
 
 STATUS_OF = {"done": "settled", "rejected": "failed", "created": "pending", "submitted": "pending"}
 
@@ -223,13 +223,14 @@ class WalletOnchain:
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         return [
-            withdrawal_row(
+            payment_row(
                 w["operation_id"],
                 self.mint.config.federation_id,
+                "withdrawal",
                 STATUS_OF[w["state"]],
                 w["value_sat"] * 1000,
                 w["created"],
-                w["updated"] if w["state"] in ("done", "rejected") else None,
+                w["updated"],
                 address=w["address"],
                 txid=w["btc_txid"],
                 onchain_fee_sat=w["fee_sat"],

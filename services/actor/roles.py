@@ -3,8 +3,8 @@ same small interface, built from the federation's modules (`lightning_roles`). T
 routes bus methods to the role that declares them; nothing outside a role knows its version.
 
 - `lnv2` (`lnv2_role.Lnv2Role`): routing info, sends, hold-invoice receives, LUD-21 verify.
-- `ln` (LNv1): registration, `/pay_invoice`, HTLCs intercepted for the federation's scid.
-- `devfed` (`DevRole` below): the development federation's LNv1-like flows (`flows.py`).
+- `ln` (`lnv1_role.Lnv1Role`): registration, `/pay_invoice`, HTLCs intercepted for the
+  federation's scid.
 
 A role's bus methods are keyed by the bus method name; an HTLC is keyed by how it reached us:
 `HTLC_HOLD` (an HTLC of one of our hold invoices) or `HTLC_SCID` (addressed to the federation's
@@ -19,8 +19,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from coincurve import PrivateKey
-
 from gwcore.constants import (
     METHOD_ACTOR_HTLC,
     METHOD_ACTOR_LNV2_INVOICE,
@@ -30,15 +28,9 @@ from gwcore.constants import (
     METHOD_ACTOR_ROUTING_INFO,
 )
 from gwcore.errors import InvalidInput
-from gwproto import gateway_lnrpc_pb2 as lnpb
 
-from .devfed import DevFederation
 from .flow_rows import for_stats
-from .flows import FlowRunner
 from .inflight import ContractFinder
-from .outgoing import PaymentHashClaims
-from .settings import ActorSettings
-from .store import ActorStore
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict], Awaitable[Any]]
@@ -65,7 +57,7 @@ def htlc_route(method: str, body: dict) -> str:
 
 
 class LightningRole(Protocol):
-    kind: str  # the module it serves: "ln", "lnv2", "devfed"
+    kind: str  # the module it serves: "ln", "lnv2"
 
     def bus_methods(self) -> dict[str, Handler]: ...
 
@@ -97,7 +89,7 @@ class LightningRole(Protocol):
 
 
 class Registering:
-    """A role that registers with its federation (LNv1, the development federation's): the
+    """A role that registers with its federation (LNv1): the
     actor is READY only after a first registration (`start`), which is renewed every third of
     its TTL and at once when fees change (`renewals`). A subclass has `register()` and
     `ttl_s`, and calls `_init_registering()`."""
@@ -171,100 +163,3 @@ def contract_id(body: dict) -> str:
     if not isinstance(cid, str) or len(cid) != 64:
         raise InvalidInput("contract_id must be 32 bytes of hex")
     return cid
-
-
-class DevRole(Registering):
-    """The development federation's Lightning role: registration with our scid route hints
-    (renewed every third of its TTL, and at once when fees change), `/pay_invoice` and
-    intercepted HTLCs through `FlowRunner`. Its payments live in the actor's store, which the
-    actor reads for every federation; so its log and stats rows are the actor's own."""
-
-    kind = "devfed"
-
-    def contract_finder(self) -> ContractFinder | None:
-        return None  # the development federation has no recovery from a seed
-
-    def __init__(
-        self,
-        dev: DevFederation,
-        store: ActorStore,
-        key: PrivateKey,
-        lnrpc: Any,
-        fees: dict,
-        settings: ActorSettings,
-        hashes: PaymentHashClaims,
-        swap: Callable[[int, dict, str], Awaitable[dict | None]],
-    ) -> None:
-        self.dev, self.key, self.lnrpc, self.fees, self.settings = dev, key, lnrpc, fees, settings
-        self.registration: dict | None = None
-        self.ttl_s = settings.registration_ttl_s
-        self._init_registering()
-        self.flows = FlowRunner(
-            dev.client,
-            store,
-            key,
-            lnrpc,
-            fees,
-            swap=swap,
-            node_pubkey=lambda: (self.registration or {}).get("node_pubkey"),
-            hashes=hashes,
-        )
-
-    def bus_methods(self) -> dict[str, Handler]:
-        return {
-            METHOD_ACTOR_PAY: lambda body: self.flows.pay_invoice(contract_id(body)),
-            HTLC_SCID: self.flows.handle_htlc,
-        }
-
-    async def register(self) -> dict:
-        info = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
-        hints = (
-            await self.lnrpc.GetRouteHints(lnpb.GetRouteHintsRequest(num_route_hints=3), timeout=10)
-        ).route_hints
-        route_hints = [
-            [
-                {
-                    "pubkey": h.src_node_id.hex(),
-                    "scid": h.short_channel_id,
-                    "base_msat": h.base_msat,
-                    "ppm": h.proportional_millionths,
-                    "cltv_delta": h.cltv_expiry_delta,
-                }
-                for h in hint.hops
-            ]
-            for hint in hints
-        ]
-        reg = await asyncio.to_thread(
-            self.dev.client.register_gateway,
-            self.key,
-            scid=self.settings.scid,
-            node_pubkey=info.pub_key.hex(),
-            api_url=self.settings.public_api_url,
-            fees=dict(self.fees),
-            route_hints=route_hints,
-            ttl_s=self.settings.registration_ttl_s,
-        )
-        self.registration = {**reg, "node_pubkey": info.pub_key.hex(), "route_hints": route_hints}
-        log.info(
-            "registered with the federation", extra={"fields": {"valid_until": reg["valid_until"]}}
-        )
-        return reg
-
-    async def run(self, stop: asyncio.Event) -> None:
-        resume = asyncio.create_task(self.flows.resume())
-        try:
-            await self.renewals(stop)
-        finally:
-            resume.cancel()
-
-    def info(self) -> dict:
-        return {"registration": self.registration}
-
-    def in_flight(self) -> dict[str, int]:
-        return self.flows.in_flight()
-
-    def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
-        return []  # in the actor's store, read for every federation
-
-    def for_stats(self, watermark: float) -> tuple[list[dict], list[dict]]:
-        return [], []  # likewise

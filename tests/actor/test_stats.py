@@ -1,18 +1,38 @@
-"""The actor's payment totals (what /metrics shows) against its real SQLite store."""
+"""The actor's payment totals (what /metrics shows) over the payments its flows report."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
-from services.actor.stats import PaymentStats, classify
-from services.actor.store import ActorStore
+from gwcore.payments import payment_row
+from services.actor.stats import PaymentStats
 
 FED = "ab" * 32
 
 
-def test_totals_count_each_finished_payment_once_and_survive_restarts(tmp_path: Path) -> None:
-    store = ActorStore(tmp_path / "actor.sqlite")
-    stats = PaymentStats(store, FED)
+class Payments:
+    """A stand-in for the actor's flows: payments by id, each with the time it last moved."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+        self.now = 1000.0
+
+    def put(self, id: str, direction: str, status: str, amount: int, fee: int = 0) -> None:
+        self.now += 0.01
+        created = self.rows[id]["created"] if id in self.rows else self.now
+        self.rows[id] = payment_row(
+            id, FED, direction, status, amount, created, self.now, fee_earned_msat=fee
+        )
+
+    def sources(self, watermark: float) -> tuple[list[dict], list[dict]]:
+        rows = self.rows.values()
+        final = [p for p in rows if p["finished"] is not None and p["finished"] > watermark]
+        return final, [p for p in rows if p["status"] == "pending"]
+
+
+def test_totals_count_each_finished_payment_once_and_survive_restarts() -> None:
+    payments = Payments()
+    stats = PaymentStats(FED, payments.sources)
     empty = stats.snapshot()["directions"]
     assert empty["outgoing"] == {
         "settled": 0,
@@ -23,15 +43,15 @@ def test_totals_count_each_finished_payment_once_and_survive_restarts(tmp_path: 
         "latency_buckets": [0] * 11,
         "latency_sum_s": 0.0,
     }
-    # an outgoing payment: paying (pending) -> claimed (settled, fee 1_000 - 200 Lightning fee)
-    store.put("outgoing", "c1", "paying", invoice_msat=100_000, amount_msat=101_000)
-    store.put("incoming", "1/0", "received", payment_hash="00" * 32, outgoing_amount_msat=5_000)
+    payments.put("c1", "outgoing", "pending", 100_000)
+    payments.put("h1", "incoming", "pending", 5_000)
     snap = stats.snapshot()["directions"]
     assert snap["outgoing"]["pending"] == 1 and snap["incoming"]["pending"] == 1
-    store.put("outgoing", "c1", "claimed", ln_fee_msat=200)
-    store.put("incoming", "1/0", "failed", reason="no offer")
-    store.put("outgoing", "c2", "cancelled", invoice_msat=7, amount_msat=9)
-    store.put("outgoing", "c3", "claimed", invoice_msat=50, amount_msat=60, swap_scid=2)
+    payments.put("c1", "outgoing", "settled", 100_000, fee=800)
+    payments.put("h1", "incoming", "failed", 5_000)
+    payments.put("c2", "outgoing", "failed", 7, fee=2)  # a failed payment earns nothing
+    payments.put("c3", "swap", "settled", 50, fee=10)
+    payments.put("w1", "withdrawal", "settled", 30_000_000)
     for _ in range(3):  # asking again adds nothing
         snap = stats.snapshot()["directions"]
     out = snap["outgoing"]
@@ -40,33 +60,25 @@ def test_totals_count_each_finished_payment_once_and_survive_restarts(tmp_path: 
     assert sum(out["latency_buckets"]) == 1 and out["latency_buckets"][0] == 1  # under 50 ms
     assert snap["incoming"]["failed"] == 1 and snap["incoming"]["pending"] == 0
     assert snap["swap"]["settled"] == 1 and snap["swap"]["fees_earned_msat"] == 10
+    assert snap["withdrawal"]["volume_msat"] == 30_000_000
     # a restarted actor rebuilds the same totals from its database
-    again = PaymentStats(ActorStore(tmp_path / "actor.sqlite"), FED).snapshot()["directions"]
-    assert again == snap
+    assert PaymentStats(FED, payments.sources).snapshot()["directions"] == snap
 
 
-def test_classify_reports_only_what_the_gateway_kept() -> None:
-    row = {
-        "table": "incoming",
-        "id": "3/4",
-        "state": "settled",
-        "created": 10.0,
-        "updated": 10.5,
-        "offer_amount_msat": 1_000,
-        "incoming_amount_msat": 1_010,
-        "incoming_chan_id": 3,
-        "payment_hash": "11" * 32,
-    }
-    p = classify(row, FED)
+def test_a_payment_row_reports_only_what_the_gateway_kept() -> None:
+    p = payment_row("h", FED, "incoming", "settled", 1_000, 10.0, 10.5, fee_earned_msat=10)
     assert (p["direction"], p["status"], p["fee_earned_msat"], p["latency_s"]) == (
         "incoming",
         "settled",
         10,
         0.5,
     )
-    swap_in = classify({**row, "incoming_chan_id": None}, FED)  # a swap's receiving side
-    assert swap_in["fee_earned_msat"] == 0
-    assert classify({**row, "state": "funding"}, FED)["status"] == "pending"
+    failed = payment_row("h", FED, "incoming", "failed", 1_000, 10.0, 11.0, fee_earned_msat=10)
+    assert failed["fee_earned_msat"] == 0 and failed["finished"] == 11.0
+    pending = payment_row("h", FED, "incoming", "pending", 1_000, 10.0, 12.0, error="x")
+    assert pending["finished"] is None and pending["latency_s"] is None and pending["error"] is None
+    with pytest.raises(ValueError):
+        payment_row("h", FED, "sideways", "settled", 1, 0.0, 0.0)
 
 
 def test_summaries_merge_across_federations(monkeypatch) -> None:  # type: ignore[no-untyped-def]

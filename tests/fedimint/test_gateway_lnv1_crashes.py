@@ -47,7 +47,7 @@ pytestmark = pytest.mark.timeout(900)
 RECEIVE_POINTS = ("lnv1-receive-funding", "lnv1-receive-funded", "lnv1-receive-decrypted")
 SEND_POINTS = ("lnv1-send-recorded", "lnv1-send-paid")
 PEGOUT_POINTS = ("ecash-pegout-sent", "ecash-pegout-submitted")
-# the actors of this tree die once at each of these points (services/actor/flows.crash_point):
+# the actors of this tree die once at each of these points (services/actor/crash.crash_point):
 # the tests run in file order, the first two and the last consume them (each checks it did)
 TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": ",".join(RECEIVE_POINTS + SEND_POINTS + PEGOUT_POINTS)}
 SEND_FEE_PPM = 10_000  # our LNv1 fee (the default: no base, 1 %)

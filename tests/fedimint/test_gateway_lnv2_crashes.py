@@ -24,7 +24,7 @@ from .test_gateway_fedimint import Gateway, _until
 from .test_gateway_lnv2 import _lightning_msat
 
 pytestmark = pytest.mark.timeout(900)
-# the actors of this tree die once at each of these points (services/actor/flows.crash_point)
+# the actors of this tree die once at each of these points (services/actor/crash.crash_point)
 TREE_ENV = {"GATEWAY_ACTOR_CRASH_AT": "lnv2-receive-funding,lnv2-receive-decrypted,lnv2-send-paid"}
 RECEIVE_FEE_PPM, SEND_FEE_PPM = 5_000, 10_000
 
