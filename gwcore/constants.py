@@ -111,11 +111,9 @@ METHOD_ACTOR_SET_FEES: Final = "actor.set_fees"
 METHOD_ACTOR_ADDRESS: Final = "actor.address"
 METHOD_ACTOR_DEPOSIT: Final = "actor.deposit"
 METHOD_ACTOR_WITHDRAW: Final = "actor.withdraw"
-METHOD_ACTOR_BACKUP: Final = "actor.backup"
 METHOD_ACTOR_PAYMENT_LOG: Final = "actor.payment_log"
 METHOD_ACTOR_METRICS: Final = "actor.metrics"
 METHOD_ACTOR_PAYMENT_SUMMARY: Final = "actor.payment_summary"
-METHOD_ACTOR_RECOVERY_KEY: Final = "actor.recovery_key"
 
 # payments as the log, the summary and /metrics show them
 PAYMENT_DIRECTIONS: Final = ("outgoing", "incoming", "swap", "withdrawal")  # withdrawal: a peg-out
@@ -133,7 +131,6 @@ IN_FLIGHT_KINDS: Final = {
     "recovery": "recovery from the seed",
 }
 PAYMENT_LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-METHOD_ACTOR_RESTORE: Final = "actor.restore"
 METHOD_ACTOR_RECEIVE_ECASH: Final = "actor.receive_ecash"
 METHOD_ACTOR_ROUTING_INFO: Final = "actor.routing_info"
 METHOD_ACTOR_LNV2_SEND: Final = "actor.lnv2_send_payment"
@@ -175,10 +172,7 @@ PATH_WITHDRAW: Final = "/withdraw"
 PATH_CONNECT_FED: Final = "/connect-fed"
 PATH_LEAVE_FED: Final = "/leave-fed"
 PATH_SET_FEES: Final = "/set_fees"
-PATH_BACKUP: Final = "/backup"  # e-cash backup at a (development) federation
 PATH_DATA_BACKUP: Final = "/data_backup"  # the data folder, encrypted (octet-stream reply)
-PATH_RESTORE: Final = "/restore"
-PATH_RECOVERY_KEYS: Final = "/recovery_keys"
 PATH_SEED: Final = "/seed"  # admin: the gateway's 12 seed words
 PATH_CONFIG: Final = "/config"
 PATH_LIGHTNING: Final = "/lightning"

@@ -1,15 +1,11 @@
-"""The product's one reader of invite codes: which kind of federation an invite names, the
-federation's id, and where each of its guardians is reached. The router (connect), the API front
-(`/connect-fed`) and the dashboard (its connect form's check at once) read invites here and
-nowhere else; the registry and the actor ask `invite_kind`. It only reads text: it never reaches
+"""The product's one reader of invite codes: the federation's id, and where each of its guardians
+is reached. The router (connect), the API front (`/connect-fed`) and the dashboard (its connect
+form's check at once) read invites here and nowhere else. It only reads text: it never reaches
 the network (the federation's config is fetched by the router).
 
-Two kinds:
-- `fedimint`: a real Fedimint federation, `fed11…` (or `fedimint…`), read by `fmclient.invite`.
-  Optional per-guardian websocket URLs (`api_urls`, {peer id: ws URL}) stand in for the
-  `iroh://` endpoints a federation may list (`fmclient.join.check_overrides`).
-- `devfed`: the development federation, `fed1…` (`devworld.fedlib.tx`). Its whole branch is
-  `_devfed` and the prefix test in `invite_kind`: it leaves with the development federation.
+An invite is a Fedimint federation's, `fed11…` (or `fedimint…`), read by `fmclient.invite`.
+Optional per-guardian websocket URLs (`api_urls`, {peer id: ws URL}) stand in for the `iroh://`
+endpoints a federation may list (`fmclient.join.check_overrides`).
 
 Bad input is `InvalidInput` with a one-line reason ("invalid invite code: …" for the code).
 """
@@ -24,7 +20,7 @@ from fmclient.join import JoinError, check_overrides, guardian_urls
 
 from .errors import InvalidInput
 
-FEDIMINT, DEVFED = "fedimint", "devfed"
+FEDIMINT = "fedimint"  # the kind of every federation served (the API's `kind`)
 MAX_INVITE_CHARS = 20_000  # a federation of hundreds of guardians fits; a pasted novel does not
 
 
@@ -32,7 +28,6 @@ MAX_INVITE_CHARS = 20_000  # a federation of hundreds of guardians fits; a paste
 class Invite:
     """An invite code, checked: what the connect needs of it."""
 
-    kind: str  # FEDIMINT or DEVFED
     federation_id: str  # 64 hex
     guardians: dict[int, str]  # peer id -> where its API is reached (api_urls applied)
     api_urls: dict[int, str] = field(default_factory=dict)  # the overrides given, checked
@@ -43,14 +38,6 @@ class Invite:
         return next(iter(self.guardians.values()))
 
 
-def invite_kind(code: str) -> str:
-    """DEVFED for the development federation's `fed1…` codes (their HRP is `fed`, and "1" is no
-    bech32 data character, so none starts `fed11`); FEDIMINT for everything else. By the prefix
-    only: `parse_invite` says whether the code is valid."""
-    text = code.strip().lower()
-    return DEVFED if text.startswith("fed1") and not text.startswith("fed11") else FEDIMINT
-
-
 def parse_invite(code: object, api_urls: object = None) -> Invite:
     """The invite `code` (with the guardians' ws URLs `api_urls`, Fedimint only), checked; else
     InvalidInput saying why in one line."""
@@ -59,19 +46,13 @@ def parse_invite(code: object, api_urls: object = None) -> Invite:
     code = code.strip()
     if len(code) > MAX_INVITE_CHARS:
         raise InvalidInput(f"invalid invite code: longer than {MAX_INVITE_CHARS} characters")
-    if invite_kind(code) == DEVFED:
-        if api_urls:
-            raise InvalidInput("api_urls are for Fedimint federations (fed11… invites)")
-        return _devfed(code)
     try:
         invite = parse_fedimint_invite(code)
     except InviteError as exc:
         raise InvalidInput(_reason(str(exc))) from None
     try:
         overrides = check_overrides(api_urls if api_urls else None)
-        return Invite(
-            FEDIMINT, invite.federation_id, guardian_urls(invite.peers, overrides), overrides
-        )
+        return Invite(invite.federation_id, guardian_urls(invite.peers, overrides), overrides)
     except JoinError as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -95,14 +76,3 @@ def _reason(message: str) -> str:
     return (
         message if message.startswith("invalid invite code") else f"invalid invite code: {message}"
     )
-
-
-def _devfed(code: str) -> Invite:
-    """The development federation's invite: one API URL, peer 0."""
-    from devworld.fedlib.tx import decode_invite  # here only: it leaves with the dev federation
-
-    try:
-        federation_id, url = decode_invite(code)
-    except ValueError as exc:
-        raise InvalidInput(_reason(str(exc))) from None
-    return Invite(DEVFED, federation_id, {0: url})

@@ -12,7 +12,6 @@ import sys
 import zmq.asyncio
 
 from gwcore.files import keep_private
-from gwcore.invites import FEDIMINT, invite_kind
 from gwcore.lifetime import die_with_parent, only_instance
 from gwcore.logging import configure_logging
 from gwcore.schema import SchemaTooNew
@@ -45,11 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         home = actor_home(settings)
         store = ActorStore(home / "actor.sqlite")
-        seeded = invite_kind(settings.invite_code) == FEDIMINT
-        recovery.begin(store, settings.recover, seeded)  # before the keys are decided
-        secrets = federation_secrets(
-            store, settings.data_dir, settings.federation_id, seeded=seeded
-        )
+        recovery.begin(store, settings.recover)  # before the keys are decided
+        secrets = federation_secrets(store, settings.data_dir, settings.federation_id)
         federation = await open_federation(
             home,
             settings.invite_code,

@@ -3,8 +3,7 @@ before the gateway had one) the random gateway key its actor stored then.
 
 Decided once per federation and kept in the actor's meta table (`key_source`): `seed` for a
 federation first served with a seed, `random` for an actor database that already held a random
-`gateway_key` (its key is never silently changed), and always `random` for the development
-federation. A seeded federation also keeps the fingerprint of its client secret (fedimint's
+`gateway_key` (its key is never silently changed). A seeded federation also keeps the fingerprint of its client secret (fedimint's
 `derive_pre_root_secret_hash`): started with other words, the actor stops rather than serve
 with keys that are not the ones its contracts and notes were made with.
 
@@ -33,14 +32,14 @@ def seed_fingerprint(root: DerivableSecret, federation_id: str) -> str:
 
 
 def federation_secrets(
-    store: ActorStore, data_dir: Path, federation_id: str, *, seeded: bool
+    store: ActorStore, data_dir: Path, federation_id: str
 ) -> FederationSecrets | None:
     """The federation's secrets from the seed in `data_dir`, or None where its keys are random
-    (`seeded` False: the development federation). SystemExit (one line) if the seed is missing
+    (a federation joined before the gateway had a seed). SystemExit (one line) if the seed is missing
     or is not the one this federation's keys were derived from."""
     source = store.meta(KEY_SOURCE)
     if source is None:
-        source = SEED if seeded and store.meta("gateway_key") is None else RANDOM
+        source = SEED if store.meta("gateway_key") is None else RANDOM
         store.set_meta(KEY_SOURCE, source)
     if source == RANDOM:
         return None

@@ -215,6 +215,6 @@ class Lnv1Role(Registering, PairedFlows):
 
     # --- books --------------------------------------------------------------------------------
     def in_flight(self) -> dict[str, int]:
-        """LNv1 payments under way, by the kinds the development federation's LNv1-like flows
-        use: outgoing (and swaps, counted as outgoing on the payer's side), incoming."""
+        """LNv1 payments under way, by kind: outgoing (and swaps, counted as outgoing on the
+        payer's side), incoming."""
         return {"outgoing": self.sender.in_flight(), "incoming": self.receiver.in_flight()}

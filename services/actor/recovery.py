@@ -38,14 +38,14 @@ CONTRACTS = "recovery_contracts"  # meta: contracts in flight taken up from the 
 HISTORY = "session_history"  # its name in the progress
 
 
-def begin(store: ActorStore, asked: bool, seeded: bool) -> None:
+def begin(store: ActorStore, asked: bool) -> None:
     """Mark a recovery pending when the router asked for one (`asked`) and the federation is
-    new to this data folder: its actor database has no keys yet, and they will be the seed's
-    (`seeded`). Called before the key source is decided (keys.py), so a crash in between
+    new to this data folder: its actor database has no keys yet, and they will be the seed's.
+    Called before the key source is decided (keys.py), so a crash in between
     leaves the recovery marked."""
     if not asked or store.meta(RECOVERY) is not None:
         return
-    if seeded and store.meta(KEY_SOURCE) is None and store.meta("gateway_key") is None:
+    if store.meta(KEY_SOURCE) is None and store.meta("gateway_key") is None:
         store.set_meta(RECOVERY, PENDING)
     else:
         log.warning("a recovery was asked for a federation this data folder knows: not run")

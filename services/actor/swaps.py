@@ -7,7 +7,7 @@ work between any two served federations whatever their Lightning modules (v1↔v
 - an invoice whose payee is our node is one of our hold invoices: an LNv2 receive, owned by the
   federation that claimed its payment hash at the router (`gateway.payment_hash_owner`);
 - an invoice whose route hint ends at our node names a served federation's short channel id:
-  an LNv1 receive (or the development federation's), owned by the federation with that scid.
+  an LNv1 receive, owned by the federation with that scid.
 """
 
 from __future__ import annotations

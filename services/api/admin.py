@@ -184,32 +184,6 @@ def _spend_ecash(gw: Gateway, body: dict, rid: str) -> dict:
     )
 
 
-def _restore(gw: Gateway, body: dict, rid: str) -> dict:
-    """{federation_id, recovery_key?}: our own backup, or one made with another key."""
-    query = {}
-    if body.get("recovery_key") is not None:
-        query["recovery_key"] = hex32(body["recovery_key"], "recovery_key")
-    fed = gw.federation(body, rid)
-    return gw.call(
-        fed,
-        C.METHOD_ACTOR_RESTORE,
-        query,
-        request_id=rid,
-        timeout=gw.settings.long_timeout_s,
-        idempotent=False,
-    )
-
-
-def _recovery_keys(gw: Gateway, body: dict, rid: str) -> dict:
-    """Each running federation's recovery key (reads its e-cash backups): keep them offline."""
-    out = []
-    for f in gw.federations(rid):
-        if f["state"] == "running":
-            key = gw.call(f["federation_id"], C.METHOD_ACTOR_RECOVERY_KEY, {}, request_id=rid)
-            out.append({"federation_id": f["federation_id"], "name": f["name"], **key})
-    return {"federations": out}
-
-
 def _seed(gw: Gateway, body: dict, rid: str) -> dict:
     """The gateway's 12 seed words (every federation's keys and e-cash come back with them):
     write them down offline."""
@@ -303,9 +277,6 @@ ADMIN_ROUTES: dict[str, Callable[[Gateway, dict, str], Any]] = {
     C.PATH_CONNECT_FED: _connect,
     C.PATH_LEAVE_FED: _leave,
     C.PATH_SET_FEES: _set_fees,
-    C.PATH_BACKUP: _fed_call(C.METHOD_ACTOR_BACKUP, timeout=60),
-    C.PATH_RESTORE: _restore,
-    C.PATH_RECOVERY_KEYS: _recovery_keys,
     C.PATH_SEED: _seed,
     C.PATH_CONFIG: _config,
     C.PATH_LIGHTNING: _lightning,

@@ -309,13 +309,6 @@ class Dashboard:
                     {**fid, "base_msat": int(base), "proportional_millionths": int(ppm)},
                     rid,
                 )
-            elif action == "backup":
-                shown["result"] = self._call("/backup", fid, rid)
-            elif action == "restore":
-                key = str(form.get("recovery_key", "")).strip()
-                shown["result"] = self._call(
-                    "/restore", {**fid, **({"recovery_key": key} if key else {})}, rid
-                )
             elif action == "leave":
                 if form.get("confirm") != "yes":
                     shown["leave_confirm"] = True

@@ -4,10 +4,9 @@ operation_id}`); the notes are reissued into the gateway's wallet of their feder
 the notes themselves), and the same notes again credit nothing and answer the same.
 
 Every kind of notes is read here only to find their federation (Fedimint's mintv2 `fedimint…`
-strings and mint v1 `OOBNotes`, the development federation's `fednotes…`); the actor checks
-them in full. Mint v1 notes without an invite name only the first 4 bytes of their federation's
-id, as gatewayd reads them: the served federation with that prefix takes them.
-"""
+strings and mint v1 `OOBNotes`); the actor checks them in full. Mint v1 notes without an invite name
+only the first 4 bytes of their federation's id, as gatewayd reads them: the served federation with
+that prefix takes them."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import hashlib
 
 import falcon
 
-from devworld.fedlib.notes import decode_notes
 from fmclient.wallet import EcashError, read_ecash
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound
@@ -30,11 +28,6 @@ MAX_NOTES_CHARS = 1_000_000
 def notes_federation(notes: str) -> str:
     """The federation id the notes name (for mint v1 notes without an invite, only its first 8
     hex digits); InvalidInput if they are no e-cash string."""
-    if notes.startswith("fednotes"):
-        try:
-            return decode_notes(notes)[0]
-        except ValueError as exc:
-            raise InvalidInput(f"invalid notes: {exc}") from None
     try:
         _, received = read_ecash(notes)
     except EcashError as exc:

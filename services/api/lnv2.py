@@ -46,7 +46,7 @@ class RoutingInfo(PublicRoute):
             try:
                 resp.media = self.gw.call(fed, C.METHOD_ACTOR_ROUTING_INFO, {}, request_id=rid)
             except GatewayError as exc:
-                if exc.code != "not_found":  # a development federation: not LNv2
+                if exc.code != "not_found":  # a federation without LNv2
                     raise
                 _null(resp)
 

@@ -293,23 +293,7 @@ def openapi_document(version: str) -> dict:
                 },
             )
         },
-        C.PATH_BACKUP: {"post": _op("Back up the e-cash of a federation", fed_body)},
-        C.PATH_RESTORE: {
-            "post": _op(
-                "Restore the e-cash of a federation (from our backup, or one of recovery_key)",
-                {
-                    "properties": {
-                        "federation_id": FED,
-                        "recovery_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
-                    },
-                    "required": ["federation_id"],
-                },
-            )
-        },
         C.PATH_DATA_BACKUP: {"post": _data_backup()},
-        C.PATH_RECOVERY_KEYS: {
-            "post": _op("Each federation's recovery key (a secret: keep it offline)", None)
-        },
         C.PATH_SEED: {
             "post": _op(
                 "The gateway's 12 seed words: every federation's keys and e-cash come back"

@@ -388,53 +388,16 @@ def set_fees(c: Ctx, federation_id: str | None, base_msat: int, ppm: int) -> Any
     "--to",
     "to_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="the whole data folder, encrypted with the seed's key, into this new file",
-)
-@click.option(
-    "--federation-id",
-    "--federation",
-    "federation_id",
-    help="the e-cash of a development federation, at its guardians",
+    required=True,
+    help="the new file (0600) that gets the backup",
 )
 @click.pass_obj
 @_run
-def backup(c: Ctx, to_file: Path | None, federation_id: str | None) -> Any:
-    """Back up the gateway: `--to FILE` every file of its data folder, copied consistently
-    while it runs and encrypted with the key of its seed (bring it back with `python -m
-    deploy.gateway --env-file ENV --restore-from FILE`); or `--federation-id ID` a development
-    federation's e-cash, uploaded to its guardians."""
-    if (to_file is None) == (federation_id is None):
-        raise click.UsageError(
-            "give one of --to FILE (the data folder) and --federation-id ID (a development"
-            " federation's e-cash)",
-            click.get_current_context(),
-        )
-    if to_file is not None:
-        return c.api().data_backup(to_file)
-    return c.api().backup(c.fed_or_none(federation_id))  # type: ignore[arg-type]
-
-
-@cli.command()
-@click.option("--federation-id", "--federation", "federation_id", required=True, help=FED_HELP)
-@click.option(
-    "--recovery-key",
-    envvar="GATEWAY_RECOVERY_KEY",
-    help="restore the backup made with this key (from `recovery-keys`); default: ours",
-)
-@click.pass_obj
-@_run
-def restore(c: Ctx, federation_id: str, recovery_key: str | None) -> Any:
-    """Restore the gateway's e-cash in a federation from a backup."""
-    return c.api().restore(c.fed(federation_id), recovery_key)
-
-
-@cli.command("recovery-keys")
-@click.pass_obj
-@_run
-def recovery_keys(c: Ctx) -> Any:
-    """Each federation's recovery key: with it, `restore` recovers backed-up e-cash even after
-    the gateway's data is lost. A secret: keep it offline."""
-    return c.api().recovery_keys()
+def backup(c: Ctx, to_file: Path) -> Any:
+    """Back up the gateway: every file of its data folder, copied consistently while it runs
+    and encrypted with the key of its seed (bring it back with `python -m deploy.gateway
+    --env-file ENV --restore-from FILE`)."""
+    return c.api().data_backup(to_file)
 
 
 @cli.command("seed")

@@ -148,9 +148,6 @@ class GatewayApi:
             body["federation_id"] = federation_id
         return self._post(C.PATH_SET_FEES, body)
 
-    def backup(self, federation_id: str) -> dict:
-        return self._post(C.PATH_BACKUP, {"federation_id": federation_id})
-
     def data_backup(self, to: Path) -> dict:
         """The whole data folder, encrypted, into the new file `to` (0600; never written over:
         the bytes go to a temporary file beside it, checked against the gateway's SHA-256, then
@@ -210,15 +207,6 @@ class GatewayApi:
             "sha256": digest.hexdigest(),
             "files": int(files or 0),
         }
-
-    def restore(self, federation_id: str, recovery_key: str | None = None) -> dict:
-        body = {"federation_id": federation_id}
-        if recovery_key:
-            body["recovery_key"] = recovery_key
-        return self._post(C.PATH_RESTORE, body)
-
-    def recovery_keys(self) -> dict:
-        return self._post(C.PATH_RECOVERY_KEYS)
 
     def seed(self) -> dict:
         return self._post(C.PATH_SEED)

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bus import Broker
-from devworld.fedlib.api import FederationApi
 from fmclient.config import federation_network, same_network
 from fmclient.join import download_config
 from gwcore.constants import (
@@ -43,7 +42,7 @@ from gwcore.errors import (
     RateLimited,
     ServiceNotReady,
 )
-from gwcore.invites import FEDIMINT, Invite, parse_invite
+from gwcore.invites import Invite, parse_invite
 
 from .htlcs import HtlcDispatch
 from .interception import ForwardNeeds
@@ -136,8 +135,6 @@ class FederationConnections:
         the registry nor an actor's folder), or one whose recovery is under way (asked again:
         it goes on): else refused, nothing changed."""
         fed_id = invite.federation_id
-        if invite.kind != FEDIMINT:
-            raise InvalidInput("--recover is for Fedimint federations (fed11… invites)")
         entry = self.registry.get(fed_id)
         if entry is not None and self.registry.recovery(fed_id) == "recovering":
             return  # this recovery, asked again (a retried request): it goes on
@@ -167,7 +164,7 @@ class FederationConnections:
         if cfg.get("network"):
             await self._check_network(str(cfg["network"]))
         # before its actor registers its scid: forwards to it reach us from the first payment
-        self.forwards.learn(fed_id, invite.kind, cfg.get("modules") or [])
+        self.forwards.learn(fed_id, cfg.get("modules") or [])
         await self.htlcs.say_interception()
         entry = self.registry.add(
             fed_id, str(cfg.get("name", "")), invite_code, url, PROGRAM_ACTOR_PREFIX + fed_id[:16]
@@ -271,13 +268,7 @@ class FederationConnections:
         async with self._fetching:
             try:
                 async with asyncio.timeout(self.config_timeout_s):
-                    if invite.kind == FEDIMINT:
-                        return await self._fedimint_config(invite_code, invite.api_urls)
-                    return await asyncio.to_thread(
-                        FederationApi(
-                            invite.api_url, timeout=min(10.0, self.config_timeout_s)
-                        ).config
-                    )
+                    return await self._fedimint_config(invite_code, invite.api_urls)
             except GatewayError:
                 raise
             except Exception as exc:  # refused, reset, timed out, TLS, not a federation, …

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gwcore.files import private_file
-from gwcore.invites import invite_kind
+from gwcore.invites import FEDIMINT
 from gwcore.schema import Migration, Schema, upgrade
 
 # the router's registry: its schema's version and migrations (gwcore/schema.py)
@@ -103,7 +103,7 @@ class FederationEntry:
             "program": self.program,
             "state": self.state,
             "invite_code": self.invite_code,
-            "kind": invite_kind(self.invite_code),
+            "kind": FEDIMINT,
         }
 
 

@@ -235,8 +235,6 @@ class FakeBus:
                     "balance_msat": 5_001_234,
                 }
             ).encode()
-        if method == C.METHOD_ACTOR_RECOVERY_KEY:
-            return json.dumps({"federation_id": FED, "recovery_key": "5e" * 32}).encode()
         if method == C.METHOD_SEED:
             return json.dumps({"words": SEED_WORDS}).encode()
         if method == C.METHOD_ACTOR_SET_FEES:

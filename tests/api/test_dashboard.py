@@ -10,9 +10,8 @@ import bcrypt
 import pytest
 from falcon import testing
 
-from devworld.fedlib.notes import encode_notes
-from devworld.fedlib.tx import encode_invite
 from fmclient.invite import InviteCode
+from fmclient.mintv2 import ECash, SpendableNote
 from gwcore import constants as C
 from gwcore.errors import BusTimeout, InvalidInput, ServiceUnavailable
 from services.api.app import create_app
@@ -91,7 +90,7 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
     )
     assert bad.status_code == 400 and "invalid invite code" in bad.text  # checked by the API
     assert not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]
-    invite = encode_invite(FED, "http://127.0.0.1:9")
+    invite = str(InviteCode(FED, {0: "ws://127.0.0.1:9/"}))
     r = c.simulate_post(
         "/ui/connect", body=f"invite_code={invite}&csrf={csrf}", headers=FORM, cookies=cookies
     )
@@ -156,15 +155,6 @@ def test_pages_and_forms(ui) -> None:  # type: ignore[no-untyped-def]
         cookies=cookies,
     )
     assert left.status_code == 303 and bus.calls[-1][1] == C.METHOD_LEAVE_FED
-    # restore with a recovery key
-    c.simulate_post(
-        f"/ui/federations/{FED}/restore",
-        body=f"csrf={csrf}&recovery_key={'5e' * 32}",
-        headers=FORM,
-        cookies=cookies,
-    )
-    restores = [b for _, m, b, _ in bus.calls if m == C.METHOD_ACTOR_RESTORE]
-    assert restores == [{"recovery_key": "5e" * 32}]
     payments = c.simulate_get("/ui/payments", cookies=cookies)
     assert payments.status_code == 200 and "hx-get" in payments.text and "incoming" in payments.text
     rows = c.simulate_get("/ui/payments/rows", params={"direction": "incoming"}, cookies=cookies)
@@ -292,7 +282,7 @@ def test_connect_with_progress_and_deposit_confirmations_awaited(ui) -> None:  #
     )
     assert bad.status_code == 200 and "Could not connect: invalid invite code" in bad.text
     assert not [m for _, m, _, _ in bus.calls if m == C.METHOD_CONNECT_FED]  # checked at once
-    invite = encode_invite(FED, "http://127.0.0.1:9")
+    invite = str(InviteCode(FED, {0: "ws://127.0.0.1:9/"}))
     ok = c.simulate_post(
         "/ui/connect",
         body=f"invite_code={invite}&csrf={csrf}",
@@ -618,7 +608,7 @@ def test_ecash_in_and_out_from_the_federation_page(ui) -> None:  # type: ignore[
     assert 'action="/ui/federations/' + FED + '/receive-ecash"' in page.text
     assert "gateways add http://gw.example:8175/" in page.text  # the URL guardians add
     key = re.search(r'name="key" value="([0-9a-f]{32})"', page.text).group(1)
-    notes = encode_notes(FED, [{"amount": 1024, "spend_key": "11" * 32, "signature": "02" * 33}])
+    notes = str(ECash(FED, (SpendableNote(10, b"\x11" * 32, b"\x02" * 48),)))
     got = c.simulate_post(
         f"/ui/federations/{FED}/receive-ecash",
         body=urlencode({"csrf": csrf, "notes": notes}),

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from devworld.fedlib.tx import encode_invite
 from fmclient.invite import InviteCode
 from gwcore.errors import GatewayError, RateLimited
 from gwcore.extension import ExtensionEndpoint
@@ -104,8 +103,9 @@ def chatty_port() -> Iterator[int]:
 
 def _invites(port: int) -> list[str]:
     return [
-        str(InviteCode(FED, {0: f"ws://127.0.0.1:{port}/"})),  # a Fedimint federation's
-        encode_invite(FED, f"http://127.0.0.1:{port}"),  # a development federation's
+        str(InviteCode(FED, {0: f"ws://127.0.0.1:{port}/"})),  # one guardian
+        # two, the second on the same host's ssh port: neither answers as a guardian does
+        str(InviteCode(FED, {0: f"wss://127.0.0.1:{port}/", 1: "ws://127.0.0.1:22/"})),
     ]
 
 
@@ -152,8 +152,8 @@ async def test_an_invite_gets_its_time_and_no_more(tmp_path: Path, silent_port: 
 
 async def test_a_few_connects_at_once_and_no_more(tmp_path: Path, silent_port: int) -> None:
     core = _core(tmp_path, config_timeout_s=1.5, max_connects=2)
-    fed11, dev = _invites(silent_port)
-    running = [asyncio.create_task(core.federations.connect(i)) for i in (fed11, dev)]
+    fed11, two = _invites(silent_port)
+    running = [asyncio.create_task(core.federations.connect(i)) for i in (fed11, two)]
     await asyncio.sleep(0.2)
     start = time.monotonic()
     with pytest.raises(RateLimited) as busy:
@@ -163,7 +163,7 @@ async def test_a_few_connects_at_once_and_no_more(tmp_path: Path, silent_port: i
     for task in running:
         with pytest.raises(GatewayError):
             await task
-    assert (await _refusal(core, dev)).message == UNREACHABLE  # a slot is free again
+    assert (await _refusal(core, two)).message == UNREACHABLE  # a slot is free again
 
 
 async def test_a_federation_on_another_network_than_the_node_is_refused(

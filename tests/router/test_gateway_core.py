@@ -166,28 +166,23 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     tmp_path: Path,
 ) -> None:
     """`connect-fed --recover`: refused for a federation this data folder knows (the registry,
-    or an actor's folder) or not Fedimint, in one line, unless its recovery is under way (a
+    or an actor's folder), in one line, unless its recovery is under way (a
     retried request goes on); its actor is started with RECOVER; it is
     `recovering` (READY or not) until the actor's `gateway.recovered`, then `running`."""
-    from gwcore.invites import DEVFED, FEDIMINT, Invite
+    from gwcore.invites import Invite
 
     core, _ = _core(tmp_path)
     core.federations.actor_env = {"GATEWAY_ACTOR_DATA_DIR": str(tmp_path)}
-    invite = Invite(FEDIMINT, FED_B, {0: "ws://x"})
+    invite = Invite(FED_B, {0: "ws://x"})
     core.federations._check_recoverable(invite)  # new here: fine
     (tmp_path / "actors" / FED_B[:16]).mkdir(parents=True)
     with pytest.raises(InvalidInput, match="is known to this gateway"):
         core.federations._check_recoverable(invite)
     core.registry.add(FED_A, "a", "fed11x", "ws://x", "gateway-actor-a")
     with pytest.raises(InvalidInput, match="state connecting"):
-        core.federations._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
-    with pytest.raises(InvalidInput, match="Fedimint"):
-        core.federations._check_recoverable(Invite(DEVFED, "cc" * 32, {0: "http://x"}))
-
+        core.federations._check_recoverable(Invite(FED_A, {0: "ws://x"}))
     core.registry.start_recovery(FED_A)
-    core.federations._check_recoverable(
-        Invite(FEDIMINT, FED_A, {0: "ws://x"})
-    )  # asked again: goes on
+    core.federations._check_recoverable(Invite(FED_A, {0: "ws://x"}))  # asked again: goes on
     core._worker_event("actor-a", FED_A, "ready")
     assert core.registry.get(FED_A).state == "recovering"  # type: ignore[union-attr]
     sup = core.federations.supervisor = FakeSupervisor(tmp_path / "conf.d")
@@ -199,7 +194,7 @@ async def test_a_recovering_federation_is_not_running_until_its_actor_says_done(
     core._worker_event("actor-a", FED_A, "revived")
     assert core.registry.get(FED_A).state == "running"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput, match="state running"):  # recovered: known now
-        core.federations._check_recoverable(Invite(FEDIMINT, FED_A, {0: "ws://x"}))
+        core.federations._check_recoverable(Invite(FED_A, {0: "ws://x"}))
 
 
 class SlowRemoval(FakeSupervisor):

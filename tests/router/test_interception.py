@@ -16,8 +16,8 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from services.router.interception import ForwardNeeds, needs_forwards
 from services.router.registry import FederationRegistry
 
-V1, V2, DEV = "11" * 32, "22" * 32, "33" * 32
-FEDIMINT_INVITE, DEV_INVITE = "fed11qgqzygrfwdusamw", "fed1qqqq"
+V1, V2, V3 = "11" * 32, "22" * 32, "33" * 32
+FEDIMINT_INVITE = "fed11qgqzygrfwdusamw"
 
 
 class Actors:
@@ -37,16 +37,15 @@ class Actors:
 def _registry(path: Path, *feds: str) -> FederationRegistry:
     reg = FederationRegistry(path / "router.sqlite")
     for fed in feds:
-        reg.add(fed, "", DEV_INVITE if fed == DEV else FEDIMINT_INVITE, "ws://x", "p-" + fed[:4])
+        reg.add(fed, "", FEDIMINT_INVITE, "ws://x", "p-" + fed[:4])
         reg.set_state(fed, "running")
     return reg
 
 
 def test_which_federations_need_forwards() -> None:
-    assert needs_forwards("fedimint", ["ln", "lnv2", "mint", "wallet"])
-    assert not needs_forwards("fedimint", ["lnv2", "mint", "walletv2"])
-    assert not needs_forwards("fedimint", [])
-    assert needs_forwards("devfed", [])
+    assert needs_forwards(["ln", "lnv2", "mint", "wallet"])
+    assert not needs_forwards(["lnv2", "mint", "walletv2"])
+    assert not needs_forwards([])
 
 
 async def test_learnt_from_the_actors_after_a_restart(tmp_path: Path) -> None:
@@ -64,16 +63,16 @@ async def test_learnt_from_the_actors_after_a_restart(tmp_path: Path) -> None:
     assert not needs.needed()
     # an LNv1 federation connected (its config says `ln`): wanted until it leaves
     reg.add(V1, "", FEDIMINT_INVITE, "ws://x", "p-v1")
-    needs.learn(V1, "fedimint", ["ln", "lnv2", "mint", "wallet"])
+    needs.learn(V1, ["ln", "lnv2", "mint", "wallet"])
     assert needs.needed()
     reg.set_state(V1, "leaving")
     assert not needs.needed()
     reg.set_state(V1, "left")
     assert not needs.needed()
-    # a development federation has virtual channels too
-    reg.add(DEV, "", DEV_INVITE, "ws://x", "p-dev")
-    reg.set_state(DEV, "crashed")
-    needs.learn(DEV, "devfed", [])
+    # one that crashed still counts: its HTLCs wait for its actor
+    reg.add(V3, "", FEDIMINT_INVITE, "ws://x", "p-v3")
+    reg.set_state(V3, "crashed")
+    needs.learn(V3, ["ln", "mint", "wallet"])
     assert needs.needed()
 
 
@@ -92,10 +91,10 @@ class Extension:
 async def test_the_wish_said_and_the_answer_believed(tmp_path: Path) -> None:
     reg = _registry(tmp_path, V2)
     needs = ForwardNeeds(reg, Actors({}))  # type: ignore[arg-type]
-    needs.learn(V2, "fedimint", ["lnv2"])
+    needs.learn(V2, ["lnv2"])
     ext = Extension(lnpb.InterceptForwardsResponse(intercepting=True))
     assert await needs.say(ext) is True  # type: ignore[arg-type]
-    needs.learn(V1, "fedimint", ["ln"])
+    needs.learn(V1, ["ln"])
     reg.add(V1, "", FEDIMINT_INVITE, "ws://x", "p-v1")
     ext.answer = lnpb.InterceptForwardsResponse(intercepting=False)  # not attached (yet)
     assert await needs.say(ext) is False  # type: ignore[arg-type]
