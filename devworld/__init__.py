@@ -1,6 +1,6 @@
 """The development world: what stands in for the outside world in development and tests, not
-what an operator deploys. `regtest/` (a simulated chain and Lightning network, `regtestd`),
-`federation/` (the development federation's guardian, `guardiand`), `devworld/fedlib/` (its client
-library), `fedcli/` (its user's wallet, `fed-cli`). The product (`services/`, `fmclient/`,
-`bus/`, `gwcore/`) never needs it to serve a real federation; the actor's `DevFederation`
-uses `fedlib` to serve the development federation."""
+what an operator deploys. `regtest/`: a simulated chain and Lightning network (`regtestd`,
+`regtest-cli`), whose node the Lightning extension's sim backend drives, for the extension's
+contract suite, fast benchmarks and the tests of the gateway's process tree. The product
+(`services/`, `fmclient/`, `bus/`, `gwcore/`) imports nothing from it
+(tests/test_import_rule.py); real peers (fedimintd, lnd, bitcoind) are under `peers/`."""

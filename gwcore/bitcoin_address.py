@@ -1,5 +1,5 @@
 """Bitcoin addresses, parsed fully in one place for every room that takes one: the API front,
-the actor, the development federation, fed-cli and the regtest world.
+the actor and the regtest world.
 
 `parse_address` checks everything before anything moves: the encoding's checksum (base58check;
 bech32 for witness version 0, bech32m for 1 and above, as BIP 173/350 say), the network (its

@@ -59,10 +59,6 @@ BACKUP_FILES_HEADER: Final = "X-Backup-Files"
 ENV_PREFIX_REGTEST: Final = "REGTEST_"
 REGTESTD_INFO_FILE: Final = "regtestd.json"  # written into regtestd's data dir
 
-# --- The development federation ------------------------------------------------------------------
-ENV_PREFIX_FEDERATION: Final = "FED_"
-FEDERATION_INFO_FILE: Final = "federation.json"  # written into guardiand's data dir
-
 # --- The Lightning extension ---------------------------------------------------------------------
 ENV_PREFIX_LNRPC: Final = "GATEWAY_LNRPC_"
 PROGRAM_LNRPC: Final = "gateway-lnrpc-extension"

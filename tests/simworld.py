@@ -1,8 +1,8 @@
 """The simulated world beside a test's gateway tree: regtestd (the simulated chain and Lightning
-network, whose node "gateway" the extension's sim backend drives) and, for the tests that still
-run on them, the two development federations. They are programs of the tree's supervisord, but
-not the gateway's: `add_sim_world` writes them into the run folder's conf.d (the gateway's own
-supervisord.conf holds the gateway's programs alone) and returns the extension's settings."""
+network, whose node "gateway" the extension's sim backend drives). It is a program of the tree's
+supervisord, but not the gateway's: `add_sim_world` writes it into the run folder's conf.d (the
+gateway's own supervisord.conf holds the gateway's programs alone) and returns the extension's
+settings."""
 
 from __future__ import annotations
 
@@ -29,16 +29,11 @@ stdout_logfile_maxbytes=0
 """
 
 
-def add_sim_world(run_dir: Path, data_dir: Path, federations: bool = True) -> dict[str, str]:
-    """Write conf.d/sim-world.conf (regtestd; `federations`: devfed-alpha and devfed-beta);
-    the environment that points the extension's sim backend at regtestd's node "gateway"."""
-    programs = [("regtestd", f"%(ENV_GATEWAY_BIN_DIR)s/regtestd --data-dir {data_dir}/regtest")]
-    if federations:
-        programs += [
-            (f"devfed-{n}", f"%(ENV_GATEWAY_BIN_DIR)s/python -m deploy.devfed {n}")
-            for n in ("alpha", "beta")
-        ]
-    conf = "".join(_PROGRAM.format(name=n, command=c, repo=REPO) for n, c in programs)
+def add_sim_world(run_dir: Path, data_dir: Path) -> dict[str, str]:
+    """Write conf.d/sim-world.conf (regtestd); the environment that points the extension's sim
+    backend at regtestd's node "gateway"."""
+    command = f"%(ENV_GATEWAY_BIN_DIR)s/regtestd --data-dir {data_dir}/regtest"
+    conf = _PROGRAM.format(name="regtestd", command=command, repo=REPO)
     (run_dir / "conf.d").mkdir(parents=True, exist_ok=True)
     write_private(run_dir / "conf.d" / "sim-world.conf", conf)
     return {

@@ -86,10 +86,9 @@ def test_restore_takes_the_words_on_stdin(made: dict) -> None:
     _refused(_restore(made, WORDS), "is not empty")
 
 
-def test_backup_wants_one_destination() -> None:
-    for args in ([], ["--to", "x", "--federation-id", "ab" * 32]):
-        done = _run([str(BIN / "gateway-cli"), "-a", "http://127.0.0.1:9", "backup", *args])
-        assert done.returncode == 2 and done.stderr.startswith("error: usage: give one of --to")
+def test_backup_wants_its_destination() -> None:
+    done = _run([str(BIN / "gateway-cli"), "-a", "http://127.0.0.1:9", "backup"])
+    assert done.returncode == 2 and "--to" in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_rollback_puts_back_the_copies_from_before_a_migration(tmp_path: Path) -> None:

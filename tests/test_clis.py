@@ -12,7 +12,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from devworld.fedcli.__main__ import cli as fed_cli
 from devworld.regtest.cli import cli as regtest_cli
 from gwcore.constants import ENV_DEVNET_DIR
 from services.buscli.__main__ import cli as gateway_bus
@@ -21,7 +20,6 @@ from services.cli.__main__ import cli as gateway_cli
 BIN = Path(sys.executable).parent
 TOOLS = {
     "gateway-cli": gateway_cli,
-    "fed-cli": fed_cli,
     "regtest-cli": regtest_cli,
     "gateway-bus": gateway_bus,
 }
@@ -54,7 +52,6 @@ def test_help_of_every_command_works_without_a_world(
     [
         ["gateway-cli", "set-fees", "--base-msat", "-1", "--ppm", "2"],
         ["gateway-cli", "nosuch"],
-        ["fed-cli", "withdraw", "--amount-sat", "0", "--address", "x"],
         ["regtest-cli", "mine", "0"],
         ["regtest-cli", "getblockcount"],  # no world: said in one line, not a traceback
         ["gateway-bus", "status", "--bogus"],

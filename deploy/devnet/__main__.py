@@ -12,7 +12,7 @@ import click
 
 from deploy.launch import prepare_env
 from gwcore.constants import ENV_DATA_DIR, ENV_DEVNET_DIR, ENV_RUN_DIR
-from gwcore.devworld import DEVNET_DIR_NAME, WORLD_FILE
+from gwcore.devnet import DEVNET_DIR_NAME, WORLD_FILE
 from gwcore.extension import ExtensionConfigError
 from gwcore.files import keep_private, private_dir, write_private
 from services.cli.client import GatewayApi

@@ -19,7 +19,6 @@ import httpx
 
 from gwcore.cli import run as run_cli
 from gwcore.constants import ENV_PREFIX_REGTEST, REGTESTD_INFO_FILE
-from gwcore.devworld import find_world
 from gwcore.files import keep_private
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PAYMENT_FAILED = 1, 2, 3, 4
@@ -42,10 +41,7 @@ class World:
     def info(self) -> dict:
         data_dir = self.data_dir
         if data_dir is None:
-            world = find_world()
-            if world is None:
-                _fail("usage: give --data-dir (no `make run` world found here)", EXIT_USAGE)
-            data_dir = Path(world["regtest"]["data_dir"])
+            _fail("usage: give --data-dir (regtestd's data folder)", EXIT_USAGE)
         path = data_dir / REGTESTD_INFO_FILE
         try:
             return json.loads(path.read_text())

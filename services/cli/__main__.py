@@ -24,7 +24,7 @@ from gwcore.constants import (
     PAYMENT_DIRECTIONS,
     PAYMENT_STATUSES,
 )
-from gwcore.devworld import find_world
+from gwcore.devnet import find_world
 from gwcore.files import keep_private
 from gwcore.values import amount_text
 

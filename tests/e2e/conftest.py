@@ -1,7 +1,6 @@
 """Fixtures for end-to-end tests: the real process tree under supervisord (the simulated regtest
-world, and two dev federations outside tests/fedimint: tests/simworld.py; the Lightning extension
-on its unix socket in the run dir, the router), a bus helper, and an HTTP helper for the API
-front's public POST /pay_invoice.
+world: tests/simworld.py; the Lightning extension on its unix socket in the run dir, the router,
+the API front), a bus helper, and the regtest world's HTTP helper.
 
 A module may set `TREE_ENV` (extra environment: test hooks) or define `tree_env(base)` (the
 same, made in the tree's own folder `base`, e.g. a TLS folder), or `tree_env(base, request)` when
@@ -51,12 +50,6 @@ def wait_until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def pay_via_api(tree: dict, body: dict) -> tuple[int, object]:
-    """POST /pay_invoice on the real API front (what federation clients call)."""
-    r = httpx.post(tree["api_url"] + "/pay_invoice", json=body, timeout=150)
-    return r.status_code, r.json()
-
-
 def _module_env(make_env, base: Path, request: pytest.FixtureRequest) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A module's `tree_env(base)` or `tree_env(base, request)`."""
     if len(inspect.signature(make_env).parameters) > 1:
@@ -72,15 +65,12 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     api_bind = f"127.0.0.1:{free_port()}"
     base.mkdir(mode=0o700)
     make_env = getattr(request.module, "tree_env", None)
-    # the simulated world beside the tree; the development federations only where used (the
-    # real federations' tests never do)
-    dev_federations = not request.module.__name__.startswith("tests.fedimint.")
     env = prepare_env(
         run_dir,
         data_dir,
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
-            **add_sim_world(run_dir, data_dir, federations=dev_federations),
+            **add_sim_world(run_dir, data_dir),
             **getattr(request.module, "TREE_ENV", {}),
             **(_module_env(make_env, base, request) if make_env is not None else {}),
             "GATEWAY_API_BIND": api_bind,
@@ -97,18 +87,17 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         stop_group(sup[0])
         for rel in wipe:
             subprocess.run(["rm", "-rf", str(base / rel)], check=True)
-        add_sim_world(run_dir, data_dir, federations=dev_federations)  # if conf.d was wiped
+        add_sim_world(run_dir, data_dir)  # if conf.d was wiped
         sup[0] = _supervisord(env, log_file)
-        _wait_served(data_dir, env, api_url, dev_federations)
+        _wait_served(data_dir, env, api_url)
 
     api_url = f"http://{api_bind}"
     try:
-        info, feds = _wait_served(data_dir, env, api_url, dev_federations)
+        info = _wait_served(data_dir, env, api_url)
         yield {
             "run_dir": run_dir,
             "data_dir": data_dir,
             "regtest": info,
-            "feds": feds,
             "env": env,
             "extension": ExtensionEndpoint.parse(
                 env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"]
@@ -135,29 +124,12 @@ def _supervisord(env: dict[str, str], log_file) -> subprocess.Popen:  # type: ig
     )
 
 
-def _wait_served(
-    data_dir: Path, env: dict[str, str], api_url: str, dev_federations: bool
-) -> tuple[dict, dict]:
-    """The tree's regtest world, development federations (if it has them), Lightning extension
-    and API front answering: (regtestd.json, each development federation's federation.json)."""
+def _wait_served(data_dir: Path, env: dict[str, str], api_url: str) -> dict:
+    """The tree's regtest world, Lightning extension and API front answering: regtestd.json."""
     info = wait_until(
         lambda: json.loads((data_dir / "regtest" / "regtestd.json").read_text()), 30, "regtestd"
     )
-    feds = {
-        n: wait_until(
-            lambda n=n: json.loads((data_dir / "federations" / n / "federation.json").read_text()),
-            60,
-            n,
-        )
-        for n in (("alpha", "beta") if dev_federations else ())
-    }
     http = httpx.Client(timeout=2)  # one for the polls below (a new one costs ~27 ms CPU)
-    for f in feds.values():
-        wait_until(
-            lambda f=f: http.get(f["api_url"] + "/health").status_code == 200,
-            60,
-            "federation API",
-        )
     extension = ExtensionEndpoint.parse(env["GATEWAY_LNRPC_LISTEN"], env["GATEWAY_LNRPC_TLS_DIR"])
 
     def extension_up() -> bool:
@@ -177,7 +149,7 @@ def _wait_served(
         )
     finally:
         http.close()
-    return info, feds
+    return info
 
 
 def bus(tree: dict, service: str, method: str, body: dict, timeout: float = 120) -> dict:
@@ -256,16 +228,3 @@ def ensure_lightning(world: World) -> None:
     world.post("/v1/nodes/gateway/fund", {"amount_sat": 5_000_000})
     world.post("/v1/channels", {"from": "alice", "to": "gateway", "capacity_sat": 2_000_000})
     world.post("/v1/channels", {"from": "gateway", "to": "bob", "capacity_sat": 2_000_000})
-
-
-def ensure_liquidity(
-    tree: dict, world: World, federation_id: str, min_msat: int = 100_000_000
-) -> None:
-    """Give the gateway e-cash in a federation (a peg-in through its actor) if it has little."""
-    from gwcore.constants import METHOD_ACTOR_ADDRESS, METHOD_ACTOR_DEPOSIT, METHOD_ACTOR_INFO
-
-    if bus(tree, federation_id, METHOD_ACTOR_INFO, {})["balance_msat"] >= min_msat:
-        return
-    dep = bus(tree, federation_id, METHOD_ACTOR_ADDRESS, {})
-    world.send(dep["address"], "0.01")
-    bus(tree, federation_id, METHOD_ACTOR_DEPOSIT, {"operation_id": dep["operation_id"]})

@@ -4,6 +4,7 @@ handed to the API front; folders 0700 (gwcore/files.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -14,13 +15,20 @@ import pytest
 
 from bus.dedup import ReplyStore
 from deploy.api_front import API_SECRETS_FILE, front_env, hand_over, secret_names
-from devworld.fedlib.wallet import FederationWallet
+from fmclient.config import parse_client_config
+from fmclient.wallet import MintWallet
 from gwcore.files import private_dir, private_file, write_private
 from services.actor.store import ActorStore
 from services.api.sessions import RevokedSessions
 from services.router.registry import FederationRegistry
 from services.router.supervisor import SupervisorControl
 from tests.private_files import loose_entries
+
+CONFIG = parse_client_config(  # a real fedimintd 0.13 federation's (the wallet's file needs one)
+    json.loads(
+        (Path(__file__).parents[1] / "fmclient" / "data" / "fedimintd_4_guardians.json").read_text()
+    )["client_config"]
+)
 
 
 @pytest.fixture
@@ -39,11 +47,11 @@ def test_the_databases_are_private_whatever_the_umask(tmp_path: Path, loose_umas
         FederationRegistry(data / "router.sqlite"),
         ActorStore(data / "actors" / "a1" / "actor.sqlite"),
         RevokedSessions(data / "run" / "dashboard-sessions.sqlite"),
-        FederationWallet(data / "users" / "alpha" / "wallet.sqlite"),  # a user wallet of `make run`
+        MintWallet(data / "actors" / "a1" / "fedimint.sqlite", CONFIG, None),  # type: ignore[arg-type]
     ]
     sqlite_files[3].revoke("s1", int(time.time()) + 60)
     names = {p.name for p in data.rglob("*")}
-    assert {"router.sqlite-wal", "router.sqlite-shm", "wallet.sqlite-wal"} <= names
+    assert {"router.sqlite-wal", "router.sqlite-shm", "fedimint.sqlite-wal"} <= names
     assert loose_entries(data) == []
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
 

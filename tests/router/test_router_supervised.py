@@ -19,7 +19,6 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
-from gwcore.extension import ExtensionEndpoint
 from peers.harness.procs import free_port, stop_group
 from tests.simworld import add_sim_world
 
@@ -61,15 +60,6 @@ def world(run_dir: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         stop_group(sup)
-
-
-def _healthy(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url + "/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def bus_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -129,37 +119,3 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     ]
     wait_until(lambda: subprocess.run(cli, capture_output=True).returncode == 0, 30, "regtestd")
     assert subprocess.run(cli, capture_output=True, text=True).stdout.strip() == "0"
-
-    # and the two development federations, each with its invite code
-    for name in ("alpha", "beta"):
-        info_file = run_dir / "data" / "federations" / name / "federation.json"
-        wait_until(info_file.exists, 60, f"federation {name}")
-        info = json.loads(info_file.read_text())
-        assert info["invite_code"].startswith("fed1")
-        wait_until(lambda url=info["api_url"]: _healthy(url), 30, f"federation {name} API")
-
-    # and the Lightning extension (sim backend) answers gRPC with the regtest node "gateway"
-    import grpc
-
-    from gwproto import gateway_lnrpc_pb2 as pb
-    from gwproto import gateway_lnrpc_pb2_grpc as pb_grpc
-
-    # on its unix socket in the run dir, as the router dials it
-    assert world["GATEWAY_LNRPC_LISTEN"] == f"unix:{run_dir}/lnrpc/extension.sock"
-
-    def extension_info() -> bool:
-        with ExtensionEndpoint.parse(world["GATEWAY_LNRPC_LISTEN"]).sync_channel() as ch:
-            try:
-                return (
-                    pb_grpc.GatewayLightningStub(ch)
-                    .GetNodeInfo(pb.GetNodeInfoRequest(), timeout=2)
-                    .synced
-                )
-            except grpc.RpcError:
-                return False
-
-    wait_until(extension_info, 30, "the Lightning extension")
-
-    # a service nobody serves: a clear one-line error and a distinct exit code
-    missing = bus_cli(world, "ping", "no-such-federation")
-    assert missing.returncode == 3 and "service_unavailable" in missing.stderr

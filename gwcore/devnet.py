@@ -1,5 +1,5 @@
-"""Finding the local development world that `make run` starts, so that gateway-cli, fed-cli and
-regtest-cli work in it without flags.
+"""Finding the local world that `make run` starts, so that gateway-cli works in it without
+flags.
 
 `make run` writes `<devnet dir>/world.json` (the devnet dir is `$GATEWAY_DEVNET_DIR`, or
 `.devnet/` in the repository). The CLIs look for it only when they are not told where to go:
@@ -46,7 +46,7 @@ def _ours(p: Path) -> bool:
 
 def find_world(start: Path | None = None) -> dict | None:
     """The world's details ({gateway: {api_url, password}, federations: [{name, federation_id,
-    invite_code, user_wallet}], regtest: {data_dir}}), or None."""
+    invite_code, modules, lnv2_gateway_url, user_data_dir}], …}), or None."""
     p = world_path(start)
     if p is None:
         return None

@@ -1,1 +1,0 @@
-"""`fed-cli`: a federation user's wallet on the command line (the dev federation's client)."""
