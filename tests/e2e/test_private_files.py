@@ -111,7 +111,7 @@ def test_the_make_run_tree_keeps_its_files_and_secrets_private(base: Path) -> No
         "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
     }  # the extension on its default socket in the run dir (whose modes are checked too)
     base.mkdir()  # as a user would have it: not private, and left as it is
-    env.update(add_sim_world(run_dir, data_dir))  # the simulated world and a dev federation
+    env.update(add_sim_world(run_dir, data_dir))  # the simulated world
     proc = _start(["deploy.launch"], env, Path(f"{base}.log"))
     try:
         api_url = f"http://{api_bind}"

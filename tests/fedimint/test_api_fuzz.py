@@ -6,8 +6,7 @@ reach its actor rather than stopping at "no such federation"), with the password
 Whatever comes in: no 500, every error is `{error, code}` from the error table, every 200 is
 what the document says the route answers, and the gateway is still whole afterwards.
 
-Leaving is not aimed at the real federation (it would end the run's subject), nor is /restore
-(a restore with a made-up key is refused anyway, but it waits on the federation)."""
+Leaving is not aimed at the real federation (it would end the run's subject)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, bus, ensure_lightning, tree  # noqa: F401 - tree: the fixture
 from tests.fuzzing import examples
 
-NOT_AIMED = {C.PATH_LEAVE_FED, C.PATH_RESTORE}
+NOT_AIMED = {C.PATH_LEAVE_FED}
 KNOWN_CODES = {*ERROR_TABLE, "http_error", "method_not_allowed"}
 # bodies random runs found wrong answers to, sent (as hypothesis examples) on every run from then on
 REGRESSIONS: dict[str, list[dict]] = {

@@ -214,15 +214,6 @@ def _api_cases() -> list[tuple[str, dict, bool]]:
         for b in ({}, {"federation_id": "zz"}, {"federation_id": ZERO_FED}, {"federation_id": 5})
     ]
     cases.append((C.PATH_LEAVE_FED, {"federation_id": FED}, False))
-    cases += [
-        (C.PATH_RESTORE, b, True)
-        for b in (
-            {**d, "recovery_key": "zz"},
-            {**d, "recovery_key": 5},
-            {**d, "recovery_key": "00" * 31},
-            {"federation_id": ZERO_FED},
-        )
-    ]
     send = {**LNV2["send_payment_payload"], "federation_id": FED}
     cases += [
         (C.PATH_SEND_PAYMENT, b, False)  # LNv2 clients: public
@@ -346,7 +337,6 @@ def test_the_dashboards_forms_refuse_bad_input_and_move_nothing(
         (f"/ui/federations/{ZERO_FED}/withdraw", {**w, **sure()}, ""),
         (f"{page}/fees", {"base_msat": "x", "ppm": "10000"}, "whole"),
         (f"{page}/fees", {"base_msat": "0", "ppm": "-1"}, "whole"),
-        (f"{page}/restore", {"recovery_key": "zz"}, "recovery_key"),
         (f"{page}/claim", {"txid": "zz"}, "txid"),
         *(
             (f"{page}/spend-ecash", {"amount": a, "key": os.urandom(8).hex()}, "")
@@ -431,8 +421,6 @@ def test_gateway_cli_refuses_bad_input_and_moves_nothing(tree: dict, world_ready
         ["receive-ecash", _typo(world_ready["ecash"])],
         ["leave-fed", "--federation-id", "zz"],
         ["leave-fed", "--federation-id", ZERO_FED],
-        ["restore", *f, "--recovery-key", "zz"],
-        ["restore", "--federation-id", ZERO_FED],
     ]
 
     def send(args: list[str]) -> str | None:

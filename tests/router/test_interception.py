@@ -1,5 +1,5 @@
 """When the router wants forwards to virtual channels (services/router/interception.py): only
-while a served federation has them (LNv1's `ln` module, a development federation), one whose
+while a served federation has them (LNv1's `ln` module), one whose
 modules are not known yet counting as having them; learnt at connect or from the actor after a
 restart; the wish said to the extension (`InterceptForwards`), its answer believed."""
 
