@@ -6,11 +6,11 @@ correlation id. It can also call workers itself (`request`), which is how the ro
 intercepted HTLCs to actors, and it serves broker-local services (`serve_local`), such as the
 built-in "bus" service that reports the liveness table.
 
-Worker states (see `WorkerStatus.State` in proto/bus.proto):
-
-    (unknown) --READY--> ALIVE --silent for liveness*interval--> EXPIRED --any message--> ALIVE
-                           |  \\--DISCONNECT / unroutable--> DISCONNECTED --READY--> ALIVE
-                           +--READY with a new incarnation: requests in flight are lost-->ALIVE
+This module is the socket and its loop: binding (CURVE, ROUTER_MANDATORY, ROUTER_HANDOVER),
+reading each message and dispatching it by its body, the heartbeat tick, and sending. The rooms
+it wires: the workers and their states (liveness.py: READY, expiry, revival, loss), the requests
+in flight and queued (routing.py: forwarding, joining duplicates, `worker_lost`,
+`service_unavailable`), broker-local services (local.py) and the broker's own calls (calls.py).
 
 When a worker expires, disconnects or restarts, every request in flight to it is answered with a
 retryable `worker_lost` error, so callers retry at once (de-duplicated by message id) rather
@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
 
 import zmq
 import zmq.asyncio
@@ -36,29 +34,21 @@ from gwcore.constants import (
     METHOD_BUS_PING,
     ROUTER_IDENTITY,
 )
-from gwcore.errors import (
-    DeadlineExceeded,
-    GatewayError,
-    InvalidInput,
-    ServiceUnavailable,
-    UnknownMethod,
-    WorkerLost,
-)
+from gwcore.errors import GatewayError, UnknownMethod
 from gwcore.logging import fields
-from gwproto.bus_pb2 import Envelope, LivenessReport, WorkerStatus
+from gwproto.bus_pb2 import Envelope, LivenessReport
 
 from .aiosocket import AioSocket, plain_context
 from .calls import Call, Handler, PendingCalls
 from .codec import Codec, new_message_id
 from .endpoints import HeartbeatPolicy, configure_socket, endpoint_kind
-from .forwards import Forward, WorkerEntry
+from .forwards import WorkerEntry
+from .liveness import State, WorkerEvent, WorkerTable
 from .local import LocalServices, liveness_report
+from .routing import RequestRouting
 from .security import CurveServerConfig, apply_server, start_authenticator
 
 log = logging.getLogger(__name__)
-
-State = WorkerStatus.State
-WorkerEvent = Callable[[str, str, str], None]  # (identity, service, event)
 
 
 class Broker:
@@ -86,16 +76,22 @@ class Broker:
         self.stats = self.codec.stats
         self.heartbeat = heartbeat or HeartbeatPolicy()
         self.curve = curve
-        self.max_queued = max_queued
-        self.default_deadline_s = default_deadline_s
         self.on_worker_event = on_worker_event
         self.started_ms = int(time.time() * 1000)
-        self._workers: dict[bytes, WorkerEntry] = {}
-        self._forwards: dict[str, Forward] = {}
-        self._queues: dict[str, deque[Forward]] = {}
+        self._workers = WorkerTable(self._event, self._requests_lost)
         self._local = LocalServices(self.stats, self._answer_to, self._deliver, self._spawn)
         self._local.add(BUS_SERVICE, self._bus_service)
         self._calls = PendingCalls(self.stats)
+        self._routing = RequestRouting(
+            self._workers,
+            self._local,
+            self.stats,
+            self._send,
+            self._answer_error,
+            self._calls.resolve,
+            max_queued=max_queued,
+            default_deadline_s=default_deadline_s,
+        )
         self._sock: AioSocket | None = None
         self._auth = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,7 +170,7 @@ class Broker:
         env.request.idempotent = idempotent
 
         async def send(e: Envelope) -> None:
-            self._route(None, e, self.codec.encode(e))
+            self._routing.route(None, e, self.codec.encode(e))
 
         return await self._calls.call(
             env, send, timeout=timeout, retries=retries, attempt_timeout=attempt_timeout
@@ -186,7 +182,7 @@ class Broker:
         return liveness_report(self._workers.values(), self.stats, self.started_ms, now)
 
     def live_services(self) -> set[str]:
-        return {w.service for w in self._workers.values() if w.state == State.ALIVE}
+        return self._workers.live_services()
 
     async def _bus_service(self, call: Call) -> bytes:
         if call.method == METHOD_BUS_LIVENESS:
@@ -210,206 +206,35 @@ class Broker:
     def _dispatch(self, peer: bytes, env: Envelope, raw: bytes, now: float) -> None:
         body = env.WhichOneof("body")
         worker = self._workers.get(peer)
-        if worker is not None and body != "request":
-            worker.last_seen = now
-            if worker.state == State.EXPIRED:
-                worker.state = State.ALIVE
-                self._event(worker, "revived")
-                self._drain_queue(worker.service)
+        if worker is not None and body != "request" and self._workers.heard(worker, now):
+            self._routing.drain(worker.service)  # it was expired: revived
         if body == "request":
-            self._route(peer, env, raw)
+            self._routing.route(peer, env, raw)
         elif body in ("reply", "error"):
-            self._on_answer(peer, env, raw)
+            self._routing.answer(peer, env, raw)
         elif body == "ready":
-            self._on_ready(peer, env, now)
+            self._workers.ready(peer, env.ready.service, env.ready.incarnation, now)
+            self._send(peer, self._control(heartbeat=True))
+            self._routing.drain(env.ready.service)
         elif body == "heartbeat":
             if worker is None or worker.state == State.DISCONNECTED:
                 self._send_disconnect(peer, "unknown worker: send READY")
         elif body == "disconnect" and worker is not None:
-            self._lose(worker, State.DISCONNECTED, "disconnected: " + env.disconnect.reason)
-
-    def _on_ready(self, peer: bytes, env: Envelope, now: float) -> None:
-        service, incarnation = env.ready.service, env.ready.incarnation
-        worker = self._workers.get(peer)
-        if worker is not None and (worker.incarnation != incarnation or worker.service != service):
-            self._lose(worker, State.DISCONNECTED, "restarted")
-            worker = None
-        if worker is None or worker.state == State.DISCONNECTED:
-            worker = WorkerEntry(peer, service, incarnation, ready_since_ms=int(time.time() * 1000))
-            self._workers[peer] = worker
-            self._event(worker, "ready")
-            log.info(
-                "worker ready", extra=fields(worker=peer.decode(errors="replace"), service=service)
-            )
-        worker.state = State.ALIVE
-        worker.last_seen = now
-        self._send(peer, self._control(heartbeat=True))
-        self._drain_queue(service)
-
-    def _on_answer(self, peer: bytes, env: Envelope, raw: bytes) -> None:
-        fwd = self._forwards.get(env.correlation_id)
-        if fwd is None or fwd.worker != peer:
-            self.stats.incr("late_replies")
-            return
-        del self._forwards[env.correlation_id]
-        worker = self._workers.get(peer)
-        if worker is not None:
-            worker.in_flight.discard(env.correlation_id)
-        for client in fwd.clients():
-            if client is None:
-                self._calls.resolve(env)
-            else:
-                self._send(client, raw)
-                self.stats.incr("replies_forwarded")
-
-    # --- routing requests ---------------------------------------------------------------------
-    def _route(self, client: bytes | None, env: Envelope, raw: bytes) -> None:
-        """Serve locally, forward to a live worker, or queue until one is ready."""
-        loop = asyncio.get_running_loop()
-        service = env.request.service
-        if env.deadline_unix_ms:
-            left = env.deadline_unix_ms / 1000 - time.time()
-        else:
-            left = self.default_deadline_s
-        if left <= 0:
-            self.stats.incr("expired_requests")
-            self._answer_error(client, env, DeadlineExceeded("request arrived after its deadline"))
-            return
-        if self._local.take(client, env):  # a broker-local service (local.py)
-            return
-        fwd = Forward(client, env, raw, loop.time() + left)
-        previous = self._forwards.get(env.message_id)
-        if previous is not None and not previous.same_request(env):
-            # another request under an id in flight: refused, it never displaces the first
-            self.stats.incr("conflicting_ids")
-            self._answer_error(
-                client, env, InvalidInput("message id already in use by another request")
-            )
-            return
-        if previous is not None and previous.client != client:
-            # the same request from another client: it waits for the answer of the first, for
-            # as long as the longest-waiting of them
-            if client not in previous.also:
-                previous.also.append(client)
-            if fwd.deadline > previous.deadline:
-                previous.deadline = fwd.deadline
-                if previous.timer is not None:  # still queued: answer before the new deadline
-                    previous.timer.cancel()
-                    margin = min(0.05, left * 0.1)
-                    previous.timer = loop.call_later(
-                        max(0.0, left - margin), self._expire_queued, previous
-                    )
-            self.stats.incr("joined_duplicates")
-            return
-        if previous is not None:  # a retry by its own client: forget the old copy
-            fwd.also = previous.also
-            fwd.deadline = max(fwd.deadline, previous.deadline)
-            if previous.timer is not None:  # it was queued: out of the queue with its timer
-                previous.timer.cancel()
-                queue = self._queues.get(service)
-                if queue is not None and previous in queue:
-                    queue.remove(previous)
-            old = self._workers.get(previous.worker) if previous.worker is not None else None
-            if old is not None:
-                old.in_flight.discard(env.message_id)
-        self._forwards[env.message_id] = fwd
-        if not self._forward(fwd):
-            queue = self._queues.setdefault(service, deque())
-            if len(queue) >= self.max_queued:
-                del self._forwards[env.message_id]
-                self.stats.incr("queue_overflow")
-                for waiting in fwd.clients():
-                    self._answer_error(waiting, env, ServiceUnavailable(f"{service}: queue full"))
-                return
-            queue.append(fwd)
-            # Answer just before the caller's deadline, so it learns why rather than timing out.
-            left = fwd.deadline - loop.time()  # a retry keeps the longest wait of its clients
-            margin = min(0.05, left * 0.1)
-            fwd.timer = loop.call_later(max(0.0, left - margin), self._expire_queued, fwd)
-            self.stats.incr("queued")
-
-    def _forward(self, fwd: Forward) -> bool:
-        """Send to the live worker of the service with the fewest requests in flight."""
-        candidates = [
-            w
-            for w in self._workers.values()
-            if w.service == fwd.env.request.service and w.state == State.ALIVE
-        ]
-        while candidates:
-            worker = min(candidates, key=lambda w: len(w.in_flight))
-            fwd.worker = worker.identity
-            if self._send(worker.identity, fwd.raw):
-                worker.in_flight.add(fwd.env.message_id)
-                worker.forwarded += 1
-                self.stats.incr("requests_forwarded")
-                return True
-            candidates.remove(worker)
-        fwd.worker = None
-        return False
-
-    def _drain_queue(self, service: str) -> None:
-        queue = self._queues.get(service)
-        while queue:
-            fwd = queue[0]
-            if self._forwards.get(fwd.env.message_id) is not fwd:  # superseded by a retry
-                queue.popleft()
-                continue
-            if not self._forward(fwd):
-                return
-            queue.popleft()
-            if fwd.timer is not None:
-                fwd.timer.cancel()
-                fwd.timer = None  # not queued any more
-
-    # --- losing workers, expiring requests ----------------------------------------------------
-    def _lose(self, worker: WorkerEntry, state: int, why: str) -> None:
-        worker.state = state
-        self._event(worker, why)
-        log.warning(
-            "worker lost",
-            extra=fields(worker=worker.identity.decode(errors="replace"), service=worker.service,
-                         why=why, in_flight=len(worker.in_flight)),
-        )  # fmt: skip
-        lost, worker.in_flight = worker.in_flight, set()
-        for mid in lost:
-            fwd = self._forwards.pop(mid, None)
-            if fwd is not None:
-                self.stats.incr("requests_lost")
-                for client in fwd.clients():
-                    self._answer_error(client, fwd.env, WorkerLost(f"{worker.service}: {why}"))
-
-    def _expire_queued(self, fwd: Forward) -> None:
-        service = fwd.env.request.service
-        queue = self._queues.get(service)
-        if queue is not None and fwd in queue:
-            queue.remove(fwd)
-        if self._forwards.get(fwd.env.message_id) is fwd and fwd.worker is None:
-            del self._forwards[fwd.env.message_id]
-            self.stats.incr("unavailable")
-            for client in fwd.clients():
-                self._answer_error(
-                    client, fwd.env, ServiceUnavailable(f"no live worker for {service}")
-                )
+            self._workers.lose(worker, State.DISCONNECTED, "disconnected: " + env.disconnect.reason)
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.heartbeat.interval_s / 2)
             now = loop.time()
-            for worker in list(self._workers.values()):
+            for worker in self._workers.values():
                 if worker.state == State.DISCONNECTED:
                     continue
                 if worker.state == State.ALIVE and now - worker.last_seen > self.heartbeat.expiry_s:
-                    self._lose(worker, State.EXPIRED, "heartbeat expired")
+                    self._workers.lose(worker, State.EXPIRED, "heartbeat expired")
                 if now - worker.last_sent >= self.heartbeat.interval_s:
                     self._send(worker.identity, self._control(heartbeat=True))
-            for mid, fwd in list(self._forwards.items()):
-                if fwd.worker is not None and fwd.deadline + self.heartbeat.expiry_s < now:
-                    del self._forwards[mid]  # its caller gave up long ago
-                    w = self._workers.get(fwd.worker)
-                    if w is not None:
-                        w.in_flight.discard(mid)
-                    self.stats.incr("forwards_expired")
+            self._routing.sweep(now, self.heartbeat.expiry_s)
 
     # --- sending ------------------------------------------------------------------------------
     def _answer_to(self, req: Envelope) -> Envelope:
@@ -455,7 +280,7 @@ class Broker:
             worker = self._workers.get(peer)
             gone = exc.errno == zmq.EHOSTUNREACH
             if gone and worker is not None and worker.state != State.DISCONNECTED:
-                self._lose(worker, State.DISCONNECTED, "unroutable")
+                self._workers.lose(worker, State.DISCONNECTED, "unroutable")
             return False
         if not sent:  # the peer's pipe is full: backpressure, not death
             self.stats.incr("send_full")
@@ -469,6 +294,9 @@ class Broker:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _requests_lost(self, worker: WorkerEntry, lost: set[str], why: str) -> None:
+        self._routing.worker_lost(worker, lost, why)  # liveness.py -> routing.py
 
     def _event(self, worker: WorkerEntry, event: str) -> None:
         if self.on_worker_event is not None:

@@ -1,4 +1,5 @@
-"""What the broker keeps per worker and per request in flight (bus/broker.py's tables)."""
+"""What the broker keeps per worker and per request in flight (the tables of bus/liveness.py
+and bus/routing.py)."""
 
 from __future__ import annotations
 

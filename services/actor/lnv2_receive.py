@@ -16,7 +16,9 @@ HTLC refused by the checks (wrong amount, too near its deadline, no funds) is ca
 row stays `created` (the payer may try again).
 
 Nothing here settles or cancels an HTLC itself: the decision goes back to the router, which
-completes the HTLC until the node acknowledges it.
+completes the HTLC until the node acknowledges it. The payload and contract checks before an
+invoice are lnv2_invoice.py's; the payment log and LUD-21 verify read the rows in
+lnv2_receive_log.py.
 """
 
 from __future__ import annotations
@@ -32,23 +34,17 @@ from typing import Any
 from coincurve import PrivateKey
 
 from fmclient import tbs, tpe
-from fmclient.lnv2 import (
-    IncomingContract,
-    Lnv2Config,
-    Lnv2Error,
-    incoming_input,
-    incoming_output,
-)
+from fmclient.lnv2 import IncomingContract, Lnv2Config, incoming_input, incoming_output
 from fmclient.tx import ModuleItem
 from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
-from gwcore.errors import InvalidInput, NotFound
-from gwcore.payments import payment_row
+from gwcore.errors import InvalidInput
 from gwcore.states import StateMachine
-from gwcore.values import fee_msat
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .crash import crash_point
 from .flow_rows import LnFlow
+from .lnv2_invoice import check_contract, hold_invoice_request, parse_payload
+from .lnv2_receive_log import payment_rows, verify_answer
 
 log = logging.getLogger(__name__)
 SCHEMA = """
@@ -89,19 +85,10 @@ RECEIVE = StateMachine(
         ReceiveState.REFUNDING: {ReceiveState.REFUNDED},
     },
 )
-RECEIVE_STATUS = {"decrypted": "settled", "refunded": "failed", "funding_refused": "failed"}
 RECEIVE_IN_FLIGHT = RECEIVE.in_states(
     ReceiveState.FUNDING, ReceiveState.DECRYPTING, ReceiveState.REFUNDING
 )
-MAX_INVOICE_EXPIRY_SECS = 86_400  # gatewayd's (lnv2-common MAX_INVOICE_EXPIRY_SECS)
 CLAIM_DEADLINE_MARGIN = 2  # blocks an HTLC must leave before we fund (gwv2-client's margin)
-# LNv2 clients refuse a gateway whose receive fee is above this (PaymentFee::RECEIVE_FEE_LIMIT)
-RECEIVE_FEE_LIMIT = {"base_msat": 50_000, "proportional_millionths": 5_000}
-
-
-def receive_fee(fees: dict) -> dict:
-    """The receive fee we announce: our fees, each part within what LNv2 clients accept."""
-    return {k: min(int(fees[k]), limit) for k, limit in RECEIVE_FEE_LIMIT.items()}
 
 
 class Lnv2Receiver(LnFlow):
@@ -125,7 +112,7 @@ class Lnv2Receiver(LnFlow):
     async def create_invoice(self, body: dict) -> str:
         """CreateBolt11InvoicePayload -> the BOLT11 of our node's hold invoice. The same
         payload again answers the same invoice; another contract for that hash is refused."""
-        contract, amount, description, expiry = self._parse(body)
+        contract, amount, description, expiry = parse_payload(body, self.federation_id)
         ph = contract.commitment.payment_image.json().get("Hash")
         if not isinstance(ph, str):
             raise InvalidInput("the contract's payment image is not a payment hash")
@@ -142,7 +129,7 @@ class Lnv2Receiver(LnFlow):
             if kept["invoice"]:
                 return str(kept["invoice"])
         else:
-            await self._check(contract, amount, expiry)
+            await check_contract(contract, amount, self.key, self.fees)
             now = time.time()
             self.db.execute(
                 "INSERT OR IGNORE INTO lnv2_receives (payment_hash, contract, amount_msat,"
@@ -151,64 +138,13 @@ class Lnv2Receiver(LnFlow):
                 (ph, *record, now, now),
             )
         await self.claim_hash(ph)  # before the invoice exists: no HTLC can reach us unclaimed
-        req = lnpb.CreateInvoiceRequest(
-            payment_hash=bytes.fromhex(ph), amount_msat=amount, expiry_secs=expiry
-        )
-        if "Hash" in description:
-            req.description_hash = bytes.fromhex(description["Hash"])
-        else:
-            req.memo = description["Direct"]
+        req = hold_invoice_request(ph, amount, expiry, description)
         invoice = (await self.lnrpc.CreateInvoice(req, timeout=30)).invoice
         self.db.execute(
             "UPDATE lnv2_receives SET invoice = ?, updated = ? WHERE payment_hash = ?",
             (invoice, time.time(), ph),
         )
         return str(invoice)
-
-    def _parse(self, body: dict) -> tuple[IncomingContract, int, dict, int]:
-        if body.get("federation_id") != self.federation_id:
-            raise InvalidInput("federation_id is not this federation's")
-        try:
-            contract = IncomingContract.from_json(body.get("contract"))
-        except Lnv2Error as exc:
-            raise InvalidInput(f"contract: {exc}") from None
-        amount, expiry, desc = body.get("amount"), body.get("expiry_secs"), body.get("description")
-        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount < 2**63:
-            raise InvalidInput("amount is a positive number of msat")
-        if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= 0:
-            raise InvalidInput("expiry_secs is a positive number of seconds")
-        if expiry > MAX_INVOICE_EXPIRY_SECS:
-            raise InvalidInput("the invoice expiry exceeds the maximum of one day")
-        ok = isinstance(desc, dict) and len(desc) == 1
-        if ok and isinstance(desc.get("Direct"), str):  # type: ignore[union-attr]
-            ok = len(desc["Direct"].encode()) <= 639  # type: ignore[index]  # BOLT11's d tag
-        elif ok and isinstance(desc.get("Hash"), str):  # type: ignore[union-attr]
-            try:
-                ok = len(bytes.fromhex(desc["Hash"])) == 32  # type: ignore[index]
-            except ValueError:
-                ok = False
-        else:
-            ok = False
-        if not ok:
-            raise InvalidInput('description is {"Direct": text} or {"Hash": 64 hex digits}')
-        return contract, amount, desc, expiry  # type: ignore[return-value]
-
-    async def _check(self, contract: IncomingContract, amount: int, expiry: int) -> None:
-        c = contract.commitment
-        if c.refund_pk != self.key.public_key.format(compressed=True):
-            raise InvalidInput("the incoming contract is keyed to another gateway")
-        fee = receive_fee(self.fees)
-        want = amount - fee_msat(fee, amount)
-        if want <= 0:
-            raise InvalidInput("zero amount incoming contracts are not supported")
-        if c.amount_msat != want:
-            raise InvalidInput(
-                f"the contract amount does not pay our receive fee: {want} msat expected"
-            )
-        if c.expiration <= time.time():
-            raise InvalidInput("the contract has already expired")
-        if not await asyncio.to_thread(contract.verify):  # two pairings and a hash to G2
-            raise InvalidInput("the contract is invalid (its ciphertext does not verify)")
 
     # --- the HTLC ---------------------------------------------------------------------------
     async def on_htlc(self, htlc: dict) -> dict:
@@ -409,25 +345,7 @@ class Lnv2Receiver(LnFlow):
         )
 
     def payments(self, where: str, params: tuple) -> list[dict]:
-        out = []
-        for r in self.rows.select(where, params):
-            status = RECEIVE_STATUS.get(r["state"], "pending")
-            contract = json.loads(r["contract"])["commitment"]["amount"]
-            out.append(
-                payment_row(
-                    r["payment_hash"],
-                    self.federation_id,
-                    "incoming",
-                    status,
-                    r["amount_msat"],
-                    r["created"],
-                    r["updated"],
-                    fee_earned_msat=r["amount_msat"] - contract,
-                    payment_hash=r["payment_hash"],
-                    error=r["error"],
-                )
-            )
-        return out
+        return payment_rows(self.rows.select(where, params), self.federation_id)
 
     def in_flight(self) -> int:
         """Receives whose HTLC came (or swap) and whose contract is being funded, decrypted or
@@ -435,15 +353,8 @@ class Lnv2Receiver(LnFlow):
         return self.rows.count_in(RECEIVE_IN_FLIGHT)
 
     async def verify(self, payment_hash: str) -> dict:
-        """LUD-21 verify, as gatewayd's /verify answers it."""
-        row = self.row(payment_hash)
-        if row is None:
-            raise NotFound("Unknown payment hash")
-        if row["state"] == "decrypted":
-            return {"status": "OK", "settled": True, "preimage": row["preimage"]}
-        if row["state"] in ("refunded", "funding_refused"):
-            raise InvalidInput(f"Payment has been {row['state'].split('_')[-1]}")
-        return {"status": "OK", "settled": False, "preimage": None}
+        """LUD-21 verify, as gatewayd's /verify answers it (lnv2_receive_log.py)."""
+        return verify_answer(self.row(payment_hash))
 
 
 def _fund_op(payment_hash: str) -> str:

@@ -30,7 +30,8 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .inflight import CONFIRMATION_BUFFER, MARGIN, ContractFinder
 from .lnv2_inflight import Lnv2ContractFinder
-from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver, receive_fee
+from .lnv2_invoice import receive_fee
+from .lnv2_receive import RECEIVE_IN_FLIGHT, Lnv2Receiver
 from .lnv2_send import SEND_IN_FLIGHT, Lnv2Sender
 from .outgoing import PaymentHashClaims
 from .roles import HTLC_HOLD, Handler, PairedFlows

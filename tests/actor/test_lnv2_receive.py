@@ -23,7 +23,8 @@ from fmclient.lnv2 import Commitment, IncomingContract, Lnv2Config, PaymentImage
 from fmclient.wallet import MintWallet
 from gwcore.errors import InvalidInput
 from gwproto import gateway_lnrpc_pb2 as lnpb
-from services.actor.lnv2_receive import Lnv2Receiver, receive_fee
+from services.actor.lnv2_invoice import receive_fee
+from services.actor.lnv2_receive import Lnv2Receiver
 
 DATA = Path(__file__).parents[1] / "fmclient" / "data"
 CONFIG = parse_client_config(

@@ -324,7 +324,7 @@ async def test_joining_and_retrying_keep_every_caller_answered(
                 "fedNobody", "m", b"x", timeout=0.4, retries=3, attempt_timeout=0.1,
                 idempotent=False, message_id="q-1",
             )  # fmt: skip
-    assert sum(len(q) for q in broker._queues.values()) == 0
+    assert sum(len(q) for q in broker._routing.queues.values()) == 0
     for c in (one, two):
         await c.close()
 
