@@ -62,6 +62,9 @@ def tour(tree: dict, federation: Federation, user: User, bitcoind: Bitcoind, sho
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        # a step that waits on the gateway (a walletv2 address is ground: seconds of CPU) may
+        # take long on a loaded machine: only a hang should fail
+        page.set_default_timeout(150_000)
         console_errors: list[str] = []  # a CSP violation shows here
         page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
         page.goto(ui)
