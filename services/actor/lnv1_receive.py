@@ -27,12 +27,8 @@ import logging
 import time
 from enum import StrEnum
 
-from fmclient.lnv1 import (
-    INVALID,
-    PENDING,
-    IncomingContract,
-    IncomingContractOffer,
-    Lnv1Config,
+from fmclient.lnv1 import INVALID, PENDING, IncomingContract, IncomingContractOffer, Lnv1Config
+from fmclient.lnv1_tx import (
     contract_output,
     gateway_account,
     lightning_input,
