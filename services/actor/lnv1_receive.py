@@ -27,6 +27,7 @@ import logging
 import time
 from enum import StrEnum
 
+from fmclient.ecash import EcashError
 from fmclient.lnv1 import INVALID, PENDING, IncomingContract, IncomingContractOffer, Lnv1Config
 from fmclient.lnv1_tx import (
     contract_output,
@@ -37,7 +38,7 @@ from fmclient.lnv1_tx import (
     parse_offer,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, Rejected
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb

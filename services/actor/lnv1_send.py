@@ -54,7 +54,8 @@ from fmclient.lnv1_checks import Lnv1Error
 from fmclient.lnv1_gateway import PayInvoicePayload, lnv1_fee_msat
 from fmclient.lnv1_tx import cancel_outgoing_output, gateway_account, lightning_input, parse_account
 from fmclient.tx import ModuleItem
-from fmclient.wallet import Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwcore.payments import payment_row

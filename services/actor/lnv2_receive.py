@@ -32,6 +32,7 @@ from typing import Any
 from coincurve import PrivateKey
 
 from fmclient import tbs, tpe
+from fmclient.ecash import EcashError
 from fmclient.lnv2 import (
     IncomingContract,
     Lnv2Config,
@@ -40,7 +41,8 @@ from fmclient.lnv2 import (
     incoming_output,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.errors import InvalidInput, NotFound
 from gwcore.payments import payment_row
 from gwcore.states import StateMachine
