@@ -1,6 +1,8 @@
-"""LNv1, fedimint's "ln" module (fedimint-ln-common-0.13.0): its client config, contracts,
-inputs, outputs and outcomes, and the JSON the guardians answer about them. The gateway's own
-messages (registration, `/pay_invoice`) are `fmclient.lnv1_gateway`.
+"""LNv1, fedimint's "ln" module (fedimint-ln-common-0.13.0): its client config and contracts
+(encodings, ids, JSON both ways as the guardians answer them). The module's inputs, outputs,
+outcomes and the guardians' answers are `fmclient.lnv1_tx`; the gateway's own messages
+(registration, `/pay_invoice`) are `fmclient.lnv1_gateway`; `Lnv1Error` and the checks of JSON
+values they all share are `fmclient.lnv1_checks`.
 
     OutgoingContract {hash, gateway_key, timelock: u32 (block count), user_key, cancelled}
         id = SHA-256(hash ‖ gateway_key ‖ BigSize(timelock) ‖ user_key): `cancelled` left out
@@ -12,11 +14,6 @@ messages (registration, `/pay_invoice`) are `fmclient.lnv1_gateway`.
         (its JSON: [[U], [V], [W]] as byte lists)
     FundedContract = Incoming({contract, out_point}) | Outgoing(OutgoingContract)
     ContractAccount {amount, contract: FundedContract}
-    LightningInputV0 {contract_id, amount, witness: Option<Preimage (32 bytes)>}
-    LightningOutputV0 = Contract({amount, contract: Incoming | Outgoing}) | Offer(offer)
-                      | CancelOutgoing {contract id, gateway_signature (BIP340)}
-        (an output funding a contract is read back by `contract_in`: the recovery's scan of
-        the session history, services/actor/lnv1_inflight.py)
 
 The preimage a funded incoming contract decrypts to is the payer's 33-byte PreimageKey; the
 Lightning preimage is its SHA-256 (the guardians answer that one). Checked against vectors from
@@ -29,20 +26,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from coincurve import PrivateKey, PublicKeyXOnly
+from coincurve import PrivateKey
 
-from .encoding import DecodeError, Reader, Writer, encode
-from .tx import v0, v0_variant
+from .encoding import Reader, Writer, encode
+from .lnv1_checks import Lnv1Error, byte_list, hex_bytes, obj, pubkey, uint, verify_bip340
 from .walletv2 import MAGIC
 
 CANCELLATION_TAG = b"outgoing contract cancellation"
 NETWORK_BY_NAME = {
     name: magic for magic, name in MAGIC.items() if magic != bytes.fromhex("1c163f28")
 }
-
-
-class Lnv1Error(ValueError):
-    """A contract, answer or body that is not valid LNv1; one line saying why."""
 
 
 # -- the client config
@@ -176,7 +169,8 @@ def _put_decrypted(w: Writer, state: str | bytes) -> None:
         w.framed({PENDING: 0, INVALID: 2}[state], b"")
 
 
-def _get_decrypted(r: Reader) -> str | bytes:
+def get_decrypted(r: Reader) -> str | bytes:
+    """A DecryptedPreimage read (an ln output outcome carries one too: `fmclient.lnv1_tx`)."""
     variant, body = r.framed()
     if variant == 1:
         key = body.raw(33)
@@ -262,7 +256,7 @@ class IncomingContract:
 
     @classmethod
     def get(cls, r: Reader) -> IncomingContract:
-        return cls(r.raw(32), EncryptedPreimage.get(r), _get_decrypted(r), r.raw(33))
+        return cls(r.raw(32), EncryptedPreimage.get(r), get_decrypted(r), r.raw(33))
 
     def json(self) -> dict:
         return {
@@ -349,201 +343,3 @@ class ContractAccount:
 def contract_bytes(contract: Contract) -> bytes:
     """`Contract::Incoming | Contract::Outgoing`, framed."""
     return encode(lambda w: w.framed(isinstance(contract, OutgoingContract), encode(contract.put)))
-
-
-# -- inputs, outputs, outcomes
-
-
-def lightning_input(contract_id: bytes, amount_msat: int, preimage: bytes | None) -> bytes:
-    """Spend a contract account: an outgoing one with its preimage (signed by the gateway key),
-    an incoming one whose decryption failed with none (signed by the gateway key too)."""
-    return v0(Writer().raw(contract_id).varint(amount_msat).option(preimage, Writer.raw).getvalue())
-
-
-def contract_output(amount_msat: int, contract: Contract) -> bytes:
-    body = Writer().varint(amount_msat).raw(contract_bytes(contract)).getvalue()
-    return v0(encode(lambda w: w.framed(0, body)))
-
-
-def contract_in(output: bytes) -> tuple[int, Contract] | None:
-    """(amount, contract) of an ln output that funds a contract (`contract_output` read back:
-    an incoming one a gateway funded, or an outgoing one a payer funded); None for an offer, a
-    cancellation or a version or variant this code does not know; Lnv1Error if the bytes are
-    no ln output."""
-    try:
-        found = v0_variant(output, "ln output")
-        if found is None or found[0] != 0:
-            return None
-        inner = found[1]
-        amount = inner.varint()
-        kind, body = inner.framed()
-        inner.done()
-        if kind not in (0, 1):
-            return None
-        contract: Contract = (IncomingContract if kind == 0 else OutgoingContract).get(body)
-        body.done()
-    except DecodeError as exc:
-        raise Lnv1Error(str(exc)) from None
-    return amount, contract
-
-
-def outgoing_contract_in(output: bytes) -> tuple[int, OutgoingContract] | None:
-    """`contract_in` for an outgoing contract only."""
-    found = contract_in(output)
-    return found if found is None or isinstance(found[1], OutgoingContract) else None  # type: ignore[return-value]
-
-
-def incoming_contract_in(output: bytes) -> tuple[int, IncomingContract] | None:
-    """`contract_in` for an incoming contract only."""
-    found = contract_in(output)
-    return found if found is None or isinstance(found[1], IncomingContract) else None  # type: ignore[return-value]
-
-
-def offer_output(offer: IncomingContractOffer) -> bytes:
-    return v0(encode(lambda w: w.framed(1, encode(offer.put))))
-
-
-def cancel_outgoing_output(contract_id: bytes, gateway_signature: bytes) -> bytes:
-    """Mark an outgoing contract cancelled (zero value, no fee): its user refunds at once."""
-    return v0(encode(lambda w: w.framed(2, bytes(contract_id) + bytes(gateway_signature))))
-
-
-@dataclass(frozen=True)
-class OutputOutcome:
-    kind: str  # "contract" | "offer" | "cancel_outgoing"
-    id: bytes  # contract id (offer id = its payment hash)
-    decrypted: str | bytes | None = None  # an incoming contract's decryption; None otherwise
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OutputOutcome:
-        r = Reader(data, "ln output outcome")
-        version, body = r.framed()
-        r.done()
-        if version != 0:
-            raise Lnv1Error(f"unknown ln output outcome version {version}")
-        variant, inner = body.framed()
-        body.done()
-        if variant == 0:
-            cid = inner.raw(32)
-            kind, outcome = inner.framed()
-            out = cls("contract", cid, _get_decrypted(outcome) if kind == 0 else None)
-            if kind == 1:
-                outcome.done()
-        elif variant in (1, 2):
-            out = cls("offer" if variant == 1 else "cancel_outgoing", inner.raw(32))
-        else:
-            raise Lnv1Error(f"unknown ln output outcome variant {variant}")
-        inner.done()
-        return out
-
-
-# -- the guardians' answers (module_<ln>_<endpoint>)
-
-
-def parse_account(answer: object) -> ContractAccount | None:
-    """`account`: Option<ContractAccount>; `await_account` answers the account itself."""
-    return None if answer is None else ContractAccount.from_json(answer)
-
-
-async def gateway_account(
-    api: Any, module: int, contract_id: str, kind: type, gateway_key: bytes
-) -> ContractAccount | None:
-    """The ln module's account of `contract_id` (hex) when its contract is a `kind`
-    (IncomingContract or OutgoingContract) whose gateway key is `gateway_key`; else None."""
-    account = parse_account(await api.current_consensus(f"module_{module}_account", contract_id))
-    if account is None or not isinstance(account.contract, kind):
-        return None
-    return account if account.contract.gateway_key == gateway_key else None
-
-
-def parse_offer(answer: object) -> IncomingContractOffer | None:
-    """`offer`: Option<IncomingContractOffer>; `await_offer` answers the offer itself."""
-    return None if answer is None else IncomingContractOffer.from_json(answer)
-
-
-def parse_decryption(answer: object) -> tuple[ContractAccount, bytes | str]:
-    """`await_preimage_decryption` → (IncomingContractAccount, Option<Preimage>) and
-    `get_decrypted_preimage_status` → (…, Pending | Some(Preimage) | Invalid): the account and
-    the Lightning preimage (32 bytes), PENDING or INVALID."""
-    if not (isinstance(answer, list) and len(answer) == 2):
-        raise Lnv1Error("a decryption answer is [account, preimage]")
-    d = obj(answer[0], "incoming contract account", ("amount", "contract"))
-    account = ContractAccount(
-        uint(d["amount"], "amount"), IncomingContract.from_json(d["contract"])
-    )
-    status = answer[1]
-    if isinstance(status, dict) and set(status) == {"Some"}:
-        status = status["Some"]
-    if status is None or status == "Invalid":
-        return account, INVALID
-    if status == "Pending":
-        return account, PENDING
-    preimage = byte_list(status, "preimage")
-    if len(preimage) != 32:
-        raise Lnv1Error("a preimage is 32 bytes")
-    return account, preimage
-
-
-# -- checks of JSON values, shared with lnv1_gateway
-
-
-def obj(value: object, what: str, fields: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise Lnv1Error(f"{what} is an object")
-    missing = [f for f in fields if f not in value]
-    if missing:
-        raise Lnv1Error(f"{what} lacks {', '.join(missing)}")
-    return value
-
-
-def hex_bytes(value: object, size: int, what: str) -> bytes:
-    try:
-        data = bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise Lnv1Error(f"{what} is hex") from None
-    if size and len(data) != size:
-        raise Lnv1Error(f"{what} is {size} bytes")
-    return data
-
-
-def pubkey(value: object, what: str) -> bytes:
-    data = hex_bytes(value, 33, what)
-    try:
-        if data[0] not in (2, 3):
-            raise ValueError
-        PublicKeyXOnly(data[1:])
-    except ValueError:
-        raise Lnv1Error(f"{what} is not a compressed secp256k1 key") from None
-    return data
-
-
-def uint(value: object, what: str, top: int = (1 << 64) - 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
-        raise Lnv1Error(f"{what} is a whole number from 0 to {top}")
-    return value
-
-
-def byte_list(value: object, what: str) -> bytes:
-    if not isinstance(value, list) or not all(
-        isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value
-    ):
-        raise Lnv1Error(f"{what} is a list of bytes")
-    return bytes(value)
-
-
-def verify_bip340(pubkey33: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        return PublicKeyXOnly(pubkey33[1:]).verify(bytes(signature), message)
-    except (ValueError, TypeError):
-        return False
-
-
-def decode(data: bytes, get: Any, what: str) -> Any:
-    """One whole value from its encoding (Lnv1Error on any leftover or malformed byte)."""
-    r = Reader(data, what)
-    try:
-        value = get(r)
-        r.done()
-    except DecodeError as exc:
-        raise Lnv1Error(str(exc)) from None
-    return value

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from coincurve import PrivateKey
 
 from .encoding import Reader, Writer, encode
-from .lnv1 import Lnv1Error, hex_bytes, obj, pubkey, uint, verify_bip340
+from .lnv1_checks import Lnv1Error, hex_bytes, obj, pubkey, uint, verify_bip340
 
 REGISTRATION_TAG = b"register-gateway"
 MAX_U32 = 0xFFFFFFFF

@@ -41,7 +41,8 @@ from .encoding import encode
 from .mintv2 import EcashError
 from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, v0
-from .wallet import Foreign, MintWallet, Rejected
+from .wallet import MintWallet
+from .wallet_operations import Foreign, Rejected
 from .walletv2 import PegInAddress, WalletConfig, derived_peg_in_address, new_peg_in_address
 
 SCHEMA = """

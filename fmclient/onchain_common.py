@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from .ecash import EcashError
 from .tx import ModuleItem
-from .wallet import Foreign, MintWallet, Rejected
+from .wallet import MintWallet
+from .wallet_operations import Foreign, Rejected
 from .walletv2 import PegInAddress
 
 

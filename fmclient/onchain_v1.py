@@ -40,7 +40,8 @@ from .ecash import EcashError
 from .encoding import Reader
 from .onchain_common import OnchainCommon, OnchainError
 from .tx import ModuleItem, from_serde
-from .wallet import Foreign, MintWallet, Rejected
+from .wallet import MintWallet
+from .wallet_operations import Foreign, Rejected
 from .walletv1 import (
     RETRY_CLAIM,
     WALLET_ERRORS,

@@ -1,6 +1,7 @@
-"""The states of `MintWallet`'s operations and notes (fmclient/wallet.py), each an enum whose
-docstring draws the moves its table allows (gwcore/states.py; the drawing is checked against the
-table by tests/gwcore/test_state_diagrams.py). The wallet writes no state without `check`."""
+"""The states of `MintWallet`'s operations and notes (fmclient/wallet_operations.py), each an
+enum whose docstring draws the moves its table allows (gwcore/states.py; the drawing is checked
+against the table by tests/gwcore/test_state_diagrams.py). The wallet writes no state without
+`check`."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ receiver). A spend is read from the contract's account when adopting, so inputs 
 
 from __future__ import annotations
 
-from fmclient.lnv1 import IncomingContract, Lnv1Error, OutgoingContract, contract_in
+from fmclient.lnv1 import IncomingContract, OutgoingContract
+from fmclient.lnv1_checks import Lnv1Error
+from fmclient.lnv1_tx import contract_in
 
 from .lnv1_receive import Lnv1Receiver
 from .lnv1_send import Lnv1Sender

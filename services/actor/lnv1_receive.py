@@ -27,12 +27,9 @@ import logging
 import time
 from enum import StrEnum
 
-from fmclient.lnv1 import (
-    INVALID,
-    PENDING,
-    IncomingContract,
-    IncomingContractOffer,
-    Lnv1Config,
+from fmclient.ecash import EcashError
+from fmclient.lnv1 import INVALID, PENDING, IncomingContract, IncomingContractOffer, Lnv1Config
+from fmclient.lnv1_tx import (
     contract_output,
     gateway_account,
     lightning_input,
@@ -41,7 +38,7 @@ from fmclient.lnv1 import (
     parse_offer,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, Rejected
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.payments import payment_row
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb

@@ -49,18 +49,13 @@ import grpc
 from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
-from fmclient.lnv1 import (
-    Lnv1Config,
-    Lnv1Error,
-    OutgoingContract,
-    cancel_outgoing_output,
-    gateway_account,
-    lightning_input,
-    parse_account,
-)
+from fmclient.lnv1 import Lnv1Config, OutgoingContract
+from fmclient.lnv1_checks import Lnv1Error
 from fmclient.lnv1_gateway import PayInvoicePayload, lnv1_fee_msat
+from fmclient.lnv1_tx import cancel_outgoing_output, gateway_account, lightning_input, parse_account
 from fmclient.tx import ModuleItem
-from fmclient.wallet import Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwcore.payments import payment_row

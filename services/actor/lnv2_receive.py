@@ -34,9 +34,11 @@ from typing import Any
 from coincurve import PrivateKey
 
 from fmclient import tbs, tpe
+from fmclient.ecash import EcashError
 from fmclient.lnv2 import IncomingContract, Lnv2Config, incoming_input, incoming_output
 from fmclient.tx import ModuleItem
-from fmclient.wallet import EcashError, Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.errors import InvalidInput
 from gwcore.states import StateMachine
 from gwproto import gateway_lnrpc_pb2 as lnpb

@@ -42,7 +42,8 @@ from fmclient.lnv2 import (
     invoice_hash,
 )
 from fmclient.tx import ModuleItem
-from fmclient.wallet import Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
 from gwcore.payments import payment_row

@@ -14,7 +14,8 @@ import hashlib
 
 import falcon
 
-from fmclient.wallet import EcashError, read_ecash
+from fmclient.ecash import EcashError
+from fmclient.ecash_dialects import read_ecash
 from gwcore import constants as C
 from gwcore.errors import InvalidInput, NotFound
 from gwcore.logging import log_context

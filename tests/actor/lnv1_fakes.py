@@ -21,7 +21,8 @@ from bolt11.models.tags import TagChar, Tags
 from coincurve import PrivateKey
 
 from fmclient.config import ClientConfig, ModuleConfig
-from fmclient.wallet import EcashError, Foreign, Rejected
+from fmclient.ecash import EcashError
+from fmclient.wallet_operations import Foreign, Rejected
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 DATA = Path(__file__).parents[1] / "fmclient" / "data"

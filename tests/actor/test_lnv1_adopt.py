@@ -18,14 +18,9 @@ import grpc
 import pytest
 from coincurve import PrivateKey
 
-from fmclient.lnv1 import (
-    ContractAccount,
-    IncomingContract,
-    OutgoingContract,
-    contract_output,
-    lightning_input,
-)
+from fmclient.lnv1 import ContractAccount, IncomingContract, OutgoingContract
 from fmclient.lnv1_gateway import PayInvoicePayload
+from fmclient.lnv1_tx import contract_output, lightning_input
 from fmclient.tx import ModuleItem
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed
 from gwproto import gateway_lnrpc_pb2 as lnpb

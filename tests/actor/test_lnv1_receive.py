@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from coincurve import PrivateKey
 
-from fmclient.lnv1 import IncomingContract, IncomingContractOffer, contract_output, lightning_input
+from fmclient.lnv1 import IncomingContract, IncomingContractOffer
+from fmclient.lnv1_tx import contract_output, lightning_input
 from fmclient.tx import ModuleItem
 from gwcore.states import IllegalTransition
 from services.actor.lnv1_receive import RECEIVE, Lnv1Receiver

@@ -14,14 +14,8 @@ from typing import Any
 
 from coincurve import PrivateKey
 
-from fmclient.lnv1 import (
-    INVALID,
-    ContractAccount,
-    IncomingContract,
-    OutgoingContract,
-    contract_output,
-    lightning_input,
-)
+from fmclient.lnv1 import INVALID, ContractAccount, IncomingContract, OutgoingContract
+from fmclient.lnv1_tx import contract_output, lightning_input
 from fmclient.tx import ModuleItem
 from services.actor.lnv1_inflight import Lnv1ContractFinder
 from services.actor.lnv1_receive import Lnv1Receiver

@@ -17,13 +17,9 @@ from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
 from fmclient.encoding import Reader
-from fmclient.lnv1 import (
-    ContractAccount,
-    OutgoingContract,
-    cancel_outgoing_output,
-    lightning_input,
-)
+from fmclient.lnv1 import ContractAccount, OutgoingContract
 from fmclient.lnv1_gateway import PayInvoicePayload
+from fmclient.lnv1_tx import cancel_outgoing_output, lightning_input
 from fmclient.tx import ModuleItem
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput, PaymentFailed

@@ -24,7 +24,8 @@ from fmclient.chain import BitcoindChain
 from fmclient.config import parse_client_config
 from fmclient.ecash import EcashError
 from fmclient.onchain_v1 import OnchainWalletV1
-from fmclient.wallet import MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Rejected
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 

@@ -1,4 +1,4 @@
-"""fmclient.lnv1 and fmclient.lnv1_gateway against vectors printed by the real
+"""fmclient.lnv1, fmclient.lnv1_tx and fmclient.lnv1_gateway against vectors printed by the real
 fedimint-ln-common 0.13.0 (make vectors): the client config, the gateway registration (encoding,
 signed message, announcement JSON), contracts (encoding, ids, JSON both ways), the cancellation
 message, inputs, outputs, outcomes, the guardians' answers and the `/pay_invoice` body."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from coincurve import PrivateKey
 
-from fmclient import lnv1
+from fmclient import lnv1_checks, lnv1_tx
 from fmclient.encoding import encode
 from fmclient.lnv1 import (
     INVALID,
@@ -23,9 +23,9 @@ from fmclient.lnv1 import (
     IncomingContract,
     IncomingContractOffer,
     Lnv1Config,
-    Lnv1Error,
     OutgoingContract,
 )
+from fmclient.lnv1_checks import Lnv1Error
 from fmclient.lnv1_gateway import (
     Announcement,
     LightningGateway,
@@ -57,7 +57,7 @@ def test_gateway_registration_is_the_real_crates() -> None:
     info = LightningGateway.from_json(g["json"])
     assert info.json() == g["json"]
     assert info.to_bytes().hex() == g["encoding"]
-    assert lnv1.decode(bytes.fromhex(g["encoding"]), LightningGateway.get, "gateway") == info
+    assert lnv1_checks.decode(bytes.fromhex(g["encoding"]), LightningGateway.get, "gateway") == info
     tpk = bytes.fromhex(V["config"]["threshold_pub_key"])
     assert registration_message(tpk, g["nonce"], info).hex() == g["registration_message"]
     # the crate's announcement (its signature included) parses, verifies and comes back whole
@@ -101,7 +101,7 @@ def test_outgoing_contract_id_cancellation_and_json() -> None:
     o = V["outgoing"]
     c = OutgoingContract.from_json(o["json"])
     assert encode(c.put).hex() == o["encoding"]
-    assert lnv1.decode(bytes.fromhex(o["encoding"]), OutgoingContract.get, "contract") == c
+    assert lnv1_checks.decode(bytes.fromhex(o["encoding"]), OutgoingContract.get, "contract") == c
     assert c.contract_id.hex() == o["contract_id"]
     cancelled = OutgoingContract.from_json(o["cancelled_json"])
     assert cancelled.cancelled and cancelled.contract_id == c.contract_id  # not in the id
@@ -132,7 +132,9 @@ def test_incoming_offer_and_contract() -> None:
         c = IncomingContract.from_json(i[f"{name}_json"])
         assert c.decrypted_preimage == state and c.json() == i[f"{name}_json"]
         assert encode(c.put).hex() == i[f"{name}_encoding"]
-        assert lnv1.decode(bytes.fromhex(i[f"{name}_encoding"]), IncomingContract.get, "c") == c
+        assert (
+            lnv1_checks.decode(bytes.fromhex(i[f"{name}_encoding"]), IncomingContract.get, "c") == c
+        )
 
 
 def test_contract_accounts_both_ways() -> None:
@@ -142,12 +144,13 @@ def test_contract_accounts_both_ways() -> None:
         assert account.json() == a[f"{kind}_json"]
         assert encode(account.put).hex() == a[f"{kind}_encoding"]
         assert (
-            lnv1.decode(bytes.fromhex(a[f"{kind}_encoding"]), ContractAccount.get, "a") == account
+            lnv1_checks.decode(bytes.fromhex(a[f"{kind}_encoding"]), ContractAccount.get, "a")
+            == account
         )
     incoming = ContractAccount.from_json(a["incoming_json"])
     assert incoming.out_point == ("09" * 32, 1) and incoming.amount_msat == 99_000
-    assert lnv1.parse_account(a["account_none"]) is None
-    some = lnv1.parse_account(a["account_some"])
+    assert lnv1_tx.parse_account(a["account_none"]) is None
+    some = lnv1_tx.parse_account(a["account_some"])
     assert some is not None and some.amount_msat == V["outgoing"]["amount_msat"] == 250_626_000
     assert some.contract_id.hex() == V["outgoing"]["contract_id"]
 
@@ -158,25 +161,25 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
     incoming = IncomingContract.from_json(i["json"])
     offer = IncomingContractOffer.from_json(i["offer_json"])
     inputs = {
-        "claim": lnv1.lightning_input(contract.contract_id, o["amount_msat"], bytes([42] * 32)),
-        "refund": lnv1.lightning_input(incoming.contract_id, 99_000, None),
+        "claim": lnv1_tx.lightning_input(contract.contract_id, o["amount_msat"], bytes([42] * 32)),
+        "refund": lnv1_tx.lightning_input(incoming.contract_id, 99_000, None),
     }
     assert {x["name"]: x["encoding"] for x in V["inputs"]} == {
         k: v.hex() for k, v in inputs.items()
     }
     sig = bytes.fromhex(o["cancel_signature"])
     outputs = {
-        "contract_outgoing": lnv1.contract_output(o["amount_msat"], contract),
-        "contract_incoming": lnv1.contract_output(99_000, incoming),
-        "offer": lnv1.offer_output(offer),
-        "cancel_outgoing": lnv1.cancel_outgoing_output(contract.contract_id, sig),
+        "contract_outgoing": lnv1_tx.contract_output(o["amount_msat"], contract),
+        "contract_incoming": lnv1_tx.contract_output(99_000, incoming),
+        "offer": lnv1_tx.offer_output(offer),
+        "cancel_outgoing": lnv1_tx.cancel_outgoing_output(contract.contract_id, sig),
     }
     assert {x["name"]: x["encoding"] for x in V["outputs"]} == {
         k: v.hex() for k, v in outputs.items()
     }
     # read back (the recovery's scan of the session history): the outgoing contract only
     found = {
-        x["name"]: lnv1.outgoing_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
+        x["name"]: lnv1_tx.outgoing_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
     }
     assert found == {
         "contract_outgoing": (o["amount_msat"], contract),
@@ -186,12 +189,12 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
     }
     whole = bytes.fromhex(V["outputs"][0]["encoding"])
     for bad in (whole[:-1], whole + b"\x00", b""):
-        with pytest.raises(lnv1.Lnv1Error):
-            lnv1.outgoing_contract_in(bad)
-    assert lnv1.outgoing_contract_in(bytes.fromhex("0100")) is None  # a version to come
+        with pytest.raises(lnv1_checks.Lnv1Error):
+            lnv1_tx.outgoing_contract_in(bad)
+    assert lnv1_tx.outgoing_contract_in(bytes.fromhex("0100")) is None  # a version to come
     # an incoming contract a gateway funded, read back the same way
     found_in = {
-        x["name"]: lnv1.incoming_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
+        x["name"]: lnv1_tx.incoming_contract_in(bytes.fromhex(x["encoding"])) for x in V["outputs"]
     }
     assert found_in == {
         "contract_outgoing": None,
@@ -199,8 +202,8 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
         "offer": None,
         "cancel_outgoing": None,
     }
-    with pytest.raises(lnv1.Lnv1Error):
-        lnv1.contract_in(bytes.fromhex(V["outputs"][1]["encoding"])[:-1])
+    with pytest.raises(lnv1_checks.Lnv1Error):
+        lnv1_tx.contract_in(bytes.fromhex(V["outputs"][1]["encoding"])[:-1])
     want = {
         "contract_incoming_pending": ("contract", incoming.contract_id, PENDING),
         "contract_incoming_some": (
@@ -214,7 +217,7 @@ def test_inputs_outputs_and_outcomes_are_the_real_crates() -> None:
         "cancel_outgoing": ("cancel_outgoing", contract.contract_id, None),
     }
     for x in V["outcomes"]:
-        got = lnv1.OutputOutcome.from_bytes(bytes.fromhex(x["encoding"]))
+        got = lnv1_tx.OutputOutcome.from_bytes(bytes.fromhex(x["encoding"]))
         assert (got.kind, got.id, got.decrypted) == want[x["name"]]
 
 
@@ -227,17 +230,17 @@ def test_decryption_answers() -> None:
         ("status_some", preimage),
         ("status_invalid", INVALID),
     ):
-        account, status = lnv1.parse_decryption(ans[name])
+        account, status = lnv1_tx.parse_decryption(ans[name])
         assert status == want, name
         assert (
             account.amount_msat == 99_000
             and account.contract_id.hex() == V["incoming"]["payment_hash"]
         )
-    offer = lnv1.parse_offer(ans["offer"])
+    offer = lnv1_tx.parse_offer(ans["offer"])
     assert offer is not None and offer.amount_msat == 99_000
-    assert lnv1.parse_offer(None) is None
+    assert lnv1_tx.parse_offer(None) is None
     with pytest.raises(Lnv1Error):
-        lnv1.parse_decryption([ans["status_some"][0], [1, 2, 3]])
+        lnv1_tx.parse_decryption([ans["status_some"][0], [1, 2, 3]])
 
 
 def test_pay_invoice_payload_both_forms() -> None:
@@ -278,15 +281,15 @@ def test_bad_pay_invoice_bodies_are_one_line_errors(mutate) -> None:  # type: ig
 def test_decoders_refuse_garbage() -> None:
     enc = bytes.fromhex(V["outgoing"]["encoding"])
     with pytest.raises(Lnv1Error):
-        lnv1.decode(enc + b"\x00", OutgoingContract.get, "contract")
+        lnv1_checks.decode(enc + b"\x00", OutgoingContract.get, "contract")
     with pytest.raises(Lnv1Error):
-        lnv1.decode(enc[:-1], OutgoingContract.get, "contract")
+        lnv1_checks.decode(enc[:-1], OutgoingContract.get, "contract")
     bad = copy.deepcopy(V["outgoing"]["json"])
     bad["gateway_key"] = "04" + "00" * 32
     with pytest.raises(Lnv1Error, match="gateway_key"):
         OutgoingContract.from_json(bad)
     with pytest.raises(Lnv1Error):
-        lnv1.OutputOutcome.from_bytes(bytes.fromhex("0003050100"))
+        lnv1_tx.OutputOutcome.from_bytes(bytes.fromhex("0003050100"))
     assert (
         PrivateKey(KEYS["redeem"]).public_key.format().hex() == V["outgoing"]["json"]["gateway_key"]
     )

@@ -16,9 +16,9 @@ import pytest
 from fmclient import base32, mintv1, mintv2, tbs
 from fmclient.config import ConfigError, ModuleConfig, parse_client_config
 from fmclient.ecash import EcashError, Note, note_valid, parse_for
+from fmclient.ecash_dialects import DIALECTS, dialect_for, read_ecash
 from fmclient.encoding import DecodeError, encode
 from fmclient.tx import ModuleItem, TxRejected, submission_outcome, to_serde
-from fmclient.wallet import DIALECTS, dialect_for, read_ecash
 
 DATA = Path(__file__).parent / "data"
 V = json.loads((DATA / "mintv1_vectors.json").read_text())

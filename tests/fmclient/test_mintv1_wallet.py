@@ -17,7 +17,8 @@ from fmclient.config import ClientConfig, ModuleConfig
 from fmclient.ecash import EcashError
 from fmclient.encoding import encode
 from fmclient.tx import Transaction, from_serde, to_serde, v0
-from fmclient.wallet import MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Rejected
 
 MODULE, TIERS, FEE = 7, range(21), 100
 G2 = tbs.g2(tbs.G2_GENERATOR)

@@ -21,7 +21,8 @@ from fmclient.mintv2 import EcashError
 from fmclient.onchain import OnchainError
 from fmclient.onchain_v1 import DEPOSIT, OnchainWalletV1
 from fmclient.tx import TxRejected, to_serde
-from fmclient.wallet import Foreign, MintWallet, Rejected
+from fmclient.wallet import MintWallet
+from fmclient.wallet_operations import Foreign, Rejected
 from fmclient.walletv2 import PegInAddress
 from gwcore.states import IllegalTransition
 
