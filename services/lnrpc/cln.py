@@ -99,7 +99,7 @@ class ClnBackend(LightningBackend):
         preimage: bytes = b"",
         failure_code: int = 0x400F,
     ) -> None:
-        await self.hook.complete(htlc, action, preimage=preimage, failure_code=failure_code)
+        await self.hook.complete(htlc, action, preimage, failure_code)
 
     # --- node ---------------------------------------------------------------------------------
     async def node_info(self) -> NodeInfo:

@@ -162,13 +162,9 @@ class HtlcHook:
             yield await self.queue.get()
 
     async def complete(
-        self,
-        htlc: InterceptedHtlc,
-        action: HtlcAction,
-        *,
-        preimage: bytes = b"",
-        failure_code: int = 0x400F,
+        self, htlc: InterceptedHtlc, action: HtlcAction, preimage: bytes, failure_code: int
     ) -> None:
+        """Answer the hook call of one held HTLC, once (`LightningBackend.complete`)."""
         with self._lock:
             held = self._held.pop(htlc.key, None)
         if held is None:
@@ -243,4 +239,4 @@ class HtlcHook:
                 ]
             for h in late:
                 with contextlib.suppress(BackendError):
-                    await self.complete(h, HtlcAction.FAIL, failure_code=0x2002)
+                    await self.complete(h, HtlcAction.FAIL, b"", 0x2002)
