@@ -43,6 +43,7 @@ from bolt11.models.features import Feature, Features, FeatureState
 from bolt11.models.tags import TagChar, Tags
 
 from .backend import BackendError, InvoiceExists
+from .cln_values import msat
 
 log = logging.getLogger(__name__)
 DATASTORE_KEY = ["fm-gateway", "holdinvoices"]
@@ -113,7 +114,7 @@ class HoldInvoice:
         if not self.amount_msat <= amount_msat <= 2 * self.amount_msat:
             return f"{amount_msat} msat does not pay {self.amount_msat} msat"
         total = onion.get("total_msat")
-        if total is not None and _msat(total) > amount_msat:
+        if total is not None and msat(total) > amount_msat:
             return "multi-part payments are not accepted"
         if self.state == "open":  # (a replayed, already accepted HTLC was checked on arrival)
             if time.time() > self.created + self.expiry:
@@ -121,10 +122,6 @@ class HoldInvoice:
             if cltv_relative < self.min_final_cltv:
                 return f"CLTV {cltv_relative} below min_final_cltv {self.min_final_cltv}"
         return ""
-
-
-def _msat(value: Any) -> int:
-    return value if isinstance(value, int) else int(str(value).removesuffix("msat"))
 
 
 class HoldInvoices:

@@ -118,7 +118,7 @@ def run(backend_class: type[ClnBackend]) -> None:
         if backend is None:
             request.set_result({"result": "continue"})
             return
-        backend.on_htlc_accepted(onion, htlc, request)
+        backend.hook.on_htlc_accepted(onion, htlc, request)
 
     @plugin.subscribe("shutdown")
     def on_shutdown(plugin: Plugin, **kwargs: Any) -> None:

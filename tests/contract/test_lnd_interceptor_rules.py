@@ -21,7 +21,7 @@ import pytest
 from gwproto import lnd_lightning_pb2 as ln
 from gwproto import lnd_router_pb2 as router
 from gwproto import lnd_router_pb2_grpc as router_grpc
-from services.lnrpc.lnd import _Macaroon
+from services.lnrpc.lnd_connection import Macaroon
 from tests.contract.lnd_standin import LndStandIn
 from tests.contract.nets import LndNet, RegtestNet
 from tests.regtest.helpers import federation_invoice
@@ -30,7 +30,7 @@ from tests.regtest.helpers import federation_invoice
 def _channel(host: str, cert: bytes, macaroon: bytes) -> grpc.aio.Channel:
     creds = grpc.composite_channel_credentials(
         grpc.ssl_channel_credentials(root_certificates=cert),
-        grpc.metadata_call_credentials(_Macaroon(macaroon.hex())),
+        grpc.metadata_call_credentials(Macaroon(macaroon.hex())),
     )
     return grpc.aio.secure_channel(host.replace("127.0.0.1", "localhost"), creds)
 
