@@ -18,6 +18,17 @@ from peers.cache import fedimint_bin
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import V1_MODULES, Federation, start_federation
 
+# real peers on a machine whose cores the other workers keep busy: a fixture's set-up (4
+# guardians, a fedimint-cli user's peg-in) may take minutes; only a hang should fail
+REAL_PEERS_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder without a time limit of its own gets REAL_PEERS_TIMEOUT_S."""
+    for item in items:
+        if item.nodeid.startswith("tests/fedimint/") and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(REAL_PEERS_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def peer_dir() -> Iterator[Path]:
