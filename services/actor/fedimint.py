@@ -65,10 +65,11 @@ class FedimintFederation:
         scan_interval_s: float = 2.0,
         chain: ChainSource | None = None,
         secrets: FederationSecrets | None = None,
+        tweak_pool_size: int = 32,
     ) -> None:
         """`chain`: the operator's chain source (wallet v1 needs it). `secrets`: the
         federation's secrets from the gateway's seed (notes and peg-in keys derived from
-        them; None: random)."""
+        them; None: random). `tweak_pool_size`: mintv2 tweaks kept ground (tweak_pool.py)."""
         self.federation_id = config.federation_id
         self.config = config
         # crash tests kill the actor between a wallet operation's steps (inert otherwise)
@@ -78,6 +79,7 @@ class FedimintFederation:
             api,
             lambda step: crash_point(f"ecash-{step}"),
             secrets,
+            tweak_pool_size,
         )
         self.scan_interval_s = scan_interval_s
         self.wake = asyncio.Event()
@@ -97,6 +99,7 @@ class FedimintFederation:
         api_urls: dict | None = None,
         chain: ChainSource | None = None,
         secrets: FederationSecrets | None = None,
+        tweak_pool_size: int = 32,
     ) -> FedimintFederation:
         """Join by invite (the config agreed by the guardians), or reopen what was joined.
         `api_urls`: the guardians' ws URLs by peer id, instead of the config's (iroh) ones."""
@@ -110,7 +113,7 @@ class FedimintFederation:
             raise SystemExit("the invite code names another federation")
         endpoints = {p: url for p, (url, _) in config.api_endpoints.items()}
         api = FederationApi(guardian_urls(endpoints, overrides))
-        return cls(home, config, api, chain=chain, secrets=secrets)
+        return cls(home, config, api, chain=chain, secrets=secrets, tweak_pool_size=tweak_pool_size)
 
     @property
     def name(self) -> str:

@@ -70,6 +70,8 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         data_dir,
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
+            # a tree lives a minute: a full pool of ground mintv2 tweaks would be CPU for nothing
+            "GATEWAY_ACTOR_TWEAK_POOL_SIZE": "8",
             **add_sim_world(run_dir, data_dir),
             **getattr(request.module, "TREE_ENV", {}),
             **(_module_env(make_env, base, request) if make_env is not None else {}),
