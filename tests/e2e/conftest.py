@@ -81,8 +81,10 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         data_dir,
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
-            # a tree lives a minute: a full pool of ground mintv2 tweaks would be CPU for nothing
+            # a tree lives a minute: what an actor makes ahead of need (a full pool of ground
+            # mintv2 tweaks, a peg-in address ground ahead: seconds of CPU) would mostly be waste
             "GATEWAY_ACTOR_TWEAK_POOL_SIZE": "8",
+            "GATEWAY_ACTOR_READY_ADDRESSES": "0",
             **_admin_password(run_dir),
             **add_sim_world(run_dir, data_dir),
             **getattr(request.module, "TREE_ENV", {}),
