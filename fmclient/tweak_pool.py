@@ -68,8 +68,9 @@ class TweakPool:
         """Refill the pool to its target, a batch at a time in a worker thread, whenever it
         runs low; until `stop`."""
         while not stop.is_set():
-            while self.count() < self.target and not stop.is_set():
-                ground = await asyncio.to_thread(lambda: [self.grind() for _ in range(self.batch)])
+            while (missing := self.target - self.count()) > 0 and not stop.is_set():
+                n = min(missing, self.batch)
+                ground = await asyncio.to_thread(lambda n=n: [self.grind() for _ in range(n)])
                 with self.transaction() as db:
                     db.executemany(
                         "INSERT OR IGNORE INTO tweak_pool VALUES (?)", [(t,) for t in ground]

@@ -59,13 +59,15 @@ class MintWallet(WalletOperations):
         api: FederationApi,
         checkpoint: Callable[[str], None] | None = None,
         secrets: FederationSecrets | None = None,
+        tweak_pool_size: int = 32,
     ) -> None:
         """`checkpoint(step)` is called after each committed step ("created", "submitted",
         "done"; "sent": accepted by the federation, not yet recorded) and, for "sent" and
         "submitted", again as "<kind>-<step>" (e.g. "pegout-submitted"): crash tests kill the
         process there. `secrets`: the federation's secrets from the gateway's seed (new notes
         and peg-in keys derived as fedimint's client modules derive theirs, so a recovery from
-        the seed finds them); None: random ones (a federation joined before the seed)."""
+        the seed finds them); None: random ones (a federation joined before the seed).
+        `tweak_pool_size`: mintv2 tweaks kept ground ahead of need (tweak_pool.py)."""
         self.config, self.api = config, api
         self.secrets = secrets
         self._checkpoint = checkpoint or (lambda step: None)
@@ -77,7 +79,9 @@ class MintWallet(WalletOperations):
         upgrade(self.db, path, WALLET_DB)
         self.db.executescript(SCHEMA)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # op id -> (lock, users)
-        self.keys = WalletKeys(self.db, self.transaction, config, self.mint, secrets)
+        self.keys = WalletKeys(
+            self.db, self.transaction, config, self.mint, secrets, tweak_pool_size
+        )
 
     def balance_msat(self) -> int:
         row = self.db.execute(

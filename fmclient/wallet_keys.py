@@ -36,13 +36,14 @@ class WalletKeys:
         config: ClientConfig,
         mint: Dialect,
         secrets: FederationSecrets | None,
+        tweak_pool_size: int = 32,
     ) -> None:
         self.db, self.transaction, self.config, self.mint = db, transaction, config, mint
         self.secrets = secrets
         module = None if secrets is None else secrets.module(mint.module)
         # a seeded mintv2 wallet's notes need ground tweaks: kept ready (tweak_pool.py)
         self.tweaks = (
-            TweakPool(db, transaction, derive.mintv2_tweak_filter(module))
+            TweakPool(db, transaction, derive.mintv2_tweak_filter(module), size=tweak_pool_size)
             if module is not None and mint.kind != mintv1.Dialect.kind
             else None
         )

@@ -20,7 +20,7 @@ from . import recovery
 from .app import Actor, actor_home
 from .chain_source import chain_source
 from .federation import open_federation
-from .fedimint import FedimintFederation
+from .fedimint import Ahead, FedimintFederation
 from .keys import federation_secrets
 from .settings import ActorSettings
 from .store import ActorStore
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             json.loads(base64.urlsafe_b64decode(settings.api_urls)) if settings.api_urls else None,
             chain,
             secrets,
+            Ahead(settings.tweak_pool_size, settings.ready_addresses),
         )
         recovering = None
         if store.meta(recovery.RECOVERY) is not None and isinstance(federation, FedimintFederation):

@@ -19,7 +19,7 @@ from typing import Protocol
 from fmclient.chain import ChainSource
 from fmclient.derive import FederationSecrets
 
-from .fedimint import FedimintFederation
+from .fedimint import Ahead, FedimintFederation
 
 
 class Federation(Protocol):
@@ -81,9 +81,13 @@ async def open_federation(
     api_urls: dict | None = None,
     chain: ChainSource | None = None,
     secrets: FederationSecrets | None = None,
+    ahead: Ahead | None = None,
 ) -> Federation:
     """The federation the invite names, joined (its config checked against the id).
     `api_urls`: Fedimint guardians' ws URLs by peer id, where the federation lists only iroh.
     `chain`: the operator's chain source (needed by wallet v1). `secrets`: a Fedimint
-    federation's secrets from the gateway's seed (None: random keys, keys.py)."""
-    return await FedimintFederation.open(home, invite_code, federation_id, api_urls, chain, secrets)
+    federation's secrets from the gateway's seed (None: random keys, keys.py).
+    `ahead`: what is made ahead of need (mintv2 tweaks, peg-in addresses; None: the defaults)."""
+    return await FedimintFederation.open(
+        home, invite_code, federation_id, api_urls, chain, secrets, ahead or Ahead()
+    )

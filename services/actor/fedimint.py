@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fmclient.api import FederationApi
@@ -41,15 +42,29 @@ NO_CHAIN = (
 )
 
 
-def _wallet_v1(mint: MintWallet, wake: Callable[[], None], chain: ChainSource | None) -> Onchain:
+@dataclass(frozen=True)
+class Ahead:
+    """Work done ahead of need while the actor idles, so that a request does not wait for it
+    (GATEWAY_ACTOR_TWEAK_POOL_SIZE, _READY_ADDRESSES): mintv2 tweaks (~45 ms of CPU each, one
+    a note: fmclient/tweak_pool.py) and walletv2 peg-in addresses (~4 s each: onchain_v2.py)."""
+
+    tweak_pool_size: int = 32
+    ready_addresses: int = 1
+
+
+def _wallet_v1(
+    mint: MintWallet, wake: Callable[[], None], chain: ChainSource | None, ahead: Ahead
+) -> Onchain:
     if chain is None:
         return NoOnchain(["wallet"], NO_CHAIN)
     return WalletV1Onchain(mint, wake, chain)
 
 
-# the on-chain part for each wallet module version: (mint, wake, chain source) -> part
-ONCHAIN: dict[str, Callable[[MintWallet, Callable[[], None], ChainSource | None], Onchain]] = {
-    "walletv2": lambda mint, wake, chain: WalletV2Onchain(mint, wake),
+# the on-chain part for each wallet module version: (mint, wake, chain source, ahead) -> part
+ONCHAIN: dict[
+    str, Callable[[MintWallet, Callable[[], None], ChainSource | None, Ahead], Onchain]
+] = {
+    "walletv2": lambda mint, wake, chain, ahead: WalletV2Onchain(mint, wake, ahead.ready_addresses),
     "wallet": _wallet_v1,
 }
 
@@ -65,10 +80,11 @@ class FedimintFederation:
         scan_interval_s: float = 2.0,
         chain: ChainSource | None = None,
         secrets: FederationSecrets | None = None,
+        ahead: Ahead = Ahead(),
     ) -> None:
         """`chain`: the operator's chain source (wallet v1 needs it). `secrets`: the
         federation's secrets from the gateway's seed (notes and peg-in keys derived from
-        them; None: random)."""
+        them; None: random). `ahead`: what is made ahead of need."""
         self.federation_id = config.federation_id
         self.config = config
         # crash tests kill the actor between a wallet operation's steps (inert otherwise)
@@ -78,13 +94,16 @@ class FedimintFederation:
             api,
             lambda step: crash_point(f"ecash-{step}"),
             secrets,
+            ahead.tweak_pool_size,
         )
         self.scan_interval_s = scan_interval_s
         self.wake = asyncio.Event()
         self.modules = sorted(m.kind for m in config.modules.values())
         wallet = next((k for k in self.modules if k in ONCHAIN), None)
         self.onchain: Onchain = (
-            ONCHAIN[wallet](self.mint, self.wake.set, chain) if wallet else NoOnchain(self.modules)
+            ONCHAIN[wallet](self.mint, self.wake.set, chain, ahead)
+            if wallet
+            else NoOnchain(self.modules)
         )
         self.chain = chain
 
@@ -97,6 +116,7 @@ class FedimintFederation:
         api_urls: dict | None = None,
         chain: ChainSource | None = None,
         secrets: FederationSecrets | None = None,
+        ahead: Ahead = Ahead(),
     ) -> FedimintFederation:
         """Join by invite (the config agreed by the guardians), or reopen what was joined.
         `api_urls`: the guardians' ws URLs by peer id, instead of the config's (iroh) ones."""
@@ -110,7 +130,7 @@ class FedimintFederation:
             raise SystemExit("the invite code names another federation")
         endpoints = {p: url for p, (url, _) in config.api_endpoints.items()}
         api = FederationApi(guardian_urls(endpoints, overrides))
-        return cls(home, config, api, chain=chain, secrets=secrets)
+        return cls(home, config, api, chain=chain, secrets=secrets, ahead=ahead)
 
     @property
     def name(self) -> str:

@@ -16,17 +16,17 @@ from fmclient.wallet import MintWallet
 from .onchain import WalletOnchain
 
 log = logging.getLogger(__name__)
-# a peg-in address ground ahead (seconds of CPU: ~65,536 seeded keys tried), once the operator
-# has asked for one: a federation never asked costs nothing
-READY_ADDRESSES = 1
 
 
 class WalletV2Onchain(WalletOnchain):
     kind = "walletv2"
     operation_kinds = ("pegout", "pegin")  # its e-cash operations: counted by its own rows
 
-    def __init__(self, mint: MintWallet, wake: Callable[[], None]) -> None:
+    def __init__(self, mint: MintWallet, wake: Callable[[], None], ready: int = 1) -> None:
+        """`ready`: peg-in addresses kept ground ahead (seconds of CPU each: ~65,536 seeded keys
+        tried), once the operator has asked for one: a federation never asked costs nothing."""
         super().__init__(mint, OnchainWallet(mint), wake)
+        self.ready = ready
 
     async def run_once(self) -> None:
         """Keep an address ready; find and claim deposits to ours."""
@@ -46,7 +46,7 @@ class WalletV2Onchain(WalletOnchain):
 
     async def address(self) -> dict:
         """A fresh peg-in address: one ground ahead of time, else ground now (seconds of CPU,
-        in a thread). The background loop keeps READY_ADDRESSES ready."""
+        in a thread). The background loop keeps `ready` ready."""
         address = self.wallet.take_ready()
         if address is None:
             address = self.wallet.store_address(await self.wallet.grind_address())
@@ -54,7 +54,7 @@ class WalletV2Onchain(WalletOnchain):
         return {"operation_id": address, "address": address}
 
     async def _keep_an_address_ready(self) -> None:
-        if self.wallet.addresses() and self.wallet.ready_count() < READY_ADDRESSES:
+        if self.wallet.addresses() and self.wallet.ready_count() < self.ready:
             self.wallet.add_ready(await self.wallet.grind_address())
 
     async def _quote_all(self, address: str) -> WithdrawQuote:

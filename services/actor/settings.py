@@ -41,4 +41,9 @@ class ActorSettings(BaseSettings):
     # connected by `connect-fed --recover`: recover the federation from the seed before serving
     # (only when its actor database is new: recovery.py)
     recover: bool = False
+    # mintv2 tweaks kept ground ahead of need (fmclient/tweak_pool.py): about 45 ms of CPU each,
+    # a note each; 0 grinds every tweak when its note is made
+    tweak_pool_size: int = Field(32, ge=0, le=1024)
+    # walletv2 peg-in addresses kept ground ahead, once one was asked for (~4 s of CPU each)
+    ready_addresses: int = Field(1, ge=0, le=16)
     log_level: str = "INFO"

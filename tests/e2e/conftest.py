@@ -19,14 +19,16 @@ import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 from supervisor.xmlrpc import SupervisorTransport
 
 from bus import BusClient, ipc_endpoint
 from deploy.launch import prepare_env
-from gwcore.constants import ROUTER_ENDPOINT_NAME
+from gwcore.constants import ENV_API_PASSWORD_HASH, ROUTER_ENDPOINT_NAME
 from gwcore.extension import ExtensionEndpoint
+from gwcore.secretfile import secret_file
 from gwproto import gateway_lnrpc_pb2 as lnpb
 from gwproto import gateway_lnrpc_pb2_grpc as lnpb_grpc
 from peers.harness.procs import free_port, stop_group
@@ -57,6 +59,15 @@ def _module_env(make_env, base: Path, request: pytest.FixtureRequest) -> dict[st
     return dict(make_env(base))
 
 
+def _admin_password(run_dir: Path) -> dict[str, str]:
+    """The tree's admin password (where the launcher keeps it), hashed at bcrypt's lowest cost:
+    at the launcher's, every tree's start and every API worker's first check cost a quarter
+    second of CPU each."""
+    run_dir.mkdir(mode=0o700, parents=True)
+    password = secret_file(run_dir / "admin-password", 18).encode()
+    return {ENV_API_PASSWORD_HASH: bcrypt.hashpw(password, bcrypt.gensalt(4)).decode()}
+
+
 @pytest.fixture(scope="module")
 def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
     """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
@@ -70,6 +81,11 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         data_dir,
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
+            # a tree lives a minute: what an actor makes ahead of need (a full pool of ground
+            # mintv2 tweaks, a peg-in address ground ahead: seconds of CPU) would mostly be waste
+            "GATEWAY_ACTOR_TWEAK_POOL_SIZE": "8",
+            "GATEWAY_ACTOR_READY_ADDRESSES": "0",
+            **_admin_password(run_dir),
             **add_sim_world(run_dir, data_dir),
             **getattr(request.module, "TREE_ENV", {}),
             **(_module_env(make_env, base, request) if make_env is not None else {}),

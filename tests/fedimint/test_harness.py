@@ -42,26 +42,6 @@ def test_one_guardian(federation1: Federation, bitcoind: Bitcoind, tmp_path: Pat
     fed.wait_synced(bitcoind, timeout=30)
 
 
-def test_four_guardians(federation4: Federation, bitcoind: Bitcoind) -> None:
-    fed = federation4
-    assert [g.peer_id for g in fed.guardians] == [0, 1, 2, 3]
-    assert len(set(fed.api_urls)) == 4 and len(set(fed.passwords.values())) == 4
-    assert {g.call("federation_id") for g in fed.guardians} == {fed.federation_id}
-    assert sorted(fed.client_config["api_endpoints"]) == ["0", "1", "2", "3"]
-    # each guardian's invite names its own URL; all name the same federation
-    invites = {g.call("invite_code") for g in fed.guardians}
-    assert len(invites) == 4 and fed.invite_code in invites
-    # with one of four gone, the other three (the threshold) still agree on new blocks
-    fed.guardians[3].kill()
-    try:
-        bitcoind.mine(2)
-        fed.wait_synced(bitcoind, timeout=60)
-    finally:
-        fed.guardians[3].start()  # back on its data dir: straight into consensus
-    fed.wait_synced(bitcoind, timeout=60)
-    assert fed.block_count(fed.guardians[3]) == int(bitcoind.rpc("getblockcount")) + 1
-
-
 def test_a_guardian_that_cannot_start_is_reported_and_nothing_is_left(
     bitcoind: Bitcoind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,3 +82,23 @@ def test_our_client_reads_what_real_guardians_serve(
         invite = parse_invite(g.call("invite_code"))
         assert invite.federation_id == fed.federation_id
         assert invite.peers == {g.peer_id: g.api_url}
+
+
+def test_four_guardians(federation4: Federation, bitcoind: Bitcoind) -> None:
+    fed = federation4
+    assert [g.peer_id for g in fed.guardians] == [0, 1, 2, 3]
+    assert len(set(fed.api_urls)) == 4 and len(set(fed.passwords.values())) == 4
+    assert {g.call("federation_id") for g in fed.guardians} == {fed.federation_id}
+    assert sorted(fed.client_config["api_endpoints"]) == ["0", "1", "2", "3"]
+    # each guardian's invite names its own URL; all name the same federation
+    invites = {g.call("invite_code") for g in fed.guardians}
+    assert len(invites) == 4 and fed.invite_code in invites
+    # with one of four gone, the other three (the threshold) still agree on new blocks
+    fed.guardians[3].kill()
+    try:
+        bitcoind.mine(2)
+        fed.wait_synced(bitcoind, timeout=60)
+    finally:
+        fed.guardians[3].start()  # back on its data dir: straight into consensus
+    fed.wait_synced(bitcoind, timeout=60)
+    assert fed.block_count(fed.guardians[3]) == int(bitcoind.rpc("getblockcount")) + 1

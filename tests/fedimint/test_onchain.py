@@ -46,6 +46,42 @@ async def _claimed(wallet: OnchainWallet, bitcoind: Bitcoind, timeout: float = 9
     raise AssertionError(f"not claimed in {timeout} s: {wallet.deposits()}")
 
 
+async def test_bad_withdrawals_change_nothing(
+    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path
+) -> None:
+    wallet = await _onchain(federation1, tmp_path / "ours.sqlite")
+    try:
+        good = bitcoind.new_address()
+        cases = [
+            ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", 10_000, "bad address"),  # mainnet
+            ("not an address", 10_000, "bad address"),
+            (good, 9_999, "dust limit"),
+            (good, 0, "positive"),
+        ]
+        for to, value, why in cases:
+            with pytest.raises(OnchainError, match=why):
+                await wallet.quote(to, value)
+        quote = await wallet.quote(good, 10_000)
+        with pytest.raises(OnchainError, match="does not cover"):
+            await wallet.withdraw(quote, "nothing-held")  # an empty wallet
+        assert wallet.withdrawal("nothing-held") is None and wallet.mint.balance_msat() == 0
+    finally:
+        await wallet.mint.api.close()
+
+
+@pytest.mark.parametrize("crash_at", ["created", "sent", "submitted"])
+def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
+    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path, crash_at: str
+) -> None:
+    """The process is killed after each committed step of a peg-in claim and of a withdrawal
+    (and between the federation's acceptance and our record of it); the next process finishes
+    each once: credited once, paid once, on chain once."""
+    # walletv2 lists an output once the tip is 7 blocks past it
+    killed_claim_and_withdrawal(
+        federation1, bitcoind, tmp_path / "crash.sqlite", crash_at, False, 21
+    )
+
+
 @pytest.mark.parametrize("which", ["federation1", "federation4"])
 async def test_peg_in_then_withdraw_to_every_address_type(
     which: str, bitcoind: Bitcoind, request: pytest.FixtureRequest, tmp_path: Path
@@ -107,39 +143,3 @@ async def test_peg_in_then_withdraw_to_every_address_type(
         ), txids
     finally:
         await mint.api.close()
-
-
-async def test_bad_withdrawals_change_nothing(
-    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path
-) -> None:
-    wallet = await _onchain(federation1, tmp_path / "ours.sqlite")
-    try:
-        good = bitcoind.new_address()
-        cases = [
-            ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", 10_000, "bad address"),  # mainnet
-            ("not an address", 10_000, "bad address"),
-            (good, 9_999, "dust limit"),
-            (good, 0, "positive"),
-        ]
-        for to, value, why in cases:
-            with pytest.raises(OnchainError, match=why):
-                await wallet.quote(to, value)
-        quote = await wallet.quote(good, 10_000)
-        with pytest.raises(OnchainError, match="does not cover"):
-            await wallet.withdraw(quote, "nothing-held")  # an empty wallet
-        assert wallet.withdrawal("nothing-held") is None and wallet.mint.balance_msat() == 0
-    finally:
-        await wallet.mint.api.close()
-
-
-@pytest.mark.parametrize("crash_at", ["created", "sent", "submitted"])
-def test_kill_9_during_a_claim_and_a_withdrawal_loses_and_duplicates_nothing(
-    federation1: Federation, bitcoind: Bitcoind, tmp_path: Path, crash_at: str
-) -> None:
-    """The process is killed after each committed step of a peg-in claim and of a withdrawal
-    (and between the federation's acceptance and our record of it); the next process finishes
-    each once: credited once, paid once, on chain once."""
-    # walletv2 lists an output once the tip is 7 blocks past it
-    killed_claim_and_withdrawal(
-        federation1, bitcoind, tmp_path / "crash.sqlite", crash_at, False, 21
-    )

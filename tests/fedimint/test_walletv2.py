@@ -1,5 +1,6 @@
 """walletv2 peg-in addresses made by fmclient are the federation's: paid from a real bitcoind,
-the real guardians (1 and 4) list the output as theirs to claim (`output_info_slice`)."""
+the real guardians (1 and 4) list the output as theirs to claim (`output_info_slice`). And a
+real fedimint-cli user's own peg-in (the tests' other users get e-cash from ours: bank.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,22 @@ from fmclient.config import parse_client_config
 from fmclient.walletv2 import WalletConfig, new_peg_in_address
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
+
+from .conftest import User
+
+
+def test_a_real_users_peg_in(federation1: Federation, bitcoind: Bitcoind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """fedimint-cli's `module walletv2 receive` (its seed's next valid index), paid on chain,
+    `await-receive` from the event log position read before: the user holds the e-cash."""
+    user = User(tmp_path / "fedimint-cli")
+    user("join", federation1.invite_code)
+    pos = str(user("dev", "next-event-log-id"))
+    address = str(user("module", "walletv2", "receive"))
+    bitcoind.send(address, 100_000)
+    bitcoind.mine(21)
+    assert user("module", "walletv2", "await-receive", pos)[0] == "Success"  # type: ignore[index]
+    held = user("info")["total_amount_msat"]  # type: ignore[index]
+    assert 90_000_000 < held < 100_000_000  # less the federation's fees
 
 
 @pytest.mark.parametrize("which", ["federation1", "federation4"])

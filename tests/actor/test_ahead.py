@@ -1,0 +1,54 @@
+"""What an actor makes ahead of need is as much as its settings say: peg-in addresses
+(GATEWAY_ACTOR_READY_ADDRESSES; the test trees keep none) and the defaults an operator gets."""
+
+from __future__ import annotations
+
+from services.actor.fedimint import Ahead
+from services.actor.onchain_v2 import WalletV2Onchain
+from services.actor.settings import ActorSettings
+
+
+class _Wallet:
+    """The part of fmclient's OnchainWallet the ready-address loop uses."""
+
+    def __init__(self, asked: bool) -> None:
+        self.asked, self.ready, self.ground = asked, [], 0
+
+    def addresses(self) -> list[str]:
+        return ["bcrt1-asked"] if self.asked else []
+
+    def ready_count(self) -> int:
+        return len(self.ready)
+
+    async def grind_address(self) -> str:
+        self.ground += 1
+        return f"bcrt1-{self.ground}"
+
+    def add_ready(self, address: str) -> None:
+        self.ready.append(address)
+
+
+async def _ground(ready: int, asked: bool = True, rounds: int = 3) -> int:
+    onchain = WalletV2Onchain.__new__(WalletV2Onchain)  # no federation: only the loop's step
+    onchain.wallet, onchain.ready = _Wallet(asked), ready  # type: ignore[assignment]
+    for _ in range(rounds):
+        await onchain._keep_an_address_ready()
+    return onchain.wallet.ground  # type: ignore[attr-defined]
+
+
+async def test_addresses_ground_ahead_are_as_many_as_set() -> None:
+    assert await _ground(1) == 1  # one kept ready, not one a round
+    assert await _ground(2) == 2
+    assert await _ground(0) == 0  # the test trees: each address ground when asked for
+    assert await _ground(1, asked=False) == 0  # never asked for one: nothing ground
+
+
+def test_the_defaults_an_operator_gets(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("GATEWAY_ACTOR_READY_ADDRESSES", raising=False)
+    monkeypatch.delenv("GATEWAY_ACTOR_TWEAK_POOL_SIZE", raising=False)
+    settings = ActorSettings(federation_id="f", invite_code="fed11x", scid=1)
+    assert Ahead(settings.tweak_pool_size, settings.ready_addresses) == Ahead(32, 1)
+    monkeypatch.setenv("GATEWAY_ACTOR_READY_ADDRESSES", "0")
+    monkeypatch.setenv("GATEWAY_ACTOR_TWEAK_POOL_SIZE", "8")
+    settings = ActorSettings(federation_id="f", invite_code="fed11x", scid=1)
+    assert (settings.tweak_pool_size, settings.ready_addresses) == (8, 0)
