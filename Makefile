@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop status test fuzz lint fmt proto bench clean setup browser peers federation vectors install
+.PHONY: run stop status test fuzz lint fmt proto bench bench-peers clean setup browser peers federation vectors install
 
 setup: $(STAMP)
 
@@ -116,7 +116,12 @@ fmt: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
-bench: $(STAMP)
+## bench-peers: the peers only the benchmarks need: fedimint's own gatewayd and gateway-cli
+##              0.13.0 (peers/gatewayd, ~25 min once after fedimintd), into the peer cache
+bench-peers: $(STAMP) peers
+	$(BIN)/python -m peers install --bench
+
+bench: $(STAMP) bench-peers
 	@for b in bench/[!_]*.py; do echo "== $$b"; PYTHONPATH=. $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -1,4 +1,5 @@
-"""`python -m peers install`: install the real peers (what `make peers` runs).
+"""`python -m peers install [--bench]`: install the real peers (what `make peers` runs; --bench:
+also gatewayd, what `make bench-peers` runs).
 `python -m peers lnd [--dir D]`: btcd and real lnd nodes alice -> gateway -> bob, until Ctrl-C.
 `python -m peers federation [--guardians N] [--modules v1|v2] [--dir D]`: a real bitcoind and a real fedimintd
 federation on loopback, set up from nothing; prints its invite code, guardians' API URLs and
@@ -28,9 +29,10 @@ def cli() -> None:
 
 
 @cli.command()
-def install() -> None:
+@click.option("--bench", is_flag=True, help="also fedimint's own gatewayd, for the benchmarks")
+def install(bench: bool) -> None:
     """Build or fetch the pinned peers into the cache (nothing to do when they are there)."""
-    install_all()
+    install_all(bench)
 
 
 @cli.command()

@@ -44,6 +44,17 @@ def fedimint_bin(name: str) -> Path:
     return path
 
 
+def gatewayd_bin(name: str) -> Path:
+    """`gatewayd` or `gateway-cli` of the pinned release (fedimint's own gateway: the benchmark
+    runs beside it; `make bench` builds it)."""
+    path = cache_root() / f"gatewayd-{fedimint_version()}" / "bin" / name
+    if not path.is_file():
+        raise PeerMissing(
+            f"{path} is missing: run `make bench-peers` (builds gatewayd, ~25 min once)"
+        )
+    return path
+
+
 def bitcoind_command() -> list[str]:
     """bitcoind of the pinned Knots release, through its private folder's dynamic loader."""
     root = cache_root() / f"bitcoin-knots-{knots_version()}" / "root"
@@ -73,9 +84,20 @@ _PEERS = (
 )
 
 
-def _missing() -> list[tuple[str, str, str]]:
+# what only the benchmarks need (`make bench`; `make test` never builds it)
+_BENCH_PEERS = (
+    (
+        "gatewayd and gateway-cli",
+        "gatewayd/build.sh",
+        "about 25 min after fedimintd",
+        lambda: (gatewayd_bin("gatewayd"), gatewayd_bin("gateway-cli")),
+    ),
+)
+
+
+def _missing(peers: tuple = _PEERS) -> list[tuple[str, str, str]]:
     missing = []
-    for name, script, took, check in _PEERS:
+    for name, script, took, check in peers:
         try:
             check()
         except PeerMissing:
@@ -83,10 +105,11 @@ def _missing() -> list[tuple[str, str, str]]:
     return missing
 
 
-def install_all() -> None:
+def install_all(bench: bool = False) -> None:
     """What `make peers` runs: the missing peers, one progress line each (their build's output
-    goes to a log in the cache, shown if it fails); nothing to do when every one is there."""
-    missing = _missing()
+    goes to a log in the cache, shown if it fails); nothing to do when every one is there.
+    `bench`: also what only the benchmarks need (`make bench-peers`)."""
+    missing = _missing(_PEERS + _BENCH_PEERS if bench else _PEERS)
     if not missing:
         return
     root = cache_root()
