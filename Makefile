@@ -117,7 +117,7 @@ proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
 ## bench-peers: the peers only the benchmarks need: fedimint's own gatewayd and gateway-cli
-##              0.13.0 (peers/gatewayd, ~25 min once after fedimintd), into the peer cache
+##              0.13.0 (peers/gatewayd, ~40 min once after fedimintd), into the peer cache
 bench-peers: $(STAMP) peers
 	$(BIN)/python -m peers install --bench
 

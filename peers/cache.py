@@ -50,7 +50,7 @@ def gatewayd_bin(name: str) -> Path:
     path = cache_root() / f"gatewayd-{fedimint_version()}" / "bin" / name
     if not path.is_file():
         raise PeerMissing(
-            f"{path} is missing: run `make bench-peers` (builds gatewayd, ~25 min once)"
+            f"{path} is missing: run `make bench-peers` (builds gatewayd, ~40 min once)"
         )
     return path
 
@@ -89,7 +89,7 @@ _BENCH_PEERS = (
     (
         "gatewayd and gateway-cli",
         "gatewayd/build.sh",
-        "about 25 min after fedimintd",
+        "about 40 min after fedimintd",
         lambda: (gatewayd_bin("gatewayd"), gatewayd_bin("gateway-cli")),
     ),
 )

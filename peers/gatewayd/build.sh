@@ -17,7 +17,7 @@ fi
 bash "$here/../fedimint/build.sh" >/dev/null
 target="$root/fedimint-$version/target"
 start=$(date +%s)
-echo "peers: building gatewayd + gateway-cli $version into $root/gatewayd-$version (about 20 min on 2 cores after fedimintd)" >&2
+echo "peers: building gatewayd + gateway-cli $version into $root/gatewayd-$version (about 40 min on 2 cores after fedimintd)" >&2
 # gatewayd: our one-file entry (src/bin/gatewayd.rs); gateway-cli: the crate's own binary
 CARGO_TARGET_DIR="$target" cargo build --release --locked --manifest-path "$here/Cargo.toml" \
   --bin gatewayd >&2
