@@ -41,6 +41,13 @@ from peers.harness.fedimintd import Federation
 async def main(
     wallet_path: str, fed_json: str, chain_json: str, crash_at: str, action: str, *args: str
 ) -> None:
+    print(json.dumps(await step(wallet_path, fed_json, chain_json, crash_at, action, *args)))
+
+
+async def step(
+    wallet_path: str, fed_json: str, chain_json: str, crash_at: str, action: str, *args: str
+) -> dict:
+    """One step of the wallet (the script's, or `ready` in the test's own process)."""
     api = FederationApi({int(k): v for k, v in json.loads(fed_json).items()})
     cfg = parse_client_config(await api.current_consensus("client_config"))
 
@@ -81,10 +88,10 @@ async def main(
         "address": address,
         "ready": ready,
     }
-    print(json.dumps(out))
     if chain is not None:
         await chain.close()
     await api.close()
+    return out
 
 
 def received_sat(bitcoind: Bitcoind, address: str) -> int:
@@ -114,18 +121,26 @@ def _runner(path: Path, fed: Federation, node: list | None) -> Callable[..., dic
     return run
 
 
+def _ready(path: Path, fed: Federation, node: list | None) -> bool:
+    """Whether the deposit can be claimed, asked in this process (a poll every half second:
+    a process each would cost more CPU than the rest of the test)."""
+    peers = json.dumps(dict(enumerate(fed.api_urls)))
+    return bool(asyncio.run(step(str(path), peers, json.dumps(node), "never", "ready"))["ready"])
+
+
 def killed_claim_and_withdrawal(
     fed: Federation, bitcoind: Bitcoind, path: Path, crash_at: str, v1: bool, blocks: int
 ) -> None:
     """Kill the process after the `crash_at` step of a claim, then of a withdrawal; the next
     process finishes each once: credited once, paid once (the quote and the e-cash fees), on
     chain once. `blocks`: mined after the deposit, before the federation can take it."""
-    run = _runner(path, fed, [bitcoind.url, bitcoind.user, bitcoind.password] if v1 else None)
+    node = [bitcoind.url, bitcoind.user, bitcoind.password] if v1 else None
+    run = _runner(path, fed, node)
     address = run("address")["address"]  # type: ignore[index]
     bitcoind.send(address, 100_000)
     bitcoind.mine(blocks)
     deadline = time.monotonic() + 90
-    while not run("ready")["ready"]:  # type: ignore[index]
+    while not _ready(path, fed, node):
         assert time.monotonic() < deadline, "the federation never took the deposit's block"
         bitcoind.mine(1)
         time.sleep(0.5)
