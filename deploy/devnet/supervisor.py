@@ -19,6 +19,7 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from peers.harness.procs import Process
+from services.router.supervisor import stop_and_wait
 
 # states in which supervisord runs the program or will again by itself
 _ALIVE = {"RUNNING", "STARTING", "BACKOFF"}
@@ -126,7 +127,7 @@ class Program(Process):
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.alive():
-            self.supervisor.rpc.supervisor.stopProcess(self.name)
+            stop_and_wait(self.supervisor.rpc, self.name, timeout)
 
     def kill(self) -> None:
         if self.alive():

@@ -7,10 +7,15 @@ umask 077 (gwcore.files).
 
 Supervisor is reached over its unix socket (XML-RPC), found through SUPERVISOR_SERVER_URL as
 supervisord sets it for its children. Calls block: use them through `asyncio.to_thread`.
+
+No call waits inside supervisord: while an XML-RPC call waits (a stop until the program is
+down, up to its stopwaitsecs), supervisord's loop polls it without pause and holds a core. A
+stop is asked without waiting, and the program's state polled here (`stop_and_wait`).
 """
 
 from __future__ import annotations
 
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -35,6 +40,31 @@ redirect_stderr=true
 stdout_logfile=/dev/stdout
 stdout_logfile_maxbytes=0
 """
+
+
+STOPPED = frozenset({"STOPPED", "EXITED", "FATAL", "ABSENT"})  # supervisord's states, and none
+
+
+def stop_and_wait(rpc: xmlrpc.client.ServerProxy, program: str, timeout: float = 60.0) -> str:
+    """Stop `program` (a process, or a group of one) and wait until it is down, polling its
+    state every 0.1 s; its state at the end (ABSENT: supervisord does not know it). A program
+    not running is left as it is."""
+    try:
+        rpc.supervisor.stopProcess(program, False)
+    except xmlrpc.client.Fault as fault:
+        if "BAD_NAME" in fault.faultString:
+            return "ABSENT"
+        if "NOT_RUNNING" not in fault.faultString:
+            raise
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = str(rpc.supervisor.getProcessInfo(program)["statename"])
+        except xmlrpc.client.Fault:
+            return "ABSENT"
+        if state in STOPPED or time.monotonic() > deadline:
+            return state
+        time.sleep(0.1)
 
 
 class SupervisorControl:
@@ -100,11 +130,7 @@ class SupervisorControl:
 
     def remove(self, program: str) -> None:
         """Stop the program, remove its group and its conf.d file."""
-        try:
-            self.rpc.supervisor.stopProcessGroup(program)
-        except xmlrpc.client.Fault as fault:
-            if "BAD_NAME" not in fault.faultString and "NOT_RUNNING" not in fault.faultString:
-                raise
+        stop_and_wait(self.rpc, program)
         try:
             self.rpc.supervisor.removeProcessGroup(program)
         except xmlrpc.client.Fault as fault:

@@ -4,12 +4,10 @@ test_four_guardians_v1.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
-import xmlrpc.client
 from collections.abc import Callable
 
 import httpx
@@ -17,6 +15,7 @@ import httpx
 from gwcore.constants import PROGRAM_ACTOR_PREFIX, PROGRAM_LNRPC, PROGRAM_ROUTER
 from peers.cache import fedimint_bin
 from peers.harness.fedimintd import Guardian
+from services.router.supervisor import stop_and_wait
 from tests.e2e.conftest import World, supervisor_rpc
 
 from .conftest import User
@@ -44,15 +43,14 @@ def lose_gateway_disk(tree: dict, keep: tuple[str, ...] = ()) -> None:
     for info in rpc.supervisor.getAllProcessInfo():
         # running, or between two starts (an actor dying in a loop): stopped either way
         if info["name"].startswith(PROGRAM_ACTOR_PREFIX) and info["statename"] in LIVE:
-            with contextlib.suppress(xmlrpc.client.Fault):  # it exited meanwhile
-                rpc.supervisor.stopProcess(f"{info['group']}:{info['name']}")
+            stop_and_wait(rpc, f"{info['group']}:{info['name']}")
     for name in PROGRAMS:
-        rpc.supervisor.stopProcess(name)
+        stop_and_wait(rpc, name)
     for p in tree["data_dir"].iterdir():
         if p.name not in (*WORLD, *keep):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     for name in PROGRAMS:
-        rpc.supervisor.startProcess(name)
+        rpc.supervisor.startProcess(name, False)  # not waited in supervisord: it would spin
 
     def health() -> bool:
         try:

@@ -39,6 +39,7 @@ from peers.harness.lnd import LndWorld
 from peers.harness.procs import pid_alive
 from services.actor.store import ACTOR_DB
 from services.router.registry import ROUTER_DB
+from services.router.supervisor import stop_and_wait
 from tests.private_files import API_SECRETS, environ, loose_entries
 from tests.strangers import assert_strangers_get_nothing
 
@@ -273,7 +274,7 @@ def test_the_operating_guide_on_a_real_lnd(
     _served(deployed, gw, balances, actor, v1["program"])
     # an actor's program removed by hand: connect-fed again starts it (nothing else changes)
     rpc = deployed["rpc"]
-    rpc.supervisor.stopProcessGroup(v1["program"])
+    stop_and_wait(rpc, v1["program"])
     rpc.supervisor.removeProcessGroup(v1["program"])
     _until("/health degraded", 30, lambda: not health_ready(deployed["url"]))
     again = json.loads(guide.run("connect", INVITE_CODE=federation1_v1.invite_code))

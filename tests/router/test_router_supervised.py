@@ -1,5 +1,6 @@
 """The router for real: supervisord (with the repo's supervisord.conf) runs it, a worker process
-connects to its ipc socket, `gateway-bus` talks to it, and a killed router is restarted."""
+connects to its ipc socket, `gateway-bus` talks to it, and a killed router is restarted. And the
+router's stop of a program (`stop_and_wait`, never a call supervisord waits on) against it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import ipc_endpoint
 from deploy.launch import prepare_env
 from gwcore.constants import PROGRAM_ROUTER, ROUTER_ENDPOINT_NAME
-from peers.harness.procs import free_port, stop_group
+from peers.harness.procs import free_port, pid_alive, stop_group
+from services.router.supervisor import stop_and_wait
 from tests.simworld import add_sim_world
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +121,9 @@ def test_router_under_supervisord(world: dict[str, str], run_dir: Path) -> None:
     ]
     wait_until(lambda: subprocess.run(cli, capture_output=True).returncode == 0, 30, "regtestd")
     assert subprocess.run(cli, capture_output=True, text=True).stdout.strip() == "0"
+
+    # a stop asked without waiting in supervisord: the program is down when it returns
+    pid = rpc.supervisor.getProcessInfo("gateway-api")["pid"]
+    assert stop_and_wait(rpc, "gateway-api") == "STOPPED" and not pid_alive(pid)
+    assert stop_and_wait(rpc, "gateway-api") == "STOPPED"  # not running: left as it is
+    assert stop_and_wait(rpc, "gateway-no-such-program") == "ABSENT"
