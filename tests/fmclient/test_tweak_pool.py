@@ -58,6 +58,12 @@ async def test_tweaks_are_ground_ahead_and_handed_out_once(tmp_path: Path) -> No
     await asyncio.wait_for(keeper, 10)
 
 
+async def _until_holding(pool: TweakPool, n: int, start: float) -> None:
+    while pool.count() < n:
+        await asyncio.sleep(0.01)
+        assert time.monotonic() - start < 60
+
+
 async def test_the_pool_stays_small_until_the_wallet_issues_notes(tmp_path: Path) -> None:
     db_path = tmp_path / "w.sqlite"
     pool = _pool(db_path)
@@ -65,15 +71,11 @@ async def test_the_pool_stays_small_until_the_wallet_issues_notes(tmp_path: Path
     stop = asyncio.Event()
     keeper = asyncio.create_task(pool.keep_full(stop))
     start = time.monotonic()
-    while pool.count() < 2:
-        await asyncio.sleep(0.01)
-        assert time.monotonic() - start < 60
+    await _until_holding(pool, 2, start)
     await asyncio.sleep(0.3)
     assert pool.count() == 2  # a federation that never issues notes grinds two, not more
     pool.take(1)
-    while pool.count() < 5:
-        await asyncio.sleep(0.01)
-        assert time.monotonic() - start < 60
+    await _until_holding(pool, 5, start)
     stop.set()
     await asyncio.wait_for(keeper, 10)
 
@@ -81,27 +83,17 @@ async def test_the_pool_stays_small_until_the_wallet_issues_notes(tmp_path: Path
 async def test_the_pool_is_filled_to_its_size_and_no_further(tmp_path: Path) -> None:
     """A batch never grinds past the pool's size (every tweak is ~45 ms of CPU); size 0 grinds
     nothing ahead, every tweak when its note is made."""
-    base = _pool(tmp_path / "w.sqlite")
-    pool = TweakPool(base.db, base.transaction, FILTER, size=3, first=3, batch=2)
-    stop = asyncio.Event()
-    keeper = asyncio.create_task(pool.keep_full(stop))
-    start = time.monotonic()
-    while pool.count() < 3:
-        await asyncio.sleep(0.01)
-        assert time.monotonic() - start < 60
-    await asyncio.sleep(0.3)
-    assert pool.count() == 3
-    stop.set()
-    await asyncio.wait_for(keeper, 10)
-
-    other = _pool(tmp_path / "e.sqlite")
-    empty = TweakPool(other.db, other.transaction, FILTER, size=0, first=8, batch=8)
-    stop = asyncio.Event()
-    keeper = asyncio.create_task(empty.keep_full(stop))
-    await asyncio.sleep(0.3)
-    assert empty.count() == 0
-    assert derive.mintv2_tweak_passes(empty.take(1)[0], FILTER)
-    await asyncio.sleep(0.3)
-    assert empty.count() == 0
-    stop.set()
-    await asyncio.wait_for(keeper, 10)
+    for size, batch in ((3, 2), (0, 8)):
+        base = _pool(tmp_path / f"w{size}.sqlite")
+        pool = TweakPool(base.db, base.transaction, FILTER, size=size, first=8, batch=batch)
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(pool.keep_full(stop))
+        await _until_holding(pool, size, time.monotonic())
+        await asyncio.sleep(0.3)
+        assert pool.count() == size
+        if size == 0:
+            assert derive.mintv2_tweak_passes(pool.take(1)[0], FILTER)  # ground when taken
+            await asyncio.sleep(0.3)
+            assert pool.count() == 0
+        stop.set()
+        await asyncio.wait_for(keeper, 10)
