@@ -6,7 +6,8 @@ after each slice, so a crash resumes where it was.
 
 - `MintV1Scan`, fedimint-mint-client `RecoveryStateV2` (backup/recovery.py:560-680): per amount
   tier a pool of the next GAP_LIMIT (100) blind nonces our note secrets give (module/0/index/
-  amount), keyed by (amount, hash160 of the blind nonce); an output naming one is our note,
+  amount), keyed by (amount, hash160 of the blind nonce), made when the tier's first output
+  comes (the crate makes every tier's at the start: the same pools, found alike); an output naming one is our note,
   pending until an input names its nonce (hash160 of the nonce); each find tops the tier's pool
   up to GAP_LIMIT past the index last seen (the crate's own arithmetic, kept as is). Finalized:
   the unspent notes (amount, index) and each tier's next index, the last seen + 1.
@@ -96,12 +97,21 @@ class MintV1Scan:
         self.pending_outputs: dict[str, tuple[int, int]] = {}  # nonce hash hex -> (amount, index)
         self.next_pending: dict[int, int] = {}
         self.last_used: dict[int, int] = {}
-        self._tiers = sorted(tiers)
+        self._tier_set = set(tiers)
 
     def start(self) -> None:
-        """The first pools: GAP_LIMIT nonces of every tier (the crate's `RecoveryStateV2::new`)."""
-        for amount in self._tiers:
+        """Nothing yet: the crate's `RecoveryStateV2::new` makes the first pool, GAP_LIMIT nonces,
+        of every tier at once; here a tier's is made when the first output of its amount comes
+        (the same pool, since none of its nonces could have matched before): a federation's
+        history names a few of its tiers, and each pool costs ~50 ms of CPU."""
+
+    def _first_pool(self, amount: int) -> bool:
+        """The tier's pool exists (made now if need be); False for an amount of no tier."""
+        if amount not in self.next_pending:
+            if amount not in self._tier_set:
+                return False
             self._add(amount, GAP_LIMIT)
+        return True
 
     def _add(self, amount: int, count: int) -> None:
         first = self.next_pending.get(amount, 0)
@@ -111,6 +121,8 @@ class MintV1Scan:
             self.pending_nonces[(amount, blind.hex())] = (index, nonce.hex())
 
     def handle_output(self, item: MintV1Output) -> None:
+        if not self._first_pool(item.amount_msat):
+            return
         found = self.pending_nonces.pop((item.amount_msat, item.blind_nonce_hash.hex()), None)
         if found is None:
             return

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             json.loads(base64.urlsafe_b64decode(settings.api_urls)) if settings.api_urls else None,
             chain,
             secrets,
-            Ahead(settings.tweak_pool_size, settings.ready_addresses),
+            Ahead(settings.tweak_pool_size, settings.ready_addresses, settings.recovery_gap),
         )
         recovering = None
         if store.meta(recovery.RECOVERY) is not None and isinstance(federation, FedimintFederation):

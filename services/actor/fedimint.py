@@ -46,10 +46,13 @@ NO_CHAIN = (
 class Ahead:
     """Work done ahead of need while the actor idles, so that a request does not wait for it
     (GATEWAY_ACTOR_TWEAK_POOL_SIZE, _READY_ADDRESSES): mintv2 tweaks (~45 ms of CPU each, one
-    a note: fmclient/tweak_pool.py) and walletv2 peg-in addresses (~4 s each: onchain_v2.py)."""
+    a note: fmclient/tweak_pool.py) and walletv2 peg-in addresses (~4 s each: onchain_v2.py);
+    and how far past the last address paid a recovery looks again (_RECOVERY_GAP: the
+    addresses handed out or ground ahead and never paid)."""
 
     tweak_pool_size: int = 32
     ready_addresses: int = 1
+    recovery_gap: int = 4
 
 
 def _wallet_v1(
@@ -64,7 +67,9 @@ def _wallet_v1(
 ONCHAIN: dict[
     str, Callable[[MintWallet, Callable[[], None], ChainSource | None, Ahead], Onchain]
 ] = {
-    "walletv2": lambda mint, wake, chain, ahead: WalletV2Onchain(mint, wake, ahead.ready_addresses),
+    "walletv2": lambda mint, wake, chain, ahead: WalletV2Onchain(
+        mint, wake, ahead.ready_addresses, ahead.recovery_gap
+    ),
     "wallet": _wallet_v1,
 }
 

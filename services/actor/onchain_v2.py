@@ -22,11 +22,15 @@ class WalletV2Onchain(WalletOnchain):
     kind = "walletv2"
     operation_kinds = ("pegout", "pegin")  # its e-cash operations: counted by its own rows
 
-    def __init__(self, mint: MintWallet, wake: Callable[[], None], ready: int = 1) -> None:
+    def __init__(
+        self, mint: MintWallet, wake: Callable[[], None], ready: int = 1, recovery_gap: int = 4
+    ) -> None:
         """`ready`: peg-in addresses kept ground ahead (seconds of CPU each: ~65,536 seeded keys
-        tried), once the operator has asked for one: a federation never asked costs nothing."""
+        tried), once the operator has asked for one: a federation never asked costs nothing.
+        `recovery_gap`: seeded addresses watched again past the last one paid, after a lost
+        data folder (`OnchainWallet.recover_addresses`)."""
         super().__init__(mint, OnchainWallet(mint), wake)
-        self.ready = ready
+        self.ready, self.recovery_gap = ready, recovery_gap
 
     async def run_once(self) -> None:
         """Keep an address ready; find and claim deposits to ours."""

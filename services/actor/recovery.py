@@ -104,7 +104,7 @@ class FederationRecovery:
         if isinstance(onchain, WalletV2Onchain) and self.store.meta(WALLETV2) is None:
             # walletv2 has no recovery log: the seed's addresses are watched again (a deposit
             # not yet claimed is claimed by the next scan); idempotent, so done once marked
-            watched = await onchain.wallet.recover_addresses()
+            watched = await onchain.wallet.recover_addresses(onchain.recovery_gap)
             self.store.set_meta(WALLETV2, str(watched))
         # the notes found: signed and stored by their operations (a crash resumes them)
         await self.federation.mint.resume()

@@ -46,4 +46,7 @@ class ActorSettings(BaseSettings):
     tweak_pool_size: int = Field(32, ge=0, le=1024)
     # walletv2 peg-in addresses kept ground ahead, once one was asked for (~4 s of CPU each)
     ready_addresses: int = Field(1, ge=0, le=16)
+    # after a lost data folder, walletv2 addresses of the seed watched again past the last one
+    # paid (~4 s of CPU each): it must cover the addresses handed out or ground and never paid
+    recovery_gap: int = Field(4, ge=1, le=64)
     log_level: str = "INFO"

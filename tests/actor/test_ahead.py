@@ -1,5 +1,6 @@
 """What an actor makes ahead of need is as much as its settings say: peg-in addresses
-(GATEWAY_ACTOR_READY_ADDRESSES; the test trees keep none) and the defaults an operator gets."""
+(GATEWAY_ACTOR_READY_ADDRESSES; the test trees keep none) and the defaults an operator gets
+(with GATEWAY_ACTOR_RECOVERY_GAP, how far past the last paid address a recovery looks)."""
 
 from __future__ import annotations
 
@@ -46,9 +47,12 @@ async def test_addresses_ground_ahead_are_as_many_as_set() -> None:
 def test_the_defaults_an_operator_gets(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("GATEWAY_ACTOR_READY_ADDRESSES", raising=False)
     monkeypatch.delenv("GATEWAY_ACTOR_TWEAK_POOL_SIZE", raising=False)
+    monkeypatch.delenv("GATEWAY_ACTOR_RECOVERY_GAP", raising=False)
     settings = ActorSettings(federation_id="f", invite_code="fed11x", scid=1)
-    assert Ahead(settings.tweak_pool_size, settings.ready_addresses) == Ahead(32, 1)
+    ahead = Ahead(settings.tweak_pool_size, settings.ready_addresses, settings.recovery_gap)
+    assert ahead == Ahead(32, 1, 4) == Ahead()
     monkeypatch.setenv("GATEWAY_ACTOR_READY_ADDRESSES", "0")
     monkeypatch.setenv("GATEWAY_ACTOR_TWEAK_POOL_SIZE", "8")
+    monkeypatch.setenv("GATEWAY_ACTOR_RECOVERY_GAP", "1")
     settings = ActorSettings(federation_id="f", invite_code="fed11x", scid=1)
-    assert (settings.tweak_pool_size, settings.ready_addresses) == (8, 0)
+    assert (settings.tweak_pool_size, settings.ready_addresses, settings.recovery_gap) == (8, 0, 1)

@@ -82,9 +82,12 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
         {
             **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_LNRPC_")},
             # a tree lives a minute: what an actor makes ahead of need (a full pool of ground
-            # mintv2 tweaks, a peg-in address ground ahead: seconds of CPU) would mostly be waste
+            # mintv2 tweaks, a peg-in address ground ahead: seconds of CPU) would mostly be waste;
+            # nor does a recovery look 4 seeded addresses past the last paid (~5 s each): every
+            # address a test asks for is paid (the gap's rule: tests/fmclient/test_recovery_gap.py)
             "GATEWAY_ACTOR_TWEAK_POOL_SIZE": "8",
             "GATEWAY_ACTOR_READY_ADDRESSES": "0",
+            "GATEWAY_ACTOR_RECOVERY_GAP": "1",
             **_admin_password(run_dir),
             **add_sim_world(run_dir, data_dir),
             **getattr(request.module, "TREE_ENV", {}),

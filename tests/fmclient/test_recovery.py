@@ -62,10 +62,13 @@ def spend(amount: int, index: int) -> MintV1Input:
 def test_mint_v1_scan_finds_ours_drops_spent_and_follows_the_gap() -> None:
     scan = MintV1Scan(MODULE, [1, 2], fake_nonces)  # type: ignore[arg-type]
     scan.start()
-    assert scan.next_pending == {1: GAP_LIMIT, 2: GAP_LIMIT}
+    assert scan.next_pending == {}  # a tier's first pool is made when its first output comes
     # another's output, an output of ours of the wrong amount: neither is ours
     scan.handle([MintV1Output(1, b"x" * 20), MintV1Output(2, fake_nonces(None, 1, 0)[0])])
     assert scan.unspent() == []
+    assert scan.next_pending == {1: GAP_LIMIT, 2: GAP_LIMIT}  # the crate's first pools
+    scan.handle([MintV1Output(4, fake_nonces(None, 4, 0)[0])])  # an amount of no tier
+    assert scan.unspent() == [] and 4 not in scan.next_pending
     scan.handle([out(1, 0), out(1, 3), out(2, 99), spend(1, 0), MintV1Input(b"y" * 20)])
     assert scan.unspent() == [(1, 3), (2, 99)]
     # the crate's gap arithmetic: from the last index seen before this one
