@@ -1,0 +1,244 @@
+"""LNv2 payments through fedimint's own gateway (gatewayd 0.13.0, LND mode) and through ours,
+side by side in one world, made by the same real fedimint-cli user.
+
+The world: one regtest bitcoind (Bitcoin Knots) every peer shares; a real 1-guardian fedimintd
+0.13 federation (v2 modules); lnd nodes alice (payer), bob (payee) and one gateway node per
+gateway (lnd serves one HTLC interceptor per node): alice -> gateway -> bob for ours
+(`--requireinterceptor`, as deployed) and alice -> gatewayd -> bob for theirs, public channels
+of the same size. Our gateway runs as an operator deploys it (`python -m deploy.gateway`, see
+bench/lnd_gateway.py); gatewayd as devimint runs it (peers/harness/gatewayd.py). Each joins the
+federation, is listed by every guardian (checked with `fedimint-cli module lnv2 gateways list
+--peer N`), and is funded in e-cash: gatewayd by its own peg-in (`gateway-cli ecash pegin`), ours
+by the user's notes. Fees: none on either (gatewayd's routing and transaction fees 0,0; ours set
+to 0 msat + 0 ppm), so the user pays the same on both.
+
+  send:     the user pays bob's invoice through the gateway: `module lnv2 send <invoice>
+            --gateway URL` + `await-send`, start to Success;
+  receive:  the user receives through the gateway: `module lnv2 receive <msat> --gateway URL`,
+            alice pays it (`lncli payinvoice`), `await-receive` says Claimed; start to Claimed.
+
+Each round does both directions on both gateways, the gateway going first alternating; the
+first round warms up. Every payment must succeed: a failure ends the run.
+
+    python bench/side_by_side.py [--rounds 5] [--gateways gatewayd,ours] [--msat 1000000]
+
+`--gateways gatewayd --rounds 1` is the quick proof that gatewayd serves the world (about 2
+min). Needs gatewayd (`make bench-peers`). Prints a table and, last, one JSON line
+{"bench": "side_by_side", ...}. Stops everything and removes its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.lnd_gateway import deploy_gateway, p90, pay
+from peers.harness.bitcoind import Bitcoind
+from peers.harness.fedimintd import Federation, start_federation
+from peers.harness.gatewayd import ROUTING_FEES, TRANSACTION_FEES, Gatewayd
+from peers.harness.lnd import LndWorld
+from tests.fedimint.conftest import User, funded_user
+
+GATEWAYD_PEGIN_SAT = 1_000_000
+OURS_ECASH_MSAT = 900_000_000
+
+
+def say(text: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')}  {text}", flush=True)
+
+
+def listed_everywhere(fed: Federation, user: User, url: str) -> None:
+    """Every guardian lists `url` as an LNv2 gateway (asked by the user's fedimint-cli)."""
+    for g in fed.guardians:
+        listed = user("module", "lnv2", "gateways", "list", "--peer", str(g.peer_id))
+        assert isinstance(listed, list), listed
+        assert url.rstrip("/") in (u.rstrip("/") for u in listed), (g.name, listed)
+
+
+def send(user: User, bob_invoice: str, url: str) -> float:
+    """The user pays bob's invoice through the gateway at `url`: seconds to Success."""
+    t = time.perf_counter()
+    op = str(user("module", "lnv2", "send", bob_invoice, "--gateway", url))
+    outcome = user("module", "lnv2", "await-send", op)
+    took = time.perf_counter() - t
+    assert isinstance(outcome, dict) and "Success" in outcome, outcome
+    return took
+
+
+def receive(user: User, alice, url: str, msat: int) -> float:  # type: ignore[no-untyped-def]
+    """The user receives `msat` through the gateway at `url`, alice paying: seconds to
+    Claimed."""
+    t = time.perf_counter()
+    invoice, op = user("module", "lnv2", "receive", str(msat), "--gateway", url)  # type: ignore[misc]
+    pay(alice, str(invoice))
+    outcome = user("module", "lnv2", "await-receive", str(op))
+    took = time.perf_counter() - t
+    assert outcome == "Claimed", outcome
+    return took
+
+
+def start_gatewayd(
+    base: Path, world: LndWorld, node: Bitcoind, fed: Federation, user: User
+) -> tuple[Gatewayd, str]:
+    gw = Gatewayd.start(base / "gatewayd", world.node("gatewayd"), node)
+    try:
+        fid = gw.connect_fed(fed)
+        say(f"gatewayd {gw.url}: joined {fid[:16]}…, state {gw.info()['gateway_state']}")
+        fed.add_gateway(gw.url)
+        listed_everywhere(fed, user, gw.url)
+        credited = gw.pegin(fid, node, GATEWAYD_PEGIN_SAT)
+        say(f"gatewayd: peg-in of {GATEWAYD_PEGIN_SAT} sat credited {credited} msat")
+    except BaseException:
+        gw.stop()
+        raise
+    return gw, gw.url
+
+
+def start_ours(base: Path, world: LndWorld, fed: Federation, user: User) -> tuple[object, str]:
+    proc, url, password = deploy_gateway(base / "ours", world.node("gateway"))
+    try:
+        gw = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {password}"}, timeout=150
+        )
+        r = gw.post("/connect-fed", json={"invite_code": fed.invite_code})
+        assert r.status_code == 200, r.text
+        r = gw.post(
+            "/set_fees",
+            json={
+                "federation_id": fed.federation_id,
+                "base_msat": 0,
+                "proportional_millionths": 0,
+            },
+        )
+        assert r.status_code == 200, r.text
+        notes = str(user("module", "mintv2", "send", str(OURS_ECASH_MSAT)))
+        r = httpx.post(url + "/receive_ecash", json={"notes": notes}, timeout=150)
+        assert r.is_success, r.text
+        info = gw.post("/info").json()["federations"]
+        lnv2_url = next(f for f in info if f["federation_id"] == fed.federation_id)[
+            "lnv2_gateway_url"
+        ]
+        fed.add_gateway(lnv2_url)
+        listed_everywhere(fed, user, lnv2_url)
+        say(f"ours {lnv2_url}: joined, funded with {OURS_ECASH_MSAT} msat of e-cash")
+    except BaseException:
+        stop_ours(proc)
+        raise
+    return proc, lnv2_url
+
+
+def stop_ours(proc) -> None:  # type: ignore[no-untyped-def]
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(90)
+
+
+def measure(
+    urls: dict[str, str], user: User, world: LndWorld, rounds: int, msat: int
+) -> dict[str, dict[str, list[float]]]:
+    alice, bob = world.node("alice"), world.node("bob")
+    times: dict[str, dict[str, list[float]]] = {g: {"send": [], "receive": []} for g in urls}
+    names = list(urls)
+    for i in range(rounds + 1):  # the first warms up
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            invoice = bob.cli("addinvoice", f"--amt_msat={msat}")["payment_request"]
+            took = send(user, invoice, urls[name])
+            if i:
+                times[name]["send"].append(took)
+        for name in order:
+            took = receive(user, alice, urls[name], msat)
+            if i:
+                times[name]["receive"].append(took)
+        last = {n: {d: round(v[-1], 3) for d, v in t.items() if v} for n, t in times.items()}
+        say(f"round {i}{' (warm-up)' if not i else ''}: {last if i else 'done'}")
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--gateways", default="gatewayd,ours")
+    ap.add_argument("--msat", type=int, default=1_000_000)
+    args = ap.parse_args()
+    wanted = [g for g in args.gateways.split(",") if g]
+    assert wanted and set(wanted) <= {"gatewayd", "ours"}, args.gateways
+    base = Path(tempfile.mkdtemp(prefix="fmgw-side-", dir=os.environ.get("TMPDIR", "/tmp")))
+    node = Bitcoind.start(base / "bitcoind")
+    world = fed = gatewayd = ours = None
+    stops: list[Callable[[], None]] = []
+    try:
+        say(f"world in {base}")
+        world = LndWorld.start(base / "lnd", chain=node, more_gateways={"gatewayd": []})
+        fed = start_federation(base / "fed", node, 1)
+        user = funded_user(fed, node, base / "user", sat=3_000_000)
+        say("bitcoind, lnd alice/bob/gateway/gatewayd, federation and a funded user ready")
+        urls = {}
+        if "gatewayd" in wanted:
+            gatewayd, urls["gatewayd"] = start_gatewayd(base, world, node, fed, user)
+            stops.append(gatewayd.stop)
+        if "ours" in wanted:
+            ours, urls["ours"] = start_ours(base, world, fed, user)
+            stops.append(lambda: stop_ours(ours))
+        times = measure({g: urls[g] for g in wanted}, user, world, args.rounds, args.msat)
+        if gatewayd is not None:
+            summary = gatewayd.cli("payment-summary")
+            say(f"gatewayd's own payment-summary: {json.dumps(summary)}")
+    finally:
+        for stop in reversed(stops):
+            stop()
+        if fed is not None:
+            fed.stop()
+        if world is not None:
+            world.stop()
+        node.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    report(times, args, wanted)
+
+
+def report(times: dict[str, dict[str, list[float]]], args, wanted: list[str]) -> None:  # type: ignore[no-untyped-def]
+    row: dict[str, object] = {}
+    print(f"LNv2 through each gateway, {args.rounds} rounds of {args.msat} msat (seconds)")
+    print(f"{'gateway':10} {'direction':9} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7}")
+    for g in wanted:
+        for direction in ("send", "receive"):
+            xs = times[g][direction]
+            p50 = statistics.median(xs)
+            row[f"{g}_{direction}_p50_s"] = round(p50, 4)
+            row[f"{g}_{direction}_p90_s"] = round(p90(xs), 4)
+            print(f"{g:10} {direction:9} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}")
+    if len(wanted) == 2:
+        for direction in ("send", "receive"):
+            ratio = row[f"ours_{direction}_p50_s"] / row[f"gatewayd_{direction}_p50_s"]  # type: ignore[operator]
+            row[f"{direction}_ours_over_gatewayd_p50"] = round(ratio, 3)
+            print(f"{direction}: ours / gatewayd p50 = {ratio:.2f}")
+    fees = {"gatewayd_routing": ROUTING_FEES, "gatewayd_transaction": TRANSACTION_FEES}
+    print(
+        json.dumps(
+            {
+                "bench": "side_by_side",
+                "rounds": args.rounds,
+                "msat": args.msat,
+                "gateways": wanted,
+                "fees": {**fees, "ours": "0 msat + 0 ppm"},
+                **row,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
