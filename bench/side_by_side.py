@@ -35,6 +35,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +94,7 @@ def receive(user: User, alice, url: str, msat: int) -> float:  # type: ignore[no
 def start_gatewayd(
     base: Path, world: LndWorld, node: Bitcoind, fed: Federation, user: User
 ) -> tuple[Gatewayd, str]:
+    """gatewayd on the lnd node `gatewayd`, joined, listed by every guardian, pegged in."""
     gw = Gatewayd.start(base / "gatewayd", world.node("gatewayd"), node)
     try:
         fid = gw.connect_fed(fed)
@@ -107,7 +109,10 @@ def start_gatewayd(
     return gw, gw.url
 
 
-def start_ours(base: Path, world: LndWorld, fed: Federation, user: User) -> tuple[object, str]:
+def start_ours(
+    base: Path, world: LndWorld, fed: Federation, user: User
+) -> tuple[subprocess.Popen[bytes], httpx.Client, str]:
+    """Ours deployed on the lnd node `gateway`: (its process, an admin client, its LNv2 URL)."""
     proc, url, password = deploy_gateway(base / "ours", world.node("gateway"))
     try:
         gw = httpx.Client(
@@ -137,10 +142,10 @@ def start_ours(base: Path, world: LndWorld, fed: Federation, user: User) -> tupl
     except BaseException:
         stop_ours(proc)
         raise
-    return proc, lnv2_url
+    return proc, gw, lnv2_url
 
 
-def stop_ours(proc) -> None:  # type: ignore[no-untyped-def]
+def stop_ours(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(90)
@@ -168,6 +173,32 @@ def measure(
     return times
 
 
+def own_figures(gatewayd: Gatewayd | None, ours: httpx.Client | None) -> dict[str, dict]:
+    """Each gateway's own p50 latency per direction, warm-up included, from its own summary
+    (gatewayd's `payment-summary` median_latency: its state machines' start to end; ours
+    `/payment_summary` latency_p50_s: a payment record's creation to its end). Not the same
+    clocks as each other's, nor as the user's."""
+    own: dict[str, dict] = {}
+    if gatewayd is not None:
+        summary = gatewayd.cli("payment-summary")
+        own["gatewayd"] = {
+            d: round(
+                summary[k]["median_latency"]["secs"] + summary[k]["median_latency"]["nanos"] / 1e9,
+                4,
+            )
+            for d, k in (("send", "outgoing"), ("receive", "incoming"))
+        }
+    if ours is not None:
+        r = ours.post("/payment_summary", json={})
+        assert r.status_code == 200, r.text
+        dirs = r.json()["directions"]
+        own["ours"] = {
+            d: dirs[k]["latency_p50_s"] and round(dirs[k]["latency_p50_s"], 4)
+            for d, k in (("send", "outgoing"), ("receive", "incoming"))
+        }
+    return own
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -180,6 +211,7 @@ def main() -> None:
     node = Bitcoind.start(base / "bitcoind")
     world = fed = gatewayd = ours = None
     stops: list[Callable[[], None]] = []
+    done = False
     try:
         say(f"world in {base}")
         world = LndWorld.start(base / "lnd", chain=node, more_gateways={"gatewayd": []})
@@ -191,12 +223,11 @@ def main() -> None:
             gatewayd, urls["gatewayd"] = start_gatewayd(base, world, node, fed, user)
             stops.append(gatewayd.stop)
         if "ours" in wanted:
-            ours, urls["ours"] = start_ours(base, world, fed, user)
-            stops.append(lambda: stop_ours(ours))
+            proc, ours, urls["ours"] = start_ours(base, world, fed, user)
+            stops.append(lambda: stop_ours(proc))
         times = measure({g: urls[g] for g in wanted}, user, world, args.rounds, args.msat)
-        if gatewayd is not None:
-            summary = gatewayd.cli("payment-summary")
-            say(f"gatewayd's own payment-summary: {json.dumps(summary)}")
+        own = own_figures(gatewayd, ours)
+        done = True
     finally:
         for stop in reversed(stops):
             stop()
@@ -205,21 +236,35 @@ def main() -> None:
         if world is not None:
             world.stop()
         node.stop()
-        shutil.rmtree(base, ignore_errors=True)
-    report(times, args, wanted)
+        if done:
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            say(f"failed: the logs stay in {base}")
+    report(times, own, args, wanted)
 
 
-def report(times: dict[str, dict[str, list[float]]], args, wanted: list[str]) -> None:  # type: ignore[no-untyped-def]
+def report(
+    times: dict[str, dict[str, list[float]]],
+    own: dict[str, dict],
+    args: argparse.Namespace,
+    wanted: list[str],
+) -> None:
     row: dict[str, object] = {}
     print(f"LNv2 through each gateway, {args.rounds} rounds of {args.msat} msat (seconds)")
-    print(f"{'gateway':10} {'direction':9} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7}")
+    print(
+        f"{'gateway':10} {'direction':9} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7} {'own p50':>8}"
+    )
     for g in wanted:
         for direction in ("send", "receive"):
             xs = times[g][direction]
             p50 = statistics.median(xs)
             row[f"{g}_{direction}_p50_s"] = round(p50, 4)
             row[f"{g}_{direction}_p90_s"] = round(p90(xs), 4)
-            print(f"{g:10} {direction:9} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}")
+            row[f"{g}_{direction}_own_p50_s"] = mine = own[g][direction]
+            print(
+                f"{g:10} {direction:9} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}"
+                f" {mine if mine is None else f'{mine:.3f}':>8}"
+            )
     if len(wanted) == 2:
         for direction in ("send", "receive"):
             ratio = row[f"ours_{direction}_p50_s"] / row[f"gatewayd_{direction}_p50_s"]  # type: ignore[operator]
