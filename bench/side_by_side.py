@@ -15,7 +15,16 @@ to 0 msat + 0 ppm), so the user pays the same on both.
   send:     the user pays bob's invoice through the gateway: `module lnv2 send <invoice>
             --gateway URL` + `await-send`, start to Success;
   receive:  the user receives through the gateway: `module lnv2 receive <msat> --gateway URL`,
-            alice pays it (`lncli payinvoice`), `await-receive` says Claimed; start to Claimed.
+            alice pays it (`lncli payinvoice`), `await-receive` says Claimed; start to Claimed;
+  alice_pays: alice's payment of that invoice alone (HTLC held -> contract funded -> shares
+            combined -> settled): the gateway's part of a receive, the same clock for both.
+
+Most of a send or receive is fedimint-cli's (a new client process per command, as devimint's
+latency tests run it), the same for both gateways. Beside them, "own p50": each gateway's own
+figure from its own summary, warm-up included, on its own clock: gatewayd's `payment-summary`
+median_latency (its event log's Started to Succeeded), ours `/payment_summary` latency_p50_s
+(a payment record's creation to its end: for a receive that starts when the invoice is made,
+so it holds the user's and alice's commands too: compare alice_pays instead).
 
 Each round does both directions on both gateways, the gateway going first alternating; the
 first round warms up. Every payment must succeed: a failure ends the run.
@@ -50,11 +59,12 @@ from bench.lnd_gateway import deploy_gateway, p90, pay
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation, start_federation
 from peers.harness.gatewayd import ROUTING_FEES, TRANSACTION_FEES, Gatewayd
-from peers.harness.lnd import LndWorld
+from peers.harness.lnd import Lnd, LndWorld
 from tests.fedimint.conftest import User, funded_user
 
 GATEWAYD_PEGIN_SAT = 1_000_000
 OURS_ECASH_MSAT = 900_000_000
+DIRECTIONS = ("send", "receive", "alice_pays")
 
 
 def say(text: str) -> None:
@@ -79,16 +89,17 @@ def send(user: User, bob_invoice: str, url: str) -> float:
     return took
 
 
-def receive(user: User, alice, url: str, msat: int) -> float:  # type: ignore[no-untyped-def]
-    """The user receives `msat` through the gateway at `url`, alice paying: seconds to
-    Claimed."""
+def receive(user: User, alice: Lnd, url: str, msat: int) -> tuple[float, float]:
+    """The user receives `msat` through the gateway at `url`, alice paying: (seconds to
+    Claimed, seconds of alice's payment alone: the gateway's part, on the same clock for
+    both gateways)."""
     t = time.perf_counter()
     invoice, op = user("module", "lnv2", "receive", str(msat), "--gateway", url)  # type: ignore[misc]
-    pay(alice, str(invoice))
+    htlc = pay(alice, str(invoice))
     outcome = user("module", "lnv2", "await-receive", str(op))
     took = time.perf_counter() - t
     assert outcome == "Claimed", outcome
-    return took
+    return took, htlc
 
 
 def start_gatewayd(
@@ -155,7 +166,7 @@ def measure(
     urls: dict[str, str], user: User, world: LndWorld, rounds: int, msat: int
 ) -> dict[str, dict[str, list[float]]]:
     alice, bob = world.node("alice"), world.node("bob")
-    times: dict[str, dict[str, list[float]]] = {g: {"send": [], "receive": []} for g in urls}
+    times: dict[str, dict[str, list[float]]] = {g: {d: [] for d in DIRECTIONS} for g in urls}
     names = list(urls)
     for i in range(rounds + 1):  # the first warms up
         order = names if i % 2 == 0 else names[::-1]
@@ -165,9 +176,10 @@ def measure(
             if i:
                 times[name]["send"].append(took)
         for name in order:
-            took = receive(user, alice, urls[name], msat)
+            took, htlc = receive(user, alice, urls[name], msat)
             if i:
                 times[name]["receive"].append(took)
+                times[name]["alice_pays"].append(htlc)
         last = {n: {d: round(v[-1], 3) for d, v in t.items() if v} for n, t in times.items()}
         say(f"round {i}{' (warm-up)' if not i else ''}: {last if i else 'done'}")
     return times
@@ -175,9 +187,9 @@ def measure(
 
 def own_figures(gatewayd: Gatewayd | None, ours: httpx.Client | None) -> dict[str, dict]:
     """Each gateway's own p50 latency per direction, warm-up included, from its own summary
-    (gatewayd's `payment-summary` median_latency: its state machines' start to end; ours
-    `/payment_summary` latency_p50_s: a payment record's creation to its end). Not the same
-    clocks as each other's, nor as the user's."""
+    (gatewayd's `payment-summary` median_latency, from its event log: a payment's Started
+    event to its Succeeded; ours `/payment_summary` latency_p50_s: a payment record's creation
+    to its end). Not the same clocks as each other's, nor as the user's."""
     own: dict[str, dict] = {}
     if gatewayd is not None:
         summary = gatewayd.cli("payment-summary")
@@ -252,21 +264,24 @@ def report(
     row: dict[str, object] = {}
     print(f"LNv2 through each gateway, {args.rounds} rounds of {args.msat} msat (seconds)")
     print(
-        f"{'gateway':10} {'direction':9} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7} {'own p50':>8}"
+        f"{'gateway':10} {'direction':10} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7}"
+        f" {'own p50':>8}"
     )
     for g in wanted:
-        for direction in ("send", "receive"):
+        for direction in DIRECTIONS:
             xs = times[g][direction]
             p50 = statistics.median(xs)
             row[f"{g}_{direction}_p50_s"] = round(p50, 4)
             row[f"{g}_{direction}_p90_s"] = round(p90(xs), 4)
-            row[f"{g}_{direction}_own_p50_s"] = mine = own[g][direction]
+            mine = own[g].get(direction)
+            if mine is not None:
+                row[f"{g}_{direction}_own_p50_s"] = mine
             print(
-                f"{g:10} {direction:9} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}"
-                f" {mine if mine is None else f'{mine:.3f}':>8}"
+                f"{g:10} {direction:10} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}"
+                f" {'-' if mine is None else f'{mine:.3f}':>8}"
             )
     if len(wanted) == 2:
-        for direction in ("send", "receive"):
+        for direction in DIRECTIONS:
             ratio = row[f"ours_{direction}_p50_s"] / row[f"gatewayd_{direction}_p50_s"]  # type: ignore[operator]
             row[f"{direction}_ours_over_gatewayd_p50"] = round(ratio, 3)
             print(f"{direction}: ours / gatewayd p50 = {ratio:.2f}")

@@ -153,10 +153,20 @@ class Gatewayd:
     def connect_fed(self, fed: Federation, timeout: float = 120.0) -> str:
         """Join `fed` (retried until it succeeds, as devimint does: the gateway may just have
         become Running); its federation id."""
+        last: list[str] = ["none"]
+
+        def connect() -> Any:
+            try:
+                return self.cli("connect-fed", fed.invite_code)
+            except GatewaydError as exc:
+                last[0] = str(exc)
+                raise
+
         if fed.federation_id not in self.federation_ids():
-            self._proc().wait_for(
-                lambda: self.cli("connect-fed", fed.invite_code), timeout, "connect-fed"
-            )
+            try:
+                self._proc().wait_for(connect, timeout, "connect-fed")
+            except PeerFailed as exc:
+                raise GatewaydError(f"{exc}\nits last answer: {last[0]}") from None
         return fed.federation_id
 
     def federation_ids(self) -> list[str]:
