@@ -8,9 +8,10 @@ gateway (lnd serves one HTLC interceptor per node): alice -> gateway -> bob for 
 of the same size. Our gateway runs as an operator deploys it (`python -m deploy.gateway`, see
 bench/lnd_gateway.py); gatewayd as devimint runs it (peers/harness/gatewayd.py). Each joins the
 federation, is listed by every guardian (checked with `fedimint-cli module lnv2 gateways list
---peer N`), and is funded in e-cash: gatewayd by its own peg-in (`gateway-cli ecash pegin`), ours
-by the user's notes. Fees: none on either (gatewayd's routing and transaction fees 0,0; ours set
-to 0 msat + 0 ppm), so the user pays the same on both.
+--peer N`), and is funded in e-cash: gatewayd by its own peg-in (`gateway-cli ecash pegin`) and
+a few of the user's notes (`gateway-cli ecash receive`), ours by the user's notes. Fees: none
+on either (gatewayd's routing and transaction fees 0,0; ours set to 0 msat + 0 ppm), so the
+user pays the same on both.
 
   send:     the user pays bob's invoice through the gateway: `module lnv2 send <invoice>
             --gateway URL` + `await-send`, start to Success;
@@ -114,6 +115,8 @@ def start_gatewayd(
         listed_everywhere(fed, user, gw.url)
         credited = gw.pegin(fid, node, GATEWAYD_PEGIN_SAT)
         say(f"gatewayd: peg-in of {GATEWAYD_PEGIN_SAT} sat credited {credited} msat")
+        notes = str(user("module", "mintv2", "send", "64000"))  # and e-cash given at its door
+        say(f"gatewayd: the user's 64,000 msat of e-cash credited {gw.receive_ecash(notes)} msat")
     except BaseException:
         gw.stop()
         raise

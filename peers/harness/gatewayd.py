@@ -187,7 +187,8 @@ class Gatewayd:
         return 0
 
     def receive_ecash(self, notes: str) -> int:
-        """Reissue e-cash (a fedimint-cli user's `mintv2 send`): the msat credited."""
+        """Reissue e-cash (a fedimint-cli user's `mintv2 send`): the notes' amount, msat
+        (gatewayd answers their face value, not what it keeps after the mint's fees)."""
         return int(self.cli("ecash", "receive", "--notes", notes)["amount"])
 
     def pegin(self, federation_id: str, bitcoind: Bitcoind, sat: int, timeout: float = 300) -> int:
