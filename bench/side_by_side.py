@@ -31,6 +31,11 @@ Each round does both directions on both gateways, the gateway going first altern
 first round warms up. Every payment must succeed: a failure ends the run.
 
     python bench/side_by_side.py [--rounds 5] [--gateways gatewayd,ours] [--msat 1000000]
+                                 [--guardians 1|4]
+
+Also each gateway's CPU seconds over the measured rounds (all of its processes: gatewayd
+alone; ours its supervisord, router, actor, API front and extension), a round being one send
+and one receive.
 
 `--gateways gatewayd --rounds 1` is the quick proof that gatewayd serves the world (about 2
 min). Needs gatewayd (`make bench-peers`). Prints a table and, last, one JSON line
@@ -219,6 +224,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--gateways", default="gatewayd,ours")
     ap.add_argument("--msat", type=int, default=1_000_000)
+    ap.add_argument("--guardians", type=int, default=1, choices=(1, 4))
     args = ap.parse_args()
     wanted = [g for g in args.gateways.split(",") if g]
     assert wanted and set(wanted) <= {"gatewayd", "ours"}, args.gateways
@@ -230,7 +236,7 @@ def main() -> None:
     try:
         say(f"world in {base}")
         world = LndWorld.start(base / "lnd", chain=node, more_gateways={"gatewayd": []})
-        fed = start_federation(base / "fed", node, 1)
+        fed = start_federation(base / "fed", node, args.guardians)
         user = funded_user(fed, node, base / "user", sat=3_000_000)
         say("bitcoind, lnd alice/bob/gateway/gatewayd, federation and a funded user ready")
         urls = {}
@@ -240,7 +246,10 @@ def main() -> None:
         if "ours" in wanted:
             proc, ours, urls["ours"] = start_ours(base, world, fed, user)
             stops.append(lambda: stop_ours(proc))
+        leaders = {"gatewayd": gatewayd and gatewayd.proc.popen.pid, "ours": ours and proc.pid}
+        cpu = {g: -session_cpu_s(leaders[g]) for g in wanted}  # type: ignore[arg-type]
         times = measure({g: urls[g] for g in wanted}, user, world, args.rounds, args.msat)
+        cpu = {g: round(cpu[g] + session_cpu_s(leaders[g]), 2) for g in wanted}  # type: ignore[arg-type]
         own = own_figures(gatewayd, ours)
         done = True
     finally:
@@ -255,17 +264,37 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
         else:
             say(f"failed: the logs stay in {base}")
-    report(times, own, args, wanted)
+    report(times, own, cpu, args, wanted)
+
+
+def session_cpu_s(leader: int) -> float:
+    """CPU seconds (user + system) of the processes running now in the session `leader`
+    started (each gateway is started in a session of its own: gatewayd alone; ours its
+    supervisord, router, actors, API front and extension)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[3]) == leader:  # the session id (stat's 6th field)
+            total += int(fields[11]) + int(fields[12])  # utime, stime (14th, 15th)
+    return total / tick
 
 
 def report(
     times: dict[str, dict[str, list[float]]],
     own: dict[str, dict],
+    cpu: dict[str, float],
     args: argparse.Namespace,
     wanted: list[str],
 ) -> None:
     row: dict[str, object] = {}
-    print(f"LNv2 through each gateway, {args.rounds} rounds of {args.msat} msat (seconds)")
+    print(
+        f"LNv2 through each gateway, {args.rounds} rounds of {args.msat} msat, a"
+        f" {args.guardians}-guardian federation (seconds)"
+    )
     print(
         f"{'gateway':10} {'direction':10} {'p50':>7} {'p90':>7} {'min':>7} {'max':>7}"
         f" {'own p50':>8}"
@@ -283,6 +312,11 @@ def report(
                 f"{g:10} {direction:10} {p50:7.3f} {p90(xs):7.3f} {min(xs):7.3f} {max(xs):7.3f}"
                 f" {'-' if mine is None else f'{mine:.3f}':>8}"
             )
+    for g in wanted:
+        row[f"{g}_cpu_s_per_round"] = round(cpu[g] / args.rounds, 3)
+        print(
+            f"{g}: {cpu[g]:.2f} s of CPU over the measured rounds ({cpu[g] / args.rounds:.3f} a round)"
+        )
     if len(wanted) == 2:
         for direction in DIRECTIONS:
             ratio = row[f"ours_{direction}_p50_s"] / row[f"gatewayd_{direction}_p50_s"]  # type: ignore[operator]
@@ -295,6 +329,7 @@ def report(
                 "bench": "side_by_side",
                 "rounds": args.rounds,
                 "msat": args.msat,
+                "guardians": args.guardians,
                 "gateways": wanted,
                 "fees": {**fees, "ours": "0 msat + 0 ppm"},
                 **row,
