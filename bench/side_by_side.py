@@ -121,7 +121,7 @@ def start_gatewayd(
         credited = gw.pegin(fid, node, GATEWAYD_PEGIN_SAT)
         say(f"gatewayd: peg-in of {GATEWAYD_PEGIN_SAT} sat credited {credited} msat")
         notes = str(user("module", "mintv2", "send", "64000"))  # and e-cash given at its door
-        say(f"gatewayd: the user's 64,000 msat of e-cash credited {gw.receive_ecash(notes)} msat")
+        say(f"gatewayd: took 64,000 msat of the user's e-cash: {gw.receive_ecash(notes)} msat")
     except BaseException:
         gw.stop()
         raise
