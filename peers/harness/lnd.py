@@ -169,24 +169,46 @@ NODE_ARGS = {
 
 
 class LndWorld:
-    """A chain and three lnd nodes: alice -> gateway -> bob. `own_chain`: the world started the
-    chain (btcd) and stops it with its nodes."""
+    """A chain and lnd nodes: alice -> gateway -> bob, and alice -> G -> bob for each further
+    gateway node G of `gateways` (the side-by-side benchmark: one node per gateway, since lnd
+    serves one HTLC interceptor per node). `own_chain`: the world started the chain (btcd) and
+    stops it with its nodes."""
 
     def __init__(
-        self, folder: Path, chain: Chain, nodes: dict[str, Lnd], own_chain: bool = True
+        self,
+        folder: Path,
+        chain: Chain,
+        nodes: dict[str, Lnd],
+        own_chain: bool = True,
+        gateways: tuple[str, ...] = ("gateway",),
     ) -> None:
         self.folder, self.chain, self.nodes, self.own_chain = folder, chain, nodes, own_chain
+        self.gateways = gateways
 
     def node(self, name: str) -> Lnd:
         return self.nodes[name]
 
     @classmethod
     def start(
-        cls, folder: Path, *, gateway_args: list[str] | None = None, chain: Chain | None = None
+        cls,
+        folder: Path,
+        *,
+        gateway_args: list[str] | None = None,
+        chain: Chain | None = None,
+        more_gateways: dict[str, list[str]] | None = None,
     ) -> LndWorld:
-        world = cls(folder, chain or Btcd.start(folder / "btcd"), {}, own_chain=chain is None)
+        """`more_gateways`: further gateway nodes by name, with their flags besides the
+        chain's (none of NODE_ARGS["gateway"]: e.g. no `--requireinterceptor`)."""
+        more = more_gateways or {}
+        world = cls(
+            folder,
+            chain or Btcd.start(folder / "btcd"),
+            {},
+            own_chain=chain is None,
+            gateways=("gateway", *more),
+        )
         try:
-            for name, args in NODE_ARGS.items():
+            for name, args in {**NODE_ARGS, **more}.items():
                 extra = [*args, *(gateway_args or [])] if name == "gateway" else args
                 world.nodes[name] = Lnd.start(folder / name, world.chain, name, extra)
             world.connect()
@@ -196,32 +218,37 @@ class LndWorld:
         return world
 
     def connect(self) -> bool:
-        """Fund the payer and the gateway and open alice -> gateway -> bob (public, confirmed,
-        announced) unless they are open (channels opened but not confirmed yet, after an
-        interrupted run, are confirmed, not opened again); wait until every node sees both in
-        its graph. True if it opened them now."""
-        alice, gateway, bob = (self.nodes[n] for n in ("alice", "gateway", "bob"))
+        """Fund the payer and the gateways and open alice -> G -> bob for every gateway node G
+        (public, confirmed, announced) unless they are open (channels opened but not confirmed
+        yet, after an interrupted run, are confirmed, not opened again); wait until every node
+        sees them all in its graph. True if it opened them now."""
+        alice, bob = self.nodes["alice"], self.nodes["bob"]
+        gateways = [self.nodes[n] for n in self.gateways]
         opened = False
-        if gateway.cli("listchannels")["channels"]:
+        if all(g.cli("listchannels")["channels"] for g in gateways):
             pass
-        elif gateway.cli("pendingchannels")["pending_open_channels"]:
+        elif any(g.cli("pendingchannels")["pending_open_channels"] for g in gateways):
             self.mine(6)
         else:
             opened = True
+            # an address of alice's per channel she opens: one open's change is not spendable
+            # until it confirms
             self.chain.fund(
-                [(alice.new_address(), 5_000_000)] * 2 + [(gateway.new_address(), 5_000_000)] * 2
+                [pay for n in (alice, *gateways) for pay in [(n.new_address(), 5_000_000)] * 2]
+                + [pay for _ in gateways[1:] for pay in [(alice.new_address(), 5_000_000)] * 2]
             )
             self.mine(1)
             self.wait(
                 lambda: all(
-                    int(n.cli("walletbalance")["confirmed_balance"]) > 0 for n in (alice, gateway)
+                    int(n.cli("walletbalance")["confirmed_balance"]) > 0 for n in (alice, *gateways)
                 ),
                 "funds",
             )
-            self.open_channel(alice, gateway, CHANNEL_SAT)
-            self.open_channel(gateway, bob, CHANNEL_SAT)
+            for g in gateways:
+                self.open_channel(alice, g, CHANNEL_SAT)
+                self.open_channel(g, bob, CHANNEL_SAT)
             self.mine(6)  # announced at 6 confirmations
-        self.wait_graph(2)
+        self.wait_graph(2 * len(gateways))
         return opened
 
     def open_channel(self, a: Lnd, b: Lnd, sat: int, push_sat: int = 0) -> str:
