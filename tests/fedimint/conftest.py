@@ -81,6 +81,15 @@ def federation4(
 
 
 @pytest.fixture(scope="module")
+def federation1_other(
+    bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    """A second 1-guardian federation on the same chain: two federations a gateway serves (a
+    4-guardian one costs ~10 CPU-s to set up and a third of a core while it idles)."""
+    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1other"), 1)
+
+
+@pytest.fixture(scope="module")
 def federation1_v1(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
@@ -171,3 +180,9 @@ def user(federation1: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:
 def user4(federation4: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
     """A user of the 4-guardian federation with e-cash from a 100,000 sat peg-in."""
     return funded_user(federation4, bitcoind, tmp_path_factory.mktemp("fedimint-cli-4"))
+
+
+@pytest.fixture(scope="module")
+def user_other(federation1_other: Federation, bitcoind: Bitcoind, tmp_path_factory) -> User:  # type: ignore[no-untyped-def]
+    """A user of the second 1-guardian federation with e-cash from a 100,000 sat peg-in."""
+    return funded_user(federation1_other, bitcoind, tmp_path_factory.mktemp("fedimint-cli-other"))

@@ -182,26 +182,26 @@ def test_a_real_user_receives_through_the_gateway(
 def test_a_swap_between_two_real_federations_without_lightning(
     tree: dict,  # noqa: F811
     federation1: Federation,
-    federation4: Federation,
+    federation1_other: Federation,
     user: User,
-    user4: User,
+    user_other: User,
 ) -> None:
-    """A user of the 1-guardian federation pays the invoice a user of the 4-guardian one got
-    from us: both served here, so no Lightning payment is made; the receiver's contract is
-    funded with our e-cash there and its preimage claims the payer's contract here. The same
-    within one federation."""
+    """A user of one federation pays the invoice a user of another one got from us: both served
+    here, so no Lightning payment is made; the receiver's contract is funded with our e-cash
+    there and its preimage claims the payer's contract here. The same within one federation.
+    (Both have 1 guardian: LNv2 on 4 guardians is tests/fedimint/test_gateway_fedimint4.py's.)"""
     gw = Gateway(tree)
-    fed1, fed4 = federation1.federation_id, federation4.federation_id
-    for f in (federation1, federation4):
+    fed1, fed2 = federation1.federation_id, federation1_other.federation_id
+    for f in (federation1, federation1_other):
         gw.post("/connect-fed", {"invite_code": f.invite_code})
     url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed1)[
         "lnv2_gateway_url"
     ]
-    gw.public("/receive_ecash", {"notes": str(user4("module", "mintv2", "send", "300000"))})
+    gw.public("/receive_ecash", {"notes": str(user_other("module", "mintv2", "send", "300000"))})
     gw.public("/receive_ecash", {"notes": str(user("module", "mintv2", "send", "300000"))})
     world = World(tree["regtest"])
     ensure_lightning(world)
-    _swap(gw, url, user, user4, fed1, fed4)
+    _swap(gw, url, user, user_other, fed1, fed2)
     _swap(gw, url, user, user, fed1, fed1)
 
 
@@ -249,9 +249,9 @@ def _summary(gw: Gateway, fed: str) -> dict:
 def test_an_invoice_paid_by_two_users_is_paid_once(
     tree: dict,  # noqa: F811
     federation1: Federation,
-    federation4: Federation,
+    federation1_other: Federation,
     user: User,
-    user4: User,
+    user_other: User,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """alice and carol, two fedimint-cli users of one federation, pay the same invoice of bob's
@@ -259,8 +259,8 @@ def test_an_invoice_paid_by_two_users_is_paid_once(
     others are refused with our forfeit signature and refunded at once (they lose fees at most);
     bob is paid once, and our e-cash and channel move by one payment."""
     gw = Gateway(tree)
-    fed1, fed4 = federation1.federation_id, federation4.federation_id
-    for f in (federation1, federation4):
+    fed1, fed2 = federation1.federation_id, federation1_other.federation_id
+    for f in (federation1, federation1_other):
         gw.post("/connect-fed", {"invite_code": f.invite_code})
     url = next(f for f in gw.post("/info", {})["federations"] if f["federation_id"] == fed1)[
         "lnv2_gateway_url"
@@ -275,13 +275,13 @@ def test_an_invoice_paid_by_two_users_is_paid_once(
     amount, contract = 1_000_000, 1_000_000 + 1_000_000 * 10_000 // 1_000_000
     bob = world.post("/v1/nodes/bob/invoices", {"amount_msat": amount})
     bob_before = world.get("/v1/nodes/bob")["lightning_balance_msat"]
-    for u in (alice, carol, user4):
+    for u in (alice, carol, user_other):
         u("dev", "wait-complete")
-    users = {"carol": carol, "user4": user4}
+    users = {"carol": carol, "user_other": user_other}
     before = {name: int(u("info")["total_amount_msat"]) for name, u in users.items()}  # type: ignore[index]
-    gw_before = {f: gw.balance(f) for f in (fed1, fed4)}
+    gw_before = {f: gw.balance(f) for f in (fed1, fed2)}
     ln_before = _lightning_msat(gw)
-    sums = {f: _summary(gw, f) for f in (fed1, fed4)}
+    sums = {f: _summary(gw, f) for f in (fed1, fed2)}
 
     send = str(alice("module", "lnv2", "send", bob["bolt11"], "--gateway", url))
     assert alice("module", "lnv2", "await-send", send) == {"Success": bob["preimage"]}
@@ -299,19 +299,19 @@ def test_an_invoice_paid_by_two_users_is_paid_once(
     low, high = contract - 1_000 - 100 * 30 - 512, contract - 1_000
     _until("the claim", 60, lambda: gw.balance(fed1) - gw_before[fed1] >= low)
     assert low <= gw.balance(fed1) - gw_before[fed1] <= high
-    assert gw.balance(fed4) == gw_before[fed4]
+    assert gw.balance(fed2) == gw_before[fed2]
 
     # the payment log and summary: alice's settled, the others failed with the reason
     ph = bob["payment_hash"]
     one = sorted((p["status"], p["error"]) for p in _outgoing(gw, fed1, ph))
     assert one == [("failed", DUPLICATE_PAYMENT_REASON), ("settled", None)], one
-    four = [(p["status"], p["error"]) for p in _outgoing(gw, fed4, ph)]
-    assert four == [("failed", DUPLICATE_PAYMENT_REASON)], four
-    now = {f: _summary(gw, f) for f in (fed1, fed4)}
+    other = [(p["status"], p["error"]) for p in _outgoing(gw, fed2, ph)]
+    assert other == [("failed", DUPLICATE_PAYMENT_REASON)], other
+    now = {f: _summary(gw, f) for f in (fed1, fed2)}
     assert now[fed1]["settled"] - sums[fed1]["settled"] == 1
     assert now[fed1]["failed"] - sums[fed1]["failed"] == 1
-    assert now[fed4]["failed"] - sums[fed4]["failed"] == 1
-    assert now[fed4]["settled"] == sums[fed4]["settled"]
+    assert now[fed2]["failed"] - sums[fed2]["failed"] == 1
+    assert now[fed2]["settled"] == sums[fed2]["settled"]
 
 
 def test_leave_is_refused_while_an_lnv2_receive_is_in_flight(
