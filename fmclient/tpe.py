@@ -16,10 +16,16 @@ then the cofactor cleared (times h_eff, which zkcrypto computes with the ψ endo
 field arithmetic of the hash is ours, in Python integers; everything on points in the subgroup
 (checks, multiplication, pairings) is blst's. Checked against vectors from the real crates
 (tests/fmclient/data/tpe_vectors.json).
+
+H costs some 36 ms of CPU here (the cofactor clearing in Python integers), and a receive needs
+the H of one ciphertext twice: to check the contract when its invoice is made and to check the
+guardians' decryption key shares when it is funded. So H is kept per exact input (the last
+`MESSAGE_CACHE_SIZE` of them, as compressed bytes: each caller gets a point of its own).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from pyblst import final_verify, miller_loop
@@ -39,6 +45,7 @@ G1_GENERATOR = bytes.fromhex(
 )
 Fp2 = tuple[int, int]
 B2: Fp2 = (4, 4)  # 4(1 + u)
+MESSAGE_CACHE_SIZE = 256
 
 
 # -- Fp2 = Fp[u] / (u² + 1)
@@ -186,9 +193,16 @@ def _random_fp(rng: _ChaCha) -> int:
 
 
 def hash_to_message(encrypted_preimage: bytes, ephemeral_pk: bytes, commitment: bytes) -> G2Point:
-    """fedimint-tpe's `hash_to_message`: the G2 point a ciphertext's signature signs."""
+    """fedimint-tpe's `hash_to_message`: the G2 point a ciphertext's signature signs (a new
+    point each call; computed once per exact input, see the module's docstring)."""
+    key = (bytes(encrypted_preimage), bytes(ephemeral_pk), bytes(commitment))
+    return G2Point().uncompress(_message_bytes(*key))
+
+
+@functools.lru_cache(maxsize=MESSAGE_CACHE_SIZE)
+def _message_bytes(encrypted_preimage: bytes, ephemeral_pk: bytes, commitment: bytes) -> bytes:
     seed = hashlib.sha256(DOMAIN + encrypted_preimage + ephemeral_pk + commitment).digest()
-    return _random_g2(_ChaCha(seed))
+    return to_bytes(_random_g2(_ChaCha(seed)))
 
 
 # -- the scheme
@@ -230,6 +244,9 @@ def _g1_generator() -> G1Point:
     return G1Point().uncompress(G1_GENERATOR)
 
 
+_G1 = _g1_generator()  # read once: points are never changed in place (uncompress aside)
+
+
 def _pairs_equal(a1: G1Point, b1: G2Point, a2: G1Point, b2: G2Point) -> bool:
     """e(a1, b1) == e(a2, b2)."""
     return bool(final_verify(miller_loop(a1, b1), miller_loop(a2, b2)))
@@ -238,7 +255,7 @@ def _pairs_equal(a1: G1Point, b1: G2Point, a2: G1Point, b2: G2Point) -> bool:
 def verify_ciphertext(ct: CipherText, commitment: bytes, message: G2Point | None = None) -> bool:
     """Not malleated: e(g1, ct.signature) == e(ct.pk, H)."""
     message = message or ct.message(commitment)
-    return _pairs_equal(_g1_generator(), ct.signature, ct.pk, message)
+    return _pairs_equal(_G1, ct.signature, ct.pk, message)
 
 
 def verify_dk_share(pk_share: G1Point, share: G1Point, ct: CipherText, message: G2Point) -> bool:

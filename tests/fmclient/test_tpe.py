@@ -79,3 +79,23 @@ def test_damaged_ciphertexts_are_refused() -> None:
     data[40] ^= 1  # inside the G1 point
     with pytest.raises(TbsError):
         tpe.CipherText.from_bytes(bytes(data))
+
+
+def test_the_hash_to_g2_is_made_once_per_exact_input() -> None:
+    """A receive asks H of one ciphertext twice (the contract's check, then the shares'): the
+    second is the cached bytes, as a point of its own; another input is hashed anew."""
+    case = CASES[0]
+    ct = tpe.CipherText.from_bytes(_b(case["ciphertext_encoding"]))
+    commitment = _b(case["commitment_hash"])
+    tpe._message_bytes.cache_clear()
+    first = ct.message(commitment)
+    again = ct.message(bytearray(commitment))  # the same bytes, another type
+    assert again is not first and to_bytes(again) == to_bytes(first)
+    info = tpe._message_bytes.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    other = ct.message(bytes(32))
+    assert to_bytes(other) != to_bytes(first)
+    assert tpe._message_bytes.cache_info().misses == 2
+    # the cached H checks what the uncached one did, and the generator is untouched by use
+    assert tpe.verify_ciphertext(ct, commitment) and not tpe.verify_ciphertext(ct, bytes(32))
+    assert to_bytes(tpe._G1) == tpe.G1_GENERATOR
