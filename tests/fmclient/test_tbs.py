@@ -70,3 +70,20 @@ def test_bad_points_and_scalars_are_refused() -> None:
         tbs.combine({})
     r = tbs.new_blinding_key()
     assert tbs.scalar_from_le(tbs.scalar_to_le(r)) == r
+
+
+def test_the_hash_to_g1_is_made_once_per_exact_input() -> None:
+    """A note we issue is hashed when blinded and again when its signature is verified: the
+    second is the cached point (unchanged by its use); other bytes are hashed anew."""
+    tbs._message_sha256.cache_clear()
+    nonce = bytes(range(33))
+    first = tbs.message_sha256(nonce)
+    want = hexed(first)
+    tbs.blind(first, 12345)  # used as the wallet uses it
+    tbs.verify(first, first, tbs._G2)
+    assert hexed(tbs.message_sha256(bytearray(nonce))) == want
+    info = tbs._message_sha256.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert hexed(tbs.message_sha256(nonce[:-1] + b"\xff")) != want
+    assert hexed(tbs.message_v1(nonce)) != want  # mint v1's hash is its own
+    assert hexed(tbs._G2) == tbs.G2_GENERATOR.hex()
