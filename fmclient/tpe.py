@@ -12,12 +12,13 @@ H is fedimint's own hash to G2, not RFC 9380's: `seed = SHA-256("FEDIMINT_TPE_BL
 `G2Projective::random` over the ChaCha20 keystream of that seed: x = (Fp::random, Fp::random)
 as (c0, c1), a sign bit from the next 32-bit word, y = zkcrypto's Fp2 square root of x³ + 4(1+u)
 (its Algorithm 9 of ePrint 2012/685, whose choice of root matters), negated if the bit is set,
-then the cofactor cleared (times h_eff, which zkcrypto computes with the ψ endomorphism). The
+then the cofactor cleared (times h_eff, which zkcrypto computes with the ψ endomorphism, and so
+do we: two multiplications by the 64-bit curve parameter instead of one by the 636-bit h_eff). The
 field arithmetic of the hash is ours, in Python integers; everything on points in the subgroup
 (checks, multiplication, pairings) is blst's. Checked against vectors from the real crates
 (tests/fmclient/data/tpe_vectors.json).
 
-H costs some 36 ms of CPU here (the cofactor clearing in Python integers), and a receive needs
+H costs some 10 ms of CPU here (the field arithmetic in Python integers), and a receive needs
 the H of one ciphertext twice: to check the contract when its invoice is made and to check the
 guardians' decryption key shares when it is funded. So H is kept per exact input (the last
 `MESSAGE_CACHE_SIZE` of them, as compressed bytes: each caller gets a point of its own).
@@ -100,6 +101,11 @@ def _sqrt(a: Fp2) -> Fp2 | None:
     return root if _sq(root) == a else None
 
 
+BLS_X_ABS = 0xD201000000010000  # |x| of BLS12-381 (x is negative)
+PSI_X = _inv(_pow((1, 1), (P - 1) // 3))
+PSI_Y = _inv(_pow((1, 1), (P - 1) // 2))
+
+
 # -- Jacobian points on y² = x³ + 4(1 + u) over Fp2, before the cofactor is cleared
 
 
@@ -147,17 +153,56 @@ def _add_affine(pt: Point, qx: Fp2, qy: Fp2) -> Point:
 
 
 def _clear_cofactor(x: Fp2, y: Fp2) -> tuple[Fp2, Fp2] | None:
+    """h_eff·(x, y) in affine coordinates, None for the point at infinity. As zkcrypto clears
+    it (Budroni-Pintore, with ψ the untwist-Frobenius-twist endomorphism and BLS_X the curve's
+    negative parameter): [x²-x-1]P + [x-1]ψ(P) + ψ²(2P), two multiplications by the 64-bit x
+    instead of one by the 636-bit h_eff, the same point (checked against `_times_h_eff`)."""
+    t1 = _affine(_times_abs_x((x, y)))
+    t2 = _psi((x, y))
+    two = _affine(_double((x, y, (1, 0))))
+    if t1 is None or two is None:
+        return _times_h_eff(x, y)  # a point of small order on the way: the long way
+    t1 = (t1[0], _neg(t1[1]))  # [x]P
+    sum12 = _affine(_add_affine((*t1, (1, 0)), *t2))
+    if sum12 is None:
+        return _times_h_eff(x, y)
+    acc = _times_abs_x(sum12)
+    acc = (acc[0], _neg(acc[1]), acc[2])  # [x](t1 + t2) = [x²]P + [x]ψ(P)
+    for qx, qy in (_psi(_psi(two)), (t1[0], _neg(t1[1])), (t2[0], _neg(t2[1])), (x, _neg(y))):
+        acc = _add_affine(acc, qx, qy)  # + ψ²(2P) - [x]P - ψ(P) - P
+    return _affine(acc)
+
+
+def _times_h_eff(x: Fp2, y: Fp2) -> tuple[Fp2, Fp2] | None:
+    return _affine(_times((x, y), H_EFF_G2))
+
+
+def _times_abs_x(pt: tuple[Fp2, Fp2]) -> Point:
+    return _times(pt, BLS_X_ABS)
+
+
+def _times(pt: tuple[Fp2, Fp2], k: int) -> Point:
     acc = INFINITY
-    for bit in bin(H_EFF_G2)[2:]:
+    for bit in bin(k)[2:]:
         acc = _double(acc)
         if bit == "1":
-            acc = _add_affine(acc, x, y)
-    X, Y, Z = acc
+            acc = _add_affine(acc, *pt)
+    return acc
+
+
+def _affine(pt: Point) -> tuple[Fp2, Fp2] | None:
+    X, Y, Z = pt
     if Z == (0, 0):
         return None
     zinv = _inv(Z)
     zinv2 = _sq(zinv)
     return (_mul(X, zinv2), _mul(Y, _mul(zinv2, zinv)))
+
+
+def _psi(pt: tuple[Fp2, Fp2]) -> tuple[Fp2, Fp2]:
+    """ψ(x, y) = (conj(x)·(1+u)^-((p-1)/3), conj(y)·(1+u)^-((p-1)/2))."""
+    (x0, x1), (y0, y1) = pt
+    return (_mul((x0, -x1 % P), PSI_X), _mul((y0, -y1 % P), PSI_Y))
 
 
 def _largest(a: int) -> bool:

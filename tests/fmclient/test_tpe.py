@@ -99,3 +99,16 @@ def test_the_hash_to_g2_is_made_once_per_exact_input() -> None:
     # the cached H checks what the uncached one did, and the generator is untouched by use
     assert tpe.verify_ciphertext(ct, commitment) and not tpe.verify_ciphertext(ct, bytes(32))
     assert to_bytes(tpe._G1) == tpe.G1_GENERATOR
+
+
+def test_the_cofactor_is_cleared_by_psi_as_by_h_eff() -> None:
+    """The ψ-based clearing (zkcrypto's) is h_eff· on curve points that are not in G2."""
+    rng = random.Random(7)
+    seen = 0
+    while seen < 12:
+        x = (rng.randrange(P), rng.randrange(P))
+        y = tpe._sqrt(tpe._add(tpe._mul(tpe._sq(x), x), tpe.B2))
+        if y is None:
+            continue
+        seen += 1
+        assert tpe._clear_cofactor(x, y) == tpe._times_h_eff(x, y)
