@@ -31,7 +31,6 @@ from enum import StrEnum
 from typing import Any
 
 import grpc
-from bolt11 import decode as bolt11_decode
 from coincurve import PrivateKey
 
 from fmclient.lnv2 import (
@@ -53,6 +52,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .crash import crash_point
 from .flow_rows import LnFlow
+from .invoices import decode_invoice as bolt11_decode
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
 

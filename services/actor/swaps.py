@@ -17,8 +17,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bolt11 import decode as bolt11_decode
-
 from bus import BusClient
 from gwcore.constants import (
     GATEWAY_SERVICE,
@@ -29,6 +27,7 @@ from gwcore.constants import (
 from gwcore.errors import NotFound
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
+from .invoices import decode_invoice as bolt11_decode
 from .roles import HTLC_HOLD, HTLC_SCID
 
 Local = Callable[[str, dict], Awaitable[dict]]
