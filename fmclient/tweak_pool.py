@@ -3,7 +3,7 @@
 A seeded gateway's mintv2 note carries a 16-byte tweak that passes the module's filter
 (SHA-256(tweak ‖ filter) starts with two zero bytes, `derive.mintv2_tweak_passes`): that is
 what lets a recovery from the seed find the note again. Finding one takes about 65,536 hashes,
-some 45 ms of CPU here; an operation makes up to a few dozen notes, so grinding them when the
+some 40 ms of CPU here; an operation makes up to a few dozen notes, so grinding them when the
 operation is built would hold the actor's event loop for a second. Instead the wallet keeps a
 pool of ground tweaks in its database, refilled in a worker thread while the actor idles, and
 an operation takes what it needs from it (grinding inline only what the pool lacks).

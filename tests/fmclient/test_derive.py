@@ -5,10 +5,12 @@ and note secrets each client module derives from them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from random import Random
 
 import pytest
 from coincurve import PrivateKey
@@ -124,3 +126,25 @@ def test_words_are_checked_before_anything_is_derived() -> None:
         derive.bip39_root_secret("abandon " * 12)
     with pytest.raises(ValueError, match="level-0"):
         derive.bip39_root_secret(CASES[0]["words"]).child_key(0).derive_module_secret(1)
+
+
+def test_the_grind_finds_the_tweak_hashlib_would() -> None:
+    """The grind's built-in SHA-256 is hashlib's SHA-256, and its `digest < 00 01` test is
+    "starts with two zero bytes": over the same random bytes, the same first passing tweak."""
+    for n in (0, 1, 48, 64, 200):
+        data = os.urandom(n)
+        assert derive._GRIND_SHA256(data).digest() == hashlib.sha256(data).digest()
+    flt = bytes(range(32))
+
+    def reference(random: Callable[[int], bytes]) -> bytes:
+        while True:
+            block = random(16 * 4096)
+            for i in range(0, len(block), 16):
+                if hashlib.sha256(block[i : i + 16] + flt).digest()[:2] == b"\x00\x00":
+                    return block[i : i + 16]
+
+    for seed in range(3):
+        ours, theirs = Random(seed), Random(seed)
+        tweak = derive.mintv2_grind_tweak(flt, ours.randbytes)
+        assert tweak == reference(theirs.randbytes)
+        assert derive.mintv2_tweak_passes(tweak, flt)
