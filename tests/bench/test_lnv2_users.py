@@ -137,3 +137,19 @@ def test_refund_keys_are_fresh_and_recoverable() -> None:
 def test_routes_drop_the_gateway_urls_path() -> None:
     assert route("http://127.0.0.1:8175/", "/send_payment") == "http://127.0.0.1:8175/send_payment"
     assert route("http://gw.example/v1/x/", "/routing_info") == "http://gw.example/routing_info"
+
+
+def test_bobs_invoice_is_read_from_lnds_answer() -> None:
+    """side_by_side_load reads AddInvoiceResponse {r_hash = 1, payment_request = 2, add_index =
+    16, payment_addr = 17} from protobuf's wire format (the project's stubs leave it out)."""
+    from bench.side_by_side_load import payment_request
+
+    answer = (
+        b"\x0a\x20" + bytes(32)  # r_hash
+        + b"\x80\x01\x07"  # add_index 7 (field 16: a two-byte tag)
+        + b"\x8a\x01\x20" + bytes(32)  # payment_addr
+        + b"\x12" + bytes([len(BOLT11) & 0x7F | 0x80, len(BOLT11) >> 7]) + BOLT11.encode()
+    )  # fmt: skip
+    assert payment_request(answer) == BOLT11
+    with pytest.raises(ValueError, match="without a payment_request"):
+        payment_request(answer[:34])
