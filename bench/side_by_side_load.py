@@ -21,8 +21,10 @@ transactions took (notes in less change) plus refunds.
 
 Reported per N and gateway: payments/s, p50/p90 latency (s), failures, the load generator's
 own CPU (this process's CPU seconds over the run and as a share of one core: near 1.0 it would
-be the bottleneck; the machine has 2 cores that every peer shares) and the gateway's CPU
-seconds per payment (all its processes). The gateway going first alternates with N.
+be the bottleneck; the machine has 2 cores that every peer shares), the gateway's CPU seconds
+per payment (all its processes) and the guardians' CPU as a share of one core (all fedimintd
+processes). Before the runs every user pays once through each gateway (warm-up: its first
+connections); the gateway going first alternates with N.
 
     python bench/side_by_side_load.py [--load-seconds 20] [--users 1,10,50]
         [--gateways gatewayd,ours] [--load-msat 10000] [--guardians 1|4]
@@ -127,6 +129,7 @@ class Run:
     failures: list[str] = field(default_factory=list)
     load_cpu_s: float = 0.0
     gateway_cpu_s: float = 0.0
+    federation_cpu_s: float = 0.0
 
     @property
     def row(self) -> dict:
@@ -165,8 +168,9 @@ async def make_users(w: SideBySide, ecash: str, n: int) -> list[Lnv2User]:
 
 async def run_load(
     users: list[Lnv2User], name: str, url: str, seconds: float, msat: int, invoices: Invoices,
-    leader: int,
+    leader: int, guardians: list[int],
 ) -> Run:  # fmt: skip
+    """`leader`: the gateway's session (its CPU); `guardians`: each guardian's (theirs)."""
     run = Run(name, len(users))
     before = {id(u): u.wallet.balance_msat() for u in users}
     paid: list[tuple[Lnv2User, Payment, bytes]] = []
@@ -189,11 +193,13 @@ async def run_load(
                 )
 
     gateway_cpu, cpu, start = session_cpu_s(leader), time.process_time(), time.perf_counter()
+    fed_cpu = sum(session_cpu_s(g) for g in guardians)
     deadline = start + seconds
     await asyncio.gather(*(one(u) for u in users))
     run.seconds = time.perf_counter() - start
     run.load_cpu_s = time.process_time() - cpu
     run.gateway_cpu_s = session_cpu_s(leader) - gateway_cpu
+    run.federation_cpu_s = sum(session_cpu_s(g) for g in guardians) - fed_cpu
     await asyncio.gather(*(u.settled() for u in users))
     for _, p, preimage in paid:  # bob has each paid invoice, settled with its preimage
         assert p.preimage != preimage or await invoices.settled_with(preimage), p
@@ -201,6 +207,11 @@ async def run_load(
         spent = sum(p.spent_msat - p.refunded_msat for v, p, _ in paid if v is u)
         assert u.wallet.balance_msat() == before[id(u)] - spent, (before[id(u)], spent)
     return run
+
+
+async def warm_up(user: Lnv2User, url: str, msat: int, invoices: Invoices) -> None:
+    bolt11, preimage = await invoices.new(msat)
+    assert (await user.pay(bolt11, url)).preimage == preimage
 
 
 async def measure(
@@ -212,14 +223,16 @@ async def measure(
     invoices = Invoices(w.world.node("bob"))
     runs = []
     try:
-        for name in wanted:  # warm-up: one payment through each gateway
-            bolt11, preimage = await invoices.new(args.load_msat)
-            assert (await users[0].pay(bolt11, w.urls[name])).preimage == preimage
+        for name in wanted:  # warm-up: every user pays once through each gateway
+            await asyncio.gather(
+                *(warm_up(u, w.urls[name], args.load_msat, invoices) for u in users)
+            )
+        guardians = [g.proc.popen.pid for g in w.fed.guardians]  # type: ignore[union-attr]
         for i, n in enumerate(counts):
             for name in wanted if i % 2 == 0 else wanted[::-1]:
                 run = await run_load(
                     users[:n], name, w.urls[name], args.load_seconds, args.load_msat,
-                    invoices, w.leaders[name],
+                    invoices, w.leaders[name], guardians,
                 )  # fmt: skip
                 say(f"N={n} {name}: {run.row}")
                 if run.failures:
@@ -240,7 +253,7 @@ def report(runs: list[Run], args: argparse.Namespace, wanted: list[str]) -> None
     )
     print(
         f"{'N':>3} {'gateway':9} {'pay/s':>7} {'p50 s':>7} {'p90 s':>7} {'ok':>5} {'fail':>5}"
-        f" {'gen CPU s':>9} {'gen/core':>8} {'gw CPU s/pay':>12}"
+        f" {'gen CPU s':>9} {'gen/core':>8} {'gw CPU s/pay':>12} {'fed/core':>8}"
     )
     out: dict[str, object] = {}
     for r in runs:
@@ -249,7 +262,7 @@ def report(runs: list[Run], args: argparse.Namespace, wanted: list[str]) -> None
             f"{r.users:3d} {r.gateway:9} {row['pps']:7.2f} {row['p50_s'] or 0:7.3f}"
             f" {row['p90_s'] or 0:7.3f} {row['ok']:5d} {row['failures']:5d}"
             f" {row['load_cpu_s']:9.2f} {row['load_cpu_share']:8.2f}"
-            f" {row['gateway_cpu_s_per_payment'] or 0:12.4f}"
+            f" {row['gateway_cpu_s_per_payment'] or 0:12.4f} {row['federation_cpu_share']:8.2f}"
         )
         for k, v in row.items():
             out[f"{r.gateway}_n{r.users}_{k}"] = v
