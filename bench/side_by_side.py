@@ -131,10 +131,11 @@ def start_gatewayd(
 
 
 def start_ours(
-    base: Path, world: LndWorld, fed: Federation, user: User
+    base: Path, world: LndWorld, fed: Federation, user: User, settings: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], httpx.Client, str]:
-    """Ours deployed on the lnd node `gateway`: (its process, an admin client, its LNv2 URL)."""
-    proc, url, password = deploy_gateway(base / "ours", world.node("gateway"))
+    """Ours deployed on the lnd node `gateway` (with `settings`, more lines of its environment
+    file): (its process, an admin client, its LNv2 URL)."""
+    proc, url, password = deploy_gateway(base / "ours", world.node("gateway"), settings)
     try:
         gw = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {password}"}, timeout=150
@@ -239,10 +240,14 @@ class SideBySide:
 
 @contextmanager
 def side_by_side_world(
-    wanted: list[str], guardians: int, prefix: str = "fmgw-side-"
+    wanted: list[str],
+    guardians: int,
+    prefix: str = "fmgw-side-",
+    ours_settings: dict[str, str] | None = None,
 ) -> Iterator[SideBySide]:
-    """Start the world and the `wanted` gateways; stop everything at the end (and remove its
-    folder unless the body failed: the logs stay)."""
+    """Start the world and the `wanted` gateways (ours with `ours_settings`, more lines of its
+    environment file); stop everything at the end (and remove its folder unless the body
+    failed: the logs stay)."""
     base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR", "/tmp")))
     node = Bitcoind.start(base / "bitcoind")
     world = fed = None
@@ -262,7 +267,7 @@ def side_by_side_world(
             stops.append(gatewayd.stop)
             leaders["gatewayd"] = gatewayd.proc.popen.pid
         if "ours" in wanted:
-            proc, ours, urls["ours"] = start_ours(base, world, fed, user)
+            proc, ours, urls["ours"] = start_ours(base, world, fed, user, ours_settings)
             stops.append(lambda: stop_ours(proc))
             leaders["ours"] = proc.pid
         yield SideBySide(base, node, world, fed, user, urls, leaders, gatewayd, ours)
