@@ -208,7 +208,8 @@ class Payment:
     invoice_msat: int
     contract_msat: int
     spent_msat: int
-    seconds: float
+    seconds: float  # start (routing info asked) to the end (preimage, or refund)
+    funded_seconds: float = 0.0  # start to the funding transaction's acceptance
     preimage: bytes | None = None
     refunded_msat: int = 0
     by: str = "gateway"  # who answered first: "gateway" or "federation" (await_preimage)
@@ -259,6 +260,7 @@ class Lnv2User:
             bolt11, routing, block_count, static_pk, self.lnv2_config.network
         )
         txid, spent = await self._fund(contract)
+        funded = time.perf_counter() - start
         body = send_payment_body(self.federation_id, txid, 0, contract, bolt11, secret)
         gateway = asyncio.create_task(self._ask_gateway(gateway_url, body, contract))
         federation = asyncio.create_task(
@@ -278,7 +280,7 @@ class Lnv2User:
                 t.cancel()
             await asyncio.gather(gateway, federation, return_exceptions=True)
         invoice_msat = int(bolt11_decode(bolt11).amount_msat)
-        out = Payment(invoice_msat, contract.amount_msat, spent, 0.0)
+        out = Payment(invoice_msat, contract.amount_msat, spent, 0.0, funded)
         if gateway in done and not gateway.exception():
             kind, value = gateway.result()
             if kind == "preimage":

@@ -19,11 +19,15 @@ the preimage is the invoice's; after each run: bob's lnd says every paid invoice
 that preimage, and each user's balance is its balance before less what its funding
 transactions took (notes in less change) plus refunds.
 
-Reported per N and gateway: payments/s, p50/p90 latency (s), failures, the load generator's
+Reported per N and gateway: payments/s, p50/p90 latency (s), failures, the p50 of a payment's
+two parts (start to the funding's acceptance by the federation; from there to the gateway's
+answer), the load generator's
 own CPU (this process's CPU seconds over the run and as a share of one core: near 1.0 it would
 be the bottleneck; the machine has 2 cores that every peer shares), the gateway's CPU seconds
 per payment (all its processes) and the guardians' CPU as a share of one core (all fedimintd
-processes). Before the runs every user pays once through each gateway (warm-up: its first
+processes), and how busy the whole machine was (the share of all cores' time not idle: near
+1.0 every process waits for a core, theirs and the other users' of the machine alike). Before
+the runs every user pays once through each gateway (warm-up: its first
 connections); the gateway going first alternates with N.
 
 Every user here comes from one address, where real users each have their own: our API front's
@@ -127,6 +131,13 @@ def payment_request(answer: bytes) -> str:
     raise ValueError("AddInvoiceResponse without a payment_request")
 
 
+def machine_times() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, all cores (/proc/stat: idle and
+    iowait are not busy)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
 @dataclass
 class Run:
     gateway: str
@@ -137,14 +148,20 @@ class Run:
     load_cpu_s: float = 0.0
     gateway_cpu_s: float = 0.0
     federation_cpu_s: float = 0.0
+    machine_busy: float = 0.0  # the share of the machine's CPU time (all cores) not idle
 
     @property
     def row(self) -> dict:
         took = [p.seconds for p in self.payments]
+        funded = [p.funded_seconds for p in self.payments]
+        answer = [p.seconds - p.funded_seconds for p in self.payments]
         return {
             "pps": round(len(took) / self.seconds, 3) if self.seconds else 0.0,
             "p50_s": round(statistics.median(took), 4) if took else None,
             "p90_s": round(p90(took), 4) if took else None,
+            # start to the funding's acceptance / from there to the gateway's answer
+            "fund_p50_s": round(statistics.median(funded), 4) if funded else None,
+            "gateway_p50_s": round(statistics.median(answer), 4) if answer else None,
             "ok": len(took),
             "failures": len(self.failures),
             "load_cpu_s": round(self.load_cpu_s, 2),
@@ -153,6 +170,7 @@ class Run:
             "federation_cpu_share": round(self.federation_cpu_s / self.seconds, 3)
             if self.seconds
             else 0.0,
+            "machine_busy": round(self.machine_busy, 3),
         }
 
 
@@ -203,13 +221,15 @@ async def run_load(
                 )
 
     gateway_cpu, cpu, start = session_cpu_s(leader), time.process_time(), time.perf_counter()
-    fed_cpu = sum(session_cpu_s(g) for g in guardians)
+    fed_cpu, machine = sum(session_cpu_s(g) for g in guardians), machine_times()
     deadline = start + seconds
     await asyncio.gather(*(one(u) for u in users))
     run.seconds = time.perf_counter() - start
     run.load_cpu_s = time.process_time() - cpu
     run.gateway_cpu_s = session_cpu_s(leader) - gateway_cpu
     run.federation_cpu_s = sum(session_cpu_s(g) for g in guardians) - fed_cpu
+    busy, total = (b - a for a, b in zip(machine, machine_times(), strict=True))
+    run.machine_busy = busy / total if total else 0.0
     await asyncio.gather(*(u.settled() for u in users))
     for _, p, preimage in paid:  # bob has each paid invoice, settled with its preimage
         assert p.preimage != preimage or await invoices.settled_with(preimage), p
@@ -263,7 +283,8 @@ def report(runs: list[Run], args: argparse.Namespace, wanted: list[str]) -> None
     )
     print(
         f"{'N':>3} {'gateway':9} {'pay/s':>7} {'p50 s':>7} {'p90 s':>7} {'ok':>5} {'fail':>5}"
-        f" {'gen CPU s':>9} {'gen/core':>8} {'gw CPU s/pay':>12} {'fed/core':>8}"
+        f" {'fund p50':>8} {'gw p50':>7} {'gen CPU s':>9} {'gen/core':>8} {'gw CPU s/pay':>12}"
+        f" {'fed/core':>8} {'busy':>5}"
     )
     out: dict[str, object] = {}
     for r in runs:
@@ -271,8 +292,10 @@ def report(runs: list[Run], args: argparse.Namespace, wanted: list[str]) -> None
         print(
             f"{r.users:3d} {r.gateway:9} {row['pps']:7.2f} {row['p50_s'] or 0:7.3f}"
             f" {row['p90_s'] or 0:7.3f} {row['ok']:5d} {row['failures']:5d}"
+            f" {row['fund_p50_s'] or 0:8.3f} {row['gateway_p50_s'] or 0:7.3f}"
             f" {row['load_cpu_s']:9.2f} {row['load_cpu_share']:8.2f}"
             f" {row['gateway_cpu_s_per_payment'] or 0:12.4f} {row['federation_cpu_share']:8.2f}"
+            f" {row['machine_busy']:5.2f}"
         )
         for k, v in row.items():
             out[f"{r.gateway}_n{r.users}_{k}"] = v
