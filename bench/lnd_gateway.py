@@ -50,9 +50,11 @@ def p90(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(len(xs) * 0.9 + 0.5) - 1)]
 
 
-def deploy_gateway(base: Path, gw: Lnd) -> tuple[subprocess.Popen[bytes], str, str]:
-    """`python -m deploy.gateway` with an environment file for this lnd: (process, URL,
-    admin password)."""
+def deploy_gateway(
+    base: Path, gw: Lnd, settings: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`python -m deploy.gateway` with an environment file for this lnd (and `settings`, more
+    of its lines): (process, URL, admin password)."""
     import bcrypt
 
     (api_port,) = free_ports(1)
@@ -73,6 +75,7 @@ def deploy_gateway(base: Path, gw: Lnd) -> tuple[subprocess.Popen[bytes], str, s
                 f"GATEWAY_LNRPC_LND_HOST={gw.rpc_host}",
                 f"GATEWAY_LNRPC_LND_TLS_CERT={gw.tls_cert}",
                 f"GATEWAY_LNRPC_LND_MACAROON={gw.macaroon}",
+                *(f"{k}={v}" for k, v in (settings or {}).items()),
             ]
         )
         + "\n"

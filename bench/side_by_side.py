@@ -54,7 +54,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -129,10 +131,11 @@ def start_gatewayd(
 
 
 def start_ours(
-    base: Path, world: LndWorld, fed: Federation, user: User
+    base: Path, world: LndWorld, fed: Federation, user: User, settings: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], httpx.Client, str]:
-    """Ours deployed on the lnd node `gateway`: (its process, an admin client, its LNv2 URL)."""
-    proc, url, password = deploy_gateway(base / "ours", world.node("gateway"))
+    """Ours deployed on the lnd node `gateway` (with `settings`, more lines of its environment
+    file): (its process, an admin client, its LNv2 URL)."""
+    proc, url, password = deploy_gateway(base / "ours", world.node("gateway"), settings)
     try:
         gw = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {password}"}, timeout=150
@@ -219,38 +222,55 @@ def own_figures(gatewayd: Gatewayd | None, ours: httpx.Client | None) -> dict[st
     return own
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--gateways", default="gatewayd,ours")
-    ap.add_argument("--msat", type=int, default=1_000_000)
-    ap.add_argument("--guardians", type=int, default=1, choices=(1, 4))
-    args = ap.parse_args()
-    wanted = [g for g in args.gateways.split(",") if g]
-    assert wanted and set(wanted) <= {"gatewayd", "ours"}, args.gateways
-    base = Path(tempfile.mkdtemp(prefix="fmgw-side-", dir=os.environ.get("TMPDIR", "/tmp")))
+@dataclass
+class SideBySide:
+    """The world both gateways serve, ready: `urls` each gateway's LNv2 URL; `leaders` the
+    session leader of each gateway's processes (session_cpu_s)."""
+
+    base: Path
+    node: Bitcoind
+    world: LndWorld
+    fed: Federation
+    user: User
+    urls: dict[str, str]
+    leaders: dict[str, int]
+    gatewayd: Gatewayd | None
+    ours: httpx.Client | None
+
+
+@contextmanager
+def side_by_side_world(
+    wanted: list[str],
+    guardians: int,
+    prefix: str = "fmgw-side-",
+    ours_settings: dict[str, str] | None = None,
+) -> Iterator[SideBySide]:
+    """Start the world and the `wanted` gateways (ours with `ours_settings`, more lines of its
+    environment file); stop everything at the end (and remove its folder unless the body
+    failed: the logs stay)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR", "/tmp")))
     node = Bitcoind.start(base / "bitcoind")
-    world = fed = gatewayd = ours = None
+    world = fed = None
     stops: list[Callable[[], None]] = []
     done = False
     try:
         say(f"world in {base}")
         world = LndWorld.start(base / "lnd", chain=node, more_gateways={"gatewayd": []})
-        fed = start_federation(base / "fed", node, args.guardians)
+        fed = start_federation(base / "fed", node, guardians)
         user = funded_user(fed, node, base / "user", sat=3_000_000)
         say("bitcoind, lnd alice/bob/gateway/gatewayd, federation and a funded user ready")
-        urls = {}
+        urls: dict[str, str] = {}
+        leaders: dict[str, int] = {}
+        gatewayd = ours = None
         if "gatewayd" in wanted:
             gatewayd, urls["gatewayd"] = start_gatewayd(base, world, node, fed, user)
             stops.append(gatewayd.stop)
+            leaders["gatewayd"] = gatewayd.proc.popen.pid
         if "ours" in wanted:
-            proc, ours, urls["ours"] = start_ours(base, world, fed, user)
+            proc, ours, urls["ours"] = start_ours(base, world, fed, user, ours_settings)
             stops.append(lambda: stop_ours(proc))
-        leaders = {"gatewayd": gatewayd and gatewayd.proc.popen.pid, "ours": ours and proc.pid}
-        cpu = {g: -session_cpu_s(leaders[g]) for g in wanted}  # type: ignore[arg-type]
-        times = measure({g: urls[g] for g in wanted}, user, world, args.rounds, args.msat)
-        cpu = {g: round(cpu[g] + session_cpu_s(leaders[g]), 2) for g in wanted}  # type: ignore[arg-type]
-        own = own_figures(gatewayd, ours)
+            leaders["ours"] = proc.pid
+        yield SideBySide(base, node, world, fed, user, urls, leaders, gatewayd, ours)
         done = True
     finally:
         for stop in reversed(stops):
@@ -264,6 +284,22 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
         else:
             say(f"failed: the logs stay in {base}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--gateways", default="gatewayd,ours")
+    ap.add_argument("--msat", type=int, default=1_000_000)
+    ap.add_argument("--guardians", type=int, default=1, choices=(1, 4))
+    args = ap.parse_args()
+    wanted = [g for g in args.gateways.split(",") if g]
+    assert wanted and set(wanted) <= {"gatewayd", "ours"}, args.gateways
+    with side_by_side_world(wanted, args.guardians) as w:
+        cpu = {g: -session_cpu_s(w.leaders[g]) for g in wanted}
+        times = measure(w.urls, w.user, w.world, args.rounds, args.msat)
+        cpu = {g: round(cpu[g] + session_cpu_s(w.leaders[g]), 2) for g in wanted}
+        own = own_figures(w.gatewayd, w.ours)
     report(times, own, cpu, args, wanted)
 
 
