@@ -26,6 +26,7 @@ from fmclient.chain import ChainSource
 from fmclient.config import ClientConfig, parse_client_config
 from fmclient.derive import FederationSecrets
 from fmclient.join import check_overrides, download_config, guardian_urls
+from fmclient.onchain import RECOVERY_GAP
 from fmclient.wallet import MintWallet
 from gwcore.files import write_private
 
@@ -52,7 +53,7 @@ class Ahead:
 
     tweak_pool_size: int = 32
     ready_addresses: int = 1
-    recovery_gap: int = 4
+    recovery_gap: int = RECOVERY_GAP
 
 
 def _wallet_v1(

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from fmclient.onchain import OnchainWallet, WithdrawQuote
+from fmclient.onchain import RECOVERY_GAP, OnchainWallet, WithdrawQuote
 from fmclient.wallet import MintWallet
 
 from .onchain import WalletOnchain
@@ -23,7 +23,11 @@ class WalletV2Onchain(WalletOnchain):
     operation_kinds = ("pegout", "pegin")  # its e-cash operations: counted by its own rows
 
     def __init__(
-        self, mint: MintWallet, wake: Callable[[], None], ready: int = 1, recovery_gap: int = 4
+        self,
+        mint: MintWallet,
+        wake: Callable[[], None],
+        ready: int = 1,
+        recovery_gap: int = RECOVERY_GAP,
     ) -> None:
         """`ready`: peg-in addresses kept ground ahead (seconds of CPU each: ~65,536 seeded keys
         tried), once the operator has asked for one: a federation never asked costs nothing.

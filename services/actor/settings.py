@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fmclient.onchain import RECOVERY_GAP
 from gwcore.constants import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_RUN_DIR,
@@ -48,5 +49,5 @@ class ActorSettings(BaseSettings):
     ready_addresses: int = Field(1, ge=0, le=16)
     # after a lost data folder, walletv2 addresses of the seed watched again past the last one
     # paid (~4 s of CPU each): it must cover the addresses handed out or ground and never paid
-    recovery_gap: int = Field(4, ge=1, le=64)
+    recovery_gap: int = Field(RECOVERY_GAP, ge=1, le=64)
     log_level: str = "INFO"
