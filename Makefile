@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Python caches what it compiles (__pycache__, and pytest its rewritten test modules) even where
+# the shell asks it not to: a run starts hundreds of Python processes (actors, routers, gunicorn,
+# gateway-cli), and each compiled the product again, ~0.2 CPU-s a start
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run stop status test fuzz lint fmt proto bench bench-peers clean setup browser peers federation vectors install
 
@@ -10,8 +14,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 ## install: the gateway as an operator runs it (docs/operating.md): a wheel of this checkout,
