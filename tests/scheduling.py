@@ -5,9 +5,11 @@ scheduler below in place of xdist's own).
   under supervisord, real federations on a fresh bitcoind) are made once, as without xdist.
 - Modules that share a costly session fixture are one group (`SHARED_GROUPS`) and run on one
   worker: the real lnd nodes (`lnd_world`, about 40 s and a core to start) start once per run,
-  not once per worker. (A table, not `xdist_group` marks: the controller, which schedules,
-  collects nothing and sees only node ids; and pytest 9.2 no longer lets xdist 3.8 put the
-  group in the node id, so `--dist loadgroup` silently spread every test on its own.)
+  not once per worker. So do the modules of a folder whose package-scoped fixtures they share
+  (`SHARED_FOLDERS`: tests/fedimint/shared/, one chain and its federations). (Tables, not
+  `xdist_group` marks: the controller, which schedules, collects nothing and sees only node
+  ids; and pytest 9.2 no longer lets xdist 3.8 put the group in the node id, so
+  `--dist loadgroup` silently spread every test on its own.)
 - Groups are queued longest first (`tests/durations.json`, seconds per group as measured), and a
   worker takes its next group only when it is down to its last test, so no long group waits
   behind another while a worker idles (longest-processing-time first).
@@ -41,10 +43,15 @@ SHARED_GROUPS = {
     # worker: one group of both would be the suite's longest path by far
 }
 _GROUP_OF_MODULE = {m: g for g, modules in SHARED_GROUPS.items() for m in modules}
+# folders whose modules share package-scoped fixtures: each folder is one group
+SHARED_FOLDERS = ("tests/fedimint/shared/",)
 
 
 def group_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
+    for folder in SHARED_FOLDERS:
+        if module.startswith(folder):
+            return folder
     return _GROUP_OF_MODULE.get(module, module)
 
 

@@ -3,7 +3,7 @@ the test process: its address from a random key (2-3 s of CPU, one guardian or f
 fedimint-cli's `module walletv2 receive` searches the seed's indexes (4 s with one guardian, up
 to 18 s with four: every index tweaks every guardian's key) and its `await-receive` searches
 again. The notes are then spent to the user, who receives them with `module mintv2 receive`.
-A real fedimint-cli user's own peg-in is kept in test_walletv2.py."""
+A real fedimint-cli user's own peg-in is kept in shared/test_walletv2.py."""
 
 from __future__ import annotations
 

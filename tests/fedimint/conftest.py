@@ -1,6 +1,6 @@
 """Real peers for tests: a regtest bitcoind (Bitcoin Knots), and real fedimintd federations of 1
-and of 4 guardians on it, per module, set up from scratch (peers/). They are built by
-`make peers`, which `make test` runs first; missing, the tests fail and say so (never skip)."""
+and of 4 guardians on it, per module (the modules of shared/ share theirs), set up from scratch
+(peers/). They are built by `make peers`, which `make test` runs first; missing, the tests fail and say so (never skip)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,12 @@ def peer_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def bitcoind(peer_dir: Path) -> Iterator[Bitcoind]:
     """A fresh chain per module (a few seconds): guardians set up on a chain that every earlier
-    test has grown took minutes to sync it (a 4-guardian federation over 100 s)."""
+    test has grown took minutes to sync it (a 4-guardian federation over 100 s). (The modules
+    of shared/ share one: shared/conftest.py.)"""
+    yield from fresh_chain(peer_dir)
+
+
+def fresh_chain(peer_dir: Path) -> Iterator[Bitcoind]:
     folder = peer_dir / f"bitcoind-{os.urandom(3).hex()}"
     node = Bitcoind.start(folder)
     try:
@@ -55,7 +60,7 @@ def bitcoind(peer_dir: Path) -> Iterator[Bitcoind]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _federation(
+def running_federation(
     bitcoind: Bitcoind, folder: Path, guardians: int, modules: tuple[str, ...] | None = None
 ) -> Iterator[Federation]:
     extra = {"modules": modules} if modules else {}
@@ -70,14 +75,14 @@ def _federation(
 def federation1(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
-    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1"), 1)
+    yield from running_federation(bitcoind, tmp_path_factory.mktemp("fed1"), 1)
 
 
 @pytest.fixture(scope="module")
 def federation4(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
-    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed4"), 4)
+    yield from running_federation(bitcoind, tmp_path_factory.mktemp("fed4"), 4)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +91,7 @@ def federation1_other(
 ) -> Iterator[Federation]:
     """A second 1-guardian federation on the same chain: two federations a gateway serves (a
     4-guardian one costs ~10 CPU-s to set up and a third of a core while it idles)."""
-    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1other"), 1)
+    yield from running_federation(bitcoind, tmp_path_factory.mktemp("fed1other"), 1)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,7 @@ def federation1_v1(
 ) -> Iterator[Federation]:
     """A 1-guardian federation with the modules fedimintd 0.11 set up by default (V1_MODULES:
     ln, lnv2, meta, mint, wallet), the shape of every federation that has users today."""
-    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed1v1"), 1, V1_MODULES)
+    yield from running_federation(bitcoind, tmp_path_factory.mktemp("fed1v1"), 1, V1_MODULES)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,7 @@ def federation4_v1(
     bitcoind: Bitcoind, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
     """The same with 4 guardians."""
-    yield from _federation(bitcoind, tmp_path_factory.mktemp("fed4v1"), 4, V1_MODULES)
+    yield from running_federation(bitcoind, tmp_path_factory.mktemp("fed4v1"), 4, V1_MODULES)
 
 
 class User:

@@ -1,4 +1,4 @@
-"""The kill -9 test of on-chain money, for walletv2 (test_onchain.py) and wallet v1
+"""The kill -9 test of on-chain money, for walletv2 (shared/test_onchain.py) and wallet v1
 (test_walletv1.py) alike: `killed_claim_and_withdrawal` drives one wallet through a peg-in claim
 and a withdrawal, each in processes killed at a mint wallet checkpoint, then finished by a
 fresh process.

@@ -1,4 +1,4 @@
-"""Run by test_wallet.py in its own process: take e-cash into a wallet and kill -9 itself at
+"""Run by shared/test_wallet.py in its own process: take e-cash into a wallet and kill -9 itself at
 the checkpoint named by argv[3] (or finish with `resume` when it is "resume")."""
 
 from __future__ import annotations

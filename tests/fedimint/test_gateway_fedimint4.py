@@ -24,9 +24,9 @@ from peers.harness.fedimintd import Federation
 from tests.e2e.conftest import World, ensure_lightning, supervisor_rpc, tree  # noqa: F401
 
 from .conftest import User
+from .crash_onchain import received_sat
 from .recovery_steps import federation_info, lose_data_folder, paid_while_away, recover
 from .test_gateway_fedimint import Gateway, _until
-from .test_onchain import received_sat
 
 pytestmark = pytest.mark.timeout(900)
 # the actor dies once, as kill -9 would, right after the federation accepted a reissue

@@ -1,6 +1,6 @@
 """The guardians' API on scripted websocket guardians: agreement by threshold, outvoted liars,
 waiting below the threshold, long polls re-issued after the server's timeout, verified answers,
-reconnects. (Against real guardians: tests/fedimint/test_api.py.)"""
+reconnects. (Against real guardians: tests/fedimint/shared/test_api.py.)"""
 
 from __future__ import annotations
 

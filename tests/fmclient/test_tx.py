@@ -1,6 +1,6 @@
 """Transactions: encoding both ways, the txid over inputs, outputs and nonce only, one BIP340
 signature per input over the txid, SerdeModuleEncoding framing, and submission outcomes.
-(Accepted by a real federation: tests/fedimint/test_wallet.py.)"""
+(Accepted by a real federation: tests/fedimint/shared/test_wallet.py.)"""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from gwcore.bitcoin_address import p2wsh
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 
-from .crash_onchain import killed_claim_and_withdrawal, received_sat
+from ..crash_onchain import killed_claim_and_withdrawal, received_sat
 
 WORDS = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 

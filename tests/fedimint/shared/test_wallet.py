@@ -19,8 +19,8 @@ from fmclient.mintv2 import EcashError, parse_ecash
 from fmclient.wallet import MintWallet
 from peers.harness.fedimintd import Federation
 
-from . import crash_receive
-from .conftest import User
+from .. import crash_receive
+from ..conftest import User
 
 
 async def _wallet(fed: Federation, path: Path) -> MintWallet:

@@ -15,7 +15,7 @@ from fmclient.walletv2 import WalletConfig, new_peg_in_address
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation
 
-from .conftest import User
+from ..conftest import User
 
 
 def test_a_real_users_peg_in(federation1: Federation, bitcoind: Bitcoind, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import Federation, GuardianApiError, start_federation
 from peers.harness.procs import PeerFailed
 
-from .conftest import User
+from ..conftest import User
 
 
 def test_one_guardian(federation1: Federation, bitcoind: Bitcoind, tmp_path: Path) -> None:
