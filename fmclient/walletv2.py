@@ -34,7 +34,6 @@ MAGIC = {
 }
 OP_CHECKMULTISIG = 0xAE
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-GENERATOR = PublicKey.from_secret((1).to_bytes(32, "big"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +138,30 @@ class _Secp:
             raise ValueError("not a valid secret key")
         return self._serialize(self.point)
 
+    def walk(self, secret: bytes) -> Callable[[], bytes]:
+        """Public keys secret·G, (secret+1)·G, …, compressed, one a call: each the last plus
+        G (a point addition, not a multiplication)."""
+        points = [ffi.new("secp256k1_pubkey *"), ffi.new("secp256k1_pubkey *")]
+        generator = ffi.new("secp256k1_pubkey *")
+        if not lib.secp256k1_ec_pubkey_create(self.ctx, points[0], secret):
+            raise ValueError("not a valid secret key")
+        lib.secp256k1_ec_pubkey_create(self.ctx, generator, (1).to_bytes(32, "big"))
+        pair = ffi.new("secp256k1_pubkey *[2]")
+        pair[1] = generator
+        at = [0]
+        keep = (points, generator)  # cffi frees what nothing refers to; `pair` holds raw pointers
+
+        def step() -> bytes:
+            point = keep[0][at[0]]
+            key = self._serialize(point)
+            pair[0] = point  # combine zeroes its output first: the sum goes to the other one
+            at[0] ^= 1
+            if not lib.secp256k1_ec_pubkey_combine(self.ctx, points[at[0]], pair, 2):
+                raise ValueError("the walk reached the point at infinity")
+            return key
+
+        return step
+
     def tweaked(self, tweak: bytes) -> list[bytes]:
         """Every guardian's key plus tweak·G, compressed, sorted."""
         if not lib.secp256k1_ec_pubkey_create(self.ctx, self.tweak, tweak):
@@ -202,26 +225,27 @@ def new_peg_in_address(
     config: WalletConfig,
     max_tries: int = 5_000_000,
     cancelled: Callable[[], bool] = lambda: False,
+    start: bytes | None = None,
 ) -> PegInAddress:
     """A fresh address the federation will see, with a random tweak key (a federation joined
     before the gateway had a seed): tweak keys ground until the filter passes
-    (about 65,536 tries). The search starts at a random key and steps by one (k+1 has the
-    public key P+G: a point addition instead of a multiplication); only the key found is ever
-    shown, so addresses are not linkable by their keys."""
+    (about 65,536 tries). The search starts at a random key (`start`: a given one, for tests)
+    and steps by one (k+1 has the public key P+G: a point addition instead of a
+    multiplication); only the key found is ever shown, so addresses are not linkable by their
+    keys."""
     pks_hash = config.pks_hash
-    _, script_of = _multisig(config)
-    start = PrivateKey()
-    point = start.public_key
+    secp, script_of = _multisig(config)
+    start = PrivateKey(start).secret if start is not None else PrivateKey().secret
+    next_key = secp.walk(start)
     for step in range(max_tries):
         if step % CHECK_EVERY == 0 and cancelled():
             raise GrindCancelled("the wallet is closing")
-        tweak_pubkey = point.format(compressed=True)
+        tweak_pubkey = next_key()
         script = script_of(tweak_pubkey)
         spk = script_pubkey(script)
         if is_potential_receive(spk, pks_hash):
-            secret = (int.from_bytes(start.secret, "big") + step) % SECP256K1_ORDER
+            secret = (int.from_bytes(start, "big") + step) % SECP256K1_ORDER
             key = PrivateKey(secret.to_bytes(32, "big"))
             assert key.public_key.format(compressed=True) == tweak_pubkey
             return PegInAddress(p2wsh(script, config.network), key.secret, spk)
-        point = PublicKey.combine_keys([point, GENERATOR])
     raise RuntimeError("no address passed the federation's filter")  # 2^-76 for the default

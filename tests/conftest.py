@@ -1,6 +1,7 @@
 """Shared fixtures: a short private run directory (ipc paths must stay under 107 bytes) and a
 ZeroMQ context per test; the real lnd nodes (one set per session); the hypothesis profiles
-(tests/fuzzing.py says which runs use which)."""
+(tests/fuzzing.py says which runs use which); one default TLS context for the test process's
+httpx clients (tests/tls_context.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.scheduling import (  # noqa: F401 - hooks
     pytest_xdist_make_scheduler,
     register,
 )
+from tests.tls_context import share_the_default_context
 
 # ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
 settings.register_profile(CI_PROFILE, derandomize=True, database=None, print_blob=True)
@@ -33,6 +35,7 @@ settings.load_profile(os.environ.get(PROFILE_ENV, CI_PROFILE))
 
 def pytest_configure(config: pytest.Config) -> None:
     register(config)
+    share_the_default_context()
 
 
 @pytest.fixture

@@ -71,3 +71,28 @@ def test_a_seeded_address_is_the_first_index_passing_the_filter(
             assert one_in_16(spk, config.pks_hash) == (index == found.index)
         assert found.script_pubkey == spk
         start = found.index + 1
+
+
+def test_the_walk_steps_by_g_and_a_random_address_is_the_first_key_passing() -> None:
+    """`_Secp.walk` gives k·G, (k+1)·G, … as coincurve computes them (its two buffers
+    alternate: libsecp256k1's combine clears its output before it reads its inputs); the
+    random-key search stops at the first key of its walk whose plain script passes."""
+    secp, _ = _multisig(_config(1))
+    k = int.from_bytes(os.urandom(31), "big")
+    step = secp.walk(k.to_bytes(32, "big"))
+    for i in range(50):
+        assert step() == PrivateKey((k + i).to_bytes(32, "big")).public_key.format()
+
+    def one_in_16(spk: bytes, pks_hash: bytes) -> bool:
+        return hashlib.sha256(bytes([len(spk)]) + spk + pks_hash).digest()[0] < 16
+
+    config = _config(4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(walletv2, "is_potential_receive", one_in_16)
+        found = walletv2.new_peg_in_address(config, start=k.to_bytes(32, "big"))
+    index = int.from_bytes(found.tweak_secret, "big") - k
+    for i in range(index + 1):
+        pub = PrivateKey((k + i).to_bytes(32, "big")).public_key.format()
+        spk = script_pubkey(witness_script(config, pub))
+        assert one_in_16(spk, config.pks_hash) == (i == index)
+    assert found.script_pubkey == spk
