@@ -219,9 +219,11 @@ def _set_up(
     bitcoind: Bitcoind,
     timeout: float,
 ) -> Federation:
-    for g in members:
+    for g in members:  # a poll: one unanswered call (a port another listener holds) is retried
         _proc(g).wait_for(
-            lambda g=g: g.call("setup_status") == "AwaitingLocalParams", timeout, "setup API"
+            lambda g=g: g.call("setup_status", timeout=5) == "AwaitingLocalParams",
+            timeout,
+            "setup API",
         )
     set_up(members, name, disable_base_fees, modules, timeout)
     federation = federation_of(members, timeout)
