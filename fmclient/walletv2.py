@@ -149,10 +149,10 @@ class _Secp:
         pair = ffi.new("secp256k1_pubkey *[2]")
         pair[1] = generator
         at = [0]
-        keep = (points, generator)  # cffi frees what nothing refers to; `pair` holds raw pointers
 
-        def step() -> bytes:
-            point = keep[0][at[0]]
+        # `generator` bound here: `pair` holds raw pointers, and cffi frees what nothing refers to
+        def step(generator: object = generator) -> bytes:
+            point = points[at[0]]
             key = self._serialize(point)
             pair[0] = point  # combine zeroes its output first: the sum goes to the other one
             at[0] ^= 1
