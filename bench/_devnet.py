@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,8 @@ from tests.simworld import add_sim_world
 def devnet_world(extra_env: dict[str, str] | None = None) -> Iterator[dict]:
     """Start the tree, yield {gateway: {api_url, password}, regtest: {data_dir}}, stop and
     remove it. `extra_env`: more settings (a chain source)."""
-    base = Path(f"/tmp/fmgw-bench-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
+    # short: ipc socket paths are bounded
+    base = Path(tempfile.gettempdir(), f"fmgw-bench-{os.urandom(3).hex()}")
     run_dir, data_dir = base / "run", base / "data"
     base.mkdir(mode=0o700)
     api_url = f"http://127.0.0.1:{free_port()}"

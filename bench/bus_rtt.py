@@ -190,7 +190,7 @@ def main() -> None:
     if args.role == "broker":
         return asyncio.run(role_broker(args.endpoint))
 
-    run_dir = Path(tempfile.mkdtemp(prefix="fmgw-bench-", dir="/tmp"))
+    run_dir = Path(tempfile.mkdtemp(prefix="fmgw-bench-"))
     try:
         r = asyncio.run(measure(args, run_dir))
     finally:

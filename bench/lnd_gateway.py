@@ -113,7 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="fmgw-lndbench-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="fmgw-lndbench-"))
     node = Bitcoind.start(base / "bitcoind")
     world = proc = fed = None
     try:

@@ -248,7 +248,7 @@ def side_by_side_world(
     """Start the world and the `wanted` gateways (ours with `ours_settings`, more lines of its
     environment file); stop everything at the end (and remove its folder unless the body
     failed: the logs stay)."""
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR", "/tmp")))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=None))
     node = Bitcoind.start(base / "bitcoind")
     world = fed = None
     stops: list[Callable[[], None]] = []

@@ -1,7 +1,8 @@
 """Shared fixtures: a short private run directory (ipc paths must stay under 107 bytes) and a
 ZeroMQ context per test; the real lnd nodes (one set per session); the hypothesis profiles
 (tests/fuzzing.py says which runs use which); one default TLS context for the test process's
-httpx clients (tests/tls_context.py)."""
+httpx clients (tests/tls_context.py); the temporary folders in RAM where the machine has room
+(tests/scratch.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.scheduling import (  # noqa: F401 - hooks
     pytest_xdist_make_scheduler,
     register,
 )
+from tests.scratch import use_ram_folder
 from tests.tls_context import share_the_default_context
 
 # ci: the same examples on every run of a commit (derandomize: drawn from each test's name)
@@ -34,13 +36,14 @@ settings.load_profile(os.environ.get(PROFILE_ENV, CI_PROFILE))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    use_ram_folder()  # before pytest's own tmp_path root is chosen (tests/scratch.py)
     register(config)
     share_the_default_context()
 
 
 @pytest.fixture
 def run_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="fmgw-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="fmgw-"))
     try:
         yield path
     finally:

@@ -34,7 +34,7 @@ class FakeApi:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="fmgw-a-", dir="/tmp"))  # ipc paths must stay short
+    path = Path(tempfile.mkdtemp(prefix="fmgw-a-"))  # ipc paths must stay short
     try:
         yield path
     finally:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ async def net(regtestd) -> AsyncIterator[tuple[httpx.AsyncClient, str, Path]]:  
         "/v1/channels", json={"from": f"alice{node}", "to": node, "capacity_sat": 1_000_000}
     )
     assert r.status_code == 201
-    workdir = Path(f"/tmp/fmgw-cln-{node}")
+    workdir = Path(tempfile.gettempdir(), f"fmgw-cln-{node}")
     yield http, node, workdir
     await http.aclose()
     shutil.rmtree(workdir, ignore_errors=True)

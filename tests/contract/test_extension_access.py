@@ -40,8 +40,8 @@ from tests.strangers import connect_as_nobody
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A short folder under /tmp (unix socket paths are bounded), removed after."""
-    path = Path(tempfile.mkdtemp(prefix="fmgw-a-", dir="/tmp"))
+    """A short folder under the temporary root (unix socket paths are bounded), removed after."""
+    path = Path(tempfile.mkdtemp(prefix="fmgw-a-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -207,7 +207,7 @@ async def test_the_cln_plugin_serves_mutual_tls_or_nothing(regtestd) -> None:  #
     ) as http:
         r = await http.post("/v1/nodes", json={"name": node})
     assert r.status_code == 201, r.text
-    workdir = Path(f"/tmp/fmgw-cln-{node}")
+    workdir = Path(tempfile.gettempdir(), f"fmgw-cln-{node}")
     tls = workdir / "tls"
     make_extension_certs(tls)
     listen = f"127.0.0.1:{_free_port()}"

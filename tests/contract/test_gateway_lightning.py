@@ -47,7 +47,7 @@ CANCEL_FAILURE = {
 @pytest.fixture
 def socket_address() -> Iterator[str]:
     """`unix:` address of a socket in a fresh folder (short: unix socket paths are bounded)."""
-    base = tempfile.mkdtemp(prefix="fmgw-x-", dir="/tmp")
+    base = tempfile.mkdtemp(prefix="fmgw-x-")
     yield f"unix:{base}/lnrpc/extension.sock"
     shutil.rmtree(base, ignore_errors=True)
 
@@ -106,7 +106,9 @@ async def stub(request, socket_address: str) -> AsyncIterator[Stub]:  # type: ig
             )
             await server.start()
         else:  # cln: the real plugin process, driven by lightningd's side of the protocol
-            harness = FakeLightningd(regtestd.info, node, Path(f"/tmp/fmgw-cln-{node}"), listen)
+            harness = FakeLightningd(
+                regtestd.info, node, Path(tempfile.gettempdir(), f"fmgw-cln-{node}"), listen
+            )
             await asyncio.to_thread(harness.start)
     channel = ExtensionEndpoint.parse(listen).channel()
     try:
@@ -374,7 +376,7 @@ async def test_health_and_reflection(regtestd, socket_address: str) -> None:  # 
 
 def test_cln_plugin_manifest(regtestd, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """What lightningd learns at getmanifest: the hook, the options, the shutdown subscription."""
-    workdir = Path(f"/tmp/fmgw-cln-m{os.urandom(3).hex()}")
+    workdir = Path(tempfile.gettempdir(), f"fmgw-cln-m{os.urandom(3).hex()}")
     harness = FakeLightningd(
         regtestd.info, "nobody", workdir, f"unix:{workdir}/lnrpc/extension.sock"
     )

@@ -43,7 +43,7 @@ async def extension(gw: Lnd) -> AsyncIterator[tuple[ExtensionServer, grpc.aio.Ch
     backend = LndBackend.from_files(
         gw.rpc_host.replace("127.0.0.1", "localhost"), gw.tls_cert, gw.macaroon
     )
-    base = tempfile.mkdtemp(prefix="fmgw-x-", dir="/tmp")
+    base = tempfile.mkdtemp(prefix="fmgw-x-")
     server = ExtensionServer(backend, f"unix:{base}/lnrpc/extension.sock", health_interval_s=0.1)
     await server.start()
     channel = ExtensionEndpoint.parse(server.listen).channel()

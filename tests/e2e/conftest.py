@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -69,9 +70,12 @@ def _admin_password(run_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
-    """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks)."""
-    base = Path(f"/tmp/fmgw-e2e-{os.urandom(3).hex()}")
+def tree(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """The tree, per test module; a module may set TREE_ENV for extra environment (test hooks).
+    Its programs' output is kept after it, with pytest's folders of the run."""
+    base = Path(tempfile.gettempdir(), f"fmgw-e2e-{os.urandom(3).hex()}")
     run_dir, data_dir = base / "run", base / "data"
     api_bind = f"127.0.0.1:{free_port()}"
     base.mkdir(mode=0o700)
@@ -96,7 +100,8 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             "GATEWAY_ROUTER_PUBLIC_API_URL": f"http://{api_bind}",
         },
     )
-    log_file = open(base.with_suffix(".log"), "ab")  # noqa: SIM115 - the tree's logs, open for its whole life
+    log = tmp_path_factory.mktemp("tree-log") / f"{base.name}.log"
+    log_file = open(log, "ab")  # noqa: SIM115 - the tree's logs, open for its whole life
     sup = [_supervisord(env, log_file)]
 
     def restart(wipe: tuple[str, ...] = ()) -> None:
@@ -123,7 +128,7 @@ def tree(request: pytest.FixtureRequest) -> Iterator[dict]:
             ),
             "api_url": api_url,
             "password": (run_dir / "admin-password").read_text().strip(),
-            "log": base.with_suffix(".log"),  # every program's output (kept after the tree)
+            "log": log,  # every program's output (kept after the tree)
             "base": base,
             "restart": restart,
         }

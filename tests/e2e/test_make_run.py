@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -85,7 +86,8 @@ def test_a_federation_of_two_or_three_guardians_is_refused_before_anything(tmp_p
 
 
 def test_make_run_starts_the_real_world_and_the_quick_start_works_as_written() -> None:
-    clone = Path(f"/tmp/fmgw-clone-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
+    # short: ipc socket paths are bounded
+    clone = Path(tempfile.gettempdir(), f"fmgw-clone-{os.urandom(3).hex()}")
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
     (clone / ".venv").symlink_to(Path(sys.prefix))
     # the venv counts as set up (it is this test run's own): older than its stamp

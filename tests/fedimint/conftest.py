@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def peer_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="fmgw-peers-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="fmgw-peers-"))
     try:
         yield path
     finally:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import xmlrpc.client
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,7 +96,7 @@ def deployment(lnd: LndWorld, tmp_path: Path, src: Path = REPO) -> Iterator[dict
     _wrapper(bindir, "lncli", [*lncli, f"--rpcserver={gw_node.rpc_host}"])
     _wrapper(bindir, "fedimint-cli", [str(fedimint_bin("fedimint-cli"))], "FM_IN_DEVIMINT=1 ")
     (api_port,) = free_ports(1)
-    base = Path(f"/tmp/fmgw-op-{os.urandom(3).hex()}")  # ipc paths stay short
+    base = Path(tempfile.gettempdir(), f"fmgw-op-{os.urandom(3).hex()}")  # ipc paths stay short
     password, metrics_token = os.urandom(12).hex(), "metrics-" + os.urandom(8).hex()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import bcrypt
@@ -40,7 +41,7 @@ def test_the_guides_extension_certs_and_a_tcp_extension(tmp_path: Path) -> None:
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in tls.iterdir())
     with pytest.raises(AssertionError, match="already has"):
         guide.run("extension-certs")
-    base = Path(f"/tmp/fmgw-opc-{os.urandom(3).hex()}")
+    base = Path(tempfile.gettempdir(), f"fmgw-opc-{os.urandom(3).hex()}")
     lines = [
         f"GATEWAY_DATA_DIR={base / 'data'}",
         f"GATEWAY_RUN_DIR={base / 'run'}",
@@ -77,7 +78,7 @@ def test_the_guides_install(tmp_path: Path) -> None:
     for script in ("gateway-cli", "gateway-router", "gateway-actor", "supervisord"):
         assert (venv / "bin" / script).exists(), script
     env_file = tmp_path / "gateway.env"
-    base = Path(f"/tmp/fmgw-opi-{os.urandom(3).hex()}")
+    base = Path(tempfile.gettempdir(), f"fmgw-opi-{os.urandom(3).hex()}")
     env_file.write_text(
         f"GATEWAY_DATA_DIR={base / 'data'}\nGATEWAY_RUN_DIR={base / 'run'}\n"
         "GATEWAY_ROUTER_PUBLIC_API_URL=https://gateway.example.com\n"

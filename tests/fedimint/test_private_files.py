@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -93,7 +94,8 @@ def _check_environments(programs: dict[str, int], supervisord_pid: int, kept: di
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    path = Path(f"/tmp/fmgw-priv-{os.urandom(3).hex()}")  # short: ipc socket paths are bounded
+    # short: ipc socket paths are bounded
+    path = Path(tempfile.gettempdir(), f"fmgw-priv-{os.urandom(3).hex()}")
     try:
         yield path
     finally:
