@@ -83,6 +83,14 @@ class Guardian:
             self.data_dir.parent / f"{self.name}.log",
         )
 
+    def wait_answering(self, timeout: float = 30.0) -> None:
+        """Until a (re)started guardian's API answers (its consensus may still be catching up)."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        self.proc.wait_for(
+            lambda: self.call("session_count", timeout=2) is not None, timeout, "its API"
+        )
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()

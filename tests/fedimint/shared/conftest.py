@@ -9,7 +9,8 @@ the last of them (`pytest_runtest_teardown`), not at the folder's end. The 1-gua
 a thirtieth of a core and stops with the chain.
 
 A module here leaves the federations as it found them: every guardian it stops is started again
-(in `finally`), and it makes its own wallets and users."""
+(in `finally`; the next test of the federation waits until it answers), and it makes its own
+wallets and users."""
 
 from __future__ import annotations
 
@@ -58,6 +59,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     later = item.session.items[item.session.items.index(item) + 1 :]
     if not any(_in_folder(i) and _uses_federation4(i) for i in later):
         fed.stop()  # the fixture's own teardown, at the folder's end, stops it again: a no-op
+
+
+@pytest.fixture(autouse=True)
+def _federation4_answering(request: pytest.FixtureRequest) -> None:
+    """A test of the 4-guardian federation finds every guardian answering: one a test before
+    it stopped and started again (in its `finally`) may still be opening its database."""
+    fed = request.config.stash.get(_RUNNING4, None)
+    if fed is not None and _uses_federation4(request.node):
+        for guardian in fed.guardians:
+            guardian.wait_answering()
 
 
 @pytest.fixture(scope="package")
