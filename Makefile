@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # gateway-cli), and each compiled the product again, ~0.2 CPU-s a start
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run stop status test fuzz lint fmt proto bench bench-peers clean setup browser peers federation vectors install
+.PHONY: run stop status test fuzz chaos lint fmt proto bench bench-peers clean setup browser peers federation vectors install
 
 setup: $(STAMP)
 
@@ -73,6 +73,13 @@ fuzz: $(STAMP) browser
 	FMGW_HYPOTHESIS_PROFILE=fuzz FMGW_FUZZ_SCALE=$(FUZZ_SCALE) \
 	  $(BIN)/python -m pytest -q -m fuzz -p no:cacheprovider --hypothesis-seed=$$seed \
 	  --timeout=3600 || { echo "make fuzz: failed with seed $$seed (make fuzz SEED=$$seed)"; exit 1; }
+
+## chaos: the long chaos run (tests/chaos/): PAYMENTS (1000) mixed payments through the gateway on
+##        real federations and lnd while its processes are killed and guardians restarted; prints
+##        its seed and the books (which must balance to the msat). `make chaos SEED=n` repeats one.
+PAYMENTS ?= 1000
+chaos: $(STAMP) peers
+	$(BIN)/python -m tests.chaos --payments $(PAYMENTS) $${SEED:+--seed $$SEED}
 
 ## peers: the real peers the tests run beside, at pinned versions, into ~/.cache/fmgw-peers
 ##        (FMGW_PEER_CACHE): fedimintd + fedimint-cli (cargo, ~35 min the first time), lnd +

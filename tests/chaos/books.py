@@ -1,0 +1,124 @@
+"""The chaos run's books: what everyone holds, to the msat (tests/chaos/driver.py says why the
+sum must not move), and the Lightning side's own checks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .driver import WALLET_KINDS, Op
+from .world import ChaosWorld
+
+LN_NODES = ("alice", "gateway", "bob")
+
+
+@dataclass
+class Books:
+    lightning_msat: dict[str, int]  # node -> its channels' local balances
+    users_msat: dict[str, int]
+    gateway_msat: dict[str, int]  # federation key -> our e-cash there
+    federation_msat: dict[str, int]  # federation key -> net assets without its on-chain module
+    pending_htlcs: int
+    wallet_msat: dict[str, int] = field(default_factory=dict)  # the on-chain modules, shown only
+
+    @property
+    def total_msat(self) -> int:
+        parts = (self.lightning_msat, self.users_msat, self.gateway_msat, self.federation_msat)
+        return sum(sum(p.values()) for p in parts)
+
+    def diff(self, before: Books) -> dict[str, int]:
+        """Each holder's change since `before`."""
+        out: dict[str, int] = {}
+        for name in ("lightning_msat", "users_msat", "gateway_msat", "federation_msat"):
+            now, then = getattr(self, name), getattr(before, name)
+            for k in now.keys() | then.keys():
+                out[f"{name[:-5]}.{k}"] = now.get(k, 0) - then.get(k, 0)
+        return {k: v for k, v in sorted(out.items()) if v}
+
+
+def _audit(world: ChaosWorld, key: str) -> tuple[int, int]:
+    """(net assets without the on-chain module, the on-chain module's) by the federation's
+    first guardian that answers (every one audits the same consensus)."""
+    fed = world.feds[key]
+    for g in fed.guardians:
+        try:
+            audit = g.call("audit", auth=True, timeout=10)
+        except Exception:  # a guardian down: ask the next
+            continue
+        wallet = sum(
+            int(m["net_assets"])
+            for m in audit["module_summaries"].values()
+            if m["kind"] in WALLET_KINDS
+        )
+        return int(audit["net_assets"]) - wallet, wallet
+    raise RuntimeError(f"no guardian of {key} answers its audit")
+
+
+def snapshot(world: ChaosWorld) -> Books:
+    ln: dict[str, int] = {}
+    htlcs = 0
+    for name in LN_NODES:
+        channels = world.lnd.node(name).cli("listchannels")["channels"]
+        ln[name] = 1000 * sum(int(c["local_balance"]) for c in channels)
+        htlcs += sum(len(c.get("pending_htlcs") or []) for c in channels)
+    users = {u: int(cli("info")["total_amount_msat"]) for u, cli in world.users.items()}  # type: ignore[index]
+    ours = world.gateway.balances()
+    gateway = {k: ours.get(f.federation_id, 0) for k, f in world.feds.items()}
+    audits = {k: _audit(world, k) for k in world.feds}
+    return Books(
+        ln,
+        users,
+        gateway,
+        {k: a[0] for k, a in audits.items()},
+        htlcs,
+        {k: a[1] for k, a in audits.items()},
+    )
+
+
+def settled_books(world: ChaosWorld, timeout: float = 180) -> Books:
+    """The books once nothing moves: every user's state machines done (`dev wait-complete`),
+    every guardian up and answering, no HTLC pending, and two snapshots 3 s apart equal."""
+    for fed in world.feds.values():
+        for g in fed.guardians:
+            if g.proc is None or not g.proc.alive():
+                g.start()
+            g.wait_answering(60)
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        for cli in world.users.values():
+            cli("dev", "wait-complete")
+        books = snapshot(world)
+        if last is not None and books == last and not books.pending_htlcs:
+            return books
+        assert time.monotonic() < deadline, f"the books do not settle: {books}"
+        last = books
+        time.sleep(3)
+
+
+def lightning_checks(world: ChaosWorld, ops: list[Op]) -> list[str]:
+    """What lnd says against what the ops say: bob's settled invoices are exactly the settled
+    ln_send ops'; alice's succeeded payments exactly the settled ln_receive ops'. Problems, as
+    lines (none: all well)."""
+    problems = []
+    bob_settled = {
+        i["r_hash"]
+        for i in world.lnd.node("bob").cli("listinvoices", "--max_invoices=100000")["invoices"]
+        if i["state"] == "SETTLED"
+    }
+    sends = {o.invoice_hash for o in ops if o.kind == "ln_send" and o.state == "settled"}
+    asked = {o.invoice_hash for o in ops if o.kind == "ln_send"}
+    if (bob_settled & asked) != sends:
+        problems.append(f"bob settled {sorted(bob_settled & asked)} but sends say {sorted(sends)}")
+    alice_paid = {
+        p["payment_hash"]
+        for p in world.lnd.node("alice").cli("listpayments", "--max_payments=100000")["payments"]
+        if p["status"] == "SUCCEEDED"
+    }
+    receives = {o.invoice_hash for o in ops if o.kind == "ln_receive" and o.state == "settled"}
+    asked = {o.invoice_hash for o in ops if o.kind == "ln_receive"}
+    if (alice_paid & asked) != receives:
+        problems.append(
+            f"alice paid {sorted(alice_paid & asked)} but receives say {sorted(receives)}"
+        )
+    return problems
