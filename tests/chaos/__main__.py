@@ -27,7 +27,7 @@ def main() -> None:
     print(f"chaos: seed {seed} (again: python -m tests.chaos --seed {seed})", flush=True)
     base = Path(tempfile.mkdtemp(prefix="fmgw-chaos-"))
     with chaos_world(base) as world:
-        result = run_chaos(world, seed, args.payments, args.threads)
+        result = run_chaos(world, seed, args.payments, args.threads, progress_every=50)
         print_result(result)
     sys.exit(1 if result.problems else 0)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tests.fedimint.conftest import User
+
 from .driver import WALLET_KINDS, Op
 from .world import ChaosWorld
 
@@ -75,8 +77,19 @@ def snapshot(world: ChaosWorld) -> Books:
     )
 
 
+def drive(user: User, patience: float = 20) -> None:
+    """Let the user's client run its operations to their end (`dev wait-complete`: the change
+    of a payment is issued after the payment) for up to `patience` s. A receive whose invoice
+    nobody paid waits for its expiry (a day): no money is in it, so that wait is cut short."""
+    try:
+        user("dev", "wait-complete", timeout=patience)
+    except AssertionError as exc:
+        if "no answer" not in str(exc):
+            raise
+
+
 def settled_books(world: ChaosWorld, timeout: float = 180) -> Books:
-    """The books once nothing moves: every user's state machines done (`dev wait-complete`),
+    """The books once nothing moves: every user's operations driven (`drive`),
     every guardian up and answering, no HTLC pending, and two snapshots 3 s apart equal."""
     for fed in world.feds.values():
         for g in fed.guardians:
@@ -87,7 +100,7 @@ def settled_books(world: ChaosWorld, timeout: float = 180) -> Books:
     last = None
     while True:
         for cli in world.users.values():
-            cli("dev", "wait-complete")
+            drive(cli)
         books = snapshot(world)
         if last is not None and books == last and not books.pending_htlcs:
             return books

@@ -2,9 +2,11 @@
 
 Payments (op n's kind and amount drawn from the seed and n alone, so a seed names the same
 payments whatever the threads' order):
-  ln_send     a user pays bob's invoice through us (`module lnv2 send --gateway`, `await-send`)
-  ln_receive  a user receives through us, alice's lnd paying (`module lnv2 receive`, `await-receive`)
-  swap        a user of one federation pays a user of the other through us
+  ln_send     a user pays bob's invoice through us (`module lnv2 send --gateway`, `await-send`;
+              the user of the v1 federation by LNv1: `ln-pay --gateway-id`)
+  ln_receive  a user receives through us, alice's lnd paying (`module lnv2 receive`,
+              `await-receive`; by LNv1 `ln-invoice`, `await-invoice`)
+  swap        a user of one federation pays a user of another through us
   ecash_in    a user's e-cash to us (/receive_ecash, idempotent by its notes)
   ecash_out   our e-cash to a user (/spend_ecash with an idempotency key, then `mintv2 receive`)
   peg_in      bitcoind pays our peg-in address, claimed (/address, /deposit)
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from peers.harness.fedimintd import Federation
 
-from .world import USER_FED, ChaosWorld
+from .world import USER_FED, ChaosWorld, peg_in
 
 WEIGHTS = {
     "ln_send": 30,
@@ -78,7 +80,7 @@ class Op:
 
 
 def payee_of(payer: str) -> str:
-    """A swap's payee: a user of the other federation."""
+    """A swap's payee: a user of another federation ("d", in "v1", pays by LNv1)."""
     return "c" if USER_FED[payer] == "four" else "a"
 
 
@@ -146,114 +148,126 @@ def processes(session: int, mark: str) -> list[int]:
 
 
 class Driver:
-    def __init__(self, world: ChaosWorld, seed: int, payments: int) -> None:
+    def __init__(
+        self, world: ChaosWorld, seed: int, payments: int, progress_every: int = 0
+    ) -> None:
+        """`progress_every`: print a line each time that many payments have ended (0: never)."""
         self.world, self.seed, self.payments = world, seed, payments
+        self.progress_every, self.ended = progress_every, 0
         self.ops: list[Op] = []
         self.next_n = 0
         self.lock = threading.Lock()
         self.user_locks = {u: threading.Lock() for u in world.users}
         self.errors: list[BaseException] = []
+        self.stopping = False  # set on Ctrl-C: no more payments are begun
 
     # --- the ops -------------------------------------------------------------------------
     def _cli(self, user: str, *args: str) -> object:
         return self.world.users[user](*args)
 
-    def ln_send(self, op: Op) -> None:
-        bob = self.world.lnd.node("bob")
-        inv = bob.cli("addinvoice", f"--amt_msat={op.msat}")
-        op.invoice_hash = inv["r_hash"]
+    def _pay(self, op: Op, payer: str, bolt11: str) -> None:
+        """`payer` pays `bolt11` through us: LNv2 (`send`, `await-send`), or in "v1" LNv1
+        (`ln-pay`, which waits). Settled on the preimage; failed otherwise (refused before a
+        contract was funded, or refunded)."""
         try:
-            started = str(
-                self._cli(
-                    op.user,
-                    "module",
-                    "lnv2",
-                    "send",
-                    inv["payment_request"],
-                    "--gateway",
-                    self.world.lnv2_url[op.fed],
+            if USER_FED[payer] == "v1":
+                outcome = self._cli(
+                    payer, "ln-pay", bolt11, "--gateway-id", self.world.lnv1_gateway_id
                 )
-            )
-        except AssertionError as exc:  # refused before any contract was funded
-            op.state, op.detail = "failed", str(exc)[:300]
-            return
-        outcome = self._cli(op.user, "module", "lnv2", "await-send", started)
-        ok = isinstance(outcome, dict) and "Success" in outcome
-        op.state, op.detail = ("settled" if ok else "failed"), json.dumps(outcome)[:300]
-
-    def ln_receive(self, op: Op) -> None:
-        try:
-            invoice, started = self._cli(  # type: ignore[misc]
-                op.user,
-                "module",
-                "lnv2",
-                "receive",
-                str(op.msat),
-                "--gateway",
-                self.world.lnv2_url[op.fed],
-            )
+            else:
+                url = self.world.lnv2_url[USER_FED[payer]]
+                started = str(self._cli(payer, "module", "lnv2", "send", bolt11, "--gateway", url))
+                outcome = self._cli(payer, "module", "lnv2", "await-send", started)
         except AssertionError as exc:
             op.state, op.detail = "failed", str(exc)[:300]
             return
+        ok = isinstance(outcome, dict) and "Success" in outcome
+        op.state, op.detail = ("settled" if ok else "failed"), json.dumps(outcome)[:300]
+
+    def _invoice(self, op: Op, payee: str) -> tuple[str, str] | None:
+        """An invoice of ours for `payee` (LNv2 `receive`, or LNv1 `ln-invoice`): (bolt11,
+        the payee's operation); None (the op failed: nothing made) if refused."""
+        try:
+            if USER_FED[payee] == "v1":
+                made = self._cli(
+                    payee,
+                    "ln-invoice",
+                    "--amount",
+                    str(op.msat),
+                    "--description",
+                    f"chaos {op.n}",
+                    "--gateway-id",
+                    self.world.lnv1_gateway_id,
+                )
+                return str(made["invoice"]), str(made["operation_id"])  # type: ignore[index]
+            url = self.world.lnv2_url[USER_FED[payee]]
+            invoice, started = self._cli(  # type: ignore[misc]
+                payee, "module", "lnv2", "receive", str(op.msat), "--gateway", url
+            )
+            return str(invoice), str(started)
+        except AssertionError as exc:
+            op.state, op.detail = "failed", str(exc)[:300]
+            return None
+
+    def _claimed(self, op: Op, payee: str, started: str) -> None:
+        if USER_FED[payee] == "v1":
+            got = self._cli(payee, "await-invoice", started)
+            ok = isinstance(got, dict) and "total_amount_msat" in got
+        else:
+            got = self._cli(payee, "module", "lnv2", "await-receive", started)
+            ok = got == "Claimed"
+        op.state, op.detail = ("settled" if ok else "unknown"), json.dumps(got)[:300]
+
+    def ln_send(self, op: Op) -> None:
+        inv = self.world.lnd.node("bob").cli("addinvoice", f"--amt_msat={op.msat}")
+        op.invoice_hash = inv["r_hash"]
+        self._pay(op, op.user, inv["payment_request"])
+
+    def ln_receive(self, op: Op) -> None:
+        made = self._invoice(op, op.user)
+        if made is None:
+            return
+        invoice, started = made
         alice = self.world.lnd.node("alice")
-        op.invoice_hash = alice.cli("decodepayreq", str(invoice))["payment_hash"]
+        op.invoice_hash = alice.cli("decodepayreq", invoice)["payment_hash"]
         paid = alice.lncli(
-            "payinvoice", "--force", "--json", "--timeout=120s", str(invoice), timeout=240
+            "payinvoice", "--force", "--json", "--timeout=120s", invoice, timeout=240
         )
         status = json.loads(paid.stdout).get("status") if paid.stdout.strip() else None
         if status != "SUCCEEDED":
             op.state, op.detail = "failed", (paid.stdout or paid.stderr)[-300:]
             return
-        outcome = self._cli(op.user, "module", "lnv2", "await-receive", str(started))
-        op.state = "settled" if outcome == "Claimed" else "unknown"
-        op.detail = json.dumps(outcome)[:300]
+        self._claimed(op, op.user, started)
 
     def swap(self, op: Op) -> None:
-        payer, payee = op.user, payee_of(op.user)
-        try:
-            invoice, receive_op = self._cli(  # type: ignore[misc]
-                payee,
-                "module",
-                "lnv2",
-                "receive",
-                str(op.msat),
-                "--gateway",
-                self.world.lnv2_url[USER_FED[payee]],
-            )
-        except AssertionError as exc:
-            op.state, op.detail = "failed", str(exc)[:300]
+        """The user pays a user of another federation through us (no Lightning between)."""
+        payee = payee_of(op.user)
+        made = self._invoice(op, payee)
+        if made is None:
             return
-        try:
-            started = str(
-                self._cli(
-                    payer,
-                    "module",
-                    "lnv2",
-                    "send",
-                    str(invoice),
-                    "--gateway",
-                    self.world.lnv2_url[op.fed],
-                )
-            )
-        except AssertionError as exc:
-            op.state, op.detail = "failed", str(exc)[:300]
-            return
-        sent = self._cli(payer, "module", "lnv2", "await-send", started)
-        if not (isinstance(sent, dict) and "Success" in sent):
-            op.state, op.detail = "failed", json.dumps(sent)[:300]
-            return
-        got = self._cli(payee, "module", "lnv2", "await-receive", str(receive_op))
-        op.state = "settled" if got == "Claimed" else "unknown"
-        op.detail = json.dumps(got)[:300]
+        invoice, started = made
+        self._pay(op, op.user, invoice)
+        if op.state == "settled":
+            self._claimed(op, payee, started)
+
+    def _spend(self, user: str, msat: int) -> str:
+        if USER_FED[user] == "v1":
+            return str(self._cli(user, "module", "mint", "spend", str(msat))["notes"])  # type: ignore[index]
+        return str(self._cli(user, "module", "mintv2", "send", str(msat)))
+
+    def _reissue(self, user: str, notes: str) -> bool:
+        if USER_FED[user] == "v1":
+            return isinstance(self._cli(user, "module", "mint", "reissue", notes), int)
+        return self._cli(user, "module", "mintv2", "receive", notes) == "Success"
 
     def ecash_in(self, op: Op) -> None:
-        notes = str(self._cli(op.user, "module", "mintv2", "send", str(op.msat)))
+        notes = self._spend(op.user, op.msat)
         r = self.world.gateway.post("/receive_ecash", {"notes": notes}, admin=False)
         if r.status_code == 200:
             op.state = "settled"
             return
         op.detail = f"{r.status_code} {r.text[:200]}"
-        self._cli(op.user, "module", "mintv2", "receive", notes)  # the user takes them back
+        assert self._reissue(op.user, notes), op.detail  # the user takes them back
         op.state = "failed"
 
     def ecash_out(self, op: Op) -> None:
@@ -266,22 +280,12 @@ class Driver:
         if r.status_code != 200:
             op.state, op.detail = "failed", f"{r.status_code} {r.text[:200]}"
             return
-        got = self._cli(op.user, "module", "mintv2", "receive", r.json()["notes"])
-        op.state, op.detail = ("settled" if got == "Success" else "unknown"), json.dumps(got)
+        op.state = "settled" if self._reissue(op.user, r.json()["notes"]) else "unknown"
 
     def peg_in(self, op: Op) -> None:
-        gw, node = self.world.gateway, self.world.bitcoind
         fid = self.world.feds[op.fed].federation_id
-        address = gw.ok("/address", {"federation_id": fid})["address"]
-        node.send(address, op.msat // 1000)
-        node.mine(21)
-        deadline = time.monotonic() + 300
-        while (r := gw.post("/deposit", {"federation_id": fid})).status_code == 409:
-            assert time.monotonic() < deadline, f"peg-in {op.n}: not claimed: {r.text}"
-            node.mine(1)
-            time.sleep(0.5)
-        assert r.status_code == 200, r.text
-        op.state, op.detail = "settled", json.dumps(r.json())[:300]
+        got = peg_in(self.world.gateway, self.world.bitcoind, fid, op.msat // 1000, op.fed == "v1")
+        op.state, op.detail = "settled", json.dumps(got)[:300]
 
     def withdraw(self, op: Op) -> None:
         body = {
@@ -297,7 +301,7 @@ class Driver:
     # --- running them ----------------------------------------------------------------------
     def _take(self) -> Op | None:
         with self.lock:
-            if self.next_n >= self.payments:
+            if self.next_n >= self.payments or self.stopping:
                 return None
             n, self.next_n = self.next_n, self.next_n + 1
         kind, msat, user = draw(self.seed, n)
@@ -317,15 +321,33 @@ class Driver:
                         held.enter_context(self.user_locks[u])
                     getattr(self, op.kind)(op)
                 op.took_s = round(time.monotonic() - t, 2)
+                self._ended()
         except BaseException as exc:
             self.errors.append(exc)
 
+    def _ended(self) -> None:
+        with self.lock:
+            self.ended += 1
+            if self.progress_every and self.ended % self.progress_every == 0:
+                states = Counter(o.state for o in self.ops)
+                print(
+                    f"  {time.strftime('%H:%M:%S')}  {self.ended} ended: {dict(states)}", flush=True
+                )
+
     def run(self, threads: int) -> None:
-        workers = [threading.Thread(target=self._worker, name=f"chaos-{i}") for i in range(threads)]
+        workers = [
+            threading.Thread(target=self._worker, name=f"chaos-{i}", daemon=True)
+            for i in range(threads)
+        ]
         for w in workers:
             w.start()
-        for w in workers:
-            w.join()
+        try:
+            for w in workers:
+                while w.is_alive():
+                    w.join(0.5)  # with a timeout, so that Ctrl-C reaches this thread
+        except BaseException:
+            self.stopping = True  # the payments begun end on their own (or with the world)
+            raise
         if self.errors:
             raise self.errors[0]
 

@@ -56,9 +56,11 @@ def run_chaos(
     payments: int,
     threads: int = 3,
     period: tuple[float, float] = (1.0, 4.0),
+    progress_every: int = 0,
 ) -> Result:
     before = settled_books(world)
-    killer, driver = Killer(world, seed, period), Driver(world, seed, payments)
+    killer = Killer(world, seed, period)
+    driver = Driver(world, seed, payments, progress_every)
     started = time.monotonic()
     killer.start()
     try:

@@ -1,9 +1,11 @@
-"""The chaos run's world: one regtest bitcoind (Knots); two real fedimintd federations with the
-v2 modules, "four" (4 guardians: one may be down at a time) and "one" (1 guardian, for swaps);
-real lnd nodes alice -> gateway -> bob; our gateway deployed on the gateway node as an operator
-deploys it (`python -m deploy.gateway`, supervisord), joined to both federations, listed by every
-guardian, fees 0, funded with e-cash by the users; fedimint-cli users: "a" and "b" of "four",
-"c" of "one"."""
+"""The chaos run's world: one regtest bitcoind (Knots); three real fedimintd federations: "four"
+(v2 modules, 4 guardians: one may be down at a time), "one" (v2 modules, 1 guardian: swaps) and
+"v1" (the v1 modules mint, wallet and ln, with lnv2; 1 guardian); real lnd nodes alice ->
+gateway -> bob; our gateway deployed on the gateway node as an operator deploys it (`python -m
+deploy.gateway`, supervisord; bitcoind its chain source, for wallet v1), joined to the three,
+fees 0, listed by every guardian (LNv2) and registered (LNv1), funded in e-cash by the users
+(and in "v1" by a peg-in); fedimint-cli users: "a" and "b" of "four", "c" of "one", "d" of
+"v1" (funded with our notes: fedimint-cli's wallet v1 reads the chain only through Esplora)."""
 
 from __future__ import annotations
 
@@ -22,16 +24,18 @@ import httpx
 from bench.lnd_gateway import deploy_gateway
 from bench.side_by_side import listed_everywhere
 from peers.harness.bitcoind import Bitcoind
-from peers.harness.fedimintd import Federation, start_federation
+from peers.harness.fedimintd import V1_MODULES, Federation, start_federation
 from peers.harness.lnd import LndWorld
 from tests.fedimint.conftest import User, funded_user
+from tests.fedimint.lnv1_world import chain_env
 
 # what a restarting process answers: none of these is an answer about the request itself
 RETRY_STATUS = frozenset({500, 502, 503, 504})
-USER_FED = {"a": "four", "b": "four", "c": "one"}
-PEG_IN_SAT = {"four": 1_200_000, "one": 600_000}  # the first user of each federation's
+USER_FED = {"a": "four", "b": "four", "c": "one", "d": "v1"}
+PEG_IN_SAT = {"four": 1_200_000, "one": 600_000, "v1": 800_000}  # "v1": the gateway's own
 GIVE_B_MSAT = 400_000_000  # a's e-cash to b
 GATEWAY_FUNDS_MSAT = {"four": 300_000_000, "one": 200_000_000}  # users' e-cash to the gateway
+GIVE_D_MSAT = 300_000_000  # our v1 notes to d
 
 
 class Gateway:
@@ -90,6 +94,7 @@ class ChaosWorld:
     gateway: Gateway
     lnv2_url: dict[str, str]  # federation key -> our LNv2 URL for it
     leader: int  # our gateway's session (its supervisord and every program under it)
+    lnv1_gateway_id: str  # ours in "v1" (fedimint-cli's --gateway-id)
 
     def fed_of(self, user: str) -> Federation:
         return self.feds[USER_FED[user]]
@@ -110,6 +115,41 @@ def _join(gw: Gateway, fed: Federation, payer: User, msat: int) -> str:
     return str(url)
 
 
+def peg_in(gw: Gateway, node: Bitcoind, federation_id: str, sat: int, txid: bool) -> dict:
+    """`sat` from bitcoind to a fresh peg-in address of ours, blocks mined until /deposit
+    answers it claimed (`txid`: name the transaction, as wallet v1 wants)."""
+    address = gw.ok("/address", {"federation_id": federation_id})["address"]
+    sent = node.send(address, sat)
+    node.mine(21)  # walletv2 records an output once the tip is 7 blocks past it
+    body = {"federation_id": federation_id, **({"txid": sent} if txid else {})}
+    deadline = time.monotonic() + 300
+    while (r := gw.post("/deposit", body)).status_code == 409:
+        assert time.monotonic() < deadline, f"the peg-in was not claimed: {r.text}"
+        node.mine(1)
+        time.sleep(0.5)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _join_v1(gw: Gateway, fed: Federation, node: Bitcoind, user: User) -> str:
+    """Our gateway joins the v1 federation at fees 0, pegs in, gives `user` GIVE_D_MSAT of our
+    notes; our LNv1 gateway id, once the user's client lists us."""
+    gw.ok("/connect-fed", {"invite_code": fed.invite_code})
+    fees = {"federation_id": fed.federation_id, "base_msat": 0, "proportional_millionths": 0}
+    gw.ok("/set_fees", fees)
+    peg_in(gw, node, fed.federation_id, PEG_IN_SAT["v1"], txid=True)
+    spent = gw.ok("/spend_ecash", {"federation_id": fed.federation_id, "amount_msat": GIVE_D_MSAT})
+    user("join", fed.invite_code)
+    assert user("module", "mint", "reissue", spent["notes"]) == spent["amount_msat"]
+    info = next(
+        f for f in gw.ok("/info", {})["federations"] if f["federation_id"] == fed.federation_id
+    )
+    gateway_id = str(info["registration"]["gateway_id"])
+    listed = user("list-gateways")
+    assert isinstance(listed, list) and gateway_id in [g["info"]["gateway_id"] for g in listed]
+    return gateway_id
+
+
 @contextmanager
 def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]:
     """The world, ready; everything stopped at the end (its folder removed unless the body
@@ -126,10 +166,12 @@ def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]
             lnd = LndWorld.start(base / "lnd")
         feds["four"] = start_federation(base / "fed4", node, guardians=4)
         feds["one"] = start_federation(base / "fed1", node, guardians=1)
+        feds["v1"] = start_federation(base / "fedv1", node, guardians=1, modules=V1_MODULES)
         users = {
             "a": funded_user(feds["four"], node, base / "user-a", sat=PEG_IN_SAT["four"]),
             "c": funded_user(feds["one"], node, base / "user-c", sat=PEG_IN_SAT["one"]),
             "b": User(base / "user-b"),
+            "d": User(base / "user-d"),
         }
         users["b"]("join", feds["four"].invite_code)
         users["b"](
@@ -138,15 +180,23 @@ def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]
             "receive",
             str(users["a"]("module", "mintv2", "send", str(GIVE_B_MSAT))),
         )
-        proc, url, password = deploy_gateway(base / "ours", lnd.node("gateway"))
+        settings = {
+            **chain_env(base, node),  # the router's chain source, for wallet v1
+            # an actor lives seconds here (the killer): what it makes ahead of need (ground mintv2
+            # tweaks, a peg-in address) would mostly be thrown away with it
+            "GATEWAY_ACTOR_TWEAK_POOL_SIZE": "8",
+            "GATEWAY_ACTOR_READY_ADDRESSES": "0",
+        }
+        proc, url, password = deploy_gateway(base / "ours", lnd.node("gateway"), settings)
         gw = Gateway(url, password)
         lnv2 = {
             "four": _join(gw, feds["four"], users["a"], GATEWAY_FUNDS_MSAT["four"]),
             "one": _join(gw, feds["one"], users["c"], GATEWAY_FUNDS_MSAT["one"]),
         }
+        lnv1_id = _join_v1(gw, feds["v1"], node, users["d"])
         for u in users.values():
             u("dev", "wait-complete")
-        yield ChaosWorld(base, node, lnd, feds, users, gw, lnv2, proc.pid)
+        yield ChaosWorld(base, node, lnd, feds, users, gw, lnv2, proc.pid, lnv1_id)
         done = True
     finally:
         if gw is not None:
