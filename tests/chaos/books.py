@@ -56,25 +56,17 @@ def _audit(world: ChaosWorld, key: str) -> tuple[int, int]:
     raise RuntimeError(f"no guardian of {key} answers its audit")
 
 
-def snapshot(world: ChaosWorld) -> Books:
+def _ours(world: ChaosWorld) -> tuple[dict[str, int], int, dict[str, int], dict[str, tuple]]:
+    """What moves without the users: lnd's balances, its pending HTLCs, our e-cash, the audits."""
     ln: dict[str, int] = {}
     htlcs = 0
     for name in LN_NODES:
         channels = world.lnd.node(name).cli("listchannels")["channels"]
         ln[name] = 1000 * sum(int(c["local_balance"]) for c in channels)
         htlcs += sum(len(c.get("pending_htlcs") or []) for c in channels)
-    users = {u: int(cli("info")["total_amount_msat"]) for u, cli in world.users.items()}  # type: ignore[index]
-    ours = world.gateway.balances()
-    gateway = {k: ours.get(f.federation_id, 0) for k, f in world.feds.items()}
-    audits = {k: _audit(world, k) for k in world.feds}
-    return Books(
-        ln,
-        users,
-        gateway,
-        {k: a[0] for k, a in audits.items()},
-        htlcs,
-        {k: a[1] for k, a in audits.items()},
-    )
+    balances = world.gateway.balances()
+    gateway = {k: balances.get(f.federation_id, 0) for k, f in world.feds.items()}
+    return ln, htlcs, gateway, {k: _audit(world, k) for k in world.feds}
 
 
 def drive(user: User, patience: float = 20) -> None:
@@ -89,24 +81,29 @@ def drive(user: User, patience: float = 20) -> None:
 
 
 def settled_books(world: ChaosWorld, timeout: float = 180) -> Books:
-    """The books once nothing moves: every user's operations driven (`drive`),
-    every guardian up and answering, no HTLC pending, and two snapshots 3 s apart equal."""
+    """The books once nothing moves: every guardian up and answering; every user's operations
+    driven to their end (`drive`; a user's e-cash moves only in its own commands after that);
+    then lnd's balances, ours and the audits read again every 2 s until two reads agree and no
+    HTLC is pending."""
     for fed in world.feds.values():
         for g in fed.guardians:
             if g.proc is None or not g.proc.alive():
                 g.start()
             g.wait_answering(60)
+    for cli in world.users.values():
+        drive(cli)
+    users = {u: int(cli("info")["total_amount_msat"]) for u, cli in world.users.items()}  # type: ignore[index]
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        for cli in world.users.values():
-            drive(cli)
-        books = snapshot(world)
-        if last is not None and books == last and not books.pending_htlcs:
-            return books
-        assert time.monotonic() < deadline, f"the books do not settle: {books}"
-        last = books
-        time.sleep(3)
+        now = _ours(world)
+        if now == last and not now[1]:
+            ln, htlcs, gateway, audits = now
+            fed = {k: a[0] for k, a in audits.items()}
+            return Books(ln, users, gateway, fed, htlcs, {k: a[1] for k, a in audits.items()})
+        assert time.monotonic() < deadline, f"the books do not settle: {now}"
+        last = now
+        time.sleep(2)
 
 
 def lightning_checks(world: ChaosWorld, ops: list[Op]) -> list[str]:

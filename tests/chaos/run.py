@@ -25,6 +25,7 @@ class Result:
     missed: Counter[str]
     retries: int
     took_s: float
+    phases_s: dict[str, float]
     problems: list[str] = field(default_factory=list)
 
     def states(self) -> dict[str, Counter[str]]:
@@ -39,6 +40,7 @@ class Result:
             "seed": self.seed,
             "payments": self.payments,
             "took_s": round(self.took_s, 1),
+            "phases_s": self.phases_s,
             "states": {k: dict(v) for k, v in sorted(self.states().items())},
             "kills": dict(sorted(self.kills.items())),
             "kills_missed": dict(sorted(self.missed.items())),
@@ -58,7 +60,9 @@ def run_chaos(
     period: tuple[float, float] = (1.0, 4.0),
     progress_every: int = 0,
 ) -> Result:
+    t0 = time.monotonic()
     before = settled_books(world)
+    t1 = time.monotonic()
     killer = Killer(world, seed, period)
     driver = Driver(world, seed, payments, progress_every)
     started = time.monotonic()
@@ -70,6 +74,11 @@ def run_chaos(
         killer.join(120)
     took = time.monotonic() - started
     after = settled_books(world)
+    phases = {
+        "books_before_s": t1 - t0,
+        "payments_s": took,
+        "books_after_s": time.monotonic() - t0 - took - (t1 - t0),
+    }
     result = Result(
         seed,
         payments,
@@ -80,6 +89,7 @@ def run_chaos(
         killer.missed,
         world.gateway.retries,
         took,
+        {k: round(v, 1) for k, v in phases.items()},
     )
     if killer.error is not None:
         result.problems.append(f"the killer failed: {killer.error!r}")
@@ -99,7 +109,11 @@ def run_chaos(
 
 
 def print_result(result: Result) -> None:
-    print(f"chaos: seed {result.seed}, {result.payments} payments in {result.took_s:.0f} s")
+    print(
+        f"chaos: seed {result.seed}, {result.payments} payments in {result.took_s:.0f} s "
+        f"(books read in {result.phases_s['books_before_s']:.0f} s before, "
+        f"{result.phases_s['books_after_s']:.0f} s after)"
+    )
     print(f"  {'kind':<12}{'settled':>9}{'failed':>8}{'other':>7}")
     for kind, states in sorted(result.states().items()):
         other = sum(v for k, v in states.items() if k not in FINAL)
