@@ -264,7 +264,11 @@ class Driver:
         return self._cli(user, "module", "mintv2", "receive", notes) == "Success"
 
     def ecash_in(self, op: Op) -> None:
-        notes = self._spend(op.user, op.msat)
+        try:
+            notes = self._spend(op.user, op.msat)
+        except AssertionError as exc:  # the user's client refused (more than it holds)
+            op.state, op.detail = "failed", str(exc)[:300]
+            return
         r = self.world.gateway.post("/receive_ecash", {"notes": notes}, admin=False)
         if r.status_code == 200:
             op.state = "settled"
