@@ -2,7 +2,7 @@
 tests/chaos/driver.py). Prints its seed, the payments' outcomes, the books, and a JSON line;
 exits 1 if anything is off.
 
-    python -m tests.chaos [--payments 1000] [--seed N] [--threads 3]
+    python -m tests.chaos [--payments 1000] [--seed N] [--threads 4]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m tests.chaos")
     ap.add_argument("--payments", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     print(f"chaos: seed {seed} (again: python -m tests.chaos --seed {seed})", flush=True)

@@ -106,29 +106,24 @@ def settled_books(world: ChaosWorld, timeout: float = 180) -> Books:
         time.sleep(2)
 
 
+def _mismatch(ops: list[Op], kind: str, done_by_lnd: set[str], who: str) -> list[str]:
+    """The `kind` payments lnd counts done (among those asked) against those settled."""
+    settled = {o.invoice_hash for o in ops if o.kind == kind and o.state == "settled"}
+    done = done_by_lnd & {o.invoice_hash for o in ops if o.kind == kind}
+    return [] if done == settled else [f"{who}: {sorted(done)}; settled {kind}: {sorted(settled)}"]
+
+
 def lightning_checks(world: ChaosWorld, ops: list[Op]) -> list[str]:
     """What lnd says against what the ops say: bob's settled invoices are exactly the settled
     ln_send ops'; alice's succeeded payments exactly the settled ln_receive ops'. Problems, as
     lines (none: all well)."""
-    problems = []
-    bob_settled = {
-        i["r_hash"]
-        for i in world.lnd.node("bob").cli("listinvoices", "--max_invoices=100000")["invoices"]
-        if i["state"] == "SETTLED"
-    }
-    sends = {o.invoice_hash for o in ops if o.kind == "ln_send" and o.state == "settled"}
-    asked = {o.invoice_hash for o in ops if o.kind == "ln_send"}
-    if (bob_settled & asked) != sends:
-        problems.append(f"bob settled {sorted(bob_settled & asked)} but sends say {sorted(sends)}")
-    alice_paid = {
-        p["payment_hash"]
-        for p in world.lnd.node("alice").cli("listpayments", "--max_payments=100000")["payments"]
-        if p["status"] == "SUCCEEDED"
-    }
-    receives = {o.invoice_hash for o in ops if o.kind == "ln_receive" and o.state == "settled"}
-    asked = {o.invoice_hash for o in ops if o.kind == "ln_receive"}
-    if (alice_paid & asked) != receives:
-        problems.append(
-            f"alice paid {sorted(alice_paid & asked)} but receives say {sorted(receives)}"
-        )
-    return problems
+    bob = world.lnd.node("bob").cli("listinvoices", "--max_invoices=100000")["invoices"]
+    alice = world.lnd.node("alice").cli("listpayments", "--max_payments=100000")["payments"]
+    return _mismatch(
+        ops, "ln_send", {i["r_hash"] for i in bob if i["state"] == "SETTLED"}, "bob settled"
+    ) + _mismatch(
+        ops,
+        "ln_receive",
+        {p["payment_hash"] for p in alice if p["status"] == "SUCCEEDED"},
+        "alice paid",
+    )

@@ -56,7 +56,7 @@ def run_chaos(
     world: ChaosWorld,
     seed: int,
     payments: int,
-    threads: int = 3,
+    threads: int = 4,
     period: tuple[float, float] = (1.0, 4.0),
     progress_every: int = 0,
 ) -> Result:

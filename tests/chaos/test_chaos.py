@@ -21,7 +21,7 @@ SEED, PAYMENTS = 20261207, 60
 def test_sixty_payments_under_the_killer_lose_nothing(lnd: LndWorld) -> None:
     # a short folder: the gateway's ipc socket paths are bounded; removed after unless it failed
     with chaos_world(Path(tempfile.mkdtemp(prefix="fmgw-chaos-")), lnd) as world:
-        result = run_chaos(world, SEED, PAYMENTS, threads=4)
+        result = run_chaos(world, SEED, PAYMENTS)
         print_result(result)
     assert not result.problems, result.problems
     assert set(result.kills) == set(TARGETS), result.kills  # every kind of process was hit

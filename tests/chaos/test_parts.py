@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 
-from .books import Books
-from .driver import WEIGHTS, draw, processes
+from .books import Books, _mismatch
+from .driver import WEIGHTS, Op, draw, processes
 from .world import USER_FED
 
 
@@ -50,3 +50,13 @@ def test_the_books_sum_every_holder_and_name_what_moved() -> None:
         "lightning.bob": 6,
         "users.a": -1,
     }
+
+
+def test_lnd_and_the_payments_must_agree() -> None:
+    ops = [
+        Op(0, "ln_send", "a", "four", 1000, "settled", invoice_hash="h0"),
+        Op(1, "ln_send", "a", "four", 1000, "failed", invoice_hash="h1"),
+    ]
+    assert _mismatch(ops, "ln_send", {"h0", "other-test"}, "bob settled") == []
+    assert _mismatch(ops, "ln_send", {"h0", "h1"}, "bob settled")  # a failed one was paid
+    assert _mismatch(ops, "ln_send", set(), "bob settled")  # a settled one was not
