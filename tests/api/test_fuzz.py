@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from tests.fuzzing import examples
 
 from .fakes import PASSWORD, FakeBus
 
+# made at import (schemathesis parametrizes from the app when the module is collected), so
+# removed when the test process ends: one per worker and run was left behind
 RUN_DIR = Path(tempfile.mkdtemp(prefix="fuzz-run-"))
+atexit.register(shutil.rmtree, RUN_DIR, True)
 APP = create_app(
     ApiSettings(
         password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode(),
