@@ -105,6 +105,7 @@ def run_chaos(
     if after.pending_htlcs:
         result.problems.append(f"{after.pending_htlcs} HTLCs left pending")
     result.problems += lightning_checks(world, driver.ops)
+    world.keep = bool(result.problems)  # the logs stay for whoever looks into it
     return result
 
 

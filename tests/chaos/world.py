@@ -95,6 +95,7 @@ class ChaosWorld:
     lnv2_url: dict[str, str]  # federation key -> our LNv2 URL for it
     leader: int  # our gateway's session (its supervisord and every program under it)
     lnv1_gateway_id: str  # ours in "v1" (fedimint-cli's --gateway-id)
+    keep: bool = False  # keep the folder (its logs) at the end: the run found a problem
 
     def fed_of(self, user: str) -> Federation:
         return self.feds[USER_FED[user]]
@@ -160,6 +161,7 @@ def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]
     feds: dict[str, Federation] = {}
     proc: subprocess.Popen[bytes] | None = None
     gw: Gateway | None = None
+    world: ChaosWorld | None = None
     done = False
     try:
         if lnd is None:
@@ -196,7 +198,8 @@ def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]
         lnv1_id = _join_v1(gw, feds["v1"], node, users["d"])
         for u in users.values():
             u("dev", "wait-complete")
-        yield ChaosWorld(base, node, lnd, feds, users, gw, lnv2, proc.pid, lnv1_id)
+        world = ChaosWorld(base, node, lnd, feds, users, gw, lnv2, proc.pid, lnv1_id)
+        yield world
         done = True
     finally:
         if gw is not None:
@@ -209,7 +212,7 @@ def chaos_world(base: Path, lnd: LndWorld | None = None) -> Iterator[ChaosWorld]
         if own_lnd and lnd is not None:
             lnd.stop()
         node.stop()
-        if done:
+        if done and not (world is not None and world.keep):
             shutil.rmtree(base, ignore_errors=True)
         else:
             print(f"chaos: failed, the logs stay in {base}", flush=True)
