@@ -5,13 +5,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from fmclient.wallet import MintWallet
 from gwcore.states import StateMachine
+
+log = logging.getLogger(__name__)
+RESUME_AT_ONCE = 8  # rows resume() drives at a time
 
 
 class FlowRows:
@@ -71,6 +76,38 @@ class LnFlow:
 
     def row(self, key: str) -> dict | None:
         return self.rows.get(key)
+
+    def busy(self, key: str) -> bool:
+        """A call is driving this row now (resume() leaves it to that call)."""
+        lock = self._locks.get(key)
+        return lock is not None and lock.locked()
+
+    async def drive_each(
+        self, states: tuple[str, ...], drive: Callable[[str], Awaitable[object]], what: str
+    ) -> None:
+        """resume()'s work: `drive(key)` under the row's lock for every row in `states`, a few at
+        a time; a row a call is driving now is left to it, and one that cannot go on yet (the
+        federation or the node away) is logged and driven again by the next pass."""
+        marks = ", ".join("?" * len(states))
+        keys = [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT {self.KEY} FROM {self.TABLE} WHERE state IN ({marks})", states
+            ).fetchall()
+        ]
+        room = asyncio.Semaphore(RESUME_AT_ONCE)
+
+        async def one(key: str) -> None:
+            async with room:
+                if self.busy(key):
+                    return
+                try:
+                    async with self._locks.setdefault(key, asyncio.Lock()):
+                        await drive(key)
+                except Exception as exc:
+                    log.warning("%s %s not finished yet: %s", what, key, exc)
+
+        await asyncio.gather(*(one(k) for k in keys))
 
     def _put(self, key: str, state: str, **fields: Any) -> dict:
         """Move the row to `state` (the table allows it, or IllegalTransition)."""

@@ -265,18 +265,9 @@ class Lnv1Receiver(LnFlow):
     async def resume(self) -> None:
         """Finish fundings, decryptions and refunds a crash interrupted (the router asks again
         for the HTLC's decision and gets the result)."""
-        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
-        for row in self.db.execute(
-            f"SELECT payment_hash FROM lnv1_receives WHERE state IN ({marks})"
-            " AND state != 'received'",
-            RECEIVE_IN_FLIGHT,
-        ).fetchall():
-            ph = row["payment_hash"]
-            try:
-                async with self._locks.setdefault(ph, asyncio.Lock()):
-                    await self._advance(ph)
-            except Exception as exc:  # the federation away: the next start, or the HTLC's retry
-                log.warning("LNv1 receive %s not finished yet: %s", ph, exc)
+        await self.drive_each(
+            tuple(s for s in RECEIVE_IN_FLIGHT if s != R.RECEIVED), self._advance, "LNv1 receive"
+        )
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """LNv1 receives as payment-log rows (gwcore.payments.payment_row): direction incoming; the

@@ -197,7 +197,7 @@ class Lnv1Role(Registering, PairedFlows):
         return self.registered
 
     async def run(self, stop: asyncio.Event) -> None:
-        resume = asyncio.create_task(self.resume())
+        resume = asyncio.create_task(self.keep_finishing(stop))
         try:
             await self.renewals(stop)
         finally:

@@ -38,6 +38,7 @@ failure is answered to anyone (it gives nothing away).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -417,18 +418,12 @@ class Lnv1Sender(LnFlow):
 
     async def resume(self) -> None:
         """Claim what was paid, cancel what failed, ask again for what was in flight."""
-        marks = ", ".join("?" * len(SEND_IN_FLIGHT))
-        for row in self.db.execute(
-            f"SELECT contract_id FROM lnv1_sends WHERE state IN ({marks})", SEND_IN_FLIGHT
-        ).fetchall():
-            cid = row["contract_id"]
-            try:
-                async with self._locks.setdefault(cid, asyncio.Lock()):
-                    await self._advance(self.row(cid) or {})
-            except PaymentFailed:
-                pass  # cancelled: the user refunds
-            except Exception as exc:  # the federation or the node away: the next start
-                log.warning("LNv1 send %s not finished yet: %s", cid, exc)
+
+        async def drive(cid: str) -> None:
+            with contextlib.suppress(PaymentFailed):  # cancelled: the user refunds
+                await self._advance(self.row(cid) or {})
+
+        await self.drive_each(SEND_IN_FLIGHT, drive, "LNv1 send")
 
 
 def _hashes_to(preimage_hex: str, payment_hash_hex: str) -> bool:

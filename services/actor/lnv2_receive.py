@@ -326,16 +326,7 @@ class Lnv2Receiver(LnFlow):
     async def resume(self) -> None:
         """Finish fundings, decryptions and refunds a crash interrupted (the router asks again
         for the HTLC's decision and gets the result)."""
-        marks = ", ".join("?" * len(RECEIVE_IN_FLIGHT))
-        for row in self.db.execute(
-            f"SELECT payment_hash FROM lnv2_receives WHERE state IN ({marks})", RECEIVE_IN_FLIGHT
-        ).fetchall():
-            ph = row["payment_hash"]
-            try:
-                async with self._locks.setdefault(ph, asyncio.Lock()):
-                    await self._advance(ph)
-            except Exception as exc:  # the federation away: the next start, or the HTLC's retry
-                log.warning("LNv2 receive %s not finished yet: %s", ph, exc)
+        await self.drive_each(RECEIVE_IN_FLIGHT, self._advance, "LNv2 receive")
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """LNv2 receives whose HTLC came (or swap), as payment-log rows

@@ -84,7 +84,7 @@ class Lnv2Role(PairedFlows):
         return None
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.resume()
+        await self.keep_finishing(stop)
 
     def fees_changed(self) -> None:
         return None  # read per call

@@ -130,6 +130,10 @@ class Lnv2Sender(LnFlow):
         except Lnv2Error as exc:
             raise InvalidInput(f"contract: {exc}") from None
         cid = contract.contract_id.hex()
+        async with self._locks.setdefault(cid, asyncio.Lock()):  # the payer's ask, or resume()
+            return await self._send_locked(body, contract, cid)
+
+    async def _send_locked(self, body: dict, contract: OutgoingContract, cid: str) -> dict:
         row = self.row(cid)
         if row is None:
             row = await self._check_and_record(body, contract, cid)
@@ -385,11 +389,9 @@ class Lnv2Sender(LnFlow):
 
     async def resume(self) -> None:
         """Claim what was paid, ask again for what was in flight."""
-        for row in self.db.execute(
-            "SELECT * FROM lnv2_sends WHERE state IN ('paying', 'paid')"
-        ).fetchall():
-            contract = OutgoingContract.from_json(json.loads(row["contract"]))
-            try:
-                await self.send_payment({"contract": contract.json()})
-            except Exception as exc:  # the federation or the node away: the next start
-                log.warning("LNv2 send %s not finished yet: %s", row["contract_id"], exc)
+
+        async def drive(cid: str) -> None:
+            contract = OutgoingContract.from_json(json.loads((self.row(cid) or {})["contract"]))
+            await self._send_locked({}, contract, cid)
+
+        await self.drive_each(SEND_IN_FLIGHT, drive, "LNv2 send")

@@ -33,6 +33,7 @@ from .flow_rows import for_stats
 from .inflight import ContractFinder
 
 log = logging.getLogger(__name__)
+RESUME_EVERY_S = 30.0  # how often the in-flight payments nobody is driving are driven again
 Handler = Callable[[dict], Awaitable[Any]]
 HTLC_HOLD = f"{METHOD_ACTOR_HTLC}:hold_invoice"
 HTLC_SCID = f"{METHOD_ACTOR_HTLC}:scid"
@@ -156,6 +157,16 @@ class PairedFlows:
 
     async def resume(self) -> None:
         await asyncio.gather(self.sender.resume(), self.receiver.resume())
+
+    async def keep_finishing(self, stop: asyncio.Event) -> None:
+        """resume() at the start, and again every RESUME_EVERY_S until `stop`: a payment a
+        fault stopped while the actor ran (a claim the federation did not take in time, a
+        payer that stopped asking once our node had paid) is finished without waiting for a
+        restart, well before its contract could expire."""
+        while not stop.is_set():
+            await self.resume()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESUME_EVERY_S)
 
 
 def contract_id(body: dict) -> str:

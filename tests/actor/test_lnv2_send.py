@@ -8,6 +8,7 @@ its forfeit before anything is paid, also after a restart; a definite failure fr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -207,3 +208,49 @@ async def test_a_definite_failure_frees_the_hash(tmp_path: Path) -> None:
     assert await sender.send_payment(_other(sender)) == {"Ok": [1] * 32} and ln.calls == 2
     row = _log(sender, CONTRACT.contract_id)
     assert row["status"] == "failed" and row["error"] == "no route"
+
+
+async def test_a_send_nobody_asks_for_any_more_is_finished_by_resume(tmp_path: Path) -> None:
+    """The payer stopped asking while our node's payment was pending; it settled since. The
+    role's periodic resume() (roles.keep_finishing) finishes it, without a restart: the
+    preimage is ours to claim with before the contract could expire. A send a call is driving
+    now is left to that call."""
+    ln = FakeLightning(lnpb.PENDING)
+    sender = _sender(tmp_path, ln, [V["outgoing"]["contract_id"], 1000])
+    with pytest.raises(GatewayError, match="pending"):
+        await sender.send_payment(_body())
+    ln.status = lnpb.SETTLED
+    cid = CONTRACT.contract_id.hex()
+    lock = sender._locks[cid]
+    async with lock:  # the payer's ask is driving it: resume() leaves it alone
+        await sender.resume()
+    assert ln.calls == 1 and sender.row(cid)["state"] == "paying"  # type: ignore[index]
+    await sender.resume()  # the claim's federation is faked away: paid, claimed later
+    row = sender.row(cid) or {}
+    assert ln.calls == 2 and row["state"] == "paid" and row["preimage"] == "01" * 32
+    assert sender.in_flight() == 1  # until the claim is taken
+
+
+async def test_the_roles_resume_again_while_they_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.actor import roles
+
+    stop = asyncio.Event()
+
+    class Flow:
+        def __init__(self) -> None:
+            self.passes = 0
+
+        async def resume(self) -> None:
+            self.passes += 1
+            if self.passes == 3:
+                stop.set()
+
+    class Role(roles.PairedFlows):
+        def __init__(self) -> None:
+            self.sender, self.receiver = Flow(), Flow()
+
+    monkeypatch.setattr(roles, "RESUME_EVERY_S", 0.01)
+    role = Role()
+    await asyncio.wait_for(role.keep_finishing(stop), 5)  # ends at the third pass
+    assert role.sender.passes == 3
+    assert role.receiver.passes >= 3
