@@ -37,12 +37,9 @@ from fmclient.lnv2 import (
     Lnv2Config,
     Lnv2Error,
     OutgoingContract,
-    claim_input,
     invoice_hash,
 )
-from fmclient.tx import ModuleItem
 from fmclient.wallet import MintWallet
-from fmclient.wallet_operations import Foreign, Rejected
 from gwcore.constants import DUPLICATE_PAYMENT_REASON
 from gwcore.errors import GatewayError, InvalidInput
 from gwcore.payments import payment_row
@@ -53,6 +50,7 @@ from gwproto import gateway_lnrpc_pb2 as lnpb
 from .crash import crash_point
 from .flow_rows import LnFlow
 from .invoices import decode_invoice as bolt11_decode
+from .lnv2_claims import Claims
 from .outgoing import PaymentHashClaims
 from .swaps import Swaps
 
@@ -63,7 +61,7 @@ CREATE TABLE IF NOT EXISTS lnv2_sends (
     contract TEXT NOT NULL, invoice TEXT NOT NULL, state TEXT NOT NULL, preimage TEXT,
     forfeit TEXT, error TEXT, max_delay INTEGER NOT NULL, max_fee_msat INTEGER NOT NULL,
     ln_fee_msat INTEGER, created REAL NOT NULL, updated REAL NOT NULL, invoice_msat INTEGER,
-    swap INTEGER
+    swap INTEGER, claim_op TEXT
 );
 """
 
@@ -73,6 +71,7 @@ class SendState(StrEnum):
 
     paying --SETTLED--> paid (preimage stored; answered) --claim accepted--> claimed
                         \\--claim refused--> claim_refused
+    (claims: lnv2_claims.py, several contracts in one transaction under load)
     paying --FAILED--> forfeited (forfeit signature stored; answered; hash released)
     paying --hash held by another contract--> refused (forfeit signature stored; answered)
     """
@@ -119,9 +118,11 @@ class Lnv2Sender(LnFlow):
         super().__init__(mint, key, lnrpc, fees, federation_id)
         self.swaps, self.hashes = swaps, hashes
         have = {r[1] for r in self.db.execute("PRAGMA table_info(lnv2_sends)")}
-        for column in ("invoice_msat", "swap"):  # rows of gateways from before these columns
+        added = {"invoice_msat": "INTEGER", "swap": "INTEGER", "claim_op": "TEXT"}
+        for column, kind in added.items():  # rows of gateways from before these columns
             if column not in have:
-                self.db.execute(f"ALTER TABLE lnv2_sends ADD COLUMN {column} INTEGER")
+                self.db.execute(f"ALTER TABLE lnv2_sends ADD COLUMN {column} {kind}")
+        self.claims = Claims(self)
 
     async def send_payment(self, body: dict) -> dict:
         """SendPaymentPayload -> {"Ok": [preimage bytes]} | {"Err": forfeit signature hex}."""
@@ -142,14 +143,8 @@ class Lnv2Sender(LnFlow):
             if row["state"] == SendState.PAID:
                 crash_point("lnv2-send-paid")  # paid, not yet answered nor claimed
         if row["state"] in (SendState.PAID, SendState.CLAIMED, SendState.CLAIM_REFUSED):
-            if row["state"] == SendState.PAID:
-                try:  # the payer gets its preimage whatever the claim does
-                    await asyncio.wait_for(self._claim(row, contract), 30)
-                except Rejected as exc:
-                    log.error("LNv2 claim of %s refused: %s", row["contract_id"], exc)
-                    self._put(row["contract_id"], SendState.CLAIM_REFUSED, error=str(exc))
-                except Exception as exc:  # the federation away: claimed by resume()
-                    log.warning("LNv2 claim of %s not done yet: %s", row["contract_id"], exc)
+            if row["state"] == SendState.PAID:  # answered now, claimed next (lnv2_claims.py)
+                self.claims.want(cid)
             return {"Ok": list(bytes.fromhex(row["preimage"]))}
         return {"Err": row["forfeit"]}
 
@@ -333,22 +328,6 @@ class Lnv2Sender(LnFlow):
         """This contract failed definitely (committed first): another may pay the hash."""
         if self.hashes is not None:
             await self.hashes.release(payment_hash, cid)
-
-    async def _claim(self, row: dict, contract: OutgoingContract) -> None:
-        cid = row["contract_id"]
-        op_id = f"lnv2-claim-{cid[:32]}"
-        if self.mint.operation(op_id) is None:
-            item = ModuleItem(
-                self.module,
-                claim_input(row["txid"], row["out_idx"], bytes.fromhex(row["preimage"])),
-            )
-            net = contract.amount_msat - self.config.fee_msat(contract.amount_msat)
-            self.mint.create_operation(
-                op_id, "lnv2_claim", [], external=False,
-                foreign=Foreign((item,), (self.key.secret,), (), net),
-            )  # fmt: skip
-        await self.mint.finish(op_id)
-        self._put(cid, SendState.CLAIMED)
 
     def log_rows(self, since: float, before: float | None, limit: int) -> list[dict]:
         """LNv2 sends as payment-log rows (gwcore.payments.payment_row): direction outgoing, or swap
