@@ -73,7 +73,8 @@ class SendState(StrEnum):
                         \\--claim refused--> claim_refused
     (claims: lnv2_claims.py, several contracts in one transaction under load)
     paying --FAILED--> forfeited (forfeit signature stored; answered; hash released)
-    paying --hash held by another contract--> refused (forfeit signature stored; answered)
+    paying --hash held by another contract, or the contract too close to its expiry--> refused
+           (forfeit signature stored; answered)
     """
 
     PAYING = "paying"
@@ -96,6 +97,7 @@ SEND_STATUS |= {"forfeited": "failed", "refused": "failed", "paying": "pending"}
 SEND_FINAL = SEND.in_states(*(s for s in SendState if SEND.final(s)))
 SEND_IN_FLIGHT = SEND.in_states(SendState.PAYING, SendState.PAID)
 MIN_DELAY = 144  # blocks we keep for ourselves between the payment and the contract's expiry
+MIN_SWAP_DELAY = 36  # the same for a swap, claimed as soon as the payee's federation decides
 
 
 class Lnv2Sender(LnFlow):
@@ -186,10 +188,8 @@ class Lnv2Sender(LnFlow):
         if not (isinstance(found, list) and len(found) == 2 and found[0] == cid):
             raise InvalidInput("the federation holds no such contract at this outpoint")
         blocks_left = int(found[1])
-        if blocks_left <= MIN_DELAY:
-            raise InvalidInput(f"the contract expires in {blocks_left} blocks: too soon to pay")
         now = time.time()
-        limits = (blocks_left - MIN_DELAY, contract.amount_msat - inv.amount_msat - fee)
+        limits = (max(0, blocks_left - MIN_DELAY), contract.amount_msat - inv.amount_msat - fee)
         self.db.execute(
             "INSERT OR IGNORE INTO lnv2_sends (contract_id, txid, out_idx, contract, invoice,"
             " state, max_delay, max_fee_msat, created, updated, invoice_msat)"
@@ -206,6 +206,17 @@ class Lnv2Sender(LnFlow):
                 inv.amount_msat,
             ),
         )
+        if blocks_left <= MIN_DELAY and not (
+            blocks_left > MIN_SWAP_DELAY
+            and self.swaps is not None
+            and await self.swaps.may_be_ours(bolt11)
+        ):
+            # too late to pay over Lightning (blocks were mined since the payer funded it): a
+            # definite no, so the payer refunds now rather than asking until the expiry
+            why = f"the contract expires in {blocks_left} blocks: too soon to pay"
+            log.warning("LNv2 send %s refused: %s", cid, why)
+            forfeit = contract.forfeit_signature(self.key.secret).hex()
+            return self._put(cid, SendState.REFUSED, forfeit=forfeit, error=why)
         return self.row(cid) or {}
 
     async def _pay(self, row: dict, contract: OutgoingContract) -> dict:

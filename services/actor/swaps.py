@@ -64,6 +64,13 @@ class Swaps:
                 return scid_of(last.short_channel_id)
         return None
 
+    async def may_be_ours(self, invoice: str) -> bool:
+        """The invoice names our node as its payee or last hop: a swap, if the federation it
+        names is served (`decide` finds out)."""
+        return bolt11_decode(invoice).payee == await self.node_key() or (
+            await self.target_scid(invoice) is not None
+        )
+
     async def decide(self, invoice: str, amount_msat: int, message_id: str) -> dict | None:
         """The payee federation's decision on paying `invoice` with `amount_msat` ({action:
         settle, preimage} | {action: cancel, reason}), or None when no federation we serve is

@@ -112,7 +112,6 @@ async def test_pending_is_never_forfeited(tmp_path: Path) -> None:
         ({"contract": NOT_OURS}, None, "claim key"),
         ({}, None, "no such contract"),
         ({}, ["00" * 32, 1000], "no such contract"),
-        ({}, [V["outgoing"]["contract_id"], 100], "too soon"),
     ],
 )
 async def test_refusals_say_why_and_record_nothing(
@@ -254,3 +253,50 @@ async def test_the_roles_resume_again_while_they_run(monkeypatch: pytest.MonkeyP
     await asyncio.wait_for(role.keep_finishing(stop), 5)  # ends at the third pass
     assert role.sender.passes == 3
     assert role.receiver.passes >= 3
+
+
+async def test_a_contract_too_close_to_its_expiry_is_refused_with_a_forfeit(
+    tmp_path: Path,
+) -> None:
+    """Blocks were mined since the payer funded it: too late to pay over Lightning. A definite
+    no (our forfeit: the payer refunds at once), not an error the payer's client would ask
+    again with until the contract expires; nothing paid, the hash free for another payer."""
+    registry = FederationRegistry(tmp_path / "router.sqlite")
+    ln = FakeLightning(lnpb.SETTLED)
+    sender = _sender(
+        tmp_path, ln, [V["outgoing"]["contract_id"], 144], RouterClaims(registry, FED_A)
+    )
+    answer = await sender.send_payment(_body())
+    assert CONTRACT.verify_forfeit(bytes.fromhex(answer["Err"])) and ln.calls == 0
+    assert await sender.send_payment(_body()) == answer  # asked again: the same answer
+    row = _log(sender, CONTRACT.contract_id)
+    assert row["status"] == "failed" and "too soon" in row["error"]
+    assert sender.in_flight() == 0
+    assert await sender.send_payment(_other(sender)) == {"Ok": [1] * 32}  # the hash is free
+
+
+class FakeSwaps:
+    """A served federation is the invoice's payee and settles (swaps.Swaps faked)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def may_be_ours(self, invoice: str) -> bool:
+        return True
+
+    async def decide(self, invoice: str, amount_msat: int, message_id: str) -> dict:
+        self.asked += 1
+        return {"action": "settle", "preimage": "01" * 32}
+
+
+@pytest.mark.parametrize(("blocks_left", "paid"), [(100, True), (36, False)])
+async def test_a_swap_needs_less_time_than_lightning(
+    tmp_path: Path, blocks_left: int, paid: bool
+) -> None:
+    """A swap is claimed as soon as the payee's federation decides: 100 blocks before the
+    expiry are enough for it (not for Lightning), 36 are not."""
+    ln, swaps = FakeLightning(lnpb.SETTLED), FakeSwaps()
+    sender = _sender(tmp_path, ln, [V["outgoing"]["contract_id"], blocks_left])
+    sender.swaps = swaps  # type: ignore[assignment]
+    answer = await sender.send_payment(_body())
+    assert ("Ok" in answer) is paid and swaps.asked == int(paid) and ln.calls == 0
