@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import grpc
 from coincurve import PrivateKey
 
 from bus import BusClient
@@ -25,7 +26,7 @@ from gwcore.constants import (
     METHOD_ACTOR_ROUTING_INFO,
     METHOD_CLAIM_PAYMENT_HASH,
 )
-from gwcore.errors import GatewayError
+from gwcore.errors import GatewayError, ServiceNotReady
 from gwproto import gateway_lnrpc_pb2 as lnpb
 
 from .inflight import CONFIRMATION_BUFFER, MARGIN, ContractFinder
@@ -118,7 +119,10 @@ class Lnv2Role(PairedFlows):
         """RoutingInfo: our node, the key contracts name us by (`module_public_key`, this
         federation's gateway key), our fees, expiration deltas; receives (hold invoices) at our
         fees within what LNv2 clients accept. Read per call: `set_fees` is effective at once."""
-        node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        try:
+            node = await self.lnrpc.GetNodeInfo(lnpb.GetNodeInfoRequest(), timeout=10)
+        except grpc.aio.AioRpcError as exc:  # the extension restarting: 503, ask again
+            raise ServiceNotReady(f"the Lightning node is unreachable: {exc.code().name}") from None
         fee = {
             "base": self.fees["base_msat"],
             "parts_per_million": self.fees["proportional_millionths"],
