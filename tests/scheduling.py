@@ -38,6 +38,7 @@ SHARED_GROUPS = {
         "tests/contract/test_gateway_lightning.py",
         "tests/contract/test_lnd_interceptor.py",
         "tests/contract/test_lnd_interceptor_rules.py",
+        "tests/chaos/test_chaos.py",
     ),
     # the operating guide's deployments (minutes) start lnd nodes of their own on another
     # worker: one group of both would be the suite's longest path by far
