@@ -273,17 +273,30 @@ def side_by_side_world(
         yield SideBySide(base, node, world, fed, user, urls, leaders, gatewayd, ours)
         done = True
     finally:
-        for stop in reversed(stops):
-            stop()
-        if fed is not None:
-            fed.stop()
-        if world is not None:
-            world.stop()
-        node.stop()
-        if done:
-            shutil.rmtree(base, ignore_errors=True)
-        else:
-            say(f"failed: the logs stay in {base}")
+        stop_world(stops, fed, world, node, base, done)
+
+
+def stop_world(
+    stops: list[Callable[[], None]],
+    fed: Federation | None,
+    world: LndWorld | None,
+    node: Bitcoind,
+    base: Path,
+    done: bool,
+) -> None:
+    """Stop the gateways (`stops`, the last started first), the federation, the lnd nodes and
+    bitcoind; remove the folder unless the run failed (then its logs stay)."""
+    for stop in reversed(stops):
+        stop()
+    if fed is not None:
+        fed.stop()
+    if world is not None:
+        world.stop()
+    node.stop()
+    if done:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        say(f"failed: the logs stay in {base}")
 
 
 def main() -> None:

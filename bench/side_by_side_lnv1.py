@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lnd_gateway import deploy_gateway, p90, pay
-from bench.side_by_side import say, session_cpu_s, stop_ours
+from bench.side_by_side import say, session_cpu_s, stop_ours, stop_world
 from peers.harness.bitcoind import Bitcoind
 from peers.harness.fedimintd import V1_MODULES, start_federation
 from peers.harness.gatewayd import Gatewayd
@@ -150,19 +149,9 @@ def main() -> None:
         report(times, cpu, args)
         done = True
     finally:
-        if gd is not None:
-            gd.stop()
-        if proc is not None:
-            stop_ours(proc)
-        if fed is not None:
-            fed.stop()
-        if world is not None:
-            world.stop()
-        node.stop()
-        if done:
-            shutil.rmtree(base, ignore_errors=True)
-        else:
-            say(f"failed: the logs stay in {base}")
+        stops = [lambda: stop_ours(proc)] if proc is not None else []
+        stops += [gd.stop] if gd is not None else []
+        stop_world(stops, fed, world, node, base, done)
 
 
 def report(times: dict, cpu: dict, args: argparse.Namespace) -> None:
