@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS onchain_cursor (id INTEGER PRIMARY KEY CHECK (id = 0)
 SLICE = 1000
 TWEAK_INDEX = "wallet_v2_tweak"  # the next derivation index a seeded address search starts at
 RECOVERY_GAP = 4  # seeded addresses watched past the last one paid, after a lost data folder
+SEARCH_CHECKPOINT_S = 1.0  # how often an address search commits how far it went
 # StandardScript variants and where their program sits in the scriptPubKey
 SCRIPT_VARIANT = {"p2pkh": (0, 3, 23), "p2sh": (1, 2, 22), "p2wpkh": (2, 2, 22)}
 SCRIPT_VARIANT |= {"p2wsh": (3, 2, 34), "p2tr": (4, 2, 34)}
@@ -163,14 +164,27 @@ class OnchainWallet(OnchainCommon):
 
     async def _seeded_address(self, module: DerivableSecret, start: int) -> PegInAddress:
         """The seed's first valid address at index `start` or after (in a worker thread,
-        stopped by `closing`)."""
-        made = await asyncio.to_thread(
-            derived_peg_in_address,
-            self.config,
-            lambda i: derive.wallet_v2_tweak_secret(module, i),
-            start,
-            self.closing.is_set,
+        stopped by `closing`). The indexes searched are committed every second or so, none of
+        them valid: a search a crash or a kill stopped goes on from there, never from `start`
+        again (seconds of CPU each time, minutes on a busy machine)."""
+        passed = [start]
+        search = asyncio.ensure_future(
+            asyncio.to_thread(
+                derived_peg_in_address,
+                self.config,
+                lambda i: derive.wallet_v2_tweak_secret(module, i),
+                start,
+                self.closing.is_set,
+                lambda i: passed.__setitem__(0, i),
+            )
         )
+        committed = start
+        while not search.done():
+            await asyncio.wait({search}, timeout=SEARCH_CHECKPOINT_S)
+            if passed[0] > committed and not search.done():
+                committed = passed[0]
+                self.mint.keys.advance_index(TWEAK_INDEX, committed)
+        made = search.result()
         assert made.index is not None
         return made
 

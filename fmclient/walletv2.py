@@ -203,16 +203,20 @@ def derived_peg_in_address(
     tweak_key: Callable[[int], bytes],
     start: int,
     cancelled: Callable[[], bool] = lambda: False,
+    reached: Callable[[int], None] = lambda index: None,
 ) -> PegInAddress:
     """The first seeded address at index `start` or after that the federation will see, as
     the walletv2 client finds its next valid index (`next_valid_index`, fedimint-walletv2-client
     lib.rs:694-716: the tweak key of each index, `tweak_key(index)`, until the filter passes;
-    about 65,536 indexes, ~100 µs each here)."""
+    about 65,536 indexes, ~100 µs each here). `reached(index)` is told now and then that no
+    index below `index` is valid (a search stopped midway can go on from there)."""
     (secp, script_of), index = _multisig(config), start
     pks_hash = config.pks_hash
     while True:
-        if index % CHECK_EVERY == 0 and cancelled():
-            raise GrindCancelled("the wallet is closing")
+        if index % CHECK_EVERY == 0:
+            if cancelled():
+                raise GrindCancelled("the wallet is closing")
+            reached(index)
         secret = tweak_key(index)
         script = script_of(secp.public_key(secret))
         spk = script_pubkey(script)

@@ -35,6 +35,7 @@ class WalletV2Onchain(WalletOnchain):
         data folder (`OnchainWallet.recover_addresses`)."""
         super().__init__(mint, OnchainWallet(mint), wake)
         self.ready, self.recovery_gap = ready, recovery_gap
+        self._search: asyncio.Future | None = None  # the search /address asks for, if any
 
     async def run_once(self) -> None:
         """Keep an address ready; find and claim deposits to ours."""
@@ -54,12 +55,18 @@ class WalletV2Onchain(WalletOnchain):
 
     async def address(self) -> dict:
         """A fresh peg-in address: one ground ahead of time, else ground now (seconds of CPU,
-        in a thread). The background loop keeps `ready` ready."""
-        address = self.wallet.take_ready()
-        if address is None:
-            address = self.wallet.store_address(await self.wallet.grind_address())
+        in a thread; minutes on a busy machine). A search outlives the request that began it:
+        a request that timed out and its retry wait for the same search, and what it finds is
+        kept ready for whoever asks next. The background loop keeps `ready` ready."""
+        while (address := self.wallet.take_ready()) is None:
+            if self._search is None or self._search.done():
+                self._search = asyncio.ensure_future(self._grind_one())
+            await asyncio.shield(self._search)
         self.wake()
         return {"operation_id": address, "address": address}
+
+    async def _grind_one(self) -> None:
+        self.wallet.add_ready(await self.wallet.grind_address())
 
     async def _keep_an_address_ready(self) -> None:
         if self.wallet.addresses() and self.wallet.ready_count() < self.ready:

@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from services.actor.fedimint import Ahead
 from services.actor.onchain_v2 import WalletV2Onchain
 from services.actor.settings import ActorSettings
@@ -56,3 +60,33 @@ def test_the_defaults_an_operator_gets(monkeypatch) -> None:  # type: ignore[no-
     monkeypatch.setenv("GATEWAY_ACTOR_RECOVERY_GAP", "1")
     settings = ActorSettings(federation_id="f", invite_code="fed11x", scid=1)
     assert (settings.tweak_pool_size, settings.ready_addresses, settings.recovery_gap) == (8, 0, 1)
+
+
+class _SlowWallet(_Wallet):
+    """A search that takes a while (`go`), and addresses handed out from `ready`."""
+
+    def __init__(self) -> None:
+        super().__init__(asked=True)
+        self.go = asyncio.Event()
+
+    async def grind_address(self) -> str:
+        await self.go.wait()
+        return await super().grind_address()
+
+    def take_ready(self) -> str | None:
+        return self.ready.pop(0) if self.ready else None
+
+
+async def test_a_request_that_timed_out_leaves_its_search_to_the_next() -> None:
+    """/address with none ready: the request times out (cancelled) while the search runs; its
+    retry waits for the same search, not a second one, and gets what it finds."""
+    onchain = WalletV2Onchain.__new__(WalletV2Onchain)
+    onchain.wallet, onchain._search = _SlowWallet(), None  # type: ignore[assignment]
+    onchain.wake = lambda: None  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(onchain.address(), 0.05)
+    retry = asyncio.create_task(onchain.address())
+    await asyncio.sleep(0.01)
+    onchain.wallet.go.set()  # type: ignore[attr-defined]
+    assert (await retry)["address"] == "bcrt1-1"
+    assert onchain.wallet.ground == 1  # type: ignore[attr-defined]

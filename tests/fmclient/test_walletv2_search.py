@@ -96,3 +96,22 @@ def test_the_walk_steps_by_g_and_a_random_address_is_the_first_key_passing() -> 
         spk = script_pubkey(witness_script(config, pub))
         assert one_in_16(spk, config.pks_hash) == (i == index)
     assert found.script_pubkey == spk
+
+
+def test_a_search_stopped_midway_goes_on_from_where_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reached(i)` says no index below i is valid: a search begun again from there (after a
+    crash or a kill: the wallet commits it, fmclient/onchain.py) finds the same address."""
+
+    def one_in_4096(spk: bytes, pks_hash: bytes) -> bool:
+        return hashlib.sha256(spk + pks_hash).digest()[:2] < b"\x00\x10"
+
+    monkeypatch.setattr(walletv2, "is_potential_receive", one_in_4096)
+    config = _config(1)
+    module = DerivableSecret(hashlib.sha512(b"walletv2 resumed").digest(), 2)
+    key = lambda i: wallet_v2_tweak_secret(module, i)  # noqa: E731
+    told: list[int] = []
+    whole = derived_peg_in_address(config, key, 0, reached=told.append)
+    assert whole.index is not None and told and told == sorted(told)
+    assert all(i % walletv2.CHECK_EVERY == 0 and i <= whole.index for i in told)
+    for midway in told:
+        assert derived_peg_in_address(config, key, midway).index == whole.index
