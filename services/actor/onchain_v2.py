@@ -36,15 +36,21 @@ class WalletV2Onchain(WalletOnchain):
         super().__init__(mint, OnchainWallet(mint), wake)
         self.ready, self.recovery_gap = ready, recovery_gap
         self._search: asyncio.Future | None = None  # the search /address asks for, if any
+        self._ahead: asyncio.Future | None = None  # the search that keeps `ready` ready
 
     async def run_once(self) -> None:
-        """Keep an address ready; find and claim deposits to ours."""
+        """Find and claim deposits to ours; keep an address ready, ground beside the scan, not
+        before it (seconds of CPU, minutes on a busy machine: a deposit never waits for it)."""
+        if self._ahead is None or self._ahead.done():
+            self._ahead = asyncio.ensure_future(self._keep_ready())
+        if self.wallet.addresses():
+            await asyncio.wait_for(self.wallet.scan(), 60)
+
+    async def _keep_ready(self) -> None:
         try:
             await self._keep_an_address_ready()
         except Exception as exc:  # never expected; the next address is ground on demand
             log.warning("no peg-in address ground ahead: %s", exc)
-        if self.wallet.addresses():
-            await asyncio.wait_for(self.wallet.scan(), 60)
 
     def in_flight(self) -> dict[str, int]:
         """Withdrawals not yet final, deposits listed by the federation and not yet claimed."""

@@ -90,3 +90,19 @@ async def test_a_request_that_timed_out_leaves_its_search_to_the_next() -> None:
     onchain.wallet.go.set()  # type: ignore[attr-defined]
     assert (await retry)["address"] == "bcrt1-1"
     assert onchain.wallet.ground == 1  # type: ignore[attr-defined]
+
+
+async def test_deposits_are_scanned_while_an_address_is_ground_ahead() -> None:
+    """The background loop's step scans for deposits at once: the address it keeps ready is
+    ground beside (seconds of CPU; minutes on a busy machine), never before the scan."""
+    scanned = []
+    wallet = _SlowWallet()
+    wallet.scan = lambda: asyncio.sleep(0, scanned.append(1))  # type: ignore[attr-defined]
+    onchain = WalletV2Onchain.__new__(WalletV2Onchain)
+    onchain.wallet, onchain.ready, onchain._ahead = wallet, 1, None  # type: ignore[assignment]
+    await asyncio.wait_for(onchain.run_once(), 1)
+    await asyncio.wait_for(onchain.run_once(), 1)  # the search still on: not a second one
+    assert scanned == [1, 1] and wallet.ground == 0 and not onchain._ahead.done()  # type: ignore[union-attr]
+    wallet.go.set()
+    await asyncio.wait_for(onchain._ahead, 1)  # type: ignore[arg-type]
+    assert wallet.ready == ["bcrt1-1"]
