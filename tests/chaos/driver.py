@@ -13,7 +13,8 @@ payments whatever the threads' order):
   withdraw    we send to a bitcoind address (/withdraw with an idempotency key)
 Each ends settled or failed (a definite failure: nothing moved); anything else fails the run.
 
-Meanwhile the killer, every 1-4 s (its own draws from the seed): SIGKILL to the router, an
+Meanwhile the killer, after every 1-2 payments ended (its own draws from the seed; at least 1 s
+apart; each kind once in every round of five): SIGKILL to the router, an
 actor, the API front (its gunicorn master or a worker) or the Lightning extension (supervisord
 starts it again), or one guardian of the 4-guardian federation stopped as by a crash and
 started again a few seconds later (3 of 4 keep the threshold).
@@ -37,6 +38,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,18 +99,44 @@ def draw(seed: int, n: int) -> tuple[str, int, str]:
 
 
 class Killer(threading.Thread):
-    def __init__(self, world: ChaosWorld, seed: int, period: tuple[float, float] = (1.0, 4.0)):
+    """Kills at a pace set by the payments, not the clock: after every `every` (drawn in that
+    range) payments ended, and at least `gap_s` after the last kill, then up to a second
+    later. A run on a busy machine (the suite's) lasts longer but is killed about as often per
+    payment, rather than ever more as it slows down (each restart costing CPU in turn)."""
+
+    def __init__(
+        self,
+        world: ChaosWorld,
+        seed: int,
+        ended: Callable[[], int],
+        every: tuple[int, int] = (1, 2),
+        gap_s: float = 1.0,
+    ):
         super().__init__(name="chaos-killer", daemon=True)
-        self.world, self.rng, self.period = world, random.Random(seed), period
+        self.world, self.rng, self.ended = world, random.Random(seed), ended
+        self.every, self.gap_s = every, gap_s
         self.stop_event = threading.Event()
         self.done: Counter[str] = Counter()
         self.missed: Counter[str] = Counter()  # drawn while none of its processes ran
         self.error: BaseException | None = None
 
+    def _next(self) -> bool:
+        """Wait for the next kill's moment; False once stopped."""
+        due = self.ended() + self.rng.randint(*self.every)
+        if self.stop_event.wait(self.gap_s):
+            return False
+        while self.ended() < due:
+            if self.stop_event.wait(0.1):
+                return False
+        return not self.stop_event.wait(self.rng.uniform(0.0, 1.0))
+
     def run(self) -> None:
+        targets: list[str] = []
         try:
-            while not self.stop_event.wait(self.rng.uniform(*self.period)):
-                target = self.rng.choice(TARGETS)
+            while self._next():
+                if not targets:  # every kind once in each round of kills, in a drawn order
+                    targets = self.rng.sample(TARGETS, len(TARGETS))
+                target = targets.pop()
                 if target == "guardian":
                     self._guardian_down(self.world.feds["four"])
                 else:

@@ -57,14 +57,13 @@ def run_chaos(
     seed: int,
     payments: int,
     threads: int = 4,
-    period: tuple[float, float] = (1.0, 4.0),
     progress_every: int = 0,
 ) -> Result:
     t0 = time.monotonic()
     before = settled_books(world)
     t1 = time.monotonic()
-    killer = Killer(world, seed, period)
     driver = Driver(world, seed, payments, progress_every)
+    killer = Killer(world, seed, lambda: driver.ended)
     started = time.monotonic()
     killer.start()
     try:
