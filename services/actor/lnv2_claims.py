@@ -82,10 +82,8 @@ class Claims:
                 by_op.setdefault(op, []).append(r)  # created before a crash or a refusal
             else:
                 fresh.append(r)
-        if fresh:
-            by_op.setdefault(self._create([r["contract_id"] for r in fresh], fresh), []).extend(
-                fresh
-            )
+        if fresh:  # a new operation: no other row names it
+            by_op[self._create([r["contract_id"] for r in fresh], fresh)] = fresh
         for op, claimed in by_op.items():
             await self._finish(op, claimed)
 

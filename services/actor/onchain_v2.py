@@ -76,7 +76,7 @@ class WalletV2Onchain(WalletOnchain):
 
     async def _keep_an_address_ready(self) -> None:
         if self.wallet.addresses() and self.wallet.ready_count() < self.ready:
-            self.wallet.add_ready(await self.wallet.grind_address())
+            await self._grind_one()
 
     async def _quote_all(self, address: str) -> WithdrawQuote:
         probe = await self.wallet.quote(address, self.wallet.config.dust_limit_sat)
